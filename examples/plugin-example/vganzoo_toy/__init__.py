@@ -1,0 +1,1 @@
+"""vganzoo-toy: an example vganzoo plugin (see models.py)."""

@@ -1,0 +1,3 @@
+from vganzoo.cli import main
+
+raise SystemExit(main())

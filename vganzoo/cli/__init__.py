@@ -1,0 +1,51 @@
+"""The ``vganzoo`` command line: a thin layer over the Python API.
+
+Each subcommand lives in its own module of this package, which defines ``add_parser(subparsers)``
+registering the subcommand with ``func=run`` (``run(args) -> int``). User errors (bad names,
+arguments, files) end with a one-line message on stderr and exit code 2, never a traceback;
+``VGANZOO_DEBUG=1`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from collections.abc import Sequence
+
+from ..errors import VganzooError
+
+# Subcommand modules, in the order --help lists them.
+SUBCOMMAND_MODULES = ("models",)
+
+# Errors that are the user's doing: shown as one line, exit code 2.
+USER_ERRORS: tuple[type[BaseException], ...] = (VganzooError, ValueError, TypeError, LookupError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .. import __version__
+
+    parser = argparse.ArgumentParser(prog="vganzoo", description="A model zoo of video GANs: list, inspect, sample, train and evaluate them.")
+    parser.add_argument("--version", action="version", version=f"vganzoo {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for module in SUBCOMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{module}").add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("vganzoo: interrupted", file=sys.stderr)
+        return 130
+    except USER_ERRORS as exc:
+        if os.environ.get("VGANZOO_DEBUG"):
+            raise
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"vganzoo {args.command}: error: {message}", file=sys.stderr)
+        return 2

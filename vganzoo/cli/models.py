@@ -1,0 +1,75 @@
+"""``vganzoo list`` and ``vganzoo info``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .. import registry
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("list", help="list registered models", description="List registered models (shell-style FILTER, e.g. '*gan*').")
+    p.add_argument("filter", nargs="?", default="*", help="shell-style wildcard (default: all)")
+    p.add_argument("--pretrained", action="store_true", help="list pretrained weight sets (arch.tag) instead")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    p.set_defaults(func=run_list)
+
+    p = sub.add_parser("info", help="show a model's config, parameter counts and weights", description="Show a model's family, paper, config, parameter counts and pretrained tags.")
+    p.add_argument("name", help="model name, e.g. mocogan-rnn")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=run_info)
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
+
+
+def run_list(args: argparse.Namespace) -> int:
+    names = registry.list_models(args.filter, pretrained=args.pretrained)
+    if args.json:
+        print(json.dumps(names))
+        return 0
+    if not names:
+        print(f"no model matches {args.filter!r}")
+        return 0
+    rows = []
+    for name in names:
+        try:
+            spec = registry.get_model_spec(name)
+            arch, tag = registry.split_tag(name)
+            if tag:
+                meta = spec.pretrained[tag].metadata
+                desc = ", ".join(f"{k}={meta[k]}" for k in ("dataset", "resolution", "frames") if k in meta)
+            else:
+                desc = spec.description or spec.paper
+            rows.append([name, spec.family, spec.source, ", ".join(spec.pretrained) or "-", desc])
+        except Exception as exc:  # a broken plugin shows as such, the rest still lists
+            rows.append([name, "?", "?", "-", f"unavailable: {type(exc).__name__}"])
+    print(_table(rows, ["name", "family", "source", "pretrained", "description"]))
+    return 0
+
+
+def run_info(args: argparse.Namespace) -> int:
+    info = registry.model_info(args.name)
+    if args.json:
+        print(json.dumps(info, indent=2, default=str))
+        return 0
+    print(f"{info['name']}  ({info['family']}, from {info['source']})")
+    if info["paper"]:
+        print(f"paper: {info['paper']}")
+    if info["description"]:
+        print(info["description"])
+    print("\nparameters:")
+    for comp, count in info["parameters"].items():
+        print(f"  {comp:<28} {count:>12,}")
+    print("\ndefault config:")
+    for key, value in info["default_config"].items():
+        print(f"  {key:<28} {value!r}")
+    print("\npretrained:", ", ".join(info["pretrained"]) or "none")
+    for tag, spec in info["pretrained"].items():
+        meta = spec["metadata"]
+        print(f"  {info['name']}.{tag}: {spec['repo_id'] or 'bundled'}@{(spec['revision'] or '-')[:12]} {json.dumps(meta)[:100]}")
+    return 0

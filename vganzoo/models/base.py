@@ -1,0 +1,183 @@
+"""The core model types every family builds: :class:`VideoGAN` and the component protocols.
+
+Protocols (duck-typed; the built-in families and plugins follow them):
+
+Generator (``nn.Module``)
+    * ``num_classes: int`` (0 when unconditional), ``channels``, ``frames``, ``resolution``.
+    * ``sample_latents(n, *, generator: torch.Generator, labels: Tensor | None) -> dict[str, Tensor]``
+      draws every random input on the CPU from ``generator`` (so a seed gives the same videos on
+      every device). ``labels`` is a validated ``(n,)`` int64 tensor or None (then a conditional
+      generator draws labels itself and returns them under ``"labels"``).
+    * ``forward(**latents) -> Tensor`` of shape ``(N, C, T, H, W)`` in [-1, 1]. Generators with
+      auxiliary outputs (VGAN's mask) also accept ``return_aux=True`` and then return
+      ``(video, dict)``.
+
+Discriminator (``nn.Module``)
+    * ``forward(video, labels=None) -> DiscriminatorOutput``; ``video`` is always the whole clip
+      ``(N, C, T, H, W)``: an image discriminator picks its own frames. ``logits`` has a leading
+      batch dimension; ``class_logits`` is ``(N, num_classes)`` for categorical discriminators.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple
+
+import torch
+from torch import nn
+
+from ..errors import InvalidConfigError
+
+__all__ = ["VideoGAN", "DiscriminatorOutput", "check_labels", "make_generator"]
+
+
+class DiscriminatorOutput(NamedTuple):
+    logits: torch.Tensor
+    class_logits: torch.Tensor | None = None
+
+
+def make_generator(seed: int | None) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed`` (or from torch's global RNG when None)."""
+    if seed is None:
+        seed = int(torch.randint(0, 2**62, (1,)).item())
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    gen = torch.Generator(device="cpu")
+    gen.manual_seed(seed)
+    return gen
+
+
+def check_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor | None:
+    """Validate ``labels`` for ``n`` samples; returns an int64 CPU tensor of shape (n,) or None.
+
+    An int is broadcast to every sample. Raises ValueError naming ``labels`` on a wrong shape,
+    dtype or range, or when the model is unconditional.
+    """
+    if labels is None:
+        return None
+    if num_classes <= 0:
+        raise ValueError("labels: this model is unconditional (num_classes=0); pass labels=None")
+    if isinstance(labels, bool):
+        raise TypeError("labels must be an int, a sequence of ints or an integer tensor, not a bool")
+    if isinstance(labels, int):
+        labels = torch.full((n,), labels, dtype=torch.long)
+    elif isinstance(labels, torch.Tensor):
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
+        labels = labels.detach().to("cpu", torch.long)
+        if labels.ndim == 0:
+            labels = labels.expand(n).clone()
+    elif isinstance(labels, Sequence):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+            raise TypeError("labels must contain ints only")
+        labels = torch.tensor(list(labels), dtype=torch.long)
+    else:
+        raise TypeError(f"labels must be an int, a sequence of ints or an integer tensor, got {type(labels).__name__}")
+    if labels.shape != (n,):
+        raise ValueError(f"labels must have shape ({n},) for n={n}, got {tuple(labels.shape)}")
+    if n and (labels.min() < 0 or labels.max() >= num_classes):
+        raise ValueError(f"labels must be in [0, {num_classes - 1}], got values from {int(labels.min())} to {int(labels.max())}")
+    return labels
+
+
+class VideoGAN(nn.Module):
+    """A generator with its discriminators, config and training recipe.
+
+    Attributes:
+        generator: the video generator (see the module docstring for its protocol).
+        discriminators: ``nn.ModuleDict`` by role (``"image"``, ``"video"``, ...); may be empty
+            when only the generator was loaded.
+        generator_ema: an exponential moving average copy of the generator, or None.
+        config: a JSON-able dict; ``vganzoo.create(config["model"], **rest)`` rebuilds this model.
+        recipe: the family's training recipe (optimisers, losses, step ratio, regularisers, EMA).
+    """
+
+    def __init__(
+        self,
+        generator: nn.Module,
+        discriminators: Mapping[str, nn.Module] | None = None,
+        *,
+        generator_ema: nn.Module | None = None,
+        config: Mapping[str, Any] | None = None,
+        recipe: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__()
+        self.generator = generator
+        self.discriminators = nn.ModuleDict(dict(discriminators or {}))
+        self.generator_ema = generator_ema
+        self.config: dict[str, Any] = dict(config or {})
+        self.recipe: dict[str, Any] = dict(recipe or {})
+
+    @property
+    def name(self) -> str:
+        return str(self.config.get("model", type(self).__name__))
+
+    @property
+    def num_classes(self) -> int:
+        return int(getattr(self.generator, "num_classes", 0) or 0)
+
+    def add_ema(self) -> nn.Module:
+        """Create ``generator_ema`` as a frozen copy of the generator (if it does not exist yet)."""
+        if self.generator_ema is None:
+            self.generator_ema = copy.deepcopy(self.generator).requires_grad_(False)
+        return self.generator_ema
+
+    def discriminator(self, role: str) -> nn.Module:
+        if role not in self.discriminators:
+            have = ", ".join(self.discriminators) or "none (only the generator was loaded)"
+            raise KeyError(f"no discriminator {role!r} in {self.name}; it has: {have}")
+        return self.discriminators[role]
+
+    @torch.no_grad()
+    def sample(
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        labels: Any = None,
+        device: torch.device | str | None = None,
+        use_ema: bool = True,
+        return_latents: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Draw ``n`` videos ``(n, C, T, H, W)`` in [-1, 1]; the same seed gives the same videos.
+
+        Args:
+            n: number of videos (0 gives an empty batch).
+            seed: seeds a private CPU generator for every latent draw; None draws a seed from
+                torch's global RNG.
+            labels: class labels for a conditional model (int, sequence or (n,) tensor); None
+                draws them at random.
+            device: where to run (default: where the generator's parameters are).
+            use_ema: use ``generator_ema`` when the model has one.
+            return_latents: also return the latent codes (and labels) that were used.
+        """
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        gen_module = self.generator_ema if (use_ema and self.generator_ema is not None) else self.generator
+        param = next(gen_module.parameters(), None)
+        if device is None:
+            device = param.device if param is not None else torch.device("cpu")
+        device = torch.device(device)
+        if param is not None and param.device != device:
+            raise ValueError(f"device: the generator's weights are on {param.device}, not {device}; call model.to({str(device)!r}) first")
+        labels = check_labels(labels, n, self.num_classes)
+        latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
+        latents = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in latents.items()}
+        was_training = gen_module.training
+        gen_module.eval()
+        try:
+            videos = gen_module(**latents)
+        finally:
+            gen_module.train(was_training)
+        videos = videos.clamp_(-1.0, 1.0)
+        return (videos, latents) if return_latents else videos
+
+    def extra_repr(self) -> str:
+        return f"model={self.name!r}"
+
+
+def require(condition: bool, message: str) -> None:
+    """Raise InvalidConfigError(message) unless ``condition``; for factories' config checks."""
+    if not condition:
+        raise InvalidConfigError(message)

@@ -1,0 +1,169 @@
+"""Third-party plugins through Python entry points.
+
+A distribution adds models and components without touching vganzoo by declaring entry points::
+
+    [project.entry-points."vganzoo.models"]
+    toy-gan = "vganzoo_toy.models"            # name = module (or module:object) that registers it
+
+    [project.entry-points."vganzoo.components"]
+    "generator/toy" = "vganzoo_toy.models"     # kind/name
+
+Listing reads only the entry-point metadata. The module is imported the first time one of its
+names is used; while it imports, every ``register_model`` / ``register_component`` call is recorded
+under the distribution's name. A plugin that fails to import fails only its own names; its error is
+kept in :func:`errors`. Entry points are re-read on every query (never cached at import), so a
+package installed after ``import vganzoo`` is seen; :func:`reload` forgets plugin state and failures.
+
+``VGANZOO_DISABLE_PLUGIN_AUTOLOAD=1`` turns discovery off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import importlib.metadata as metadata
+import os
+import threading
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from .errors import PluginError
+
+__all__ = ["errors", "reload", "current_distribution", "entry_points", "PluginFailure", "autoload_enabled"]
+
+GROUPS = {"models": "vganzoo.models", "components": "vganzoo.components"}
+_current_dist: contextvars.ContextVar[tuple[str, list] | None] = contextvars.ContextVar("vganzoo_plugin_dist", default=None)
+_lock = threading.RLock()
+_loaded: set[tuple[str, str]] = set()  # (dist, entry-point value) already imported
+# What each entry point registered when first imported: a module imports once per process, so
+# after reload() its registrations are restored from here instead of re-running its decorators.
+_registered_by_ep: dict[tuple[str, str], list] = {}
+_failures: dict[tuple[str, str], PluginFailure] = {}
+
+
+@dataclass(frozen=True)
+class PluginFailure:
+    """One plugin entry point that could not be loaded."""
+
+    distribution: str
+    group: str
+    name: str
+    value: str
+    error: BaseException
+    traceback: str
+
+    def __str__(self) -> str:
+        return f"{self.distribution}: entry point {self.name!r} = {self.value!r} ({self.group}) failed: {self.error!r}"
+
+
+def autoload_enabled() -> bool:
+    return os.environ.get("VGANZOO_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() not in {"1", "true", "yes", "on"}
+
+
+def current_distribution() -> str | None:
+    """The distribution whose entry point is being imported right now (None outside a plugin load)."""
+    current = _current_dist.get()
+    return current[0] if current else None
+
+
+def record_registration(spec: object) -> None:
+    """Called by the registry for every registration made while a plugin imports."""
+    current = _current_dist.get()
+    if current is not None:
+        current[1].append(spec)
+
+
+@contextlib.contextmanager
+def registering_as(dist: str) -> Iterator[list]:
+    """Record registrations made inside the block as coming from distribution ``dist``."""
+    collected: list = []
+    token = _current_dist.set((dist, collected))
+    try:
+        yield collected
+    finally:
+        _current_dist.reset(token)
+
+
+def _dist_name(ep: metadata.EntryPoint) -> str:
+    dist = getattr(ep, "dist", None)
+    name = getattr(dist, "name", None) or (dist.metadata["Name"] if dist is not None else None)
+    return (name or "unknown").replace("_", "-").lower()
+
+
+def entry_points(kind: str) -> list[tuple[str, metadata.EntryPoint]]:
+    """(distribution, entry point) pairs of group ``kind`` ("models" or "components"), read fresh."""
+    if not autoload_enabled():
+        return []
+    out = []
+    seen = set()
+    for ep in metadata.entry_points(group=GROUPS[kind]):
+        dist = _dist_name(ep)
+        if dist == "vganzoo":  # our own families register directly at import
+            continue
+        key = (dist, ep.name, ep.value)
+        if key in seen:  # the same distribution found twice on sys.path
+            continue
+        seen.add(key)
+        out.append((dist, ep))
+    return out
+
+
+def entry_point_names(kind: str) -> set[str]:
+    return {ep.name for _, ep in entry_points(kind)}
+
+
+def entry_point_dists(kind: str, name: str) -> set[str]:
+    return {dist for dist, ep in entry_points(kind) if ep.name == name}
+
+
+def load_plugin_name(kind: str, name: str, dist: str) -> None:
+    """Import the entry point(s) of ``dist`` that declare ``name``; raise PluginError on failure."""
+    for ep_dist, ep in entry_points(kind):
+        if ep_dist != dist or ep.name != name:
+            continue
+        key = (dist, ep.value)
+        with _lock:
+            if key in _loaded:
+                continue
+            failure = _failures.get((dist, ep.value))
+            if failure is None and key in _registered_by_ep:
+                from . import registry
+
+                registry.restore(_registered_by_ep[key])
+                _loaded.add(key)
+                continue
+            if failure is None:
+                try:
+                    with registering_as(dist) as collected:
+                        ep.load()
+                    _registered_by_ep[key] = collected
+                    _loaded.add(key)
+                    continue
+                except Exception as exc:  # any import-time error of a plugin is its own failure
+                    failure = PluginFailure(dist, GROUPS[kind], ep.name, ep.value, exc, traceback.format_exc())
+                    _failures[(dist, ep.value)] = failure
+        raise PluginError(
+            f"plugin {dist!r} failed to load {name!r} from {ep.value!r}: "
+            f"{type(failure.error).__name__}: {failure.error}. "
+            "Fix or uninstall that package; vganzoo.plugins.errors() has the traceback."
+        ) from failure.error
+
+
+def errors() -> list[PluginFailure]:
+    """Failures of plugins that were tried so far (empty when all loaded)."""
+    with _lock:
+        return list(_failures.values())
+
+
+def reload() -> None:
+    """Forget plugin registrations and failures; the next query re-reads entry points."""
+    from . import registry
+
+    with _lock:
+        _loaded.clear()
+        _failures.clear()
+        with registry._lock:
+            registry._plugin_models.clear()
+            registry._plugin_components.clear()
+            registry._warned_shadowed.clear()

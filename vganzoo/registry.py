@@ -1,0 +1,485 @@
+"""The registry: names of models and components, and how a name becomes a module.
+
+Three tables live here and nowhere else:
+
+* models (``register_model``): a factory building a whole :class:`~vganzoo.models.base.VideoGAN`
+  from a JSON-able config, with its family, paper, default config, training recipe and pretrained
+  weight specs;
+* components (``register_component``): generators, discriminators and losses that models (and users)
+  can mix by name;
+* plugin names read from entry-point metadata (see :mod:`vganzoo.plugins`); a plugin is imported only
+  when one of its names is used.
+
+Names are lower-case words with ``-``, ``_`` and (for components) ``/``; a dot separates a pretrained
+tag (``mocogan-rnn.digits``) and ``dist::name`` picks one plugin's registration explicitly.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import fnmatch
+import json
+import re
+import threading
+import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from .errors import AmbiguousNameError, InvalidConfigError, UnknownComponentError, UnknownModelError
+
+__all__ = [
+    "COMPONENT_KINDS",
+    "ModelSpec",
+    "PretrainedSpec",
+    "register_model",
+    "register_component",
+    "get_model_spec",
+    "get_component",
+    "list_models",
+    "list_pretrained",
+    "list_components",
+    "model_info",
+    "create",
+    "split_tag",
+]
+
+COMPONENT_KINDS = ("generator", "discriminator", "loss")
+BUILTIN_SOURCE = "vganzoo"
+_MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+_COMPONENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
+_TAG = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
+
+
+@dataclasses.dataclass(frozen=True)
+class PretrainedSpec:
+    """Where one pretrained weight set lives and how to verify it.
+
+    Attributes:
+        tag: the part after the dot in ``arch.tag``.
+        repo_id: Hugging Face Hub repository (``org/name``), or None for bundled-only weights.
+        revision: a pinned 40-hex commit for built-ins (a branch name is allowed for plugins).
+        files: component name -> file name, e.g. ``{"generator": "generator.safetensors"}``;
+            ``config.json`` is always part of a weight set and is listed under ``"config"``.
+        sha256: file name -> lower-case hex sha256; a file is accepted only if it matches.
+        bundled: a folder inside the installed package (relative to the ``vganzoo`` package
+            directory) holding the same files, for weight sets that must work offline.
+        metadata: dataset, resolution, frames, fps, license, paper, training command, metrics.
+    """
+
+    tag: str
+    repo_id: str | None = None
+    revision: str | None = None
+    files: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    sha256: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    bundled: str | None = None
+    metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
+            "files": dict(self.files),
+            "sha256": dict(self.sha256),
+            "bundled": self.bundled,
+            "metadata": dict(self.metadata),
+        }
+
+
+@dataclasses.dataclass
+class ModelSpec:
+    """Everything the registry knows about one model name."""
+
+    name: str
+    factory: Callable[..., Any]
+    family: str
+    paper: str = ""
+    description: str = ""
+    default_config: dict[str, Any] = dataclasses.field(default_factory=dict)
+    recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    pretrained: dict[str, PretrainedSpec] = dataclasses.field(default_factory=dict)
+    default_tag: str | None = None
+    source: str = BUILTIN_SOURCE  # "vganzoo" for built-ins, else the distribution that registered it
+
+    @property
+    def qualified_name(self) -> str:
+        return f"{self.source}::{self.name}"
+
+
+@dataclasses.dataclass
+class ComponentSpec:
+    kind: str
+    name: str
+    factory: Callable[..., Any]
+    source: str = BUILTIN_SOURCE
+
+
+# ----------------------------------------------------------------------------------------------
+# Tables. "primary" holds built-ins and anything registered directly by user code; plugin
+# registrations (made while a plugin's entry point is being imported) go to per-distribution
+# tables so that clashes can be reported instead of silently overwritten.
+# ----------------------------------------------------------------------------------------------
+_lock = threading.RLock()
+_models: dict[str, ModelSpec] = {}
+_plugin_models: dict[str, dict[str, ModelSpec]] = {}  # name -> dist -> spec
+_components: dict[tuple[str, str], ComponentSpec] = {}
+_plugin_components: dict[tuple[str, str], dict[str, ComponentSpec]] = {}
+_builtins_loaded = False
+_warned_shadowed: set[tuple[str, str]] = set()
+
+
+def _ensure_builtins() -> None:
+    """Import the built-in model families (registration happens at import)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    with _lock:
+        if _builtins_loaded:
+            return
+        _builtins_loaded = True
+        from . import models  # noqa: F401  (imports every built-in family file)
+
+
+def _check_json(config: Mapping[str, Any], what: str) -> None:
+    try:
+        json.dumps(config)
+    except TypeError as exc:
+        raise InvalidConfigError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from None
+
+
+def register_model(
+    name: str,
+    *,
+    family: str | None = None,
+    paper: str = "",
+    default_config: Mapping[str, Any] | None = None,
+    recipe: Mapping[str, Any] | None = None,
+    pretrained: Iterable[PretrainedSpec] | Mapping[str, PretrainedSpec] | None = None,
+    default_tag: str | None = None,
+    overwrite: bool = False,
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering ``factory(**config) -> VideoGAN`` under ``name``.
+
+    ``default_config`` lists every accepted keyword with its default; :func:`create` rejects
+    any other keyword. The factory receives the full merged config.
+    """
+    if not _MODEL_NAME.match(name):
+        raise ValueError(
+            f"register_model: name {name!r} must be lower-case letters, digits, '-' or '_' "
+            "(a '.' is reserved for pretrained tags)"
+        )
+    config = dict(default_config or {})
+    _check_json(config, f"default_config of {name!r}")
+    if isinstance(pretrained, Mapping):
+        tags = dict(pretrained)
+    else:
+        tags = {p.tag: p for p in (pretrained or ())}
+    for tag in tags:
+        if not _TAG.match(tag):
+            raise ValueError(f"register_model: pretrained tag {tag!r} of {name!r} is not a valid tag")
+    if default_tag is None and tags:
+        default_tag = next(iter(tags))
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        from . import plugins  # late: plugins imports this module
+
+        source = plugins.current_distribution() or BUILTIN_SOURCE
+        spec = ModelSpec(
+            name=name,
+            factory=factory,
+            family=family or name,
+            paper=paper,
+            description=(factory.__doc__ or "").strip().split("\n")[0],
+            default_config=config,
+            recipe=dict(recipe or {}),
+            pretrained=tags,
+            default_tag=default_tag,
+            source=source,
+        )
+        with _lock:
+            if source == BUILTIN_SOURCE:
+                if name in _models and not overwrite and _models[name].factory is not factory:
+                    raise ValueError(f"register_model: {name!r} is already registered (pass overwrite=True to replace it)")
+                _models[name] = spec
+            else:
+                _plugin_models.setdefault(name, {})[source] = spec
+                plugins.record_registration(spec)
+        return factory
+
+    return decorator
+
+
+def register_component(kind: str, name: str, *, overwrite: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator registering a generator, discriminator or loss class/factory under ``name``.
+
+    Discriminator and generator factories are called with the model's shared keywords
+    (``resolution``, ``frames``, ``channels``, ``width``, ``num_classes``) plus their own, and must
+    raise :class:`~vganzoo.errors.InvalidConfigError` for combinations they cannot handle.
+    """
+    if kind not in COMPONENT_KINDS:
+        raise ValueError(f"register_component: kind must be one of {COMPONENT_KINDS}, got {kind!r}")
+    if not _COMPONENT_NAME.match(name):
+        raise ValueError(f"register_component: name {name!r} must be lower-case letters, digits, '-', '_' or '/'")
+
+    def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
+        from . import plugins
+
+        source = plugins.current_distribution() or BUILTIN_SOURCE
+        spec = ComponentSpec(kind=kind, name=name, factory=factory, source=source)
+        with _lock:
+            if source == BUILTIN_SOURCE:
+                old = _components.get((kind, name))
+                if old is not None and not overwrite and old.factory is not factory:
+                    raise ValueError(f"register_component: {kind} {name!r} is already registered")
+                _components[(kind, name)] = spec
+            else:
+                _plugin_components.setdefault((kind, name), {})[source] = spec
+                plugins.record_registration(spec)
+        return factory
+
+    return decorator
+
+
+def restore(specs: Iterable[ModelSpec | ComponentSpec]) -> None:
+    """Put plugin registrations recorded earlier back into the tables (see plugins.reload)."""
+    with _lock:
+        for spec in specs:
+            if isinstance(spec, ModelSpec):
+                _plugin_models.setdefault(spec.name, {})[spec.source] = spec
+            else:
+                _plugin_components.setdefault((spec.kind, spec.name), {})[spec.source] = spec
+
+
+# ----------------------------------------------------------------------------------------------
+# Lookup
+# ----------------------------------------------------------------------------------------------
+def split_tag(name: str) -> tuple[str, str | None]:
+    """``"mocogan-rnn.digits"`` -> ``("mocogan-rnn", "digits")``; ``dist::`` prefixes are kept."""
+    prefix, sep, base = name.rpartition("::")
+    arch, dot, tag = base.partition(".")
+    return (prefix + sep + arch, tag or None) if dot else (name, None)
+
+
+def _all_model_names() -> list[str]:
+    from . import plugins
+
+    _ensure_builtins()
+    names = set(_models)
+    names.update(_plugin_models)
+    names.update(plugins.entry_point_names("models"))
+    return sorted(names)
+
+
+def _natural_key(text: str) -> list[Any]:
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text)]
+
+
+def _suggest(name: str, candidates: Iterable[str]) -> str:
+    close = difflib.get_close_matches(name, list(candidates), n=5, cutoff=0.5)
+    return f" Did you mean: {', '.join(close)}?" if close else ""
+
+
+def get_model_spec(name: str) -> ModelSpec:
+    """Resolve a model name (``arch``, ``arch.tag`` or ``dist::arch``) to its spec."""
+    from . import plugins
+
+    if not isinstance(name, str) or not name:
+        raise UnknownModelError(f"model name must be a non-empty string, got {name!r}")
+    _ensure_builtins()
+    arch, _tag = split_tag(name)
+    dist, sep, base = arch.rpartition("::")
+    if sep:
+        if dist == BUILTIN_SOURCE:
+            if base in _models:
+                return _models[base]
+            raise UnknownModelError(f"no built-in model {base!r}.{_suggest(base, _models)}")
+        spec = _plugin_models.get(base, {}).get(dist)
+        if spec is None:
+            plugins.load_plugin_name("models", base, dist)
+            spec = _plugin_models.get(base, {}).get(dist)
+        if spec is None:
+            raise UnknownModelError(
+                f"distribution {dist!r} does not register a model {base!r}."
+                f"{_suggest(base, _all_model_names())}"
+            )
+        return spec
+
+    claimants = plugins.entry_point_dists("models", arch) | set(_plugin_models.get(arch, {}))
+    claimants.discard(BUILTIN_SOURCE)
+    if arch in _models:
+        spec = _models[arch]
+        for other in sorted(claimants):
+            if (other, arch) not in _warned_shadowed:
+                _warned_shadowed.add((other, arch))
+                warnings.warn(
+                    f"plugin distribution {other!r} also registers model {arch!r}; the built-in wins. "
+                    f"Use '{other}::{arch}' for the plugin's.",
+                    stacklevel=3,
+                )
+        return spec
+    if len(claimants) > 1:
+        options = ", ".join(f"{d}::{arch}" for d in sorted(claimants))
+        raise AmbiguousNameError(f"model {arch!r} is registered by several plugins; choose one of: {options}")
+    if len(claimants) == 1:
+        (dist,) = claimants
+        return get_model_spec(f"{dist}::{arch}")
+    raise UnknownModelError(f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} "
+                            "(vganzoo.list_models() lists them all)")
+
+
+def get_component(kind: str, name: str) -> Callable[..., Any]:
+    """The factory registered as ``kind`` ``name`` (``dist::name`` picks a plugin's)."""
+    from . import plugins
+
+    if kind not in COMPONENT_KINDS:
+        raise ValueError(f"kind must be one of {COMPONENT_KINDS}, got {kind!r}")
+    _ensure_builtins()
+    dist, sep, base = name.rpartition("::")
+    if sep:
+        if dist == BUILTIN_SOURCE and (kind, base) in _components:
+            return _components[(kind, base)].factory
+        spec = _plugin_components.get((kind, base), {}).get(dist)
+        if spec is None:
+            plugins.load_plugin_name("components", f"{kind}/{base}", dist)
+            spec = _plugin_components.get((kind, base), {}).get(dist)
+        if spec is None:
+            raise UnknownComponentError(f"distribution {dist!r} does not register a {kind} {base!r}")
+        return spec.factory
+    claimants = plugins.entry_point_dists("components", f"{kind}/{name}") | set(_plugin_components.get((kind, name), {}))
+    claimants.discard(BUILTIN_SOURCE)
+    if (kind, name) in _components:
+        return _components[(kind, name)].factory
+    if len(claimants) > 1:
+        options = ", ".join(f"{d}::{name}" for d in sorted(claimants))
+        raise AmbiguousNameError(f"{kind} {name!r} is registered by several plugins; choose one of: {options}")
+    if len(claimants) == 1:
+        (dist,) = claimants
+        return get_component(kind, f"{dist}::{name}")
+    known = list_components(kind)
+    raise UnknownComponentError(f"unknown {kind} {name!r}.{_suggest(name, known)} Registered {kind}s: {', '.join(known) or 'none'}")
+
+
+# ----------------------------------------------------------------------------------------------
+# Listing
+# ----------------------------------------------------------------------------------------------
+def _match(names: Iterable[str], filter: str | Iterable[str], exclude: str | Iterable[str] | None) -> list[str]:
+    include = [filter] if isinstance(filter, str) else list(filter)
+    excl = [exclude] if isinstance(exclude, str) else list(exclude or ())
+    out = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)]
+    out = [n for n in out if not any(fnmatch.fnmatchcase(n, p) for p in excl)]
+    return sorted(set(out), key=_natural_key)
+
+
+def list_models(filter: str | Iterable[str] = "*", pretrained: bool = False, exclude_filters: str | Iterable[str] | None = None) -> list[str]:
+    """Registered model names matching shell-style ``filter`` (naturally sorted).
+
+    Plugin names come from entry-point metadata; no plugin is imported. Names two plugins claim
+    are listed as ``dist::name`` for each. With ``pretrained=True`` the ``arch.tag`` names of
+    every weight set are listed instead (this imports plugins to read their specs).
+    """
+    if pretrained:
+        return list_pretrained(filter, exclude_filters=exclude_filters)
+    from . import plugins
+
+    names: set[str] = set()
+    for name in _all_model_names():
+        if name in _models:
+            names.add(name)
+            continue
+        claimants = plugins.entry_point_dists("models", name) | set(_plugin_models.get(name, {}))
+        claimants.discard(BUILTIN_SOURCE)
+        if len(claimants) > 1:
+            names.update(f"{d}::{name}" for d in claimants)
+        else:
+            names.add(name)
+    return _match(names, filter, exclude_filters)
+
+
+def list_pretrained(filter: str | Iterable[str] = "*", exclude_filters: str | Iterable[str] | None = None) -> list[str]:
+    """``arch.tag`` names of every registered pretrained weight set matching ``filter``."""
+    out = []
+    for name in list_models():
+        try:
+            spec = get_model_spec(name)
+        except Exception:  # a broken plugin is reported by plugins.errors(), not here
+            continue
+        out.extend(f"{name}.{tag}" for tag in spec.pretrained)
+    return _match(out, filter, exclude_filters)
+
+
+def list_components(kind: str | None = None, filter: str = "*") -> list[str]:
+    """Registered component names (``kind/name`` when ``kind`` is None)."""
+    from . import plugins
+
+    _ensure_builtins()
+    keys = set(_components) | set(_plugin_components)
+    for ep_name in plugins.entry_point_names("components"):
+        k, _, n = ep_name.partition("/")
+        keys.add((k, n))
+    if kind is not None:
+        return _match([n for k, n in keys if k == kind], filter, None)
+    return _match([f"{k}/{n}" for k, n in keys], filter, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# Building
+# ----------------------------------------------------------------------------------------------
+def resolve_config(name: str, overrides: Mapping[str, Any] | None = None) -> tuple[ModelSpec, dict[str, Any]]:
+    """Merge ``overrides`` into the model's default config, rejecting unknown keywords.
+
+    Overrides whose value is None are dropped, so generic command-line flags pass through.
+    """
+    spec = get_model_spec(name)
+    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
+    unknown = sorted(set(overrides) - set(spec.default_config))
+    if unknown:
+        accepted = ", ".join(sorted(spec.default_config)) or "none"
+        raise InvalidConfigError(
+            f"{spec.name}: unknown keyword(s) {', '.join(map(repr, unknown))}. Accepted: {accepted}"
+        )
+    config = {**spec.default_config, **overrides}
+    _check_json(config, f"config of {spec.name!r}")
+    return spec, config
+
+
+def create(name: str, **overrides: Any) -> Any:
+    """Build model ``name`` with random weights; never touches the network.
+
+    ``name`` may carry a tag (``mocogan-rnn.digits``): the architecture is built from that weight
+    set's defaults only via :func:`vganzoo.load`; here the tag is ignored.
+    """
+    spec, config = resolve_config(name, overrides)
+    model = spec.factory(**config)
+    model.config = {"model": spec.name if spec.source == BUILTIN_SOURCE else spec.qualified_name, **config}
+    if not getattr(model, "recipe", None):
+        model.recipe = dict(spec.recipe)
+    return model
+
+
+def model_info(name: str) -> dict[str, Any]:
+    """Family, paper, default config, recipe, pretrained tags and parameter counts of ``name``."""
+    import torch
+
+    spec = get_model_spec(name)
+    try:
+        with torch.device("meta"):
+            model = create(spec.qualified_name)
+    except Exception:  # some initialisers (orthogonal, SVD) do not run on meta tensors
+        model = create(spec.qualified_name)
+    counts = {"generator": sum(p.numel() for p in model.generator.parameters())}
+    for dname, disc in model.discriminators.items():
+        counts[f"discriminator.{dname}"] = sum(p.numel() for p in disc.parameters())
+    counts["total"] = sum(counts.values())
+    return {
+        "name": spec.name,
+        "source": spec.source,
+        "family": spec.family,
+        "paper": spec.paper,
+        "description": spec.description,
+        "default_config": dict(spec.default_config),
+        "recipe": dict(spec.recipe),
+        "pretrained": {tag: p.to_dict() for tag, p in spec.pretrained.items()},
+        "default_tag": spec.default_tag,
+        "parameters": counts,
+    }
