@@ -68,7 +68,7 @@ def check_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor | None:
         labels = labels.detach().to("cpu", torch.long)
         if labels.ndim == 0:
             labels = labels.expand(n).clone()
-    elif isinstance(labels, Sequence):
+    elif isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
             raise TypeError("labels must contain ints only")
         labels = torch.tensor(list(labels), dtype=torch.long)

@@ -1,0 +1,100 @@
+"""Build throw-away plugin distributions on sys.path for the plugin tests.
+
+A "distribution" here is a package folder plus a ``*.dist-info`` with METADATA and
+entry_points.txt: exactly what pip leaves behind, so importlib.metadata finds it the same way.
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+from vganzoo import plugins, registry
+
+
+def make_distribution(root: Path, dist: str, module: str, source: str, models=(), components=()) -> Path:
+    """Write distribution ``dist`` with top-level module ``module`` (its code ``source``) under root.
+
+    ``models`` are model names and ``components`` ``kind/name`` strings declared as entry points
+    pointing at ``module``. Returns the folder to put on sys.path.
+    """
+    site = root / f"site-{dist}"
+    site.mkdir(parents=True, exist_ok=True)
+    (site / f"{module}.py").write_text(textwrap.dedent(source))
+    info = site / f"{dist.replace('-', '_')}-0.1.0.dist-info"
+    info.mkdir(exist_ok=True)
+    (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 0.1.0\n")
+    lines = []
+    if models:
+        lines.append("[vganzoo.models]")
+        lines += [f"{name} = {module}" for name in models]
+    if components:
+        lines.append("[vganzoo.components]")
+        lines += [f"{name} = {module}" for name in components]
+    (info / "entry_points.txt").write_text("\n".join(lines) + "\n")
+    return site
+
+
+class PluginSandbox:
+    """Adds distributions to sys.path and undoes everything (paths, modules, registrations)."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.paths: list[str] = []
+        self.modules: list[str] = []
+
+    def add(self, dist: str, module: str, source: str, models=(), components=()) -> None:
+        site = make_distribution(self.root, dist, module, source, models, components)
+        sys.path.insert(0, str(site))
+        self.paths.append(str(site))
+        self.modules.append(module)
+        plugins.reload()
+
+    def close(self) -> None:
+        for path in self.paths:
+            if path in sys.path:
+                sys.path.remove(path)
+        for module in self.modules:
+            sys.modules.pop(module, None)
+        plugins.reload()
+        # forget what the throw-away modules registered so later tests start clean
+        plugins._registered_by_ep.clear()
+        with registry._lock:
+            for name in [n for n, s in registry._models.items() if s.factory.__module__ in self.modules]:
+                del registry._models[name]
+
+
+TOY_MODEL_SOURCE = """
+import torch
+from torch import nn
+import vganzoo
+from vganzoo.models.base import DiscriminatorOutput, VideoGAN
+
+class Gen(nn.Module):
+    num_classes = 0
+    def __init__(self, frames, size):
+        super().__init__()
+        self.frames, self.size = frames, size
+        self.fc = nn.Linear(4, 3 * frames * size * size)
+    def sample_latents(self, n, *, generator, labels=None):
+        return {{"z": torch.randn(n, 4, generator=generator)}}
+    def forward(self, z):
+        return self.fc(z).tanh().view(z.shape[0], 3, self.frames, self.size, self.size)
+
+class Disc(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.ones(1))
+    def forward(self, video, labels=None):
+        return DiscriminatorOutput(video.flatten(1).mean(1, keepdim=True) * self.w)
+
+@vganzoo.register_model("{name}", family="{family}", default_config={{"frames": 2, "size": 4}})
+def build(frames, size):
+    "{doc}"
+    return VideoGAN(Gen(frames, size), {{"video": Disc()}})
+"""
+
+
+def toy_source(name: str, family: str = "test", doc: str = "a test model") -> str:
+    return TOY_MODEL_SOURCE.format(name=name, family=family, doc=doc)

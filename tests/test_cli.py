@@ -1,0 +1,85 @@
+"""The command line: a thin layer with tables, JSON, --help and one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from vganzoo import registry
+from vganzoo.cli import main
+
+from plugin_utils import toy_source
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture()
+def toy_model():
+    exec(compile(toy_source("zz-cli-gan", family="clitest"), "<cli>", "exec"), {})
+    yield "zz-cli-gan"
+    registry._models.pop("zz-cli-gan", None)
+
+
+def test_list_prints_a_table(toy_model, capsys):
+    assert main(["list", "zz-cli-*"]) == 0
+    out = capsys.readouterr().out
+    assert "name" in out.splitlines()[0] and "zz-cli-gan" in out and "clitest" in out
+
+
+def test_list_json(toy_model, capsys):
+    assert main(["list", "zz-cli-*", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == ["zz-cli-gan"]
+
+
+def test_info_shows_parameters_and_config(toy_model, capsys):
+    assert main(["info", "zz-cli-gan"]) == 0
+    out = capsys.readouterr().out
+    assert "frames" in out and "generator" in out and "total" in out
+    assert main(["info", "zz-cli-gan", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["default_config"] == {"frames": 2, "size": 4}
+
+
+def test_user_error_is_one_line_exit_2(capsys):
+    assert main(["info", "no-such-model"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vganzoo info: error: unknown model 'no-such-model'")
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+
+
+def test_help_everywhere():
+    from vganzoo.cli import SUBCOMMAND_MODULES, build_parser
+
+    parser = build_parser()
+    assert SUBCOMMAND_MODULES
+    for command in parser._subparsers._group_actions[0].choices:
+        with pytest.raises(SystemExit) as exit_info:
+            main([command, "--help"])
+        assert exit_info.value.code == 0
+
+
+def test_import_is_quiet_offline_and_compiles_nothing():
+    """`import vganzoo; list_models()` prints nothing else, loads no hub client and no compiler."""
+    code = (
+        "import sys, vganzoo\n"
+        "print(vganzoo.list_models())\n"
+        "assert 'huggingface_hub' not in sys.modules, 'import pulled in huggingface_hub'\n"
+        "assert 'torch.utils.cpp_extension' not in sys.modules, 'import loaded the JIT compiler'\n"
+    )
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().startswith("[")
+    # only warnings we emit on purpose (missing extension) may appear, never compiler output
+    assert all("vganzoo" in line or not line.strip() for line in out.stderr.splitlines()), out.stderr
+
+
+def test_python_dash_m_entry_point():
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    out = subprocess.run([sys.executable, "-m", "vganzoo", "--version"], capture_output=True, text=True, env=env, timeout=120)
+    assert out.returncode == 0 and out.stdout.startswith("vganzoo ")
