@@ -13,6 +13,8 @@ is answered with the "regular" upload mode, i.e. the content travels inline in t
   ``POST /api/models/{org}/{name}/preupload/{revision}``,
   ``POST /api/models/{org}/{name}/commit/{revision}`` (ndjson),
   ``POST /api/models/{org}/{name}/branch/{branch}``,
+  ``POST /api/models/{org}/{name}/discussions`` and ``GET .../discussions/{num}`` (pull requests:
+  each gets the ref ``refs/pr/{num}`` that commits then target),
   ``GET /api/models/{org}/{name}/revision/{revision}`` (repo info).
 
 Every request is recorded in :attr:`FakeHub.requests` as ``(method, path)`` so tests can count them.
@@ -49,6 +51,7 @@ class _Repo:
     def __init__(self) -> None:
         self.commits: dict[str, dict[str, bytes]] = {}
         self.refs: dict[str, str] = {}
+        self.pull_requests: list[dict] = []
 
     def resolve(self, revision: str) -> str | None:
         if revision in self.refs:
@@ -76,8 +79,10 @@ class FakeHub:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
 
-    def start(self) -> "FakeHub":
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
+    def start(self) -> FakeHub:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-hub", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -87,14 +92,22 @@ class FakeHub:
         if self._thread is not None:
             self._thread.join()
 
-    def __enter__(self) -> "FakeHub":
+    def __enter__(self) -> FakeHub:  # noqa: PYI034
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
     # -- content ----------------------------------------------------------------------------
-    def commit(self, repo_id: str, files: dict[str, bytes], *, branch: str = "main", message: str = "commit", replace: bool = False) -> str:
+    def commit(
+        self,
+        repo_id: str,
+        files: dict[str, bytes],
+        *,
+        branch: str = "main",
+        message: str = "commit",
+        replace: bool = False,
+    ) -> str:
         """Add a commit on ``branch`` holding the parent's files updated with ``files``; returns its sha."""
         with self._lock:
             repo = self.repos.setdefault(repo_id, _Repo())
@@ -108,7 +121,9 @@ class FakeHub:
 
     def commit_folder(self, repo_id: str, folder: str | Path, **kwargs) -> str:
         folder = Path(folder)
-        files = {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = {
+            p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+        }
         return self.commit(repo_id, files, **kwargs)
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, bytes]:
@@ -139,7 +154,9 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             pass
 
         # -- helpers ----------------------------------------------------------------------
-        def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, head: bool = False) -> None:
+        def _send(
+            self, status: int, body: bytes = b"", headers: dict[str, str] | None = None, *, head: bool = False
+        ) -> None:
             self.send_response(status)
             for key, value in (headers or {}).items():
                 self.send_header(key, value)
@@ -150,11 +167,31 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 self.wfile.write(body)
 
         def _json(self, status: int, payload: object, headers: dict[str, str] | None = None) -> None:
-            self._send(status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})})
+            self._send(
+                status, json.dumps(payload).encode(), {"Content-Type": "application/json", **(headers or {})}
+            )
 
-        def _error(self, status: int, code: str, message: str, *, head: bool = False, headers: dict[str, str] | None = None) -> None:
+        def _error(
+            self,
+            status: int,
+            code: str,
+            message: str,
+            *,
+            head: bool = False,
+            headers: dict[str, str] | None = None,
+        ) -> None:
             body = json.dumps({"error": message}).encode()
-            self._send(status, body, {"X-Error-Code": code, "X-Error-Message": message, "Content-Type": "application/json", **(headers or {})}, head=head)
+            self._send(
+                status,
+                body,
+                {
+                    "X-Error-Code": code,
+                    "X-Error-Message": message,
+                    "Content-Type": "application/json",
+                    **(headers or {}),
+                },
+                head=head,
+            )
 
         def _body(self) -> bytes:
             length = int(self.headers.get("Content-Length") or 0)
@@ -173,6 +210,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             parts, _query = self._record()
             if parts[:2] == ["api", "models"] and len(parts) >= 6 and parts[4] == "revision":
                 return self._repo_info(f"{parts[2]}/{parts[3]}", unquote(parts[5]))
+            if parts[:2] == ["api", "models"] and len(parts) == 6 and parts[4] == "discussions":
+                return self._discussion(f"{parts[2]}/{parts[3]}", int(parts[5]))
             self._resolve(head=False, parts=parts)
 
         def _resolve(self, *, head: bool, parts: list[str] | None = None) -> None:
@@ -180,7 +219,11 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 parts, _query = self._record()
             if len(parts) < 5 or parts[2] != "resolve":
                 return self._error(404, "NotFound", f"no route for {self.path}", head=head)
-            repo_id, revision, path = f"{parts[0]}/{parts[1]}", unquote(parts[3]), unquote("/".join(parts[4:]))
+            repo_id, revision, path = (
+                f"{parts[0]}/{parts[1]}",
+                unquote(parts[3]),
+                unquote("/".join(parts[4:])),
+            )
             repo = hub.repos.get(repo_id)
             if repo is None:
                 return self._error(404, "RepoNotFound", "Repository not found", head=head)
@@ -189,7 +232,13 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}", head=head)
             tree = repo.commits[commit]
             if path not in tree:
-                return self._error(404, "EntryNotFound", f"{path} does not exist at {revision}", head=head, headers={"X-Repo-Commit": commit})
+                return self._error(
+                    404,
+                    "EntryNotFound",
+                    f"{path} does not exist at {revision}",
+                    head=head,
+                    headers={"X-Repo-Commit": commit},
+                )
             content = hub._replacements.get((repo_id, path), tree[path])
             headers = {
                 "X-Repo-Commit": commit,
@@ -202,7 +251,7 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             start, status = 0, 200
             range_header = self.headers.get("Range")
             if range_header and range_header.startswith("bytes="):
-                first, _, last = range_header[len("bytes="):].partition("-")
+                first, _, last = range_header[len("bytes=") :].partition("-")
                 start = int(first or 0)
                 end = int(last) + 1 if last else len(content)
                 if start >= len(content) and len(content) > 0:
@@ -235,7 +284,32 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if commit is None:
                 return self._error(404, "RevisionNotFound", f"Invalid rev id: {revision}")
             siblings = [{"rfilename": p} for p in sorted(repo.commits[commit])]
-            self._json(200, {"id": repo_id, "modelId": repo_id, "sha": commit, "siblings": siblings, "private": False})
+            self._json(
+                200,
+                {"id": repo_id, "modelId": repo_id, "sha": commit, "siblings": siblings, "private": False},
+            )
+
+        def _discussion(self, repo_id: str, num: int) -> None:
+            repo = hub.repos.get(repo_id)
+            if repo is None or not 1 <= num <= len(repo.pull_requests):
+                return self._error(404, "NotFound", "Discussion not found")
+            pr = repo.pull_requests[num - 1]
+            self._json(
+                200,
+                {
+                    "num": num,
+                    "title": pr["title"],
+                    "author": {"name": "tester"},
+                    "createdAt": "2026-01-01T00:00:00.000Z",
+                    "status": "draft",
+                    "repo": {"name": repo_id, "type": "model"},
+                    "isPullRequest": True,
+                    "events": [],
+                    "changes": {"base": "refs/heads/main"},
+                    "filesWithConflicts": [],
+                    "diff": "",
+                },
+            )
 
         # -- upload -----------------------------------------------------------------------
         def do_POST(self) -> None:
@@ -244,7 +318,11 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
             if parts == ["api", "repos", "create"]:
                 payload = json.loads(body)
                 hub.created.append(payload)
-                repo_id = f"{payload.get('organization')}/{payload['name']}" if payload.get("organization") else payload["name"]
+                repo_id = (
+                    f"{payload.get('organization')}/{payload['name']}"
+                    if payload.get("organization")
+                    else payload["name"]
+                )
                 if repo_id in hub.repos:  # the Hub answers 409 with the repo url in the body
                     body409 = {"error": "You already created this model repo", "url": f"{hub.url}/{repo_id}"}
                     return self._json(409, body409, {"X-Error-Code": "RepoExists"})
@@ -259,7 +337,20 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     return self._error(404, "RepoNotFound", "Repository not found")
                 if action == "preupload":
                     files = json.loads(body)["files"]
-                    return self._json(200, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False, "oid": None} for f in files]})
+                    return self._json(
+                        200,
+                        {
+                            "files": [
+                                {
+                                    "path": f["path"],
+                                    "uploadMode": "regular",
+                                    "shouldIgnore": False,
+                                    "oid": None,
+                                }
+                                for f in files
+                            ]
+                        },
+                    )
                 if action == "branch":
                     if revision in repo.refs:
                         return self._error(409, "BranchExists", "Reference already exists")
@@ -275,9 +366,29 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     return self._json(200, {})
                 if action == "commit":
                     return self._commit(repo_id, repo, revision, body, query)
+            if parts[:2] == ["api", "models"] and len(parts) == 5 and parts[4] == "discussions":
+                repo = hub.repos.get(f"{parts[2]}/{parts[3]}")
+                if repo is None:
+                    return self._error(404, "RepoNotFound", "Repository not found")
+                payload = json.loads(body)
+                if not payload.get("pullRequest"):
+                    return self._error(400, "BadRequest", "the test server only opens pull requests")
+                num = len(repo.pull_requests) + 1
+                base = repo.refs.get("main")
+                if base is None:
+                    base = _commit_id(None, {}, "initial commit")
+                    repo.commits[base] = {}
+                    repo.refs["main"] = base
+                repo.refs[f"refs/pr/{num}"] = base
+                repo.pull_requests.append({"num": num, "title": payload.get("title", "")})
+                return self._json(
+                    200, {"num": num, "url": f"{hub.url}/{parts[2]}/{parts[3]}/discussions/{num}"}
+                )
             self._error(404, "NotFound", f"no route for POST {self.path}")
 
-        def _commit(self, repo_id: str, repo: _Repo, revision: str, body: bytes, query: dict[str, list[str]]) -> None:
+        def _commit(
+            self, repo_id: str, repo: _Repo, revision: str, body: bytes, query: dict[str, list[str]]
+        ) -> None:
             if query.get("create_pr"):
                 return self._error(400, "BadRequest", "create_pr is not supported by the test server")
             if revision not in repo.refs and repo.refs:
@@ -299,10 +410,17 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                 elif key == "deletedFile":
                     deleted.append(value["path"])
                 else:
-                    return self._error(400, "BadRequest", f"unsupported commit operation {key!r} (the test server answers 'regular' for every upload)")
+                    return self._error(
+                        400,
+                        "BadRequest",
+                        f"unsupported commit operation {key!r} (the test server answers 'regular' for every upload)",
+                    )
             sha = hub.commit(repo_id, files, branch=revision, message=message)
             for path in deleted:
                 repo.commits[sha].pop(path, None)
-            self._json(200, {"commitUrl": f"{hub.url}/{repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
+            self._json(
+                200,
+                {"commitUrl": f"{hub.url}/{repo_id}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None},
+            )
 
     return Handler

@@ -18,11 +18,11 @@ from torch.nn.utils.parametrizations import spectral_norm
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import vganzoo  # noqa: E402
-from vganzoo import hub, registry  # noqa: E402
-from vganzoo.models.base import DiscriminatorOutput, VideoGAN  # noqa: E402
+from hub_server import FakeHub
 
-from hub_server import FakeHub  # noqa: E402
+import vganzoo
+from vganzoo import hub, registry
+from vganzoo.models.base import DiscriminatorOutput, VideoGAN
 
 MODEL = "hubtest-gan"
 REPO = "vganzoo-test/hubtest-tiny"
@@ -49,7 +49,9 @@ class TinyGenerator(nn.Module):
     def forward(self, z):
         per_frame = self.mix(z)[:, None, :] + self.time_embedding[None]  # (N, T, latent)
         frames = (self.to_frame_alias(per_frame) * self.gain).tanh()  # (N, T, C*H*W)
-        return frames.view(z.shape[0], self.frames, self.channels, self.resolution, self.resolution).transpose(1, 2)
+        return frames.view(
+            z.shape[0], self.frames, self.channels, self.resolution, self.resolution
+        ).transpose(1, 2)
 
 
 class TinyDiscriminator(nn.Module):
@@ -69,7 +71,9 @@ def tiny_factory(*, resolution, frames, channels, latent_dim):
 
 
 def register(pretrained=()):
-    registry.register_model(MODEL, family="hubtest", default_config=DEFAULT_CONFIG, pretrained=list(pretrained), overwrite=True)(tiny_factory)
+    registry.register_model(
+        MODEL, family="hubtest", default_config=DEFAULT_CONFIG, pretrained=list(pretrained), overwrite=True
+    )(tiny_factory)
 
 
 @pytest.fixture(autouse=True)
@@ -79,10 +83,10 @@ def tiny_model():
     registry._models.pop(MODEL, None)
 
 
-def spec_for(folder: Path, *, tag="tiny", repo_id=REPO, revision=None, bundled=None) -> registry.PretrainedSpec:
-    index = json.loads((folder / hub.INDEX_FILE).read_text())
-    files = {k: v for k, v in index["files"].items() if k != "config"}
-    return registry.PretrainedSpec(tag=tag, repo_id=repo_id, revision=revision, files=files, sha256=index["sha256"], bundled=bundled, metadata={"dataset": "none"})
+def spec_for(
+    folder: Path, *, tag="tiny", repo_id=REPO, revision=None, bundled=None
+) -> registry.PretrainedSpec:
+    return hub.spec_from_folder(folder, tag=tag, repo_id=repo_id, revision=revision, bundled=bundled)
 
 
 @pytest.fixture
@@ -94,7 +98,16 @@ def trained(tmp_path):
     with torch.no_grad():
         for p in model.generator_ema.parameters():
             p.mul_(0.5)
-    folder = hub.save_pretrained(model, tmp_path / "saved", metadata={"license": "mit", "dataset": "moving-digits", "training_command": "vganzoo train hubtest-gan", "metrics": {"fvd": {"value": 1.5, "protocol": "N=16"}}})
+    folder = hub.save_pretrained(
+        model,
+        tmp_path / "saved",
+        metadata={
+            "license": "mit",
+            "dataset": "moving-digits",
+            "training_command": "vganzoo train hubtest-gan",
+            "metrics": {"fvd": {"value": 1.5, "protocol": "N=16"}},
+        },
+    )
     return model, folder
 
 
@@ -144,14 +157,24 @@ def no_fast_retry_sleep(monkeypatch):
 def test_save_pretrained_layout_and_card(trained):
     model, folder = trained
     names = sorted(p.name for p in folder.iterdir())
-    assert names == sorted(["config.json", "weights.json", "README.md", "generator.safetensors", "generator_ema.safetensors", "discriminator.image.safetensors", "discriminator.video.safetensors"])
+    assert names == sorted(
+        [
+            "config.json",
+            "weights.json",
+            "README.md",
+            "generator.safetensors",
+            "generator_ema.safetensors",
+            "discriminator.image.safetensors",
+            "discriminator.video.safetensors",
+        ]
+    )
     index = json.loads((folder / "weights.json").read_text())
     for filename, digest in index["sha256"].items():
         assert hub.sha256_file(folder / filename) == digest
     assert json.loads((folder / "config.json").read_text()) == model.config
     card = (folder / "README.md").read_text()
     front = card.split("---")[1]
-    assert "library_name: \"vganzoo\"" in front and "license: \"mit\"" in front and "moving-digits" in front
+    assert 'library_name: "vganzoo"' in front and 'license: "mit"' in front and "moving-digits" in front
     assert "vganzoo train hubtest-gan" in card and "N=16" in card
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".saved")]  # no temp folder left
 
@@ -228,7 +251,12 @@ def test_local_dir_hash_mismatch_names_file_and_hashes(trained):
     with pytest.raises(hub.HashMismatchError) as info:
         vganzoo.load(f"local-dir:{folder}")
     message = str(info.value)
-    assert "generator.safetensors" in message and expected in message and hub.sha256_file(path) in message and str(folder) in message
+    assert (
+        "generator.safetensors" in message
+        and expected in message
+        and hub.sha256_file(path) in message
+        and str(folder) in message
+    )
 
 
 def _rewrite_index(folder: Path) -> None:
@@ -274,11 +302,15 @@ def test_fp16_storage_loads_into_float32_model(trained):
 
     model, folder = trained
     path = folder / "generator.safetensors"
-    save_file({k: v.half() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}, str(path))
+    save_file(
+        {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}, str(path)
+    )
     _rewrite_index(folder)
     loaded = vganzoo.load(f"local-dir:{folder}")
     assert loaded.generator.to_frame.weight.dtype == torch.float32
-    torch.testing.assert_close(loaded.generator.to_frame.weight, model.generator.to_frame.weight, atol=1e-2, rtol=1e-2)
+    torch.testing.assert_close(
+        loaded.generator.to_frame.weight, model.generator.to_frame.weight, atol=1e-2, rtol=1e-2
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -319,7 +351,9 @@ def test_first_download_then_zero_requests_then_offline(published, monkeypatch):
     assert server.count("GET") == 3  # config.json, generator and generator_ema
     assert server.count(contains="discriminator") == 0  # sampling never downloads discriminators
     before = len(server.requests)
-    again = vganzoo.load(MODEL, cache_dir=cache, endpoint=server.url)  # default tag, pinned commit: cache only
+    again = vganzoo.load(
+        MODEL, cache_dir=cache, endpoint=server.url
+    )  # default tag, pinned commit: cache only
     assert len(server.requests) == before
     assert torch.equal(again.sample(2, seed=1), loaded.sample(2, seed=1))
     offline = vganzoo.load(f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url, local_files_only=True)
@@ -345,7 +379,13 @@ def test_offline_missing_component_names_that_file(published):
     _model, _folder, _sha, cache, server = published
     vganzoo.load(f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url)
     with pytest.raises(hub.WeightsNotFoundError, match="discriminator.video.safetensors"):
-        vganzoo.load(f"{MODEL}.tiny", components=["generator", "discriminator.video"], cache_dir=cache, endpoint=server.url, local_files_only=True)
+        vganzoo.load(
+            f"{MODEL}.tiny",
+            components=["generator", "discriminator.video"],
+            cache_dir=cache,
+            endpoint=server.url,
+            local_files_only=True,
+        )
 
 
 def test_endpoint_set_after_import(published, monkeypatch):
@@ -362,10 +402,18 @@ def test_endpoint_set_after_import(published, monkeypatch):
 def test_download_fetches_every_component(published):
     _model, folder, _sha, cache, server = published
     paths = hub.download(f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url)
-    assert set(paths) == {"config", "generator", "generator_ema", "discriminator.image", "discriminator.video"}
+    assert set(paths) == {
+        "config",
+        "generator",
+        "generator_ema",
+        "discriminator.image",
+        "discriminator.video",
+    }
     for path in paths.values():
         assert path.read_bytes() == (folder / path.name).read_bytes()
-    full = vganzoo.load(f"{MODEL}.tiny", components="all", cache_dir=cache, endpoint=server.url, local_files_only=True)
+    full = vganzoo.load(
+        f"{MODEL}.tiny", components="all", cache_dir=cache, endpoint=server.url, local_files_only=True
+    )
     assert set(full.discriminators) == {"image", "video"} and full.generator_ema is not None
 
 
@@ -382,11 +430,16 @@ def test_unpinned_branch_revision_warns_and_resolves_commit(online, trained, tmp
         model.generator.time_embedding.add_(1.0)
     hub.save_pretrained(model, folder, overwrite=True)
     sha2 = online.commit_folder(REPO, folder)
-    with pytest.warns(hub.UnpinnedWeightsWarning):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", hub.UnpinnedWeightsWarning)
         newer = vganzoo.load(f"hf-hub:{REPO}", cache_dir=tmp_path / "c", endpoint=online.url)
         older = vganzoo.load(f"hf-hub:{REPO}@{sha}", cache_dir=tmp_path / "c", endpoint=online.url)
-        also_newer = vganzoo.load(f"hf-hub:{REPO}", revision=sha2, cache_dir=tmp_path / "c", endpoint=online.url)
-    assert same_weights(newer.generator, model.generator) and same_weights(also_newer.generator, model.generator)
+        also_newer = vganzoo.load(
+            f"hf-hub:{REPO}", revision=sha2, cache_dir=tmp_path / "c", endpoint=online.url
+        )
+    assert same_weights(newer.generator, model.generator) and same_weights(
+        also_newer.generator, model.generator
+    )
     assert not same_weights(older.generator, model.generator)
     with pytest.raises(ValueError, match="conflicts"):
         vganzoo.load(f"hf-hub:{REPO}@{sha}", revision=sha2)
@@ -409,9 +462,12 @@ def test_hash_mismatch_served_by_server(published):
     with pytest.raises(hub.HashMismatchError) as info:
         vganzoo.load(f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url)
     err = info.value
-    assert err.filename == "generator.safetensors" and err.expected == hub.sha256_file(folder / "generator.safetensors")
+    assert err.filename == "generator.safetensors" and err.expected == hub.sha256_file(
+        folder / "generator.safetensors"
+    )
     assert err.actual != err.expected and server.url in err.source
     assert err.expected in str(err) and err.actual in str(err)
+    assert server.count("GET", "generator.safetensors") == 2  # fetched once more before giving up
     # the bad bytes are not left in the cache under the final name
     cached = [p for p in cache.rglob("*") if p.is_file() and p.read_bytes() == bytes(bad)]
     assert cached == []
@@ -455,7 +511,11 @@ def test_truncated_download_leaves_nothing_under_final_name(published, monkeypat
     with pytest.raises(hub.WeightsError, match="generator.safetensors"):
         vganzoo.load(f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url)
     assert list(cache.rglob("snapshots/*/generator.safetensors")) == []
-    leftovers = [p for p in cache.rglob("blobs/*") if p.stat().st_size not in (len((folder / "config.json").read_bytes()),)]
+    leftovers = [
+        p
+        for p in cache.rglob("blobs/*")
+        if p.stat().st_size not in (len((folder / "config.json").read_bytes()),)
+    ]
     assert leftovers == []  # no partial blob, no .incomplete file
 
 
@@ -478,8 +538,15 @@ def test_404_kinds_give_clear_errors(published, repo, revision, filename, patter
 
 
 def test_hf_hub_404_kinds(online, tmp_path):
-    with pytest.raises(hub.WeightsNotFoundError, match="not found"):
-        vganzoo.load("hf-hub:nobody/nothing", cache_dir=tmp_path, endpoint=online.url)
+    online.commit("vganzoo-test/not-a-weight-set", {"README.md": b"hello"})
+    cases = [
+        ("hf-hub:nobody/nothing", "repo 'nobody/nothing' not found"),
+        ("hf-hub:vganzoo-test/not-a-weight-set@v9", "revision 'v9' not found"),
+        ("hf-hub:vganzoo-test/not-a-weight-set", "weights.json not found"),
+    ]
+    for name, pattern in cases:
+        with pytest.raises(hub.WeightsNotFoundError, match=pattern):
+            vganzoo.load(name, cache_dir=tmp_path, endpoint=online.url)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -499,11 +566,32 @@ def test_bundled_copy_is_used_first_and_verified(published, monkeypatch, tmp_pat
     (bundle / "generator.safetensors").write_bytes(b"broken")
     with pytest.warns(UserWarning, match="bundled copy"):
         loaded = vganzoo.load(f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url)
-    assert same_weights(loaded.generator, model.generator) and server.count("GET", "generator.safetensors") == 1
-    # bundled-only spec: the mismatch is an error
+    assert (
+        same_weights(loaded.generator, model.generator) and server.count("GET", "generator.safetensors") == 1
+    )
+    # bundled-only spec: works offline; a mismatch is an error, a missing file too
     register([spec_for(folder, repo_id=None, bundled="weights/tiny")])
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert same_weights(
+        vganzoo.load(f"{MODEL}.tiny", components="discriminators").discriminators["image"],
+        model.discriminators["image"],
+    )
     with pytest.raises(hub.HashMismatchError, match="bundled copy"):
         vganzoo.load(f"{MODEL}.tiny")
+    (bundle / "generator.safetensors").unlink()
+    with pytest.raises(hub.WeightsNotFoundError, match="reinstall"):
+        vganzoo.load(f"{MODEL}.tiny")
+
+
+def test_spec_from_folder_matches_weights_json(trained):
+    _model, folder = trained
+    spec = hub.spec_from_folder(folder, tag="tiny", repo_id=REPO, revision="a" * 40)
+    assert spec.files["generator"] == "generator.safetensors" and "config" not in spec.files
+    assert spec.sha256["config.json"] == hub.sha256_file(folder / "config.json")
+    assert spec.metadata["license"] == "mit"
+    (folder / "config.json").write_text("{}")
+    with pytest.raises(hub.HashMismatchError):
+        hub.spec_from_folder(folder, tag="tiny")
 
 
 # ----------------------------------------------------------------------------------------------
@@ -512,13 +600,22 @@ def test_bundled_copy_is_used_first_and_verified(published, monkeypatch, tmp_pat
 def test_push_model_then_load_pinned(online, trained, tmp_path, capsys):
     model, _folder = trained
     sha = hub.push_to_hub(model, "vganzoo-test/pushed", endpoint=online.url, metadata={"license": "mit"})
-    assert sha in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert f"hf-hub:vganzoo-test/pushed@{sha}" in out and f"revision={sha!r}" in out
     assert online.repos["vganzoo-test/pushed"].refs["main"] == sha
     files = online.files("vganzoo-test/pushed", sha)
-    assert {"config.json", "weights.json", "README.md", "generator.safetensors", "discriminator.video.safetensors"} <= set(files)
+    assert {
+        "config.json",
+        "weights.json",
+        "README.md",
+        "generator.safetensors",
+        "discriminator.video.safetensors",
+    } <= set(files)
     assert b"library_name" in files["README.md"] and b"hf-hub:vganzoo-test/pushed" in files["README.md"]
     with pytest.warns(hub.UnpinnedWeightsWarning):
-        loaded = vganzoo.load(f"hf-hub:vganzoo-test/pushed@{sha}", cache_dir=tmp_path / "c", endpoint=online.url)
+        loaded = vganzoo.load(
+            f"hf-hub:vganzoo-test/pushed@{sha}", cache_dir=tmp_path / "c", endpoint=online.url
+        )
     model.eval()
     assert torch.equal(loaded.sample(2, seed=5), model.sample(2, seed=5))
 
@@ -530,8 +627,22 @@ def test_push_folder_to_branch_and_private_flag(online, trained):
     assert online.created[-1].get("visibility") == "private" or online.created[-1].get("private") is True
     assert online.repos["vganzoo-test/branchy"].refs["v1"] == sha
     assert "notes.tmp" not in online.files("vganzoo-test/branchy", sha)
-    sha_again = hub.push_to_hub(folder, "vganzoo-test/branchy", revision="v1", endpoint=online.url)  # repo exists: fine
+    sha_again = hub.push_to_hub(
+        folder, "vganzoo-test/branchy", revision="v1", endpoint=online.url
+    )  # repo exists: fine
     assert sha_again
+
+
+def test_push_as_pull_request(online, trained):
+    _model, folder = trained
+    main_sha = hub.push_to_hub(folder, "vganzoo-test/pr", endpoint=online.url)
+    pr_sha = hub.push_to_hub(
+        folder, "vganzoo-test/pr", endpoint=online.url, create_pr=True, commit_message="new weights"
+    )
+    repo = online.repos["vganzoo-test/pr"]
+    assert repo.refs["refs/pr/1"] == pr_sha and repo.refs["main"] == main_sha
+    with pytest.raises(ValueError, match="create_pr"):
+        hub.push_to_hub(folder, "vganzoo-test/pr", endpoint=online.url, create_pr=True, revision="dev")
 
 
 def test_push_refuses_a_damaged_folder_and_offline_mode(online, trained, monkeypatch):
@@ -552,12 +663,33 @@ def test_cli_download_and_push(published, tmp_path, capsys):
     from vganzoo.cli import main
 
     _model, folder, _sha, cache, server = published
-    assert main(["download", f"{MODEL}.tiny", "--endpoint", server.url, "--cache-dir", str(cache), "--components", "generator"]) == 0
+    assert (
+        main(
+            [
+                "download",
+                f"{MODEL}.tiny",
+                "--endpoint",
+                server.url,
+                "--cache-dir",
+                str(cache),
+                "--components",
+                "generator",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "2 file(s) verified" in out and "generator.safetensors" in out
     assert main(["push", str(folder), "vganzoo-test/cli", "--endpoint", server.url]) == 0
     sha = server.repos["vganzoo-test/cli"].refs["main"]
     assert sha in capsys.readouterr().out
+
+
+def test_cli_download_without_weights_is_a_user_error(capsys):
+    from vganzoo.cli import main
+
+    assert main(["download", MODEL]) == 2
+    assert "vganzoo.create" in capsys.readouterr().err
 
 
 def test_cli_offline_error_is_one_line(published, monkeypatch, capsys):

@@ -41,22 +41,23 @@ from . import registry
 from .errors import UnknownModelError, VganzooError
 
 __all__ = [
-    "load",
-    "download",
-    "save_pretrained",
-    "push_to_hub",
-    "resolve_endpoint",
-    "component_file",
-    "sha256_file",
-    "WeightsError",
-    "HashMismatchError",
-    "WeightsNotFoundError",
-    "StateDictMismatchError",
-    "NoPretrainedWeightsError",
-    "UnpinnedWeightsWarning",
+    "CARD_FILE",
     "CONFIG_FILE",
     "INDEX_FILE",
-    "CARD_FILE",
+    "HashMismatchError",
+    "NoPretrainedWeightsError",
+    "StateDictMismatchError",
+    "UnpinnedWeightsWarning",
+    "WeightsError",
+    "WeightsNotFoundError",
+    "component_file",
+    "download",
+    "load",
+    "push_to_hub",
+    "resolve_endpoint",
+    "save_pretrained",
+    "sha256_file",
+    "spec_from_folder",
 ]
 
 CONFIG_FILE = "config.json"
@@ -101,14 +102,22 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
 class StateDictMismatchError(WeightsError, ValueError):
     """A safetensors file whose keys or shapes do not match the module it is loaded into."""
 
-    def __init__(self, what: str, missing: Sequence[str], unexpected: Sequence[str], mismatched: Sequence[str]) -> None:
+    def __init__(
+        self, what: str, missing: Sequence[str], unexpected: Sequence[str], mismatched: Sequence[str]
+    ) -> None:
         self.missing, self.unexpected, self.mismatched = list(missing), list(unexpected), list(mismatched)
         parts = [
             f"{label} ({len(keys)}): {_short_list(keys)}"
-            for label, keys in (("missing keys", missing), ("unexpected keys", unexpected), ("shape mismatches", mismatched))
+            for label, keys in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches", mismatched),
+            )
             if keys
         ]
-        super().__init__(f"{what} does not match the model: " + "; ".join(parts) + " (strict=False loads what matches)")
+        super().__init__(
+            f"{what} does not match the model: " + "; ".join(parts) + " (strict=False loads what matches)"
+        )
 
 
 class NoPretrainedWeightsError(WeightsError, UnknownModelError):
@@ -226,13 +235,18 @@ def _read_json(path: Path, what: str) -> Any:
         raise WeightsError(f"{what}: {path} is not valid JSON ({exc})") from None
 
 
-def _parse_index(index: Any, source: str) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, Any] | None]:
+def _parse_index(
+    index: Any, source: str
+) -> tuple[dict[str, str], dict[str, str], dict[str, Any], dict[str, Any] | None]:
     """Validate a weights.json and return (files, sha256, metadata, recipe)."""
     if not isinstance(index, dict) or index.get("format") != INDEX_FORMAT:
-        raise WeightsError(f"{source}: {INDEX_FILE} is not a vganzoo weight index (expected \"format\": \"{INDEX_FORMAT}\")")
+        raise WeightsError(
+            f'{source}: {INDEX_FILE} is not a vganzoo weight index (expected "format": "{INDEX_FORMAT}")'
+        )
     files, hashes = index.get("files"), index.get("sha256")
     if not isinstance(files, dict) or not isinstance(hashes, dict):
-        raise WeightsError(f"{source}: {INDEX_FILE} must map \"files\" and \"sha256\"")
+        raise WeightsError(f'{source}: {INDEX_FILE} must map "files" and "sha256"')
+    files = {"config": CONFIG_FILE, **files}
     for component, filename in files.items():
         if component != "config":
             _check_component_name(component)
@@ -241,13 +255,20 @@ def _parse_index(index: Any, source: str) -> tuple[dict[str, str], dict[str, str
         if not isinstance(hashes.get(filename), str) or not _SHA256.match(hashes[filename]):
             raise WeightsError(f"{source}: {INDEX_FILE} has no valid sha256 for {filename!r}")
     recipe = index.get("recipe")
-    return dict(files), dict(hashes), dict(index.get("metadata") or {}), dict(recipe) if isinstance(recipe, dict) else None
+    return (
+        dict(files),
+        dict(hashes),
+        dict(index.get("metadata") or {}),
+        dict(recipe) if isinstance(recipe, dict) else None,
+    )
 
 
 def _parse_hf_name(rest: str, revision: str | None) -> tuple[str, str | None]:
     repo_id, at, rev = rest.partition("@")
     if not re.match(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+$", repo_id) or (at and not rev):
-        raise ValueError(f"name: expected 'hf-hub:org/repo' or 'hf-hub:org/repo@revision', got 'hf-hub:{rest}'")
+        raise ValueError(
+            f"name: expected 'hf-hub:org/repo' or 'hf-hub:org/repo@revision', got 'hf-hub:{rest}'"
+        )
     if at and revision is not None and revision != rev:
         raise ValueError(f"revision={revision!r} conflicts with the name's '@{rev}'; give one of them")
     return repo_id, rev or revision
@@ -296,12 +317,17 @@ def _registry_weight_set(name: str, revision: str | None) -> _WeightSet:
 def _local_weight_set(name: str, path: str) -> _WeightSet:
     folder = Path(path).expanduser()
     if not folder.is_dir():
-        raise WeightsNotFoundError(f"{name}: {folder} is not a folder (expected one written by vganzoo.save_pretrained)")
+        raise WeightsNotFoundError(
+            f"{name}: {folder} is not a folder (expected one written by vganzoo.save_pretrained)"
+        )
     if not (folder / INDEX_FILE).is_file():
-        raise WeightsNotFoundError(f"{name}: {folder} has no {INDEX_FILE}; is it a folder written by vganzoo.save_pretrained?")
+        raise WeightsNotFoundError(
+            f"{name}: {folder} has no {INDEX_FILE}; is it a folder written by vganzoo.save_pretrained?"
+        )
     files, hashes, metadata, recipe = _parse_index(_read_json(folder / INDEX_FILE, name), str(folder))
-    files.setdefault("config", CONFIG_FILE)
-    return _WeightSet(name=name, files=files, sha256=hashes, local_dir=folder, recipe=recipe, metadata=metadata)
+    return _WeightSet(
+        name=name, files=files, sha256=hashes, local_dir=folder, recipe=recipe, metadata=metadata
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -317,7 +343,9 @@ class _Fetcher:
 
     def url(self, filename: str, revision: str | None = None) -> str:
         base = self.endpoint or _default_endpoint()
-        return f"{base}/{self.weights.repo_id}/resolve/{revision or self.weights.revision or 'main'}/{filename}"
+        return (
+            f"{base}/{self.weights.repo_id}/resolve/{revision or self.weights.revision or 'main'}/{filename}"
+        )
 
     def fetch(self, filename: str) -> Path:
         """A local path of ``filename`` whose sha256 matches the weight set."""
@@ -338,7 +366,13 @@ class _Fetcher:
                 actual = sha256_file(path)
                 if actual == expected:
                     return path
-                bundled_error = HashMismatchError(filename, expected, actual, f"bundled copy {path}", "the installation is damaged; reinstall vganzoo")
+                bundled_error = HashMismatchError(
+                    filename,
+                    expected,
+                    actual,
+                    f"bundled copy {path}",
+                    "the installation is damaged; reinstall vganzoo",
+                )
                 if w.repo_id is None:
                     raise bundled_error
                 warnings.warn(f"{bundled_error}; fetching it from the Hub instead", stacklevel=4)
@@ -377,7 +411,9 @@ class _Fetcher:
                 "(wrong name, private or gated: pass token= or log in with `hf auth login`)"
             ) from exc
         except RevisionNotFoundError as exc:
-            raise WeightsNotFoundError(f"{w.name}: revision {w.revision!r} not found in Hub repo {w.repo_id!r}") from exc
+            raise WeightsNotFoundError(
+                f"{w.name}: revision {w.revision!r} not found in Hub repo {w.repo_id!r}"
+            ) from exc
         except RemoteEntryNotFoundError as exc:
             raise WeightsNotFoundError(f"{w.name}: {filename} not found in Hub repo {where}") from exc
         except LocalEntryNotFoundError as exc:
@@ -386,16 +422,19 @@ class _Fetcher:
                 if self.offline
                 else f"the Hub at {self.endpoint or _default_endpoint()} could not be reached"
             )
-            name = w.name if not w.name.startswith(HF_HUB_PREFIX) else w.name
             raise WeightsNotFoundError(
                 f"{w.name}: {filename} ({where}) is not in the local Hugging Face cache and {how}. "
-                f"Run `vganzoo download {name}` on a machine with network access (then copy its cache, "
+                f"Run `vganzoo download {w.name}` on a machine with network access (then copy its cache, "
                 "see HF_HUB_CACHE), or turn offline mode off"
             ) from exc
         except (OSError, ValueError) as exc:
-            raise WeightsError(f"{w.name}: downloading {filename} from {self.url(filename)} failed: {exc}") from exc
+            raise WeightsError(
+                f"{w.name}: downloading {filename} from {self.url(filename)} failed: {exc}"
+            ) from exc
         except Exception as exc:  # httpx transport errors after huggingface_hub's own retries
-            raise WeightsError(f"{w.name}: downloading {filename} from {self.url(filename)} failed: {type(exc).__name__}: {exc}") from exc
+            raise WeightsError(
+                f"{w.name}: downloading {filename} from {self.url(filename)} failed: {type(exc).__name__}: {exc}"
+            ) from exc
 
     def _fetch_hub(self, filename: str, expected: str) -> Path:
         path = self._download(filename, force=False)
@@ -406,7 +445,10 @@ class _Fetcher:
         source = f"Hugging Face cache {path}" if self.offline else f"{self.url(filename)} (via cache {path})"
         if self.offline:
             raise HashMismatchError(
-                filename, expected, actual, source,
+                filename,
+                expected,
+                actual,
+                source,
                 f"the damaged cached copy was removed; run `vganzoo download {self.weights.name}` with network access",
             )
         # A damaged cache entry (or a bad transfer): removed above, fetched again once.
@@ -414,7 +456,13 @@ class _Fetcher:
         actual = sha256_file(path)
         if actual != expected:
             _remove_cached(path)
-            raise HashMismatchError(filename, expected, actual, self.url(filename), "the file was fetched twice and removed from the cache")
+            raise HashMismatchError(
+                filename,
+                expected,
+                actual,
+                self.url(filename),
+                "the file was fetched twice and removed from the cache",
+            )
         return path
 
 
@@ -436,24 +484,29 @@ def _remove_cached(pointer: Path) -> None:
 # Resolving a name
 # ----------------------------------------------------------------------------------------------
 def _resolve(
-    name: str, *, revision: str | None, cache_dir: str | os.PathLike[str] | None, local_files_only: bool | None,
-    endpoint: str | None, token: str | bool | None,
+    name: str,
+    *,
+    revision: str | None,
+    cache_dir: str | os.PathLike[str] | None,
+    local_files_only: bool | None,
+    endpoint: str | None,
+    token: str | bool | None,
 ) -> tuple[_WeightSet, _Fetcher]:
     if not isinstance(name, str) or not name:
         raise ValueError(f"name must be a non-empty string, got {name!r}")
-    fetcher_args = dict(
-        cache_dir=None if cache_dir is None else str(cache_dir),
-        offline=_offline(local_files_only),
-        endpoint=resolve_endpoint(endpoint),
-        token=token,
-    )
+    fetcher_args: dict[str, Any] = {
+        "cache_dir": None if cache_dir is None else str(cache_dir),
+        "offline": _offline(local_files_only),
+        "endpoint": resolve_endpoint(endpoint),
+        "token": token,
+    }
     if name.startswith(LOCAL_DIR_PREFIX):
         if revision is not None:
             raise ValueError("revision: not used with 'local-dir:' names")
-        weights = _local_weight_set(name, name[len(LOCAL_DIR_PREFIX):])
+        weights = _local_weight_set(name, name[len(LOCAL_DIR_PREFIX) :])
         return weights, _Fetcher(weights, **fetcher_args)
     if name.startswith(HF_HUB_PREFIX):
-        repo_id, rev = _parse_hf_name(name[len(HF_HUB_PREFIX):], revision)
+        repo_id, rev = _parse_hf_name(name[len(HF_HUB_PREFIX) :], revision)
         # The index is fetched without a pinned hash: that is what "not pinned" means.
         weights = _WeightSet(name=name, files={}, sha256={}, repo_id=repo_id, revision=rev, pinned=False)
         fetcher = _Fetcher(weights, **fetcher_args)
@@ -461,10 +514,15 @@ def _resolve(
         commit = index_path.parent.name
         if _COMMIT.match(commit) and commit != rev:  # the cache layout names the snapshot by its commit
             weights.revision = commit  # every other file from the same commit
-        files, hashes, metadata, recipe = _parse_index(_read_json(index_path, name), f"{repo_id}@{weights.revision or 'main'}")
-        files.setdefault("config", CONFIG_FILE)
+        files, hashes, metadata, recipe = _parse_index(
+            _read_json(index_path, name), f"{repo_id}@{weights.revision or 'main'}"
+        )
         weights.files, weights.sha256, weights.metadata, weights.recipe = files, hashes, metadata, recipe
-        pin = f"; pin it with 'hf-hub:{repo_id}@{weights.revision}'" if weights.revision and rev != weights.revision else ""
+        pin = (
+            f"; pin it with 'hf-hub:{repo_id}@{weights.revision}'"
+            if weights.revision and rev != weights.revision
+            else ""
+        )
         warnings.warn(
             f"{name}: the sha256 hashes come from the repo's own {INDEX_FILE}, so these weights are not pinned by a "
             f"vganzoo spec (revision {weights.revision or rev or 'main'}){pin}",
@@ -497,12 +555,16 @@ def _select_files(weights: _WeightSet, components: str | Iterable[str] | None) -
         if comp == "discriminators":
             roles = [c for c in available if c.startswith("discriminator.")]
             if not roles:
-                raise WeightsNotFoundError(f"{weights.name}: has no discriminator weights; it has: {', '.join(available)}")
+                raise WeightsNotFoundError(
+                    f"{weights.name}: has no discriminator weights; it has: {', '.join(available)}"
+                )
             chosen.extend(roles)
             continue
         _check_component_name(comp)
         if comp not in available:
-            raise WeightsNotFoundError(f"{weights.name}: has no {comp!r} weights; it has: {', '.join(available) or 'none'}")
+            raise WeightsNotFoundError(
+                f"{weights.name}: has no {comp!r} weights; it has: {', '.join(available) or 'none'}"
+            )
         chosen.append(comp)
     return list(dict.fromkeys(chosen))
 
@@ -522,7 +584,14 @@ def download(
     Returns ``{"config": path, "<component>": path, ...}`` of files whose sha256 matched. This is
     what ``vganzoo download NAME`` runs to fill the cache for later offline use.
     """
-    weights, fetcher = _resolve(name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, endpoint=endpoint, token=token)
+    weights, fetcher = _resolve(
+        name,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        endpoint=endpoint,
+        token=token,
+    )
     wanted = ["config", *_select_files(weights, components)]
     return {comp: fetcher.fetch(weights.files[comp]) for comp in wanted}
 
@@ -531,11 +600,12 @@ def download(
 # Loading
 # ----------------------------------------------------------------------------------------------
 def _load_component(module: Any, path: Path, what: str, strict: bool) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     try:
         tensors = load_file(str(path))
-    except Exception as exc:  # safetensors raises its own error type on a malformed header
+    except SafetensorError as exc:  # a malformed header or truncated data
         raise WeightsError(f"{what}: {path} is not a readable safetensors file ({exc})") from None
     expected = module.state_dict()
     missing = sorted(set(expected) - set(tensors))
@@ -548,7 +618,10 @@ def _load_component(module: Any, path: Path, what: str, strict: bool) -> None:
     if missing or unexpected or mismatched:
         if strict:
             raise StateDictMismatchError(what, missing, unexpected, mismatched)
-        warnings.warn(f"{what}: loading non-strictly; {StateDictMismatchError(what, missing, unexpected, mismatched)}", stacklevel=3)
+        warnings.warn(
+            f"{what}: loading non-strictly; {StateDictMismatchError(what, missing, unexpected, mismatched)}",
+            stacklevel=3,
+        )
         bad = {m.split(" ")[0] for m in mismatched}
         tensors = {k: v for k, v in tensors.items() if k in expected and k not in bad}
     # load_state_dict copies into the existing tensors (casting fp16 storage to the model's dtype)
@@ -601,29 +674,48 @@ def load(
     Returns:
         A :class:`~vganzoo.models.base.VideoGAN` in eval mode.
     """
-    weights, fetcher = _resolve(name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only, endpoint=endpoint, token=token)
+    weights, fetcher = _resolve(
+        name,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        endpoint=endpoint,
+        token=token,
+    )
     wanted = _select_files(weights, components)
     dtype = _as_dtype(dtype)
     config_path = fetcher.fetch(weights.files["config"])
     config = _read_json(config_path, f"{weights.name} {CONFIG_FILE}")
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
-        raise WeightsError(f"{weights.name}: {CONFIG_FILE} must be an object with a \"model\" name")
+        raise WeightsError(f'{weights.name}: {CONFIG_FILE} must be an object with a "model" name')
     config = dict(config)
     model_name = config.pop("model")
-    if weights.arch is not None and registry.get_model_spec(model_name) is not registry.get_model_spec(weights.arch):
+    if weights.arch is not None and registry.get_model_spec(model_name) is not registry.get_model_spec(
+        weights.arch
+    ):
         raise WeightsError(f"{weights.name}: {CONFIG_FILE} builds {model_name!r}, not {weights.arch!r}")
     try:
         model = registry.create(model_name, **config)
     except UnknownModelError as exc:
-        raise UnknownModelError(f"{weights.name}: its {CONFIG_FILE} needs model {model_name!r}, which is not registered ({exc}); install the plugin that provides it") from exc
+        raise UnknownModelError(
+            f"{weights.name}: its {CONFIG_FILE} needs model {model_name!r}, which is not registered ({exc}); install the plugin that provides it"
+        ) from exc
     if weights.recipe is not None:
         model.recipe = dict(weights.recipe)
-    model.pretrained = {"name": weights.name, "repo_id": weights.repo_id, "revision": weights.revision, "components": wanted, "metadata": dict(weights.metadata)}
+    model.pretrained = {
+        "name": weights.name,
+        "repo_id": weights.repo_id,
+        "revision": weights.revision,
+        "components": wanted,
+        "metadata": dict(weights.metadata),
+    }
 
     roles = [c.partition(".")[2] for c in wanted if c.startswith("discriminator.")]
     unknown_roles = [r for r in roles if r not in model.discriminators]
     if unknown_roles:
-        raise WeightsError(f"{weights.name}: the model has no discriminator {', '.join(map(repr, unknown_roles))}; it has: {', '.join(model.discriminators) or 'none'}")
+        raise WeightsError(
+            f"{weights.name}: the model has no discriminator {', '.join(map(repr, unknown_roles))}; it has: {', '.join(model.discriminators) or 'none'}"
+        )
     for role in list(model.discriminators):
         if role not in roles:
             del model.discriminators[role]
@@ -634,7 +726,11 @@ def load(
 
     for comp in wanted:
         path = fetcher.fetch(weights.files[comp])
-        module = model.discriminators[comp.partition(".")[2]] if comp.startswith("discriminator.") else getattr(model, comp)
+        module = (
+            model.discriminators[comp.partition(".")[2]]
+            if comp.startswith("discriminator.")
+            else getattr(model, comp)
+        )
         _load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict)
     if model.generator_ema is not None:
         model.generator_ema.requires_grad_(False)
@@ -653,7 +749,9 @@ def _component_modules(model: Any) -> dict[str, Any]:
         out["generator_ema"] = model.generator_ema
     for role, disc in model.discriminators.items():
         if not _ROLE.match(role):
-            raise ValueError(f"discriminator role {role!r} cannot be a file name; use lower-case letters, digits, '-' or '_'")
+            raise ValueError(
+                f"discriminator role {role!r} cannot be a file name; use lower-case letters, digits, '-' or '_'"
+            )
         out[f"discriminator.{role}"] = disc
     return out
 
@@ -670,7 +768,9 @@ def _tensors_for_file(module: Any, what: str) -> dict[str, Any]:
     out = {}
     for key, value in module.state_dict().items():
         if not isinstance(value, torch.Tensor):
-            raise TypeError(f"{what}: state dict entry {key!r} is a {type(value).__name__}, not a tensor; safetensors stores tensors only")
+            raise TypeError(
+                f"{what}: state dict entry {key!r} is a {type(value).__name__}, not a tensor; safetensors stores tensors only"
+            )
         out[key] = value.detach().to("cpu").contiguous().clone()
     return out
 
@@ -679,7 +779,9 @@ def _yaml_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON scalars and flow lists are valid YAML
 
 
-def _model_card(model: Any, metadata: Mapping[str, Any], files: Mapping[str, str], repo_hint: str | None) -> str:
+def _model_card(
+    model: Any, metadata: Mapping[str, Any], files: Mapping[str, str], repo_hint: str | None
+) -> str:
     config = dict(model.config)
     name = str(config.get("model", "model"))
     family = None
@@ -688,8 +790,25 @@ def _model_card(model: Any, metadata: Mapping[str, Any], files: Mapping[str, str
     datasets = metadata.get("datasets", metadata.get("dataset"))
     datasets = [datasets] if isinstance(datasets, str) else list(datasets or [])
     metrics = metadata.get("metrics") or {}
-    tags = list(dict.fromkeys(["vganzoo", "video-generation", "gan", *( [family] if family else []), name.split("::")[-1], *metadata.get("tags", [])]))
-    header = {"library_name": "vganzoo", "license": metadata.get("license"), "tags": tags, "datasets": datasets or None, "metrics": list(metrics) or None}
+    tags = list(
+        dict.fromkeys(
+            [
+                "vganzoo",
+                "video-generation",
+                "gan",
+                *([family] if family else []),
+                name.split("::")[-1],
+                *metadata.get("tags", []),
+            ]
+        )
+    )
+    header = {
+        "library_name": "vganzoo",
+        "license": metadata.get("license"),
+        "tags": tags,
+        "datasets": datasets or None,
+        "metrics": list(metrics) or None,
+    }
     lines = ["---"] + [f"{k}: {_yaml_value(v)}" for k, v in header.items() if v is not None] + ["---", ""]
     title = metadata.get("title") or name
     lines += [f"# {title}", ""]
@@ -712,7 +831,11 @@ def _model_card(model: Any, metadata: Mapping[str, Any], files: Mapping[str, str
     ]
     lines += [f"| {k} | `{json.dumps(v)}` |" for k, v in config.items()]
     lines += ["", "Files: " + ", ".join(f"`{f}` ({c})" for c, f in files.items()), ""]
-    details = [(k, metadata[k]) for k in ("paper", "dataset", "resolution", "frames", "fps", "steps", "wall_time", "machine") if k in metadata]
+    details = [
+        (k, metadata[k])
+        for k in ("paper", "dataset", "resolution", "frames", "fps", "steps", "wall_time", "machine")
+        if k in metadata
+    ]
     if details:
         lines += ["## Training", ""] + [f"- {k}: {v}" for k, v in details] + [""]
     if metadata.get("training_command"):
@@ -725,7 +848,12 @@ def _model_card(model: Any, metadata: Mapping[str, Any], files: Mapping[str, str
             else:
                 lines.append(f"| {metric} | {value} | |")
         lines.append("")
-    lines += ["## Integrity", "", f"`{INDEX_FILE}` lists the sha256 of every file; vganzoo refuses files that do not match.", ""]
+    lines += [
+        "## Integrity",
+        "",
+        f"`{INDEX_FILE}` lists the sha256 of every file; vganzoo refuses files that do not match.",
+        "",
+    ]
     return "\n".join(lines)
 
 
@@ -759,7 +887,7 @@ def save_pretrained(
         raise TypeError(f"model must be a vganzoo VideoGAN, got {type(model).__name__}")
     config = dict(getattr(model, "config", {}) or {})
     if not isinstance(config.get("model"), str):
-        raise ValueError("model.config has no 'model' name; build models with vganzoo.create or vganzoo.load")
+        raise ValueError("model.config has no 'model' name; build models with vganzoo.create or vganzoo.load")  # noqa: TRY004
     metadata = dict(metadata or {})
     try:
         config_bytes = (json.dumps(config, indent=2, sort_keys=False) + "\n").encode()
@@ -780,7 +908,11 @@ def save_pretrained(
         _write_bytes(tmp / CONFIG_FILE, config_bytes)
         for comp, module in modules.items():
             filename = component_file(comp)
-            save_file(_tensors_for_file(module, comp), str(tmp / filename), metadata={"format": "pt", "vganzoo.component": comp, "vganzoo.model": config["model"]})
+            save_file(
+                _tensors_for_file(module, comp),
+                str(tmp / filename),
+                metadata={"format": "pt", "vganzoo.component": comp, "vganzoo.model": config["model"]},
+            )
             with open(tmp / filename, "rb+") as handle:
                 os.fsync(handle.fileno())
             files[comp] = filename
@@ -828,6 +960,34 @@ def _verify_folder(folder: Path) -> list[str]:
     return [INDEX_FILE, *extra, *weights.files.values()]
 
 
+def spec_from_folder(
+    directory: str | os.PathLike[str],
+    *,
+    tag: str,
+    repo_id: str | None = None,
+    revision: str | None = None,
+    bundled: str | None = None,
+) -> registry.PretrainedSpec:
+    """A :class:`~vganzoo.registry.PretrainedSpec` pinning the files of a ``save_pretrained`` folder.
+
+    Files, sha256 and metadata come from the folder's weights.json (checked first), so a family
+    can register exactly what was pushed (``repo_id``/``revision``) or bundled (``bundled``:
+    the folder relative to the vganzoo package directory).
+    """
+    folder = Path(directory).expanduser()
+    _verify_folder(folder)
+    weights = _local_weight_set(f"{LOCAL_DIR_PREFIX}{folder}", str(folder))
+    return registry.PretrainedSpec(
+        tag=tag,
+        repo_id=repo_id,
+        revision=revision,
+        files={c: f for c, f in weights.files.items() if c != "config"},
+        sha256=dict(weights.sha256),
+        bundled=bundled,
+        metadata=dict(weights.metadata),
+    )
+
+
 def push_to_hub(
     model_or_dir: Any,
     repo_id: str,
@@ -861,7 +1021,9 @@ def push_to_hub(
                 raise ValueError("metadata: only used when pushing a model; edit the folder's files instead")
             folder = Path(model_or_dir).expanduser()
         else:
-            folder = save_pretrained(model_or_dir, Path(scratch) / "weights", metadata=metadata, repo_id=repo_id)
+            folder = save_pretrained(
+                model_or_dir, Path(scratch) / "weights", metadata=metadata, repo_id=repo_id
+            )
         upload = _verify_folder(folder)
         api = HfApi(endpoint=endpoint, token=token, library_name="vganzoo")
         api.create_repo(repo_id, private=private, exist_ok=True)
@@ -875,7 +1037,13 @@ def push_to_hub(
             allow_patterns=upload,
             commit_message=commit_message or f"Upload {folder.name} with vganzoo",
         )
-    sha = info.oid
+        sha = info.oid
+        index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
     where = f" (pull request {info.pr_url})" if getattr(info, "pr_url", None) else ""
-    print(f"pushed {repo_id}@{sha}{where}; load it pinned with vganzoo.load('hf-hub:{repo_id}@{sha}')")
+    files = {c: f for c, f in index["files"].items() if c != "config"}
+    print(f"pushed {repo_id}@{sha}{where}")
+    print(f"load it pinned: vganzoo.load('hf-hub:{repo_id}@{sha}')")
+    print(
+        f"registry spec:  PretrainedSpec(tag=..., repo_id={repo_id!r}, revision={sha!r}, files={files!r}, sha256={index['sha256']!r})"
+    )
     return sha

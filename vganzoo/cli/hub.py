@@ -13,7 +13,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "cache and check their sha256, so that vganzoo.load works offline later.",
     )
     p.add_argument("name", help="e.g. mocogan-rnn.digits or hf-hub:org/repo@revision")
-    p.add_argument("--components", nargs="+", default=["all"], metavar="C", help="generator, generator_ema, discriminators, discriminator.<role> or all (default)")
+    p.add_argument(
+        "--components",
+        nargs="+",
+        default=["all"],
+        metavar="C",
+        help="generator, generator_ema, discriminators, discriminator.<role> or all (default)",
+    )
     p.add_argument("--revision", help="branch, tag or commit (hf-hub: names only)")
     p.add_argument("--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     p.add_argument("--endpoint", help="Hub URL (default: VGANZOO_ENDPOINT, then HF_ENDPOINT)")
@@ -30,7 +36,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("repo_id", help="org/name on the Hub (created if needed)")
     p.add_argument("--revision", help="branch to commit to (created if needed; default main)")
     p.add_argument("--private", action="store_true", help="create the repo as private")
-    p.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing to main")
+    p.add_argument(
+        "--create-pr", action="store_true", help="open a pull request instead of committing to main"
+    )
     p.add_argument("--message", help="commit message")
     p.add_argument("--endpoint", help="Hub URL (default: VGANZOO_ENDPOINT, then HF_ENDPOINT)")
     p.add_argument("--token", help="Hub token (default: the stored login)")
@@ -41,7 +49,14 @@ def run_download(args: argparse.Namespace) -> int:
     from .. import hub
 
     components = "all" if args.components == ["all"] else args.components
-    paths = hub.download(args.name, components=components, revision=args.revision, cache_dir=args.cache_dir, endpoint=args.endpoint, token=args.token)
+    paths = hub.download(
+        args.name,
+        components=components,
+        revision=args.revision,
+        cache_dir=args.cache_dir,
+        endpoint=args.endpoint,
+        token=args.token,
+    )
     print(f"{args.name}: {len(paths)} file(s) verified")
     for component, path in paths.items():
         print(f"  {component:<28} {path}")
