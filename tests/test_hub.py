@@ -297,16 +297,15 @@ def test_local_dir_errors(tmp_path):
         vganzoo.load(f"local-dir:{tmp_path}")
 
 
-def test_fp16_storage_loads_into_float32_model(trained):
-    from safetensors.torch import load_file, save_file
+def test_fp16_storage_loads_into_float32_model(trained, tmp_path):
+    from safetensors.torch import load_file
 
     model, folder = trained
-    path = folder / "generator.safetensors"
-    save_file(
-        {k: v.half() if v.is_floating_point() else v for k, v in load_file(str(path)).items()}, str(path)
-    )
-    _rewrite_index(folder)
-    loaded = vganzoo.load(f"local-dir:{folder}")
+    half = hub.save_pretrained(model, tmp_path / "half", dtype=torch.float16)
+    assert load_file(str(half / "generator.safetensors"))["to_frame.weight"].dtype == torch.float16
+    size = (half / "generator.safetensors").stat().st_size
+    assert size < 0.75 * (folder / "generator.safetensors").stat().st_size
+    loaded = vganzoo.load(f"local-dir:{half}")
     assert loaded.generator.to_frame.weight.dtype == torch.float32
     torch.testing.assert_close(
         loaded.generator.to_frame.weight, model.generator.to_frame.weight, atol=1e-2, rtol=1e-2
@@ -443,6 +442,11 @@ def test_unpinned_branch_revision_warns_and_resolves_commit(online, trained, tmp
     assert not same_weights(older.generator, model.generator)
     with pytest.raises(ValueError, match="conflicts"):
         vganzoo.load(f"hf-hub:{REPO}@{sha}", revision=sha2)
+    # offline, the branch resolves through the cache's refs: no request
+    before = len(online.requests)
+    with pytest.warns(hub.UnpinnedWeightsWarning):
+        cached = vganzoo.load(f"hf-hub:{REPO}", cache_dir=tmp_path / "c", local_files_only=True)
+    assert same_weights(cached.generator, model.generator) and len(online.requests) == before
 
 
 def test_pinned_spec_on_a_branch_revision(online, trained, tmp_path):

@@ -417,11 +417,14 @@ class _Fetcher:
         except RemoteEntryNotFoundError as exc:
             raise WeightsNotFoundError(f"{w.name}: {filename} not found in Hub repo {where}") from exc
         except LocalEntryNotFoundError as exc:
-            how = (
-                "offline mode is on (HF_HUB_OFFLINE=1 or local_files_only=True)"
-                if self.offline
-                else f"the Hub at {self.endpoint or _default_endpoint()} could not be reached"
-            )
+            from huggingface_hub import constants
+
+            if self.offline:
+                how = "offline mode is on (HF_HUB_OFFLINE=1 or local_files_only=True)"
+            elif constants.HF_HUB_OFFLINE:
+                how = "huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when it was imported)"
+            else:
+                how = f"the Hub at {self.endpoint or _default_endpoint()} could not be reached"
             raise WeightsNotFoundError(
                 f"{w.name}: {filename} ({where}) is not in the local Hugging Face cache and {how}. "
                 f"Run `vganzoo download {w.name}` on a machine with network access (then copy its cache, "
@@ -756,7 +759,7 @@ def _component_modules(model: Any) -> dict[str, Any]:
     return out
 
 
-def _tensors_for_file(module: Any, what: str) -> dict[str, Any]:
+def _tensors_for_file(module: Any, what: str, dtype: Any = None) -> dict[str, Any]:
     """A state dict safetensors can store: CPU, contiguous, every tensor its own storage.
 
     Tied weights (one tensor under several keys) and views are cloned, so each key is written
@@ -771,7 +774,10 @@ def _tensors_for_file(module: Any, what: str) -> dict[str, Any]:
             raise TypeError(
                 f"{what}: state dict entry {key!r} is a {type(value).__name__}, not a tensor; safetensors stores tensors only"
             )
-        out[key] = value.detach().to("cpu").contiguous().clone()
+        value = value.detach().to("cpu")
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        out[key] = value.contiguous().clone()
     return out
 
 
@@ -864,6 +870,7 @@ def save_pretrained(
     metadata: Mapping[str, Any] | None = None,
     repo_id: str | None = None,
     overwrite: bool = False,
+    dtype: Any = None,
 ) -> Path:
     """Write ``model`` as a weight-set folder (see the module docstring) and return its path.
 
@@ -875,6 +882,8 @@ def save_pretrained(
             ``training_command``, ``paper``, ``resolution``, ``frames``, ``fps``, ``steps``,
             ``wall_time``, ``machine``, ``description``.
         repo_id: the Hub repo it will be pushed to (only used in the card's example).
+        dtype: store floating-point tensors in this dtype (e.g. ``torch.float16`` to halve the
+            size of bundled weights); :func:`load` casts them back to the model's dtype.
 
     The folder is written into a temporary sibling and renamed into place, so a crash leaves
     either the old folder or the complete new one. ``load("local-dir:...")`` round-trips it.
@@ -889,6 +898,9 @@ def save_pretrained(
     if not isinstance(config.get("model"), str):
         raise ValueError("model.config has no 'model' name; build models with vganzoo.create or vganzoo.load")  # noqa: TRY004
     metadata = dict(metadata or {})
+    dtype = _as_dtype(dtype)
+    if dtype is not None and not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
     try:
         config_bytes = (json.dumps(config, indent=2, sort_keys=False) + "\n").encode()
         json.dumps(metadata)
@@ -909,7 +921,7 @@ def save_pretrained(
         for comp, module in modules.items():
             filename = component_file(comp)
             save_file(
-                _tensors_for_file(module, comp),
+                _tensors_for_file(module, comp, dtype),
                 str(tmp / filename),
                 metadata={"format": "pt", "vganzoo.component": comp, "vganzoo.model": config["model"]},
             )
