@@ -218,6 +218,17 @@ def test_load_device_and_dtype(trained):
         vganzoo.load(f"local-dir:{folder}", dtype="floaty")
 
 
+@pytest.mark.cuda
+def test_load_onto_cuda_and_save_back(trained, tmp_path):
+    model, folder = trained
+    on_gpu = vganzoo.load(f"local-dir:{folder}", device="cuda")
+    assert on_gpu.generator.to_frame.weight.is_cuda
+    model.eval()
+    torch.testing.assert_close(on_gpu.sample(2, seed=7).cpu(), model.sample(2, seed=7), atol=1e-5, rtol=1e-5)
+    again = vganzoo.load(f"local-dir:{hub.save_pretrained(on_gpu, tmp_path / 'from-gpu')}")
+    assert same_weights(again.generator, model.generator)
+
+
 def test_save_pretrained_refuses_non_empty_folder_unless_overwrite(trained):
     model, folder = trained
     before = (folder / "generator.safetensors").read_bytes()
