@@ -1,5 +1,17 @@
 """Layers shared by the model families, built on :mod:`vganzoo.ops`."""
 
+from .attention import AxialSelfAttention, SelfAttention, SeparableSelfAttention
+from .cbn import ConditionalBatchNorm, FrameBatchNorm
 from .conv import STConv3d, STConvTranspose3d
+from .convgru import ConvGRU
 
-__all__ = ["STConv3d", "STConvTranspose3d"]
+__all__ = [
+    "STConv3d",
+    "STConvTranspose3d",
+    "SelfAttention",
+    "AxialSelfAttention",
+    "SeparableSelfAttention",
+    "ConditionalBatchNorm",
+    "FrameBatchNorm",
+    "ConvGRU",
+]
