@@ -13,6 +13,7 @@ from vganzoo.nn import (
     SeparableSelfAttention,
     STConv3d,
 )
+from vganzoo.nn import spectral_norm as vg_spectral_norm
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -246,3 +247,57 @@ def test_spectral_norm_applies_to_stconv3d():
         sigma = torch.linalg.matrix_norm(conv.weight.reshape(6, -1), ord=2)
     assert abs(float(sigma) - 1.0) < 1e-2
     assert conv(x).shape == (1, 6, 3, 5, 5)
+
+
+# ------------------------------------------------------------------------------------------------
+# spectral norm (vganzoo.nn.spectral_norm)
+# ------------------------------------------------------------------------------------------------
+def _sigma(weight, dim=0):
+    with torch.no_grad():
+        return float(torch.linalg.matrix_norm(weight.movedim(dim, 0).flatten(1), ord=2))
+
+
+@pytest.mark.parametrize("make,dim", [
+    (lambda: torch.nn.Conv2d(4, 6, 3), 0),
+    (lambda: torch.nn.Linear(7, 5), 0),
+    (lambda: torch.nn.Embedding(4, 9), 0),
+    (lambda: STConv3d(3, 5, 3, padding=1), 0),
+    (lambda: torch.nn.ConvTranspose2d(4, 6, 3), 1),
+])
+def test_our_spectral_norm_normalises_the_largest_singular_value(make, dim):
+    torch.manual_seed(0)
+    module = vg_spectral_norm(make())
+    assert module.parametrizations.weight[0].dim == dim
+    module.train()
+    with torch.no_grad():
+        for _ in range(30):
+            module.weight  # each access in training mode runs one power iteration
+    assert abs(_sigma(module.weight, dim) - 1.0) < 1e-2
+    assert module.parametrizations.weight.original.shape == module.weight.shape
+
+
+def test_our_spectral_norm_matches_torch_and_its_state_dict_layout():
+    torch.manual_seed(0)
+    ours = vg_spectral_norm(torch.nn.Conv2d(4, 6, 3))
+    theirs = spectral_norm(torch.nn.Conv2d(4, 6, 3))
+    assert set(ours.state_dict()) == {"bias", "parametrizations.weight.original",
+                                      "parametrizations.weight.0._u", "parametrizations.weight.0._v"}
+    assert set(ours.state_dict()) == set(theirs.state_dict())
+    theirs.load_state_dict(ours.state_dict())  # same keys and shapes: loads both ways
+    ours.eval()
+    theirs.eval()
+    torch.testing.assert_close(ours.weight, theirs.weight)
+    ours.train()
+    theirs.train()
+    torch.testing.assert_close(ours.weight, theirs.weight)  # one power iteration each, same result
+
+
+def test_our_spectral_norm_gradients_and_meta():
+    conv = vg_spectral_norm(torch.nn.Conv2d(2, 3, 3, padding=1))
+    conv(torch.randn(1, 2, 4, 4)).sum().backward()
+    assert conv.parametrizations.weight.original.grad.abs().sum() > 0
+    with torch.device("meta"):
+        meta = vg_spectral_norm(torch.nn.Linear(8, 4))
+    assert meta.weight.is_meta and meta.weight.shape == (4, 8)
+    with pytest.raises(ValueError, match="at least 2 dims"):
+        vg_spectral_norm(torch.nn.Linear(3, 3), name="bias")

@@ -49,10 +49,17 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
-from torch.nn.utils.parametrizations import spectral_norm
 
 from ..errors import InvalidConfigError
-from ..nn import ConditionalBatchNorm, ConvGRU, FrameBatchNorm, SelfAttention, SeparableSelfAttention, STConv3d
+from ..nn import (
+    ConditionalBatchNorm,
+    ConvGRU,
+    FrameBatchNorm,
+    SelfAttention,
+    SeparableSelfAttention,
+    STConv3d,
+    spectral_norm,
+)
 from ..registry import get_component, register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, require
 
@@ -93,7 +100,8 @@ def orthogonal_spectral_norm_(module: nn.Module) -> nn.Module:
     """Orthogonally initialise (biases to 0) and spectrally normalise every weight layer in place."""
     layers = [m for m in module.modules() if isinstance(m, WEIGHT_LAYERS)]
     for layer in layers:
-        nn.init.orthogonal_(layer.weight)
+        if not layer.weight.is_meta:  # meta tensors (parameter counting) hold no values to initialise
+            nn.init.orthogonal_(layer.weight)
         bias = getattr(layer, "bias", None)
         if isinstance(bias, nn.Parameter):
             nn.init.zeros_(bias)

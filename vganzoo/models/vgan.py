@@ -87,6 +87,8 @@ def _stage_channels(resolution: int, width: float) -> list[int]:
 def init_vgan_weights_(module: nn.Module) -> nn.Module:
     """The original init: conv weights N(0, 0.01), BN scales N(1, 0.02), biases 0."""
     for m in module.modules():
+        if any(p.is_meta for p in m.parameters(recurse=False)):
+            continue  # meta tensors (parameter counting) hold no values to initialise
         if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d, STConv3d, STConvTranspose3d)):
             nn.init.normal_(m.weight, 0.0, CONV_INIT_STD)
             if m.bias is not None:

@@ -4,6 +4,7 @@ from .attention import AxialSelfAttention, SelfAttention, SeparableSelfAttention
 from .cbn import ConditionalBatchNorm, FrameBatchNorm
 from .conv import STConv3d, STConvTranspose3d
 from .convgru import ConvGRU
+from .spectral import SpectralNorm, spectral_norm
 
 __all__ = [
     "STConv3d",
@@ -14,4 +15,6 @@ __all__ = [
     "ConditionalBatchNorm",
     "FrameBatchNorm",
     "ConvGRU",
+    "SpectralNorm",
+    "spectral_norm",
 ]
