@@ -207,3 +207,12 @@ def test_mixing_with_dvdgan_discriminators():
     assert set(model.discriminators) == {"video", "image"}
     videos = model.sample(2, seed=0)
     assert model.discriminator("image")(videos).logits.shape == (2,)
+
+
+def test_state_dict_round_trip_through_safetensors(tmp_path, small):
+    from safetensors.torch import load_file, save_file
+
+    save_file(small.generator.state_dict(), str(tmp_path / "generator.safetensors"))
+    fresh = vganzoo.create("vgan", frames=16, width=TINY)
+    fresh.generator.load_state_dict(load_file(str(tmp_path / "generator.safetensors")), strict=True)
+    torch.testing.assert_close(fresh.sample(2, seed=0), small.sample(2, seed=0))
