@@ -121,7 +121,7 @@ def test_same_seed_same_videos(small):
     a = small.sample(2, seed=5)
     torch.testing.assert_close(a, small.sample(2, seed=5), atol=0, rtol=0)
     assert not torch.allclose(a, small.sample(2, seed=6))
-    videos, latents = small.sample(2, seed=5, return_latents=True)
+    _, latents = small.sample(2, seed=5, return_latents=True)
     assert set(latents) == {"z"} and latents["z"].shape == (2, 100)
 
 

@@ -271,7 +271,7 @@ def test_our_spectral_norm_normalises_the_largest_singular_value(make, dim):
     module.train()
     with torch.no_grad():
         for _ in range(30):
-            module.weight  # each access in training mode runs one power iteration
+            _ = module.weight  # each access in training mode runs one power iteration
     assert abs(_sigma(module.weight, dim) - 1.0) < 1e-2
     assert module.parametrizations.weight.original.shape == module.weight.shape
 

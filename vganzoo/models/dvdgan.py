@@ -81,7 +81,7 @@ WEIGHT_LAYERS = (nn.Conv2d, nn.Linear, nn.Embedding, STConv3d)
 # helpers
 # ------------------------------------------------------------------------------------------------
 def _scaled_channels(width: float, mult: int) -> int:
-    return max(1, int(round(BASE_CHANNELS * width * mult)))
+    return max(1, round(BASE_CHANNELS * width * mult))
 
 
 def _check_common(name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> None:

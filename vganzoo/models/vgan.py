@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import math
 from collections.abc import Sequence
+from itertools import pairwise
 from typing import Any
 
 import torch
@@ -44,7 +45,7 @@ from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, require
 from .dvdgan import build_discriminators
 
-__all__ = ["VGANGenerator", "VGANDiscriminator", "vgan"]
+__all__ = ["VGANDiscriminator", "VGANGenerator", "vgan"]
 
 LATENT_DIM = 100
 SUPPORTED_RESOLUTIONS = (32, 64, 128)
@@ -81,7 +82,7 @@ def _check(name: str, resolution: int, frames: int, channels: int, width: float,
 def _stage_channels(resolution: int, width: float) -> list[int]:
     """Channels of the hidden stages from coarse to fine, e.g. [512, 256, 128, 64] at 64x64."""
     n = _stages(resolution)
-    return [max(1, int(round(FINEST_CHANNELS * width * 2 ** (n - 1 - i)))) for i in range(n)]
+    return [max(1, round(FINEST_CHANNELS * width * 2 ** (n - 1 - i))) for i in range(n)]
 
 
 def init_vgan_weights_(module: nn.Module) -> nn.Module:
@@ -122,14 +123,14 @@ class VGANGenerator(nn.Module):
 
         background: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, widths[0], KERNEL),
                                        nn.BatchNorm2d(widths[0]), nn.ReLU()]
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in pairwise(widths):
             background += [nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING), nn.BatchNorm2d(c_out), nn.ReLU()]
         background += [nn.ConvTranspose2d(widths[-1], channels, KERNEL, STRIDE, PADDING), nn.Tanh()]
         self.background = nn.Sequential(*background)
 
         foreground: list[nn.Module] = [STConvTranspose3d(latent_dim, widths[0], (time_kernel, KERNEL, KERNEL),
                                                          norm="batch", activation="relu")]
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in pairwise(widths):
             foreground.append(STConvTranspose3d(c_in, c_out, KERNEL, STRIDE, PADDING, norm="batch", activation="relu"))
         self.foreground = nn.Sequential(*foreground)
         self.video_head = STConvTranspose3d(widths[-1], channels, KERNEL, STRIDE, PADDING, activation="tanh")
@@ -178,7 +179,7 @@ class VGANDiscriminator(nn.Module):
         widths = _stage_channels(resolution, width)[::-1]  # fine to coarse: 64, 128, 256, 512
         layers: list[nn.Module] = [STConv3d(channels, widths[0], KERNEL, STRIDE, PADDING,
                                             activation="leaky_relu", negative_slope=LEAKY_SLOPE)]
-        for c_in, c_out in zip(widths[:-1], widths[1:]):
+        for c_in, c_out in pairwise(widths):
             layers.append(STConv3d(c_in, c_out, KERNEL, STRIDE, PADDING, norm="batch", norm_eps=D_BN_EPS,
                                    activation="leaky_relu", negative_slope=LEAKY_SLOPE))
         layers.append(STConv3d(widths[-1], 2, (time_kernel, KERNEL, KERNEL)))

@@ -7,14 +7,14 @@ from .convgru import ConvGRU
 from .spectral import SpectralNorm, spectral_norm
 
 __all__ = [
+    "AxialSelfAttention",
+    "ConditionalBatchNorm",
+    "ConvGRU",
+    "FrameBatchNorm",
     "STConv3d",
     "STConvTranspose3d",
     "SelfAttention",
-    "AxialSelfAttention",
     "SeparableSelfAttention",
-    "ConditionalBatchNorm",
-    "FrameBatchNorm",
-    "ConvGRU",
     "SpectralNorm",
     "spectral_norm",
 ]

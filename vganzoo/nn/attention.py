@@ -22,7 +22,7 @@ from torch import nn
 
 from .conv import STConv3d
 
-__all__ = ["SelfAttention", "AxialSelfAttention", "SeparableSelfAttention"]
+__all__ = ["AxialSelfAttention", "SelfAttention", "SeparableSelfAttention"]
 
 QUERY_KEY_REDUCTION = 8
 VALUE_REDUCTION = 2

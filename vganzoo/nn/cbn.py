@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-__all__ = ["FrameBatchNorm", "ConditionalBatchNorm"]
+__all__ = ["ConditionalBatchNorm", "FrameBatchNorm"]
 
 
 class FrameBatchNorm(nn.Module):

@@ -79,7 +79,7 @@ def spectral_norm(module: nn.Module, name: str = "weight", n_power_iterations: i
     """
     weight = getattr(module, name, None)
     if not isinstance(weight, torch.Tensor):
-        raise ValueError(f"module {type(module).__name__} has no tensor parameter {name!r}")
+        raise TypeError(f"module {type(module).__name__} has no tensor parameter {name!r}")
     if dim is None:
         transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) or getattr(
             module, "transposed", False) is True
