@@ -49,6 +49,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
+from torch.nn.utils import parametrize
 
 from ..errors import InvalidConfigError
 from ..nn import (
@@ -257,13 +258,15 @@ class DVDGANGenerator(nn.Module):
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"dvdgan/generator: z must have shape (N, {self.latent_dim}), got {shape}")
         labels = validate_labels(labels, z.shape[0], self.num_classes, z.device, "dvdgan/generator")
-        cond = z if self.class_embedding is None else torch.cat([z, self.class_embedding(labels)], dim=1)
-        x = rearrange(self.affine(cond), "n (c h w) -> n c h w", h=INITIAL_SIZE, w=INITIAL_SIZE)
-        x = repeat(x, "n c h w -> n c t h w", t=self.frames)
-        for group in self.groups:
-            x = group(x, cond)
-        x = F.relu(self.out_norm(x))
-        return torch.tanh(_per_frame(self.out_conv, x))
+        # the ConvGRUs reuse their weights at every frame: normalise each weight once per forward
+        with parametrize.cached():
+            cond = z if self.class_embedding is None else torch.cat([z, self.class_embedding(labels)], dim=1)
+            x = rearrange(self.affine(cond), "n (c h w) -> n c h w", h=INITIAL_SIZE, w=INITIAL_SIZE)
+            x = repeat(x, "n c h w -> n c t h w", t=self.frames)
+            for group in self.groups:
+                x = group(x, cond)
+            x = F.relu(self.out_norm(x))
+            return torch.tanh(_per_frame(self.out_conv, x))
 
 
 # ------------------------------------------------------------------------------------------------
