@@ -296,3 +296,16 @@ def test_state_dict_round_trip_through_safetensors(tmp_path, conditional):
     for name, part in fresh.discriminators.items():
         other = conditional.discriminator(name)
         torch.testing.assert_close(part.eval()(video, labels).logits, other.eval()(video, labels).logits)
+
+
+def test_generator_normalises_each_weight_once_per_forward(small):
+    """The ConvGRU reuses its weights at every frame; spectral norm must still run once per forward."""
+    gen = small.generator.train()
+    gru = gen.groups[0].recurrent
+    calls = []
+    handle = gru.gates.parametrizations.weight[0].register_forward_hook(lambda *args: calls.append(1))
+    try:
+        gen(**gen.sample_latents(1, generator=torch.Generator().manual_seed(0)))
+    finally:
+        handle.remove()
+    assert len(calls) == 1

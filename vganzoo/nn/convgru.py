@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 from torch import nn
 
 __all__ = ["ConvGRU"]
@@ -18,7 +20,9 @@ class ConvGRU(nn.Module):
         h_t  = u * h_{t-1} + (1 - u) * c
 
     The output at frame ``t`` depends only on inputs ``0..t``. Convolutions are 2-D with
-    ``kernel_size`` and "same" padding, so the spatial size is kept.
+    ``kernel_size`` and "same" padding, so the spatial size is kept. The parameters are the two
+    convolutions over the concatenation ``[x_t; h]`` (``gates``, ``candidate``); the forward pass
+    applies their ``x`` halves to all frames at once and only the ``h`` halves step by step.
 
     Args:
         in_channels: channels of ``x``.
@@ -31,9 +35,9 @@ class ConvGRU(nn.Module):
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd (for same padding), got {kernel_size}")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
-        padding = kernel_size // 2
-        self.gates = nn.Conv2d(in_channels + hidden_channels, 2 * hidden_channels, kernel_size, padding=padding)
-        self.candidate = nn.Conv2d(in_channels + hidden_channels, hidden_channels, kernel_size, padding=padding)
+        self.padding = kernel_size // 2
+        self.gates = nn.Conv2d(in_channels + hidden_channels, 2 * hidden_channels, kernel_size, padding=self.padding)
+        self.candidate = nn.Conv2d(in_channels + hidden_channels, hidden_channels, kernel_size, padding=self.padding)
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """x: (N, C_in, T, H, W), h0: (N, C_hidden, H, W) or None -> states (N, C_hidden, T, H, W)."""
@@ -47,14 +51,28 @@ class ConvGRU(nn.Module):
             raise ValueError(f"h0 must have shape {expected}, got {tuple(h0.shape)}")
         else:
             h = h0
+        # The convolutions are linear in [x_t; h]: the x part of every frame runs as one batched
+        # convolution up front, only the h part runs per step (same weights, same result).
+        gates_x, gates_h = self._split(self.gates)
+        cand_x, cand_h = self._split(self.candidate)
+        frames = rearrange(x, "n c t h w -> (n t) c h w")
+        gates_from_x = rearrange(F.conv2d(frames, gates_x, self.gates.bias, padding=self.padding),
+                                 "(n t) c h w -> n t c h w", t=t)
+        cand_from_x = rearrange(F.conv2d(frames, cand_x, self.candidate.bias, padding=self.padding),
+                                "(n t) c h w -> n t c h w", t=t)
         states = []
         for step in range(t):
-            x_t = x[:, :, step]
-            reset, update = torch.sigmoid(self.gates(torch.cat([x_t, h], dim=1))).chunk(2, dim=1)
-            candidate = torch.tanh(self.candidate(torch.cat([x_t, reset * h], dim=1)))
+            gate_logits = gates_from_x[:, step] + F.conv2d(h, gates_h, padding=self.padding)
+            reset, update = torch.sigmoid(gate_logits).chunk(2, dim=1)
+            candidate = torch.tanh(cand_from_x[:, step] + F.conv2d(reset * h, cand_h, padding=self.padding))
             h = update * h + (1.0 - update) * candidate
             states.append(h)
         return torch.stack(states, dim=2)
+
+    def _split(self, conv: nn.Conv2d) -> tuple[torch.Tensor, torch.Tensor]:
+        """The weight's input-channel halves acting on x and on h (read once: it may be parametrized)."""
+        weight = conv.weight
+        return weight[:, : self.in_channels].contiguous(), weight[:, self.in_channels :].contiguous()
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, {self.hidden_channels}"
