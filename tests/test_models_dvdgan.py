@@ -309,3 +309,10 @@ def test_generator_normalises_each_weight_once_per_forward(small):
     finally:
         handle.remove()
     assert len(calls) == 1
+
+
+def test_empty_batch(conditional):
+    assert conditional.sample(0, seed=0).shape == (0, 3, 4, 32, 32)
+    empty = torch.zeros(0, 3, 4, 32, 32)
+    for disc in conditional.discriminators.values():
+        assert disc.eval()(empty, torch.zeros(0, dtype=torch.long)).logits.shape == (0,)

@@ -216,3 +216,9 @@ def test_state_dict_round_trip_through_safetensors(tmp_path, small):
     fresh = vganzoo.create("vgan", frames=16, width=TINY)
     fresh.generator.load_state_dict(load_file(str(tmp_path / "generator.safetensors")), strict=True)
     torch.testing.assert_close(fresh.sample(2, seed=0), small.sample(2, seed=0))
+
+
+def test_empty_batch(small):
+    videos = small.sample(0, seed=0)
+    assert videos.shape == (0, 3, 16, 64, 64)
+    assert small.discriminator("video").eval()(videos).logits.shape == (0,)

@@ -373,7 +373,7 @@ class SpatialDiscriminator(nn.Module):
         features = F.relu(x).sum(dim=(2, 3))  # (N*k, F)
         frame_labels = None if labels is None else labels.repeat_interleave(k)
         scores = self.head(features, frame_labels)
-        return DiscriminatorOutput(rearrange(scores, "(n k) -> n k", n=n).sum(dim=1))
+        return DiscriminatorOutput(rearrange(scores, "(n k) -> n k", k=k).sum(dim=1))
 
 
 @register_component("discriminator", "dvdgan/temporal")
