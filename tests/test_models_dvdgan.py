@@ -244,13 +244,21 @@ def test_unknown_keyword_and_component():
 
 
 def test_discriminators_can_be_mixed():
-    model = vganzoo.create("dvdgan", resolution=32, frames=16, width=TINY, discriminators=["dvdgan/spatial", "vgan/video"])
+    model = vganzoo.create(
+        "dvdgan", resolution=32, frames=16, width=TINY, discriminators=["dvdgan/spatial", "vgan/video"]
+    )
     assert set(model.discriminators) == {"image", "video"}
     videos = model.sample(1, seed=0)
     assert model.discriminator("video")(videos).logits.shape == (1,)
     with pytest.raises(InvalidConfigError, match="vgan/video"):  # VGAN's D is unconditional
-        vganzoo.create("dvdgan", resolution=32, frames=16, width=TINY, num_classes=2,
-                       discriminators=["dvdgan/spatial", "vgan/video"])
+        vganzoo.create(
+            "dvdgan",
+            resolution=32,
+            frames=16,
+            width=TINY,
+            num_classes=2,
+            discriminators=["dvdgan/spatial", "vgan/video"],
+        )
     with pytest.raises(InvalidConfigError, match="multiple of 8"):  # VGAN's D at 32x32 needs 8k frames
         vganzoo.create("dvdgan", resolution=32, frames=4, width=TINY, discriminators=["vgan/video"])
 
@@ -268,8 +276,9 @@ def test_discriminator_input_errors(small):
 def test_components_are_registered_and_standalone():
     assert {"dvdgan/spatial", "dvdgan/temporal"} <= set(vganzoo.list_components("discriminator"))
     assert "dvdgan/generator" in vganzoo.list_components("generator")
-    disc = vganzoo.get_component("discriminator", "dvdgan/temporal")(resolution=32, frames=8, channels=3, width=TINY,
-                                                                        num_classes=0)
+    disc = vganzoo.get_component("discriminator", "dvdgan/temporal")(
+        resolution=32, frames=8, channels=3, width=TINY, num_classes=0
+    )
     assert isinstance(disc, TemporalDiscriminator)
     assert disc(torch.zeros(2, 3, 8, 32, 32)).logits.shape == (2,)
 
@@ -290,7 +299,9 @@ def test_state_dict_round_trip_through_safetensors(tmp_path, conditional):
     fresh.generator.load_state_dict(load_file(str(tmp_path / "generator.safetensors")), strict=True)
     for name, part in fresh.discriminators.items():
         part.load_state_dict(load_file(str(tmp_path / f"{name}.safetensors")), strict=True)
-    torch.testing.assert_close(fresh.sample(2, seed=0, labels=[0, 2]), conditional.sample(2, seed=0, labels=[0, 2]))
+    torch.testing.assert_close(
+        fresh.sample(2, seed=0, labels=[0, 2]), conditional.sample(2, seed=0, labels=[0, 2])
+    )
     video = torch.rand(2, 3, 4, 32, 32)
     labels = torch.tensor([1, 2])
     for name, part in fresh.discriminators.items():

@@ -41,7 +41,12 @@ def test_default_config_recipe_and_parameter_layout():
     assert (cfg["resolution"], cfg["frames"], cfg["latent_dim"], cfg["num_classes"]) == (64, 32, 100, 0)
     recipe = info["recipe"]
     assert recipe["adversarial_loss"] == "bce" and recipe["batch_size"] == 64 and recipe["d_steps"] == 1
-    assert recipe["optimizers"]["generator"] == {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 0.0}
+    assert recipe["optimizers"]["generator"] == {
+        "name": "adam",
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "weight_decay": 0.0,
+    }
     assert {"name": "mask_l1", "weight": 0.1} in recipe["regularizers"]
 
     # the original layout (main.lua, every conv with a bias, BN with scale and shift), layer by layer
@@ -51,12 +56,39 @@ def test_default_config_recipe_and_parameter_layout():
     def bn(c):
         return 2 * c
 
-    background = conv(100, 512, 4, 4) + bn(512) + conv(512, 256, 4, 4) + bn(256) + conv(256, 128, 4, 4) + bn(128) \
-        + conv(128, 64, 4, 4) + bn(64) + conv(64, 3, 4, 4)
-    foreground = conv(100, 512, 2, 4, 4) + bn(512) + conv(512, 256, 4, 4, 4) + bn(256) + conv(256, 128, 4, 4, 4) \
-        + bn(128) + conv(128, 64, 4, 4, 4) + bn(64) + conv(64, 3, 4, 4, 4) + conv(64, 1, 4, 4, 4)
-    discriminator = conv(3, 64, 4, 4, 4) + conv(64, 128, 4, 4, 4) + bn(128) + conv(128, 256, 4, 4, 4) + bn(256) \
-        + conv(256, 512, 4, 4, 4) + bn(512) + conv(512, 2, 2, 4, 4)
+    background = (
+        conv(100, 512, 4, 4)
+        + bn(512)
+        + conv(512, 256, 4, 4)
+        + bn(256)
+        + conv(256, 128, 4, 4)
+        + bn(128)
+        + conv(128, 64, 4, 4)
+        + bn(64)
+        + conv(64, 3, 4, 4)
+    )
+    foreground = (
+        conv(100, 512, 2, 4, 4)
+        + bn(512)
+        + conv(512, 256, 4, 4, 4)
+        + bn(256)
+        + conv(256, 128, 4, 4, 4)
+        + bn(128)
+        + conv(128, 64, 4, 4, 4)
+        + bn(64)
+        + conv(64, 3, 4, 4, 4)
+        + conv(64, 1, 4, 4, 4)
+    )
+    discriminator = (
+        conv(3, 64, 4, 4, 4)
+        + conv(64, 128, 4, 4, 4)
+        + bn(128)
+        + conv(128, 256, 4, 4, 4)
+        + bn(256)
+        + conv(256, 512, 4, 4, 4)
+        + bn(512)
+        + conv(512, 2, 2, 4, 4)
+    )
     assert info["parameters"]["generator"] == background + foreground
     assert info["parameters"]["discriminator.video"] == discriminator
 
@@ -134,7 +166,9 @@ def test_discriminator_logit_is_the_two_way_softmax_difference(small):
     torch.testing.assert_close(out.logits, raw[:, 0] - raw[:, 1])
     # BCE on the logit equals the original 2-way cross-entropy with class 0 = real
     real = torch.zeros(3, dtype=torch.long)
-    torch.testing.assert_close(F.binary_cross_entropy_with_logits(out.logits, torch.ones(3)), F.cross_entropy(raw, real))
+    torch.testing.assert_close(
+        F.binary_cross_entropy_with_logits(out.logits, torch.ones(3)), F.cross_entropy(raw, real)
+    )
 
 
 def test_gradients_reach_every_parameter():
@@ -203,7 +237,9 @@ def test_input_errors(small):
 
 
 def test_mixing_with_dvdgan_discriminators():
-    model = vganzoo.create("vgan", resolution=32, frames=8, width=TINY, discriminators=["vgan/video", "dvdgan/spatial"])
+    model = vganzoo.create(
+        "vgan", resolution=32, frames=8, width=TINY, discriminators=["vgan/video", "dvdgan/spatial"]
+    )
     assert set(model.discriminators) == {"video", "image"}
     videos = model.sample(2, seed=0)
     assert model.discriminator("image")(videos).logits.shape == (2,)

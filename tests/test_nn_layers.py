@@ -257,13 +257,16 @@ def _sigma(weight, dim=0):
         return float(torch.linalg.matrix_norm(weight.movedim(dim, 0).flatten(1), ord=2))
 
 
-@pytest.mark.parametrize("make,dim", [
-    (lambda: torch.nn.Conv2d(4, 6, 3), 0),
-    (lambda: torch.nn.Linear(7, 5), 0),
-    (lambda: torch.nn.Embedding(4, 9), 0),
-    (lambda: STConv3d(3, 5, 3, padding=1), 0),
-    (lambda: torch.nn.ConvTranspose2d(4, 6, 3), 1),
-])
+@pytest.mark.parametrize(
+    "make,dim",
+    [
+        (lambda: torch.nn.Conv2d(4, 6, 3), 0),
+        (lambda: torch.nn.Linear(7, 5), 0),
+        (lambda: torch.nn.Embedding(4, 9), 0),
+        (lambda: STConv3d(3, 5, 3, padding=1), 0),
+        (lambda: torch.nn.ConvTranspose2d(4, 6, 3), 1),
+    ],
+)
 def test_our_spectral_norm_normalises_the_largest_singular_value(make, dim):
     torch.manual_seed(0)
     module = vg_spectral_norm(make())
@@ -280,8 +283,12 @@ def test_our_spectral_norm_matches_torch_and_its_state_dict_layout():
     torch.manual_seed(0)
     ours = vg_spectral_norm(torch.nn.Conv2d(4, 6, 3))
     theirs = spectral_norm(torch.nn.Conv2d(4, 6, 3))
-    assert set(ours.state_dict()) == {"bias", "parametrizations.weight.original",
-                                      "parametrizations.weight.0._u", "parametrizations.weight.0._v"}
+    assert set(ours.state_dict()) == {
+        "bias",
+        "parametrizations.weight.original",
+        "parametrizations.weight.0._u",
+        "parametrizations.weight.0._v",
+    }
     assert set(ours.state_dict()) == set(theirs.state_dict())
     theirs.load_state_dict(ours.state_dict())  # same keys and shapes: loads both ways
     ours.eval()

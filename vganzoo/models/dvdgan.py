@@ -85,16 +85,28 @@ def _scaled_channels(width: float, mult: int) -> int:
     return max(1, round(BASE_CHANNELS * width * mult))
 
 
-def _check_common(name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> None:
-    require(resolution in SUPPORTED_RESOLUTIONS,
-            f"{name}: resolution must be one of {SUPPORTED_RESOLUTIONS}, got {resolution!r}")
-    require(isinstance(frames, int) and not isinstance(frames, bool) and frames >= 1,
-            f"{name}: frames must be a positive int, got {frames!r}")
+def _check_common(
+    name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int
+) -> None:
+    require(
+        isinstance(resolution, int)
+        and not isinstance(resolution, bool)
+        and resolution in SUPPORTED_RESOLUTIONS,
+        f"{name}: resolution must be one of {SUPPORTED_RESOLUTIONS}, got {resolution!r}",
+    )
+    require(
+        isinstance(frames, int) and not isinstance(frames, bool) and frames >= 1,
+        f"{name}: frames must be a positive int, got {frames!r}",
+    )
     require(channels in (1, 3), f"{name}: channels must be 1 or 3, got {channels!r}")
-    require(isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
-            f"{name}: width must be a positive number, got {width!r}")
-    require(isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 0,
-            f"{name}: num_classes must be a non-negative int, got {num_classes!r}")
+    require(
+        isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
+        f"{name}: width must be a positive number, got {width!r}",
+    )
+    require(
+        isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 0,
+        f"{name}: num_classes must be a non-negative int, got {num_classes!r}",
+    )
 
 
 def orthogonal_spectral_norm_(module: nn.Module) -> nn.Module:
@@ -110,7 +122,9 @@ def orthogonal_spectral_norm_(module: nn.Module) -> nn.Module:
     return module
 
 
-def validate_labels(labels: Any, n: int, num_classes: int, device: torch.device, owner: str) -> torch.Tensor | None:
+def validate_labels(
+    labels: Any, n: int, num_classes: int, device: torch.device, owner: str
+) -> torch.Tensor | None:
     """Check ``labels`` for a batch of ``n`` (an integer tensor of shape (n,) in range) -> on ``device``.
 
     Conditional modules require labels; unconditional ones require None.
@@ -120,24 +134,37 @@ def validate_labels(labels: Any, n: int, num_classes: int, device: torch.device,
             raise ValueError(f"{owner}: labels must be None for an unconditional model (num_classes=0)")
         return None
     if labels is None:
-        raise ValueError(f"{owner}: labels are required (an int64 tensor of shape ({n},), num_classes={num_classes})")
+        raise ValueError(
+            f"{owner}: labels are required (an int64 tensor of shape ({n},), num_classes={num_classes})"
+        )
     if not isinstance(labels, torch.Tensor):
-        raise TypeError(f"{owner}: labels must be an integer tensor of shape ({n},), got {type(labels).__name__}")
+        raise TypeError(
+            f"{owner}: labels must be an integer tensor of shape ({n},), got {type(labels).__name__}"
+        )
     if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
         raise TypeError(f"{owner}: labels must be an integer tensor, got dtype {labels.dtype}")
     if tuple(labels.shape) != (n,):
         raise ValueError(f"{owner}: labels must have shape ({n},), got {tuple(labels.shape)}")
     if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
-        raise ValueError(f"{owner}: labels must be in [0, {num_classes - 1}], got values from "
-                         f"{int(labels.min())} to {int(labels.max())}")
+        raise ValueError(
+            f"{owner}: labels must be in [0, {num_classes - 1}], got values from "
+            f"{int(labels.min())} to {int(labels.max())}"
+        )
     return labels.to(device=device, dtype=torch.long)
 
 
 def _check_video(video: torch.Tensor, channels: int, resolution: int, owner: str) -> None:
-    if not isinstance(video, torch.Tensor) or video.ndim != 5 or video.shape[1] != channels \
-            or video.shape[3] != resolution or video.shape[4] != resolution:
+    if (
+        not isinstance(video, torch.Tensor)
+        or video.ndim != 5
+        or video.shape[1] != channels
+        or video.shape[3] != resolution
+        or video.shape[4] != resolution
+    ):
         shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-        raise ValueError(f"{owner}: video must have shape (N, {channels}, T, {resolution}, {resolution}), got {shape}")
+        raise ValueError(
+            f"{owner}: video must have shape (N, {channels}, T, {resolution}, {resolution}), got {shape}"
+        )
 
 
 def _per_frame(fn, x: torch.Tensor) -> torch.Tensor:
@@ -157,7 +184,9 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
 class GeneratorBlock(nn.Module):
     """BigGAN G ResBlock on every frame: x (N, C_in, T, H, W), cond (N, D) -> (N, C_out, T, H', W')."""
 
-    def __init__(self, in_channels: int, out_channels: int, cond_dim: int, frames: int, *, upsample: bool) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, cond_dim: int, frames: int, *, upsample: bool
+    ) -> None:
         super().__init__()
         self.upsample = upsample
         self.norm1 = ConditionalBatchNorm(in_channels, cond_dim, frames)
@@ -184,8 +213,16 @@ class GeneratorBlock(nn.Module):
 class GeneratorGroup(nn.Module):
     """ConvGRU over time -> ResBlock -> [attention] -> [separable attention] -> ResBlock with 2x upsampling."""
 
-    def __init__(self, in_channels: int, out_channels: int, cond_dim: int, frames: int, *,
-                 full_attention: bool, separable_attention: bool) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        cond_dim: int,
+        frames: int,
+        *,
+        full_attention: bool,
+        separable_attention: bool,
+    ) -> None:
         super().__init__()
         self.recurrent = ConvGRU(in_channels, in_channels)
         self.block1 = GeneratorBlock(in_channels, in_channels, cond_dim, frames, upsample=False)
@@ -215,13 +252,28 @@ class DVDGANGenerator(nn.Module):
     Output: ``(N, channels, frames, resolution, resolution)`` in [-1, 1].
     """
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, latent_dim: int = LATENT_DIM) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        latent_dim: int = LATENT_DIM,
+    ) -> None:
         super().__init__()
         _check_common("dvdgan/generator", resolution, frames, channels, width, num_classes)
-        require(isinstance(latent_dim, int) and latent_dim >= 1,
-                f"dvdgan/generator: latent_dim must be a positive int, got {latent_dim!r}")
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        require(
+            isinstance(latent_dim, int) and latent_dim >= 1,
+            f"dvdgan/generator: latent_dim must be a positive int, got {latent_dim!r}",
+        )
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.latent_dim = latent_dim
         num_groups = int(math.log2(resolution // INITIAL_SIZE))
         mults = [min(MAX_GENERATOR_MULT, 2 ** (num_groups - i)) for i in range(num_groups + 1)]
@@ -231,21 +283,30 @@ class DVDGANGenerator(nn.Module):
         self.class_embedding = nn.Embedding(num_classes, latent_dim) if num_classes else None
         self.affine = nn.Linear(cond_dim, widths[0] * INITIAL_SIZE * INITIAL_SIZE)
         self.groups = nn.ModuleList(
-            GeneratorGroup(widths[i], widths[i + 1], cond_dim, frames,
-                           full_attention=(i == 0), separable_attention=(i == num_groups - 1))
+            GeneratorGroup(
+                widths[i],
+                widths[i + 1],
+                cond_dim,
+                frames,
+                full_attention=(i == 0),
+                separable_attention=(i == num_groups - 1),
+            )
             for i in range(num_groups)
         )
         self.out_norm = FrameBatchNorm(widths[-1], frames)
         self.out_conv = nn.Conv2d(widths[-1], channels, 3, padding=1)
         orthogonal_spectral_norm_(self)
 
-    def sample_latents(self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None
-                       ) -> dict[str, torch.Tensor]:
+    def sample_latents(
+        self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Draw ``{"z": (n, latent_dim)}`` (plus ``"labels": (n,)`` when conditional) on the CPU."""
         z = torch.randn(n, self.latent_dim, generator=generator)
         if not self.num_classes:
             if labels is not None:
-                raise ValueError("labels: dvdgan/generator is unconditional (num_classes=0); pass labels=None")
+                raise ValueError(
+                    "labels: dvdgan/generator is unconditional (num_classes=0); pass labels=None"
+                )
             return {"z": z}
         if labels is None:
             labels = torch.randint(0, self.num_classes, (n,), generator=generator)
@@ -275,8 +336,9 @@ class DVDGANGenerator(nn.Module):
 class DiscriminatorBlock(nn.Module):
     """BigGAN D ResBlock, 2-D (x: (N, C, H, W)) or 3-D (x: (N, C, T, H, W), convolutions via STConv3d)."""
 
-    def __init__(self, in_channels: int, out_channels: int, *, downsample: bool, preactivation: bool,
-                 dims: int = 2) -> None:
+    def __init__(
+        self, in_channels: int, out_channels: int, *, downsample: bool, preactivation: bool, dims: int = 2
+    ) -> None:
         super().__init__()
         self.downsample, self.preactivation, self.dims = downsample, preactivation, dims
         if dims == 3:
@@ -304,14 +366,22 @@ class DiscriminatorBlock(nn.Module):
         return h + shortcut
 
 
-def _discriminator_blocks(input_resolution: int, in_channels: int, width: float, num_3d: int) -> nn.ModuleList:
+def _discriminator_blocks(
+    input_resolution: int, in_channels: int, width: float, num_3d: int
+) -> nn.ModuleList:
     num_down = int(math.log2(input_resolution // INITIAL_SIZE))
     widths = [_scaled_channels(width, min(MAX_DISCRIMINATOR_MULT, 2**i)) for i in range(num_down + 1)]
     blocks = []
     for i, out_channels in enumerate(widths):
-        blocks.append(DiscriminatorBlock(in_channels if i == 0 else widths[i - 1], out_channels,
-                                         downsample=i < num_down, preactivation=i > 0,
-                                         dims=3 if i < num_3d else 2))
+        blocks.append(
+            DiscriminatorBlock(
+                in_channels if i == 0 else widths[i - 1],
+                out_channels,
+                downsample=i < num_down,
+                preactivation=i > 0,
+                dims=3 if i < num_3d else 2,
+            )
+        )
     return nn.ModuleList(blocks)
 
 
@@ -340,13 +410,28 @@ class SpatialDiscriminator(nn.Module):
 
     role = "image"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, sampled_frames: int = SPATIAL_SAMPLED_FRAMES) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        sampled_frames: int = SPATIAL_SAMPLED_FRAMES,
+    ) -> None:
         super().__init__()
         _check_common("dvdgan/spatial", resolution, frames, channels, width, num_classes)
-        require(isinstance(sampled_frames, int) and sampled_frames >= 1,
-                f"dvdgan/spatial: sampled_frames must be a positive int, got {sampled_frames!r}")
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        require(
+            isinstance(sampled_frames, int) and sampled_frames >= 1,
+            f"dvdgan/spatial: sampled_frames must be a positive int, got {sampled_frames!r}",
+        )
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.sampled_frames = sampled_frames
         self.blocks = _discriminator_blocks(resolution, channels, width, num_3d=0)
         self.head = _ScoreHead(self.blocks[-1].conv2.out_channels, num_classes)
@@ -386,14 +471,28 @@ class TemporalDiscriminator(nn.Module):
 
     role = "video"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
         _check_common("dvdgan/temporal", resolution, frames, channels, width, num_classes)
-        require(frames % TEMPORAL_FRAME_MULTIPLE == 0,
-                f"dvdgan/temporal: frames must be a multiple of {TEMPORAL_FRAME_MULTIPLE} (its two 3-D blocks "
-                f"halve time twice), got {frames}")
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        require(
+            frames % TEMPORAL_FRAME_MULTIPLE == 0,
+            f"dvdgan/temporal: frames must be a multiple of {TEMPORAL_FRAME_MULTIPLE} (its two 3-D blocks "
+            f"halve time twice), got {frames}",
+        )
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.blocks = _discriminator_blocks(resolution // 2, channels, width, num_3d=TEMPORAL_3D_BLOCKS)
         self.head = _ScoreHead(self.blocks[-1].conv2.out_channels, num_classes)
         orthogonal_spectral_norm_(self)
@@ -402,8 +501,10 @@ class TemporalDiscriminator(nn.Module):
         _check_video(video, self.channels, self.resolution, "dvdgan/temporal")
         n, _, t, _, _ = video.shape
         if t < 1 or t % TEMPORAL_FRAME_MULTIPLE:
-            raise ValueError(f"dvdgan/temporal: the clip must have a positive multiple of {TEMPORAL_FRAME_MULTIPLE} "
-                             f"frames, got {t}")
+            raise ValueError(
+                f"dvdgan/temporal: the clip must have a positive multiple of {TEMPORAL_FRAME_MULTIPLE} "
+                f"frames, got {t}"
+            )
         labels = validate_labels(labels, n, self.num_classes, video.device, "dvdgan/temporal")
         x = F.avg_pool3d(video, kernel_size=(1, 2, 2))
         for block in self.blocks[:TEMPORAL_3D_BLOCKS]:
@@ -419,8 +520,9 @@ class TemporalDiscriminator(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # model
 # ------------------------------------------------------------------------------------------------
-def build_discriminators(names: Sequence[str], shared: dict[str, Any], own: dict[str, dict[str, Any]],
-                         model: str) -> dict[str, nn.Module]:
+def build_discriminators(
+    names: Sequence[str], shared: dict[str, Any], own: dict[str, dict[str, Any]], model: str
+) -> dict[str, nn.Module]:
     """Build registered discriminators by name, keyed by role.
 
     Every factory gets the shared keywords (resolution, frames, channels, width, num_classes);
@@ -428,7 +530,9 @@ def build_discriminators(names: Sequence[str], shared: dict[str, Any], own: dict
     component's ``role`` attribute, or the part of its name after the last ``/``.
     """
     if isinstance(names, str) or not isinstance(names, Sequence) or not names:
-        raise InvalidConfigError(f"{model}: discriminators must be a non-empty list of component names, got {names!r}")
+        raise InvalidConfigError(
+            f"{model}: discriminators must be a non-empty list of component names, got {names!r}"
+        )
     built: dict[str, nn.Module] = {}
     for name in names:
         if not isinstance(name, str):
@@ -436,11 +540,15 @@ def build_discriminators(names: Sequence[str], shared: dict[str, Any], own: dict
         factory = get_component("discriminator", name)
         role = getattr(factory, "role", None) or name.rpartition("/")[2]
         if role in built:
-            raise InvalidConfigError(f"{model}: two discriminators want the role {role!r}; choose one of them")
+            raise InvalidConfigError(
+                f"{model}: two discriminators want the role {role!r}; choose one of them"
+            )
         try:
             built[role] = factory(**shared, **own.get(name, {}))
         except InvalidConfigError as exc:
-            raise InvalidConfigError(f"{model}: discriminator {name!r} does not fit this model: {exc}") from None
+            raise InvalidConfigError(
+                f"{model}: discriminator {name!r} does not fit this model: {exc}"
+            ) from None
     return built
 
 
@@ -476,12 +584,27 @@ RECIPE: dict[str, Any] = {
     default_config=DEFAULT_CONFIG,
     recipe=RECIPE,
 )
-def dvdgan(*, resolution: int, frames: int, channels: int, width: float, num_classes: int, latent_dim: int,
-           sampled_frames: int, discriminators: Sequence[str]) -> VideoGAN:
+def dvdgan(
+    *,
+    resolution: int,
+    frames: int,
+    channels: int,
+    width: float,
+    num_classes: int,
+    latent_dim: int,
+    sampled_frames: int,
+    discriminators: Sequence[str],
+) -> VideoGAN:
     """Attention video GAN after DVD-GAN: ConvGRU + ResBlock generator with self-attention, dual D."""
-    shared = {"resolution": resolution, "frames": frames, "channels": channels, "width": width,
-              "num_classes": num_classes}
+    shared = {
+        "resolution": resolution,
+        "frames": frames,
+        "channels": channels,
+        "width": width,
+        "num_classes": num_classes,
+    }
     generator = DVDGANGenerator(**shared, latent_dim=latent_dim)
-    discs = build_discriminators(discriminators, shared, {"dvdgan/spatial": {"sampled_frames": sampled_frames}},
-                                 "dvdgan")
+    discs = build_discriminators(
+        discriminators, shared, {"dvdgan/spatial": {"sampled_frames": sampled_frames}}, "dvdgan"
+    )
     return VideoGAN(generator, discs, recipe=copy.deepcopy(RECIPE))

@@ -67,15 +67,27 @@ def _stages(resolution: int) -> int:
 
 def _check(name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> int:
     """Validate the shared config; returns the temporal kernel ``frames / 2**stages``."""
-    require(resolution in SUPPORTED_RESOLUTIONS, f"{name}: resolution must be one of {SUPPORTED_RESOLUTIONS}, got {resolution!r}")
+    require(
+        isinstance(resolution, int)
+        and not isinstance(resolution, bool)
+        and resolution in SUPPORTED_RESOLUTIONS,
+        f"{name}: resolution must be one of {SUPPORTED_RESOLUTIONS}, got {resolution!r}",
+    )
     require(channels in (1, 3), f"{name}: channels must be 1 or 3, got {channels!r}")
-    require(isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
-            f"{name}: width must be a positive number, got {width!r}")
+    require(
+        isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
+        f"{name}: width must be a positive number, got {width!r}",
+    )
     require(num_classes == 0, f"{name}: VGAN is unconditional; num_classes must be 0, got {num_classes!r}")
     multiple = 2 ** _stages(resolution)
-    require(isinstance(frames, int) and not isinstance(frames, bool) and frames >= multiple and frames % multiple == 0,
-            f"{name}: at resolution {resolution} frames must be a positive multiple of {multiple} "
-            f"(e.g. {multiple}, {2 * multiple}), got {frames!r}")
+    require(
+        isinstance(frames, int)
+        and not isinstance(frames, bool)
+        and frames >= multiple
+        and frames % multiple == 0,
+        f"{name}: at resolution {resolution} frames must be a positive multiple of {multiple} "
+        f"(e.g. {multiple}, {2 * multiple}), got {frames!r}",
+    )
     return frames // multiple
 
 
@@ -111,41 +123,65 @@ class VGANGenerator(nn.Module):
     ``return_aux=True``.
     """
 
-    def __init__(self, *, resolution: int = 64, frames: int = 32, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, latent_dim: int = LATENT_DIM) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 32,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        latent_dim: int = LATENT_DIM,
+    ) -> None:
         super().__init__()
         time_kernel = _check("vgan/generator", resolution, frames, channels, width, num_classes)
-        require(isinstance(latent_dim, int) and latent_dim >= 1,
-                f"vgan/generator: latent_dim must be a positive int, got {latent_dim!r}")
+        require(
+            isinstance(latent_dim, int) and latent_dim >= 1,
+            f"vgan/generator: latent_dim must be a positive int, got {latent_dim!r}",
+        )
         self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, 0
         self.latent_dim = latent_dim
         widths = _stage_channels(resolution, width)
 
-        background: list[nn.Module] = [nn.ConvTranspose2d(latent_dim, widths[0], KERNEL),
-                                       nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        background: list[nn.Module] = [
+            nn.ConvTranspose2d(latent_dim, widths[0], KERNEL),
+            nn.BatchNorm2d(widths[0]),
+            nn.ReLU(),
+        ]
         for c_in, c_out in pairwise(widths):
-            background += [nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING), nn.BatchNorm2d(c_out), nn.ReLU()]
+            background += [
+                nn.ConvTranspose2d(c_in, c_out, KERNEL, STRIDE, PADDING),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            ]
         background += [nn.ConvTranspose2d(widths[-1], channels, KERNEL, STRIDE, PADDING), nn.Tanh()]
         self.background = nn.Sequential(*background)
 
-        foreground: list[nn.Module] = [STConvTranspose3d(latent_dim, widths[0], (time_kernel, KERNEL, KERNEL),
-                                                         norm="batch", activation="relu")]
+        foreground: list[nn.Module] = [
+            STConvTranspose3d(
+                latent_dim, widths[0], (time_kernel, KERNEL, KERNEL), norm="batch", activation="relu"
+            )
+        ]
         for c_in, c_out in pairwise(widths):
-            foreground.append(STConvTranspose3d(c_in, c_out, KERNEL, STRIDE, PADDING, norm="batch", activation="relu"))
+            foreground.append(
+                STConvTranspose3d(c_in, c_out, KERNEL, STRIDE, PADDING, norm="batch", activation="relu")
+            )
         self.foreground = nn.Sequential(*foreground)
         self.video_head = STConvTranspose3d(widths[-1], channels, KERNEL, STRIDE, PADDING, activation="tanh")
         self.mask_head = STConvTranspose3d(widths[-1], 1, KERNEL, STRIDE, PADDING, activation="sigmoid")
         init_vgan_weights_(self)
 
-    def sample_latents(self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None
-                       ) -> dict[str, torch.Tensor]:
+    def sample_latents(
+        self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
         """Draw ``{"z": (n, latent_dim)}`` from N(0, I) on the CPU."""
         if labels is not None:
             raise ValueError("labels: vgan/generator is unconditional (num_classes=0); pass labels=None")
         return {"z": torch.randn(n, self.latent_dim, generator=generator)}
 
-    def forward(self, z: torch.Tensor, return_aux: bool = False
-                ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def forward(
+        self, z: torch.Tensor, return_aux: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """z: (N, latent_dim) -> video (N, C, T, H, W) [, {"mask", "foreground", "background"}]."""
         if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[1] != self.latent_dim:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
@@ -171,17 +207,44 @@ class VGANDiscriminator(nn.Module):
     role = "video"
     REAL, FAKE = 0, 1  # output indices of the original (Torch labels 1 = real, 2 = fake)
 
-    def __init__(self, *, resolution: int = 64, frames: int = 32, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 32,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
         time_kernel = _check("vgan/video", resolution, frames, channels, width, num_classes)
         self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, 0
         widths = _stage_channels(resolution, width)[::-1]  # fine to coarse: 64, 128, 256, 512
-        layers: list[nn.Module] = [STConv3d(channels, widths[0], KERNEL, STRIDE, PADDING,
-                                            activation="leaky_relu", negative_slope=LEAKY_SLOPE)]
+        layers: list[nn.Module] = [
+            STConv3d(
+                channels,
+                widths[0],
+                KERNEL,
+                STRIDE,
+                PADDING,
+                activation="leaky_relu",
+                negative_slope=LEAKY_SLOPE,
+            )
+        ]
         for c_in, c_out in pairwise(widths):
-            layers.append(STConv3d(c_in, c_out, KERNEL, STRIDE, PADDING, norm="batch", norm_eps=D_BN_EPS,
-                                   activation="leaky_relu", negative_slope=LEAKY_SLOPE))
+            layers.append(
+                STConv3d(
+                    c_in,
+                    c_out,
+                    KERNEL,
+                    STRIDE,
+                    PADDING,
+                    norm="batch",
+                    norm_eps=D_BN_EPS,
+                    activation="leaky_relu",
+                    negative_slope=LEAKY_SLOPE,
+                )
+            )
         layers.append(STConv3d(widths[-1], 2, (time_kernel, KERNEL, KERNEL)))
         self.main = nn.Sequential(*layers)
         init_vgan_weights_(self)
@@ -190,7 +253,9 @@ class VGANDiscriminator(nn.Module):
         expected = (self.channels, self.frames, self.resolution, self.resolution)
         if not isinstance(video, torch.Tensor) or video.ndim != 5 or tuple(video.shape[1:]) != expected:
             shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-            raise ValueError(f"vgan/video: video must have shape (N, {', '.join(map(str, expected))}), got {shape}")
+            raise ValueError(
+                f"vgan/video: video must have shape (N, {', '.join(map(str, expected))}), got {shape}"
+            )
         if labels is not None:
             raise ValueError("vgan/video: labels must be None (VGAN is unconditional)")
         out = self.main(video).flatten(1)  # (N, 2)
@@ -228,11 +293,24 @@ RECIPE: dict[str, Any] = {
     default_config=DEFAULT_CONFIG,
     recipe=RECIPE,
 )
-def vgan(*, resolution: int, frames: int, channels: int, width: float, num_classes: int, latent_dim: int,
-         discriminators: Sequence[str]) -> VideoGAN:
+def vgan(
+    *,
+    resolution: int,
+    frames: int,
+    channels: int,
+    width: float,
+    num_classes: int,
+    latent_dim: int,
+    discriminators: Sequence[str],
+) -> VideoGAN:
     """VGAN: two-stream (static background + 3-D masked foreground) generator and a 3-D discriminator."""
-    shared = {"resolution": resolution, "frames": frames, "channels": channels, "width": width,
-              "num_classes": num_classes}
+    shared = {
+        "resolution": resolution,
+        "frames": frames,
+        "channels": channels,
+        "width": width,
+        "num_classes": num_classes,
+    }
     generator = VGANGenerator(**shared, latent_dim=latent_dim)
     discs = build_discriminators(discriminators, shared, {}, "vgan")
     return VideoGAN(generator, discs, recipe=copy.deepcopy(RECIPE))

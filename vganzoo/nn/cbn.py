@@ -34,8 +34,15 @@ class FrameBatchNorm(nn.Module):
     Buffers ``running_mean`` / ``running_var`` have shape ``(T * C,)`` (frame-major) or ``(C,)``.
     """
 
-    def __init__(self, num_features: int, frames: int | None = None, *, eps: float = 1e-5,
-                 momentum: float = 0.1, affine: bool = True) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        frames: int | None = None,
+        *,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+        affine: bool = True,
+    ) -> None:
         super().__init__()
         if frames is not None and (not isinstance(frames, int) or frames < 1):
             raise ValueError(f"frames must be a positive int or None, got {frames!r}")
@@ -58,11 +65,15 @@ class FrameBatchNorm(nn.Module):
         if self.training:
             self.num_batches_tracked.add_(1)
         if self.frames is None:
-            return F.batch_norm(x, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps)
+            return F.batch_norm(
+                x, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps
+            )
         if x.shape[2] != self.frames:
             raise ValueError(f"x has {x.shape[2]} frames but this layer keeps statistics for {self.frames}")
         folded = rearrange(x, "n c t h w -> n (t c) h w")
-        out = F.batch_norm(folded, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps)
+        out = F.batch_norm(
+            folded, self.running_mean, self.running_var, None, None, self.training, self.momentum, self.eps
+        )
         return rearrange(out, "n (t c) h w -> n c t h w", t=self.frames)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -89,8 +100,15 @@ class ConditionalBatchNorm(nn.Module):
     bias are the same for every frame of a sample.
     """
 
-    def __init__(self, num_features: int, cond_dim: int, frames: int | None = None, *, eps: float = 1e-5,
-                 momentum: float = 0.1) -> None:
+    def __init__(
+        self,
+        num_features: int,
+        cond_dim: int,
+        frames: int | None = None,
+        *,
+        eps: float = 1e-5,
+        momentum: float = 0.1,
+    ) -> None:
         super().__init__()
         self.norm = FrameBatchNorm(num_features, frames, eps=eps, momentum=momentum, affine=False)
         self.gain = nn.Linear(cond_dim, num_features)

@@ -36,8 +36,12 @@ class ConvGRU(nn.Module):
             raise ValueError(f"kernel_size must be odd (for same padding), got {kernel_size}")
         self.in_channels, self.hidden_channels = in_channels, hidden_channels
         self.padding = kernel_size // 2
-        self.gates = nn.Conv2d(in_channels + hidden_channels, 2 * hidden_channels, kernel_size, padding=self.padding)
-        self.candidate = nn.Conv2d(in_channels + hidden_channels, hidden_channels, kernel_size, padding=self.padding)
+        self.gates = nn.Conv2d(
+            in_channels + hidden_channels, 2 * hidden_channels, kernel_size, padding=self.padding
+        )
+        self.candidate = nn.Conv2d(
+            in_channels + hidden_channels, hidden_channels, kernel_size, padding=self.padding
+        )
 
     def forward(self, x: torch.Tensor, h0: torch.Tensor | None = None) -> torch.Tensor:
         """x: (N, C_in, T, H, W), h0: (N, C_hidden, H, W) or None -> states (N, C_hidden, T, H, W)."""
@@ -56,10 +60,14 @@ class ConvGRU(nn.Module):
         gates_x, gates_h = self._split(self.gates)
         cand_x, cand_h = self._split(self.candidate)
         frames = rearrange(x, "n c t h w -> (n t) c h w")
-        gates_from_x = rearrange(F.conv2d(frames, gates_x, self.gates.bias, padding=self.padding),
-                                 "(n t) c h w -> n t c h w", t=t)
-        cand_from_x = rearrange(F.conv2d(frames, cand_x, self.candidate.bias, padding=self.padding),
-                                "(n t) c h w -> n t c h w", t=t)
+        gates_from_x = rearrange(
+            F.conv2d(frames, gates_x, self.gates.bias, padding=self.padding), "(n t) c h w -> n t c h w", t=t
+        )
+        cand_from_x = rearrange(
+            F.conv2d(frames, cand_x, self.candidate.bias, padding=self.padding),
+            "(n t) c h w -> n t c h w",
+            t=t,
+        )
         states = []
         for step in range(t):
             gate_logits = gates_from_x[:, step] + F.conv2d(h, gates_h, padding=self.padding)

@@ -26,10 +26,14 @@ class SpectralNorm(nn.Module):
     training mode; in eval mode the stored vectors are used as they are.
     """
 
-    def __init__(self, weight: torch.Tensor, n_power_iterations: int = 1, dim: int = 0, eps: float = 1e-12) -> None:
+    def __init__(
+        self, weight: torch.Tensor, n_power_iterations: int = 1, dim: int = 0, eps: float = 1e-12
+    ) -> None:
         super().__init__()
         if weight.ndim < 2:
-            raise ValueError(f"spectral norm needs a weight with at least 2 dims, got shape {tuple(weight.shape)}")
+            raise ValueError(
+                f"spectral norm needs a weight with at least 2 dims, got shape {tuple(weight.shape)}"
+            )
         if n_power_iterations < 1:
             raise ValueError(f"n_power_iterations must be positive, got {n_power_iterations}")
         self.dim = dim if dim >= 0 else dim + weight.ndim
@@ -71,8 +75,13 @@ class SpectralNorm(nn.Module):
         return value  # the stored original is the unnormalised weight
 
 
-def spectral_norm(module: nn.Module, name: str = "weight", n_power_iterations: int = 1, eps: float = 1e-12,
-                  dim: int | None = None) -> nn.Module:
+def spectral_norm(
+    module: nn.Module,
+    name: str = "weight",
+    n_power_iterations: int = 1,
+    eps: float = 1e-12,
+    dim: int | None = None,
+) -> nn.Module:
     """Register :class:`SpectralNorm` on ``module.<name>`` (in place) and return the module.
 
     ``dim`` defaults to 1 for transposed convolutions (their output channels) and 0 otherwise.
@@ -81,8 +90,10 @@ def spectral_norm(module: nn.Module, name: str = "weight", n_power_iterations: i
     if not isinstance(weight, torch.Tensor):
         raise TypeError(f"module {type(module).__name__} has no tensor parameter {name!r}")
     if dim is None:
-        transposed = isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) or getattr(
-            module, "transposed", False) is True
+        transposed = (
+            isinstance(module, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d))
+            or getattr(module, "transposed", False) is True
+        )
         dim = 1 if transposed else 0
     parametrize.register_parametrization(module, name, SpectralNorm(weight, n_power_iterations, dim, eps))
     return module
