@@ -327,3 +327,13 @@ def test_empty_batch(conditional):
     empty = torch.zeros(0, 3, 4, 32, 32)
     for disc in conditional.discriminators.values():
         assert disc.eval()(empty, torch.zeros(0, dtype=torch.long)).logits.shape == (0,)
+
+
+def test_spatial_d_ignores_frame_order_temporal_d_does_not(small):
+    """D_S sums per-frame scores (all 4 frames are scored when k >= T); D_T sees motion."""
+    video = torch.rand(2, 3, 4, 32, 32) * 2 - 1
+    shuffled = video[:, :, [2, 0, 3, 1]]
+    spatial = small.discriminator("image").eval()
+    temporal = small.discriminator("video").eval()
+    torch.testing.assert_close(spatial(shuffled).logits, spatial(video).logits)
+    assert not torch.allclose(temporal(shuffled).logits, temporal(video).logits)
