@@ -99,6 +99,21 @@ def batch_norm_without_shift_(bn: nn.modules.batchnorm._BatchNorm) -> nn.modules
     return bn
 
 
+class _SingleValueSafeBatchNorm1d(nn.BatchNorm1d):
+    """BatchNorm1d that, in training, maps a single value per channel to the shift (as Chainer does).
+
+    G0's first BN sees ``(N, 512, 1)``: with N = 1 PyTorch refuses to normalise one value, while
+    the batch statistics make the normalised value exactly 0. Running statistics are not updated
+    from such a batch (its variance is undefined).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and x.numel() == x.shape[1]:
+            shape = (1, -1) + (1,) * (x.ndim - 2)
+            return (x - x) * self.weight.view(shape) + self.bias.view(shape)  # keeps the graph, value 0 + shift
+        return super().forward(x)
+
+
 def _uniform_init_(module: nn.Module) -> None:
     for sub in module.modules():
         if isinstance(sub, (nn.Linear, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, STConv3d)):
@@ -124,7 +139,8 @@ class TemporalGenerator(nn.Module):
             kernel, stride, padding = (1, 1, 0) if i == 0 else (4, 2, 1)
             setattr(self, f"dc{i}", nn.ConvTranspose1d(in_ch, out_ch, kernel, stride, padding))
             if not last:
-                setattr(self, f"bn{i}", batch_norm_without_shift_(nn.BatchNorm1d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM)))
+                setattr(self, f"bn{i}", batch_norm_without_shift_(
+                    _SingleValueSafeBatchNorm1d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM)))
             in_ch = out_ch
 
     def forward(self, z_slow: torch.Tensor) -> torch.Tensor:
