@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -329,15 +330,16 @@ def test_tgan_round_trip(tmp_path):
 
 def test_tgan_folder_source_and_generator_only(tmp_path):
     _tgan_snapshots(tmp_path, it=500)
-    paths, *_ = _tgan_snapshots(tmp_path, it=2000)
+    _tgan_snapshots(tmp_path, it=2000)
     folder = convert_tgan(tmp_path, tmp_path / "out", include_discriminator=False)
     assert sorted(p.name for p in folder.iterdir()) == ["config.json", "generator.safetensors"]
-    meta = json.loads((folder / "config.json").read_text())
-    assert meta["model"] == "tgan"
+    assert json.loads((folder / "config.json").read_text())["model"] == "tgan"
+    with safe_open(str(folder / "generator.safetensors"), "pt") as fh:
+        assert fh.metadata()["source"] == "gen_iter_2000.npz"  # the latest snapshot
 
 
 def test_tgan_refuses_a_shift_it_cannot_hold(tmp_path):
-    paths, gen, vgen, vdis = _tgan_snapshots(tmp_path)
+    paths, gen, _, _ = _tgan_snapshots(tmp_path)
     gen["bn1/beta"] = np.full(256, 0.5, np.float32)
     np.savez(paths["gen"], **gen)
     with pytest.raises(ValueError, match="beta"):
@@ -346,7 +348,7 @@ def test_tgan_refuses_a_shift_it_cannot_hold(tmp_path):
 
 
 def test_tgan_errors(tmp_path):
-    paths, gen, vgen, vdis = _tgan_snapshots(tmp_path)
+    paths, gen, vgen, _ = _tgan_snapshots(tmp_path)
     with pytest.raises(FileNotFoundError):
         convert_tgan(tmp_path / "nothing.npz", tmp_path / "out")
     lonely = tmp_path / "lonely"

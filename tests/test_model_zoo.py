@@ -171,6 +171,5 @@ def test_labels_on_unconditional_model_raise(name):
 )
 @pytest.mark.parametrize("name", MODELS)
 def test_unsupported_configs_raise(name, overrides):
-    with pytest.raises(InvalidConfigError):
-        with torch.device("meta"):
-            vganzoo.create(name, **overrides)
+    with pytest.raises(InvalidConfigError), torch.device("meta"):
+        vganzoo.create(name, **overrides)

@@ -170,11 +170,11 @@ def test_singular_value_clipping_bounds_every_weight_and_bn_scale():
         bn = getattr(d, f"c{i}").norm
         sigma = bn.running_var.sqrt()
         assert (bn.weight <= sigma + 1e-6).all() and (bn.weight >= 0.01 * sigma - 1e-6).all()
-    # biases, running statistics and the embedding-free layers' other tensors are untouched
+    # biases and running statistics are untouched
     after = d.state_dict()
-    for k in before:
+    for k, old in before.items():
         if k.endswith("bias") or "running" in k:
-            assert torch.equal(before[k], after[k]), k
+            assert torch.equal(old, after[k]), k
 
 
 def test_singular_value_clipping_keeps_small_weights_and_handles_any_module():
@@ -203,3 +203,18 @@ def test_tgan_generator_with_mocogan_discriminators():
     assert set(model.discriminators) == {"image", "video"}
     video = model.sample(1, seed=0)
     assert model.discriminators["image"](video).logits.shape == (1, 16)
+
+
+@pytest.mark.parametrize("shape", [(6, 2, 2, 2), (40, 3, 2, 2), (5, 7, 1, 1, 1)])
+def test_singular_value_clipping_equals_svd_clip_and_rebuild(shape):
+    torch.manual_seed(0)
+    conv = nn.Module()
+    weight = torch.randn(*shape, dtype=torch.float64)
+    weight /= torch.linalg.svdvals(weight.reshape(shape[0], -1)).median()  # values on both sides of 1
+    conv.weight = nn.Parameter(weight)
+    matrix = conv.weight.detach().reshape(shape[0], -1)
+    u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
+    assert (s > 1).any() and (s < 1).any()
+    expected = (u * s.clamp(max=1.0)) @ vh
+    singular_value_clip_(conv)
+    torch.testing.assert_close(conv.weight.detach().reshape(shape[0], -1), expected, rtol=1e-9, atol=1e-9)

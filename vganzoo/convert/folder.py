@@ -14,7 +14,7 @@ from safetensors.torch import save_file
 
 from ..errors import VganzooError
 
-__all__ = ["write_weight_folder", "FolderExistsError"]
+__all__ = ["FolderExistsError", "write_weight_folder"]
 
 CONFIG_FILE = "config.json"
 

@@ -36,7 +36,7 @@ from ..errors import VganzooError
 from ..models.mocogan import BASE_CHANNELS, BOTTOM_SIZE, DEFAULT_CONFIG, VIDEO_D_FRAMES, MoCoGANGenerator
 from .folder import write_weight_folder
 
-__all__ = ["UnsafeCheckpointError", "load_mocogan_generator", "convert_mocogan", "ALLOWED_GLOBALS"]
+__all__ = ["ALLOWED_GLOBALS", "UnsafeCheckpointError", "convert_mocogan", "load_mocogan_generator"]
 
 MODEL_NAME = "mocogan-rnn"
 
@@ -61,7 +61,7 @@ class OriginalNoise(nn.Module):
 
 def _no_backend() -> None:
     """Stand-in for PyTorch 0.3's ``torch.nn.backends.thnn._get_thnn_function_backend``."""
-    return None
+    return
 
 
 def _allowed() -> dict[tuple[str, str], Any]:

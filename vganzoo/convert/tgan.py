@@ -35,7 +35,7 @@ from ..errors import VganzooError
 from ..models.tgan import BOTTOM_SIZE, D_FRAMES, DEFAULT_CONFIG, G1_CHANNELS, TGANDiscriminator, TGANGenerator
 from .folder import write_weight_folder
 
-__all__ = ["convert_tgan", "load_tgan_state_dicts", "find_tgan_files", "PARAM_MAP"]
+__all__ = ["PARAM_MAP", "convert_tgan", "find_tgan_files", "load_tgan_state_dicts"]
 
 MODEL_NAME = "tgan"
 PARAM_MAP = {

@@ -27,7 +27,7 @@ from ..errors import InvalidConfigError
 from ..registry import get_component
 from .base import require
 
-__all__ = ["build_discriminators", "role_of", "check_video", "scaled_channels", "check_shared_config", "num_doublings"]
+__all__ = ["build_discriminators", "check_shared_config", "check_video", "num_doublings", "role_of", "scaled_channels"]
 
 SHARED_KEYS = ("resolution", "frames", "channels", "width", "num_classes")
 
@@ -85,7 +85,7 @@ def build_discriminators(
 
 def scaled_channels(base: int, width: float) -> int:
     """``base`` channels scaled by the width multiplier (at least 1)."""
-    return max(1, int(round(base * width)))
+    return max(1, round(base * width))
 
 
 def num_doublings(size: int, start: int) -> int:

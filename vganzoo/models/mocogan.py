@@ -36,13 +36,13 @@ from .base import DiscriminatorOutput, VideoGAN, check_labels, require
 from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
 
 __all__ = [
+    "DEFAULT_CONFIG",
+    "RECIPE",
+    "CategoricalVideoDiscriminator",
     "MoCoGANGenerator",
     "PatchImageDiscriminator",
     "PatchVideoDiscriminator",
     "VideoDiscriminator",
-    "CategoricalVideoDiscriminator",
-    "DEFAULT_CONFIG",
-    "RECIPE",
 ]
 
 PAPER = "MoCoGAN: Decomposing Motion and Content for Video Generation (Tulyakov et al., CVPR 2018)"

@@ -43,13 +43,13 @@ from .base import DiscriminatorOutput, VideoGAN, check_labels, require
 from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
 
 __all__ = [
-    "TGANGenerator",
-    "TemporalGenerator",
-    "ImageGenerator",
-    "TGANDiscriminator",
-    "batch_norm_without_shift_",
     "DEFAULT_CONFIG",
     "RECIPE",
+    "ImageGenerator",
+    "TGANDiscriminator",
+    "TGANGenerator",
+    "TemporalGenerator",
+    "batch_norm_without_shift_",
 ]
 
 PAPER = "Temporal Generative Adversarial Nets with Singular Value Clipping (Saito et al., ICCV 2017)"
