@@ -163,12 +163,14 @@ def test_mocogan_unconditional_small_and_other_length(tmp_path, original_models_
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_mocogan_plain_state_dict_is_accepted(tmp_path, original_models_module):
+@pytest.mark.parametrize("zip_format", [False, True])
+def test_mocogan_plain_state_dict_is_accepted(tmp_path, original_models_module, zip_format):
     original = _original_generator(original_models_module, ngf=8)
     src = tmp_path / "state.pytorch"
-    torch.save(original.state_dict(), src, pickle_protocol=2, _use_new_zipfile_serialization=False)
+    torch.save(original.state_dict(), src, pickle_protocol=2, _use_new_zipfile_serialization=zip_format)
     folder = convert_mocogan(src, tmp_path / "out")
-    _load_folder(folder)
+    model, _ = _load_folder(folder)
+    torch.testing.assert_close(model.generator.main[0].weight, original.main[0].weight)
 
 
 def test_mocogan_malicious_pickle_is_refused(tmp_path):
