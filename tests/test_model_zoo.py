@@ -54,10 +54,16 @@ def test_default_config_has_shared_keys_and_json_recipe(name):
 
 @pytest.mark.parametrize("name", MODELS)
 def test_default_config_builds_and_config_rebuilds_it(name):
-    with torch.device("meta"):
+    def build():
         model = vganzoo.create(name)
         config = dict(model.config)
-        rebuilt = vganzoo.create(config.pop("model"), **config)
+        return model, vganzoo.create(config.pop("model"), **config)
+
+    try:
+        with torch.device("meta"):  # cheap: no memory, no init work
+            model, rebuilt = build()
+    except (RuntimeError, NotImplementedError):  # some initialisers (orthogonal, SVD) need real tensors
+        model, rebuilt = build()
     shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert shapes == {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
     assert len(model.discriminators) >= 1
