@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import importlib
-from pathlib import Path
 
 from .base import DiscriminatorOutput, VideoGAN, check_labels
 
-# Each family file registers its generators, discriminators and models at import. Only the
-# families whose file is present are imported (they land on separate branches).
-_KNOWN_FAMILIES = ("mocogan", "tgan", "dvdgan", "vgan")
-BUILTIN_FAMILIES: tuple[str, ...] = tuple(f for f in _KNOWN_FAMILIES if (Path(__file__).parent / f"{f}.py").is_file())
+# Each family file registers its generators, discriminators and models at import.
+BUILTIN_FAMILIES: tuple[str, ...] = ("mocogan", "tgan", "dvdgan", "vgan")
 
 for _family in BUILTIN_FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")

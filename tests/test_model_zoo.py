@@ -1,0 +1,192 @@
+"""Generic checks run on every registered model (built-in families and installed plugins).
+
+Small widths keep the forward passes cheap; default-config checks only build the modules.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+import vganzoo
+from vganzoo.errors import InvalidConfigError
+from vganzoo.models.base import DiscriminatorOutput
+
+MODELS = vganzoo.list_models()
+SMALL_WIDTH = 0.25
+SHARED_KEYS = ("resolution", "frames", "channels", "width", "num_classes")
+
+
+def small(name: str, **overrides):
+    return vganzoo.create(name, width=SMALL_WIDTH, **overrides)
+
+
+def small_conditional(name: str, num_classes: int = 3, **overrides):
+    """The model with ``num_classes`` classes, or a skip for families without class conditioning."""
+    try:
+        return small(name, num_classes=num_classes, **overrides)
+    except InvalidConfigError as exc:
+        if "num_classes" not in str(exc):
+            raise
+        pytest.skip(f"{name} has no class-conditional variant: {exc}")
+
+
+def test_every_builtin_family_registers_a_model():
+    from vganzoo.models import BUILTIN_FAMILIES
+
+    families = {vganzoo.registry.get_model_spec(n).family for n in MODELS}
+    assert set(BUILTIN_FAMILIES) <= families
+    assert "mocogan-rnn" in MODELS and "tgan" in MODELS
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_default_config_has_shared_keys_and_json_recipe(name):
+    spec = vganzoo.registry.get_model_spec(name)
+    for key in SHARED_KEYS:
+        assert key in spec.default_config, f"{name} lacks the shared keyword {key!r}"
+    recipe = json.loads(json.dumps(spec.recipe))
+    assert recipe["adversarial_loss"] in ("bce", "hinge", "wasserstein")
+    assert recipe["d_steps"] >= 1 and recipe["batch_size"] >= 1
+    assert {"generator", "discriminators"} <= set(recipe["optimizers"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_default_config_builds_and_config_rebuilds_it(name):
+    def build():
+        model = vganzoo.create(name)
+        config = dict(model.config)
+        return model, vganzoo.create(config.pop("model"), **config)
+
+    try:
+        with torch.device("meta"):  # cheap: no memory, no init work
+            model, rebuilt = build()
+    except (RuntimeError, NotImplementedError):  # some initialisers (orthogonal, SVD) need real tensors
+        model, rebuilt = build()
+    shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert shapes == {k: tuple(v.shape) for k, v in rebuilt.state_dict().items()}
+    assert len(model.discriminators) >= 1
+    assert json.loads(json.dumps(model.recipe)) == model.recipe
+
+
+@pytest.mark.parametrize("resolution", [32, 64])
+@pytest.mark.parametrize("name", MODELS)
+def test_sample_shape_and_range(name, resolution):
+    model = small(name, resolution=resolution)
+    g = model.generator
+    videos = model.sample(2, seed=0)
+    assert videos.shape == (2, g.channels, g.frames, resolution, resolution)
+    assert torch.isfinite(videos).all()
+    assert videos.min() >= -1 and videos.max() <= 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_one_channel(name):
+    model = small(name, resolution=32, channels=1)
+    assert model.sample(1, seed=0).shape[1] == 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_same_seed_same_videos(name):
+    model = small(name, resolution=32)
+    a = model.sample(2, seed=123)
+    b = model.sample(2, seed=123)
+    c = model.sample(2, seed=124)
+    torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert not torch.equal(a, c)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_returned_latents_reproduce_the_videos(name):
+    model = small(name, resolution=32)
+    videos, latents = model.sample(2, seed=5, return_latents=True)
+    model.generator.eval()
+    with torch.no_grad():
+        again = model.generator(**latents)
+    torch.testing.assert_close(again.clamp(-1, 1), videos)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_batch_size_one_train_and_eval(name):
+    model = small(name, resolution=32)
+    assert model.sample(1, seed=0).shape[0] == 1
+    model.train()
+    latents = model.generator.sample_latents(1, generator=torch.Generator().manual_seed(0), labels=None)
+    fake = model.generator(**latents)
+    for disc in model.discriminators.values():
+        out = disc(fake)
+        assert isinstance(out, DiscriminatorOutput)
+        assert out.logits.shape[0] == 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_discriminator_outputs(name):
+    model = small(name, resolution=32).train()
+    n = 3
+    latents = model.generator.sample_latents(n, generator=torch.Generator().manual_seed(0), labels=None)
+    fake = model.generator(**latents)
+    for role, disc in model.discriminators.items():
+        out = disc(fake)
+        assert isinstance(out, DiscriminatorOutput), role
+        assert out.logits.ndim >= 2 and out.logits.shape[0] == n, (role, out.logits.shape)
+        assert torch.isfinite(out.logits).all()
+        if out.class_logits is not None:
+            assert out.class_logits.shape == (n, model.num_classes)
+
+
+@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("conditional", [False, True])
+def test_gradients_reach_every_parameter(name, conditional):
+    model = (small_conditional(name, resolution=32) if conditional else small(name, resolution=32, num_classes=0)).train()
+    latents = model.generator.sample_latents(2, generator=torch.Generator().manual_seed(0), labels=None)
+    fake = model.generator(**latents)
+    loss = fake.sum() * 0
+    for disc in model.discriminators.values():
+        out = disc(fake, latents.get("labels"))
+        loss = loss + out.logits.sum()
+        if out.class_logits is not None:
+            loss = loss + out.class_logits.sum()
+    loss.backward()
+    missing = [k for k, p in model.named_parameters() if p.requires_grad and p.grad is None]
+    assert not missing, f"no gradient reached: {missing}"
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_conditional_sampling_and_label_errors(name):
+    model = small_conditional(name, resolution=32)
+    assert model.num_classes == 3
+    videos, latents = model.sample(3, seed=0, labels=[0, 1, 2], return_latents=True)
+    assert videos.shape[0] == 3
+    assert latents["labels"].tolist() == [0, 1, 2]
+    assert model.sample(2, seed=0, labels=1).shape[0] == 2
+    # the label changes the video
+    a = model.sample(1, seed=0, labels=0)
+    b = model.sample(1, seed=0, labels=2)
+    assert not torch.equal(a, b)
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(2, seed=0, labels=[0, 3])
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(2, seed=0, labels=[0, 1, 2])
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(2, seed=0, labels=-1)
+    with pytest.raises(ValueError, match="labels"):
+        model.generator(**{**latents, "labels": torch.tensor([0, 1, 7])})
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_labels_on_unconditional_model_raise(name):
+    model = small(name, resolution=32, num_classes=0)
+    with pytest.raises(ValueError, match="labels"):
+        model.sample(1, seed=0, labels=0)
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [{"resolution": 48}, {"resolution": 16}, {"channels": 2}, {"width": 0}, {"num_classes": -1}, {"frames": 0}, {"no_such_option": 1}],
+)
+@pytest.mark.parametrize("name", MODELS)
+def test_unsupported_configs_raise(name, overrides):
+    with pytest.raises(InvalidConfigError), torch.device("meta"):
+        vganzoo.create(name, **overrides)

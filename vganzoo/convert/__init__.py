@@ -1,0 +1,26 @@
+"""Converters for the original authors' checkpoints into vganzoo weight folders.
+
+Each converter reads one original format and writes a folder with ``generator.safetensors``
+(plus ``discriminator.<role>.safetensors`` when the original saved one) and ``config.json``
+(``{"model": name, **config}``, so ``vganzoo.create(**config)`` rebuilds the architecture and the
+weights load with ``strict=True``).
+
+* :func:`convert_mocogan`: MoCoGAN's pickled generator modules (Python 2, PyTorch 0.2/0.3). This is
+  the only place vganzoo unpickles anything, and only through an allow-list.
+* :func:`convert_tgan`: TGAN's Chainer ``.npz`` snapshots (read with ``allow_pickle=False``).
+"""
+
+from __future__ import annotations
+
+from .folder import write_weight_folder
+from .mocogan import UnsafeCheckpointError, convert_mocogan, load_mocogan_generator
+from .tgan import convert_tgan, load_tgan_state_dicts
+
+__all__ = [
+    "UnsafeCheckpointError",
+    "convert_mocogan",
+    "convert_tgan",
+    "load_mocogan_generator",
+    "load_tgan_state_dicts",
+    "write_weight_folder",
+]

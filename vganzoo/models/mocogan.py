@@ -1,0 +1,401 @@
+"""MoCoGAN (Tulyakov et al., CVPR 2018): content / motion decomposition with a recurrent motion code.
+
+Generator (``mocogan/rnn``)
+    One content code per video, an optional one-hot category, and a motion code per frame from a
+    GRUCell whose initial state is random; each frame is ``concat(z_content, z_category, z_motion)``
+    through a DCGAN-style image generator. Its state_dict keys and shapes are the original's
+    (``recurrent.*``, ``main.0.weight``, ``main.1.*``, ...), so a converted original checkpoint
+    (see :mod:`vganzoo.convert.mocogan`) loads with ``strict=True``.
+
+Discriminators
+    ``mocogan/patch-image`` (one random frame per video -> 4x4 patch logits),
+    ``mocogan/patch-video`` (3-D, patch logits), ``mocogan/video`` and
+    ``mocogan/categorical-video`` (3-D, one logit, plus class logits for the categorical one;
+    16 frames only). Every conv may be preceded by an instance-noise layer (``noise_sigma``).
+
+Resolutions 32, 64 (the paper's) and 128: the number of 2x up/down-sampling blocks follows the
+resolution, the channel ladder keeps the paper's pattern (``ngf * 2**k``).
+
+The model ``mocogan-rnn`` builds the generator and the discriminators listed in its config's
+``discriminators`` key (any registered discriminator names, see :mod:`vganzoo.models.common`).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange, repeat
+from torch import nn
+
+from ..nn import InstanceNoise, STConv3d
+from ..registry import register_component, register_model
+from .base import DiscriminatorOutput, VideoGAN, check_labels, require
+from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "RECIPE",
+    "CategoricalVideoDiscriminator",
+    "MoCoGANGenerator",
+    "PatchImageDiscriminator",
+    "PatchVideoDiscriminator",
+    "VideoDiscriminator",
+]
+
+PAPER = "MoCoGAN: Decomposing Motion and Content for Video Generation (Tulyakov et al., CVPR 2018)"
+RESOLUTIONS = (32, 64, 128)
+BASE_CHANNELS = 64  # ngf / ndf at width 1.0
+BOTTOM_SIZE = 4  # spatial size of the first generator feature map and of the patch logits
+KERNEL = 4
+LEAKY_SLOPE = 0.2
+VIDEO_D_FRAMES = 16  # the (categorical) video discriminator's head covers exactly this many frames
+TIME_KERNEL_SHRINK = KERNEL - 1  # each unpadded temporal conv (kernel 4, stride 1) removes 3 frames
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "resolution": 64,
+    "frames": 16,
+    "channels": 3,
+    "width": 1.0,
+    "num_classes": 6,  # dim_z_category of the paper's code; 0 = no categorical code
+    "dim_z_content": 50,
+    "dim_z_motion": 10,
+    "noise_sigma": 0.0,  # instance noise before each discriminator conv (0 = off)
+    "discriminators": ["mocogan/patch-image", "mocogan/categorical-video"],
+}
+
+_ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 1e-5}
+RECIPE: dict[str, Any] = {
+    "adversarial_loss": "bce",
+    "d_steps": 1,
+    "batch_size": 3,
+    "optimizers": {"generator": dict(_ADAM), "discriminators": dict(_ADAM)},
+    "discriminator_batch_size": {"image": 10, "video": 3},
+    "regularizers": [],
+    "category_loss_weight": 1.0,
+    "ema": None,
+    "frame_stride": 2,
+}
+
+
+def _check_latent(value: Any, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
+    """Raise a clear error unless ``value`` is a float tensor of ``shape`` (str entries: any size)."""
+    text = "(" + ", ".join(str(s) for s in shape) + ")"
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise TypeError(f"{name} must be a floating-point tensor of shape {text}, got {got}")
+    ok = value.ndim == len(shape) and all(isinstance(s, str) or value.shape[i] == s for i, s in enumerate(shape))
+    if not ok:
+        raise ValueError(f"{name} must have shape {text}, got {tuple(value.shape)}")
+    return value
+
+
+@register_component("generator", "mocogan/rnn")
+class MoCoGANGenerator(nn.Module):
+    """MoCoGAN's video generator.
+
+    Args:
+        resolution: 32, 64 or 128.
+        frames: default number of frames drawn by :meth:`sample_latents` (any T >= 1 works in forward).
+        channels: 1 or 3.
+        width: channel multiplier (``ngf = round(64 * width)``).
+        num_classes: size of the one-hot categorical code (``dim_z_category``); 0 = none.
+        dim_z_content: content code size (50).
+        dim_z_motion: motion code size (10), also the GRU's input noise size.
+    """
+
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 6,
+        dim_z_content: int = 50,
+        dim_z_motion: int = 10,
+    ) -> None:
+        super().__init__()
+        check_shared_config("mocogan/rnn", resolution=resolution, frames=frames, channels=channels, width=width,
+                            num_classes=num_classes, resolutions=RESOLUTIONS)
+        for key, value in (("dim_z_content", dim_z_content), ("dim_z_motion", dim_z_motion)):
+            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                    f"mocogan/rnn: {key} must be a positive int, got {value!r}")
+        self.resolution, self.frames, self.channels = resolution, frames, channels
+        self.num_classes, self.dim_z_content, self.dim_z_motion = num_classes, dim_z_content, dim_z_motion
+        self.dim_z = dim_z_content + num_classes + dim_z_motion
+
+        self.recurrent = nn.GRUCell(dim_z_motion, dim_z_motion)
+        ngf = scaled_channels(BASE_CHANNELS, width)
+        blocks = num_doublings(resolution, BOTTOM_SIZE)  # BN+ReLU blocks; the last 2x step is the output conv
+        layers: list[nn.Module] = []
+        in_ch = self.dim_z
+        for i in range(blocks):
+            out_ch = ngf * 2 ** (blocks - 1 - i)
+            stride, padding = (1, 0) if i == 0 else (2, 1)  # 1x1 -> 4x4, then 2x per block
+            layers += [
+                nn.ConvTranspose2d(in_ch, out_ch, KERNEL, stride, padding, bias=False),
+                nn.BatchNorm2d(out_ch),
+                nn.ReLU(inplace=True),
+            ]
+            in_ch = out_ch
+        layers += [nn.ConvTranspose2d(in_ch, channels, KERNEL, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    # -- latents ---------------------------------------------------------------------------------
+    def sample_latents(
+        self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None, frames: int | None = None
+    ) -> dict[str, torch.Tensor]:
+        """Draw every random input on the CPU from ``generator``.
+
+        Returns ``z_content (n, dim_z_content)``, ``motion_h0 (n, dim_z_motion)``, ``motion_noise
+        (n, T, dim_z_motion)`` (all N(0, I)) and, when conditional, ``labels (n,)`` (uniform when not given).
+        """
+        frames = self.frames if frames is None else frames
+        if not isinstance(frames, int) or isinstance(frames, bool) or frames < 1:
+            raise ValueError(f"frames must be a positive int, got {frames!r}")
+        latents = {
+            "z_content": torch.randn(n, self.dim_z_content, generator=generator),
+            "motion_h0": torch.randn(n, self.dim_z_motion, generator=generator),
+            "motion_noise": torch.randn(n, frames, self.dim_z_motion, generator=generator),
+        }
+        if self.num_classes > 0:
+            drawn = torch.randint(0, self.num_classes, (n,), generator=generator)
+            latents["labels"] = drawn if labels is None else check_labels(labels, n, self.num_classes)
+        elif labels is not None:
+            check_labels(labels, n, self.num_classes)  # raises: unconditional
+        return latents
+
+    def motion_codes(self, motion_noise: torch.Tensor, motion_h0: torch.Tensor) -> torch.Tensor:
+        """Unroll the GRU: ``h_t = GRU(e_t, h_{t-1})``; returns ``(N, T, dim_z_motion)`` = h_1..h_T."""
+        h = motion_h0
+        codes = []
+        for e_t in motion_noise.unbind(dim=1):
+            h = self.recurrent(e_t, h)
+            codes.append(h)
+        return torch.stack(codes, dim=1)
+
+    def category_code(self, n: int, labels: Any, z_category: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
+        """``(n, num_classes)`` one-hot (from ``labels``) or the given ``z_category``; None when unconditional."""
+        if self.num_classes == 0:
+            if labels is not None or z_category is not None:
+                raise ValueError("labels / z_category: this generator is unconditional (num_classes=0)")
+            return None
+        if (labels is None) == (z_category is None):
+            raise ValueError(f"pass exactly one of labels (N,) ints in [0, {self.num_classes - 1}] or z_category (N, {self.num_classes})")
+        if z_category is not None:
+            return _check_latent(z_category, "z_category", (n, self.num_classes))
+        labels = check_labels(labels, n, self.num_classes)
+        return F.one_hot(labels, self.num_classes).to(device=device, dtype=torch.float32)
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(
+        self,
+        z_content: torch.Tensor,
+        motion_noise: torch.Tensor,
+        motion_h0: torch.Tensor,
+        labels: Any = None,
+        z_category: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Generate videos from explicit codes.
+
+        Args:
+            z_content: (N, dim_z_content), one content code per video.
+            motion_noise: (N, T, dim_z_motion), the GRU's input e_t per frame (T >= 1).
+            motion_h0: (N, dim_z_motion), the GRU's initial state.
+            labels: (N,) class indices (conditional only), or
+            z_category: (N, num_classes) category codes (one-hot, or soft for interpolation).
+
+        Returns:
+            (N, channels, T, resolution, resolution) in [-1, 1].
+        """
+        _check_latent(z_content, "z_content", ("N", self.dim_z_content))
+        n = z_content.shape[0]
+        _check_latent(motion_noise, "motion_noise", (n, "T", self.dim_z_motion))
+        _check_latent(motion_h0, "motion_h0", (n, self.dim_z_motion))
+        frames = motion_noise.shape[1]
+        if frames < 1:
+            raise ValueError("motion_noise must have at least one frame (shape (N, T>=1, dim_z_motion))")
+        category = self.category_code(n, labels, z_category, z_content.device)
+
+        motion = self.motion_codes(motion_noise, motion_h0)  # (N, T, dm)
+        parts = [repeat(z_content, "n d -> n t d", t=frames)]
+        if category is not None:
+            parts.append(repeat(category.to(z_content.dtype), "n k -> n t k", t=frames))
+        parts.append(motion)
+        z = rearrange(torch.cat(parts, dim=2), "n t d -> (n t) d 1 1")
+        images = self.main(z)  # (N*T, C, H, W)
+        return rearrange(images, "(n t) c h w -> n c t h w", n=n)
+
+
+# ------------------------------------------------------------------------------------------------
+# Discriminators
+# ------------------------------------------------------------------------------------------------
+@register_component("discriminator", "mocogan/patch-image")
+class PatchImageDiscriminator(nn.Module):
+    """Scores one randomly chosen frame per video with 4x4 patch logits.
+
+    forward(video (N, C, T, H, W), labels=None) -> logits (N, 16); labels are ignored.
+    """
+
+    role = "image"
+
+    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
+                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
+        super().__init__()
+        check_shared_config("mocogan/patch-image", resolution=resolution, frames=frames, channels=channels,
+                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
+        self.resolution, self.channels = resolution, channels
+        ndf = scaled_channels(BASE_CHANNELS, width)
+        convs = num_doublings(resolution, BOTTOM_SIZE)  # the last one is the head
+        layers: list[nn.Module] = []
+        in_ch = channels
+        for i in range(convs - 1):
+            out_ch = ndf * 2**i
+            layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, out_ch, KERNEL, 2, 1, bias=False)]
+            if i > 0:
+                layers.append(nn.BatchNorm2d(out_ch))
+            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+            in_ch = out_ch
+        layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 2, 1, bias=False)]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
+        check_video(video, name="mocogan/patch-image", channels=self.channels, resolution=self.resolution)
+        n, _, t = video.shape[:3]
+        # one random frame per video (training randomness: torch's global RNG on the video's device)
+        index = torch.randint(0, t, (n,), device=video.device)
+        frames = video[torch.arange(n, device=video.device), :, index]  # (N, C, H, W)
+        return DiscriminatorOutput(self.main(frames).flatten(1))
+
+
+def _video_blocks(channels: int, ndf: int, count: int, noise_sigma: float) -> tuple[list[nn.Module], int]:
+    """``count`` 3-D blocks: conv k4, stride (1,2,2), padding (0,1,1), BN (not the first), LeakyReLU."""
+    layers: list[nn.Module] = []
+    in_ch = channels
+    for i in range(count):
+        out_ch = ndf * 2**i
+        layers += [
+            InstanceNoise(noise_sigma),
+            STConv3d(in_ch, out_ch, KERNEL, stride=(1, 2, 2), padding=(0, 1, 1), bias=False,
+                     activation="leaky_relu", negative_slope=LEAKY_SLOPE, norm="batch" if i > 0 else None),
+        ]
+        in_ch = out_ch
+    return layers, in_ch
+
+
+@register_component("discriminator", "mocogan/patch-video")
+class PatchVideoDiscriminator(nn.Module):
+    """3-D patch discriminator: forward(video (N, C, T, H, W)) -> logits (N, (T-12) * 4 * 4) at 64 px.
+
+    Each conv removes 3 frames, so ``frames`` must be at least ``3 * convs + 1`` (13 at 64x64).
+    """
+
+    role = "video"
+
+    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
+                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
+        super().__init__()
+        check_shared_config("mocogan/patch-video", resolution=resolution, frames=frames, channels=channels,
+                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
+        convs = num_doublings(resolution, BOTTOM_SIZE)
+        min_frames = TIME_KERNEL_SHRINK * convs + 1
+        require(frames >= min_frames,
+                f"mocogan/patch-video: needs at least {min_frames} frames at resolution {resolution}, got frames={frames}")
+        self.resolution, self.channels = resolution, channels
+        layers, in_ch = _video_blocks(channels, scaled_channels(BASE_CHANNELS, width), convs - 1, noise_sigma)
+        layers += [InstanceNoise(noise_sigma), STConv3d(in_ch, 1, KERNEL, stride=(1, 2, 2), padding=(0, 1, 1), bias=False)]
+        self.main = nn.Sequential(*layers)
+        self.min_frames = min_frames
+
+    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
+        check_video(video, name="mocogan/patch-video", channels=self.channels, resolution=self.resolution)
+        if video.shape[2] < self.min_frames:
+            raise ValueError(f"mocogan/patch-video: video needs at least {self.min_frames} frames, got {video.shape[2]}")
+        return DiscriminatorOutput(self.main(video).flatten(1))
+
+
+class _WholeVideoDiscriminator(nn.Module):
+    """Shared body of the video and categorical video discriminators (16 frames only)."""
+
+    role = "video"
+    component = "mocogan/video"
+
+    def __init__(self, *, resolution: int, frames: int, channels: int, width: float, num_classes: int,
+                 noise_sigma: float, categories: int) -> None:
+        super().__init__()
+        check_shared_config(self.component, resolution=resolution, frames=frames, channels=channels,
+                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
+        require(frames == VIDEO_D_FRAMES,
+                f"{self.component}: only valid for {VIDEO_D_FRAMES} frames (its last conv covers the whole clip), "
+                f"got frames={frames}; use mocogan/patch-video for other lengths")
+        self.resolution, self.channels, self.frames, self.categories = resolution, channels, frames, categories
+        blocks = num_doublings(resolution, BOTTOM_SIZE)
+        layers, in_ch = _video_blocks(channels, scaled_channels(BASE_CHANNELS, width), blocks, noise_sigma)
+        head_time = frames - TIME_KERNEL_SHRINK * blocks  # the head spans every remaining frame (4 at 64x64)
+        layers += [InstanceNoise(noise_sigma),
+                   STConv3d(in_ch, 1 + categories, (head_time, KERNEL, KERNEL), stride=1, padding=0, bias=False)]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
+        check_video(video, name=self.component, channels=self.channels, resolution=self.resolution, frames=self.frames)
+        out = self.main(video).flatten(1)  # (N, 1 + categories); flatten, never squeeze (batch size 1)
+        return DiscriminatorOutput(out[:, :1], out[:, 1:] if self.categories else None)
+
+
+@register_component("discriminator", "mocogan/video")
+class VideoDiscriminator(_WholeVideoDiscriminator):
+    """Whole-clip 3-D discriminator: forward(video (N, C, 16, H, W)) -> logits (N, 1). Ignores num_classes."""
+
+    component = "mocogan/video"
+
+    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
+                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
+        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width,
+                         num_classes=num_classes, noise_sigma=noise_sigma, categories=0)
+
+
+@register_component("discriminator", "mocogan/categorical-video")
+class CategoricalVideoDiscriminator(_WholeVideoDiscriminator):
+    """Video discriminator with ``num_classes`` extra class logits (InfoGAN-style category loss).
+
+    forward(video (N, C, 16, H, W)) -> DiscriminatorOutput(logits (N, 1), class_logits (N, num_classes)
+    or None when num_classes is 0).
+    """
+
+    component = "mocogan/categorical-video"
+
+    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
+                 num_classes: int = 6, noise_sigma: float = 0.0) -> None:
+        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width,
+                         num_classes=num_classes, noise_sigma=noise_sigma, categories=num_classes)
+
+
+# ------------------------------------------------------------------------------------------------
+# The model
+# ------------------------------------------------------------------------------------------------
+@register_model("mocogan-rnn", family="mocogan", paper=PAPER, default_config=DEFAULT_CONFIG, recipe=RECIPE)
+def mocogan_rnn(
+    *,
+    resolution: int,
+    frames: int,
+    channels: int,
+    width: float,
+    num_classes: int,
+    dim_z_content: int,
+    dim_z_motion: int,
+    noise_sigma: float,
+    discriminators: list[str],
+) -> VideoGAN:
+    """MoCoGAN with a GRU motion code, a patch image D and a categorical video D (CVPR 2018)."""
+    shared = {"resolution": resolution, "frames": frames, "channels": channels, "width": width, "num_classes": num_classes}
+    generator = MoCoGANGenerator(**shared, dim_z_content=dim_z_content, dim_z_motion=dim_z_motion)
+    require(isinstance(noise_sigma, (int, float)) and not isinstance(noise_sigma, bool) and noise_sigma >= 0,
+            f"mocogan-rnn: noise_sigma must be a non-negative number, got {noise_sigma!r}")
+    discs = build_discriminators("mocogan-rnn", discriminators, shared, {"noise_sigma": noise_sigma})
+    recipe = copy.deepcopy(RECIPE)
+    if num_classes == 0:
+        recipe["category_loss_weight"] = 0.0  # no categorical code to recover
+    return VideoGAN(generator, discs, recipe=recipe)
