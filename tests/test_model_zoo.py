@@ -129,7 +129,7 @@ def test_discriminator_outputs(name):
     for role, disc in model.discriminators.items():
         out = disc(fake)
         assert isinstance(out, DiscriminatorOutput), role
-        assert out.logits.ndim >= 2 and out.logits.shape[0] == n, (role, out.logits.shape)
+        assert out.logits.ndim >= 1 and out.logits.shape[0] == n, (role, out.logits.shape)  # leading batch dim (protocol)
         assert torch.isfinite(out.logits).all()
         if out.class_logits is not None:
             assert out.class_logits.shape == (n, model.num_classes)

@@ -51,7 +51,6 @@ from einops import rearrange, repeat
 from torch import nn
 from torch.nn.utils import parametrize
 
-from ..errors import InvalidConfigError
 from ..nn import (
     ConditionalBatchNorm,
     ConvGRU,
@@ -61,8 +60,9 @@ from ..nn import (
     STConv3d,
     spectral_norm,
 )
-from ..registry import get_component, register_component, register_model
+from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, require
+from .common import build_discriminators
 
 __all__ = ["DVDGANGenerator", "SpatialDiscriminator", "TemporalDiscriminator", "dvdgan"]
 
@@ -520,38 +520,6 @@ class TemporalDiscriminator(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # model
 # ------------------------------------------------------------------------------------------------
-def build_discriminators(
-    names: Sequence[str], shared: dict[str, Any], own: dict[str, dict[str, Any]], model: str
-) -> dict[str, nn.Module]:
-    """Build registered discriminators by name, keyed by role.
-
-    Every factory gets the shared keywords (resolution, frames, channels, width, num_classes);
-    ``own[name]`` adds family-specific ones for this family's components. The role is the
-    component's ``role`` attribute, or the part of its name after the last ``/``.
-    """
-    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
-        raise InvalidConfigError(
-            f"{model}: discriminators must be a non-empty list of component names, got {names!r}"
-        )
-    built: dict[str, nn.Module] = {}
-    for name in names:
-        if not isinstance(name, str):
-            raise InvalidConfigError(f"{model}: discriminator names must be strings, got {name!r}")
-        factory = get_component("discriminator", name)
-        role = getattr(factory, "role", None) or name.rpartition("/")[2]
-        if role in built:
-            raise InvalidConfigError(
-                f"{model}: two discriminators want the role {role!r}; choose one of them"
-            )
-        try:
-            built[role] = factory(**shared, **own.get(name, {}))
-        except InvalidConfigError as exc:
-            raise InvalidConfigError(
-                f"{model}: discriminator {name!r} does not fit this model: {exc}"
-            ) from None
-    return built
-
-
 DEFAULT_CONFIG: dict[str, Any] = {
     "resolution": 64,
     "frames": 16,
@@ -604,7 +572,5 @@ def dvdgan(
         "num_classes": num_classes,
     }
     generator = DVDGANGenerator(**shared, latent_dim=latent_dim)
-    discs = build_discriminators(
-        discriminators, shared, {"dvdgan/spatial": {"sampled_frames": sampled_frames}}, "dvdgan"
-    )
+    discs = build_discriminators("dvdgan", discriminators, shared, {"sampled_frames": sampled_frames})
     return VideoGAN(generator, discs, recipe=copy.deepcopy(RECIPE))

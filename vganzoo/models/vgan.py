@@ -43,7 +43,7 @@ from torch import nn
 from ..nn import STConv3d, STConvTranspose3d
 from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, require
-from .dvdgan import build_discriminators
+from .common import build_discriminators
 
 __all__ = ["VGANDiscriminator", "VGANGenerator", "vgan"]
 
@@ -312,5 +312,5 @@ def vgan(
         "num_classes": num_classes,
     }
     generator = VGANGenerator(**shared, latent_dim=latent_dim)
-    discs = build_discriminators(discriminators, shared, {}, "vgan")
+    discs = build_discriminators("vgan", discriminators, shared)
     return VideoGAN(generator, discs, recipe=copy.deepcopy(RECIPE))
