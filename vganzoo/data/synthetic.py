@@ -229,8 +229,8 @@ class MovingDigits(Dataset):
                 top, left = info["positions"][t, d]
                 region = canvas[t, top : top + h, left : left + w]
                 np.maximum(region, glyph, out=region)
-        video = torch.from_numpy(canvas).mul_(2).sub_(1)
-        video = repeat(video, "t h w -> c t h w", c=self.channels).contiguous()
+        # elementwise work stays in numpy: tiny torch ops pay thread-pool overhead per call
+        video = torch.from_numpy(np.ascontiguousarray(repeat(canvas * 2 - 1, "t h w -> c t h w", c=self.channels)))
         return {"video": video, "label": torch.tensor(info["label"], dtype=torch.long)}
 
     def __repr__(self) -> str:
@@ -359,7 +359,7 @@ class MovingShapes(Dataset):
         info = self.describe(index)
         coverage = np.clip(0.5 - self._signed_distance(info["shape"], info["radius"], info["centres"]), 0, 1)
         video = coverage[None].astype(np.float32) * info["colour"].astype(np.float32)[:, None, None, None]
-        video = torch.from_numpy(video).mul_(2).sub_(1).contiguous()
+        video = torch.from_numpy(np.ascontiguousarray(video * 2 - 1))
         return {"video": video, "label": torch.tensor(info["label"], dtype=torch.long)}
 
     def __repr__(self) -> str:
