@@ -30,13 +30,15 @@ def write_frame_folder(folder, video: torch.Tensor) -> None:
 
 @pytest.fixture()
 def ucf_like(tmp_path):
-    """root/<class>/<video>: 3 good clips, one corrupt file and one too short."""
+    """root/<class>/<video>: 5 good clips (gif, mp4, frames, webm, avi), one corrupt, one too short."""
     root = tmp_path / "videos"
     vio.save_video(ramp(12), root / "a" / "v1.gif")
     vio.save_video(ramp(12, first=40), root / "a" / "v2.mp4")
     (root / "a" / "v3_corrupt.mp4").write_bytes(np.random.default_rng(0).bytes(3000))
     write_frame_folder(root / "b" / "clip1", ramp(10, first=24))
     vio.save_video(ramp(3), root / "b" / "v4_short.gif")
+    vio.save_video(ramp(9, first=32), root / "b" / "v5.webm")
+    vio.save_video(ramp(9, first=48), root / "b" / "v6.avi")
     (root / "b" / "readme.txt").write_text("not a video")
     (root / "empty_class").mkdir()
     return root
@@ -46,7 +48,7 @@ def test_layout_classes_and_every_item_is_a_valid_clip(ucf_like):
     ds = VideoFolder(ucf_like, frames=8, resolution=RES, seed=0)
     assert ds.class_names == ["a", "b"] and ds.num_classes == 2 and ds.channels == 3
     names = [item.path.name for item in ds.items]
-    assert names == ["v1.gif", "v2.mp4", "v3_corrupt.mp4", "clip1", "v4_short.gif"]
+    assert names == ["v1.gif", "v2.mp4", "v3_corrupt.mp4", "clip1", "v4_short.gif", "v5.webm", "v6.avi"]
     with pytest.warns(RuntimeWarning, match="skipping") as record:
         items = [ds[i] for i in range(len(ds))]
     assert len(record) == 2 and ds.skipped == 2
@@ -56,10 +58,17 @@ def test_layout_classes_and_every_item_is_a_valid_clip(ucf_like):
         assert item["video"].shape == (3, 8, RES, RES) and item["video"].dtype == torch.float32
         assert item["video"].min() >= -1 and item["video"].max() <= 1
         assert item["label"].dtype == torch.int64 and item["label"].ndim == 0
-    assert [int(item["label"]) for item in items] == [0, 0, 1, 1, 0]
-    # a bad item is replaced by the next good one (wrapping around), deterministically
+    assert [int(item["label"]) for item in items] == [0, 0, 1, 1, 1, 1, 1]
+    # a bad item is replaced by the next good one, deterministically
     assert torch.equal(items[2]["video"], items[3]["video"])
-    assert torch.equal(items[4]["video"], items[0]["video"])
+    assert torch.equal(items[4]["video"], items[5]["video"])
+    # the decoded content is each file's own: its flat gray level is on the file's ramp
+    firsts = {"v1.gif": 16, "v2.mp4": 40, "clip1": 24, "v5.webm": 32, "v6.avi": 48}
+    for index, name in enumerate(names):
+        if name in firsts:
+            level = (items[index]["video"][:, 0].mean().item() + 1) / 2 * 255
+            offset = (level - firsts[name]) / LEVEL_STEP
+            assert -0.5 < offset < 12, (name, level)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # each bad file warns once
         assert torch.equal(ds[2]["video"], items[3]["video"]) and ds.skipped == 2
@@ -68,8 +77,8 @@ def test_layout_classes_and_every_item_is_a_valid_clip(ucf_like):
 def test_scan_drops_bad_files_up_front(ucf_like):
     with pytest.warns(RuntimeWarning):
         ds = VideoFolder(ucf_like, frames=8, resolution=RES, scan=True)
-    assert len(ds) == 3 and ds.skipped == 2
-    assert [item.path.name for item in ds.items] == ["v1.gif", "v2.mp4", "clip1"]
+    assert len(ds) == 5 and ds.skipped == 2
+    assert [item.path.name for item in ds.items] == ["v1.gif", "v2.mp4", "clip1", "v5.webm", "v6.avi"]
 
 
 def test_fixed_start_stride_and_gray_values(tmp_path):

@@ -95,9 +95,10 @@ def test_gif_round_trip_is_close_for_colour(tmp_path):
     assert (back - expected).abs().mean() < 4
 
 
-def test_mp4_round_trip_shape_and_content(tmp_path):
+@pytest.mark.parametrize("ext", [".mp4", ".webm", ".avi"])
+def test_ffmpeg_round_trip_shape_and_content(tmp_path, ext):
     video = gray_ramp_video(8, height=16, width=16, step=25)
-    path = vio.save_video(video, tmp_path / "v.mp4", fps=10)
+    path = vio.save_video(video, tmp_path / f"v{ext}", fps=10)
     info = vio.probe_video(path)
     assert (info.frames, info.height, info.width) == (8, 16, 16) and info.fps == pytest.approx(10)
     back = vio.read_video(path)
@@ -134,7 +135,7 @@ def test_save_video_rejects_bad_input_and_leaves_no_file(tmp_path):
 def test_save_video_is_atomic_when_the_encoder_fails(tmp_path, monkeypatch, ext):
     target = tmp_path / f"out{ext}"
     target.write_bytes(b"previous good file")
-    encoder = "_write_gif" if ext == ".gif" else "_write_mp4"
+    encoder = "_write_gif" if ext == ".gif" else "_write_ffmpeg"
 
     def half_written(frames, path, **kwargs):
         path.write_bytes(b"partial")

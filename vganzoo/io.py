@@ -1,17 +1,18 @@
-"""Video files: read clips, lay batches out as a grid, write GIF and MP4 atomically.
+"""Video files: read clips, lay batches out as a grid, write GIF, MP4, WebM and AVI atomically.
 
     >>> from vganzoo.io import save_video, read_video
     >>> save_video(videos, "samples.gif", fps=8)      # videos: (N, C, T, H, W) in [-1, 1]
     >>> clip = read_video("clip.mp4", frames=16, stride=2)   # (16, H, W, 3) uint8
 
-Decoding and MP4 encoding go through PyAV (FFmpeg); GIFs are written with Pillow. Both are
+Decoding and MP4/WebM/AVI encoding go through PyAV (FFmpeg); GIFs are written with Pillow. Both are
 imported on first use, so ``import vganzoo.io`` works without the ``video`` extra; a function that
 needs them then raises :class:`MissingDependencyError` saying what to install.
 
 Known limits: GIF stores a 256-colour palette per frame (grayscale round-trips exactly, colour
 approximately) and Pillow folds identical consecutive frames into one longer frame, so a video
-that does not move reads back with fewer frames. MP4 (H.264 or MPEG-4 part 2) is lossy and needs
-even frame sizes: an odd-sized grid is padded by one pixel with the padding value.
+that does not move reads back with fewer frames. MP4 (H.264, else MPEG-4 part 2), WebM (VP9, else
+VP8) and AVI (MPEG-4 part 2) are lossy and need even frame sizes: an odd-sized grid is padded by one
+pixel with the padding value.
 """
 
 from __future__ import annotations
@@ -48,13 +49,19 @@ __all__ = [
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".gif", ".mkv", ".mov")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
-WRITABLE_EXTENSIONS = (".gif", ".mp4")
+WRITABLE_EXTENSIONS = (".gif", ".mp4", ".webm", ".avi")
 UINT8_MAX = 255
 # Float videos may overshoot [-1, 1] by rounding error; anything further out is a caller's bug.
 RANGE_TOLERANCE = 1e-3
 GIF_TIME_UNIT_MS = 10  # GIF frame delays are stored in hundredths of a second
-MP4_CODECS = ("libx264", "mpeg4")  # preferred first; both ship with PyAV's bundled FFmpeg
-H264_CRF = "18"  # visually near-lossless; sample grids are small
+# extension -> (FFmpeg container, encoders in order of preference, encoder options); PyAV's
+# bundled FFmpeg ships all of these encoders
+FFMPEG_FORMATS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
+    ".mp4": ("mp4", ("libx264", "mpeg4"), {"crf": "18"}),  # crf 18: visually near-lossless
+    ".webm": ("webm", ("libvpx-vp9", "libvpx"), {"crf": "20", "b": "0"}),  # b=0: constant quality
+    ".avi": ("avi", ("mpeg4",), {}),
+}
+MPEG4_QSCALE = 3  # MPEG-4 part 2 fixed quantiser (1 best .. 31 worst)
 
 
 class MissingDependencyError(VganzooError, ImportError):
@@ -79,7 +86,7 @@ def _import_av() -> Any:
         import av
     except ImportError:
         raise MissingDependencyError(
-            "reading videos and writing MP4 needs PyAV: pip install 'vganzoo[video]' (or pip install av)"
+            "reading videos and writing MP4/WebM/AVI needs PyAV: pip install 'vganzoo[video]' (or pip install av)"
         ) from None
     return av
 
@@ -218,7 +225,7 @@ def save_video(
     padding: int = 2,
     pad_value: float | None = None,
 ) -> Path:
-    """Write one video or a grid of videos to ``path`` (``.gif`` or ``.mp4``), atomically.
+    """Write one video or a grid of videos to ``path`` (``.gif``, ``.mp4``, ``.webm``, ``.avi``), atomically.
 
     Args:
         videos: (N, C, T, H, W) or (C, T, H, W); float in [-1, 1] or uint8 in [0, 255]; 1 or 3
@@ -249,17 +256,19 @@ def save_video(
     frames = to_uint8(batch)
     grid = frames[0] if single else make_grid(frames, nrow=nrow, padding=padding, pad_value=pad_value)
     if grid.shape[0] == 1:
-        grid = grid.expand(3, *grid.shape[1:]) if ext == ".mp4" else grid
+        grid = grid.expand(3, *grid.shape[1:]) if ext != ".gif" else grid
     thwc = rearrange(grid, "c t h w -> t h w c").contiguous().numpy()
-    encoders = {".gif": _write_gif, ".mp4": _write_mp4}
     pad_fill = UINT8_MAX if pad_value is None else int(pad_value)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
-        encoders[ext](thwc, tmp, fps=float(fps), pad_fill=pad_fill)
+        if ext == ".gif":
+            _write_gif(thwc, tmp, fps=float(fps))
+        else:
+            _write_ffmpeg(thwc, tmp, fps=float(fps), pad_fill=pad_fill, ext=ext)
     return path
 
 
-def _write_gif(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int) -> None:
+def _write_gif(frames: np.ndarray, path: Path, *, fps: float) -> None:
     """frames: (T, H, W, C) uint8, C in {1, 3}."""
     image_mod = _import_pil()
     if frames.shape[-1] == 1:
@@ -270,17 +279,17 @@ def _write_gif(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int) -> 
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=delay_ms, loop=0)
 
 
-def _mp4_codec(av: Any) -> str:
-    for name in MP4_CODECS:
+def _pick_encoder(av: Any, names: tuple[str, ...], ext: str) -> str:
+    for name in names:
         try:
             av.codec.Codec(name, "w")
         except Exception:  # noqa: BLE001 - absent encoders raise codec-specific errors
             continue
         return name
-    raise MissingDependencyError(f"this PyAV build has none of the MP4 encoders {MP4_CODECS}")
+    raise MissingDependencyError(f"this PyAV build has none of the {ext} encoders {names}")
 
 
-def _write_mp4(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int) -> None:
+def _write_ffmpeg(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int, ext: str) -> None:
     """frames: (T, H, W, 3) uint8. yuv420p needs even sizes: pad one pixel where odd."""
     av = _import_av()
     from fractions import Fraction
@@ -289,11 +298,13 @@ def _write_mp4(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int) -> 
     pad_h, pad_w = h % 2, w % 2
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=pad_fill)
-    codec = _mp4_codec(av)
+    container_format, encoders, options = FFMPEG_FORMATS[ext]
+    codec = _pick_encoder(av, encoders, ext)
     rate = Fraction(fps).limit_denominator(1001)
-    with av.open(str(path), mode="w", format="mp4") as container:
-        options = {"crf": H264_CRF} if codec == "libx264" else {}
-        stream = container.add_stream(codec, rate=rate, options=options)
+    with av.open(str(path), mode="w", format=container_format) as container:
+        stream = container.add_stream(codec, rate=rate, options=options if codec == encoders[0] else {})
+        if codec == "mpeg4":
+            stream.codec_context.qscale = MPEG4_QSCALE
         stream.width, stream.height = w + pad_w, h + pad_h
         stream.pix_fmt = "yuv420p"
         for frame in frames:

@@ -11,7 +11,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     data_sub.required = True
     q = data_sub.add_parser("preview", help="write a grid of a dataset's clips", description="Write the first N clips of a dataset as one grid GIF/MP4.")
     q.add_argument("name", metavar="NAME", help="moving-digits, moving-shapes or a folder of videos")
-    q.add_argument("--out", default="preview.gif", help="output .gif or .mp4 (default preview.gif)")
+    q.add_argument("--out", default="preview.gif", help="output .gif, .mp4, .webm or .avi (default preview.gif)")
     q.add_argument("--n", type=int, default=8, help="number of clips (default 8)")
     q.add_argument("--resolution", type=int, default=64, help="frame size (default 64)")
     q.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
@@ -33,7 +33,7 @@ def run_preview(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     if not args.out.lower().endswith(vio.WRITABLE_EXTENSIONS):
-        raise ValueError(f"--out must end in {' or '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
+        raise ValueError(f"--out must end in one of {', '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
     dataset = build_dataset(args.name, resolution=args.resolution, frames=args.frames, frame_stride=args.frame_stride,
                             channels=args.channels, split=args.split, seed=args.seed)
     count = min(args.n, len(dataset))

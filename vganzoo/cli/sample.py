@@ -28,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--interpolate", type=int, default=None, metavar="STEPS",
                    help="walk the content latents between two seeds with the motion fixed, and the reverse, in STEPS steps")
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument("--out", default="samples.gif", help="output .gif or .mp4 (default samples.gif)")
+    p.add_argument("--out", default="samples.gif", help="output .gif, .mp4, .webm or .avi (default samples.gif)")
     p.add_argument("--fps", type=float, default=8, help="frames per second (default 8)")
     p.add_argument("--nrow", type=int, default=None, help="videos per grid row (default: square grid, or STEPS)")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
@@ -81,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
     if args.interpolate is not None and args.interpolate < 2:
         raise ValueError(f"--interpolate needs at least 2 steps, got {args.interpolate}")
     if not args.out.lower().endswith(vio.WRITABLE_EXTENSIONS):
-        raise ValueError(f"--out must end in {' or '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
+        raise ValueError(f"--out must end in one of {', '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
     device = _device(args.device)
     model, pretrained = load_model(args.name, resolution=args.resolution, frames=args.frames)
     model = model.to(device).eval()
