@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import os
 import subprocess
 import sys
@@ -12,7 +13,7 @@ import torch
 from torch import nn
 
 import vganzoo
-from vganzoo import hub
+from vganzoo import hub, registry
 from vganzoo import io as vio
 from vganzoo.cli import main
 from vganzoo.models.base import VideoGAN
@@ -20,9 +21,7 @@ from vganzoo.registry import PretrainedSpec
 from vganzoo.sampling import interpolate, latent_walk
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "examples" / "plugin-example"))
-import vganzoo_toy.models  # noqa: E402,F401  (registers "toy-gan")
-
+TOY_PLUGIN = REPO / "examples" / "plugin-example"
 RES, FRAMES = 8, 3
 
 
@@ -53,14 +52,31 @@ class ContentMotionGenerator(nn.Module):
         return level[:, None, :, None, None].expand(-1, self.channels, -1, self.resolution, self.resolution).contiguous()
 
 
-@vganzoo.register_model("test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES}, overwrite=True)
-def _content_motion(*, resolution, frames):
-    return VideoGAN(ContentMotionGenerator(resolution=resolution, frames=frames))
+@pytest.fixture(scope="module", autouse=True)
+def test_models():
+    """Register the toy plugin model (imported directly) and two test models; undo it afterwards."""
+    models_before, components_before = set(registry._models), set(registry._components)
+    modules_before = set(sys.modules)
+    sys.path.insert(0, str(TOY_PLUGIN))
+    importlib.import_module("vganzoo_toy.models")  # registers "toy-gan"
 
+    @vganzoo.register_model("test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES})
+    def content_motion(*, resolution, frames):
+        return VideoGAN(ContentMotionGenerator(resolution=resolution, frames=frames))
 
-@vganzoo.register_model("test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")], overwrite=True)
-def _with_weights():
-    return VideoGAN(ContentMotionGenerator())
+    @vganzoo.register_model("test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")])
+    def with_weights():
+        return VideoGAN(ContentMotionGenerator())
+
+    yield
+    for name in set(registry._models) - models_before:
+        registry._models.pop(name)
+    for key in set(registry._components) - components_before:
+        registry._components.pop(key)
+    for module in set(sys.modules) - modules_before:
+        if module.startswith("vganzoo_toy"):
+            sys.modules.pop(module)
+    sys.path.remove(str(TOY_PLUGIN))
 
 
 def run_cli(capsys, *argv):
