@@ -108,7 +108,7 @@ def test_latent_walk_moves_content_then_motion():
     end = gen.sample_latents(1, generator=vganzoo.models.base.make_generator(6), labels=torch.tensor([2]))
     gen.calls.clear()
     videos, rows = latent_walk(model, 4, seed=5, labels=2)
-    assert videos.shape == (8, 1, FRAMES, RES, RES) and rows == ["pair 0: content walk, motion fixed", "pair 0: motion walk, content fixed"]
+    assert videos.shape == (8, 1, FRAMES, RES, RES) and rows == ["pair 0 (label 2): content walk, motion fixed", "pair 0 (label 2): motion walk, content fixed"]
     (call,) = gen.calls
     content, motion = call["content"], call["motion"]
     assert torch.all(call["labels"] == 2)
@@ -191,7 +191,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, m
     monkeypatch.chdir(tmp_path)
     if argv[1] == "test-with-weights":
         monkeypatch.setattr(hub, "load", lambda name, **kw: (_ for _ in ()).throw(NotImplementedError("not yet")))
-    code, stdout, stderr = run_cli(capsys, *argv)
+    code, _, stderr = run_cli(capsys, *argv)
     lines = [line for line in stderr.splitlines() if not line.startswith("warning:")]
     assert code == 2 and len(lines) == 1 and lines[0].startswith(f"vganzoo {argv[0]}: error:") and message in lines[0]
     assert list(tmp_path.iterdir()) == []
@@ -201,7 +201,7 @@ def test_user_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, m
 def test_command_line_process_exit_code(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     proc = subprocess.run([sys.executable, "-m", "vganzoo", "sample", "no-such-model", "--out", str(tmp_path / "x.gif")],
-                          capture_output=True, text=True, env=env, timeout=120)
+                          capture_output=True, text=True, env=env, timeout=120, check=False)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
 
 

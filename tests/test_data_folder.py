@@ -96,7 +96,7 @@ def test_fixed_start_stride_and_gray_values(tmp_path):
 
 def test_random_start_depends_on_seed_epoch_and_index_only(tmp_path):
     vio.save_video(ramp(30), tmp_path / "long.gif")
-    first_level = lambda ds: round((float(ds[0]["video"][0, 0, 0, 0]) + 1) / 2 * 255)  # noqa: E731
+    first_level = lambda ds: round((float(ds[0]["video"][0, 0, 0, 0]) + 1) / 2 * 255)
     ds = VideoFolder(tmp_path, frames=2, resolution=8, seed=7)
     again = VideoFolder(tmp_path, frames=2, resolution=8, seed=7)
     assert first_level(ds) == first_level(again)

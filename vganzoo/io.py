@@ -33,18 +33,18 @@ from einops import rearrange
 from .errors import VganzooError
 
 __all__ = [
-    "MissingDependencyError",
-    "VideoReadError",
-    "VideoInfo",
-    "VIDEO_EXTENSIONS",
     "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
     "WRITABLE_EXTENSIONS",
-    "make_grid",
-    "to_uint8",
-    "save_video",
-    "read_video",
-    "probe_video",
+    "MissingDependencyError",
+    "VideoInfo",
+    "VideoReadError",
     "atomic_path",
+    "make_grid",
+    "probe_video",
+    "read_video",
+    "save_video",
+    "to_uint8",
 ]
 
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".webm", ".gif", ".mkv", ".mov")
@@ -283,7 +283,7 @@ def _pick_encoder(av: Any, names: tuple[str, ...], ext: str) -> str:
     for name in names:
         try:
             av.codec.Codec(name, "w")
-        except Exception:  # noqa: BLE001 - absent encoders raise codec-specific errors
+        except Exception:  # noqa: BLE001, S112 - absent encoders raise codec-specific errors
             continue
         return name
     raise MissingDependencyError(f"this PyAV build has none of the {ext} encoders {names}")
@@ -294,7 +294,7 @@ def _write_ffmpeg(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int, 
     av = _import_av()
     from fractions import Fraction
 
-    t, h, w, _ = frames.shape
+    h, w = frames.shape[1:3]
     pad_h, pad_w = h % 2, w % 2
     if pad_h or pad_w:
         frames = np.pad(frames, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)), constant_values=pad_fill)

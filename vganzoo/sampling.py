@@ -19,7 +19,7 @@ import torch
 
 from .models.base import check_labels, make_generator
 
-__all__ = ["latent_walk", "interpolate", "generate_from_latents", "latent_roles"]
+__all__ = ["generate_from_latents", "interpolate", "latent_roles", "latent_walk"]
 
 PARALLEL_EPS = 1e-6  # below this angle slerp is numerically lerp
 DEFAULT_CHUNK = 16
@@ -108,7 +108,7 @@ def latent_walk(
 
     Returns:
         videos (rows * steps, C, T, H, W) in [-1, 1] on the CPU, row-major (use ``nrow=steps``
-        for a grid), and one description per row, e.g. ``"pair 0: content walk, motion fixed"``.
+        for a grid), and one description per row, e.g. ``"pair 0 (label 3): content walk, motion fixed"``.
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
@@ -128,9 +128,11 @@ def latent_walk(
     weights = [i / (steps - 1) for i in range(steps)]
     rows: list[dict[str, Any]] = []
     descriptions = []
+    drawn_labels = start.get("labels")
     for pair in range(n):
+        label = f" (label {int(drawn_labels[pair])})" if isinstance(drawn_labels, torch.Tensor) else ""
         for text, keys in walks:
-            descriptions.append(f"pair {pair}: {text}")
+            descriptions.append(f"pair {pair}{label}: {text}")
             for w in weights:
                 latents = {}
                 for key, value in start.items():

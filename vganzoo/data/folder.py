@@ -32,7 +32,7 @@ def resize_center_crop(video: torch.Tensor, resolution: int) -> torch.Tensor:
 
     video: (C, T, H, W) float -> (C, T, resolution, resolution).
     """
-    c, t, h, w = video.shape
+    h, w = video.shape[-2:]
     scale = resolution / min(h, w)
     new_h, new_w = max(resolution, round(h * scale)), max(resolution, round(w * scale))
     if (new_h, new_w) != (h, w):
@@ -135,7 +135,7 @@ class VideoFolder(Dataset):
         return path.is_dir() and any(p.suffix.lower() in vio.IMAGE_EXTENSIONS for p in path.iterdir() if p.is_file())
 
     def _find_items(self) -> tuple[list[str], list[_Item]]:
-        key = lambda p: vio._natural_key(p.name)  # noqa: E731
+        key = lambda p: vio._natural_key(p.name)
         children = sorted((p for p in self.root.iterdir() if not p.name.startswith(".")), key=key)
         loose = [p for p in children if self._is_video(p) or self._is_frame_folder(p)]
         class_dirs = [p for p in children if p.is_dir() and p not in loose]

@@ -15,7 +15,7 @@ import torch
 from einops import repeat
 from torch.utils.data import Dataset
 
-__all__ = ["MovingDigits", "MovingShapes", "render_digit", "SPLITS"]
+__all__ = ["SPLITS", "MovingDigits", "MovingShapes", "render_digit"]
 
 # Distinct random streams per split, so "test" never repeats "train" clips.
 SPLITS = {"train": 0, "val": 1, "validation": 1, "test": 2}
@@ -52,7 +52,7 @@ def _check_int(name: str, value: Any, low: int, allowed: tuple[int, ...] | None 
     return value
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _font() -> tuple[Any, bool]:
     """Pillow's bundled font: the scalable one (Pillow >= 10.1 with FreeType) or the bitmap one."""
     from ..io import _import_pil
@@ -66,7 +66,7 @@ def _font() -> tuple[Any, bool]:
         return ImageFont.load_default(), False
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _glyph_image(digit: int, stroke: int, rotation: int) -> Any:
     """The digit drawn white on black at high resolution, cropped to its ink: a PIL 'L' image."""
     from PIL import Image, ImageDraw
