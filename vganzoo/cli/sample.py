@@ -90,7 +90,10 @@ def run(args: argparse.Namespace) -> int:
         videos, rows = latent_walk(model, args.interpolate, seed=args.seed, n=n, labels=args.label, device=device, use_ema=use_ema)
         nrow = args.nrow or args.interpolate
         what = f"latent walk in {args.interpolate} steps from seed {args.seed} to {args.seed + 1}; rows: " + "; ".join(rows)
-        labels = [args.label] * n if args.label is not None else "as in the rows"
+        if args.label is not None:
+            labels = [args.label] * n
+        else:
+            labels = "drawn per pair (see rows)" if model.num_classes else None
     else:
         videos, latents = model.sample(n, seed=args.seed, labels=args.label, device=device, use_ema=use_ema, return_latents=True)
         videos = videos.cpu()
