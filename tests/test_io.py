@@ -199,3 +199,20 @@ def test_missing_video_extra_gives_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "PIL", None)
     with pytest.raises(ImportError, match="pillow"):
         vio.save_video(moving_noise(1, 3, 2, 4), tmp_path / "x.gif")
+
+
+def test_read_video_scales_while_decoding(tmp_path):
+    # left half dark, right half bright: area averaging keeps the halves, shape follows size
+    video = torch.zeros(3, 4, 16, 32, dtype=torch.uint8)
+    video[..., 16:] = 200
+    for target in (vio.save_video(video, tmp_path / "v.mp4"), tmp_path / "frames"):
+        if target == tmp_path / "frames":
+            target.mkdir()
+            for t in range(4):
+                Image.fromarray(video[:, t].permute(1, 2, 0).numpy()).save(target / f"{t}.png")
+        small = vio.read_video(target, size=(8, 16))
+        assert small.shape == (4, 8, 16, 3)
+        assert small[:, :, :7].float().mean() < 12 and small[:, :, 9:].float().mean() > 188
+        assert vio.read_video(target, frames=2, size=(20, 40)).shape == (2, 20, 40, 3)
+    with pytest.raises(ValueError, match="size"):
+        vio.read_video(tmp_path / "v.mp4", size=(8,))

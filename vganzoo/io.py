@@ -54,6 +54,7 @@ UINT8_MAX = 255
 # Float videos may overshoot [-1, 1] by rounding error; anything further out is a caller's bug.
 RANGE_TOLERANCE = 1e-3
 GIF_TIME_UNIT_MS = 10  # GIF frame delays are stored in hundredths of a second
+GIF_COLOURS = 256  # palette size per frame
 # extension -> (FFmpeg container, encoders in order of preference, encoder options); PyAV's
 # bundled FFmpeg ships all of these encoders
 FFMPEG_FORMATS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
@@ -274,7 +275,10 @@ def _write_gif(frames: np.ndarray, path: Path, *, fps: float) -> None:
     if frames.shape[-1] == 1:
         images = [image_mod.fromarray(f[..., 0], mode="L") for f in frames]
     else:
-        images = [image_mod.fromarray(f, mode="RGB") for f in frames]
+        # Pillow's default RGB -> palette conversion (median cut) takes seconds per frame on
+        # noisy content such as an untrained generator's samples; fast octree takes milliseconds
+        octree = image_mod.Quantize.FASTOCTREE
+        images = [image_mod.fromarray(f, mode="RGB").quantize(GIF_COLOURS, method=octree) for f in frames]
     delay_ms = max(GIF_TIME_UNIT_MS, round(1000 / fps / GIF_TIME_UNIT_MS) * GIF_TIME_UNIT_MS)
     images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=delay_ms, loop=0)
 
@@ -343,7 +347,14 @@ def _wanted(index: int, frames: int | None, start: int, stride: int) -> bool:
     return frames is None or (index - start) // stride < frames
 
 
-def read_video(path: str | os.PathLike[str], *, frames: int | None = None, start: int = 0, stride: int = 1) -> torch.Tensor:
+def read_video(
+    path: str | os.PathLike[str],
+    *,
+    frames: int | None = None,
+    start: int = 0,
+    stride: int = 1,
+    size: tuple[int, int] | None = None,
+) -> torch.Tensor:
     """Decode frames ``start, start + stride, ...`` of a video file or frame folder.
 
     Args:
@@ -352,46 +363,63 @@ def read_video(path: str | os.PathLike[str], *, frames: int | None = None, start
         frames: how many frames to return (None: all from ``start`` on). Decoding stops as soon
             as they are read; a clip with fewer frames raises :class:`VideoReadError`.
         start: index of the first frame; stride: step between frames.
+        size: (height, width) to scale every frame to while decoding (area averaging when
+            shrinking, so no aliasing; much cheaper than resizing the decoded clip). None keeps
+            the stored size.
 
     Returns:
         (T, H, W, 3) uint8 RGB.
     """
     _check_clip_args(frames, start, stride)
+    if size is not None:
+        if (not isinstance(size, (tuple, list)) or len(size) != 2
+                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+            raise ValueError(f"size must be a (height, width) pair of positive ints or None, got {size!r}")
+        size = (int(size[0]), int(size[1]))
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no such video file or frame folder: {str(path)!r}")
-    out = _read_frame_folder(path, frames, start, stride) if path.is_dir() else _read_video_file(path, frames, start, stride)
+    reader = _read_frame_folder if path.is_dir() else _read_video_file
+    out = reader(path, frames, start, stride, size)
     if not out or (frames is not None and len(out) < frames):
         need = f"{frames} frames" if frames is not None else "a frame"
         raise VideoReadError(f"{str(path)!r} is too short: wanted {need} from frame {start} with stride {stride}, got {len(out)}")
     return torch.from_numpy(np.stack(out))
 
 
-def _read_frame_folder(folder: Path, frames: int | None, start: int, stride: int) -> list[np.ndarray]:
+def _read_frame_folder(folder: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None) -> list[np.ndarray]:
     image_mod = _import_pil()
     files = list_frame_files(folder)
     out = []
-    size = None
+    first_size = None
     for index, file in enumerate(files):
         if not _wanted(index, frames, start, stride):
             continue
         try:
             with image_mod.open(file) as im:
-                arr = np.asarray(im.convert("RGB"))
+                im = im.convert("RGB")
+                if first_size is not None and im.size != first_size:
+                    raise VideoReadError(f"frame {str(file)!r} has size {im.size}, the folder's first frame {first_size} (width, height)")
+                first_size = im.size
+                if size is not None and (im.height, im.width) != size:
+                    shrink = size[0] < im.height and size[1] < im.width
+                    resample = image_mod.Resampling.BOX if shrink else image_mod.Resampling.BILINEAR
+                    im = im.resize((size[1], size[0]), resample)
+                arr = np.asarray(im)
+        except VideoReadError:
+            raise
         except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
             raise VideoReadError(f"cannot read frame {str(file)!r}: {exc}") from None
-        if size is not None and arr.shape != size:
-            raise VideoReadError(f"frame {str(file)!r} has size {arr.shape[:2]}, the folder's first frame {size[:2]}")
-        size = arr.shape
         out.append(arr)
         if frames is not None and len(out) == frames:
             break
     return out
 
 
-def _read_video_file(path: Path, frames: int | None, start: int, stride: int) -> list[np.ndarray]:
+def _read_video_file(path: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None) -> list[np.ndarray]:
     av = _import_av()
     out: list[np.ndarray] = []
+    scale: dict[str, Any] = {}
     try:
         with av.open(str(path), mode="r") as container:
             if not container.streams.video:
@@ -400,7 +428,10 @@ def _read_video_file(path: Path, frames: int | None, start: int, stride: int) ->
             stream.thread_type = "AUTO"
             for index, frame in enumerate(container.decode(stream)):
                 if _wanted(index, frames, start, stride):
-                    out.append(frame.to_ndarray(format="rgb24"))
+                    if size is not None and not scale and (frame.height, frame.width) != size:
+                        shrink = size[0] < frame.height and size[1] < frame.width
+                        scale = {"height": size[0], "width": size[1], "interpolation": "AREA" if shrink else "BILINEAR"}
+                    out.append(frame.to_ndarray(format="rgb24", **scale))
                     if frames is not None and len(out) == frames:
                         break
     except VideoReadError:

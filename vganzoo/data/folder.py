@@ -15,7 +15,7 @@ from torch.utils.data import Dataset
 
 from .. import io as vio
 
-__all__ = ["VideoFolder", "resize_center_crop", "to_model_range"]
+__all__ = ["VideoFolder", "resize_center_crop", "scaled_size", "to_model_range"]
 
 # ITU-R BT.601 luma weights for RGB -> gray
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
@@ -27,14 +27,21 @@ class _Item(NamedTuple):
     label: int  # -1 when the item is not inside a class folder
 
 
+def scaled_size(height: int, width: int, resolution: int) -> tuple[int, int]:
+    """(height, width) with the shorter side scaled to ``resolution``, aspect ratio kept."""
+    scale = resolution / min(height, width)
+    return max(resolution, round(height * scale)), max(resolution, round(width * scale))
+
+
 def resize_center_crop(video: torch.Tensor, resolution: int) -> torch.Tensor:
     """Scale so the shorter side is ``resolution`` (antialiased bilinear), then centre-crop.
 
-    video: (C, T, H, W) float -> (C, T, resolution, resolution).
+    video: (C, T, H, W) float -> (C, T, resolution, resolution). Frames already at
+    :func:`scaled_size` are only cropped.
     """
     h, w = video.shape[-2:]
     scale = resolution / min(h, w)
-    new_h, new_w = max(resolution, round(h * scale)), max(resolution, round(w * scale))
+    new_h, new_w = scaled_size(h, w, resolution)
     if (new_h, new_w) != (h, w):
         frames = rearrange(video, "c t h w -> t c h w")
         frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)
@@ -45,11 +52,11 @@ def resize_center_crop(video: torch.Tensor, resolution: int) -> torch.Tensor:
 
 def to_model_range(frames: torch.Tensor, channels: int) -> torch.Tensor:
     """(T, H, W, 3) uint8 RGB -> (channels, T, H, W) float32 in [-1, 1] (gray when channels=1)."""
-    video = rearrange(frames, "t h w c -> c t h w").float() / UINT8_MAX
+    video = rearrange(frames, "t h w c -> c t h w").float()
     if channels == 1:
         weights = torch.tensor(LUMA_WEIGHTS, dtype=video.dtype).view(3, 1, 1, 1)
         video = (video * weights).sum(dim=0, keepdim=True)
-    return video * 2 - 1
+    return video.mul_(2 / UINT8_MAX).sub_(1)
 
 
 class VideoFolder(Dataset):
@@ -112,13 +119,13 @@ class VideoFolder(Dataset):
             raise FileNotFoundError(
                 f"VideoFolder: no videos ({', '.join(self.extensions)}) or frame folders found in {str(self.root)!r}"
             )
-        self._frame_counts: dict[int, int] = {}  # item index -> decodable frames (probed once)
+        self._probed: dict[int, vio.VideoInfo] = {}  # item index -> frame count and size (probed once)
         self._bad: dict[int, str] = {}  # item index -> why it is skipped
         if scan:
             for index in range(len(self.items)):
                 self._check(index)
             self.items = [item for i, item in enumerate(self.items) if i not in self._bad]
-            self._frame_counts = {}
+            self._probed = {}
             skipped, self._bad = len(self._bad), {}
             self._scanned_skips = skipped
             if not self.items:
@@ -177,21 +184,21 @@ class VideoFolder(Dataset):
         """Probe item ``index`` once; False (and counted) when it cannot give a clip."""
         if index in self._bad:
             return False
-        if index in self._frame_counts:
+        if index in self._probed:
             return True
         try:
-            count = vio.probe_video(self.items[index].path).frames
+            info = vio.probe_video(self.items[index].path)
         except (vio.VideoReadError, OSError) as exc:
             self._mark_bad(index, str(exc))
             return False
-        if count < self.span:
-            self._mark_bad(index, f"too short: {count} frames, a clip needs {self.span}")
+        if info.frames < self.span:
+            self._mark_bad(index, f"too short: {info.frames} frames, a clip needs {self.span}")
             return False
-        self._frame_counts[index] = count
+        self._probed[index] = info
         return True
 
     def _start(self, index: int) -> int:
-        room = self._frame_counts[index] - self.span
+        room = self._probed[index].frames - self.span
         if not self.random_start or room <= 0:
             return max(0, room // 2)
         rng = np.random.default_rng([self.seed, self.epoch, index])
@@ -200,9 +207,10 @@ class VideoFolder(Dataset):
     def _load(self, index: int) -> torch.Tensor | None:
         if not self._check(index):
             return None
-        item = self.items[index]
+        item, info = self.items[index], self._probed[index]
+        size = scaled_size(info.height, info.width, self.resolution)  # the decoder scales, we crop
         try:
-            frames = vio.read_video(item.path, frames=self.frames, start=self._start(index), stride=self.frame_stride)
+            frames = vio.read_video(item.path, frames=self.frames, start=self._start(index), stride=self.frame_stride, size=size)
         except (vio.VideoReadError, OSError) as exc:  # e.g. metadata promised more frames than decode
             self._mark_bad(index, str(exc))
             return None
