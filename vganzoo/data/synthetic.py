@@ -156,6 +156,10 @@ class MovingDigits(Dataset):
     def __len__(self) -> int:
         return self.length
 
+    def set_epoch(self, epoch: int) -> None:
+        """No-op: a synthetic dataset is a fixed set of clips (as Moving MNIST is); here so that
+        a trainer can call ``set_epoch`` on any vganzoo dataset."""
+
     def _index(self, index: int) -> int:
         if not isinstance(index, (int, np.integer)) or isinstance(index, bool):
             raise TypeError(f"index must be an int, got {type(index).__name__}")
@@ -306,6 +310,7 @@ class MovingShapes(Dataset):
 
     __len__ = MovingDigits.__len__
     _index = MovingDigits._index
+    set_epoch = MovingDigits.set_epoch
 
     def describe(self, index: int) -> dict[str, Any]:
         """Every random choice behind item ``index``: shape, motion, radius, colour (C,) in
