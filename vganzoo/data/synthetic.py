@@ -61,9 +61,13 @@ def _font() -> tuple[Any, bool]:
     from PIL import ImageFont
 
     try:
-        return ImageFont.load_default(size=GLYPH_RENDER_SIZE), True
-    except (TypeError, ImportError, OSError):  # old Pillow or no FreeType: small bitmap font
-        return ImageFont.load_default(), False
+        font = ImageFont.load_default(size=GLYPH_RENDER_SIZE)
+    except (TypeError, ImportError, OSError):  # Pillow < 10.1: no size argument
+        font = ImageFont.load_default()
+    # without FreeType, Pillow hands back its small bitmap font whatever the size asked
+    if isinstance(font, ImageFont.FreeTypeFont):
+        return font.font_variant(size=GLYPH_RENDER_SIZE), True
+    return font, False
 
 
 @functools.cache
@@ -82,7 +86,7 @@ def _glyph_image(digit: int, stroke: int, rotation: int) -> Any:
 
         small = Image.new("L", (side // 8, side // 8), 0)
         ImageDraw.Draw(small).text((2, 1), str(digit), fill=255, font=font)
-        canvas = small.resize((side, side), Image.Resampling.NEAREST).filter(ImageFilter.MaxFilter(2 * stroke + 1))
+        canvas = small.resize((side, side), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(stroke // 2 * 2 + 1))
     canvas = canvas.rotate(rotation, resample=Image.Resampling.BILINEAR, expand=True)
     return canvas.crop(canvas.getbbox())
 
