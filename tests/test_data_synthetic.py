@@ -207,3 +207,24 @@ def test_build_dataset_unknown_name():
         build_dataset("moving-digitz", resolution=32, frames=4)
     with pytest.raises(TypeError, match="unexpected keyword"):
         build_dataset("moving-digits", resolution=32, frames=4, colour=True)
+
+
+def test_bitmap_font_fallback_still_draws_distinct_digits(monkeypatch):
+    """Pillow without FreeType (or older than 10.1) only has a small bitmap font."""
+    from PIL import ImageFont
+
+    from vganzoo.data import synthetic
+
+    caches = (synthetic._font, synthetic._glyph_image, synthetic.render_digit)
+    for cache in caches:
+        cache.cache_clear()
+    monkeypatch.setattr(ImageFont, "load_default", lambda size=None: ImageFont.load_default_imagefont())
+    try:
+        assert synthetic._font()[1] is False
+        glyphs = [render_digit(d, 20) for d in range(10)]
+        assert all(g.shape[0] == 20 and g.max() > 0.9 for g in glyphs)
+        flat = [np.pad(g, ((0, 0), (0, 24 - g.shape[1]))) for g in glyphs]
+        assert min(np.abs(a - b).mean() for i, a in enumerate(flat) for b in flat[i + 1 :]) > 0.03
+    finally:
+        for cache in caches:
+            cache.cache_clear()
