@@ -128,6 +128,10 @@ def test_save_video_rejects_bad_input_and_leaves_no_file(tmp_path):
         assert not (tmp_path / name).exists()
     with pytest.raises(ValueError, match="fps"):
         vio.save_video(good, tmp_path / "x.gif", fps=0)
+    with pytest.raises(ValueError, match="pad_value"):
+        vio.save_video(good, tmp_path / "x.gif", pad_value=2.0)
+    with pytest.raises(ValueError, match="pad_value"):
+        vio.save_video(vio.to_uint8(good), tmp_path / "x.gif", pad_value=300)
     assert list(tmp_path.iterdir()) == []
 
 

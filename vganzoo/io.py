@@ -248,7 +248,7 @@ def save_video(
         raise ValueError(f"fps must be a positive number, got {fps!r}")
     single = _as_tensor(videos).ndim == 4
     batch = _as_batch(videos)
-    if pad_value is not None and batch.dtype == torch.uint8 and not float(pad_value).is_integer():
+    if pad_value is not None and batch.dtype == torch.uint8 and not (float(pad_value).is_integer() and 0 <= pad_value <= UINT8_MAX):
         raise ValueError("pad_value must be an integer in [0, 255] for uint8 videos")
     if pad_value is not None and batch.dtype != torch.uint8:
         pad_value = float(pad_value)
