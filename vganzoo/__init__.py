@@ -66,7 +66,7 @@ _LAZY = {
     "save_pretrained": "vganzoo.hub",
     "push_to_hub": "vganzoo.hub",
 }
-_LAZY_MODULES = {"ops", "nn", "models", "hub", "io", "losses", "train", "data", "metrics", "convert", "cli"}
+_LAZY_MODULES = {"ops", "nn", "models", "hub", "io", "losses", "train", "data", "metrics", "convert", "cli", "sampling"}
 
 
 def __getattr__(name: str) -> Any:

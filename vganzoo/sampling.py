@@ -1,0 +1,147 @@
+"""Latent walks: the content/motion interpolation demo, for any generator that follows the protocol.
+
+A generator may name its latent keys by role with two attributes::
+
+    content_latents = ("z_content",)        # what the video shows (appearance, identity)
+    motion_latents = ("z_motion", "noise")  # how it moves
+
+:func:`latent_walk` then walks the content latents between two seeds while the motion latents stay
+fixed, and the reverse. A generator without these attributes gets one walk over all its float
+latents. Integer latents (labels) always stay those of the first seed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+
+from .models.base import check_labels, make_generator
+
+__all__ = ["generate_from_latents", "interpolate", "latent_roles", "latent_walk"]
+
+PARALLEL_EPS = 1e-6  # below this angle slerp is numerically lerp
+DEFAULT_CHUNK = 16
+
+
+def latent_roles(generator: torch.nn.Module, latents: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``{"content": keys, "motion": keys}`` from the generator's attributes, or ``{"all": keys}``.
+
+    Only float tensor latents are walked; keys the generator names but did not draw are ignored.
+    """
+    floats = tuple(k for k, v in latents.items() if isinstance(v, torch.Tensor) and v.dtype.is_floating_point)
+    content = tuple(k for k in getattr(generator, "content_latents", ()) or () if k in floats)
+    motion = tuple(k for k in getattr(generator, "motion_latents", ()) or () if k in floats)
+    if content and motion:
+        return {"content": content, "motion": motion}
+    return {"all": floats}
+
+
+def interpolate(a: torch.Tensor, b: torch.Tensor, weight: float, method: str = "slerp") -> torch.Tensor:
+    """Between ``a`` (weight 0) and ``b`` (weight 1), per sample (dim 0), same shape as ``a``.
+
+    ``slerp`` follows the great circle between the flattened per-sample vectors (keeping the
+    norm typical of Gaussian latents); ``lerp`` is the straight line.
+    """
+    if method == "lerp":
+        return torch.lerp(a, b, weight)
+    if method != "slerp":
+        raise ValueError(f"method must be 'slerp' or 'lerp', got {method!r}")
+    flat_a, flat_b = a.reshape(a.shape[0], -1).double(), b.reshape(b.shape[0], -1).double()
+    cos = (flat_a * flat_b).sum(1) / (flat_a.norm(dim=1) * flat_b.norm(dim=1)).clamp_min(1e-12)
+    omega = cos.clamp(-1, 1).acos()
+    sin = omega.sin()
+    straight = sin.abs() < PARALLEL_EPS
+    safe_sin = torch.where(straight, torch.ones_like(sin), sin)
+    wa = torch.where(straight, torch.full_like(sin, 1 - weight), ((1 - weight) * omega).sin() / safe_sin)
+    wb = torch.where(straight, torch.full_like(sin, weight), (weight * omega).sin() / safe_sin)
+    out = wa[:, None] * flat_a + wb[:, None] * flat_b
+    return out.to(a.dtype).reshape(a.shape)
+
+
+def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    out = {}
+    for key, value in parts[0].items():
+        out[key] = torch.cat([p[key] for p in parts]) if isinstance(value, torch.Tensor) and value.ndim else value
+    return out
+
+
+@torch.no_grad()
+def generate_from_latents(generator: torch.nn.Module, latents: Mapping[str, Any], *, device: torch.device | str | None = None,
+                          chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
+    """Run ``generator(**latents)`` in eval mode, ``chunk`` samples at a time; returns (N, C, T, H, W) on the CPU."""
+    param = next(generator.parameters(), None)
+    device = torch.device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))
+    sizes = {v.shape[0] for v in latents.values() if isinstance(v, torch.Tensor) and v.ndim}
+    if len(sizes) != 1:
+        raise ValueError(f"latents must share one batch size (dim 0), got sizes {sorted(sizes)}")
+    (n,) = sizes
+    was_training = generator.training
+    generator.eval()
+    outs = []
+    try:
+        for lo in range(0, n, chunk):
+            part = {k: (v[lo : lo + chunk].to(device) if isinstance(v, torch.Tensor) and v.ndim else v) for k, v in latents.items()}
+            outs.append(generator(**part).clamp(-1, 1).cpu())
+    finally:
+        generator.train(was_training)
+    return torch.cat(outs)
+
+
+@torch.no_grad()
+def latent_walk(
+    model: Any,
+    steps: int,
+    *,
+    seed: int = 0,
+    n: int = 1,
+    labels: Any = None,
+    device: torch.device | str | None = None,
+    use_ema: bool = True,
+    method: str = "slerp",
+) -> tuple[torch.Tensor, list[str]]:
+    """Walk between the latents of ``seed`` and ``seed + 1`` in ``steps`` steps.
+
+    For each of ``n`` pairs of samples and each walk (content with motion fixed, then motion with
+    content fixed; or one walk over all latents) one row of ``steps`` videos is made.
+
+    Returns:
+        videos (rows * steps, C, T, H, W) in [-1, 1] on the CPU, row-major (use ``nrow=steps``
+        for a grid), and one description per row, e.g. ``"pair 0 (label 3): content walk, motion fixed"``.
+    """
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
+        raise ValueError(f"steps must be an int >= 2, got {steps!r}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    generator = model.generator_ema if (use_ema and getattr(model, "generator_ema", None) is not None) else model.generator
+    labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
+    start = generator.sample_latents(n, generator=make_generator(seed), labels=labels)
+    end = generator.sample_latents(n, generator=make_generator(seed + 1), labels=labels)
+    roles = latent_roles(generator, start)
+    if not any(roles.values()):
+        raise ValueError(f"{type(generator).__name__} draws no float latents to interpolate")
+    walks = [("content walk, motion fixed", roles["content"]), ("motion walk, content fixed", roles["motion"])] \
+        if "content" in roles else [("walk over all latents", roles["all"])]
+    weights = [i / (steps - 1) for i in range(steps)]
+    rows: list[dict[str, Any]] = []
+    descriptions = []
+    drawn_labels = start.get("labels")
+    for pair in range(n):
+        label = f" (label {int(drawn_labels[pair])})" if isinstance(drawn_labels, torch.Tensor) else ""
+        for text, keys in walks:
+            descriptions.append(f"pair {pair}{label}: {text}")
+            for w in weights:
+                latents = {}
+                for key, value in start.items():
+                    if isinstance(value, torch.Tensor) and value.ndim:
+                        value = value[pair : pair + 1]
+                        if key in keys:
+                            value = interpolate(value, end[key][pair : pair + 1], w, method)
+                    latents[key] = value
+                rows.append(latents)
+    videos = generate_from_latents(generator, _concat(rows), device=device)
+    assert videos.shape[0] == len(descriptions) * steps, "generator returned a wrong batch size"
+    return videos, descriptions
