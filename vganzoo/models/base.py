@@ -170,7 +170,7 @@ class VideoGAN(nn.Module):
             videos = gen_module(**latents)
         finally:
             gen_module.train(was_training)
-        videos = videos.clamp_(-1.0, 1.0)
+        videos = videos.clamp(-1.0, 1.0)
         return (videos, latents) if return_latents else videos
 
     def extra_repr(self) -> str:

@@ -106,6 +106,10 @@ class MoCoGANGenerator(nn.Module):
         dim_z_motion: motion code size (10), also the GRU's input noise size.
     """
 
+    # latent names for content/motion walks (vganzoo.sampling.latent_walk, `vganzoo sample --interpolate`)
+    content_latents = ("z_content",)
+    motion_latents = ("motion_noise", "motion_h0")
+
     def __init__(
         self,
         *,
