@@ -72,7 +72,9 @@ def train(
         raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     device = distributed.init_from_env(train_options.pop("device", None))
+    seed = int(train_options.get("seed", 0))
     try:
+        torch.manual_seed(seed)  # the initial weights
         saved = None
         if resume and out is not None and (Path(out) / "config.json").is_file():
             saved = json.loads((Path(out) / "config.json").read_text())
@@ -95,7 +97,6 @@ def train(
             warnings.warn("resume: changing the recipe of a run makes it differ from an uninterrupted one", stacklevel=2)
         gan.recipe = recipe
 
-        seed = int(train_options.get("seed", 0))
         if dataset is None:
             try:
                 from ..data import build_dataset
