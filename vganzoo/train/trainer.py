@@ -356,11 +356,15 @@ class Trainer:
             for role in self.roles:
                 d_loss = self._discriminator_update(role, iteration, accum)
                 metrics[f"d_loss/{role}"] = metrics.get(f"d_loss/{role}", 0.0) + d_loss / self.d_steps
-        for reg in self.regularizers:
-            if reg.stage == "d_after_step" and reg.active(iteration):
-                for role in self.roles:
-                    reg(self.model.discriminators[role])
+        after_step = [r for r in self.regularizers if r.stage == "d_after_step" and r.active(iteration)]
+        if after_step and distributed.is_distributed():
+            self._broadcast_buffers(self.roles)  # clipping reads BN statistics: use the same on every rank
+        for reg in after_step:
+            for role in self.roles:
+                reg(self.model.discriminators[role])
         metrics.update(self._generator_update(iteration, accum))
+        if distributed.is_distributed():
+            self._broadcast_buffers()
         if self.model.generator_ema is not None:
             self._update_ema()
         return metrics
@@ -494,6 +498,19 @@ class Trainer:
         if not last and hasattr(inner, "no_sync"):
             return inner.no_sync()
         return contextlib.nullcontext()
+
+    @torch.no_grad()
+    def _broadcast_buffers(self, roles: list[str] | None = None) -> None:
+        """Rank 0's BN statistics to every rank (as DDP does before each forward), so the
+        ranks end every iteration, and the run, with identical state. ``roles`` limits it to
+        those discriminators."""
+        if roles is not None:
+            modules = [self.model.discriminators[r] for r in roles]
+        else:
+            modules = [self.model.generator, *(self.model.discriminators[r] for r in self.roles)]
+        for module in modules:
+            for buffer in module.buffers():
+                torch.distributed.broadcast(buffer, src=0)
 
     @torch.no_grad()
     def _update_ema(self) -> None:

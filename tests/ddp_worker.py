@@ -1,0 +1,48 @@
+"""Run by torchrun from tests/test_train_ddp.py (one launch, several runs in one process group).
+
+For each tiny model: train 3 iterations in OUT/MODEL-full; train 2 in OUT/MODEL-part, then build a
+fresh model and Trainer and resume it to 3. After each run every rank saves its weights to
+OUT/MODEL-PHASE-rankR.safetensors.
+
+usage: ddp_worker.py OUT_DIR MODEL [MODEL ...]
+"""
+
+import os
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch  # noqa: E402
+import train_helpers as h  # noqa: E402
+from safetensors.torch import save_file  # noqa: E402
+
+import vganzoo  # noqa: E402
+from vganzoo.train import TrainConfig, Trainer, distributed  # noqa: E402
+
+
+def run(name: str, out: Path, phase: str, steps: int, resume: bool) -> None:
+    torch.manual_seed(0)
+    model = vganzoo.create(name)
+    g = model.generator
+    dataset = h.SyntheticVideos(10, channels=g.channels, frames=g.frames, resolution=g.resolution)
+    run_dir = out / f"{name}-{'full' if phase == 'full' else 'part'}"
+    config = TrainConfig(steps=steps, out_dir=str(run_dir), resume=resume, device="cpu", progress=False, log_every=1, sample_every=0, checkpoint_every=2, tensorboard=False)
+    trainer = Trainer(model, dataset, config)
+    result = trainer.fit()
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state["__run__"] = torch.tensor([trainer.stream.epoch, trainer.stream.offset, trainer.world_size, result.step])
+    save_file(state, str(out / f"{name}-{phase}-rank{os.environ['RANK']}.safetensors"))
+
+
+def main() -> None:
+    out = Path(sys.argv[1])
+    for name in sys.argv[2:]:
+        run(name, out, "full", 3, False)
+        run(name, out, "part", 2, False)
+        run(name, out, "resumed", 3, True)
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()
