@@ -13,12 +13,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import torch  # noqa: E402
-import train_helpers as h  # noqa: E402
-from safetensors.torch import save_file  # noqa: E402
+import torch
+import train_helpers as h
+from safetensors.torch import save_file
 
-import vganzoo  # noqa: E402
-from vganzoo.train import TrainConfig, Trainer, distributed  # noqa: E402
+import vganzoo
+from vganzoo.train import TrainConfig, Trainer, distributed
 
 
 def run(name: str, out: Path, phase: str, steps: int, resume: bool) -> None:
@@ -27,11 +27,23 @@ def run(name: str, out: Path, phase: str, steps: int, resume: bool) -> None:
     g = model.generator
     dataset = h.SyntheticVideos(10, channels=g.channels, frames=g.frames, resolution=g.resolution)
     run_dir = out / f"{name}-{'full' if phase == 'full' else 'part'}"
-    config = TrainConfig(steps=steps, out_dir=str(run_dir), resume=resume, device="cpu", progress=False, log_every=1, sample_every=0, checkpoint_every=2, tensorboard=False)
+    config = TrainConfig(
+        steps=steps,
+        out_dir=str(run_dir),
+        resume=resume,
+        device="cpu",
+        progress=False,
+        log_every=1,
+        sample_every=0,
+        checkpoint_every=2,
+        tensorboard=False,
+    )
     trainer = Trainer(model, dataset, config)
     result = trainer.fit()
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    state["__run__"] = torch.tensor([trainer.stream.epoch, trainer.stream.offset, trainer.world_size, result.step])
+    state["__run__"] = torch.tensor(
+        [trainer.stream.epoch, trainer.stream.offset, trainer.world_size, result.step]
+    )
     save_file(state, str(out / f"{name}-{phase}-rank{os.environ['RANK']}.safetensors"))
 
 

@@ -69,7 +69,7 @@ def test_gradient_penalty_linear_critic():
 
 def test_gradient_penalty_uses_interpolates():
     # D(x) = sum(x^2): grad 2x; with eps = 1 the point is the real sample.
-    critic = lambda x: x.pow(2).flatten(1).sum(1)  # noqa: E731
+    critic = lambda x: x.pow(2).flatten(1).sum(1)
     real = torch.tensor([3.0, 0.0]).view(1, 2, 1, 1, 1)
     fake = torch.zeros(1, 2, 1, 1, 1)
     gp = losses.gradient_penalty(critic, real, fake, weight=1.0, epsilon=torch.tensor([1.0]))
@@ -129,7 +129,17 @@ def test_content_l1_and_category_and_mask():
 
 
 def test_components_registered_and_built_from_recipe():
-    for name in ("bce", "hinge", "wasserstein", "gradient_penalty", "r1", "singular_value_clipping", "mask_l1", "content_l1", "category"):
+    for name in (
+        "bce",
+        "hinge",
+        "wasserstein",
+        "gradient_penalty",
+        "r1",
+        "singular_value_clipping",
+        "mask_l1",
+        "content_l1",
+        "category",
+    ):
         assert name in vganzoo.list_components("loss")
     assert isinstance(vganzoo.get_component("loss", "hinge")(), losses.HingeLoss)
     assert losses.adversarial_loss("wasserstein").d_loss(REAL, FAKE).item() == pytest.approx(-1.75)

@@ -17,7 +17,7 @@ from vganzoo.train import TrainConfig, Trainer, TrainingDiverged, apply_override
 from vganzoo.train import checkpoint as ckpt
 from vganzoo.train.data import IndexStream
 
-QUIET = dict(progress=False, log_every=1, sample_every=0, tensorboard=False)
+QUIET = {"progress": False, "log_every": 1, "sample_every": 0, "tensorboard": False}
 
 
 def make(name: str, **kw):
@@ -55,7 +55,7 @@ def optimizer_tensors(trainer):
 def test_resume_reaches_the_same_weights(tmp_path, name):
     # 10 clips, 8 (cond: image 5 + video 3) or 8 (mask: 2 D steps x 4) per iteration: epochs wrap.
     full, _ = fit(name, tmp_path / "full", 5)
-    first, result = fit(name, tmp_path / "part", 3, checkpoint_every=2)
+    _, result = fit(name, tmp_path / "part", 3, checkpoint_every=2)
     assert result.step == 3 and result.checkpoint.name == "ckpt-00000003.safetensors"
     resumed, result = fit(name, tmp_path / "part", 5, resume=True)
     assert result.status == "completed" and result.step == 5
@@ -63,7 +63,10 @@ def test_resume_reaches_the_same_weights(tmp_path, name):
     h.assert_same_weights(optimizer_tensors(full), optimizer_tensors(resumed))
     assert full.stream.state() == resumed.stream.state()
     # the metrics log holds each step once, continuing across the resume
-    steps = [json.loads(line)["step"] for line in (tmp_path / "part" / "logs" / "metrics.jsonl").read_text().splitlines()]
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "part" / "logs" / "metrics.jsonl").read_text().splitlines()
+    ]
     assert steps == [1, 2, 3, 4, 5]
 
 
@@ -84,7 +87,9 @@ def test_interrupt_then_resume(tmp_path):
 
 def test_resume_from_an_explicit_checkpoint_file(tmp_path):
     fit("toy-gan", tmp_path / "a", 3, checkpoint_every=1, keep_checkpoints=5)
-    trainer, result = fit("toy-gan", tmp_path / "b", 3, resume=str(tmp_path / "a" / "checkpoints" / "ckpt-00000002.safetensors"))
+    trainer, result = fit(
+        "toy-gan", tmp_path / "b", 3, resume=str(tmp_path / "a" / "checkpoints" / "ckpt-00000002.safetensors")
+    )
     assert result.step == 3
     reference, _ = fit("toy-gan", tmp_path / "c", 3)
     h.assert_same_weights(h.weights(reference.model), h.weights(trainer.model))
@@ -131,7 +136,7 @@ def test_crash_mid_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     assert good.read_bytes() == good_bytes
     assert [s for s, _ in ckpt.list_checkpoints(directory)] == [1, 2]
     assert not [p for p in directory.iterdir() if p.name.startswith(".tmp-")]
-    path, tensors, state = ckpt.latest_checkpoint(directory)
+    path, _tensors, state = ckpt.latest_checkpoint(directory)
     assert path == good and state["step"] == 2
 
 
@@ -141,7 +146,7 @@ def test_killed_save_leftovers_are_ignored(tmp_path):
     (directory / ".tmp-ckpt-00000003.safetensors.abc").write_bytes(b"half a file")  # SIGKILL during write
     ckpt.checkpoint_path(directory, 9).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")  # damaged
     with pytest.warns(UserWarning, match="damaged"):
-        path, _, state = ckpt.latest_checkpoint(directory)
+        _path, _, state = ckpt.latest_checkpoint(directory)
     assert state["step"] == 2
     with pytest.raises(ckpt.CheckpointError, match="damaged"):
         ckpt.load_checkpoint(ckpt.checkpoint_path(directory, 9))
@@ -149,7 +154,7 @@ def test_killed_save_leftovers_are_ignored(tmp_path):
 
 
 def test_checkpoint_is_safetensors_with_json_state(tmp_path):
-    trainer, result = fit("tiny-mask-gan", tmp_path / "run", 2)
+    _, result = fit("tiny-mask-gan", tmp_path / "run", 2)
     tensors = load_file(str(result.checkpoint))  # plain safetensors, no pickle involved
     assert tensors["rng.torch"].dtype == torch.uint8 and tensors["rng.latent"].dtype == torch.uint8
     assert any(k.startswith("model.generator_ema.") for k in tensors)
@@ -180,7 +185,9 @@ def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
             with torch.no_grad():
                 next(trainer.model.discriminators["video"].parameters()).fill_(float("nan"))
 
-    with pytest.raises(TrainingDiverged, match=r"diverged at iteration 4: discriminator loss \(video\) is nan.*ckpt-00000002"):
+    with pytest.raises(
+        TrainingDiverged, match=r"diverged at iteration 4: discriminator loss \(video\) is nan.*ckpt-00000002"
+    ):
         fit("toy-gan", tmp_path / "run", 6, callbacks=[poison], checkpoint_every=2)
     steps = [s for s, _ in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
     assert steps == [2]
@@ -200,7 +207,12 @@ def test_per_role_batches_category_loss_and_data_position(tmp_path):
     model = make("tiny-cond-gan")
     calls = {}
     for role, disc in model.discriminators.items():
-        disc.register_forward_hook(lambda m, args, kwargs, out, role=role: calls.setdefault(role, []).append((args[0].shape[0], kwargs.get("labels") is not None, out.class_logits is not None)), with_kwargs=True)
+        disc.register_forward_hook(
+            lambda m, args, kwargs, out, role=role: calls.setdefault(role, []).append(
+                (args[0].shape[0], kwargs.get("labels") is not None, out.class_logits is not None)
+            ),
+            with_kwargs=True,
+        )
     config = TrainConfig(steps=2, out_dir=str(tmp_path / "run"), **QUIET)
     trainer = Trainer(model, Spy(10, frames=4, resolution=8), config)
     trainer.fit()
@@ -237,7 +249,7 @@ def test_singular_value_clipping_schedule(tmp_path, monkeypatch):
 
     clipped = []
     monkeypatch.setattr(losses.SingularValueClipping, "__call__", lambda self, d: clipped.append(1))
-    trainer, _ = fit("tiny-mask-gan", tmp_path / "run", 5)
+    fit("tiny-mask-gan", tmp_path / "run", 5)
     assert len(clipped) == 2  # every 2 iterations: after iterations 2 and 4
 
 
@@ -284,13 +296,24 @@ def test_amp_is_ignored_on_cpu(tmp_path):
 # ------------------------------------------------------------------------------------------------
 def test_recipe_overrides_and_validation():
     recipe = {"optimizers": {"generator": {"name": "rmsprop", "lr": 5e-5}}, "d_steps": 1}
-    out = apply_overrides(recipe, ["optimizers.generator.lr=1e-4", "d_steps=2", "ema.decay=0.99", "optimizers.discriminator.video.lr=3e-4", "adversarial_loss=hinge"])
+    out = apply_overrides(
+        recipe,
+        [
+            "optimizers.generator.lr=1e-4",
+            "d_steps=2",
+            "ema.decay=0.99",
+            "optimizers.discriminator.video.lr=3e-4",
+            "adversarial_loss=hinge",
+        ],
+    )
     assert out["optimizers"]["generator"] == {"name": "rmsprop", "lr": 1e-4}
     assert out["d_steps"] == 2 and out["ema"] == {"decay": 0.99} and out["adversarial_loss"] == "hinge"
     assert out["optimizers"]["discriminator.video"] == {"lr": 3e-4}
     assert recipe["d_steps"] == 1  # the input is not modified
     resolved = resolve_recipe(out, roles=["video"])
-    assert "betas" not in resolved["optimizers"]["generator"]  # a family's optimiser replaces the default whole
+    assert (
+        "betas" not in resolved["optimizers"]["generator"]
+    )  # a family's optimiser replaces the default whole
     with pytest.raises(InvalidConfigError, match="unknown recipe key"):
         apply_overrides(recipe, ["d_stesp=2"])
     with pytest.raises(ValueError, match="KEY=VALUE"):
@@ -319,8 +342,19 @@ def test_bad_optimizer_settings_name_the_key(tmp_path):
 def fake_data(monkeypatch):
     calls = []
 
-    def build_dataset(spec, *, resolution, frames, frame_stride=1, channels=None, split="train", seed=0, **kw):
-        calls.append(dict(spec=spec, resolution=resolution, frames=frames, frame_stride=frame_stride, channels=channels, seed=seed))
+    def build_dataset(
+        spec, *, resolution, frames, frame_stride=1, channels=None, split="train", seed=0, **kw
+    ):
+        calls.append(
+            dict(
+                spec=spec,
+                resolution=resolution,
+                frames=frames,
+                frame_stride=frame_stride,
+                channels=channels,
+                seed=seed,
+            )
+        )
         return h.SyntheticVideos(6, channels=channels, frames=frames, resolution=resolution)
 
     module = types.ModuleType("vganzoo.data")
@@ -333,14 +367,52 @@ def test_cli_train_and_resume(tmp_path, fake_data, capsys):
     from vganzoo.cli import main
 
     out = tmp_path / "run"
-    args = ["train", "toy-gan", "--data", "moving-digits", "--resolution", "8", "--frames", "3", "--batch-size", "2", "--out", str(out), "--no-progress", "--set", "optimizers.generator.lr=5e-4", "--seed", "3"]
+    args = [
+        "train",
+        "toy-gan",
+        "--data",
+        "moving-digits",
+        "--resolution",
+        "8",
+        "--frames",
+        "3",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "optimizers.generator.lr=5e-4",
+        "--seed",
+        "3",
+    ]
     assert main([*args, "--steps", "2"]) == 0
-    assert fake_data[0] == dict(spec="moving-digits", resolution=8, frames=3, frame_stride=1, channels=3, seed=3)
+    assert fake_data[0] == dict(
+        spec="moving-digits", resolution=8, frames=3, frame_stride=1, channels=3, seed=3
+    )
     saved = json.loads((out / "config.json").read_text())
     assert saved["model"]["resolution"] == 8 and saved["recipe"]["optimizers"]["generator"]["lr"] == 5e-4
     assert saved["recipe"]["batch_size"] == 2 and saved["data"] == "moving-digits"
     assert (out / "model" / "config.json").exists() and (out / "logs" / "metrics.jsonl").exists()
-    assert main(["train", "toy-gan", "--data", "moving-digits", "--out", str(out), "--steps", "3", "--resume", "--no-progress", "--seed", "3"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "toy-gan",
+                "--data",
+                "moving-digits",
+                "--out",
+                str(out),
+                "--steps",
+                "3",
+                "--resume",
+                "--no-progress",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "trained 3 iterations" in capsys.readouterr().out
     _, state = ckpt.load_checkpoint(ckpt.checkpoint_path(out / "checkpoints", 3))
     assert state["step"] == 3 and state["model_config"]["frames"] == 3

@@ -17,7 +17,9 @@ from safetensors.torch import load_file
 
 import vganzoo
 
-pytestmark = pytest.mark.skipif(not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo")
+pytestmark = pytest.mark.skipif(
+    not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo"
+)
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
@@ -34,15 +36,23 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def ddp_runs(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("ddp")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "OMP_NUM_THREADS": "1"}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+        "OMP_NUM_THREADS": "1",
+    }
     env.setdefault("GLOO_SOCKET_IFNAME", "lo")
     cmd = [
         sys.executable, "-m", "torch.distributed.run", "--nnodes", "1", "--nproc_per_node", "2",
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
         str(TESTS / "ddp_worker.py"), str(out), *MODELS,
     ]  # fmt: skip
-    proc = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S)
-    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    proc = subprocess.run(
+        cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S, check=False
+    )
+    assert proc.returncode == 0, (
+        f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
+    )
     return out
 
 
@@ -60,7 +70,7 @@ def assert_equal(a: dict, b: dict) -> None:
 def test_two_ranks_end_with_identical_weights(ddp_runs, name):
     r0, r1 = weights(ddp_runs, name, "full", 0), weights(ddp_runs, name, "full", 1)
     assert_equal(r0, r1)
-    epoch, offset, world, step = r0.pop("__run__").tolist()
+    _epoch, _offset, world, step = r0.pop("__run__").tolist()
     assert world == 2 and step == 3
     torch.manual_seed(0)
     fresh = vganzoo.create(name).state_dict()

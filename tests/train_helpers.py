@@ -18,14 +18,30 @@ PLUGIN_DIR = ROOT / "examples" / "plugin-example"
 if str(PLUGIN_DIR) not in sys.path:
     sys.path.insert(0, str(PLUGIN_DIR))
 
-import vganzoo_toy.models  # noqa: E402,F401  (registers "toy-gan" like a plugin would)
+import vganzoo_toy.models  # noqa: F401  (registers "toy-gan" like a plugin would)
 
 
 class SyntheticVideos(torch.utils.data.Dataset):
     """``n`` clips (C, T, H, W) in [-1, 1]; item i depends only on (seed, i); label i % classes."""
 
-    def __init__(self, n: int = 24, *, channels: int = 3, frames: int = 4, resolution: int = 8, num_classes: int = 3, seed: int = 0, with_labels: bool = True):
-        self.n, self.shape, self.num_classes, self.seed, self.with_labels = n, (channels, frames, resolution, resolution), num_classes, seed, with_labels
+    def __init__(
+        self,
+        n: int = 24,
+        *,
+        channels: int = 3,
+        frames: int = 4,
+        resolution: int = 8,
+        num_classes: int = 3,
+        seed: int = 0,
+        with_labels: bool = True,
+    ):
+        self.n, self.shape, self.num_classes, self.seed, self.with_labels = (
+            n,
+            (channels, frames, resolution, resolution),
+            num_classes,
+            seed,
+            with_labels,
+        )
 
     def __len__(self) -> int:
         return self.n
@@ -40,9 +56,23 @@ class SyntheticVideos(torch.utils.data.Dataset):
 class TinyGenerator(nn.Module):
     """Linear latent -> video, with an optional class embedding and an optional mask output."""
 
-    def __init__(self, *, resolution: int = 8, frames: int = 4, channels: int = 3, num_classes: int = 0, latent_dim: int = 6, with_mask: bool = False):
+    def __init__(
+        self,
+        *,
+        resolution: int = 8,
+        frames: int = 4,
+        channels: int = 3,
+        num_classes: int = 0,
+        latent_dim: int = 6,
+        with_mask: bool = False,
+    ):
         super().__init__()
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.latent_dim, self.with_mask = latent_dim, with_mask
         out = channels * frames * resolution * resolution
         self.embed = nn.Embedding(num_classes, latent_dim) if num_classes else None
@@ -53,7 +83,11 @@ class TinyGenerator(nn.Module):
     def sample_latents(self, n, *, generator, labels=None):
         latents = {"z": torch.randn(n, self.latent_dim, generator=generator)}
         if self.num_classes:
-            latents["labels"] = labels if labels is not None else torch.randint(0, self.num_classes, (n,), generator=generator)
+            latents["labels"] = (
+                labels
+                if labels is not None
+                else torch.randint(0, self.num_classes, (n,), generator=generator)
+            )
         return latents
 
     def forward(self, z, labels=None, return_aux=False):
@@ -96,14 +130,20 @@ class TinyDiscriminator(nn.Module):
         "d_steps": 1,
         "batch_size": 4,
         "discriminator_batch_size": {"image": 5, "video": 3},
-        "optimizers": {"generator": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]}, "discriminators": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "weight_decay": 1e-5}},
+        "optimizers": {
+            "generator": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]},
+            "discriminators": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "weight_decay": 1e-5},
+        },
         "category_loss_weight": 1.0,
     },
 )
 def tiny_cond_gan(*, resolution, frames, channels, num_classes):
     """Tiny conditional GAN with an image D and a categorical video D (MoCoGAN-shaped)."""
     g = TinyGenerator(resolution=resolution, frames=frames, channels=channels, num_classes=num_classes)
-    ds = {"image": TinyDiscriminator(channels=channels, image=True), "video": TinyDiscriminator(channels=channels, num_classes=num_classes)}
+    ds = {
+        "image": TinyDiscriminator(channels=channels, image=True),
+        "video": TinyDiscriminator(channels=channels, num_classes=num_classes),
+    }
     return VideoGAN(g, ds)
 
 
@@ -115,8 +155,15 @@ def tiny_cond_gan(*, resolution, frames, channels, num_classes):
         "adversarial_loss": "wasserstein",
         "d_steps": 2,
         "batch_size": 4,
-        "optimizers": {"generator": {"name": "rmsprop", "lr": 5e-4}, "discriminators": {"name": "rmsprop", "lr": 5e-4}},
-        "regularizers": [{"name": "singular_value_clipping", "every": 2}, {"name": "gradient_penalty", "weight": 1.0}, {"name": "mask_l1", "weight": 0.1}],
+        "optimizers": {
+            "generator": {"name": "rmsprop", "lr": 5e-4},
+            "discriminators": {"name": "rmsprop", "lr": 5e-4},
+        },
+        "regularizers": [
+            {"name": "singular_value_clipping", "every": 2},
+            {"name": "gradient_penalty", "weight": 1.0},
+            {"name": "mask_l1", "weight": 0.1},
+        ],
         "ema": {"decay": 0.9},
     },
 )

@@ -28,31 +28,31 @@ from .errors import InvalidConfigError
 from .registry import register_component
 
 __all__ = [
-    "AdversarialLoss",
-    "BCELoss",
-    "HingeLoss",
-    "WassersteinLoss",
-    "Regularizer",
-    "GradientPenalty",
-    "R1Penalty",
-    "SingularValueClipping",
-    "MaskL1",
     "ADVERSARIAL_LOSSES",
     "REGULARIZERS",
+    "AdversarialLoss",
+    "BCELoss",
+    "GradientPenalty",
+    "HingeLoss",
+    "MaskL1",
+    "R1Penalty",
+    "Regularizer",
+    "SingularValueClipping",
+    "WassersteinLoss",
     "adversarial_loss",
-    "regularizer",
+    "category_loss",
+    "content_l1",
     "d_loss_bce",
-    "g_loss_bce",
     "d_loss_hinge",
-    "g_loss_hinge",
     "d_loss_wasserstein",
+    "g_loss_bce",
+    "g_loss_hinge",
     "g_loss_wasserstein",
     "gradient_penalty",
-    "r1_penalty",
-    "singular_value_clip_",
-    "content_l1",
-    "category_loss",
     "mask_l1",
+    "r1_penalty",
+    "regularizer",
+    "singular_value_clip_",
 ]
 
 # A discriminator as the regularisers see it: video (N, C, T, H, W) -> logits with batch dim N.
@@ -126,7 +126,9 @@ def gradient_penalty(
         epsilon: (N,) mixing weights; drawn from ``generator`` (CPU) when None.
     """
     if real.shape != fake.shape:
-        raise ValueError(f"gradient_penalty: real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}")
+        raise ValueError(
+            f"gradient_penalty: real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
+        )
     n = real.shape[0]
     if epsilon is None:
         epsilon = torch.rand(n, generator=generator)
@@ -180,7 +182,9 @@ def singular_value_clip_(module: nn.Module, max_value: float = 1.0) -> None:
 def content_l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Content loss: ``mean |G(z) - y|`` over every element of (N, C, T, H, W)."""
     if generated.shape != target.shape:
-        raise ValueError(f"content_l1: generated and target must have the same shape, got {tuple(generated.shape)} and {tuple(target.shape)}")
+        raise ValueError(
+            f"content_l1: generated and target must have the same shape, got {tuple(generated.shape)} and {tuple(target.shape)}"
+        )
     return (generated.float() - target.float()).abs().mean()
 
 
@@ -267,9 +271,13 @@ class Regularizer:
 
     def __init__(self, *, weight: float = 1.0, every: int = 1) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
-            raise InvalidConfigError(f"regularizer {self.name!r}: every must be a positive int, got {every!r}")
+            raise InvalidConfigError(
+                f"regularizer {self.name!r}: every must be a positive int, got {every!r}"
+            )
         if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-            raise InvalidConfigError(f"regularizer {self.name!r}: weight must be a non-negative number, got {weight!r}")
+            raise InvalidConfigError(
+                f"regularizer {self.name!r}: weight must be a non-negative number, got {weight!r}"
+            )
         self.weight = float(weight)
         self.every = every
 
@@ -291,7 +299,14 @@ class GradientPenalty(Regularizer):
     def __init__(self, *, weight: float = 10.0, every: int = 1) -> None:
         super().__init__(weight=weight, every=every)
 
-    def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        critic: Critic,
+        real: torch.Tensor,
+        fake: torch.Tensor,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         return gradient_penalty(critic, real, fake, weight=self.weight, generator=generator)
 
 
@@ -302,7 +317,14 @@ class R1Penalty(Regularizer):
     name = "r1"
     stage = "d_loss"
 
-    def __call__(self, critic: Critic, real: torch.Tensor, fake: torch.Tensor | None = None, *, generator: torch.Generator | None = None) -> torch.Tensor:
+    def __call__(
+        self,
+        critic: Critic,
+        real: torch.Tensor,
+        fake: torch.Tensor | None = None,
+        *,
+        generator: torch.Generator | None = None,
+    ) -> torch.Tensor:
         return r1_penalty(critic, real, weight=self.weight)
 
 
@@ -334,7 +356,9 @@ class MaskL1(Regularizer):
 
     def __call__(self, aux: Mapping[str, torch.Tensor]) -> torch.Tensor:
         if self.aux_key not in aux:
-            raise InvalidConfigError(f"mask_l1: the generator's auxiliary outputs have no {self.aux_key!r} (got {sorted(aux)})")
+            raise InvalidConfigError(
+                f"mask_l1: the generator's auxiliary outputs have no {self.aux_key!r} (got {sorted(aux)})"
+            )
         return mask_l1(aux[self.aux_key], weight=self.weight)
 
 
@@ -377,7 +401,9 @@ def adversarial_loss(name: str) -> AdversarialLoss:
     try:
         loss = get_component("loss", name)()
     except UnknownComponentError:
-        raise InvalidConfigError(f"adversarial_loss: unknown loss {name!r}; expected one of {sorted(ADVERSARIAL_LOSSES)} or a registered loss component") from None
+        raise InvalidConfigError(
+            f"adversarial_loss: unknown loss {name!r}; expected one of {sorted(ADVERSARIAL_LOSSES)} or a registered loss component"
+        ) from None
     if not (callable(getattr(loss, "d_loss", None)) and callable(getattr(loss, "g_loss", None))):
         raise InvalidConfigError(f"adversarial_loss: loss component {name!r} has no d_loss/g_loss methods")
     return loss
@@ -389,7 +415,9 @@ def regularizer(spec: Mapping[str, Any]) -> Regularizer:
         raise InvalidConfigError(f"regularizers: each entry must be a dict with a 'name', got {spec!r}")
     name = spec["name"]
     if name not in REGULARIZERS:
-        raise InvalidConfigError(f"regularizers: unknown regularizer {name!r}; expected one of {sorted(REGULARIZERS)}")
+        raise InvalidConfigError(
+            f"regularizers: unknown regularizer {name!r}; expected one of {sorted(REGULARIZERS)}"
+        )
     kwargs = {k: v for k, v in spec.items() if k != "name"}
     try:
         return REGULARIZERS[name](**kwargs)

@@ -36,15 +36,34 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--data", required=True, help="moving-digits, moving-shapes or a folder of videos")
     p.add_argument("--out", default=None, help="run folder (default: runs/MODEL-TIME)")
     p.add_argument("--steps", type=int, default=1000, help="training iterations (default: 1000)")
-    p.add_argument("--batch-size", type=int, default=None, help="batch size for every discriminator (default: the recipe's)")
-    p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT", help="continue the newest checkpoint in --out (or the given checkpoint file)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="batch size for every discriminator (default: the recipe's)",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue the newest checkpoint in --out (or the given checkpoint file)",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
     p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimiser step (default: 1)")
-    p.add_argument("--checkpoint-every", type=int, default=500, help="iterations between checkpoints (0: only at the end)")
-    p.add_argument("--sample-every", type=int, default=500, help="iterations between sample grids (0: only at the end)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        help="iterations between checkpoints (0: only at the end)",
+    )
+    p.add_argument(
+        "--sample-every", type=int, default=500, help="iterations between sample grids (0: only at the end)"
+    )
     p.add_argument("--log-every", type=int, default=10, help="iterations between metric log lines")
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
     p.add_argument("--num-samples", type=int, default=16, help="videos per sample grid")
@@ -56,15 +75,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     model.add_argument("--channels", type=int, default=None)
     model.add_argument("--width", type=float, default=None, help="channel multiplier (1.0 = paper)")
     model.add_argument("--num-classes", type=int, default=None)
-    model.add_argument("--model-arg", action="append", type=_model_arg, default=[], metavar="KEY=VALUE", help="any other model config keyword (repeatable)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help="recipe override, e.g. optimizers.generator.lr=1e-4, d_steps=2, ema.decay=0.999, ema=null (repeatable)")
+    model.add_argument(
+        "--model-arg",
+        action="append",
+        type=_model_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other model config keyword (repeatable)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override, e.g. optimizers.generator.lr=1e-4, d_steps=2, ema.decay=0.999, ema=null (repeatable)",
+    )
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from ..train import train
 
-    model_overrides: dict[str, Any] = {"resolution": args.resolution, "frames": args.frames, "channels": args.channels, "width": args.width, "num_classes": args.num_classes}
+    model_overrides: dict[str, Any] = {
+        "resolution": args.resolution,
+        "frames": args.frames,
+        "channels": args.channels,
+        "width": args.width,
+        "num_classes": args.num_classes,
+    }
     model_overrides.update(dict(args.model_arg))
     result = train(
         args.model,

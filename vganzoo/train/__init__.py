@@ -17,8 +17,8 @@ from .run import train
 from .trainer import Trainer, TrainingDiverged, TrainResult, build_optimizer, export_model
 
 __all__ = [
-    "CheckpointError",
     "DEFAULT_RECIPE",
+    "CheckpointError",
     "TrainConfig",
     "TrainResult",
     "Trainer",

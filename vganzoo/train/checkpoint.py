@@ -27,15 +27,15 @@ from safetensors.torch import save as st_save
 from ..errors import VganzooError
 
 __all__ = [
-    "CheckpointError",
     "FORMAT",
+    "CheckpointError",
     "atomic_write_bytes",
-    "save_checkpoint",
-    "load_checkpoint",
     "checkpoint_path",
-    "list_checkpoints",
-    "latest_checkpoint",
     "flatten_optimizer_state",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "save_checkpoint",
     "unflatten_optimizer_state",
 ]
 
@@ -124,7 +124,9 @@ def _clean(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True).contiguous() for k, v in tensors.items()}
 
 
-def save_checkpoint(path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]) -> Path:
+def save_checkpoint(
+    path: str | os.PathLike[str], tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any]
+) -> Path:
     """Write one checkpoint atomically: ``tensors`` as safetensors, ``state`` (JSON-able) in the header."""
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "state": json.dumps(state)}
     data = st_save(_clean(tensors), metadata=metadata)
@@ -147,15 +149,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         header = json.loads(data[8 : 8 + header_len])
         metadata = header.get("__metadata__") or {}
     except (SafetensorError, ValueError, json.JSONDecodeError, OSError) as exc:
-        raise CheckpointError(f"checkpoint {str(path)!r} is damaged or not a safetensors file: {exc}") from None
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} is damaged or not a safetensors file: {exc}"
+        ) from None
     if metadata.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is a safetensors file but not a vganzoo training checkpoint")
     if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
-        raise CheckpointError(f"checkpoint {str(path)!r} has format version {metadata['format_version']}, newer than this vganzoo reads ({FORMAT_VERSION})")
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} has format version {metadata['format_version']}, newer than this vganzoo reads ({FORMAT_VERSION})"
+        )
     return tensors, json.loads(metadata["state"])
 
 
-def latest_checkpoint(directory: str | os.PathLike[str]) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+def latest_checkpoint(
+    directory: str | os.PathLike[str],
+) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
     """The newest checkpoint in ``directory`` that loads; damaged newer ones are skipped with a warning."""
     for _step, path in reversed(list_checkpoints(directory)):
         try:
@@ -182,7 +190,9 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-def flatten_optimizer_state(prefix: str, state_dict: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+def flatten_optimizer_state(
+    prefix: str, state_dict: Mapping[str, Any]
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Split ``optimizer.state_dict()`` into tensors named ``{prefix}.{param_id}.{key}`` and JSON."""
     tensors: dict[str, torch.Tensor] = {}
     plain: dict[str, dict[str, Any]] = {}
@@ -198,7 +208,9 @@ def flatten_optimizer_state(prefix: str, state_dict: Mapping[str, Any]) -> tuple
     return tensors, meta
 
 
-def unflatten_optimizer_state(prefix: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]) -> dict[str, Any]:
+def unflatten_optimizer_state(
+    prefix: str, tensors: Mapping[str, torch.Tensor], meta: Mapping[str, Any]
+) -> dict[str, Any]:
     """Inverse of :func:`flatten_optimizer_state`."""
     state: dict[int, dict[str, Any]] = {}
     for param_id, keys in meta["tensor_keys"].items():

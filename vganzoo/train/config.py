@@ -10,7 +10,7 @@ from typing import Any
 
 from ..errors import InvalidConfigError
 
-__all__ = ["TrainConfig", "DEFAULT_RECIPE", "resolve_recipe", "apply_overrides", "parse_override"]
+__all__ = ["DEFAULT_RECIPE", "TrainConfig", "apply_overrides", "parse_override", "resolve_recipe"]
 
 # What a recipe holds when the family's recipe leaves a key out.
 DEFAULT_RECIPE: dict[str, Any] = {
@@ -75,7 +75,18 @@ class TrainConfig:
     find_unused_parameters: bool = False
 
     def __post_init__(self) -> None:
-        for name in ("steps", "grad_accum", "checkpoint_every", "sample_every", "log_every", "keep_checkpoints", "num_samples", "num_workers", "seed", "sample_seed"):
+        for name in (
+            "steps",
+            "grad_accum",
+            "checkpoint_every",
+            "sample_every",
+            "log_every",
+            "keep_checkpoints",
+            "num_samples",
+            "num_workers",
+            "seed",
+            "sample_seed",
+        ):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise TypeError(f"{name} must be an int, got {type(value).__name__}")
@@ -106,7 +117,10 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
     recipe = dict(recipe or {})
     merged = _merge(DEFAULT_RECIPE, recipe)
     if isinstance(recipe.get("optimizers"), Mapping):  # an optimiser spec replaces the default one whole
-        merged["optimizers"] = {**copy.deepcopy(DEFAULT_RECIPE["optimizers"]), **copy.deepcopy(dict(recipe["optimizers"]))}
+        merged["optimizers"] = {
+            **copy.deepcopy(DEFAULT_RECIPE["optimizers"]),
+            **copy.deepcopy(dict(recipe["optimizers"])),
+        }
     roles = list(roles)
 
     def fail(key: str, expected: str) -> None:
@@ -126,7 +140,9 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
             fail("discriminator_batch_size", "null or a dict role -> positive int")
         unknown = sorted(set(dbs) - set(roles)) if roles else []
         if unknown:
-            raise InvalidConfigError(f"recipe['discriminator_batch_size']: unknown role(s) {unknown}; the model's discriminators are {roles}")
+            raise InvalidConfigError(
+                f"recipe['discriminator_batch_size']: unknown role(s) {unknown}; the model's discriminators are {roles}"
+            )
     if not isinstance(merged["regularizers"], list):
         fail("regularizers", "a list of {'name': ...} dicts")
     weight = merged["category_loss_weight"]
@@ -142,11 +158,17 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
         fail("optimizers", "a dict")
     for key, value in optimizers.items():
         if key not in ("generator", "discriminators") and not key.startswith("discriminator."):
-            raise InvalidConfigError(f"recipe['optimizers']: unknown key {key!r}; expected 'generator', 'discriminators' or 'discriminator.<role>'")
+            raise InvalidConfigError(
+                f"recipe['optimizers']: unknown key {key!r}; expected 'generator', 'discriminators' or 'discriminator.<role>'"
+            )
         if key.startswith("discriminator.") and roles and key.split(".", 1)[1] not in roles:
-            raise InvalidConfigError(f"recipe['optimizers'][{key!r}]: the model has no discriminator {key.split('.', 1)[1]!r}; it has {roles}")
+            raise InvalidConfigError(
+                f"recipe['optimizers'][{key!r}]: the model has no discriminator {key.split('.', 1)[1]!r}; it has {roles}"
+            )
         if not isinstance(value, Mapping) or not isinstance(value.get("name", "adam"), str):
-            raise InvalidConfigError(f"recipe['optimizers'][{key!r}]: expected a dict like {{'name': 'adam', 'lr': 2e-4}}, got {value!r}")
+            raise InvalidConfigError(
+                f"recipe['optimizers'][{key!r}]: expected a dict like {{'name': 'adam', 'lr': 2e-4}}, got {value!r}"
+            )
     return merged
 
 
@@ -159,7 +181,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     key, sep, raw = text.partition("=")
     key = key.strip()
     if not sep or not key or any(not part for part in key.split(".")):
-        raise ValueError(f"--set: expected KEY=VALUE with a dotted KEY (e.g. optimizers.generator.lr=1e-4), got {text!r}")
+        raise ValueError(
+            f"--set: expected KEY=VALUE with a dotted KEY (e.g. optimizers.generator.lr=1e-4), got {text!r}"
+        )
     raw = raw.strip()
     try:
         value = json.loads(raw)
@@ -180,14 +204,18 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str]) -> dict
         if len(path) >= 3 and path[0] == "optimizers" and path[1] == "discriminator":
             path = ["optimizers", f"discriminator.{path[2]}", *path[3:]]
         if path[0] not in DEFAULT_RECIPE and path[0] not in out:
-            raise InvalidConfigError(f"--set {text!r}: unknown recipe key {path[0]!r}; known keys: {', '.join(sorted(set(DEFAULT_RECIPE) | set(out)))}")
+            raise InvalidConfigError(
+                f"--set {text!r}: unknown recipe key {path[0]!r}; known keys: {', '.join(sorted(set(DEFAULT_RECIPE) | set(out)))}"
+            )
         node = out
         for part in path[:-1]:
             child = node.get(part)
             if child is None:
                 child = node[part] = {}
             if not isinstance(child, dict):
-                raise InvalidConfigError(f"--set {text!r}: {part!r} is not a dict in the recipe (it is {child!r})")
+                raise InvalidConfigError(
+                    f"--set {text!r}: {part!r} is not a dict in the recipe (it is {child!r})"
+                )
             node = child
         node[path[-1]] = value
     return out

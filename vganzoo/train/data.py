@@ -12,10 +12,9 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, default_collate
 
-__all__ = ["IndexStream", "BatchLoader"]
+__all__ = ["BatchLoader", "IndexStream"]
 
 
 class IndexStream:
@@ -28,16 +27,39 @@ class IndexStream:
         shuffle: False visits indices in order (still split across ranks).
     """
 
-    def __init__(self, length: int, *, seed: int = 0, rank: int = 0, world_size: int = 1, shuffle: bool = True, epoch: int = 0, offset: int = 0) -> None:
+    def __init__(
+        self,
+        length: int,
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        shuffle: bool = True,
+        epoch: int = 0,
+        offset: int = 0,
+    ) -> None:
         if length < 1:
             raise ValueError("data: the dataset is empty; it must hold at least one clip")
-        self.length, self.seed, self.rank, self.world_size, self.shuffle = length, seed, rank, world_size, shuffle
+        self.length, self.seed, self.rank, self.world_size, self.shuffle = (
+            length,
+            seed,
+            rank,
+            world_size,
+            shuffle,
+        )
         self.epoch, self.offset = epoch, offset
         self._cache: tuple[int, list[int]] | None = None
 
     def epoch_indices(self, epoch: int) -> list[int]:
         if self._cache is None or self._cache[0] != epoch:
-            sampler = DistributedSampler(range(self.length), num_replicas=self.world_size, rank=self.rank, shuffle=self.shuffle, seed=self.seed, drop_last=False)
+            sampler = DistributedSampler(
+                range(self.length),
+                num_replicas=self.world_size,
+                rank=self.rank,
+                shuffle=self.shuffle,
+                seed=self.seed,
+                drop_last=False,
+            )
             sampler.set_epoch(epoch)
             self._cache = (epoch, list(sampler))
         return self._cache[1]
@@ -61,7 +83,15 @@ class IndexStream:
         self.epoch, self.offset = int(state["epoch"]), int(state["offset"])
 
     def clone(self) -> IndexStream:
-        return IndexStream(self.length, seed=self.seed, rank=self.rank, world_size=self.world_size, shuffle=self.shuffle, epoch=self.epoch, offset=self.offset)
+        return IndexStream(
+            self.length,
+            seed=self.seed,
+            rank=self.rank,
+            world_size=self.world_size,
+            shuffle=self.shuffle,
+            epoch=self.epoch,
+            offset=self.offset,
+        )
 
 
 class _PlannedBatches:
@@ -79,7 +109,9 @@ class _PlannedBatches:
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = default_collate(items)
     if not isinstance(batch, dict) or "video" not in batch:
-        raise TypeError("data: every dataset item must be a dict with a 'video' tensor (C, T, H, W) and an optional 'label'")
+        raise TypeError(
+            "data: every dataset item must be a dict with a 'video' tensor (C, T, H, W) and an optional 'label'"
+        )
     return batch
 
 
@@ -90,13 +122,28 @@ class BatchLoader:
     iteration asks for, starting at an iteration boundary); asking out of plan is an error.
     """
 
-    def __init__(self, dataset: Dataset, stream: IndexStream, *, plan: Sequence[int], num_workers: int = 0, pin_memory: bool = False) -> None:
+    def __init__(
+        self,
+        dataset: Dataset,
+        stream: IndexStream,
+        *,
+        plan: Sequence[int],
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
         self.dataset, self.stream, self.plan = dataset, stream, list(plan)
         self.num_workers = num_workers
         self._iterator: Iterator[dict[str, Any]] | None = None
         self._position = 0
         if num_workers > 0:
-            loader = DataLoader(dataset, batch_sampler=_PlannedBatches(stream.clone(), self.plan), num_workers=num_workers, collate_fn=_collate, pin_memory=pin_memory, persistent_workers=False)
+            loader = DataLoader(
+                dataset,
+                batch_sampler=_PlannedBatches(stream.clone(), self.plan),
+                num_workers=num_workers,
+                collate_fn=_collate,
+                pin_memory=pin_memory,
+                persistent_workers=False,
+            )
             self._iterator = iter(loader)
 
     def next_batch(self, size: int) -> dict[str, Any]:

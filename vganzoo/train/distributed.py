@@ -14,7 +14,18 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 
-__all__ = ["is_distributed", "rank", "world_size", "local_rank", "is_main", "init_from_env", "shutdown", "all_reduce_mean", "all_reduce_any", "barrier"]
+__all__ = [
+    "all_reduce_any",
+    "all_reduce_mean",
+    "barrier",
+    "init_from_env",
+    "is_distributed",
+    "is_main",
+    "local_rank",
+    "rank",
+    "shutdown",
+    "world_size",
+]
 
 _STARTED_HERE = False
 _TIMEOUT = timedelta(minutes=30)

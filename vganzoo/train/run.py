@@ -16,7 +16,7 @@ from . import distributed
 from .config import TrainConfig, apply_overrides
 from .trainer import Trainer, TrainResult
 
-__all__ = ["train", "default_run_dir"]
+__all__ = ["default_run_dir", "train"]
 
 
 def default_run_dir(model_name: str, device: torch.device) -> str:
@@ -80,9 +80,14 @@ def train(
             saved = json.loads((Path(out) / "config.json").read_text())
         if saved is not None:
             saved_model = dict(saved["model"])
-            conflicts = {k: (v, saved_model.get(k)) for k, v in model_overrides.items() if saved_model.get(k) != v}
+            conflicts = {
+                k: (v, saved_model.get(k)) for k, v in model_overrides.items() if saved_model.get(k) != v
+            }
             if conflicts:
-                raise InvalidConfigError(f"resume: the run in {out!r} was built with different settings: " + ", ".join(f"{k}={new!r} (run has {old!r})" for k, (new, old) in conflicts.items()))
+                raise InvalidConfigError(
+                    f"resume: the run in {out!r} was built with different settings: "
+                    + ", ".join(f"{k}={new!r} (run has {old!r})" for k, (new, old) in conflicts.items())
+                )
             name = saved_model.pop("model")
             gan = create(name, **saved_model)
             recipe = dict(saved["recipe"])
@@ -94,14 +99,18 @@ def train(
                 recipe["discriminator_batch_size"] = None
         recipe = apply_overrides(recipe, recipe_overrides)
         if saved is not None and (batch_size is not None or list(recipe_overrides)):
-            warnings.warn("resume: changing the recipe of a run makes it differ from an uninterrupted one", stacklevel=2)
+            warnings.warn(
+                "resume: changing the recipe of a run makes it differ from an uninterrupted one", stacklevel=2
+            )
         gan.recipe = recipe
 
         if dataset is None:
             try:
                 from ..data import build_dataset
             except ImportError:
-                raise ValueError("data: vganzoo.data is not available in this installation, so --data cannot be read") from None
+                raise ValueError(
+                    "data: vganzoo.data is not available in this installation, so --data cannot be read"
+                ) from None
             dataset = build_dataset(
                 data,
                 resolution=_model_size(gan, "resolution"),
@@ -114,8 +123,12 @@ def train(
             )
         if out is None:
             out = default_run_dir(gan.name, device)
-        config = TrainConfig(steps=steps, out_dir=str(out), resume=resume, device=str(device), **train_options)
-        trainer = Trainer(gan, dataset, config, run_info={"data": data if data is not None else type(dataset).__name__})
+        config = TrainConfig(
+            steps=steps, out_dir=str(out), resume=resume, device=str(device), **train_options
+        )
+        trainer = Trainer(
+            gan, dataset, config, run_info={"data": data if data is not None else type(dataset).__name__}
+        )
         return trainer.fit()
     finally:
         distributed.shutdown()

@@ -40,7 +40,7 @@ from . import distributed
 from .config import TrainConfig, resolve_recipe
 from .data import BatchLoader, IndexStream
 
-__all__ = ["Trainer", "TrainResult", "TrainingDiverged", "build_optimizer", "derive_seed"]
+__all__ = ["TrainResult", "Trainer", "TrainingDiverged", "build_optimizer", "derive_seed"]
 
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -93,7 +93,9 @@ def build_optimizer(params: Any, spec: Mapping[str, Any], *, what: str) -> torch
     spec = dict(spec)
     name = str(spec.pop("name", "adam")).lower()
     if name not in OPTIMIZERS:
-        raise InvalidConfigError(f"recipe optimizers[{what!r}]: unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+        raise InvalidConfigError(
+            f"recipe optimizers[{what!r}]: unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}"
+        )
     if isinstance(spec.get("betas"), list):
         spec["betas"] = tuple(spec["betas"])
     try:
@@ -137,7 +139,9 @@ class Trainer:
         self.run_info = dict(run_info or {})
         self.callbacks = list(callbacks or [])
         if not len(getattr(model, "discriminators", ())):
-            raise ValueError("model: training needs discriminators; this model has none (was only its generator loaded?)")
+            raise ValueError(
+                "model: training needs discriminators; this model has none (was only its generator loaded?)"
+            )
         try:
             length = len(dataset)
         except TypeError:
@@ -165,17 +169,24 @@ class Trainer:
         self.opt_d = {}
         for role in self.roles:
             spec = {**optim_specs["discriminators"], **optim_specs.get(f"discriminator.{role}", {})}
-            self.opt_d[role] = build_optimizer(model.discriminators[role].parameters(), spec, what=f"discriminator.{role}")
+            self.opt_d[role] = build_optimizer(
+                model.discriminators[role].parameters(), spec, what=f"discriminator.{role}"
+            )
 
         # mixed precision (CUDA only)
         self.amp_dtype: torch.dtype | None = None
         if self.config.amp:
             if self.device.type != "cuda":
-                warnings.warn("amp: mixed precision is CUDA-only; training in float32 on the CPU", stacklevel=2)
+                warnings.warn(
+                    "amp: mixed precision is CUDA-only; training in float32 on the CPU", stacklevel=2
+                )
             else:
                 self.amp_dtype = torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         use_scaler = self.amp_dtype == torch.float16
-        self.scalers = {name: torch.amp.GradScaler("cuda", enabled=use_scaler) for name in ["generator", *(f"discriminator.{r}" for r in self.roles)]}
+        self.scalers = {
+            name: torch.amp.GradScaler("cuda", enabled=use_scaler)
+            for name in ["generator", *(f"discriminator.{r}" for r in self.roles)]
+        }
 
         # modules used for the forward passes: DDP and/or torch.compile around the raw ones
         self.g_run: nn.Module = model.generator
@@ -184,7 +195,7 @@ class Trainer:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
             ids = [self.device] if self.device.type == "cuda" else None
-            wrap = lambda m: DDP(m, device_ids=ids, find_unused_parameters=self.config.find_unused_parameters)  # noqa: E731
+            wrap = lambda m: DDP(m, device_ids=ids, find_unused_parameters=self.config.find_unused_parameters)
             self.g_run = wrap(self.g_run)
             self.d_run = {role: wrap(d) for role, d in self.d_run.items()}
         if self.config.compile:
@@ -238,21 +249,29 @@ class Trainer:
         }
         return tensors, state
 
-    def load_state(self, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any], *, source: str = "checkpoint") -> None:
+    def load_state(
+        self, tensors: Mapping[str, torch.Tensor], state: Mapping[str, Any], *, source: str = "checkpoint"
+    ) -> None:
         """Restore what :meth:`state_tensors_and_meta` produced."""
         saved_config = state.get("model_config") or {}
         config = getattr(self.model, "config", {}) or {}
         if saved_config and config and saved_config != config:
-            raise ckpt.CheckpointError(f"{source} was written for model config {saved_config}, but this model has {config}")
+            raise ckpt.CheckpointError(
+                f"{source} was written for model config {saved_config}, but this model has {config}"
+            )
         model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
         try:
             self.model.load_state_dict(model_sd, strict=True)
         except RuntimeError as exc:
-            raise ckpt.CheckpointError(f"{source} does not match the model: {str(exc).splitlines()[0]}") from None
+            raise ckpt.CheckpointError(
+                f"{source} does not match the model: {str(exc).splitlines()[0]}"
+            ) from None
         for name, opt in self._optimizers().items():
             if name not in state["optimizers"]:
                 raise ckpt.CheckpointError(f"{source} has no optimizer state for {name!r}")
-            opt.load_state_dict(ckpt.unflatten_optimizer_state(f"optim.{name}", tensors, state["optimizers"][name]))
+            opt.load_state_dict(
+                ckpt.unflatten_optimizer_state(f"optim.{name}", tensors, state["optimizers"][name])
+            )
         for name, scaler_state in state.get("scalers", {}).items():
             if name in self.scalers and self.scalers[name].is_enabled():
                 self.scalers[name].load_state_dict(scaler_state)
@@ -261,14 +280,21 @@ class Trainer:
         if "rng.latent" in tensors:
             self.latent_generator.set_state(tensors["rng.latent"])
         if self.device.type == "cuda":
-            states = [tensors[f"rng.cuda.{i}"] for i in range(torch.cuda.device_count()) if f"rng.cuda.{i}" in tensors]
+            states = [
+                tensors[f"rng.cuda.{i}"]
+                for i in range(torch.cuda.device_count())
+                if f"rng.cuda.{i}" in tensors
+            ]
             if len(states) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(states)
         py = state.get("rng", {}).get("python")
         if py:
             random.setstate((py[0], tuple(py[1]), py[2]))
         if int(state.get("world_size", self.world_size)) != self.world_size:
-            self._warn_once("world", f"resuming a run saved with {state['world_size']} processes on {self.world_size}: the data order differs from an uninterrupted run")
+            self._warn_once(
+                "world",
+                f"resuming a run saved with {state['world_size']} processes on {self.world_size}: the data order differs from an uninterrupted run",
+            )
         self.stream.load_state(state["data_position"])
         self.step = int(state["step"])
 
@@ -290,7 +316,13 @@ class Trainer:
             if self.is_main and self.config.progress:
                 from tqdm.auto import tqdm
 
-                progress = tqdm(total=self.config.steps, initial=self.step, unit="it", dynamic_ncols=True, desc=self.run_dir.name)
+                progress = tqdm(
+                    total=self.config.steps,
+                    initial=self.step,
+                    unit="it",
+                    dynamic_ncols=True,
+                    desc=self.run_dir.name,
+                )
             last_checkpoint_step = self.step if self.last_checkpoint is not None else -1
             window_start, window_steps = time.perf_counter(), 0
             while self.step < self.config.steps:
@@ -324,14 +356,18 @@ class Trainer:
                     self._write_samples()
                 export_dir = self._export()
         except _Diverged as exc:
-            where = str(self.last_checkpoint) if self.last_checkpoint else "none (no checkpoint was written yet)"
+            where = (
+                str(self.last_checkpoint) if self.last_checkpoint else "none (no checkpoint was written yet)"
+            )
             message = (
                 f"training diverged at iteration {self.step + 1}: {exc.name} is {exc.value}. "
                 f"Stopped without saving; the last good checkpoint is {where}. "
                 "Lower the learning rate or add a regulariser (--set ...) and --resume."
             )
             if self.is_main:
-                self._append_metrics({"step": self.step, "event": "diverged", "loss": exc.name, "value": str(exc.value)})
+                self._append_metrics(
+                    {"step": self.step, "event": "diverged", "loss": exc.name, "value": str(exc.value)}
+                )
             raise TrainingDiverged(message) from None
         finally:
             restore_signals()
@@ -343,7 +379,9 @@ class Trainer:
                 self._tb_writer.close()
                 self._tb_writer = None
         distributed.barrier()
-        return TrainResult(self.step, status, self.run_dir, self.last_checkpoint, export_dir, dict(self.last_metrics))
+        return TrainResult(
+            self.step, status, self.run_dir, self.last_checkpoint, export_dir, dict(self.last_metrics)
+        )
 
     # ------------------------------------------------------------------------------------------
     # one iteration
@@ -386,10 +424,12 @@ class Trainer:
                     out_real = disc(real, labels=real_labels)
                     out_fake = disc(fake.detach(), labels=fake_labels)
                     loss = self.adversarial.d_loss(out_real.logits, out_fake.logits)
-                    loss = loss + self._category_terms(out_real.class_logits, real_labels, out_fake.class_logits, fake_labels)
+                    loss = loss + self._category_terms(
+                        out_real.class_logits, real_labels, out_fake.class_logits, fake_labels
+                    )
                 for reg in self.regularizers:
                     if reg.stage == "d_loss" and reg.active(iteration):
-                        critic = lambda x, lab=real_labels: disc(x, labels=lab).logits  # noqa: E731
+                        critic = lambda x, lab=real_labels: disc(x, labels=lab).logits
                         loss = loss + reg(critic, real, fake.detach(), generator=self.latent_generator)
                 self._check_finite(loss, f"discriminator loss ({role})")
                 scaler.scale(loss / accum).backward()
@@ -421,7 +461,9 @@ class Trainer:
                             sub_labels = labels[:n] if labels is not None else None
                             out = self.d_run[role](fake[:n], labels=sub_labels)
                             adv = self.adversarial.g_loss(out.logits)
-                            metrics[f"g_adv/{role}"] = metrics.get(f"g_adv/{role}", 0.0) + _as_float(adv) / accum
+                            metrics[f"g_adv/{role}"] = (
+                                metrics.get(f"g_adv/{role}", 0.0) + _as_float(adv) / accum
+                            )
                             loss = loss + adv + self._category_terms(None, None, out.class_logits, sub_labels)
                     for reg in g_regs:
                         loss = loss + reg(aux)
@@ -435,7 +477,13 @@ class Trainer:
         scaler.update()
         return metrics
 
-    def _category_terms(self, real_class: torch.Tensor | None, real_labels: torch.Tensor | None, fake_class: torch.Tensor | None, fake_labels: torch.Tensor | None) -> torch.Tensor | float:
+    def _category_terms(
+        self,
+        real_class: torch.Tensor | None,
+        real_labels: torch.Tensor | None,
+        fake_class: torch.Tensor | None,
+        fake_labels: torch.Tensor | None,
+    ) -> torch.Tensor | float:
         """InfoGAN category CE on the fakes' drawn labels (and on real labels when the data has them)."""
         if self.category_weight == 0:
             return 0.0
@@ -449,9 +497,14 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # pieces
     # ------------------------------------------------------------------------------------------
-    def _generate(self, n: int, *, grad: bool = False, aux: bool = False) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    def _generate(
+        self, n: int, *, grad: bool = False, aux: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
         latents = self.model.generator.sample_latents(n, generator=self.latent_generator, labels=None)
-        latents = {k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v for k, v in latents.items()}
+        latents = {
+            k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
+            for k, v in latents.items()
+        }
         labels = latents.get("labels")
         if aux:
             video, extras = self.g_run(**latents, return_aux=True)
@@ -468,10 +521,16 @@ class Trainer:
             return video, None
         labels = torch.as_tensor(labels).long()
         if (labels < 0).any():
-            self._warn_once("nolabels", "data: the model is conditional but the dataset has no labels; real clips are shown to the discriminators without labels")
+            self._warn_once(
+                "nolabels",
+                "data: the model is conditional but the dataset has no labels; real clips are shown to the discriminators without labels",
+            )
             return video, None
         if (labels >= self.num_classes).any():
-            self._warn_once("labelrange", f"data: dataset labels go up to {int(labels.max())}, beyond the model's num_classes={self.num_classes}; real clips are used without labels")
+            self._warn_once(
+                "labelrange",
+                f"data: dataset labels go up to {int(labels.max())}, beyond the model's num_classes={self.num_classes}; real clips are used without labels",
+            )
             return video, None
         return video, labels.to(self.device, non_blocking=True)
 
@@ -545,8 +604,19 @@ class Trainer:
             warnings.warn(message, stacklevel=3)
 
     def _make_loader(self) -> BatchLoader:
-        plan = [self.batch_sizes[role] for _ in range(self.d_steps) for role in self.roles for _ in range(self.config.grad_accum)]
-        return BatchLoader(self.dataset, self.stream, plan=plan, num_workers=self.config.num_workers, pin_memory=self.device.type == "cuda")
+        plan = [
+            self.batch_sizes[role]
+            for _ in range(self.d_steps)
+            for role in self.roles
+            for _ in range(self.config.grad_accum)
+        ]
+        return BatchLoader(
+            self.dataset,
+            self.stream,
+            plan=plan,
+            num_workers=self.config.num_workers,
+            pin_memory=self.device.type == "cuda",
+        )
 
     # ------------------------------------------------------------------------------------------
     # files
@@ -555,7 +625,9 @@ class Trainer:
         resuming = bool(self.config.resume)
         if self.is_main:
             if not resuming and ckpt.list_checkpoints(self.checkpoint_dir):
-                raise ValueError(f"out: {str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out")
+                raise ValueError(
+                    f"out: {str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
+                )
             for sub in ("checkpoints", "samples", "logs"):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temp_files(self.checkpoint_dir)
@@ -566,7 +638,9 @@ class Trainer:
                 "world_size": self.world_size,
                 **self.run_info,
             }
-            ckpt.atomic_write_bytes(self.run_dir / "config.json", (json.dumps(info, indent=2, default=str) + "\n").encode())
+            ckpt.atomic_write_bytes(
+                self.run_dir / "config.json", (json.dumps(info, indent=2, default=str) + "\n").encode()
+            )
         distributed.barrier()
 
     def _resume_if_asked(self) -> None:
@@ -580,7 +654,10 @@ class Trainer:
             found = ckpt.latest_checkpoint(self.checkpoint_dir)
             if found is None:
                 if self.is_main:
-                    warnings.warn(f"resume: no checkpoint in {str(self.checkpoint_dir)!r}; starting from scratch", stacklevel=3)
+                    warnings.warn(
+                        f"resume: no checkpoint in {str(self.checkpoint_dir)!r}; starting from scratch",
+                        stacklevel=3,
+                    )
                 return
             path, tensors, state = found
         self.load_state(tensors, state, source=str(path))
@@ -621,7 +698,11 @@ class Trainer:
     def _log(self, metrics: dict[str, float], progress: Any) -> None:
         self._append_metrics({"step": self.step, "time": time.time(), **metrics})
         if progress is not None:
-            shown = {k.replace("d_loss/", "d_").replace("g_adv/", "ga_"): f"{v:.3g}" for k, v in metrics.items() if k != "steps_per_s"}
+            shown = {
+                k.replace("d_loss/", "d_").replace("g_adv/", "ga_"): f"{v:.3g}"
+                for k, v in metrics.items()
+                if k != "steps_per_s"
+            }
             progress.set_postfix(shown, refresh=False)
         if self.config.tensorboard:
             if self._tb_writer is None:
@@ -653,7 +734,18 @@ class Trainer:
         """Write the final model as a save_pretrained folder (rank 0)."""
         target = self.run_dir / "model"
         if self.is_main:
-            export_model(self.model, target, card={"training": {"steps": self.step, "recipe": self.recipe, "seed": self.config.seed, **self.run_info}})
+            export_model(
+                self.model,
+                target,
+                card={
+                    "training": {
+                        "steps": self.step,
+                        "recipe": self.recipe,
+                        "seed": self.config.seed,
+                        **self.run_info,
+                    }
+                },
+            )
         distributed.barrier()
         return target
 
@@ -669,7 +761,10 @@ class Trainer:
                 raise KeyboardInterrupt
             self._stop_requested = True
             if self.is_main:
-                print("\nstopping after this iteration (a checkpoint will be written); press again to abort", flush=True)
+                print(
+                    "\nstopping after this iteration (a checkpoint will be written); press again to abort",
+                    flush=True,
+                )
 
         for sig in (signal.SIGINT, signal.SIGTERM):
             try:
@@ -685,7 +780,9 @@ class Trainer:
         return restore
 
 
-def export_model(model: nn.Module, directory: str | os.PathLike[str], *, card: Mapping[str, Any] | None = None) -> Path:
+def export_model(
+    model: nn.Module, directory: str | os.PathLike[str], *, card: Mapping[str, Any] | None = None
+) -> Path:
     """``vganzoo.save_pretrained(model, directory, card=...)``, or a minimal folder while it is missing.
 
     The fallback writes ``config.json`` (the model config) and ``generator.safetensors`` (and
@@ -712,10 +809,13 @@ def export_model(model: nn.Module, directory: str | os.PathLike[str], *, card: M
         parts["generator_ema"] = model.generator_ema
     for name, module in parts.items():
         tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
-        ckpt.atomic_write_bytes(directory / f"{name}.safetensors", st_save(tensors, metadata={"format": "pt"}))
+        ckpt.atomic_write_bytes(
+            directory / f"{name}.safetensors", st_save(tensors, metadata={"format": "pt"})
+        )
     config = dict(getattr(model, "config", {}) or {})
     ckpt.atomic_write_bytes(directory / "config.json", (json.dumps(config, indent=2) + "\n").encode())
     if card:
-        ckpt.atomic_write_bytes(directory / "training.json", (json.dumps(dict(card), indent=2, default=str) + "\n").encode())
+        ckpt.atomic_write_bytes(
+            directory / "training.json", (json.dumps(dict(card), indent=2, default=str) + "\n").encode()
+        )
     return directory
-
