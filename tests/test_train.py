@@ -427,3 +427,48 @@ def test_cli_user_errors_exit_2(tmp_path, fake_data, capsys):
     assert main([*base, "--width", "2"]) == 2  # toy-gan has no width keyword
     assert "unknown keyword" in capsys.readouterr().err
     assert main(["train", "no-such-model", "--data", "x", "--no-progress"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# data stream and signals
+# ------------------------------------------------------------------------------------------------
+def test_index_stream_is_a_function_of_seed_and_epoch():
+    a = IndexStream(7, seed=3)
+    taken = a.take(5) + a.take(5) + a.take(4)  # crosses into epochs 1 and 2
+    assert a.state() == {"epoch": 2, "offset": 0}
+    assert sorted(taken[:7]) == list(range(7)) and sorted(taken[7:]) == list(range(7))
+    b = IndexStream(7, seed=3)
+    b.load_state({"epoch": 1, "offset": 3})
+    assert b.take(4) == taken[10:14]
+    shards = [IndexStream(7, seed=3, rank=r, world_size=2).epoch_indices(0) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 4 and set(shards[0]) | set(shards[1]) == set(range(7))
+
+
+def test_worker_loader_gives_the_same_batches(tmp_path):
+    from vganzoo.train.data import BatchLoader
+
+    data = h.SyntheticVideos(9)
+    plan = [4, 2]
+    plain = BatchLoader(data, IndexStream(9, seed=1), plan=plan)
+    workers = BatchLoader(data, IndexStream(9, seed=1), plan=plan, num_workers=2)
+    for size in plan * 3:
+        a, b = plain.next_batch(size), workers.next_batch(size)
+        assert torch.equal(a["video"], b["video"]) and torch.equal(a["label"], b["label"])
+    assert plain.stream.state() == workers.stream.state()
+    with pytest.raises(RuntimeError, match="plan"):
+        workers.next_batch(3)
+    workers.close()
+
+
+def test_sigint_stops_at_an_iteration_boundary_with_a_checkpoint(tmp_path):
+    import signal
+
+    def interrupt(trainer, metrics):
+        if trainer.step == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    _, result = fit("toy-gan", tmp_path / "run", 5, callbacks=[interrupt], checkpoint_every=0)
+    assert result.status == "interrupted" and result.step == 1
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == [1]
+    assert signal.getsignal(signal.SIGINT) is previous  # handlers restored
