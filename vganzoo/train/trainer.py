@@ -582,7 +582,11 @@ class Trainer:
 
     def _reseed(self, iteration: int) -> None:
         seed = derive_seed(self.config.seed, self.rank, iteration)
-        torch.manual_seed(seed)
+        # not torch.manual_seed: on a CPU-only run it queues a lazy CUDA seeding with a stack trace
+        # every call, a few ms per iteration
+        torch.default_generator.manual_seed(seed)
+        if self.device.type == "cuda":
+            torch.cuda.manual_seed_all(seed)
         random.seed(seed)
         try:
             import numpy as np
