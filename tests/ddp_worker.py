@@ -47,12 +47,39 @@ def run(name: str, out: Path, phase: str, steps: int, resume: bool) -> None:
     save_file(state, str(out / f"{name}-{phase}-rank{os.environ['RANK']}.safetensors"))
 
 
+def run_cli(out: Path) -> None:
+    """``vganzoo train`` under torchrun, with a stand-in for vganzoo.data's build_dataset."""
+    import types
+
+    from vganzoo.cli import main as cli_main
+
+    def build_dataset(
+        spec, *, resolution, frames, frame_stride=1, channels=None, split="train", seed=0, **kw
+    ):
+        return h.SyntheticVideos(10, channels=channels, frames=frames, resolution=resolution)
+
+    sys.modules["vganzoo.data"] = types.SimpleNamespace(build_dataset=build_dataset)
+    argv = ["train", "toy-gan", "--data", "fake", "--resolution", "8", "--batch-size", "2", "--steps", "2"]
+    code = cli_main(
+        [*argv, "--out", str(out / "cli"), "--no-progress", "--checkpoint-every", "1", "--log-every", "1"]
+    )
+    model = vganzoo.create("toy-gan", resolution=8)
+    from vganzoo.train import load_checkpoint
+
+    tensors, _ = load_checkpoint(out / "cli" / "checkpoints" / "ckpt-00000002.safetensors")
+    model.load_state_dict({k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")})
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state["__exit__"] = torch.tensor([code])
+    save_file(state, str(out / f"cli-rank{os.environ['RANK']}.safetensors"))
+
+
 def main() -> None:
     out = Path(sys.argv[1])
     for name in sys.argv[2:]:
         run(name, out, "full", 3, False)
         run(name, out, "part", 2, False)
         run(name, out, "resumed", 3, True)
+    run_cli(out)  # reuses the process group
     distributed.shutdown()
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -23,7 +24,7 @@ pytestmark = pytest.mark.skipif(
 
 TESTS = Path(__file__).resolve().parent
 ROOT = TESTS.parent
-LAUNCH_TIMEOUT_S = 300
+LAUNCH_TIMEOUT_S = 240
 MODELS = ("tiny-mask-gan", "tiny-cond-gan")  # BN + GP + SVC + EMA + mask; per-role batches + categories
 
 
@@ -47,12 +48,22 @@ def ddp_runs(tmp_path_factory) -> Path:
         "--master_addr", "127.0.0.1", "--master_port", str(free_port()),
         str(TESTS / "ddp_worker.py"), str(out), *MODELS,
     ]  # fmt: skip
-    proc = subprocess.run(
-        cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=LAUNCH_TIMEOUT_S, check=False
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
-    assert proc.returncode == 0, (
-        f"torchrun failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n{proc.stderr[-6000:]}"
-    )
+    try:
+        stdout, stderr = proc.communicate(timeout=LAUNCH_TIMEOUT_S)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)  # torchrun and both workers
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"torchrun did not finish in {LAUNCH_TIMEOUT_S} s:\n{stdout[-3000:]}\n{stderr[-6000:]}")
+    assert proc.returncode == 0, f"torchrun failed ({proc.returncode}):\n{stdout[-3000:]}\n{stderr[-6000:]}"
     return out
 
 
@@ -88,3 +99,15 @@ def test_resume_under_ddp_matches_uninterrupted(ddp_runs, name):
         assert part["__run__"][3].item() == 2
         resumed = weights(ddp_runs, name, "resumed", rank)
         assert_equal(resumed, full)
+
+
+def test_cli_under_torchrun(ddp_runs):
+    """``torchrun -m vganzoo train``'s path: both ranks exit 0 and rank 0 wrote one run folder."""
+    for rank in (0, 1):
+        assert load_file(str(ddp_runs / f"cli-rank{rank}.safetensors"))["__exit__"].item() == 0
+    run = ddp_runs / "cli"
+    assert json.loads((run / "config.json").read_text())["world_size"] == 2
+    assert (run / "model" / "config.json").is_file()
+    assert [
+        json.loads(line)["step"] for line in (run / "logs" / "metrics.jsonl").read_text().splitlines()
+    ] == [1, 2]

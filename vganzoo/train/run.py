@@ -71,6 +71,7 @@ def train(
     if data is None and dataset is None:
         raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
+    group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     device = distributed.init_from_env(train_options.pop("device", None))
     seed = int(train_options.get("seed", 0))
     try:
@@ -131,4 +132,5 @@ def train(
         )
         return trainer.fit()
     finally:
-        distributed.shutdown()
+        if not group_existed:  # leave a caller's process group alone
+            distributed.shutdown()
