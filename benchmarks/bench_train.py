@@ -3,9 +3,12 @@
 Each model is built (optionally smaller: --resolution/--frames/--width), trained on an in-memory
 random dataset for --warmup untimed and --steps timed iterations with its own recipe (d_steps,
 per-role batch sizes, regularisers, EMA), and compared with a baseline measured in the same run on
-the same modules: a bare loop doing one BCE D step per discriminator and one G step per iteration
+copies of the same modules: a bare loop doing one BCE D step per discriminator and one G step per iteration
 with the same batch sizes. "ratio" = Trainer it/s / bare it/s (below 1 when the recipe does more
 work per iteration than the bare loop, e.g. 2 D steps or a gradient penalty, or from overhead).
+The two are timed alternately, iteration by iteration, so both see the same load on a shared box.
+The bare loop slices a pre-stacked tensor while the Trainer collates dataset items, so the ratio
+also carries the data-batching cost (visible only for toy-sized models).
 
     PYTHONPATH=. python benchmarks/bench_train.py                    # every registered model
     PYTHONPATH=. python benchmarks/bench_train.py --models 'mocogan*' --resolution 32 --batch-size 4
@@ -27,8 +30,8 @@ import torch.nn.functional as F
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import vganzoo  # noqa: E402
-from vganzoo.train import TrainConfig, Trainer  # noqa: E402
+import vganzoo
+from vganzoo.train import TrainConfig, Trainer
 
 
 class RandomClips(torch.utils.data.Dataset):
@@ -55,24 +58,35 @@ def build(name: str, args: argparse.Namespace):
     return model, RandomClips(args.dataset_size, (g.channels, g.frames, g.resolution, g.resolution))
 
 
-def trainer_rate(model, dataset, args) -> float:
-    with tempfile.TemporaryDirectory() as tmp:
-        config = TrainConfig(steps=args.warmup, out_dir=tmp, progress=False, log_every=0, sample_every=0, checkpoint_every=0, tensorboard=False, device="cpu")
-        trainer = Trainer(model, dataset, config)
-        trainer.fit()  # warm-up (also writes the end-of-run checkpoint and export, untimed)
-        trainer._loader = trainer._make_loader()
-        start = time.perf_counter()
-        for i in range(args.steps):
-            trainer._iteration(args.warmup + i)
-        return args.steps / (time.perf_counter() - start)
+def trainer_step(model, dataset, args, tmp: str):
+    """A warmed-up Trainer; returns a function running its next iteration."""
+    config = TrainConfig(
+        steps=args.warmup,
+        out_dir=tmp,
+        progress=False,
+        log_every=0,
+        sample_every=0,
+        checkpoint_every=0,
+        tensorboard=False,
+        num_samples=0,
+        device="cpu",
+    )
+    trainer = Trainer(model, dataset, config)
+    trainer.fit()  # warm-up iterations (and the end-of-run checkpoint and export, untimed)
+    trainer._loader = trainer._make_loader()
+    counter = iter(range(args.warmup, 1 << 62))
+    return lambda: trainer._iteration(next(counter))
 
 
-def bare_rate(model, dataset, args) -> float:
-    """One BCE D step per role and one G step per iteration, written plainly."""
+def bare_step(model, dataset, args):
+    """A warmed-up bare loop: one BCE D step per role and one G step per iteration, written plainly."""
     from vganzoo.train.config import resolve_recipe
 
     recipe = resolve_recipe(model.recipe, roles=list(model.discriminators))
-    sizes = {r: (recipe["discriminator_batch_size"] or {}).get(r, recipe["batch_size"]) for r in model.discriminators}
+    sizes = {
+        r: (recipe["discriminator_batch_size"] or {}).get(r, recipe["batch_size"])
+        for r in model.discriminators
+    }
     g, ds = model.generator, model.discriminators
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4)
     opt_d = {r: torch.optim.Adam(d.parameters(), lr=1e-4) for r, d in ds.items()}
@@ -100,16 +114,26 @@ def bare_rate(model, dataset, args) -> float:
 
     for _ in range(args.warmup):
         step()
-    start = time.perf_counter()
-    for _ in range(args.steps):
-        step()
-    return args.steps / (time.perf_counter() - start)
+    return step
+
+
+def interleaved_rates(first, second, steps: int) -> tuple[float, float]:
+    """Iterations/s of two step functions timed alternately, so both see the same machine load."""
+    spent = [0.0, 0.0]
+    for _ in range(steps):
+        for k, fn in enumerate((first, second)):
+            start = time.perf_counter()
+            fn()
+            spent[k] += time.perf_counter() - start
+    return steps / spent[0], steps / spent[1]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--models", default="*", help="shell-style filter (default: all)")
-    p.add_argument("--plugin-example", action="store_true", help="also register examples/plugin-example's toy-gan")
+    p.add_argument(
+        "--plugin-example", action="store_true", help="also register examples/plugin-example's toy-gan"
+    )
     p.add_argument("--steps", type=int, default=5, help="timed iterations")
     p.add_argument("--warmup", type=int, default=2, help="untimed iterations first")
     p.add_argument("--batch-size", type=int, default=None, help="override every role's batch size")
@@ -128,8 +152,12 @@ def main() -> None:
     names = vganzoo.list_models(args.models)
     if args.plugin_example and "toy-gan" not in names:
         names.append("toy-gan")
-    print(f"# training throughput, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}")
-    print(f"# timed {args.steps} iterations after {args.warmup} warm-up; overrides: resolution={args.resolution} frames={args.frames} width={args.width} batch={args.batch_size}")
+    print(
+        f"# training throughput, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}"
+    )
+    print(
+        f"# timed {args.steps} iterations after {args.warmup} warm-up; overrides: resolution={args.resolution} frames={args.frames} width={args.width} batch={args.batch_size}"
+    )
     print("| model | batch (per role) | d_steps | Trainer it/s | bare loop it/s | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in names:
@@ -141,11 +169,15 @@ def main() -> None:
         from vganzoo.train.config import resolve_recipe
 
         recipe = resolve_recipe(model.recipe, roles=list(model.discriminators))
-        batches = ", ".join(f"{r}={(recipe['discriminator_batch_size'] or {}).get(r, recipe['batch_size'])}" for r in model.discriminators)
-        bare = bare_rate(model, dataset, args)
-        torch.manual_seed(0)
-        model, dataset = build(name, args)
-        rate = trainer_rate(model, dataset, args)
+        batches = ", ".join(
+            f"{r}={(recipe['discriminator_batch_size'] or {}).get(r, recipe['batch_size'])}"
+            for r in model.discriminators
+        )
+        bare_model, bare_data = build(name, args)
+        with tempfile.TemporaryDirectory() as tmp:
+            rate, bare = interleaved_rates(
+                trainer_step(model, dataset, args, tmp), bare_step(bare_model, bare_data, args), args.steps
+            )
         print(f"| {name} | {batches} | {recipe['d_steps']} | {rate:.2f} | {bare:.2f} | {rate / bare:.2f} |")
 
 
