@@ -484,3 +484,23 @@ def test_amp_on_cuda_trains_and_resumes(tmp_path, name):
     resumed, _ = fit(name, tmp_path / "part", 3, amp=True, device="cuda", resume=True)
     for key, value in h.weights(full.model).items():  # GPU kernels may not be bitwise deterministic
         assert torch.allclose(value.float(), h.weights(resumed.model)[key].float(), rtol=1e-3, atol=1e-4), key
+
+
+def test_export_uses_the_hubs_save_pretrained(tmp_path, monkeypatch):
+    from vganzoo import hub
+
+    calls = []
+
+    def save_pretrained(model, directory, *, metadata=None, repo_id=None, overwrite=False, dtype=None):
+        calls.append({"directory": directory, "metadata": metadata, "overwrite": overwrite})
+
+    monkeypatch.setattr(hub, "save_pretrained", save_pretrained)
+    _, result = fit("toy-gan", tmp_path / "run", 1)
+    assert calls == [
+        {
+            "directory": str(tmp_path / "run" / "model"),
+            "metadata": {"steps": 1, "seed": 0, "dataset": "SyntheticVideos"},
+            "overwrite": True,
+        }
+    ]
+    assert result.export_dir == tmp_path / "run" / "model"

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
+import sys
 from typing import Any
 
 
@@ -126,6 +128,9 @@ def run(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         num_workers=args.workers,
         progress=not args.no_progress,
+        command=" ".join(["vganzoo", *map(shlex.quote, sys.argv[1:])])
+        if sys.argv[1:2] == ["train"]
+        else None,
     )
     main_process = int(os.environ.get("RANK", "0")) == 0
     if result.status == "interrupted":

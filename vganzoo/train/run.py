@@ -47,6 +47,7 @@ def train(
     recipe_overrides: Iterable[str] = (),
     resume: bool | str = False,
     dataset_kwargs: Mapping[str, Any] | None = None,
+    command: str | None = None,
     **train_options: Any,
 ) -> TrainResult:
     """Build ``model``, its dataset and a :class:`Trainer`, and train.
@@ -64,6 +65,7 @@ def train(
         recipe_overrides: ``KEY=VALUE`` strings (``optimizers.generator.lr=1e-4``, ``d_steps=2``).
         resume: True continues the newest checkpoint in ``out`` (with the model config and
             recipe saved there); a path continues that checkpoint file.
+        command: the command line, recorded in the run's config and the model card.
         train_options: any other :class:`TrainConfig` field (device, amp, seed, ...).
     """
     from ..registry import create
@@ -127,9 +129,10 @@ def train(
         config = TrainConfig(
             steps=steps, out_dir=str(out), resume=resume, device=str(device), **train_options
         )
-        trainer = Trainer(
-            gan, dataset, config, run_info={"data": data if data is not None else type(dataset).__name__}
-        )
+        run_info = {"data": data if data is not None else type(dataset).__name__}
+        if command:
+            run_info["command"] = command
+        trainer = Trainer(gan, dataset, config, run_info=run_info)
         return trainer.fit()
     finally:
         if not group_existed:  # leave a caller's process group alone

@@ -738,18 +738,12 @@ class Trainer:
         """Write the final model as a save_pretrained folder (rank 0)."""
         target = self.run_dir / "model"
         if self.is_main:
-            export_model(
-                self.model,
-                target,
-                card={
-                    "training": {
-                        "steps": self.step,
-                        "recipe": self.recipe,
-                        "seed": self.config.seed,
-                        **self.run_info,
-                    }
-                },
-            )
+            metadata = {"steps": self.step, "seed": self.config.seed}
+            if "data" in self.run_info:
+                metadata["dataset"] = str(self.run_info["data"])
+            if "command" in self.run_info:
+                metadata["training_command"] = str(self.run_info["command"])
+            export_model(self.model, target, metadata=metadata)
         distributed.barrier()
         return target
 
@@ -785,23 +779,32 @@ class Trainer:
 
 
 def export_model(
-    model: nn.Module, directory: str | os.PathLike[str], *, card: Mapping[str, Any] | None = None
+    model: nn.Module, directory: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None
 ) -> Path:
-    """``vganzoo.save_pretrained(model, directory, card=...)``, or a minimal folder while it is missing.
+    """``vganzoo.save_pretrained(model, directory, metadata=..., overwrite=True)``, or a minimal
+    folder while the hub's save_pretrained is not available (raises NotImplementedError).
 
+    ``metadata`` is what the model card records (``steps``, ``dataset``, ``training_command``...).
     The fallback writes ``config.json`` (the model config) and ``generator.safetensors`` (and
-    ``generator_ema.safetensors`` when the model has an EMA), each atomically.
+    ``generator_ema.safetensors`` when the model has an EMA), each atomically, plus
+    ``training.json`` with ``metadata``.
     """
     from .. import hub
 
     directory = Path(directory)
+    card = dict(metadata or {})
     save = getattr(hub, "save_pretrained", None)
     if save is not None:
+        params = inspect.signature(save).parameters
+        kwargs: dict[str, Any] = {}
+        if "metadata" in params:
+            kwargs["metadata"] = card
+        elif "card" in params:
+            kwargs["card"] = card
+        if "overwrite" in params:
+            kwargs["overwrite"] = True  # a resumed run that trained further replaces its model folder
         try:
-            if "card" in inspect.signature(save).parameters:
-                save(model, str(directory), card=dict(card or {}))
-            else:
-                save(model, str(directory))
+            save(model, str(directory), **kwargs)
             return directory
         except NotImplementedError:
             pass
@@ -818,7 +821,7 @@ def export_model(
         )
     config = dict(getattr(model, "config", {}) or {})
     ckpt.atomic_write_bytes(directory / "config.json", (json.dumps(config, indent=2) + "\n").encode())
-    if card:
+    if card:  # the fallback's stand-in for the model card
         ckpt.atomic_write_bytes(
             directory / "training.json", (json.dumps(dict(card), indent=2, default=str) + "\n").encode()
         )
