@@ -499,7 +499,7 @@ def test_export_uses_the_hubs_save_pretrained(tmp_path, monkeypatch):
     assert calls == [
         {
             "directory": str(tmp_path / "run" / "model"),
-            "metadata": {"steps": 1, "seed": 0, "dataset": "SyntheticVideos"},
+            "metadata": {"steps": 1, "seed": 0},
             "overwrite": True,
         }
     ]
