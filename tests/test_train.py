@@ -1,0 +1,506 @@
+"""The trainer on CPU: resume exactness, crash-safe checkpoints, divergence guard, run folder, CLI."""
+
+from __future__ import annotations
+
+import json
+import sys
+import types
+
+import pytest
+import torch
+import train_helpers as h
+from safetensors.torch import load_file
+
+import vganzoo
+from vganzoo.errors import InvalidConfigError
+from vganzoo.train import TrainConfig, Trainer, TrainingDiverged, apply_overrides, resolve_recipe
+from vganzoo.train import checkpoint as ckpt
+from vganzoo.train.data import IndexStream
+
+QUIET = {"progress": False, "log_every": 1, "sample_every": 0, "tensorboard": False}
+
+
+def make(name: str, **kw):
+    torch.manual_seed(0)  # initial weights
+    model = vganzoo.create(name, **kw)
+    if name == "toy-gan":
+        model.recipe = {**model.recipe, "batch_size": 4}
+    return model
+
+
+def dataset_for(model, n: int = 10) -> h.SyntheticVideos:
+    g = model.generator
+    return h.SyntheticVideos(n, channels=g.channels, frames=g.frames, resolution=g.resolution)
+
+
+def fit(name: str, out, steps: int, *, resume=False, callbacks=None, model_kw=None, **cfg):
+    model = make(name, **(model_kw or {}))
+    config = TrainConfig(steps=steps, out_dir=str(out), resume=resume, **{**QUIET, **cfg})
+    trainer = Trainer(model, dataset_for(model), config, callbacks=callbacks)
+    return trainer, trainer.fit()
+
+
+def optimizer_tensors(trainer):
+    out = {}
+    for name, opt in trainer._optimizers().items():
+        tensors, _ = ckpt.flatten_optimizer_state(name, opt.state_dict())
+        out.update({k: v.clone() for k, v in tensors.items()})
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# resume
+# ------------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", ["tiny-cond-gan", "tiny-mask-gan"])
+def test_resume_reaches_the_same_weights(tmp_path, name):
+    # 10 clips, 8 (cond: image 5 + video 3) or 8 (mask: 2 D steps x 4) per iteration: epochs wrap.
+    full, _ = fit(name, tmp_path / "full", 5)
+    _, result = fit(name, tmp_path / "part", 3, checkpoint_every=2)
+    assert result.step == 3 and result.checkpoint.name == "ckpt-00000003.safetensors"
+    resumed, result = fit(name, tmp_path / "part", 5, resume=True)
+    assert result.status == "completed" and result.step == 5
+    h.assert_same_weights(h.weights(full.model), h.weights(resumed.model))
+    h.assert_same_weights(optimizer_tensors(full), optimizer_tensors(resumed))
+    assert full.stream.state() == resumed.stream.state()
+    # the metrics log holds each step once, continuing across the resume
+    steps = [
+        json.loads(line)["step"]
+        for line in (tmp_path / "part" / "logs" / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert steps == [1, 2, 3, 4, 5]
+
+
+def test_interrupt_then_resume(tmp_path):
+    full, _ = fit("toy-gan", tmp_path / "full", 4)
+
+    def stop_at_two(trainer, metrics):
+        if trainer.step == 2:
+            trainer.request_stop()
+
+    _, result = fit("toy-gan", tmp_path / "run", 4, callbacks=[stop_at_two], checkpoint_every=0)
+    assert result.status == "interrupted" and result.step == 2 and result.export_dir is None
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == [2]
+    resumed, result = fit("toy-gan", tmp_path / "run", 4, resume=True)
+    assert result.status == "completed"
+    h.assert_same_weights(h.weights(full.model), h.weights(resumed.model))
+
+
+def test_resume_from_an_explicit_checkpoint_file(tmp_path):
+    fit("toy-gan", tmp_path / "a", 3, checkpoint_every=1, keep_checkpoints=5)
+    trainer, result = fit(
+        "toy-gan", tmp_path / "b", 3, resume=str(tmp_path / "a" / "checkpoints" / "ckpt-00000002.safetensors")
+    )
+    assert result.step == 3
+    reference, _ = fit("toy-gan", tmp_path / "c", 3)
+    h.assert_same_weights(h.weights(reference.model), h.weights(trainer.model))
+
+
+def test_resume_rejects_a_checkpoint_of_another_model(tmp_path):
+    fit("toy-gan", tmp_path / "a", 1)
+    model = make("toy-gan", latent_dim=4)
+    config = TrainConfig(steps=2, out_dir=str(tmp_path / "a"), resume=True, **QUIET)
+    with pytest.raises(ckpt.CheckpointError, match="model config"):
+        Trainer(model, dataset_for(model), config).fit()
+
+
+def test_existing_run_needs_resume(tmp_path):
+    fit("toy-gan", tmp_path / "a", 1)
+    with pytest.raises(ValueError, match="--resume"):
+        fit("toy-gan", tmp_path / "a", 2)
+
+
+def test_resume_without_checkpoint_starts_fresh(tmp_path):
+    with pytest.warns(UserWarning, match="starting from scratch"):
+        _, result = fit("toy-gan", tmp_path / "new", 1, resume=True)
+    assert result.step == 1
+
+
+# ------------------------------------------------------------------------------------------------
+# checkpoints
+# ------------------------------------------------------------------------------------------------
+def test_crash_mid_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    trainer, _ = fit("toy-gan", tmp_path / "run", 2, checkpoint_every=1, keep_checkpoints=5)
+    directory = tmp_path / "run" / "checkpoints"
+    good = ckpt.checkpoint_path(directory, 2)
+    good_bytes = good.read_bytes()
+
+    def crash_half_way(handle, data):
+        handle.write(bytes(memoryview(data)[: len(data) // 2]))
+        raise OSError("simulated crash while writing")
+
+    monkeypatch.setattr(ckpt, "_write_all", crash_half_way)
+    trainer.step = 3
+    with pytest.raises(OSError, match="simulated crash"):
+        trainer._save_checkpoint()
+    monkeypatch.undo()
+    assert good.read_bytes() == good_bytes
+    assert [s for s, _ in ckpt.list_checkpoints(directory)] == [1, 2]
+    assert not [p for p in directory.iterdir() if p.name.startswith(".tmp-")]
+    path, _tensors, state = ckpt.latest_checkpoint(directory)
+    assert path == good and state["step"] == 2
+
+
+def test_killed_save_leftovers_are_ignored(tmp_path):
+    fit("toy-gan", tmp_path / "run", 2, checkpoint_every=1, keep_checkpoints=5)
+    directory = tmp_path / "run" / "checkpoints"
+    (directory / ".tmp-ckpt-00000003.safetensors.abc").write_bytes(b"half a file")  # SIGKILL during write
+    ckpt.checkpoint_path(directory, 9).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")  # damaged
+    with pytest.warns(UserWarning, match="damaged"):
+        _path, _, state = ckpt.latest_checkpoint(directory)
+    assert state["step"] == 2
+    with pytest.raises(ckpt.CheckpointError, match="damaged"):
+        ckpt.load_checkpoint(ckpt.checkpoint_path(directory, 9))
+    assert ckpt.remove_stale_temp_files(directory) == 1
+
+
+def test_checkpoint_is_safetensors_with_json_state(tmp_path):
+    _, result = fit("tiny-mask-gan", tmp_path / "run", 2)
+    tensors = load_file(str(result.checkpoint))  # plain safetensors, no pickle involved
+    assert tensors["rng.torch"].dtype == torch.uint8 and tensors["rng.latent"].dtype == torch.uint8
+    assert any(k.startswith("model.generator_ema.") for k in tensors)
+    assert any(k.startswith("optim.generator.") for k in tensors)
+    _, state = ckpt.load_checkpoint(result.checkpoint)
+    assert state["step"] == 2 and set(state["data_position"]) == {"epoch", "offset"}
+    assert state["model_config"]["model"] == "tiny-mask-gan"
+    assert {"generator", "discriminator.video"} <= set(state["optimizers"])
+    other = tmp_path / "plain.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(other))
+    with pytest.raises(ckpt.CheckpointError, match="not a vganzoo"):
+        ckpt.load_checkpoint(other)
+
+
+def test_keep_checkpoints(tmp_path):
+    fit("toy-gan", tmp_path / "run", 5, checkpoint_every=1, keep_checkpoints=2)
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == [4, 5]
+
+
+# ------------------------------------------------------------------------------------------------
+# the loop
+# ------------------------------------------------------------------------------------------------
+def test_divergence_stops_and_keeps_the_last_good_checkpoint(tmp_path):
+    def poison(trainer, metrics):
+        if trainer.step == 3:
+            with torch.no_grad():
+                next(trainer.model.discriminators["video"].parameters()).fill_(float("nan"))
+
+    with pytest.raises(
+        TrainingDiverged, match=r"diverged at iteration 4: discriminator loss \(video\) is nan.*ckpt-00000002"
+    ):
+        fit("toy-gan", tmp_path / "run", 6, callbacks=[poison], checkpoint_every=2)
+    steps = [s for s, _ in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")]
+    assert steps == [2]
+    tensors, _ = ckpt.load_checkpoint(ckpt.checkpoint_path(tmp_path / "run" / "checkpoints", 2))
+    assert all(torch.isfinite(v).all() for k, v in tensors.items() if k.startswith("model."))
+    assert not (tmp_path / "run" / "model").exists()
+
+
+def test_per_role_batches_category_loss_and_data_position(tmp_path):
+    seen = []
+
+    class Spy(h.SyntheticVideos):
+        def __getitem__(self, i):
+            seen.append(i)
+            return super().__getitem__(i)
+
+    model = make("tiny-cond-gan")
+    calls = {}
+    for role, disc in model.discriminators.items():
+        disc.register_forward_hook(
+            lambda m, args, kwargs, out, role=role: calls.setdefault(role, []).append(
+                (args[0].shape[0], kwargs.get("labels") is not None, out.class_logits is not None)
+            ),
+            with_kwargs=True,
+        )
+    config = TrainConfig(steps=2, out_dir=str(tmp_path / "run"), **QUIET)
+    trainer = Trainer(model, Spy(10, frames=4, resolution=8), config)
+    trainer.fit()
+    # every iteration: image D sees 5 real + 5 fake, video D 3 + 3, then the G step 5 and 3 fakes
+    assert [c[0] for c in calls["image"]] == [5, 5, 5, 5, 5, 5]
+    assert [c[0] for c in calls["video"]] == [3, 3, 3, 3, 3, 3]
+    assert all(labelled for _, labelled, _ in calls["video"])  # labels go to the discriminators
+    assert all(has_class for _, _, has_class in calls["video"])
+    assert len(seen) == 16 and trainer.stream.state() == {"epoch": 1, "offset": 6}
+    first_epoch = IndexStream(10, seed=0).epoch_indices(0)
+    assert seen[:10] == first_epoch and sorted(seen[:10]) == list(range(10))
+
+
+def test_category_loss_weight_changes_training(tmp_path):
+    a, _ = fit("tiny-cond-gan", tmp_path / "a", 1)
+    model = make("tiny-cond-gan")
+    model.recipe = {**model.recipe, "category_loss_weight": 0.0}
+    b = Trainer(model, dataset_for(model), TrainConfig(steps=1, out_dir=str(tmp_path / "b"), **QUIET))
+    b.fit()
+    wa, wb = h.weights(a.model), h.weights(b.model)
+    assert not torch.equal(wa["discriminators.video.head.weight"], wb["discriminators.video.head.weight"])
+
+
+def test_grad_accum_and_d_steps(tmp_path):
+    trainer, _ = fit("tiny-mask-gan", tmp_path / "run", 3, grad_accum=2)
+    # 2 D steps x 2 micro-batches x 4 clips per iteration
+    assert trainer.stream.state() == {"epoch": 4, "offset": 8}
+    assert int(trainer.opt_d["video"].state_dict()["state"][0]["step"]) == 6
+    assert int(trainer.opt_g.state_dict()["state"][0]["step"]) == 3
+
+
+def test_singular_value_clipping_schedule(tmp_path, monkeypatch):
+    from vganzoo import losses
+
+    clipped = []
+    monkeypatch.setattr(losses.SingularValueClipping, "__call__", lambda self, d: clipped.append(1))
+    fit("tiny-mask-gan", tmp_path / "run", 5)
+    assert len(clipped) == 2  # every 2 iterations: after iterations 2 and 4
+
+
+def test_ema_follows_the_generator(tmp_path):
+    trainer, _ = fit("tiny-mask-gan", tmp_path / "run", 2)
+    g, ema = trainer.model.generator, trainer.model.generator_ema
+    assert ema is not None
+    assert not torch.equal(g.to_video.weight, ema.to_video.weight)
+    assert not ema.to_video.weight.requires_grad
+
+
+def test_shape_mismatch_is_a_clear_error(tmp_path):
+    model = make("toy-gan")
+    config = TrainConfig(steps=1, out_dir=str(tmp_path / "run"), **QUIET)
+    with pytest.raises(ValueError, match=r"real clips have shape .* generates"):
+        Trainer(model, h.SyntheticVideos(4, frames=3, resolution=16), config).fit()
+
+
+def test_samples_and_export(tmp_path, monkeypatch):
+    written = []
+    fake_io = types.ModuleType("vganzoo.io")
+    fake_io.save_video = lambda videos, path, **kw: written.append((tuple(videos.shape), str(path)))
+    monkeypatch.setitem(sys.modules, "vganzoo.io", fake_io)
+    trainer, result = fit("toy-gan", tmp_path / "run", 4, sample_every=2, num_samples=3)
+    assert [w[1].rsplit("/", 1)[1] for w in written] == ["step_00000002.gif", "step_00000004.gif"]
+    assert written[0][0] == (3, 3, 4, 16, 16)
+    export = result.export_dir
+    config = json.loads((export / "config.json").read_text())
+    rebuilt = vganzoo.create(config.pop("model"), **config)
+    rebuilt.generator.load_state_dict(load_file(str(export / "generator.safetensors")))
+    assert torch.equal(rebuilt.sample(2, seed=1), trainer.model.sample(2, seed=1))
+    run_config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert run_config["recipe"]["batch_size"] == 4 and run_config["train"]["steps"] == 4
+
+
+def test_amp_is_ignored_on_cpu(tmp_path):
+    with pytest.warns(UserWarning, match="CUDA-only"):
+        trainer, result = fit("toy-gan", tmp_path / "run", 1, amp=True)
+    assert trainer.amp_dtype is None and result.status == "completed"
+
+
+# ------------------------------------------------------------------------------------------------
+# recipe handling
+# ------------------------------------------------------------------------------------------------
+def test_recipe_overrides_and_validation():
+    recipe = {"optimizers": {"generator": {"name": "rmsprop", "lr": 5e-5}}, "d_steps": 1}
+    out = apply_overrides(
+        recipe,
+        [
+            "optimizers.generator.lr=1e-4",
+            "d_steps=2",
+            "ema.decay=0.99",
+            "optimizers.discriminator.video.lr=3e-4",
+            "adversarial_loss=hinge",
+        ],
+    )
+    assert out["optimizers"]["generator"] == {"name": "rmsprop", "lr": 1e-4}
+    assert out["d_steps"] == 2 and out["ema"] == {"decay": 0.99} and out["adversarial_loss"] == "hinge"
+    assert out["optimizers"]["discriminator.video"] == {"lr": 3e-4}
+    assert recipe["d_steps"] == 1  # the input is not modified
+    resolved = resolve_recipe(out, roles=["video"])
+    assert (
+        "betas" not in resolved["optimizers"]["generator"]
+    )  # a family's optimiser replaces the default whole
+    with pytest.raises(InvalidConfigError, match="unknown recipe key"):
+        apply_overrides(recipe, ["d_stesp=2"])
+    with pytest.raises(ValueError, match="KEY=VALUE"):
+        apply_overrides(recipe, ["d_steps"])
+    with pytest.raises(InvalidConfigError, match="d_steps"):
+        resolve_recipe({"d_steps": 0})
+    with pytest.raises(InvalidConfigError, match="no discriminator 'image'"):
+        resolve_recipe({"optimizers": {"discriminator.image": {"lr": 1.0}}}, roles=["video"])
+    with pytest.raises(InvalidConfigError, match="discriminator_batch_size"):
+        resolve_recipe({"discriminator_batch_size": {"image": 4}}, roles=["video"])
+    with pytest.raises(InvalidConfigError, match="ema"):
+        resolve_recipe({"ema": {"decay": 1.5}})
+
+
+def test_bad_optimizer_settings_name_the_key(tmp_path):
+    model = make("toy-gan")
+    model.recipe = apply_overrides(model.recipe, ["optimizers.generator.name=adamax"])
+    with pytest.raises(InvalidConfigError, match=r"optimizers\['generator'\].*adamax"):
+        Trainer(model, dataset_for(model), TrainConfig(steps=1, out_dir=str(tmp_path / "r"), **QUIET))
+
+
+# ------------------------------------------------------------------------------------------------
+# command line
+# ------------------------------------------------------------------------------------------------
+@pytest.fixture
+def fake_data(monkeypatch):
+    calls = []
+
+    def build_dataset(
+        spec, *, resolution, frames, frame_stride=1, channels=None, split="train", seed=0, **kw
+    ):
+        calls.append(
+            dict(
+                spec=spec,
+                resolution=resolution,
+                frames=frames,
+                frame_stride=frame_stride,
+                channels=channels,
+                seed=seed,
+            )
+        )
+        return h.SyntheticVideos(6, channels=channels, frames=frames, resolution=resolution)
+
+    module = types.ModuleType("vganzoo.data")
+    module.build_dataset = build_dataset
+    monkeypatch.setitem(sys.modules, "vganzoo.data", module)
+    return calls
+
+
+def test_cli_train_and_resume(tmp_path, fake_data, capsys):
+    from vganzoo.cli import main
+
+    out = tmp_path / "run"
+    args = [
+        "train",
+        "toy-gan",
+        "--data",
+        "moving-digits",
+        "--resolution",
+        "8",
+        "--frames",
+        "3",
+        "--batch-size",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--set",
+        "optimizers.generator.lr=5e-4",
+        "--seed",
+        "3",
+    ]
+    assert main([*args, "--steps", "2"]) == 0
+    assert fake_data[0] == dict(
+        spec="moving-digits", resolution=8, frames=3, frame_stride=1, channels=3, seed=3
+    )
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["resolution"] == 8 and saved["recipe"]["optimizers"]["generator"]["lr"] == 5e-4
+    assert saved["recipe"]["batch_size"] == 2 and saved["data"] == "moving-digits"
+    assert (out / "model" / "config.json").exists() and (out / "logs" / "metrics.jsonl").exists()
+    assert (
+        main(
+            [
+                "train",
+                "toy-gan",
+                "--data",
+                "moving-digits",
+                "--out",
+                str(out),
+                "--steps",
+                "3",
+                "--resume",
+                "--no-progress",
+                "--seed",
+                "3",
+            ]
+        )
+        == 0
+    )
+    assert "trained 3 iterations" in capsys.readouterr().out
+    _, state = ckpt.load_checkpoint(ckpt.checkpoint_path(out / "checkpoints", 3))
+    assert state["step"] == 3 and state["model_config"]["frames"] == 3
+
+
+def test_cli_user_errors_exit_2(tmp_path, fake_data, capsys):
+    from vganzoo.cli import main
+
+    base = ["train", "toy-gan", "--data", "x", "--out", str(tmp_path / "r"), "--steps", "1", "--no-progress"]
+    assert main([*base, "--set", "nonsense=1"]) == 2
+    assert "unknown recipe key" in capsys.readouterr().err
+    assert main([*base, "--width", "2"]) == 2  # toy-gan has no width keyword
+    assert "unknown keyword" in capsys.readouterr().err
+    assert main(["train", "no-such-model", "--data", "x", "--no-progress"]) == 2
+
+
+# ------------------------------------------------------------------------------------------------
+# data stream and signals
+# ------------------------------------------------------------------------------------------------
+def test_index_stream_is_a_function_of_seed_and_epoch():
+    a = IndexStream(7, seed=3)
+    taken = a.take(5) + a.take(5) + a.take(4)  # crosses into epochs 1 and 2
+    assert a.state() == {"epoch": 2, "offset": 0}
+    assert sorted(taken[:7]) == list(range(7)) and sorted(taken[7:]) == list(range(7))
+    b = IndexStream(7, seed=3)
+    b.load_state({"epoch": 1, "offset": 3})
+    assert b.take(4) == taken[10:14]
+    shards = [IndexStream(7, seed=3, rank=r, world_size=2).epoch_indices(0) for r in (0, 1)]
+    assert len(shards[0]) == len(shards[1]) == 4 and set(shards[0]) | set(shards[1]) == set(range(7))
+
+
+def test_worker_loader_gives_the_same_batches(tmp_path):
+    from vganzoo.train.data import BatchLoader
+
+    data = h.SyntheticVideos(9)
+    plan = [4, 2]
+    plain = BatchLoader(data, IndexStream(9, seed=1), plan=plan)
+    workers = BatchLoader(data, IndexStream(9, seed=1), plan=plan, num_workers=2)
+    for size in plan * 3:
+        a, b = plain.next_batch(size), workers.next_batch(size)
+        assert torch.equal(a["video"], b["video"]) and torch.equal(a["label"], b["label"])
+    assert plain.stream.state() == workers.stream.state()
+    with pytest.raises(RuntimeError, match="plan"):
+        workers.next_batch(3)
+    workers.close()
+
+
+def test_sigint_stops_at_an_iteration_boundary_with_a_checkpoint(tmp_path):
+    import signal
+
+    def interrupt(trainer, metrics):
+        if trainer.step == 1:
+            signal.raise_signal(signal.SIGINT)
+
+    previous = signal.getsignal(signal.SIGINT)
+    _, result = fit("toy-gan", tmp_path / "run", 5, callbacks=[interrupt], checkpoint_every=0)
+    assert result.status == "interrupted" and result.step == 1
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == [1]
+    assert signal.getsignal(signal.SIGINT) is previous  # handlers restored
+
+
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["tiny-mask-gan", "tiny-cond-gan"])
+def test_amp_on_cuda_trains_and_resumes(tmp_path, name):
+    full, result = fit(name, tmp_path / "full", 3, amp=True, device="cuda")
+    assert full.amp_dtype in (torch.bfloat16, torch.float16) and result.status == "completed"
+    assert all(torch.isfinite(v).all() for v in h.weights(full.model).values())
+    fit(name, tmp_path / "part", 2, amp=True, device="cuda")
+    resumed, _ = fit(name, tmp_path / "part", 3, amp=True, device="cuda", resume=True)
+    for key, value in h.weights(full.model).items():  # GPU kernels may not be bitwise deterministic
+        assert torch.allclose(value.float(), h.weights(resumed.model)[key].float(), rtol=1e-3, atol=1e-4), key
+
+
+def test_export_uses_the_hubs_save_pretrained(tmp_path, monkeypatch):
+    from vganzoo import hub
+
+    calls = []
+
+    def save_pretrained(model, directory, *, metadata=None, repo_id=None, overwrite=False, dtype=None):
+        calls.append({"directory": directory, "metadata": metadata, "overwrite": overwrite})
+
+    monkeypatch.setattr(hub, "save_pretrained", save_pretrained)
+    _, result = fit("toy-gan", tmp_path / "run", 1)
+    assert calls == [
+        {
+            "directory": str(tmp_path / "run" / "model"),
+            "metadata": {"steps": 1, "seed": 0},
+            "overwrite": True,
+        }
+    ]
+    assert result.export_dir == tmp_path / "run" / "model"

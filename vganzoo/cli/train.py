@@ -1,0 +1,142 @@
+"""``vganzoo train MODEL --data SPEC ...``: a thin layer over :func:`vganzoo.train.train`.
+
+Several processes: ``torchrun --nproc_per_node K -m vganzoo train MODEL ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+from typing import Any
+
+
+def _model_arg(text: str) -> tuple[str, Any]:
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        value = json.loads(raw)
+    except json.JSONDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "train",
+        help="train a model on a dataset",
+        description=(
+            "Train MODEL with its family's recipe. The run folder (--out) gets config.json, checkpoints/, "
+            "samples/, logs/metrics.jsonl and, at the end, model/ (a save_pretrained folder). "
+            "Use torchrun --nproc_per_node K -m vganzoo train ... for several processes."
+        ),
+    )
+    p.add_argument("model", help="model name, e.g. mocogan-rnn (see `vganzoo list`)")
+    p.add_argument("--data", required=True, help="moving-digits, moving-shapes or a folder of videos")
+    p.add_argument("--out", default=None, help="run folder (default: runs/MODEL-TIME)")
+    p.add_argument("--steps", type=int, default=1000, help="training iterations (default: 1000)")
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="batch size for every discriminator (default: the recipe's)",
+    )
+    p.add_argument(
+        "--resume",
+        nargs="?",
+        const=True,
+        default=False,
+        metavar="CHECKPOINT",
+        help="continue the newest checkpoint in --out (or the given checkpoint file)",
+    )
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimiser step (default: 1)")
+    p.add_argument(
+        "--checkpoint-every",
+        type=int,
+        default=500,
+        help="iterations between checkpoints (0: only at the end)",
+    )
+    p.add_argument(
+        "--sample-every", type=int, default=500, help="iterations between sample grids (0: only at the end)"
+    )
+    p.add_argument("--log-every", type=int, default=10, help="iterations between metric log lines")
+    p.add_argument("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
+    p.add_argument("--num-samples", type=int, default=16, help="videos per sample grid")
+    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    model = p.add_argument_group("model overrides (passed to vganzoo.create)")
+    model.add_argument("--resolution", type=int, default=None)
+    model.add_argument("--frames", type=int, default=None)
+    model.add_argument("--channels", type=int, default=None)
+    model.add_argument("--width", type=float, default=None, help="channel multiplier (1.0 = paper)")
+    model.add_argument("--num-classes", type=int, default=None)
+    model.add_argument(
+        "--model-arg",
+        action="append",
+        type=_model_arg,
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other model config keyword (repeatable)",
+    )
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="recipe override, e.g. optimizers.generator.lr=1e-4, d_steps=2, ema.decay=0.999, ema=null (repeatable)",
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ..train import train
+
+    model_overrides: dict[str, Any] = {
+        "resolution": args.resolution,
+        "frames": args.frames,
+        "channels": args.channels,
+        "width": args.width,
+        "num_classes": args.num_classes,
+    }
+    model_overrides.update(dict(args.model_arg))
+    result = train(
+        args.model,
+        data=args.data,
+        out=args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        model_overrides=model_overrides,
+        recipe_overrides=args.overrides,
+        resume=args.resume,
+        device=args.device,
+        amp=args.amp,
+        compile=args.compile,
+        seed=args.seed,
+        grad_accum=args.grad_accum,
+        checkpoint_every=args.checkpoint_every,
+        sample_every=args.sample_every,
+        log_every=args.log_every,
+        keep_checkpoints=args.keep_checkpoints,
+        num_samples=args.num_samples,
+        num_workers=args.workers,
+        progress=not args.no_progress,
+        command=" ".join(["vganzoo", *map(shlex.quote, sys.argv[1:])])
+        if sys.argv[1:2] == ["train"]
+        else None,
+    )
+    main_process = int(os.environ.get("RANK", "0")) == 0
+    if result.status == "interrupted":
+        if main_process:
+            print(f"interrupted at iteration {result.step}; continue with --resume --out {result.run_dir}")
+        return 130
+    if main_process:
+        print(f"trained {result.step} iterations; model saved to {result.export_dir}")
+    return 0

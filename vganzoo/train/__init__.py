@@ -1,0 +1,35 @@
+"""Training: the recipe-driven adversarial loop, checkpoints, resume and DistributedDataParallel.
+
+    >>> import vganzoo
+    >>> from vganzoo.train import Trainer, TrainConfig
+    >>> model = vganzoo.create("mocogan-rnn", resolution=32)
+    >>> dataset = vganzoo.data.build_dataset("moving-digits", resolution=32, frames=16)
+    >>> Trainer(model, dataset, TrainConfig(steps=50, out_dir="runs/digits")).fit()
+
+or from the command line, ``vganzoo train mocogan-rnn --data moving-digits --resolution 32 --steps 50``
+(prefix ``torchrun --nproc_per_node K -m`` for several processes). The recipe format is described in
+:mod:`vganzoo.train.config`; checkpoints in :mod:`vganzoo.train.checkpoint`.
+"""
+
+from .checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
+from .config import DEFAULT_RECIPE, TrainConfig, apply_overrides, resolve_recipe
+from .run import train
+from .trainer import Trainer, TrainingDiverged, TrainResult, build_optimizer, export_model
+
+__all__ = [
+    "DEFAULT_RECIPE",
+    "CheckpointError",
+    "TrainConfig",
+    "TrainResult",
+    "Trainer",
+    "TrainingDiverged",
+    "apply_overrides",
+    "build_optimizer",
+    "export_model",
+    "latest_checkpoint",
+    "list_checkpoints",
+    "load_checkpoint",
+    "resolve_recipe",
+    "save_checkpoint",
+    "train",
+]

@@ -1,0 +1,139 @@
+"""``train()``: model name + data spec -> a finished run folder (what ``vganzoo train`` calls)."""
+
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ..errors import InvalidConfigError
+from . import distributed
+from .config import TrainConfig, apply_overrides
+from .trainer import Trainer, TrainResult
+
+__all__ = ["default_run_dir", "train"]
+
+
+def default_run_dir(model_name: str, device: torch.device) -> str:
+    """``runs/<model>-<UTC time>``; under torchrun every rank gets rank 0's name."""
+    stamp = torch.tensor([int(time.time())], dtype=torch.int64, device=device)
+    if distributed.is_distributed():
+        torch.distributed.broadcast(stamp, src=0)
+    text = time.strftime("%Y%m%d-%H%M%S", time.gmtime(int(stamp.item())))
+    return str(Path("runs") / f"{model_name.replace('::', '-')}-{text}")
+
+
+def _model_size(model: Any, key: str) -> int | None:
+    value = getattr(model.generator, key, None)
+    if value is None:
+        value = model.config.get(key)
+    return int(value) if value is not None else None
+
+
+def train(
+    model: str,
+    *,
+    data: str | None = None,
+    dataset: Any = None,
+    out: str | None = None,
+    steps: int = 1000,
+    batch_size: int | None = None,
+    model_overrides: Mapping[str, Any] | None = None,
+    recipe_overrides: Iterable[str] = (),
+    resume: bool | str = False,
+    dataset_kwargs: Mapping[str, Any] | None = None,
+    command: str | None = None,
+    **train_options: Any,
+) -> TrainResult:
+    """Build ``model``, its dataset and a :class:`Trainer`, and train.
+
+    Args:
+        model: a registered model name (``vganzoo list``).
+        data: a dataset spec for ``vganzoo.data.build_dataset`` ("moving-digits",
+            "moving-shapes" or a folder); or pass ``dataset`` directly.
+        out: the run folder (default ``runs/<model>-<time>``).
+        steps: total iterations.
+        batch_size: sets the recipe's ``batch_size`` for every discriminator (and drops the
+            recipe's per-role ``discriminator_batch_size``).
+        model_overrides: keywords for ``vganzoo.create`` (resolution, frames, width,
+            num_classes...; None values are ignored).
+        recipe_overrides: ``KEY=VALUE`` strings (``optimizers.generator.lr=1e-4``, ``d_steps=2``).
+        resume: True continues the newest checkpoint in ``out`` (with the model config and
+            recipe saved there); a path continues that checkpoint file.
+        command: the command line, recorded in the run's config and the model card.
+        train_options: any other :class:`TrainConfig` field (device, amp, seed, ...).
+    """
+    from ..registry import create
+
+    if data is None and dataset is None:
+        raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
+    model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
+    group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    device = distributed.init_from_env(train_options.pop("device", None))
+    seed = int(train_options.get("seed", 0))
+    try:
+        torch.manual_seed(seed)  # the initial weights
+        saved = None
+        if resume and out is not None and (Path(out) / "config.json").is_file():
+            saved = json.loads((Path(out) / "config.json").read_text())
+        if saved is not None:
+            saved_model = dict(saved["model"])
+            conflicts = {
+                k: (v, saved_model.get(k)) for k, v in model_overrides.items() if saved_model.get(k) != v
+            }
+            if conflicts:
+                raise InvalidConfigError(
+                    f"resume: the run in {out!r} was built with different settings: "
+                    + ", ".join(f"{k}={new!r} (run has {old!r})" for k, (new, old) in conflicts.items())
+                )
+            name = saved_model.pop("model")
+            gan = create(name, **saved_model)
+            recipe = dict(saved["recipe"])
+        else:
+            gan = create(model, **model_overrides)
+            recipe = dict(gan.recipe)
+            if batch_size is not None:
+                recipe["batch_size"] = int(batch_size)
+                recipe["discriminator_batch_size"] = None
+        recipe = apply_overrides(recipe, recipe_overrides)
+        if saved is not None and (batch_size is not None or list(recipe_overrides)):
+            warnings.warn(
+                "resume: changing the recipe of a run makes it differ from an uninterrupted one", stacklevel=2
+            )
+        gan.recipe = recipe
+
+        if dataset is None:
+            try:
+                from ..data import build_dataset
+            except ImportError:
+                raise ValueError(
+                    "data: vganzoo.data is not available in this installation, so --data cannot be read"
+                ) from None
+            dataset = build_dataset(
+                data,
+                resolution=_model_size(gan, "resolution"),
+                frames=_model_size(gan, "frames"),
+                frame_stride=int(recipe.get("frame_stride", 1) or 1),
+                channels=_model_size(gan, "channels"),
+                split="train",
+                seed=seed,
+                **dict(dataset_kwargs or {}),
+            )
+        if out is None:
+            out = default_run_dir(gan.name, device)
+        config = TrainConfig(
+            steps=steps, out_dir=str(out), resume=resume, device=str(device), **train_options
+        )
+        run_info = {"data": data if data is not None else type(dataset).__name__}
+        if command:
+            run_info["command"] = command
+        trainer = Trainer(gan, dataset, config, run_info=run_info)
+        return trainer.fit()
+    finally:
+        if not group_existed:  # leave a caller's process group alone
+            distributed.shutdown()
