@@ -55,7 +55,7 @@ NO_DIGIT = NUM_DIGITS  # class index of "this frame shows no digit"
 NUM_CLASSES = NUM_DIGITS + 1
 INPUT_SIZE = 32
 FEATURE_DIM = 64
-STAGE_WIDTHS = (32, 64, 64)
+STAGE_WIDTHS = (16, 32, 64)
 WEIGHTS_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
 SHA256_FILE = "SHA256SUMS"
@@ -69,8 +69,8 @@ def _conv_bn_relu(cin: int, cout: int) -> list[nn.Module]:
 class DigitFrameClassifier(nn.Module):
     """``forward(frames: (B, 1, 32, 32) in [-1, 1]) -> (features (B, 64), logits (B, 11))``.
 
-    Three conv stages (widths 32, 64+64, 64; 3x3 conv + BN + ReLU, 2x2 max-pool after each), global
-    average pooling, a 64-d ReLU layer (the features) and a linear layer to 11 logits. ~100K params.
+    Three conv stages (widths 16, 32+32, 64; 3x3 conv + BN + ReLU, 2x2 max-pool after each), global
+    average pooling, a 64-d ReLU layer (the features) and a linear layer to 11 logits. ~37K params.
     """
 
     def __init__(self, widths: tuple[int, int, int] = STAGE_WIDTHS, feature_dim: int = FEATURE_DIM, num_classes: int = NUM_CLASSES) -> None:

@@ -197,11 +197,11 @@ def frechet_distance(first: Any, second: Any, cov1: Any = None, cov2: Any = None
     if isinstance(first, FeatureStats) or isinstance(second, FeatureStats):
         if not (isinstance(first, FeatureStats) and isinstance(second, FeatureStats)) or cov1 is not None or cov2 is not None:
             raise TypeError("pass either two FeatureStats or (mu1, mu2, cov1, cov2)")
-        if first.dim != second.dim:
-            raise ValueError(f"feature sizes differ: {first.dim} vs {second.dim}; both sets must come from the same extractor")
         for label, stats in (("first", first), ("second", second)):
             if stats.n < 2:
                 raise ValueError(f"the {label} feature set has N={stats.n}; the Frechet distance needs N >= 2 in each set")
+        if first.dim != second.dim:
+            raise ValueError(f"feature sizes differ: {first.dim} vs {second.dim}; both sets must come from the same extractor")
         first, second, cov1, cov2 = first.mean, second.mean, first.cov, second.cov
     elif cov1 is None or cov2 is None:
         raise TypeError("frechet_distance(mu1, mu2, cov1, cov2) needs both covariances")
