@@ -8,7 +8,7 @@ import json
 import sys
 
 # Kept literal so that building the parser does not import torch; tests check they match
-# vganzoo.metrics.evaluate.METRICS / DEFAULT_N / DEFAULT_FRAMES.
+# vganzoo.metrics.evaluation.METRICS / DEFAULT_N / DEFAULT_FRAMES.
 METRICS = ("fvd", "is", "fvd-digits", "consistency")
 DEFAULT_N = 2048
 DEFAULT_FRAMES = 16
@@ -60,7 +60,7 @@ def _summary(result: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ..metrics._files import atomic_write_json
-    from ..metrics.evaluate import evaluate, load_model
+    from ..metrics.evaluation import evaluate, load_model
 
     model = load_model(args.model, random_weights=args.random_weights)
     result = evaluate(

@@ -5,14 +5,14 @@
     >>> result["scores"], result["real_scores"], result["protocol"]
 
 Every score comes with its protocol (N, frames, stride, resolution, resizing, extractor and its
-sha256, seed, versions). See :mod:`vganzoo.metrics.evaluate` for the metrics,
+sha256, seed, versions). See :mod:`vganzoo.metrics.evaluation` for the metrics,
 :mod:`vganzoo.metrics.frechet` for the distance, :mod:`vganzoo.metrics.extractors` for loading
 I3D / C3D weights and :mod:`vganzoo.metrics.digits` for the bundled classifier.
 """
 
 from __future__ import annotations
 
-from .evaluate import METRICS, evaluate
+from .evaluation import METRICS, evaluate
 from .extractors import TinyVideoCNN, VideoExtractor, build_extractor, load_extractor, save_extractor
 from .frechet import FeatureStats, frechet_distance, trace_sqrt_product
 from .inception import inception_score

@@ -273,10 +273,10 @@ def evaluate(
         raise ValueError(f"the Inception Score needs n >= splits ({splits}), got n={n}")
     if "fvd" in metrics and "is" in metrics:
         raise ValueError("fvd and is use different extractors (I3D, C3D); evaluate them in separate runs")
-    if data is None and any(m != "is" for m in metrics):
-        raise ValueError(f"data is required for {', '.join(m for m in metrics if m != 'is')}")
     if _is_stats_file(data):
         real_stats, data = data, None
+    if data is None and real_stats is None and any(m != "is" for m in metrics):
+        raise ValueError(f"data is required for {', '.join(m for m in metrics if m != 'is')}")
     if real_stats is not None and metrics != ["fvd"]:
         raise ValueError("cached real statistics (a .safetensors file as data, or real_stats) serve the fvd metric alone")
     if data is None and any(m in DIGITS_METRICS for m in metrics):
