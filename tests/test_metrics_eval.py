@@ -158,7 +158,7 @@ def tiny_file(tmp_path, tiny):
 def test_cli_eval_end_to_end(tmp_path, tiny_file, capsys):
     out = tmp_path / "scores.json"
     args = ["eval", TEST_MODEL, "--random-weights", "--data", "moving-digits", "--metric", "fvd", "--extractor", str(tiny_file),
-            "--n", "6", "--frames", "4", "--batch-size", "3", "--seed", "5", "--out", str(out), "--no-progress"]  # fmt: skip
+            "--n", "6", "--frames", "4", "--batch-size", "3", "--seed", "5", "--out", str(out), "--no-progress", "--config", "frames=6"]  # fmt: skip
     assert main(args) == 0
     result = json.loads(out.read_text())
     proto = result["protocol"]
@@ -166,7 +166,7 @@ def test_cli_eval_end_to_end(tmp_path, tiny_file, capsys):
     assert proto["extractor"]["sha256"] == hashlib.sha256(tiny_file.read_bytes()).hexdigest()
     assert proto["extractor"]["source"] == str(tiny_file)
     assert (proto["data"], proto["data_split"], proto["n_real"], proto["seed"]) == ("moving-digits", "test", 6, 5)
-    assert proto["model"]["random_weights"] is True
+    assert proto["model"]["random_weights"] is True and proto["model"]["config"]["frames"] == 6
     assert "fvd" in capsys.readouterr().out
 
 
@@ -181,6 +181,8 @@ def test_cli_errors_are_one_line(tmp_path, tiny_file, capsys):
     assert "n must be an int >= 2" in capsys.readouterr().err
     assert main(["eval", TEST_MODEL, "--data", "moving-digits", "--extractor", str(tiny_file), "--n", "4", "--no-progress"]) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+    assert main([*base, "--extractor", str(tiny_file), "--config", "frames"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_cli_constants_match_the_api():

@@ -41,6 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu")
     p.add_argument("--random-weights", action="store_true", help="evaluate vganzoo.create(MODEL) with random weights (a baseline)")
+    p.add_argument("--config", action="append", default=[], metavar="KEY=VALUE", help="with --random-weights: override a model config value (JSON value), repeatable")
     p.add_argument("--out", help="write the JSON result here (default: print it)")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=run)
@@ -58,11 +59,24 @@ def _summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _parse_config(pairs: list[str]) -> dict:
+    config = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--config expects KEY=VALUE, got {pair!r}")
+        try:
+            config[key] = json.loads(value)
+        except json.JSONDecodeError:
+            config[key] = value
+    return config
+
+
 def run(args: argparse.Namespace) -> int:
     from ..metrics._files import atomic_write_json
     from ..metrics.evaluation import evaluate, load_model
 
-    model = load_model(args.model, random_weights=args.random_weights)
+    model = load_model(args.model, random_weights=args.random_weights, config=_parse_config(args.config))
     result = evaluate(
         model,
         args.data,

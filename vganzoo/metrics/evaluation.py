@@ -422,17 +422,33 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def load_model(name_or_dir: str, *, random_weights: bool = False) -> Any:
-    """The model to evaluate: ``vganzoo.load(name_or_dir)`` (pretrained tag or ``save_pretrained``
-    folder), or ``vganzoo.create(name)`` with random weights when ``random_weights`` is set (the
-    baseline every trained model should beat). Never falls back to random weights silently."""
+def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[str, Any] | None = None) -> Any:
+    """The model to evaluate.
+
+    ``vganzoo.load(name_or_dir)`` (a pretrained ``arch.tag`` or a ``save_pretrained`` folder); with
+    ``random_weights`` the same architecture with random weights instead (the baseline a trained
+    model must beat): for ``arch.tag`` the weight set's config is used when it can be read, else
+    ``vganzoo.create(arch, **config)``. ``config`` overrides keywords of the random model. Never
+    falls back to random weights unless asked.
+    """
     import vganzoo
 
-    if random_weights:
+    overrides = dict(config or {})
+    if not random_weights:
+        if overrides:
+            raise ValueError("config overrides apply to --random-weights models only")
+        try:
+            return vganzoo.load(name_or_dir)
+        except NotImplementedError as exc:
+            raise ValueError(f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to evaluate random weights") from exc
+    if os.path.isdir(name_or_dir) or "." in name_or_dir:
+        try:
+            pretrained_config = dict(vganzoo.load(name_or_dir).config)
+        except Exception:  # weights unavailable: build from the architecture's defaults below
+            pretrained_config = {}
+        if pretrained_config.get("model"):
+            arch = pretrained_config.pop("model")
+            return vganzoo.create(arch, **{**pretrained_config, **overrides})
         if os.path.isdir(name_or_dir):
-            raise ValueError(f"--random-weights builds a model by name; {name_or_dir!r} is a folder")
-        return vganzoo.create(name_or_dir.split(".", 1)[0])
-    try:
-        return vganzoo.load(name_or_dir)
-    except NotImplementedError as exc:
-        raise ValueError(f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to evaluate random weights") from exc
+            raise ValueError(f"--random-weights: cannot read the model config in folder {name_or_dir!r}")
+    return vganzoo.create(name_or_dir.split(".", 1)[0], **overrides)

@@ -145,7 +145,7 @@ def _evaluate(model: DigitFrameClassifier, resolution: int, clips: int, seed: in
     }
 
 
-def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_clips: int, frames_per_clip: int, negative_fraction: float, test_clips: int, command: str) -> dict[str, Any]:
+def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_clips: int, frames_per_clip: int, negative_fraction: float, test_clips: int, test_negatives: int = 2000, command: str) -> dict[str, Any]:
     started = time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -179,7 +179,7 @@ def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_
             print(f"step {step}/{steps}  loss {loss.item():.4f}  batch acc {acc:.3f}  {time.time() - started:.0f} s", flush=True)
     train_seconds = time.time() - started
 
-    negatives = make_negatives(2000, frames, torch.Generator().manual_seed(seed + 1))
+    negatives = make_negatives(test_negatives, frames, torch.Generator().manual_seed(seed + 1))
     test = {f"{res}px": _evaluate(model, res, test_clips, seed, negatives) for res in RESOLUTIONS}
     wall = time.time() - started
     os.makedirs(out, exist_ok=True)
@@ -211,7 +211,7 @@ def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_
             "torch": torch.__version__,
             "vganzoo": __version__,
         },
-        "test": {**test, "data": f"MovingDigits(num_digits=1, split='test', seed={seed}), all {CLIP_FRAMES} frames; negatives: 2000 synthetic no-digit frames (seed {seed + 1})"},
+        "test": {**test, "data": f"MovingDigits(num_digits=1, split='test', seed={seed}), all {CLIP_FRAMES} frames; negatives: {test_negatives} synthetic no-digit frames (seed {seed + 1})"},
         "test_accuracy": round(min(t["frame_accuracy"] for t in test.values()), 4),
     }
     atomic_write_json(os.path.join(out, CONFIG_FILE), card)
@@ -230,11 +230,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames-per-clip", type=int, default=4)
     parser.add_argument("--negative-fraction", type=float, default=0.25)
     parser.add_argument("--test-clips", type=int, default=500)
+    parser.add_argument("--test-negatives", type=int, default=2000, help="synthetic no-digit frames for the rejection test")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     command = "python -m vganzoo.metrics.train_digits_classifier " + " ".join(sys.argv[1:] if argv is None else argv)
-    card = train(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_clips=args.train_clips, frames_per_clip=args.frames_per_clip, negative_fraction=args.negative_fraction, test_clips=args.test_clips, command=command)
+    card = train(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_clips=args.train_clips, frames_per_clip=args.frames_per_clip, negative_fraction=args.negative_fraction, test_clips=args.test_clips, test_negatives=args.test_negatives, command=command)
     print(json.dumps({"test": card["test"], "wall_time_s": card["training"]["wall_time_s"], "sha256": card["weights_sha256"]}, indent=2))
     return 0
 
