@@ -10,7 +10,8 @@ import torch
 import vganzoo
 from vganzoo.data import MovingDigits
 from vganzoo.metrics import evaluate
-from vganzoo.metrics.digits import BUNDLED_DIR, NO_DIGIT, NUM_CLASSES, DigitScores, load_digits_classifier
+from vganzoo.metrics.digits import BUNDLED_DIR, NO_DIGIT, NUM_CLASSES, DigitScores, load_digits_classifier, trajectory_statistics
+from vganzoo.metrics.frechet import frechet_distance
 
 # the shipped weights must stay small (the issue allows a few hundred KB)
 MAX_WEIGHTS_BYTES = 400_000
@@ -86,6 +87,36 @@ def test_digit_scores_by_hand():
     assert result["identity_consistency"] == 0.5
     assert result["digit_frame_rate"] == pytest.approx(5 / 6)
     assert result["digit_histogram"][3] == 0.5 and result["digit_histogram"][5] == 0.5
+
+
+def test_trajectory_statistics_known_values():
+    frames = 5
+    video = -torch.ones(1, 1, frames, 32, 32)
+    for t in range(frames):
+        video[0, 0, t, 10, 3 + t] = 1.0  # one bright pixel moving right by 1 px per frame
+    speed, accel, spread = trajectory_statistics(video)[0].tolist()
+    assert speed == pytest.approx(1.0, abs=1e-4) and accel == pytest.approx(0.0, abs=1e-4)
+    assert spread == pytest.approx(((frames**2 - 1) / 12) ** 0.5, abs=1e-4)
+    bounce = video.clone()
+    bounce[0, 0, 3:] = video[0, 0, 0:2].flip(0)  # x = 3 4 5 4 3: velocity 1 1 -1 -1, acceleration 0 -2 0
+    assert trajectory_statistics(bounce)[0, 1].item() == pytest.approx((4 / 3) ** 0.5, abs=1e-4)
+
+
+def test_fvd_digits_sees_motion(scorer):
+    videos, _ = real_clips(32, count=64)
+    reference, _ = real_clips(32, count=128)
+    reference = reference[64:]
+
+    def stats(x):
+        scores = DigitScores()
+        scores.update(*scorer(x), scorer.motion(x))
+        return scores.stats
+
+    ref = stats(reference)
+    floor = frechet_distance(stats(videos), ref)
+    static = frechet_distance(stats(videos[:, :, :1].expand_as(videos)), ref)
+    shuffled = frechet_distance(stats(videos[:, :, torch.randperm(16, generator=torch.Generator().manual_seed(0))]), ref)
+    assert static > 5 * floor and shuffled > 5 * floor
 
 
 def test_tampered_weights_are_refused(tmp_path):

@@ -11,8 +11,13 @@ Scores computed from it on a set of clips (one digit per clip, ``moving-digits``
 ``num_digits=1``):
 
 * ``fvd_digits``: Frechet distance between generated and real clips in the classifier's feature
-  space. Per clip: the 64-d penultimate features of every frame, pooled over time as
-  ``[mean_t, std_t]`` (128-d), so both appearance and how it changes over time count.
+  space. Per clip: the 64-d penultimate features f_t of every frame, pooled over time as
+  ``[mean_t f_t, RMS_t (f_{t+1} - f_t)]`` (128-d: what the clip shows, and how much it flickers),
+  followed by 3 trajectory statistics of the ink centroid c_t in pixels at 32x32 (mean speed
+  ``mean |c_{t+1} - c_t|``, RMS acceleration ``|c_{t+2} - 2 c_{t+1} + c_t|`` and positional spread
+  ``RMS |c_t - mean c|``), because the classifier's features are nearly translation-invariant and
+  would not see motion otherwise: 131-d in all. Static clips and clips with shuffled frames move
+  away from real ones.
 * ``frame_score``: mean over all frames of the highest digit probability (softmax over the 11
   classes), i.e. how confidently each frame shows some digit.
 * ``identity_consistency``: fraction of clips whose predicted digit (argmax over 0-9) is the same in
@@ -121,20 +126,58 @@ class DigitsScorer(nn.Module):
         probs = rearrange(logits.float().softmax(dim=-1), "(n t) k -> n t k", n=n)
         return features.float(), probs
 
+    @torch.no_grad()
+    def motion(self, videos: torch.Tensor) -> torch.Tensor:
+        """(N, C, T, H, W) -> (N, 3) :func:`trajectory_statistics` at the classifier's 32x32 input."""
+        return trajectory_statistics(prepare_frames(videos))
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": "vganzoo-digits-classifier",
             "sha256": self.sha256,
             "source": self.source,
             "input": f"gray {INPUT_SIZE}x{INPUT_SIZE} (3->1 channel mean, bilinear antialiased resize), [-1, 1]",
-            "features": f"{FEATURE_DIM}-d penultimate per frame, pooled per clip as [mean over frames, std over frames] ({2 * FEATURE_DIM}-d)",
+            "features": f"{FEATURE_DIM}-d penultimate per frame f_t, pooled per clip as [mean_t f_t, RMS_t (f_(t+1) - f_t)], plus ink-centroid [mean speed, RMS acceleration, spread] in px at 32x32 ({CLIP_FEATURE_DIM}-d)",
             "test_accuracy": self.card.get("test_accuracy"),
         }
 
 
+MOTION_DIM = 3
+CLIP_FEATURE_DIM = 2 * FEATURE_DIM + MOTION_DIM
+_CENTROID_EPS = 1e-6
+
+
+def trajectory_statistics(frames: torch.Tensor) -> torch.Tensor:
+    """Motion of the ink: frames (N, 1, T, 32, 32) in [-1, 1] -> (N, 3) [mean speed, RMS acceleration,
+    positional spread] of the intensity centroid, in pixels (per frame). Blank frames sit at the centre."""
+    ink = ((frames[:, 0].float() + 1.0) / 2.0).clamp(0.0, 1.0)  # (N, T, H, W)
+    h, w = ink.shape[-2:]
+    ys = torch.arange(h, dtype=ink.dtype, device=ink.device).view(1, 1, h, 1)
+    xs = torch.arange(w, dtype=ink.dtype, device=ink.device).view(1, 1, 1, w)
+    mass = ink.sum(dim=(-2, -1)) + _CENTROID_EPS
+    centre_y, centre_x = (h - 1) / 2.0, (w - 1) / 2.0
+    cy = ((ink * ys).sum(dim=(-2, -1)) + _CENTROID_EPS * centre_y) / mass
+    cx = ((ink * xs).sum(dim=(-2, -1)) + _CENTROID_EPS * centre_x) / mass
+    centroid = torch.stack([cy, cx], dim=-1)  # (N, T, 2)
+    n, t = centroid.shape[:2]
+    zero = centroid.new_zeros(n)
+    velocity = centroid[:, 1:] - centroid[:, :-1]
+    speed = velocity.norm(dim=-1).mean(dim=1) if t >= 2 else zero
+    accel = (velocity[:, 1:] - velocity[:, :-1]).pow(2).sum(-1).mean(dim=1).sqrt() if t >= 3 else zero
+    spread = (centroid - centroid.mean(dim=1, keepdim=True)).pow(2).sum(-1).mean(dim=1).sqrt()
+    return torch.stack([speed, accel, spread], dim=1)
+
+
 def pool_clip_features(features: torch.Tensor) -> torch.Tensor:
-    """(N, T, D) frame features -> (N, 2D) ``[mean over T, std over T (population)]``."""
-    return torch.cat([features.mean(dim=1), features.std(dim=1, correction=0)], dim=1)
+    """(N, T, D) frame features -> (N, 2D) ``[mean over t of f_t, sqrt(mean over t of (f_{t+1} - f_t)^2)]``.
+
+    The first half is what the clip shows, the second how fast and how smoothly it changes: a static
+    clip has zeros there, a clip with shuffled frames large values. Needs T >= 2.
+    """
+    if features.shape[1] < 2:
+        raise ValueError(f"clip features need at least 2 frames, got {features.shape[1]}")
+    step = features[:, 1:] - features[:, :-1]
+    return torch.cat([features.mean(dim=1), step.pow(2).mean(dim=1).sqrt()], dim=1)
 
 
 class DigitScores:
@@ -149,11 +192,13 @@ class DigitScores:
         self.consistent_clips = 0
         self.histogram = np.zeros(NUM_DIGITS, dtype=np.int64)
 
-    def update(self, features: torch.Tensor, probs: torch.Tensor) -> None:
-        """features: (N, T, D), probs: (N, T, 11) from :class:`DigitsScorer`."""
+    def update(self, features: torch.Tensor, probs: torch.Tensor, motion: torch.Tensor | None = None) -> None:
+        """features: (N, T, D), probs: (N, T, 11) from :class:`DigitsScorer`; motion: (N, 3) from
+        :meth:`DigitsScorer.motion` (appended to the clip features when given)."""
         digit_probs = probs[..., :NUM_DIGITS]
         predicted = digit_probs.argmax(dim=-1)  # (N, T)
-        self.stats.update(pool_clip_features(features))
+        clip = pool_clip_features(features)
+        self.stats.update(clip if motion is None else torch.cat([clip, motion.to(clip)], dim=1))
         self.clips += probs.shape[0]
         self.frames += probs.shape[0] * probs.shape[1]
         self.confidence_sum += float(digit_probs.max(dim=-1).values.double().sum())

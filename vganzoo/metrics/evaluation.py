@@ -165,7 +165,7 @@ class _DigitsMetric:
 
     def add(self, videos: torch.Tensor, which: str) -> None:
         features, probs = self.scorer(videos)
-        self.scores[which].update(features.cpu(), probs.cpu())
+        self.scores[which].update(features.cpu(), probs.cpu(), self.scorer.motion(videos).cpu())
 
     def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
         gen, real, real2 = self.scores["generated"], self.scores["real"], self.scores["real2"]
