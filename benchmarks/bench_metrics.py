@@ -20,16 +20,16 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")  # before numpy loads its BLAS
 
-import argparse  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import time  # noqa: E402
+import argparse
+import platform
+import statistics
+import time
 
-import numpy as np  # noqa: E402
-import scipy  # noqa: E402
-import scipy.linalg  # noqa: E402
+import numpy as np
+import scipy
+import scipy.linalg
 
-from vganzoo.metrics import FeatureStats, frechet_distance  # noqa: E402
+from vganzoo.metrics import FeatureStats, frechet_distance
 
 
 def scipy_frechet(mu1: np.ndarray, mu2: np.ndarray, c1: np.ndarray, c2: np.ndarray) -> float:
@@ -67,8 +67,8 @@ def main() -> None:
             s2.update(chunk2)
         accumulate = time.perf_counter() - start
         mu1, mu2, c1, c2 = s1.mean, s2.mean, s1.cov, s2.cov
-        ours_t, ours = timed(lambda: frechet_distance(mu1, mu2, c1, c2), args.repeats)
-        base_t, base = timed(lambda: scipy_frechet(mu1, mu2, c1, c2), args.repeats)
+        ours_t, ours = timed(lambda g=(mu1, mu2, c1, c2): frechet_distance(*g), args.repeats)
+        base_t, base = timed(lambda g=(mu1, mu2, c1, c2): scipy_frechet(*g), args.repeats)
         rel = abs(ours - base) / abs(base)
         print(f"{dim:>6} {n:>6} {accumulate:>13.3f} {ours_t:>10.3f} {base_t:>10.3f} {base_t / ours_t:>8.2f}x {rel:>10.2e}", flush=True)
 

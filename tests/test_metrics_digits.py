@@ -10,7 +10,14 @@ import torch
 import vganzoo
 from vganzoo.data import MovingDigits
 from vganzoo.metrics import evaluate
-from vganzoo.metrics.digits import BUNDLED_DIR, NO_DIGIT, NUM_CLASSES, DigitScores, load_digits_classifier, trajectory_statistics
+from vganzoo.metrics.digits import (
+    BUNDLED_DIR,
+    NO_DIGIT,
+    NUM_CLASSES,
+    DigitScores,
+    load_digits_classifier,
+    trajectory_statistics,
+)
 from vganzoo.metrics.frechet import frechet_distance
 
 # the shipped weights must stay small (the issue allows a few hundred KB)

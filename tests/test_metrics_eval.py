@@ -9,7 +9,14 @@ from torch import nn
 
 import vganzoo
 from vganzoo.cli import main
-from vganzoo.metrics import FeatureStats, TinyVideoCNN, build_extractor, evaluate, frechet_distance, save_extractor
+from vganzoo.metrics import (
+    FeatureStats,
+    TinyVideoCNN,
+    build_extractor,
+    evaluate,
+    frechet_distance,
+    save_extractor,
+)
 from vganzoo.models.base import VideoGAN
 
 TEST_MODEL = "metrics-test-gan"

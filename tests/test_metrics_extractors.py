@@ -7,10 +7,23 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from vganzoo.metrics import TinyVideoCNN, VideoExtractor, build_extractor, inception_score, load_extractor, save_extractor
+from vganzoo.metrics import (
+    TinyVideoCNN,
+    VideoExtractor,
+    build_extractor,
+    inception_score,
+    load_extractor,
+    save_extractor,
+)
 from vganzoo.metrics.c3d import C3D, preprocess_c3d
 from vganzoo.metrics.convert import convert_checkpoint
-from vganzoo.metrics.i3d import I3D_MIN_FRAMES, InceptionI3d, i3d_temporal_output_size, map_pytorch_i3d_key, preprocess_i3d
+from vganzoo.metrics.i3d import (
+    I3D_MIN_FRAMES,
+    InceptionI3d,
+    i3d_temporal_output_size,
+    map_pytorch_i3d_key,
+    preprocess_i3d,
+)
 
 # pytorch-i3d's layout, written out from its published structure (not derived from our module)
 PT_I3D_UNITS = ["Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3"]

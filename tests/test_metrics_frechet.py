@@ -161,7 +161,7 @@ def test_load_rejects_other_files(tmp_path):
 def test_too_few_samples():
     stats = FeatureStats().update(np.ones((1, 4)))
     with pytest.raises(ValueError, match="N=1"):
-        stats.cov
+        _ = stats.cov
     other = FeatureStats().update(np.random.default_rng(0).normal(size=(10, 4)))
     with pytest.raises(ValueError, match=r"N=1.*N >= 2"):
         frechet_distance(stats, other)

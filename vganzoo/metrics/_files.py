@@ -9,7 +9,7 @@ import struct
 import tempfile
 from typing import Any
 
-__all__ = ["atomic_write_bytes", "atomic_write_json", "sha256_file", "check_safetensors_file"]
+__all__ = ["atomic_write_bytes", "atomic_write_json", "check_safetensors_file", "sha256_file"]
 
 _HASH_CHUNK = 1 << 20
 # a safetensors header length above this is not a safetensors file (the format caps it at 100 MB)

@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-__all__ = ["check_videos", "select_frames", "to_channels", "resize_frames", "centre_crop"]
+__all__ = ["centre_crop", "check_videos", "resize_frames", "select_frames", "to_channels"]
 
 RGB_CHANNELS = 3
 GRAY_CHANNELS = 1

@@ -23,7 +23,7 @@ from torch import nn
 
 from ._video import RGB_CHANNELS, centre_crop, check_videos, resize_frames, to_channels
 
-__all__ = ["C3D", "C3D_FRAMES", "C3D_RESIZE", "C3D_CROP", "C3D_NUM_CLASSES", "preprocess_c3d", "map_c3d_state_dict"]
+__all__ = ["C3D", "C3D_CROP", "C3D_FRAMES", "C3D_NUM_CLASSES", "C3D_RESIZE", "map_c3d_state_dict", "preprocess_c3d"]
 
 C3D_FRAMES = 16
 C3D_RESIZE = 128

@@ -44,15 +44,15 @@ from ._video import GRAY_CHANNELS, check_videos, resize_frames, to_channels
 from .frechet import FeatureStats
 
 __all__ = [
-    "DigitFrameClassifier",
-    "DigitsScorer",
-    "DigitScores",
-    "load_digits_classifier",
     "BUNDLED_DIR",
-    "NUM_DIGITS",
-    "NO_DIGIT",
-    "INPUT_SIZE",
     "FEATURE_DIM",
+    "INPUT_SIZE",
+    "NO_DIGIT",
+    "NUM_DIGITS",
+    "DigitFrameClassifier",
+    "DigitScores",
+    "DigitsScorer",
+    "load_digits_classifier",
 ]
 
 NUM_DIGITS = 10

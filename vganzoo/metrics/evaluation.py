@@ -32,7 +32,7 @@ from ._video import check_videos, select_frames
 from .frechet import FeatureStats, frechet_distance
 from .inception import DEFAULT_SPLITS, inception_score
 
-__all__ = ["evaluate", "load_model", "METRICS", "FRECHET_METRICS"]
+__all__ = ["FRECHET_METRICS", "METRICS", "evaluate", "load_model"]
 
 METRICS = ("fvd", "is", "fvd-digits", "consistency")
 FRECHET_METRICS = ("fvd", "fvd-digits")
@@ -444,7 +444,7 @@ def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[s
     if os.path.isdir(name_or_dir) or "." in name_or_dir:
         try:
             pretrained_config = dict(vganzoo.load(name_or_dir).config)
-        except Exception:  # weights unavailable: build from the architecture's defaults below
+        except (NotImplementedError, LookupError, ValueError, OSError):  # weights unavailable: architecture defaults below
             pretrained_config = {}
         if pretrained_config.get("model"):
             arch = pretrained_config.pop("model")

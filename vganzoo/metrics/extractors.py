@@ -27,17 +27,25 @@ from torch import nn
 from ._files import atomic_write_bytes, check_safetensors_file, sha256_file
 from ._video import RGB_CHANNELS, check_videos, to_channels
 from .c3d import C3D, C3D_CROP, C3D_FRAMES, C3D_NUM_CLASSES, C3D_RESIZE, map_c3d_state_dict, preprocess_c3d
-from .i3d import I3D_INPUT_SIZE, I3D_MIN_FRAMES, I3D_NUM_CLASSES, InceptionI3d, is_pytorch_i3d_naming, map_pytorch_i3d_state_dict, preprocess_i3d
+from .i3d import (
+    I3D_INPUT_SIZE,
+    I3D_MIN_FRAMES,
+    I3D_NUM_CLASSES,
+    InceptionI3d,
+    is_pytorch_i3d_naming,
+    map_pytorch_i3d_state_dict,
+    preprocess_i3d,
+)
 
 __all__ = [
-    "VideoExtractor",
-    "TinyVideoCNN",
     "ARCHITECTURES",
+    "HF_HUB_PREFIX",
+    "TinyVideoCNN",
+    "VideoExtractor",
     "build_extractor",
     "load_extractor",
-    "save_extractor",
     "resolve_extractor_file",
-    "HF_HUB_PREFIX",
+    "save_extractor",
 ]
 
 HF_HUB_PREFIX = "hf-hub:"
@@ -205,7 +213,7 @@ def _check_keys(network: nn.Module, tensors: Mapping[str, torch.Tensor], archite
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
-        show = lambda keys: ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")  # noqa: E731
+        show = lambda keys: ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
         parts = [f"missing {len(missing)}: {show(missing)}" if missing else "", f"unexpected {len(unexpected)}: {show(unexpected)}" if unexpected else ""]
         raise ValueError(f"{path} does not hold {architecture} weights ({'; '.join(p for p in parts if p)})")
     wrong = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if tuple(tensors[k].shape) != tuple(v.shape)]
@@ -235,7 +243,7 @@ def load_extractor(spec: str | os.PathLike | nn.Module, *, default_architecture:
     check_safetensors_file(path, what="extractor weights")
     with safe_open(path, framework="pt") as f:
         metadata = f.metadata() or {}
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     architecture = metadata.get(META_ARCHITECTURE, default_architecture)
     config = json.loads(metadata.get(META_CONFIG, "{}"))
     if architecture == "i3d" and is_pytorch_i3d_naming(list(tensors)):

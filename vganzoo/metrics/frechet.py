@@ -26,7 +26,7 @@ import torch
 
 from ._files import atomic_write_bytes, check_safetensors_file
 
-__all__ = ["FeatureStats", "frechet_distance", "trace_sqrt_product", "STATS_FORMAT"]
+__all__ = ["STATS_FORMAT", "FeatureStats", "frechet_distance", "trace_sqrt_product"]
 
 STATS_FORMAT = "vganzoo-feature-stats/1"
 _TENSOR_NAMES = ("shift", "sum", "outer_sum")
@@ -146,7 +146,7 @@ class FeatureStats:
             metadata = f.metadata() or {}
             if metadata.get("format") != STATS_FORMAT:
                 raise ValueError(f"{path}: not a vganzoo feature-statistics file (format {metadata.get('format')!r}, expected {STATS_FORMAT!r})")
-            missing = [k for k in _TENSOR_NAMES if k not in f.keys()]
+            missing = [k for k in _TENSOR_NAMES if k not in f.keys()]  # noqa: SIM118 (a safetensors handle)
             if missing:
                 raise ValueError(f"{path}: feature-statistics file lacks tensors {missing}")
             tensors = {k: f.get_tensor(k).astype(np.float64) for k in _TENSOR_NAMES}

@@ -43,14 +43,14 @@ from torch import nn
 from ._video import RGB_CHANNELS, check_videos, resize_frames, to_channels
 
 __all__ = [
-    "InceptionI3d",
     "I3D_INPUT_SIZE",
     "I3D_MIN_FRAMES",
     "I3D_NUM_CLASSES",
+    "InceptionI3d",
     "i3d_temporal_output_size",
-    "preprocess_i3d",
     "map_pytorch_i3d_key",
     "map_pytorch_i3d_state_dict",
+    "preprocess_i3d",
 ]
 
 I3D_INPUT_SIZE = 224

@@ -7,7 +7,7 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["inception_score", "DEFAULT_SPLITS"]
+__all__ = ["DEFAULT_SPLITS", "inception_score"]
 
 DEFAULT_SPLITS = 10
 

@@ -30,9 +30,20 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from ._files import atomic_write_bytes, atomic_write_json, sha256_file
-from .digits import CONFIG_FILE, FEATURE_DIM, INPUT_SIZE, NO_DIGIT, NUM_CLASSES, SHA256_FILE, STAGE_WIDTHS, WEIGHTS_FILE, DigitFrameClassifier, prepare_frames
+from .digits import (
+    CONFIG_FILE,
+    FEATURE_DIM,
+    INPUT_SIZE,
+    NO_DIGIT,
+    NUM_CLASSES,
+    SHA256_FILE,
+    STAGE_WIDTHS,
+    WEIGHTS_FILE,
+    DigitFrameClassifier,
+    prepare_frames,
+)
 
-__all__ = ["main", "train", "make_negatives"]
+__all__ = ["main", "make_negatives", "train"]
 
 RESOLUTIONS = (32, 64)
 CLIP_FRAMES = 16
@@ -116,8 +127,7 @@ def _augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 @torch.no_grad()
 def _evaluate(model: DigitFrameClassifier, resolution: int, clips: int, seed: int, negatives: torch.Tensor) -> dict[str, Any]:
     from ..data import MovingDigits
-
-    from .digits import DigitsScorer, DigitScores
+    from .digits import DigitScores, DigitsScorer
 
     model.eval()
     dataset = MovingDigits(num_digits=1, resolution=resolution, frames=CLIP_FRAMES, length=clips, seed=seed, channels=1, split="test")
