@@ -130,6 +130,13 @@ def test_convert_legacy_i3d_checkpoint(tmp_path, i3d):
     extractor = load_extractor(out, default_architecture="c3d")  # the file's metadata wins
     assert extractor.name == "i3d"
     torch.testing.assert_close(extractor.network.logits.weight, i3d.logits.weight, rtol=0, atol=0)
+    assert extractor.describe()["converted_from_bgr"] is False
+    # a BGR-trained network: its first layer's input channels are reversed so it takes RGB
+    flipped = tmp_path / "i3d_bgr.safetensors"
+    convert_checkpoint("i3d", legacy, flipped, bgr=True)
+    bgr = load_extractor(flipped)
+    torch.testing.assert_close(bgr.network.conv1a.conv.weight, i3d.conv1a.conv.weight[:, [2, 1, 0]], rtol=0, atol=0)
+    assert bgr.describe()["converted_from_bgr"] is True
 
 
 def test_convert_refuses_bad_sources(tmp_path):

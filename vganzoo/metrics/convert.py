@@ -13,7 +13,9 @@ is printed: pin it in your evaluation notes.
 
 For C3D the training mean (0..255 pixel units, in the channel order the network was trained with) is
 required: three numbers, or a ``.npy`` array of shape (3,) or a mean clip (3, 16, H, W) that is
-centre-cropped to 112x112.
+centre-cropped to 112x112. vganzoo feeds RGB frames; for a network trained on BGR frames (the
+original Caffe C3D) pass ``--bgr``: the input channels of ``conv1`` and the mean are reversed, which
+makes the converted network compute on RGB input exactly what the original computed on BGR.
 """
 
 from __future__ import annotations
@@ -66,8 +68,12 @@ def _parse_mean(mean: Any) -> torch.Tensor:
     raise ValueError(f"--mean must be 3 numbers or an array of shape (3,) or (3, {C3D_FRAMES}, H, W), got shape {tuple(tensor.shape)}")
 
 
-def convert_checkpoint(architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None) -> str:
-    """Convert ``src`` (a ``.pt`` state dict) to ``dst`` (safetensors); returns the output's sha256."""
+def convert_checkpoint(architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None, bgr: bool = False) -> str:
+    """Convert ``src`` (a ``.pt`` state dict) to ``dst`` (safetensors); returns the output's sha256.
+
+    ``bgr``: the source network was trained on BGR frames; reverse its first layer's input channels
+    (and the mean) so that it takes vganzoo's RGB frames.
+    """
     src, dst = os.fspath(src), os.fspath(dst)
     if architecture not in ("i3d", "c3d"):
         raise ValueError(f"architecture must be i3d or c3d, got {architecture!r}")
@@ -84,7 +90,14 @@ def convert_checkpoint(architecture: str, src: str | os.PathLike, dst: str | os.
         extra[C3D_MEAN_KEY] = _parse_mean(mean)
     if num_classes is None:
         raise ValueError(f"{src} does not look like a {architecture} checkpoint (no classifier bias)")
-    config = {"num_classes": num_classes}
+    if bgr:
+        first = "conv1a.conv.weight" if architecture == "i3d" else "conv1.weight"
+        if first not in state:
+            raise ValueError(f"{src}: no {first} to reorder for --bgr")
+        state[first] = state[first].flip(1).contiguous()  # (out, in=BGR, ...) -> (out, in=RGB, ...)
+        if C3D_MEAN_KEY in extra:
+            extra[C3D_MEAN_KEY] = extra[C3D_MEAN_KEY].flip(0).contiguous()
+    config = {"num_classes": num_classes, "input_channels": "rgb", "converted_from_bgr": bool(bgr)}
     with torch.device("meta"):
         probe = build_extractor(architecture, config, extra or {C3D_MEAN_KEY: torch.zeros(_RGB)})
     _check_keys(probe.network, state, architecture, src)
@@ -107,10 +120,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("architecture", choices=("i3d", "c3d"))
     parser.add_argument("src", help="legacy .pt state dict")
     parser.add_argument("dst", help="output .safetensors")
-    parser.add_argument("--mean", help="c3d: training mean, 'R,G,B' or a .npy file")
+    parser.add_argument("--mean", help="c3d: training mean in the network's channel order, 'C0,C1,C2' or a .npy file")
+    parser.add_argument("--bgr", action="store_true", help="the network was trained on BGR frames (reorder its input channels to RGB)")
     args = parser.parse_args(argv)
     try:
-        digest = convert_checkpoint(args.architecture, args.src, args.dst, mean=args.mean)
+        digest = convert_checkpoint(args.architecture, args.src, args.dst, mean=args.mean, bgr=args.bgr)
     except (ValueError, FileNotFoundError) as exc:
         print(f"convert: error: {exc}", file=sys.stderr)
         return 2

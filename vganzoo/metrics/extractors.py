@@ -138,6 +138,7 @@ class VideoExtractor(nn.Module):
 def _i3d(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> tuple[nn.Module, Callable, dict, int]:
     num_classes = int(config.get("num_classes", I3D_NUM_CLASSES))
     protocol = {"frames_min": I3D_MIN_FRAMES, "resize": f"bilinear {I3D_INPUT_SIZE}x{I3D_INPUT_SIZE} (no antialias)", "input_range": "[-1, 1]", "features": f"{num_classes} logits averaged over time"}
+    protocol["converted_from_bgr"] = bool(config.get("converted_from_bgr", False))
     return InceptionI3d(num_classes=num_classes), preprocess_i3d, protocol, I3D_MIN_FRAMES
 
 
@@ -151,6 +152,7 @@ def _c3d(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> tupl
     mean = tensors[C3D_MEAN_KEY].float()
     mean_desc = [round(float(v), 3) for v in mean.flatten()] if mean.numel() == RGB_CHANNELS else f"mean clip {tuple(mean.shape)}"
     protocol = {"frames": C3D_FRAMES, "resize": f"short side {C3D_RESIZE} (bilinear, antialias), centre crop {C3D_CROP}", "input_range": "0..255 minus mean", "mean": mean_desc, "features": f"{num_classes} logits"}
+    protocol["converted_from_bgr"] = bool(config.get("converted_from_bgr", False))
     return C3D(num_classes=num_classes), lambda v: preprocess_c3d(v, mean), protocol, C3D_FRAMES
 
 
