@@ -198,3 +198,15 @@ def test_cli_constants_match_the_api():
 
     assert cli_eval.METRICS == api.METRICS
     assert (cli_eval.DEFAULT_N, cli_eval.DEFAULT_FRAMES) == (api.DEFAULT_N, api.DEFAULT_FRAMES)
+
+
+def test_cli_digits_check_prints_real_scores_beside(tmp_path, capsys):
+    out = tmp_path / "digits.json"
+    args = ["eval", TEST_MODEL, "--random-weights", "--config", "resolution=32", "--data", "moving-digits",
+            "--metric", "fvd-digits,consistency", "--n", "6", "--frames", "4", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "fvd_digits" in printed and "frame_score" in printed and "(real data:" in printed
+    result = json.loads(out.read_text())
+    assert result["protocol"]["metrics"] == ["fvd-digits", "consistency"] and result["protocol"]["resolution"] == 32
+    assert result["real_scores"]["frame_score"] > result["scores"]["frame_score"]
