@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from ..errors import VganzooError
 
 # Subcommand modules, in the order --help lists them.
-SUBCOMMAND_MODULES = ("models", "sample", "train", "data", "hub", "convert")
+SUBCOMMAND_MODULES = ("models", "sample", "train", "eval", "data", "hub", "convert")
 
 # Errors that are the user's doing: shown as one line, exit code 2.
 USER_ERRORS: tuple[type[BaseException], ...] = (VganzooError, ValueError, TypeError, LookupError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)

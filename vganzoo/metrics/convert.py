@@ -1,0 +1,136 @@
+"""Convert a legacy PyTorch I3D / C3D checkpoint to a vganzoo extractor safetensors file, once.
+
+    python -m vganzoo.metrics.convert i3d rgb_imagenet.pt i3d.safetensors
+    python -m vganzoo.metrics.convert c3d c3d_ucf101.pt c3d.safetensors --mean 90.25,97.66,101.41
+    python -m vganzoo.metrics.convert c3d c3d_ucf101.pt c3d.safetensors --mean mean.npy
+
+The source must be a plain state dict (name -> tensor). It is read with
+``torch.load(weights_only=True)``, which only rebuilds tensors and containers and refuses arbitrary
+objects, so no code from the file runs. Keys are mapped to vganzoo's names (see
+:mod:`vganzoo.metrics.i3d` and :mod:`vganzoo.metrics.c3d`), checked against the module, and written
+with ``{"vganzoo.architecture": ..., "vganzoo.config": ...}`` metadata; the sha256 of the output
+is printed: pin it in your evaluation notes.
+
+For C3D the training mean (0..255 pixel units, in the channel order the network was trained with) is
+required: three numbers, or a ``.npy`` array of shape (3,) or a mean clip (3, 16, H, W) that is
+centre-cropped to 112x112. vganzoo feeds RGB frames; for a network trained on BGR frames (the
+original Caffe C3D) pass ``--bgr``: the input channels of ``conv1`` and the mean are reversed, which
+makes the converted network compute on RGB input exactly what the original computed on BGR.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+
+from ._video import centre_crop
+from .c3d import C3D_CROP, C3D_FRAMES, map_c3d_state_dict
+from .extractors import C3D_MEAN_KEY, _check_keys, build_extractor, save_extractor
+from .i3d import map_pytorch_i3d_state_dict
+
+__all__ = ["convert_checkpoint", "main"]
+
+_RGB = 3
+
+
+def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ValueError(f"{path}: not a plain tensor state dict that can be loaded safely ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+    if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: expected a state dict of tensors")
+    return dict(state)
+
+
+def _parse_mean(mean: Any) -> torch.Tensor:
+    if isinstance(mean, str) and mean.endswith(".npy"):
+        array = np.load(mean, allow_pickle=False)
+    elif isinstance(mean, str):
+        array = np.array([float(v) for v in mean.split(",")])
+    else:
+        array = np.asarray(mean)
+    tensor = torch.as_tensor(array, dtype=torch.float32)
+    if tensor.shape == (_RGB,):
+        return tensor
+    if tensor.ndim == 4 and tensor.shape[0] == _RGB and tensor.shape[1] >= C3D_FRAMES:
+        return centre_crop(tensor[:, :C3D_FRAMES], C3D_CROP).contiguous()
+    raise ValueError(f"--mean must be 3 numbers or an array of shape (3,) or (3, {C3D_FRAMES}, H, W), got shape {tuple(tensor.shape)}")
+
+
+def convert_checkpoint(architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None, bgr: bool = False) -> str:
+    """Convert ``src`` (a ``.pt`` state dict) to ``dst`` (safetensors); returns the output's sha256.
+
+    ``bgr``: the source network was trained on BGR frames; reverse its first layer's input channels
+    (and the mean) so that it takes vganzoo's RGB frames.
+    """
+    src, dst = os.fspath(src), os.fspath(dst)
+    if architecture not in ("i3d", "c3d"):
+        raise ValueError(f"architecture must be i3d or c3d, got {architecture!r}")
+    state = _read_state_dict(src)
+    extra: dict[str, torch.Tensor] = {}
+    if architecture == "i3d":
+        state = map_pytorch_i3d_state_dict(state)
+        num_classes = int(state["logits.bias"].shape[0]) if "logits.bias" in state else None
+    else:
+        if mean is None:
+            raise ValueError("c3d needs --mean (the training mean in 0..255 pixel units)")
+        state = map_c3d_state_dict(state)
+        num_classes = int(state["fc8.bias"].shape[0]) if "fc8.bias" in state else None
+        extra[C3D_MEAN_KEY] = _parse_mean(mean)
+    if num_classes is None:
+        raise ValueError(f"{src} does not look like a {architecture} checkpoint (no classifier bias)")
+    if bgr:
+        first = "conv1a.conv.weight" if architecture == "i3d" else "conv1.weight"
+        if first not in state:
+            raise ValueError(f"{src}: no {first} to reorder for --bgr")
+        state[first] = state[first].flip(1).contiguous()  # (out, in=BGR, ...) -> (out, in=RGB, ...)
+        if C3D_MEAN_KEY in extra:
+            extra[C3D_MEAN_KEY] = extra[C3D_MEAN_KEY].flip(0).contiguous()
+    config = {"num_classes": num_classes, "input_channels": "rgb", "converted_from_bgr": bool(bgr)}
+    with torch.device("meta"):
+        probe = build_extractor(architecture, config, extra or {C3D_MEAN_KEY: torch.zeros(_RGB)})
+    _check_keys(probe.network, state, architecture, src)
+    return save_extractor(_StateHolder(state), dst, architecture, config, extra_tensors=extra)
+
+
+class _StateHolder(torch.nn.Module):
+    """Carries a ready state dict through :func:`save_extractor` without building the network."""
+
+    def __init__(self, state: dict[str, torch.Tensor]) -> None:
+        super().__init__()
+        self._state = state
+
+    def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        return self._state
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m vganzoo.metrics.convert", description=__doc__.split("\n\n")[0])
+    parser.add_argument("architecture", choices=("i3d", "c3d"))
+    parser.add_argument("src", help="legacy .pt state dict")
+    parser.add_argument("dst", help="output .safetensors")
+    parser.add_argument("--mean", help="c3d: training mean in the network's channel order, 'C0,C1,C2' or a .npy file")
+    parser.add_argument("--bgr", action="store_true", help="the network was trained on BGR frames (reorder its input channels to RGB)")
+    args = parser.parse_args(argv)
+    try:
+        digest = convert_checkpoint(args.architecture, args.src, args.dst, mean=args.mean, bgr=args.bgr)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"convert: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.dst}  sha256 {digest}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,454 @@
+"""``evaluate``: score a generator against real clips, with the full protocol beside every number.
+
+Metrics (several may be computed in one pass over the same samples):
+
+* ``fvd``: Frechet distance in I3D logit space (``extractor`` required: I3D weights file or
+  ``hf-hub:`` spec, or any ``nn.Module``); real statistics can be cached with ``real_stats``.
+* ``is``: video Inception Score from a C3D classifier (``extractor``), mean and std over ``splits``;
+  the real data's IS is computed too when ``data`` is given.
+* ``fvd-digits``: Frechet distance in the bundled digits classifier's feature space; the real data's
+  own value (two disjoint real sets of the same N) is reported beside it as the floor at that N.
+* ``consistency``: the digits classifier's frame score, identity consistency, digit frame rate and
+  digit histogram, for the generated and the real clips.
+
+Generated clips are drawn in batches with ``model.sample(batch, seed=seed + batch_index)``; real
+clips are items ``0 .. n_real - 1`` of the dataset (the second real set for ``fvd-digits`` is items
+``n_real .. 2 n_real - 1``). Built-in synthetic data uses its ``test`` split (never seen by the
+digits classifier's training), folders their ``train`` split unless ``split`` says otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from ._video import check_videos, select_frames
+from .frechet import FeatureStats, frechet_distance
+from .inception import DEFAULT_SPLITS, inception_score
+
+__all__ = ["FRECHET_METRICS", "METRICS", "evaluate", "load_model"]
+
+METRICS = ("fvd", "is", "fvd-digits", "consistency")
+FRECHET_METRICS = ("fvd", "fvd-digits")
+DIGITS_METRICS = ("fvd-digits", "consistency")
+DEFAULT_N = 2048
+DEFAULT_FRAMES = 16
+BUILTIN_EVAL_SPLIT = "test"
+FOLDER_EVAL_SPLIT = "train"
+STATS_SUFFIX = ".safetensors"
+# protocol keys that must agree between cached real statistics and the current run
+STATS_PROTOCOL_KEYS = ("metric", "extractor_sha256", "frames", "stride", "resolution")
+
+
+def _parse_metrics(metric: str | Sequence[str]) -> list[str]:
+    names = [m.strip() for m in metric.split(",")] if isinstance(metric, str) else list(metric)
+    if not names or any(m not in METRICS for m in names):
+        raise ValueError(f"metric must be one or more of {', '.join(METRICS)} (comma-separated), got {metric!r}")
+    return list(dict.fromkeys(names))
+
+
+def _check_positive(name: str, value: Any, minimum: int = 1) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name} must be an int >= {minimum}, got {value!r}")
+    return value
+
+
+class _Progress:
+    def __init__(self, total: int, enabled: bool) -> None:
+        self.bar = None
+        if enabled:
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, unit="clip", desc="vganzoo eval", dynamic_ncols=True)
+
+    def update(self, count: int, stage: str) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(stage, refresh=False)
+            self.bar.update(count)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+# ---------------------------------------------------------------- video sources
+
+
+def _generated_batches(model: Any, n: int, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
+    if isinstance(model, torch.Tensor):
+        check_videos(model, "generated videos")
+        if model.shape[0] < n:
+            raise ValueError(f"n={n} but only {model.shape[0]} generated videos were given")
+        for start in range(0, n, batch_size):
+            yield model[start : start + batch_size].to(device)
+        return
+    if not hasattr(model, "sample"):
+        raise TypeError(f"model must be a VideoGAN (with .sample) or a tensor of videos, got {type(model).__name__}")
+    for index, start in enumerate(range(0, n, batch_size)):
+        videos = model.sample(min(batch_size, n - start), seed=seed + index, device=device)
+        yield check_videos(videos, "generated videos")
+
+
+def _is_stats_file(data: Any) -> bool:
+    return isinstance(data, (str, os.PathLike)) and os.fspath(data).endswith(STATS_SUFFIX) and os.path.isfile(data)
+
+
+def _real_dataset(data: Any, *, resolution: int, frames: int, stride: int, seed: int, split: str | None, length: int) -> tuple[Any, str, str | None]:
+    """(indexable of videos or dataset, description, split used)."""
+    if isinstance(data, torch.Tensor):
+        check_videos(data, "real videos")
+        return data, f"tensor {tuple(data.shape)}", None
+    if isinstance(data, (str, os.PathLike)):
+        from ..data import BUILTIN_DATASETS, build_dataset
+
+        builtin = isinstance(data, str) and data in BUILTIN_DATASETS
+        split = split or (BUILTIN_EVAL_SPLIT if builtin else FOLDER_EVAL_SPLIT)
+        extra = {"length": length} if builtin else {}
+        dataset = build_dataset(data, resolution=resolution, frames=frames, frame_stride=stride, split=split, seed=seed, **extra)
+        return dataset, os.fspath(data), split
+    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
+        return data, type(data).__name__, split
+    raise TypeError(f"data must be a dataset name, a folder, a statistics file, a Dataset or a tensor of videos, got {type(data).__name__}")
+
+
+def _real_batches(source: Any, start: int, count: int, batch_size: int, frames: int, stride: int, device: torch.device) -> Iterator[torch.Tensor]:
+    if len(source) < start + count:
+        raise ValueError(f"the real data has {len(source)} clips but {start + count} are needed (n_real={count}); lower --n")
+    for first in range(start, start + count, batch_size):
+        indices = range(first, min(first + batch_size, start + count))
+        if isinstance(source, torch.Tensor):
+            videos = source[first : indices[-1] + 1]
+        else:
+            items = [source[i] for i in indices]
+            videos = torch.stack([item["video"] if isinstance(item, dict) else item for item in items])
+            # a dataset built for `frames` at `stride` already subsampled; a tensor or foreign dataset may not have
+        check_videos(videos, "real videos")
+        if videos.shape[2] != frames:
+            videos = select_frames(videos, frames, stride)
+        yield videos.to(device)
+
+
+# ---------------------------------------------------------------- metric accumulators
+
+
+class _FrechetMetric:
+    def __init__(self, name: str, features: Any, describe: dict[str, Any], cached: FeatureStats | None) -> None:
+        self.name, self.features, self.describe = name, features, describe
+        self.generated = FeatureStats()
+        self.real = cached if cached is not None else FeatureStats()
+        self.needs_real = cached is None
+
+    def add(self, videos: torch.Tensor, which: str) -> None:
+        target = self.generated if which == "generated" else self.real if which == "real" else None
+        if target is not None:
+            target.update(self.features(videos))
+
+    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        key = self.name.replace("-", "_")
+        return {key: frechet_distance(self.generated, self.real)}, {}
+
+
+class _DigitsMetric:
+    """Shared by fvd-digits and consistency: one classifier pass per clip."""
+
+    def __init__(self, scorer: Any, want_fvd: bool, want_consistency: bool) -> None:
+        from .digits import DigitScores
+
+        self.scorer, self.want_fvd, self.want_consistency = scorer, want_fvd, want_consistency
+        self.scores = {"generated": DigitScores(), "real": DigitScores(), "real2": DigitScores()}
+
+    def add(self, videos: torch.Tensor, which: str) -> None:
+        features, probs = self.scorer(videos)
+        self.scores[which].update(features.cpu(), probs.cpu(), self.scorer.motion(videos).cpu())
+
+    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        gen, real, real2 = self.scores["generated"], self.scores["real"], self.scores["real2"]
+        scores: dict[str, Any] = {}
+        real_scores: dict[str, Any] = {}
+        if self.want_fvd:
+            scores["fvd_digits"] = frechet_distance(gen.stats, real.stats)
+            real_scores["fvd_digits"] = frechet_distance(real2.stats, real.stats)
+        if self.want_consistency:
+            scores.update({k: v for k, v in gen.result().items() if k != "clips"})
+            if real.clips:
+                real_scores.update({k: v for k, v in real.result().items() if k != "clips"})
+        return scores, real_scores
+
+
+class _InceptionMetric:
+    def __init__(self, extractor: Any, splits: int) -> None:
+        self.extractor, self.splits = extractor, splits
+        self.probs: dict[str, list[torch.Tensor]] = {"generated": [], "real": []}
+
+    def add(self, videos: torch.Tensor, which: str) -> None:
+        if which in self.probs:
+            self.probs[which].append(self.extractor(videos).softmax(dim=1).double().cpu())
+
+    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        mean, std = inception_score(torch.cat(self.probs["generated"]), self.splits)
+        real = {}
+        if self.probs["real"]:
+            real_mean, real_std = inception_score(torch.cat(self.probs["real"]), self.splits)
+            real = {"is_mean": real_mean, "is_std": real_std}
+        return {"is_mean": mean, "is_std": std}, real
+
+
+# ---------------------------------------------------------------- evaluate
+
+
+def _model_description(model: Any) -> dict[str, Any]:
+    if isinstance(model, torch.Tensor):
+        return {"name": "videos", "shape": list(model.shape)}
+    config = getattr(model, "config", None)
+    info: dict[str, Any] = {"name": getattr(model, "name", type(model).__name__)}
+    if isinstance(config, dict):
+        info["config"] = config
+    for attr in ("weights_sha256", "pretrained", "source"):
+        if getattr(model, attr, None) is not None:
+            info[attr] = getattr(model, attr)
+    return info
+
+
+def evaluate(
+    model: Any,
+    data: Any = None,
+    metric: str | Sequence[str] = "fvd",
+    *,
+    n: int = DEFAULT_N,
+    n_real: int | None = None,
+    frames: int = DEFAULT_FRAMES,
+    stride: int = 1,
+    extractor: Any = None,
+    digits_classifier: str | os.PathLike | None = None,
+    batch_size: int = 32,
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    resolution: int | None = None,
+    split: str | None = None,
+    splits: int = DEFAULT_SPLITS,
+    real_stats: str | os.PathLike | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Score ``model`` against ``data``; returns ``{"scores", "real_scores", "protocol"}``.
+
+    Args:
+        model: a VideoGAN (anything with ``sample(n, seed=, device=)``) or generated videos
+            ``(N, C, T, H, W)`` in [-1, 1].
+        data: ``"moving-digits"``, ``"moving-shapes"``, a video folder, a Dataset yielding
+            ``{"video": (C, T, H, W)}``, a tensor of real videos, or a real-statistics
+            ``.safetensors`` file saved earlier (Frechet metrics only). Optional for ``is``.
+        metric: one of :data:`METRICS` or several (list or comma-separated).
+        n: number of generated clips (the FVD convention is 2048); ``n_real`` defaults to ``n``.
+        frames, stride: clips are the first ``frames`` frames taken every ``stride``-th.
+        extractor: for ``fvd`` (I3D) or ``is`` (C3D): a safetensors path, ``hf-hub:org/repo[/file][@rev]``
+            or an ``nn.Module`` mapping videos to (N, D).
+        digits_classifier: folder of the digits classifier (default: the bundled one).
+        batch_size, seed, device: how clips are generated and processed.
+        resolution: real-data resolution (default: the generated clips' height).
+        split: dataset split for the real data (default: test for built-ins, train for folders).
+        splits: IS splits.
+        real_stats: a ``.safetensors`` cache of the real I3D statistics (``fvd`` only): read when it
+            exists (its protocol must match), written otherwise.
+        progress: show a progress bar on stderr.
+
+    Raises:
+        ValueError / TypeError for bad arguments (N < 2, too few frames, mismatched protocols...).
+    """
+    from .. import __version__
+
+    metrics = _parse_metrics(metric)
+    n = _check_positive("n", n, 2 if any(m in FRECHET_METRICS for m in metrics) else 1)
+    n_real = _check_positive("n_real", n if n_real is None else n_real, 2)
+    frames = _check_positive("frames", frames)
+    stride = _check_positive("stride", stride)
+    batch_size = _check_positive("batch_size", batch_size)
+    device = torch.device(device)
+    if "is" in metrics and n < splits:
+        raise ValueError(f"the Inception Score needs n >= splits ({splits}), got n={n}")
+    if "fvd" in metrics and "is" in metrics:
+        raise ValueError("fvd and is use different extractors (I3D, C3D); evaluate them in separate runs")
+    if _is_stats_file(data):
+        real_stats, data = data, None
+    if data is None and real_stats is None and any(m != "is" for m in metrics):
+        raise ValueError(f"data is required for {', '.join(m for m in metrics if m != 'is')}")
+    if real_stats is not None and metrics != ["fvd"]:
+        raise ValueError("cached real statistics (a .safetensors file as data, or real_stats) serve the fvd metric alone")
+    if data is None and any(m in DIGITS_METRICS for m in metrics):
+        raise ValueError("fvd-digits and consistency need real clips as data (e.g. moving-digits), not a statistics file")
+
+    # extractors
+    video_extractor = None
+    if "fvd" in metrics or "is" in metrics:
+        from .extractors import load_extractor
+
+        which = "fvd" if "fvd" in metrics else "is"
+        if extractor is None:
+            arch = "I3D (Kinetics-400)" if which == "fvd" else "C3D (UCF-101)"
+            raise ValueError(f"{which} needs {arch} weights: pass --extractor PATH.safetensors or hf-hub:org/repo (vganzoo ships none)")
+        video_extractor = load_extractor(extractor, default_architecture="i3d" if which == "fvd" else "c3d", device=device)
+        if frames < video_extractor.min_frames:
+            raise ValueError(f"{video_extractor.name} needs at least {video_extractor.min_frames} frames per clip, got frames={frames}")
+    scorer = None
+    if any(m in DIGITS_METRICS for m in metrics):
+        from .digits import load_digits_classifier
+
+        scorer = load_digits_classifier(digits_classifier, device=device)
+
+    # one probe batch fixes the generated resolution before the real data is built
+    if isinstance(model, nn.Module):
+        model.to(device)
+    gen_iter = _generated_batches(model, n, batch_size, seed, device)
+    first = select_frames(next(gen_iter), frames, stride)
+    gen_resolution = int(first.shape[-2])
+    resolution = resolution or gen_resolution
+
+    protocol: dict[str, Any] = {
+        "metrics": metrics,
+        "n_generated": n,
+        "n_real": n_real,
+        "frames": frames,
+        "stride": stride,
+        "resolution": resolution,
+        "generated_shape": list(first.shape[1:]),
+        "generated_seeds": f"model.sample(batch_size, seed={seed} + batch index)",
+        "batch_size": batch_size,
+        "seed": seed,
+        "model": _model_description(model),
+        "vganzoo_version": __version__,
+        "torch_version": torch.__version__,
+        "device": str(device),
+        "machine": platform.machine(),
+    }
+    if video_extractor is not None:
+        protocol["extractor"] = video_extractor.describe()
+        protocol["resize"] = video_extractor.protocol.get("resize", "none")
+    if scorer is not None:
+        protocol["digits_classifier"] = scorer.describe()
+        protocol.setdefault("resize", "digits classifier: gray, bilinear antialiased to 32x32")
+    if "is" in metrics:
+        protocol["is_splits"] = splits
+
+    # cached real statistics
+    cached = None
+    stats_protocol: dict[str, Any] = {}
+    if real_stats is not None:
+        stats_protocol = {"metric": "fvd", "extractor_sha256": video_extractor.sha256, "frames": frames, "stride": stride, "resolution": resolution, "data": None if data is None else str(data)}
+        if os.path.exists(real_stats):
+            cached = FeatureStats.load(real_stats)
+            diffs = [f"{k}: cached {cached.protocol.get(k)!r} vs now {stats_protocol[k]!r}" for k in STATS_PROTOCOL_KEYS if cached.protocol.get(k) != stats_protocol[k]]
+            if diffs:
+                raise ValueError(f"real statistics {real_stats} were made with another protocol ({'; '.join(diffs)})")
+            if cached.n < 2:
+                raise ValueError(f"real statistics {real_stats} hold N={cached.n} < 2")
+            protocol["real_stats"] = {"path": os.fspath(real_stats), "n": cached.n, "data": cached.protocol.get("data")}
+            protocol["n_real"] = n_real = cached.n
+        elif data is None:
+            raise FileNotFoundError(f"real statistics file not found: {real_stats}")
+
+    accumulators: list[Any] = []
+    if "fvd" in metrics:
+        accumulators.append(_FrechetMetric("fvd", video_extractor, protocol["extractor"], cached))
+    if "is" in metrics:
+        accumulators.append(_InceptionMetric(video_extractor, splits))
+    digits_metric = None
+    if scorer is not None:
+        digits_metric = _DigitsMetric(scorer, "fvd-digits" in metrics, "consistency" in metrics)
+        accumulators.append(digits_metric)
+
+    real_sets: list[tuple[str, int]] = []
+    if data is not None and (cached is None or "is" in metrics or digits_metric is not None):
+        real_sets.append(("real", 0))
+    if "fvd-digits" in metrics:
+        real_sets.append(("real2", n_real))
+
+    bar = _Progress(n + n_real * len(real_sets), progress)
+    try:
+        with torch.no_grad():
+            batch: torch.Tensor | None = first
+            while batch is not None:
+                for acc in accumulators:
+                    acc.add(batch, "generated")
+                bar.update(batch.shape[0], "generated")
+                nxt = next(gen_iter, None)
+                batch = None if nxt is None else select_frames(nxt, frames, stride)
+            if real_sets:
+                source, description, used_split = _real_dataset(data, resolution=resolution, frames=frames, stride=stride, seed=seed, split=split, length=n_real * len(real_sets))
+                protocol["data"] = description
+                if used_split is not None:
+                    protocol["data_split"] = used_split
+                for which, start in real_sets:
+                    for videos in _real_batches(source, start, n_real, batch_size, frames, stride, device):
+                        if tuple(videos.shape[-2:]) != tuple(first.shape[-2:]):
+                            raise ValueError(f"real clips are {tuple(videos.shape[-2:])} but generated clips {tuple(first.shape[-2:])}; set resolution to match")
+                        for acc in accumulators:
+                            if which == "real" and isinstance(acc, _FrechetMetric) and not acc.needs_real:
+                                continue
+                            acc.add(videos, which)
+                        bar.update(videos.shape[0], which)
+    finally:
+        bar.close()
+
+    scores: dict[str, Any] = {}
+    real_scores: dict[str, Any] = {}
+    for acc in accumulators:
+        s, r = acc.result()
+        scores.update(s)
+        real_scores.update(r)
+    if "fvd-digits" in metrics:
+        real_scores["fvd_digits_note"] = "real vs real: two disjoint real sets of N each (the floor of the estimate at this N)"
+
+    if real_stats is not None and cached is None:
+        stats = next(acc.real for acc in accumulators if isinstance(acc, _FrechetMetric))
+        stats.save(real_stats, {**stats_protocol, "n": stats.n, "data_split": protocol.get("data_split"), "vganzoo_version": __version__})
+        protocol["real_stats"] = {"path": os.fspath(real_stats), "n": stats.n, "written": True}
+    return {"scores": _jsonable(scores), "real_scores": _jsonable(real_scores), "protocol": _jsonable(protocol)}
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, (np.floating, np.integer)):
+        return obj.item()
+    if isinstance(obj, torch.Tensor):
+        return obj.tolist()
+    return obj
+
+
+def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[str, Any] | None = None) -> Any:
+    """The model to evaluate.
+
+    ``vganzoo.load(name_or_dir)`` (a pretrained ``arch.tag`` or a ``save_pretrained`` folder); with
+    ``random_weights`` the same architecture with random weights instead (the baseline a trained
+    model must beat): for ``arch.tag`` the weight set's config is used when it can be read, else
+    ``vganzoo.create(arch, **config)``. ``config`` overrides keywords of the random model. Never
+    falls back to random weights unless asked.
+    """
+    import vganzoo
+
+    overrides = dict(config or {})
+    if not random_weights:
+        if overrides:
+            raise ValueError("config overrides apply to --random-weights models only")
+        try:
+            return vganzoo.load(name_or_dir)
+        except NotImplementedError as exc:
+            raise ValueError(f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to evaluate random weights") from exc
+    if os.path.isdir(name_or_dir) or "." in name_or_dir:
+        try:
+            pretrained_config = dict(vganzoo.load(name_or_dir).config)
+        except (NotImplementedError, LookupError, ValueError, OSError):  # weights unavailable: architecture defaults below
+            pretrained_config = {}
+        if pretrained_config.get("model"):
+            arch = pretrained_config.pop("model")
+            return vganzoo.create(arch, **{**pretrained_config, **overrides})
+        if os.path.isdir(name_or_dir):
+            raise ValueError(f"--random-weights: cannot read the model config in folder {name_or_dir!r}")
+    return vganzoo.create(name_or_dir.split(".", 1)[0], **overrides)
