@@ -504,3 +504,13 @@ def test_export_uses_the_hubs_save_pretrained(tmp_path, monkeypatch):
         }
     ]
     assert result.export_dir == tmp_path / "run" / "model"
+
+
+def test_a_failing_sample_grid_does_not_end_the_run(tmp_path, monkeypatch):
+    def save_video(videos, path, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setitem(sys.modules, "vganzoo.io", types.SimpleNamespace(save_video=save_video))
+    with pytest.warns(UserWarning, match="could not write .*disk full"):
+        _, result = fit("toy-gan", tmp_path / "run", 2, sample_every=1)
+    assert result.status == "completed" and result.step == 2
