@@ -69,7 +69,7 @@ def trainer_step(model, dataset, args, tmp: str):
         checkpoint_every=0,
         tensorboard=False,
         num_samples=0,
-        device="cpu",
+        device=args.device,
     )
     trainer = Trainer(model, dataset, config)
     trainer.fit()  # warm-up iterations (and the end-of-run checkpoint and export, untimed)
@@ -87,6 +87,8 @@ def bare_step(model, dataset, args):
         r: (recipe["discriminator_batch_size"] or {}).get(r, recipe["batch_size"])
         for r in model.discriminators
     }
+    model.to(args.device)
+    videos = dataset.videos.to(args.device)
     g, ds = model.generator, model.discriminators
     opt_g = torch.optim.Adam(g.parameters(), lr=1e-4)
     opt_d = {r: torch.optim.Adam(d.parameters(), lr=1e-4) for r, d in ds.items()}
@@ -94,12 +96,12 @@ def bare_step(model, dataset, args):
     n_max = max(sizes.values())
 
     def fake(n: int) -> torch.Tensor:
-        return g(**g.sample_latents(n, generator=gen))
+        return g(**{k: v.to(args.device) for k, v in g.sample_latents(n, generator=gen).items()})
 
     def step() -> None:
         for role, d in ds.items():
             n = sizes[role]
-            real = dataset.videos[:n]
+            real = videos[:n]
             with torch.no_grad():
                 f = fake(n)
             loss = F.softplus(-d(real).logits).mean() + F.softplus(d(f).logits).mean()
@@ -117,13 +119,16 @@ def bare_step(model, dataset, args):
     return step
 
 
-def interleaved_rates(first, second, steps: int) -> tuple[float, float]:
+def interleaved_rates(first, second, steps: int, device: str = "cpu") -> tuple[float, float]:
     """Iterations/s of two step functions timed alternately, so both see the same machine load."""
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
     spent = [0.0, 0.0]
     for _ in range(steps):
         for k, fn in enumerate((first, second)):
+            sync()
             start = time.perf_counter()
             fn()
+            sync()
             spent[k] += time.perf_counter() - start
     return steps / spent[0], steps / spent[1]
 
@@ -141,6 +146,7 @@ def main() -> None:
     p.add_argument("--frames", type=int, default=None)
     p.add_argument("--width", type=float, default=None)
     p.add_argument("--dataset-size", type=int, default=32)
+    p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
     args = p.parse_args()
     if args.threads:
@@ -149,12 +155,14 @@ def main() -> None:
         sys.path.insert(0, str(ROOT / "examples" / "plugin-example"))
         import vganzoo_toy.models  # noqa: F401
 
+    if torch.device(args.device).type == "cuda":
+        where = torch.cuda.get_device_name()
+    else:
+        where = f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
     names = vganzoo.list_models(args.models)
     if args.plugin_example and "toy-gan" not in names:
         names.append("toy-gan")
-    print(
-        f"# training throughput, CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}"
-    )
+    print(f"# training throughput on {where}, torch {torch.__version__}")
     print(
         f"# timed {args.steps} iterations after {args.warmup} warm-up; overrides: resolution={args.resolution} frames={args.frames} width={args.width} batch={args.batch_size}"
     )
@@ -163,7 +171,7 @@ def main() -> None:
     for name in names:
         try:
             model, dataset = build(name, args)
-        except Exception as exc:  # a model that cannot be built at these settings is reported, not fatal
+        except Exception as exc:  # noqa: BLE001  (a model that cannot be built at these settings is reported, not fatal)
             print(f"| {name} | - | - | skipped: {type(exc).__name__}: {exc} | | |")
             continue
         from vganzoo.train.config import resolve_recipe
@@ -176,7 +184,10 @@ def main() -> None:
         bare_model, bare_data = build(name, args)
         with tempfile.TemporaryDirectory() as tmp:
             rate, bare = interleaved_rates(
-                trainer_step(model, dataset, args, tmp), bare_step(bare_model, bare_data, args), args.steps
+                trainer_step(model, dataset, args, tmp),
+                bare_step(bare_model, bare_data, args),
+                args.steps,
+                args.device,
             )
         print(f"| {name} | {batches} | {recipe['d_steps']} | {rate:.2f} | {bare:.2f} | {rate / bare:.2f} |")
 

@@ -17,6 +17,16 @@ from vganzoo.train import TrainConfig, Trainer, TrainingDiverged, apply_override
 from vganzoo.train import checkpoint as ckpt
 from vganzoo.train.data import IndexStream
 
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny tensors on a shared 2-core box: intra-op threads only contend (30x slower here)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 QUIET = {"progress": False, "log_every": 1, "sample_every": 0, "tensorboard": False}
 
 
@@ -504,3 +514,45 @@ def test_export_uses_the_hubs_save_pretrained(tmp_path, monkeypatch):
         }
     ]
     assert result.export_dir == tmp_path / "run" / "model"
+
+
+def test_a_failing_sample_grid_does_not_end_the_run(tmp_path, monkeypatch):
+    def save_video(videos, path, **kw):
+        raise OSError("disk full")
+
+    monkeypatch.setitem(sys.modules, "vganzoo.io", types.SimpleNamespace(save_video=save_video))
+    with pytest.warns(UserWarning, match="could not write .*disk full"):
+        _, result = fit("toy-gan", tmp_path / "run", 2, sample_every=1)
+    assert result.status == "completed" and result.step == 2
+
+
+class EpochRecorder(h.SyntheticVideos):
+    """Item i of epoch e is shifted by e, so a wrong epoch shows in the data."""
+
+    epoch = 0
+
+    def set_epoch(self, epoch):
+        self.epoch = epoch
+
+    def __getitem__(self, i):
+        item = super().__getitem__(i)
+        return {
+            "video": item["video"] + self.epoch,
+            "label": item["label"],
+            "epoch": torch.tensor(self.epoch),
+        }
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_datasets_with_set_epoch_see_the_epoch_of_each_item(workers):
+    from vganzoo.train.data import BatchLoader
+
+    loader = BatchLoader(EpochRecorder(5), IndexStream(5, seed=2), plan=[3], num_workers=workers)
+    batches = [loader.next_batch(3) for _ in range(4)]
+    assert torch.cat([b["epoch"] for b in batches]).tolist() == [0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 2, 2]
+    # a loader restarted mid-epoch (as after a resume) gives the same items
+    stream = IndexStream(5, seed=2)
+    stream.load_state({"epoch": 1, "offset": 1})
+    again = BatchLoader(EpochRecorder(5), stream, plan=[3], num_workers=workers).next_batch(3)
+    assert torch.equal(again["video"], torch.cat([b["video"] for b in batches])[6:9])
+    loader.close()

@@ -6,8 +6,6 @@ import sys
 from pathlib import Path
 
 import torch
-
-torch.set_num_threads(1)  # tiny tensors on a shared 2-core box: threads only contend
 from torch import nn
 
 import vganzoo

@@ -50,7 +50,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         const=True,
         default=False,
         metavar="CHECKPOINT",
-        help="continue the newest checkpoint in --out (or the given checkpoint file)",
+        help="continue the newest checkpoint in --out (or the given checkpoint file; put --resume after MODEL)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")

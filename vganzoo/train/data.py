@@ -66,11 +66,15 @@ class IndexStream:
 
     def take(self, k: int) -> list[int]:
         """The next ``k`` indices (continuing into the next epoch when this one runs out)."""
-        out: list[int] = []
+        return [index for _epoch, index in self.take_keyed(k)]
+
+    def take_keyed(self, k: int) -> list[tuple[int, int]]:
+        """The next ``k`` ``(epoch, index)`` pairs."""
+        out: list[tuple[int, int]] = []
         while len(out) < k:
             indices = self.epoch_indices(self.epoch)
             chunk = indices[self.offset : self.offset + (k - len(out))]
-            out.extend(chunk)
+            out.extend((self.epoch, index) for index in chunk)
             self.offset += len(chunk)
             if self.offset >= len(indices):
                 self.epoch, self.offset = self.epoch + 1, 0
@@ -94,16 +98,37 @@ class IndexStream:
         )
 
 
+class _EpochAware(Dataset):
+    """``dataset[(epoch, index)]``: calls ``dataset.set_epoch(epoch)`` first when it has one
+    (VideoFolder draws random clip starts from ``(seed, epoch, index)``), so an item is the
+    same whether it is loaded here or in a worker, before or after a resume."""
+
+    def __init__(self, dataset: Dataset) -> None:
+        self.dataset = dataset
+        self.set_epoch = getattr(dataset, "set_epoch", None)
+        self.epoch: int | None = None
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, key: tuple[int, int]) -> Any:
+        epoch, index = key
+        if self.set_epoch is not None and epoch != self.epoch:
+            self.set_epoch(epoch)
+            self.epoch = epoch
+        return self.dataset[index]
+
+
 class _PlannedBatches:
     """Index lists in the order the trainer will ask for them (a DataLoader batch_sampler)."""
 
     def __init__(self, stream: IndexStream, sizes: Sequence[int]) -> None:
         self.stream, self.sizes = stream, list(sizes)
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
         while True:
             for size in self.sizes:
-                yield self.stream.take(size)
+                yield self.stream.take_keyed(size)
 
 
 def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
@@ -131,13 +156,13 @@ class BatchLoader:
         num_workers: int = 0,
         pin_memory: bool = False,
     ) -> None:
-        self.dataset, self.stream, self.plan = dataset, stream, list(plan)
+        self.dataset, self.stream, self.plan = _EpochAware(dataset), stream, list(plan)
         self.num_workers = num_workers
         self._iterator: Iterator[dict[str, Any]] | None = None
         self._position = 0
         if num_workers > 0:
             loader = DataLoader(
-                dataset,
+                self.dataset,
                 batch_sampler=_PlannedBatches(stream.clone(), self.plan),
                 num_workers=num_workers,
                 collate_fn=_collate,
@@ -148,7 +173,7 @@ class BatchLoader:
 
     def next_batch(self, size: int) -> dict[str, Any]:
         if self._iterator is None:
-            return _collate([self.dataset[i] for i in self.stream.take(size)])
+            return _collate([self.dataset[key] for key in self.stream.take_keyed(size)])
         expected = self.plan[self._position % len(self.plan)]
         if size != expected:
             raise RuntimeError(f"BatchLoader: asked for a batch of {size}, the prefetch plan has {expected}")

@@ -625,13 +625,26 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     # files
     # ------------------------------------------------------------------------------------------
-    def _prepare_run_dir(self) -> None:
-        resuming = bool(self.config.resume)
+    def _on_main(self, what: str, fn: Callable[[], Any]) -> None:
+        """Run ``fn`` on rank 0 only; if it fails there, every rank raises (none waits forever)."""
+        error: BaseException | None = None
         if self.is_main:
-            if not resuming and ckpt.list_checkpoints(self.checkpoint_dir):
-                raise ValueError(
-                    f"out: {str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
-                )
+            try:
+                fn()
+            except Exception as exc:  # noqa: BLE001  (re-raised below, on every rank)
+                error = exc
+        if distributed.all_reduce_any(error is not None, self.device):
+            if error is not None:
+                raise error
+            raise RuntimeError(f"{what} failed on rank 0; see its error")
+
+    def _prepare_run_dir(self) -> None:
+        if not self.config.resume and ckpt.list_checkpoints(self.checkpoint_dir):
+            raise ValueError(
+                f"out: {str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
+            )
+
+        def write() -> None:
             for sub in ("checkpoints", "samples", "logs"):
                 (self.run_dir / sub).mkdir(parents=True, exist_ok=True)
             ckpt.remove_stale_temp_files(self.checkpoint_dir)
@@ -645,7 +658,8 @@ class Trainer:
             ckpt.atomic_write_bytes(
                 self.run_dir / "config.json", (json.dumps(info, indent=2, default=str) + "\n").encode()
             )
-        distributed.barrier()
+
+        self._on_main("creating the run folder", write)
 
     def _resume_if_asked(self) -> None:
         resume = self.config.resume
@@ -670,15 +684,16 @@ class Trainer:
             print(f"resumed from {path} at iteration {self.step}")
 
     def _save_checkpoint(self) -> None:
-        if self.is_main:
+        path = ckpt.checkpoint_path(self.checkpoint_dir, self.step)
+
+        def write() -> None:
             tensors, state = self.state_tensors_and_meta()
-            path = ckpt.save_checkpoint(ckpt.checkpoint_path(self.checkpoint_dir, self.step), tensors, state)
-            self.last_checkpoint = path
+            ckpt.save_checkpoint(path, tensors, state)
             for _step, old in ckpt.list_checkpoints(self.checkpoint_dir)[: -self.config.keep_checkpoints]:
                 old.unlink(missing_ok=True)
-        else:
-            self.last_checkpoint = ckpt.checkpoint_path(self.checkpoint_dir, self.step)
-        distributed.barrier()
+
+        self._on_main("saving a checkpoint", write)
+        self.last_checkpoint = path
 
     def _prepare_metrics_log(self) -> None:
         """On resume, drop log lines from iterations after the checkpoint (they will be redone)."""
@@ -731,20 +746,22 @@ class Trainer:
         sample = getattr(self.model, "sample", None)
         if sample is None:
             return
-        videos = sample(self.config.num_samples, seed=self.config.sample_seed, device=self.device)
-        save_video(videos.float().cpu(), self.run_dir / "samples" / f"step_{self.step:08d}.gif")
+        path = self.run_dir / "samples" / f"step_{self.step:08d}.gif"
+        try:
+            videos = sample(self.config.num_samples, seed=self.config.sample_seed, device=self.device)
+            save_video(videos.float().cpu(), path)
+        except (OSError, ValueError, RuntimeError) as exc:  # a failed preview must not end the run
+            warnings.warn(f"samples: could not write {path}: {exc}", stacklevel=2)
 
     def _export(self) -> Path | None:
         """Write the final model as a save_pretrained folder (rank 0)."""
         target = self.run_dir / "model"
-        if self.is_main:
-            metadata = {"steps": self.step, "seed": self.config.seed}
-            if "data" in self.run_info:
-                metadata["dataset"] = str(self.run_info["data"])
-            if "command" in self.run_info:
-                metadata["training_command"] = str(self.run_info["command"])
-            export_model(self.model, target, metadata=metadata)
-        distributed.barrier()
+        metadata: dict[str, Any] = {"steps": self.step, "seed": self.config.seed}
+        if "data" in self.run_info:
+            metadata["dataset"] = str(self.run_info["data"])
+        if "command" in self.run_info:
+            metadata["training_command"] = str(self.run_info["command"])
+        self._on_main("exporting the model", lambda: export_model(self.model, target, metadata=metadata))
         return target
 
     def _install_signal_handlers(self) -> Callable[[], None]:
