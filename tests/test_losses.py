@@ -85,7 +85,7 @@ def test_r1_linear_critic():
     assert r1.item() == pytest.approx(0.5 * 2.0 * 9.0, rel=1e-5)
 
 
-def test_singular_value_clip_reference():
+def test_singular_value_clip_against_svd():
     torch.manual_seed(0)
     conv = nn.Conv3d(3, 4, 2)
     with torch.no_grad():
@@ -97,7 +97,7 @@ def test_singular_value_clip_reference():
     model = nn.Sequential(conv, bn)
     before = torch.linalg.svdvals(conv.weight.detach().reshape(4, -1))
     assert before.max() > 1.5
-    losses._singular_value_clip_reference_(model, max_value=1.0)
+    losses.singular_value_clip_(model, max_value=1.0)
     after = torch.linalg.svdvals(conv.weight.detach().reshape(4, -1))
     expected = before.clamp(max=1.0)
     assert torch.allclose(after, expected, atol=1e-5)

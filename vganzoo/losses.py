@@ -143,40 +143,15 @@ def r1_penalty(critic: Critic, real: torch.Tensor, *, weight: float = 1.0) -> to
     return 0.5 * weight * _per_sample_grad_norm_sq(critic, real).mean()
 
 
-@torch.no_grad()
-def _singular_value_clip_reference_(module: nn.Module, max_value: float = 1.0) -> None:
-    """TGAN's clipping, used when :mod:`vganzoo.nn.svc` is not available.
-
-    Every parameter named ``weight`` with 4 or more dims (conv kernels) is viewed as
-    ``(out, -1)``, decomposed ``W = U S V^T`` and rebuilt with ``S`` clipped to ``max_value``;
-    every batch-norm scale ``gamma`` is clipped to ``[0.01 sigma, sigma]`` with
-    ``sigma = sqrt(running_var)``.
-    """
-    bn_low_fraction = 0.01
-    for sub in module.modules():
-        weight = getattr(sub, "weight", None)
-        if isinstance(sub, nn.modules.batchnorm._NormBase):
-            if isinstance(weight, torch.Tensor) and sub.running_var is not None:
-                sigma = sub.running_var.sqrt()
-                weight.copy_(torch.maximum(torch.minimum(weight, sigma), bn_low_fraction * sigma))
-            continue
-        if isinstance(weight, nn.Parameter) and weight.ndim >= 4:
-            matrix = weight.reshape(weight.shape[0], -1).double()
-            u, s, vh = torch.linalg.svd(matrix, full_matrices=False)
-            weight.copy_(((u * s.clamp(max=max_value)) @ vh).reshape(weight.shape).to(weight.dtype))
-
-
-def singular_value_clip_(module: nn.Module, max_value: float = 1.0) -> None:
+def singular_value_clip_(module: nn.Module, max_value: float = 1.0) -> int:
     """Clip the singular values of ``module``'s conv weights to ``max_value`` in place (TGAN).
 
-    Uses ``vganzoo.nn.svc.singular_value_clip_`` when the nn layer provides it, else the
-    reference implementation here (same rule; see ``_singular_value_clip_reference_``).
+    The one implementation lives in :func:`vganzoo.nn.svc.singular_value_clip_`; this name keeps
+    the regulariser beside the other losses.
     """
-    try:
-        from .nn.svc import singular_value_clip_ as clip_
-    except ImportError:
-        clip_ = _singular_value_clip_reference_
-    clip_(module, max_value=max_value)
+    from .nn.svc import singular_value_clip_ as clip_
+
+    return clip_(module, max_value=max_value)
 
 
 def content_l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -138,7 +138,7 @@ def _ensure_builtins() -> None:
         if _builtins_loaded:
             return
         _builtins_loaded = True
-        from . import models  # noqa: F401  (imports every built-in family file)
+        from . import losses, models  # noqa: F401  (importing them registers every built-in)
 
 
 def _check_json(config: Mapping[str, Any], what: str) -> None:
