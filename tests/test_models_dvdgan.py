@@ -228,7 +228,6 @@ def test_spatial_discriminator_frame_choice():
         ({"num_classes": -1}, "num_classes"),
         ({"sampled_frames": 0}, "sampled_frames"),
         ({"discriminators": []}, "discriminators"),
-        ({"discriminators": ["dvdgan/temporal", "vgan/video"]}, "role"),
     ],
 )
 def test_config_errors(overrides, match):
@@ -248,6 +247,9 @@ def test_discriminators_can_be_mixed():
         "dvdgan", resolution=32, frames=16, width=TINY, discriminators=["dvdgan/spatial", "vgan/video"]
     )
     assert set(model.discriminators) == {"image", "video"}
+    # two discriminators of one role both stay, the second under a suffixed role (models/common.py)
+    both = vganzoo.create("dvdgan", resolution=32, frames=16, width=TINY, discriminators=["dvdgan/temporal", "vgan/video"])
+    assert set(both.discriminators) == {"video", "video_2"}
     videos = model.sample(1, seed=0)
     assert model.discriminator("video")(videos).logits.shape == (1,)
     with pytest.raises(InvalidConfigError, match="vgan/video"):  # VGAN's D is unconditional
