@@ -21,12 +21,7 @@ namespace vganzoo {
 namespace cpu {
 namespace {
 
-enum class Path { Empty, OneDnnFused, OneDnnFusedChannelsLast, AtenEpilogue };
-
-// Input channels at or below which a contiguous float32 input is run channels-last through oneDNN
-// (the 3-channel first layers: oneDNN's channels-last kernels are much faster there; measured in
-// benchmarks/bench_ops.py).
-constexpr int64_t kSmallInputChannels = 4;
+enum class Path { Empty, OneDnnFused, OneDnnFusedChannelsLast, AtenEpilogue, GemmTransposeEpilogue };
 
 const c10::OperatorHandle* find_op(const char* name) {
   auto handle = c10::Dispatcher::singleton().findSchema({name, ""});
@@ -46,8 +41,7 @@ const c10::OperatorHandle* onednn_conv_transpose() {
 
 // Developer override for benchmarking the paths against each other: "aten", "onednn", "onednn_cl".
 const char* forced_strategy() {
-  static const char* value = std::getenv("VGANZOO_CPU_STRATEGY");
-  return value;
+  return std::getenv("VGANZOO_CPU_STRATEGY");  // read per call so a benchmark can switch it
 }
 
 struct Plan {
@@ -64,20 +58,34 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x) {
     if (std::strcmp(forced, "aten") == 0 || !onednn_ok) return {Path::AtenEpilogue, "forced by VGANZOO_CPU_STRATEGY"};
     if (std::strcmp(forced, "onednn_cl") == 0) return {Path::OneDnnFusedChannelsLast, "forced by VGANZOO_CPU_STRATEGY"};
     if (std::strcmp(forced, "onednn") == 0) return {Path::OneDnnFused, "forced by VGANZOO_CPU_STRATEGY"};
+    if (std::strcmp(forced, "gemm") == 0 && g.transposed && g.groups == 1) {
+      return {Path::GemmTransposeEpilogue, "forced by VGANZOO_CPU_STRATEGY"};
+    }
   }
   if (!onednn_ok) {
     return {Path::AtenEpilogue, x.scalar_type() == at::kFloat ? "oneDNN fused convolution unavailable in this torch"
                                                               : "dtype is not float32 (oneDNN fused path is float32 only)"};
   }
   if (g.transposed) {
-    int64_t in_spatial = g.in[0] * g.in[1] * g.in[2];
-    if (in_spatial == 1) return {Path::AtenEpilogue, "1x1x1 input: ATen's GEMM-based transposed convolution is faster"};
-    return {input_cl ? Path::OneDnnFused : Path::OneDnnFusedChannelsLast, "oneDNN transposed convolution + post-op"};
+    // ATen's GEMM + col2im transposed convolution beats oneDNN where the GEMM is tall and thin:
+    // a 1x1x1 input (the generator's first layer) or a single output channel (VGAN's mask head).
+    // Measured on the zoo's layers in benchmarks/bench_ops.py (--strategies).
+    const int64_t in_spatial = g.in[0] * g.in[1] * g.in[2];
+    const bool gemm_ok = g.groups == 1 && !input_cl;
+    if (gemm_ok && in_spatial == 1) {
+      return {Path::GemmTransposeEpilogue, "1x1x1 input: GEMM + col2im transposed convolution, then bias/act pass"};
+    }
+    if (gemm_ok && g.c_out == 1) {
+      return {Path::GemmTransposeEpilogue, "one output channel: GEMM + col2im transposed convolution, then bias/act pass"};
+    }
+    for (int d = 0; d < 3; ++d) {
+      if (g.out_pad[d] >= g.stride[d]) {
+        return {Path::AtenEpilogue, "output_padding >= stride is not supported by oneDNN's deconvolution"};
+      }
+    }
+    return {Path::OneDnnFused, "oneDNN transposed convolution + post-op"};
   }
   if (input_cl) return {Path::OneDnnFused, "oneDNN convolution + post-op on the channels_last_3d input"};
-  if (g.c_in / g.groups <= kSmallInputChannels) {
-    return {Path::OneDnnFusedChannelsLast, "few input channels: oneDNN channels-last convolution + post-op"};
-  }
   return {Path::OneDnnFused, "oneDNN convolution + post-op"};
 }
 
@@ -87,6 +95,7 @@ const char* path_name(Path p) {
     case Path::OneDnnFused: return "onednn_fused";
     case Path::OneDnnFusedChannelsLast: return "onednn_fused_channels_last";
     case Path::AtenEpilogue: return "aten_conv+bias_act_pass";
+    case Path::GemmTransposeEpilogue: return "gemm_col2im_transpose+bias_act_pass";
   }
   return "?";
 }
@@ -138,9 +147,20 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
     case Path::Empty:
       return at::empty(output_sizes(g), x.options().memory_format(output_memory_format(x)));
     case Path::OneDnnFused:
-      return run_onednn(g, x, weight, bias, act, negative_slope, false);
     case Path::OneDnnFusedChannelsLast:
-      return run_onednn(g, x, weight, bias, act, negative_slope, true);
+      try {
+        return run_onednn(g, x, weight, bias, act, negative_slope, plan.path == Path::OneDnnFusedChannelsLast);
+      } catch (const c10::Error&) {
+        // oneDNN rejects a few exotic geometries at primitive creation: compute them through ATen.
+        break;
+      }
+    case Path::GemmTransposeEpilogue: {
+      at::Tensor y = at::slow_conv_transpose3d(x.contiguous(), weight.contiguous(), at::IntArrayRef(g.k, 3),
+                                               std::nullopt, at::IntArrayRef(g.stride, 3), at::IntArrayRef(g.pad, 3),
+                                               at::IntArrayRef(g.out_pad, 3), at::IntArrayRef(g.dil, 3));
+      bias_act_(y, bias, act, negative_slope);
+      return y;
+    }
     case Path::AtenEpilogue:
       break;
   }

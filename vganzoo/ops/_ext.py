@@ -6,7 +6,6 @@ the plain-PyTorch reference and a single warning says so on first use.
 
 from __future__ import annotations
 
-import functools
 import warnings
 
 import torch
@@ -14,9 +13,7 @@ import torch
 OPS = ("conv3d_bias_act", "conv_transpose3d_bias_act", "explain")
 
 
-@functools.lru_cache(maxsize=None)
-def load_error() -> str | None:
-    """None if ``vganzoo._C`` loaded (its operators registered), else the reason it did not."""
+def _load() -> str | None:
     try:
         from .. import _C  # noqa: F401  (importing registers torch.ops.vganzoo.*)
     except ImportError as exc:
@@ -26,20 +23,28 @@ def load_error() -> str | None:
     return None
 
 
+# Resolved once at import (loading a shared object compiles nothing) so that torch.compile sees
+# plain constants rather than tracing the lookups.
+LOAD_ERROR: str | None = _load()
+KERNELS: dict[str, bool] = {
+    dev: LOAD_ERROR is None and torch._C._dispatch_has_kernel_for_dispatch_key("vganzoo::conv3d_bias_act", key)
+    for dev, key in (("cpu", "CPU"), ("cuda", "CUDA"))
+}
+
+
+def load_error() -> str | None:
+    """None if ``vganzoo._C`` loaded (its operators registered), else the reason it did not."""
+    return LOAD_ERROR
+
+
 def available() -> bool:
     """True if the compiled operators are registered."""
-    return load_error() is None
+    return LOAD_ERROR is None
 
 
-@functools.lru_cache(maxsize=None)
 def has_kernel(device_type: str) -> bool:
     """True if the extension has a kernel for `device_type` ("cpu", "cuda")."""
-    if not available():
-        return False
-    key = {"cpu": "CPU", "cuda": "CUDA"}.get(device_type)
-    if key is None:
-        return False
-    return torch._C._dispatch_has_kernel_for_dispatch_key("vganzoo::conv3d_bias_act", key)
+    return KERNELS.get(device_type, False)
 
 
 _warned: set[str] = set()
