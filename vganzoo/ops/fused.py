@@ -26,9 +26,14 @@ def _env_impl() -> str:
     return os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
 
 
-@torch.compiler.assume_constant_result
 def _resolve_env_impl() -> str:
     return _env_impl()
+
+
+# What torch.compiler.assume_constant_result does (torch/_dynamo/decorators.py), set directly so that
+# importing vganzoo does not import torch._dynamo (seconds): under torch.compile the environment is
+# read once at trace time instead of being traced.
+_resolve_env_impl._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
 def resolve_impl(impl: str | None, device_type: str) -> str:
@@ -48,6 +53,14 @@ def resolve_impl(impl: str | None, device_type: str) -> str:
     return "ref"
 
 
+def _check_tensor_types(x, weight, bias) -> None:
+    for name, t in (("x", x), ("weight", weight)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if bias is not None and not isinstance(bias, torch.Tensor):
+        raise TypeError(f"bias must be a torch.Tensor or None, got {type(bias).__name__}")
+
+
 def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntOr3 = 1,
                     padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, activation: str = "none",
                     negative_slope: float = 0.2, *, impl: str | None = None) -> torch.Tensor:
@@ -59,8 +72,11 @@ def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     """
     stride, padding, dilation = triple(stride, "stride"), triple(padding, "padding"), triple(dilation, "dilation")
     check_activation(activation, negative_slope)
-    check_conv_args("conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False)
+    _check_tensor_types(x, weight, bias)
     if resolve_impl(impl, x.device.type) == "ref":
+        # The extension repeats these checks in C++ (same messages and exception types), so the
+        # ext path skips the Python copy: it matters for the small heads, where the op costs < 1 ms.
+        check_conv_args("conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False)
         return conv3d_bias_act_ref(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope)
     return torch.ops.vganzoo.conv3d_bias_act(x, weight, bias, stride, padding, dilation, groups, activation,
                                              float(negative_slope))
@@ -79,9 +95,10 @@ def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch
     stride, padding = triple(stride, "stride"), triple(padding, "padding")
     output_padding, dilation = triple(output_padding, "output_padding"), triple(dilation, "dilation")
     check_activation(activation, negative_slope)
-    check_conv_args("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation, groups,
-                    True)
+    _check_tensor_types(x, weight, bias)
     if resolve_impl(impl, x.device.type) == "ref":
+        check_conv_args("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation,
+                        groups, True)
         return conv_transpose3d_bias_act_ref(x, weight, bias, stride, padding, output_padding, dilation, groups,
                                              activation, negative_slope)
     return torch.ops.vganzoo.conv_transpose3d_bias_act(x, weight, bias, stride, padding, output_padding, dilation,
