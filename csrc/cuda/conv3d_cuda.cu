@@ -16,6 +16,7 @@
 #include <torch/library.h>
 
 #include <limits>
+#include <type_traits>
 #include <string>
 
 #include "common.h"

@@ -53,6 +53,15 @@ def resolve_impl(impl: str | None, device_type: str) -> str:
     return "ref"
 
 
+def _needs_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """False when no gradient can flow: then the op is dispatched straight to its device kernel, skipping
+    the Python autograd wrapper that torch.library.register_autograd installs (tens of microseconds a call,
+    which matters for the small heads). Under torch.compile the normal path is always traced."""
+    if torch.compiler.is_compiling() or not torch.is_grad_enabled():
+        return torch.compiler.is_compiling()
+    return x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+
+
 def _check_tensor_types(x, weight, bias) -> None:
     for name, t in (("x", x), ("weight", weight)):
         if not isinstance(t, torch.Tensor):
@@ -78,8 +87,11 @@ def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         # ext path skips the Python copy: it matters for the small heads, where the op costs < 1 ms.
         check_conv_args("conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False)
         return conv3d_bias_act_ref(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope)
-    return torch.ops.vganzoo.conv3d_bias_act(x, weight, bias, stride, padding, dilation, groups, activation,
-                                             float(negative_slope))
+    args = (x, weight, bias, stride, padding, dilation, groups, activation, float(negative_slope))
+    if _needs_autograd(x, weight, bias):
+        return torch.ops.vganzoo.conv3d_bias_act.default(*args)
+    with torch._C._AutoDispatchBelowADInplaceOrView():
+        return torch.ops.vganzoo.conv3d_bias_act.default(*args)
 
 
 def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -101,8 +113,11 @@ def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch
                         groups, True)
         return conv_transpose3d_bias_act_ref(x, weight, bias, stride, padding, output_padding, dilation, groups,
                                              activation, negative_slope)
-    return torch.ops.vganzoo.conv_transpose3d_bias_act(x, weight, bias, stride, padding, output_padding, dilation,
-                                                       groups, activation, float(negative_slope))
+    args = (x, weight, bias, stride, padding, output_padding, dilation, groups, activation, float(negative_slope))
+    if _needs_autograd(x, weight, bias):
+        return torch.ops.vganzoo.conv_transpose3d_bias_act.default(*args)
+    with torch._C._AutoDispatchBelowADInplaceOrView():
+        return torch.ops.vganzoo.conv_transpose3d_bias_act.default(*args)
 
 
 def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntOr3 = 1,
