@@ -1,27 +1,67 @@
-"""STConv3d / STConvTranspose3d: drop-in nn.Conv3d / nn.ConvTranspose3d with a fused activation
-and optional batch norm. Interface-first version (reference ops only)."""
+"""STConv3d / STConvTranspose3d: drop-in nn.Conv3d / nn.ConvTranspose3d with a fused activation and
+optional batch norm, computed through the fused ops in :mod:`vganzoo.ops`.
+
+Forward paths (x: (N, C_in, T, H, W) -> (N, C_out, T', H', W'), memory format of x kept):
+* no norm:                    one fused op: activation(conv(x) + bias).
+* batch norm, training mode   (or no running statistics): conv(x) + bias through the fused op, then
+                              batch norm, then the activation in place (stats pass + normalise pass +
+                              activation pass; no extra output-sized buffers for the activation).
+* batch norm, eval mode:      the norm is folded into the conv weight and bias
+                              (w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta)
+                              and the whole layer is one fused op.
+Parameter names match nn.Conv3d (`weight`, `bias`) plus `norm` (a BatchNorm3d or None), so state
+dicts are laid out as `<layer>.weight`, `<layer>.bias`, `<layer>.norm.{weight,bias,running_mean,...}`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..ops.reference import apply_activation
+from ..ops._checks import ACTIVATIONS
+
+IntOr3 = int | Sequence[int]
+
+
+def _activation_(y: torch.Tensor, activation: str, negative_slope: float) -> torch.Tensor:
+    """In-place activation (autograd-safe: none of these needs its input for the backward pass)."""
+    if activation == "none":
+        return y
+    if activation == "relu":
+        return F.relu_(y)
+    if activation == "leaky_relu":
+        return F.leaky_relu_(y, negative_slope) if negative_slope > 0 else F.relu_(y)
+    if activation == "tanh":
+        return y.tanh_()
+    return y.sigmoid_()
 
 
 class _STConvBase(nn.Module):
     transposed = False
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
-                 activation="none", negative_slope=0.2, norm=None, norm_eps=1e-5, norm_momentum=0.1, norm_affine=True,
-                 output_padding=0):
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOr3, stride: IntOr3 = 1,
+                 padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, bias: bool = True,
+                 activation: str = "none", negative_slope: float = 0.2, norm: str | None = None,
+                 norm_eps: float = 1e-5, norm_momentum: float | None = 0.1, norm_affine: bool = True,
+                 output_padding: IntOr3 = 0, *, impl: str | None = None):
         super().__init__()
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
+        if activation == "leaky_relu" and negative_slope < 0:
+            raise ValueError(f"negative_slope must be >= 0, got {negative_slope}")
+        if norm not in (None, "batch"):
+            raise ValueError(f"norm must be None or 'batch', got {norm!r}")
+        if impl is not None and impl not in ops.IMPLS:
+            raise ValueError(f"impl must be one of {ops.IMPLS} or None, got {impl!r}")
         conv_cls = nn.ConvTranspose3d if self.transposed else nn.Conv3d
         kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
         if self.transposed:
             kwargs["output_padding"] = output_padding
-        template = conv_cls(in_channels, out_channels, kernel_size, **kwargs)
+        template = conv_cls(in_channels, out_channels, kernel_size, **kwargs)  # validates, initialises like torch
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = template.kernel_size, template.stride, template.padding
         self.dilation, self.groups = template.dilation, groups
@@ -29,32 +69,77 @@ class _STConvBase(nn.Module):
         self.weight = template.weight
         self.bias = template.bias
         self.activation, self.negative_slope = activation, negative_slope
-        if norm not in (None, "batch"):
-            raise ValueError(f"norm must be None or 'batch', got {norm!r}")
-        self.norm = nn.BatchNorm3d(out_channels, eps=norm_eps, momentum=norm_momentum, affine=norm_affine) if norm == "batch" else None
+        self.impl = impl
+        self.norm = (nn.BatchNorm3d(out_channels, eps=norm_eps, momentum=norm_momentum, affine=norm_affine)
+                     if norm == "batch" else None)
 
-    def _conv(self, x, activation):
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str) -> torch.Tensor:
         if self.transposed:
-            return ops.conv_transpose3d_bias_act(x, self.weight, self.bias, self.stride, self.padding, self.output_padding,
-                                                 self.dilation, self.groups, activation, self.negative_slope)
-        return ops.conv3d_bias_act(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups,
-                                   activation, self.negative_slope)
+            return ops.conv_transpose3d_bias_act(x, weight, bias, self.stride, self.padding, self.output_padding,
+                                                 self.dilation, self.groups, activation, self.negative_slope,
+                                                 impl=self.impl)
+        return ops.conv3d_bias_act(x, weight, bias, self.stride, self.padding, self.dilation, self.groups,
+                                   activation, self.negative_slope, impl=self.impl)
+
+    def folded_weight_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias with the (eval-mode) batch norm folded in; differentiable."""
+        norm = self.norm
+        assert norm is not None and norm.running_var is not None and norm.running_mean is not None
+        scale = torch.rsqrt(norm.running_var + norm.eps)
+        if norm.weight is not None:
+            scale = scale * norm.weight
+        bias = -norm.running_mean * scale
+        if self.bias is not None:
+            bias = bias + self.bias * scale
+        if norm.bias is not None:
+            bias = bias + norm.bias
+        w = self.weight
+        if self.transposed:  # (C_in, C_out/g, k...): output channel = group * (C_out/g) + j
+            g = self.groups
+            c_in, c_out_g = w.shape[0], w.shape[1]
+            w = (w.reshape(g, c_in // g, c_out_g, -1) * scale.reshape(g, 1, c_out_g, 1)).reshape(w.shape)
+        else:
+            w = w * scale.reshape(-1, 1, 1, 1, 1)
+        return w.to(self.weight.dtype), bias.to(self.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.norm is None:
-            return self._conv(x, self.activation)
-        return apply_activation(self.norm(self._conv(x, "none")), self.activation, self.negative_slope)
+        norm = self.norm
+        if norm is None:
+            return self._conv(x, self.weight, self.bias, self.activation)
+        if not norm.training and norm.running_mean is not None:
+            weight, bias = self.folded_weight_bias()
+            return self._conv(x, weight, bias, self.activation)
+        y = norm(self._conv(x, self.weight, self.bias, "none"))
+        return _activation_(y, self.activation, self.negative_slope)
 
     def extra_repr(self) -> str:
-        return (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-                f"padding={self.padding}, activation={self.activation!r}")
+        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+             f"padding={self.padding}")
+        if self.transposed and any(self.output_padding):
+            s += f", output_padding={self.output_padding}"
+        if any(d != 1 for d in self.dilation):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        if self.bias is None:
+            s += ", bias=False"
+        return s + f", activation={self.activation!r}"
 
 
 class STConv3d(_STConvBase):
-    """3-D convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W)."""
+    """3-D convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W) -> (N, C_out, T', H', W').
+
+    Drop-in for nn.Conv3d (same arguments and `weight` (C_out, C_in/groups, kT, kH, kW) / `bias`), plus
+    activation ("none" | "relu" | "leaky_relu" | "tanh" | "sigmoid"), negative_slope, norm (None | "batch")
+    with norm_eps / norm_momentum / norm_affine, and impl (None = VGANZOO_OPS_IMPL / "auto", "ext", "ref").
+    """
 
 
 class STConvTranspose3d(_STConvBase):
-    """3-D transposed convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W)."""
+    """3-D transposed convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W).
+
+    Drop-in for nn.ConvTranspose3d (`weight` (C_in, C_out/groups, kT, kH, kW), `output_padding`), with the
+    same extra arguments as STConv3d.
+    """
 
     transposed = True

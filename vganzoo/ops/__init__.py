@@ -1,14 +1,43 @@
-"""Fused spatio-temporal operators (convolution + bias + activation).
+"""Fused spatio-temporal operators: 3-D (transposed) convolution + bias + activation in one op.
 
-Interface-first version: only the plain-PyTorch reference exists yet; the compiled extension
-(`vganzoo._C`) and the implementation switch arrive with the fused-op issue.
+    >>> from vganzoo import ops
+    >>> y = ops.conv3d_bias_act(x, w, b, stride=(1, 2, 2), padding=(0, 1, 1), activation="leaky_relu")
+    >>> ops.explain(x, w, b, stride=(1, 2, 2), padding=(0, 1, 1))   # which code path that call takes
+
+Shapes: x (N, C_in, T, H, W); conv weight (C_out, C_in/groups, kT, kH, kW); transposed-conv weight
+(C_in, C_out/groups, kT, kH, kW); bias (C_out,). float32 / float16 / bfloat16 / float64; contiguous or
+channels_last_3d (the output keeps the input's memory format); N = 0 works.
+
+Implementations (``impl=`` argument, else the environment variable ``VGANZOO_OPS_IMPL``, else "auto"):
+  "ext"  the compiled extension ``vganzoo._C`` (error if it has no kernel for the tensor's device);
+  "ref"  the plain-PyTorch reference (vganzoo.ops.reference);
+  "auto" the extension where it is built for that device, else the reference (warns once).
+Both are differentiable (the extension through ``torch.library.register_autograd``) and work under
+``torch.compile(fullgraph=True)`` (fake kernels through ``torch.library.register_fake``).
 """
 
 from __future__ import annotations
 
-from .reference import ACTIVATIONS, conv3d_bias_act_ref, conv_transpose3d_bias_act_ref
+from ._checks import ACTIVATIONS
+from .fused import (
+    IMPLS,
+    conv3d_bias_act,
+    conv_transpose3d_bias_act,
+    explain,
+    extension_available,
+    resolve_impl,
+)
+from .reference import apply_activation, conv3d_bias_act_ref, conv_transpose3d_bias_act_ref
 
-conv3d_bias_act = conv3d_bias_act_ref
-conv_transpose3d_bias_act = conv_transpose3d_bias_act_ref
-
-__all__ = ["ACTIVATIONS", "conv3d_bias_act", "conv_transpose3d_bias_act"]
+__all__ = [
+    "ACTIVATIONS",
+    "IMPLS",
+    "apply_activation",
+    "conv3d_bias_act",
+    "conv3d_bias_act_ref",
+    "conv_transpose3d_bias_act",
+    "conv_transpose3d_bias_act_ref",
+    "explain",
+    "extension_available",
+    "resolve_impl",
+]

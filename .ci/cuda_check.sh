@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Compile-check the CUDA part of vganzoo on a machine without a GPU (nothing is run).
+#   1. a fresh virtual environment (local disk) with the CUDA build of torch;
+#   2. FORCE_CUDA=1 build of vganzoo._C in a scratch copy of the tree (compile + link only);
+#   3. where bare nvcc exists, `nvcc -Xptxas -v` on the torch-free .cuh kernels (register/spill report),
+#      failing if any kernel spills.
+# Usage: .ci/cuda_check.sh [VENV_DIR]   (default: /tmp/vganzoo-cuda-venv; reused if present)
+# Env: PYTHON (default python3), TORCH_CUDA_SPEC (default torch==2.14.1), TORCH_CUDA_ARCH_LIST (default 9.0).
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="${1:-/tmp/vganzoo-cuda-venv}"
+PYTHON="${PYTHON:-python3}"
+TORCH_SPEC="${TORCH_CUDA_SPEC:-torch==2.14.1}"
+export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
+if [[ -z "${CUDA_HOME:-}" && -d /usr/local/cuda ]]; then export CUDA_HOME=/usr/local/cuda; fi
+NVCC="${CUDA_HOME:+$CUDA_HOME/bin/}nvcc"
+SCRATCH="$(mktemp -d /tmp/vganzoo-cuda-check.XXXXXX)"
+trap 'rm -rf "$SCRATCH"' EXIT
+step() { printf '\n== %s\n' "$*"; }
+
+step "virtual environment $VENV ($TORCH_SPEC)"
+if [[ ! -x "$VENV/bin/python" ]]; then
+  "$PYTHON" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" ninja numpy setuptools wheel pybind11
+"$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda); assert torch.version.cuda, "not a CUDA build of torch"'
+
+step "FORCE_CUDA=1 build of vganzoo._C (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset})"
+# A scratch copy so the developer's in-place CPU build is not clobbered.
+tar -C "$ROOT" --exclude=.git --exclude='build' --exclude='*.so' --exclude='.venv*' -cf - . | tar -C "$SCRATCH" -xf -
+(cd "$SCRATCH" && FORCE_CUDA=1 MAX_JOBS="${MAX_JOBS:-2}" "$VENV/bin/python" setup.py build_ext --inplace \
+   --build-temp "$SCRATCH/build-temp" 2>&1 | grep -Ev '^\s*$' | tail -n 20)
+SO="$(ls "$SCRATCH"/vganzoo/_C*.so)"
+echo "built $SO"
+if ! nm -DC "$SO" | grep -q 'conv3d_igemm_wmma_kernel'; then
+  echo "FAIL: the CUDA kernels are missing from $SO" >&2
+  exit 1
+fi
+echo "CUDA kernels present in the extension"
+
+if command -v "$NVCC" >/dev/null 2>&1; then
+  step "nvcc -Xptxas -v on the .cuh kernels (sm_${TORCH_CUDA_ARCH_LIST%%[ ;]*})"
+  ARCH="sm_$(echo "${TORCH_CUDA_ARCH_LIST%%[ ;]*}" | tr -d '.' | sed 's/+PTX//')"
+  "$NVCC" -std=c++17 -O3 -arch="$ARCH" -I"$ROOT/csrc/cuda" -Xptxas -v -o "$SCRATCH/kernels_check" \
+    "$ROOT/csrc/cuda/harness/kernels_check.cu" 2>&1 | tee "$SCRATCH/ptxas.log" | grep -E 'Compiling|Used|spill'
+  if grep -E '[1-9][0-9]* bytes spill (stores|loads)' "$SCRATCH/ptxas.log"; then
+    echo "FAIL: register spills in the kernels" >&2
+    exit 1
+  fi
+  "$SCRATCH/kernels_check"
+else
+  echo "(no bare nvcc found: skipping the ptxas report)"
+fi
+step "CUDA compile check passed"

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# One-shot GPU verification for vganzoo's CUDA ops (see /work/shared/GPU.md). Under 5 minutes:
+#   1. environment report; 2. in-place build for the card; 3. kernel smoke test + ptxas report;
+#   4. the `cuda` tests; 5. op benchmarks (batch 16 and 64, fp32 and bf16) + a whole video
+#      discriminator fwd+bwd; the markdown table goes to $OUT/gpu_bench.md when OUT is set, printed last.
+# Run from anywhere: benchmarks/gpu_check.sh   (uses `python` on PATH; installs nothing, no network)
+set -uo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+PY="${PYTHON:-python}"
+export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
+export MAX_JOBS="${MAX_JOBS:-16}"
+if [[ -z "${CUDA_HOME:-}" && -d /usr/local/cuda ]]; then export CUDA_HOME=/usr/local/cuda; fi
+TABLE="${OUT:-/tmp}/gpu_bench.md"
+STATUS=0
+step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
+
+step "environment"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv || nvidia-smi || true
+"$PY" -c 'import sys, torch; print("python", sys.version.split()[0]); print("torch", torch.__version__, "CUDA", torch.version.cuda, "GPU", torch.cuda.is_available() and torch.cuda.get_device_name())'
+echo "nvcc: $(command -v nvcc || echo none)  CUDA_HOME=${CUDA_HOME:-unset}  TORCH_CUDA_ARCH_LIST=$TORCH_CUDA_ARCH_LIST"
+
+step "build vganzoo._C in place for the card (no dependency install)"
+rm -f vganzoo/_C*.so
+if ! timeout 240 "$PY" setup.py build_ext --inplace > /tmp/vganzoo_build.log 2>&1; then
+  tail -n 40 /tmp/vganzoo_build.log
+  echo "BUILD FAILED"; exit 1
+fi
+tail -n 3 /tmp/vganzoo_build.log
+PYTHONPATH="$ROOT" "$PY" -c 'from vganzoo import ops; assert ops.extension_available("cuda"), "no CUDA kernels in vganzoo._C"; print("CUDA kernels registered")' || exit 1
+
+step "kernel smoke test and ptxas report"
+NVCC="${CUDA_HOME:+$CUDA_HOME/bin/}nvcc"
+if command -v "$NVCC" >/dev/null 2>&1; then
+  ARCH="sm_$(echo "${TORCH_CUDA_ARCH_LIST%%[ ;]*}" | tr -d '.' | sed 's/+PTX//')"
+  "$NVCC" -std=c++17 -O3 -arch="$ARCH" -Icsrc/cuda -Xptxas -v -o /tmp/vganzoo_kernels_check \
+    csrc/cuda/harness/kernels_check.cu 2>&1 | grep -E 'Used|spill' || true
+  /tmp/vganzoo_kernels_check --run || STATUS=1
+fi
+
+step "cuda tests"
+PYTHONPATH="$ROOT" timeout 120 "$PY" -m pytest -q -m cuda tests/test_ops_cuda.py -p no:cacheprovider || STATUS=1
+
+step "GPU benchmarks"
+PYTHONPATH="$ROOT" timeout 150 "$PY" benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 \
+  --model --reps 20 --warmup 3 --out "$TABLE" > /tmp/vganzoo_bench.log 2>&1 || { tail -n 30 /tmp/vganzoo_bench.log; STATUS=1; }
+
+step "results (status $STATUS)"
+cat "$TABLE" 2>/dev/null || echo "(no table written)"
+exit $STATUS

@@ -1,0 +1,204 @@
+// CPU implementation of vganzoo::conv3d_bias_act / conv_transpose3d_bias_act.
+//
+// The convolution itself runs in oneDNN (through ATen's mkldnn fused-convolution operators, with the
+// bias and activation applied as oneDNN post-ops while the output tile is hot) or, where that is not
+// available or not faster, through ATen's convolution followed by one in-place, vectorised, parallel
+// bias + activation pass (cpu/bias_act.cpp). No extra output-sized allocation in either path.
+// The output keeps the input's memory format (common.h: output_memory_format).
+#include <ATen/ATen.h>
+#include <ATen/Context.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <torch/library.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common.h"
+#include "cpu/bias_act.h"
+
+namespace vganzoo {
+namespace cpu {
+namespace {
+
+enum class Path { Empty, OneDnnFused, OneDnnFusedChannelsLast, AtenEpilogue, GemmTransposeEpilogue };
+
+const c10::OperatorHandle* find_op(const char* name) {
+  auto handle = c10::Dispatcher::singleton().findSchema({name, ""});
+  if (!handle.has_value()) return nullptr;
+  return new c10::OperatorHandle(*handle);  // one per op for the process lifetime (cached by the caller)
+}
+
+const c10::OperatorHandle* onednn_conv() {
+  static const c10::OperatorHandle* op = find_op("mkldnn::_convolution_pointwise");
+  return op;
+}
+
+const c10::OperatorHandle* onednn_conv_transpose() {
+  static const c10::OperatorHandle* op = find_op("mkldnn::_convolution_transpose_pointwise");
+  return op;
+}
+
+// Developer override for benchmarking the paths against each other: "aten", "onednn", "onednn_cl".
+const char* forced_strategy() {
+  return std::getenv("VGANZOO_CPU_STRATEGY");  // read per call so a benchmark can switch it
+}
+
+struct Plan {
+  Path path;
+  std::string reason;
+};
+
+Plan choose_path(const ConvGeometry& g, const at::Tensor& x) {
+  if (g.n == 0) return {Path::Empty, "empty batch: output allocated, nothing computed"};
+  const bool onednn_ok = at::hasMKLDNN() && x.scalar_type() == at::kFloat &&
+                         (g.transposed ? onednn_conv_transpose() != nullptr : onednn_conv() != nullptr);
+  const bool input_cl = output_memory_format(x) == at::MemoryFormat::ChannelsLast3d;
+  if (const char* forced = forced_strategy()) {
+    if (std::strcmp(forced, "aten") == 0 || !onednn_ok) return {Path::AtenEpilogue, "forced by VGANZOO_CPU_STRATEGY"};
+    if (std::strcmp(forced, "onednn_cl") == 0) return {Path::OneDnnFusedChannelsLast, "forced by VGANZOO_CPU_STRATEGY"};
+    if (std::strcmp(forced, "onednn") == 0) return {Path::OneDnnFused, "forced by VGANZOO_CPU_STRATEGY"};
+    if (std::strcmp(forced, "gemm") == 0 && g.transposed && g.groups == 1) {
+      return {Path::GemmTransposeEpilogue, "forced by VGANZOO_CPU_STRATEGY"};
+    }
+  }
+  if (!onednn_ok) {
+    return {Path::AtenEpilogue, x.scalar_type() == at::kFloat ? "oneDNN fused convolution unavailable in this torch"
+                                                              : "dtype is not float32 (oneDNN fused path is float32 only)"};
+  }
+  if (g.transposed) {
+    // ATen's GEMM + col2im transposed convolution beats oneDNN where the GEMM is tall and thin:
+    // a 1x1x1 input (the generator's first layer) or a single output channel (VGAN's mask head).
+    // Measured on the zoo's layers in benchmarks/bench_ops.py (--strategies).
+    const int64_t in_spatial = g.in[0] * g.in[1] * g.in[2];
+    const bool gemm_ok = g.groups == 1 && !input_cl;
+    if (gemm_ok && in_spatial == 1) {
+      return {Path::GemmTransposeEpilogue, "1x1x1 input: GEMM + col2im transposed convolution, then bias/act pass"};
+    }
+    if (gemm_ok && g.c_out == 1) {
+      return {Path::GemmTransposeEpilogue, "one output channel: GEMM + col2im transposed convolution, then bias/act pass"};
+    }
+    for (int d = 0; d < 3; ++d) {
+      if (g.out_pad[d] >= g.stride[d]) {
+        return {Path::AtenEpilogue, "output_padding >= stride is not supported by oneDNN's deconvolution"};
+      }
+    }
+    return {Path::OneDnnFused, "oneDNN transposed convolution + post-op"};
+  }
+  if (input_cl) return {Path::OneDnnFused, "oneDNN convolution + post-op on the channels_last_3d input"};
+  return {Path::OneDnnFused, "oneDNN convolution + post-op"};
+}
+
+const char* path_name(Path p) {
+  switch (p) {
+    case Path::Empty: return "empty";
+    case Path::OneDnnFused: return "onednn_fused";
+    case Path::OneDnnFusedChannelsLast: return "onednn_fused_channels_last";
+    case Path::AtenEpilogue: return "aten_conv+bias_act_pass";
+    case Path::GemmTransposeEpilogue: return "gemm_col2im_transpose+bias_act_pass";
+  }
+  return "?";
+}
+
+at::Tensor run_onednn(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
+                      const std::optional<at::Tensor>& bias, Act act, double slope, bool to_channels_last) {
+  const auto fmt = output_memory_format(x);
+  at::Tensor xin = to_channels_last ? x.contiguous(at::MemoryFormat::ChannelsLast3d) : x.contiguous(fmt);
+  std::vector<int64_t> stride(g.stride, g.stride + 3), pad(g.pad, g.pad + 3), dil(g.dil, g.dil + 3),
+      out_pad(g.out_pad, g.out_pad + 3);
+  c10::List<std::optional<at::Scalar>> scalars;
+  if (act == Act::LeakyRelu) scalars.push_back(at::Scalar(slope));
+  torch::jit::Stack stack;
+  stack.emplace_back(xin);
+  stack.emplace_back(weight);
+  stack.emplace_back(bias.has_value() && bias->defined() ? c10::IValue(*bias) : c10::IValue());
+  stack.emplace_back(pad);
+  if (g.transposed) stack.emplace_back(out_pad);
+  stack.emplace_back(stride);
+  stack.emplace_back(dil);
+  stack.emplace_back(g.groups);
+  stack.emplace_back(std::string(activation_name(act)));
+  stack.emplace_back(scalars);
+  stack.emplace_back(c10::IValue());  // algorithm
+  (g.transposed ? onednn_conv_transpose() : onednn_conv())->callBoxed(&stack);
+  at::Tensor y = stack.back().toTensor();
+  return y.is_contiguous(fmt) ? y : y.contiguous(fmt);
+}
+
+at::Tensor run_aten(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
+                    const std::optional<at::Tensor>& bias, Act act, double slope) {
+  const auto fmt = output_memory_format(x);
+  at::Tensor y = at::convolution(x, weight, std::nullopt, at::IntArrayRef(g.stride, 3), at::IntArrayRef(g.pad, 3),
+                                 at::IntArrayRef(g.dil, 3), g.transposed, at::IntArrayRef(g.out_pad, 3), g.groups);
+  if (!y.is_contiguous(fmt)) y = y.contiguous(fmt);
+  bias_act_(y, bias, act, slope);
+  return y;
+}
+
+at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                   at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                   at::IntArrayRef dilation, int64_t groups, bool transposed, c10::string_view activation,
+                   double negative_slope) {
+  const Act act = parse_activation(activation, negative_slope);
+  const ConvGeometry g =
+      check_conv_args(op, x, weight, bias, stride, padding, output_padding, dilation, groups, transposed);
+  const Plan plan = choose_path(g, x);
+  switch (plan.path) {
+    case Path::Empty:
+      return at::empty(output_sizes(g), x.options().memory_format(output_memory_format(x)));
+    case Path::OneDnnFused:
+    case Path::OneDnnFusedChannelsLast:
+      try {
+        return run_onednn(g, x, weight, bias, act, negative_slope, plan.path == Path::OneDnnFusedChannelsLast);
+      } catch (const c10::Error&) {
+        // oneDNN rejects a few exotic geometries at primitive creation: compute them through ATen.
+        break;
+      }
+    case Path::GemmTransposeEpilogue: {
+      at::Tensor y = at::slow_conv_transpose3d(x.contiguous(), weight.contiguous(), at::IntArrayRef(g.k, 3),
+                                               std::nullopt, at::IntArrayRef(g.stride, 3), at::IntArrayRef(g.pad, 3),
+                                               at::IntArrayRef(g.out_pad, 3), at::IntArrayRef(g.dil, 3));
+      bias_act_(y, bias, act, negative_slope);
+      return y;
+    }
+    case Path::AtenEpilogue:
+      break;
+  }
+  return run_aten(g, x, weight, bias, act, negative_slope);
+}
+
+at::Tensor conv3d_bias_act_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
+                               int64_t groups, c10::string_view activation, double negative_slope) {
+  return forward("conv3d_bias_act", x, weight, bias, stride, padding, {}, dilation, groups, false, activation,
+                 negative_slope);
+}
+
+at::Tensor conv_transpose3d_bias_act_cpu(const at::Tensor& x, const at::Tensor& weight,
+                                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
+                                         at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                         at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
+                                         double negative_slope) {
+  return forward("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation, groups,
+                 true, activation, negative_slope);
+}
+
+std::string explain_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
+                        at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
+                        at::IntArrayRef dilation, int64_t groups, bool transposed, c10::string_view activation) {
+  const char* op = transposed ? "conv_transpose3d_bias_act" : "conv3d_bias_act";
+  const ConvGeometry g =
+      check_conv_args(op, x, weight, bias, stride, padding, output_padding, dilation, groups, transposed);
+  const Plan plan = choose_path(g, x);
+  return std::string("ext/cpu:") + path_name(plan.path) + " (" + plan.reason + ")";
+}
+
+}  // namespace
+}  // namespace cpu
+}  // namespace vganzoo
+
+TORCH_LIBRARY_IMPL(vganzoo, CPU, m) {
+  m.impl("conv3d_bias_act", &vganzoo::cpu::conv3d_bias_act_cpu);
+  m.impl("conv_transpose3d_bias_act", &vganzoo::cpu::conv_transpose3d_bias_act_cpu);
+  m.impl("explain", &vganzoo::cpu::explain_cpu);
+}

@@ -1,0 +1,22 @@
+// Operator schemas (namespace `vganzoo`) and the import-only Python module `vganzoo._C`.
+// Implementations are registered per device in csrc/cpu/*.cpp and csrc/cuda/*.cu.
+#include <Python.h>
+#include <torch/library.h>
+
+TORCH_LIBRARY(vganzoo, m) {
+  m.def("conv3d_bias_act(Tensor x, Tensor weight, Tensor? bias, int[3] stride, int[3] padding, "
+        "int[3] dilation, int groups, str activation, float negative_slope) -> Tensor");
+  m.def("conv_transpose3d_bias_act(Tensor x, Tensor weight, Tensor? bias, int[3] stride, int[3] padding, "
+        "int[3] output_padding, int[3] dilation, int groups, str activation, float negative_slope) -> Tensor");
+  // Which code path a call with these arguments takes (a human-readable line); never computes.
+  m.def("explain(Tensor x, Tensor weight, Tensor? bias, int[3] stride, int[3] padding, int[3] output_padding, "
+        "int[3] dilation, int groups, bool transposed, str activation) -> str");
+}
+
+// `import vganzoo._C` only needs to load this shared object so that the static registrations above
+// run; the module itself exposes nothing.
+PyMODINIT_FUNC PyInit__C(void) {
+  static struct PyModuleDef module_def = {PyModuleDef_HEAD_INIT, "_C", "vganzoo fused operators (load only)",
+                                          -1, nullptr, nullptr, nullptr, nullptr, nullptr};
+  return PyModule_Create(&module_def);
+}

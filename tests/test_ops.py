@@ -1,0 +1,319 @@
+"""Fused conv ops: extension vs reference vs torch.nn.functional, autograd, opcheck, compile, errors."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+import torch.nn.functional as F
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vganzoo import ops
+from vganzoo.ops import _ext, fused
+
+HAS_EXT = ops.extension_available("cpu")
+needs_ext = pytest.mark.skipif(not HAS_EXT, reason="vganzoo._C not built")
+ACTS = ops.ACTIVATIONS
+CL = torch.channels_last_3d
+SLOPE = 0.2
+
+
+def _act(y, activation):
+    return ops.apply_activation(y, activation, SLOPE)
+
+
+def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
+    if layout == "channels_last":
+        return x.contiguous(memory_format=CL)
+    if layout == "noncontig":  # a strided view: every other element along W of a wider tensor
+        wide = torch.repeat_interleave(x, 2, dim=-1).clone()
+        wide[..., 1::2] = float("nan")
+        return wide[..., ::2]
+    return x.contiguous()
+
+
+conv_cfg = st.fixed_dictionaries({
+    "n": st.integers(1, 2),
+    "groups": st.sampled_from([1, 2]),
+    "cin_per_g": st.integers(1, 3),
+    "cout_per_g": st.integers(1, 3),
+    "size": st.tuples(st.integers(1, 5), st.integers(3, 7), st.integers(3, 7)),
+    "k": st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+    "stride": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3)),
+    "padding": st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(0, 1)),
+    "dilation": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 1)),
+    "bias": st.booleans(),
+    "activation": st.sampled_from(ACTS),
+    "layout": st.sampled_from(["contiguous", "channels_last", "noncontig"]),
+    "dtype": st.sampled_from([torch.float64, torch.float32]),
+    "seed": st.integers(0, 2**16),
+})
+
+FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
+
+
+def _conv_inputs(c, transposed):
+    g = torch.Generator().manual_seed(c["seed"])
+    cin, cout = c["cin_per_g"] * c["groups"], c["cout_per_g"] * c["groups"]
+    x = torch.randn(c["n"], cin, *c["size"], generator=g, dtype=c["dtype"])
+    wshape = (cin, c["cout_per_g"]) if transposed else (cout, c["cin_per_g"])
+    w = torch.randn(*wshape, *c["k"], generator=g, dtype=c["dtype"]) * 0.3
+    b = torch.randn(cout, generator=g, dtype=c["dtype"]) if c["bias"] else None
+    return _layout(x, c["layout"]), w, b
+
+
+def _tol(dtype):
+    return dict(atol=1e-10, rtol=1e-10) if dtype == torch.float64 else dict(atol=2e-5, rtol=2e-5)
+
+
+@needs_ext
+@FAST
+@given(c=conv_cfg)
+def test_conv3d_matches_functional(c):
+    span_ok = all((k - 1) * d + 1 <= s + 2 * p for k, d, s, p in zip(c["k"], c["dilation"], c["size"], c["padding"]))
+    if not span_ok:
+        return
+    x, w, b = _conv_inputs(c, transposed=False)
+    args = (c["stride"], c["padding"], c["dilation"], c["groups"], c["activation"], SLOPE)
+    y = ops.conv3d_bias_act(x, w, b, *args, impl="ext")
+    expected = _act(F.conv3d(x, w, b, c["stride"], c["padding"], c["dilation"], c["groups"]), c["activation"])
+    torch.testing.assert_close(y, expected, **_tol(c["dtype"]))
+    torch.testing.assert_close(ops.conv3d_bias_act(x, w, b, *args, impl="ref"), expected, **_tol(c["dtype"]))
+    want_cl = c["layout"] == "channels_last" and not x.is_contiguous()
+    assert y.is_contiguous(memory_format=CL if want_cl else torch.contiguous_format)
+
+
+@needs_ext
+@FAST
+@given(c=conv_cfg, out_pad=st.tuples(st.integers(0, 1), st.integers(0, 1), st.integers(0, 1)))
+def test_conv_transpose3d_matches_functional(c, out_pad):
+    out_pad = tuple(min(o, max(s, d) - 1) for o, s, d in zip(out_pad, c["stride"], c["dilation"]))
+    sizes = [(i - 1) * s - 2 * p + d * (k - 1) + o + 1
+             for i, s, p, d, k, o in zip(c["size"], c["stride"], c["padding"], c["dilation"], c["k"], out_pad)]
+    if min(sizes) < 1:
+        return
+    x, w, b = _conv_inputs(c, transposed=True)
+    y = ops.conv_transpose3d_bias_act(x, w, b, c["stride"], c["padding"], out_pad, c["dilation"], c["groups"],
+                                      c["activation"], SLOPE, impl="ext")
+    expected = _act(F.conv_transpose3d(x, w, b, c["stride"], c["padding"], out_pad, c["groups"], c["dilation"]),
+                    c["activation"])
+    torch.testing.assert_close(y, expected, **_tol(c["dtype"]))
+
+
+@needs_ext
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("cin,cout,size", [(3, 8, (5, 12, 12)), (8, 1, (4, 6, 6)), (6, 4, (1, 1, 1))])
+def test_zoo_like_layers_and_paths(transposed, cin, cout, size):
+    """Shapes that hit every CPU path (3-channel input, single output channel, 1x1x1 transposed input)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, cin, *size)
+    w = torch.randn(*((cin, cout) if transposed else (cout, cin)), 2, 3, 3) * 0.2
+    b = torch.randn(cout)
+    pad = (0, 1, 1) if size != (1, 1, 1) else (0 if transposed else 1)
+    for act in ACTS:
+        for layout in ("contiguous", "channels_last"):
+            xi = _layout(x, layout)
+            if transposed:
+                y = ops.conv_transpose3d_bias_act(xi, w, b, (1, 2, 2), pad, activation=act, impl="ext")
+                ref = _act(F.conv_transpose3d(xi, w, b, (1, 2, 2), pad), act)
+            else:
+                y = ops.conv3d_bias_act(xi, w, b, (1, 2, 2), pad, activation=act, impl="ext")
+                ref = _act(F.conv3d(xi, w, b, (1, 2, 2), pad), act)
+            torch.testing.assert_close(y, ref, atol=1e-5, rtol=1e-5)
+            path = ops.explain(xi, w, b, (1, 2, 2), pad, activation=act, transposed=transposed, impl="ext")
+            assert path.startswith("ext: ext/cpu:"), path
+
+
+@needs_ext
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_cpu(dtype):
+    torch.manual_seed(1)
+    x, w, b = torch.randn(2, 4, 4, 6, 6), torch.randn(5, 4, 3, 3, 3) * 0.2, torch.randn(5)
+    try:
+        expected = F.leaky_relu(F.conv3d(x.to(dtype), w.to(dtype), b.to(dtype), 1, 1), SLOPE)
+    except RuntimeError as exc:  # pragma: no cover - depends on the torch build
+        pytest.skip(f"{dtype} conv3d unsupported on this CPU build: {exc}")
+    y = ops.conv3d_bias_act(x.to(dtype), w.to(dtype), b.to(dtype), 1, 1, activation="leaky_relu", impl="ext")
+    assert y.dtype == dtype
+    torch.testing.assert_close(y.float(), expected.float(), atol=2e-2, rtol=2e-2)
+
+
+@pytest.mark.parametrize("impl", ["ext", "ref"])
+def test_empty_batch(impl):
+    if impl == "ext" and not HAS_EXT:
+        pytest.skip("vganzoo._C not built")
+    x = torch.randn(0, 3, 4, 8, 8, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, 3, requires_grad=True)
+    y = ops.conv3d_bias_act(x, w, torch.zeros(4), 1, 1, activation="relu", impl=impl)
+    assert y.shape == (0, 4, 4, 8, 8)
+    y.sum().backward()
+    assert x.grad.shape == x.shape and torch.count_nonzero(w.grad) == 0
+    yt = ops.conv_transpose3d_bias_act(torch.randn(0, 4, 2, 3, 3), torch.randn(4, 2, 4, 4, 4), None, 2, 1, impl=impl)
+    assert yt.shape == (0, 2, 4, 6, 6)
+
+
+@needs_ext
+@pytest.mark.parametrize("activation", ACTS)
+@pytest.mark.parametrize("transposed", [False, True])
+def test_gradcheck(activation, transposed):
+    torch.manual_seed(2)
+    x = torch.randn(1, 2, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    w = (torch.randn(3, 2, 2, 2, 2, dtype=torch.float64) * 0.5).requires_grad_()
+    b = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    if transposed:
+        w = (torch.randn(2, 3, 2, 2, 2, dtype=torch.float64) * 0.5).requires_grad_()
+        b = torch.randn(6, dtype=torch.float64, requires_grad=True)
+
+        def fn(x, w, b):
+            return ops.conv_transpose3d_bias_act(x, w, b, (1, 2, 1), (0, 1, 1), (0, 1, 0), 1, 2, activation, SLOPE,
+                                                 impl="ext")
+    else:
+        def fn(x, w, b):
+            return ops.conv3d_bias_act(x, w, b, (1, 2, 1), (0, 1, 1), 1, 1, activation, SLOPE, impl="ext")
+    assert torch.autograd.gradcheck(fn, (x, w, b), fast_mode=True)
+
+
+@needs_ext
+def test_double_backward_for_gradient_penalty():
+    """WGAN-GP / R1 differentiate the input gradient again: the op's backward must itself be differentiable."""
+    torch.manual_seed(3)
+    x = torch.randn(1, 1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    w = (torch.randn(2, 1, 1, 2, 2, dtype=torch.float64) * 0.5).requires_grad_()
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+
+    def fn(x, w, b):
+        return ops.conv3d_bias_act(x, w, b, 1, (0, 1, 1), activation="tanh", impl="ext")
+    assert torch.autograd.gradgradcheck(fn, (x, w, b), fast_mode=True)
+
+
+@needs_ext
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_opcheck(layout):
+    torch.manual_seed(4)
+    x = _layout(torch.randn(2, 3, 4, 6, 6), layout).requires_grad_()
+    w = torch.randn(4, 3, 3, 3, 3, requires_grad=True)
+    b = torch.randn(4, requires_grad=True)
+    torch.library.opcheck(torch.ops.vganzoo.conv3d_bias_act.default,
+                          (x, w, b, [1, 2, 2], [1, 1, 1], [1, 1, 1], 1, "leaky_relu", SLOPE))
+    wt = torch.randn(3, 2, 3, 3, 3, requires_grad=True)
+    torch.library.opcheck(torch.ops.vganzoo.conv_transpose3d_bias_act.default,
+                          (x, wt, None, [2, 2, 2], [1, 1, 1], [1, 0, 1], [1, 1, 1], 1, "tanh", SLOPE))
+
+
+@needs_ext
+def test_torch_compile_fullgraph():
+    from vganzoo.nn import STConv3d, STConvTranspose3d
+
+    torch.manual_seed(5)
+    model = torch.nn.Sequential(STConv3d(3, 4, 3, stride=(1, 2, 2), padding=1, activation="leaky_relu"),
+                                STConvTranspose3d(4, 2, 4, stride=(1, 2, 2), padding=(1, 1, 1), activation="tanh"))
+    x = torch.randn(2, 3, 4, 8, 8)
+    expected = model(x)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    torch.testing.assert_close(compiled(x), expected)
+
+
+# ------------------------------------------------------------------------------------------------
+# Bad input: every case raises a clear error naming the argument, from Python and from C++.
+
+def _base():
+    return torch.randn(1, 4, 4, 6, 6), torch.randn(6, 4, 3, 3, 3), torch.randn(6)
+
+
+BAD_CASES = [
+    ("rank", lambda x, w, b: (x[0], w, b, {}), ValueError, "x must be 5-D"),
+    ("weight rank", lambda x, w, b: (x, w[0], b, {}), ValueError, "weight must be 5-D"),
+    ("channels", lambda x, w, b: (x[:, :3], w, b, {}), ValueError, "channels"),
+    ("groups divide", lambda x, w, b: (x, w[:, :2], b, {"groups": 3}), ValueError, "groups"),
+    ("groups zero", lambda x, w, b: (x, w, b, {"groups": 0}), ValueError, "groups"),
+    ("stride zero", lambda x, w, b: (x, w, b, {"stride": (1, 0, 1)}), ValueError, "stride"),
+    ("negative padding", lambda x, w, b: (x, w, b, {"padding": -1}), ValueError, "padding"),
+    ("dilation zero", lambda x, w, b: (x, w, b, {"dilation": 0}), ValueError, "dilation"),
+    ("kernel too large", lambda x, w, b: (x[:, :, :2], w, b, {}), ValueError, "larger than the padded input"),
+    ("mixed dtypes", lambda x, w, b: (x, w.double(), b, {}), TypeError, "dtype"),
+    ("bias dtype", lambda x, w, b: (x, w, b.double(), {}), TypeError, "bias dtype"),
+    ("bias shape", lambda x, w, b: (x, w, b[:3], {}), ValueError, "bias must have shape"),
+    ("integer tensors", lambda x, w, b: (x.long(), w.long(), b.long(), {}), TypeError, "floating"),
+    ("activation", lambda x, w, b: (x, w, b, {"activation": "gelu"}), ValueError, "activation must be one of"),
+    ("negative slope", lambda x, w, b: (x, w, b, {"activation": "leaky_relu", "negative_slope": -0.1}),
+     ValueError, "negative_slope"),
+]
+
+
+@pytest.mark.parametrize("impl", ["ref", "ext"])
+@pytest.mark.parametrize("name,make,exc,match", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_input_python(impl, name, make, exc, match):
+    if impl == "ext" and not HAS_EXT:
+        pytest.skip("vganzoo._C not built")
+    x, w, b, kw = make(*_base())
+    with pytest.raises(exc, match=match):
+        ops.conv3d_bias_act(x, w, b, impl=impl, **kw)
+
+
+@needs_ext
+@pytest.mark.parametrize("name,make,exc,match", BAD_CASES, ids=[c[0] for c in BAD_CASES])
+def test_bad_input_cpp(name, make, exc, match):
+    """Calling the registered op directly bypasses the Python checks: C++ TORCH_CHECKs must catch it."""
+    x, w, b, kw = make(*_base())
+    full = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "activation": "none", "negative_slope": SLOPE}
+    full.update(kw)
+    tri = {k: list(v) if isinstance(v, tuple) else [v] * 3 for k, v in full.items()
+           if k in ("stride", "padding", "dilation")}
+    with pytest.raises(exc, match=match):
+        torch.ops.vganzoo.conv3d_bias_act(x, w, b, tri["stride"], tri["padding"], tri["dilation"], full["groups"],
+                                          full["activation"], full["negative_slope"])
+
+
+def test_bad_transposed_and_argument_types():
+    x = torch.randn(1, 4, 2, 3, 3)
+    with pytest.raises(ValueError, match="weight.shape\\[0\\]"):
+        ops.conv_transpose3d_bias_act(x, torch.randn(3, 2, 3, 3, 3), impl="ref")
+    with pytest.raises(ValueError, match="output_padding"):
+        ops.conv_transpose3d_bias_act(x, torch.randn(4, 2, 3, 3, 3), None, 1, 0, output_padding=1, impl="ref")
+    with pytest.raises(ValueError, match="stride must be an int or a sequence of 3"):
+        ops.conv3d_bias_act(x, torch.randn(2, 4, 1, 1, 1), stride=(1, 2), impl="ref")
+    with pytest.raises(TypeError, match="padding must"):
+        ops.conv3d_bias_act(x, torch.randn(2, 4, 1, 1, 1), padding="same", impl="ref")
+    with pytest.raises(TypeError, match="x must be a torch.Tensor"):
+        ops.conv3d_bias_act(x.numpy(), torch.randn(2, 4, 1, 1, 1), impl="ref")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_mixed_devices():  # pragma: no cover - GPU only
+    x, w, b = _base()
+    with pytest.raises(ValueError, match="weight is on"):
+        ops.conv3d_bias_act(x, w.cuda(), b)
+
+
+# ------------------------------------------------------------------------------------------------
+# The implementation switch.
+
+def test_impl_switch_and_env(monkeypatch):
+    x, w, b = _base()
+    with pytest.raises(ValueError, match="impl must be one of"):
+        ops.conv3d_bias_act(x, w, b, impl="fast")
+    monkeypatch.setenv(fused.ENV_VAR, "ref")
+    assert ops.resolve_impl(None, "cpu") == "ref"
+    assert ops.explain(x, w, b).startswith("ref: plain-PyTorch reference (requested)")
+    monkeypatch.setenv(fused.ENV_VAR, "bogus")
+    with pytest.raises(ValueError, match="VGANZOO_OPS_IMPL"):
+        ops.conv3d_bias_act(x, w, b)
+    monkeypatch.setenv(fused.ENV_VAR, "auto")
+    assert ops.resolve_impl(None, "cpu") == ("ext" if HAS_EXT else "ref")
+
+
+def test_auto_falls_back_with_one_warning(monkeypatch):
+    monkeypatch.setattr(_ext, "has_kernel", lambda device_type: False)
+    monkeypatch.setattr(_ext, "_warned", set())
+    x, w, b = _base()
+    with pytest.warns(RuntimeWarning, match="reference"):
+        y = ops.conv3d_bias_act(x, w, b, activation="relu", impl="auto")
+    torch.testing.assert_close(y, F.relu(F.conv3d(x, w, b)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ops.conv3d_bias_act(x, w, b, impl="auto")  # second call: no new warning
+    with pytest.raises(RuntimeError, match="impl='ext'"):
+        ops.conv3d_bias_act(x, w, b, impl="ext")
+    assert ops.explain(x, w, b).startswith("ref:")

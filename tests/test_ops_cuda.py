@@ -1,0 +1,113 @@
+"""CUDA fused ops against the plain-PyTorch reference (run by benchmarks/gpu_check.sh; skipped without a GPU).
+
+float32 with TF32 off (tight tolerance), float16 / bfloat16 (about 2e-2); fresh random inputs per seed, odd
+sizes, strides, paddings, dilations, groups, channels_last_3d and non-contiguous inputs; outputs are
+poisoned (NaN-filled caching allocator blocks) before every run so an unwritten element shows.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from vganzoo import ops
+
+pytestmark = pytest.mark.cuda
+CL = torch.channels_last_3d
+TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 2e-2}
+
+
+@pytest.fixture(autouse=True)
+def _exact_fp32():
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA GPU")
+    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+def _poison():
+    """Fill freed allocator blocks with NaN so outputs that reuse them show unwritten elements."""
+    junk = torch.full((64 * 1024 * 1024,), float("nan"), device="cuda")
+    del junk
+
+
+CONFIGS = [
+    # (c_in, c_out, size (T, H, W), kernel, stride, padding, dilation, groups)
+    (3, 64, (16, 64, 64), 4, (1, 2, 2), (0, 1, 1), 1, 1),    # MoCoGAN first layer (3-channel padding)
+    (64, 128, (13, 32, 32), 4, (1, 2, 2), (0, 1, 1), 1, 1),
+    (3, 64, (16, 64, 64), 4, 2, 1, 1, 1),                    # TGAN / VGAN first layer
+    (5, 7, (5, 9, 11), 3, (1, 2, 3), (1, 0, 2), (2, 1, 1), 1),  # odd everything
+    (8, 12, (4, 7, 7), (1, 3, 3), 1, (0, 1, 1), 1, 4),       # groups -> fallback path
+    (512, 2, (2, 4, 4), (2, 4, 4), 1, 0, 1, 1),              # VGAN D head
+]
+
+
+def _inputs(cfg, dtype, layout, seed):
+    c_in, c_out, size, k, stride, padding, dilation, groups = cfg
+    g = torch.Generator(device="cuda").manual_seed(seed)
+    kk = (k,) * 3 if isinstance(k, int) else k
+    x = torch.randn(2, c_in, *size, device="cuda", generator=g).to(dtype)
+    w = (torch.randn(c_out, c_in // groups, *kk, device="cuda", generator=g) / (c_in * 8) ** 0.5).to(dtype)
+    b = torch.randn(c_out, device="cuda", generator=g).to(dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=CL)
+    elif layout == "noncontig":
+        x = torch.cat([x, x], dim=-1)[..., : x.shape[-1]]
+    return x, w, b
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontig"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("cfg", CONFIGS, ids=[f"cfg{i}" for i in range(len(CONFIGS))])
+def test_conv3d_cuda_matches_reference(cfg, dtype, layout, seed):
+    x, w, b = _inputs(cfg, dtype, layout, seed)
+    _, _, _, _, stride, padding, dilation, groups = cfg
+    for act in ("leaky_relu", "tanh", "none"):
+        _poison()
+        y = ops.conv3d_bias_act(x, w, b, stride, padding, dilation, groups, act, impl="ext")
+        ref = ops.conv3d_bias_act_ref(x.double(), w.double(), b.double(), stride, padding, dilation, groups, act)
+        assert torch.isfinite(y).all(), f"unwritten / non-finite output ({ops.explain(x, w, b, stride, padding, dilation, groups, act)})"
+        torch.testing.assert_close(y.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
+        want = CL if (layout == "channels_last") else torch.contiguous_format
+        assert y.is_contiguous(memory_format=want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_conv_transpose3d_cuda_matches_reference(dtype):
+    torch.manual_seed(0)
+    x = torch.randn(2, 64, 8, 16, 16, device="cuda", dtype=dtype)
+    w = torch.randn(64, 3, 4, 4, 4, device="cuda", dtype=dtype) * 0.05
+    b = torch.randn(3, device="cuda", dtype=dtype)
+    _poison()
+    y = ops.conv_transpose3d_bias_act(x, w, b, 2, 1, activation="tanh", impl="ext")
+    ref = ops.conv_transpose3d_bias_act_ref(x.double(), w.double(), b.double(), 2, 1, activation="tanh")
+    torch.testing.assert_close(y.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
+
+
+def test_repeatable_and_backward():
+    torch.manual_seed(1)
+    x = torch.randn(2, 3, 8, 16, 16, device="cuda", requires_grad=True)
+    w = torch.randn(16, 3, 4, 4, 4, device="cuda", requires_grad=True)
+    b = torch.randn(16, device="cuda", requires_grad=True)
+    y1 = ops.conv3d_bias_act(x, w, b, (1, 2, 2), (0, 1, 1), activation="leaky_relu", impl="ext")
+    y2 = ops.conv3d_bias_act(x, w, b, (1, 2, 2), (0, 1, 1), activation="leaky_relu", impl="ext")
+    assert torch.equal(y1, y2), "result changes from run to run: a race"
+    y1.square().sum().backward()
+    grads = [t.grad.clone() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    ops.conv3d_bias_act_ref(x, w, b, (1, 2, 2), (0, 1, 1), activation="leaky_relu").square().sum().backward()
+    for got, t in zip(grads, (x, w, b)):
+        torch.testing.assert_close(got, t.grad, atol=1e-3, rtol=1e-3)
+
+
+def test_explain_cuda_paths():
+    x = torch.randn(1, 3, 4, 8, 8, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(8, 3, 3, 3, 3, device="cuda", dtype=torch.bfloat16)
+    assert "igemm_tensor_core" in ops.explain(x, w, None, 1, 1)
+    assert "igemm_fp32" in ops.explain(x.float(), w.float(), None, 1, 1)
+    assert "aten" in ops.explain(x.float(), w.float()[:, :1].contiguous(), None, 1, 1, groups=3)

@@ -1,0 +1,214 @@
+"""Public fused ops, the implementation switch, and the torch.library fake / autograd registrations."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+import torch
+
+from . import _ext
+from ._checks import check_activation, check_conv_args, output_memory_format, triple
+from .reference import conv3d_bias_act_ref, conv_transpose3d_bias_act_ref
+
+IMPLS = ("auto", "ext", "ref")
+ENV_VAR = "VGANZOO_OPS_IMPL"
+
+IntOr3 = int | Sequence[int]
+
+
+def extension_available(device: str | torch.device = "cpu") -> bool:
+    """True if the compiled extension has kernels for `device` ("cpu" / "cuda")."""
+    return _ext.has_kernel(torch.device(device).type)
+
+
+def _env_impl() -> str:
+    return os.environ.get(ENV_VAR, "auto").strip().lower() or "auto"
+
+
+def _resolve_env_impl() -> str:
+    return _env_impl()
+
+
+# What torch.compiler.assume_constant_result does (torch/_dynamo/decorators.py), set directly so that
+# importing vganzoo does not import torch._dynamo (seconds): under torch.compile the environment is
+# read once at trace time instead of being traced.
+_resolve_env_impl._dynamo_marked_constant = True  # type: ignore[attr-defined]
+
+
+def resolve_impl(impl: str | None, device_type: str) -> str:
+    """"ext" or "ref": the implementation a call with `impl` (None = environment / "auto") takes on `device_type`."""
+    choice = _resolve_env_impl() if impl is None else impl
+    if choice not in IMPLS:
+        source = "impl" if impl is not None else f"environment variable {ENV_VAR}"
+        raise ValueError(f"{source} must be one of {IMPLS}, got {choice!r}")
+    if choice == "ref":
+        return "ref"
+    if _ext.has_kernel(device_type):
+        return "ext"
+    if choice == "ext":
+        reason = _ext.load_error() or f"the extension was built without {device_type} kernels"
+        raise RuntimeError(f"impl='ext' requested but the compiled vganzoo._C has no {device_type} kernel ({reason})")
+    _ext.warn_fallback_once(device_type)
+    return "ref"
+
+
+def _needs_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> bool:
+    """False when no gradient can flow: then the op is dispatched straight to its device kernel, skipping
+    the Python autograd wrapper that torch.library.register_autograd installs (tens of microseconds a call,
+    which matters for the small heads). Under torch.compile the normal path is always traced."""
+    if torch.compiler.is_compiling() or not torch.is_grad_enabled():
+        return torch.compiler.is_compiling()
+    return x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+
+
+def _check_tensor_types(x, weight, bias) -> None:
+    for name, t in (("x", x), ("weight", weight)):
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"{name} must be a torch.Tensor, got {type(t).__name__}")
+    if bias is not None and not isinstance(bias, torch.Tensor):
+        raise TypeError(f"bias must be a torch.Tensor or None, got {type(bias).__name__}")
+
+
+def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntOr3 = 1,
+                    padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, activation: str = "none",
+                    negative_slope: float = 0.2, *, impl: str | None = None) -> torch.Tensor:
+    """activation(conv3d(x, weight) + bias) in one op.
+
+    x: (N, C_in, T, H, W); weight: (C_out, C_in/groups, kT, kH, kW); bias: (C_out,) or None.
+    Returns (N, C_out, T_out, H_out, W_out) in x's memory format, T_out = (T + 2p - d(k-1) - 1) // s + 1.
+    activation: "none" | "relu" | "leaky_relu" (negative_slope >= 0) | "tanh" | "sigmoid".
+    """
+    stride, padding, dilation = triple(stride, "stride"), triple(padding, "padding"), triple(dilation, "dilation")
+    check_activation(activation, negative_slope)
+    _check_tensor_types(x, weight, bias)
+    if resolve_impl(impl, x.device.type) == "ref":
+        # The extension repeats these checks in C++ (same messages and exception types), so the
+        # ext path skips the Python copy: it matters for the small heads, where the op costs < 1 ms.
+        check_conv_args("conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False)
+        return conv3d_bias_act_ref(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope)
+    args = (x, weight, bias, stride, padding, dilation, groups, activation, float(negative_slope))
+    if _needs_autograd(x, weight, bias):
+        return torch.ops.vganzoo.conv3d_bias_act.default(*args)
+    with torch._C._AutoDispatchBelowADInplaceOrView():
+        return torch.ops.vganzoo.conv3d_bias_act.default(*args)
+
+
+def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
+                              stride: IntOr3 = 1, padding: IntOr3 = 0, output_padding: IntOr3 = 0,
+                              dilation: IntOr3 = 1, groups: int = 1, activation: str = "none",
+                              negative_slope: float = 0.2, *, impl: str | None = None) -> torch.Tensor:
+    """activation(conv_transpose3d(x, weight) + bias) in one op.
+
+    x: (N, C_in, T, H, W); weight: (C_in, C_out/groups, kT, kH, kW); bias: (C_out,) or None.
+    Returns (N, C_out, T_out, H_out, W_out) in x's memory format,
+    T_out = (T - 1) s - 2p + d(k-1) + output_padding + 1.
+    """
+    stride, padding = triple(stride, "stride"), triple(padding, "padding")
+    output_padding, dilation = triple(output_padding, "output_padding"), triple(dilation, "dilation")
+    check_activation(activation, negative_slope)
+    _check_tensor_types(x, weight, bias)
+    if resolve_impl(impl, x.device.type) == "ref":
+        check_conv_args("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation,
+                        groups, True)
+        return conv_transpose3d_bias_act_ref(x, weight, bias, stride, padding, output_padding, dilation, groups,
+                                             activation, negative_slope)
+    args = (x, weight, bias, stride, padding, output_padding, dilation, groups, activation, float(negative_slope))
+    if _needs_autograd(x, weight, bias):
+        return torch.ops.vganzoo.conv_transpose3d_bias_act.default(*args)
+    with torch._C._AutoDispatchBelowADInplaceOrView():
+        return torch.ops.vganzoo.conv_transpose3d_bias_act.default(*args)
+
+
+def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntOr3 = 1,
+            padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, activation: str = "none", *,
+            transposed: bool = False, output_padding: IntOr3 = 0, impl: str | None = None) -> str:
+    """One line saying which code path the matching conv3d_bias_act / conv_transpose3d_bias_act call takes.
+
+    Validates the arguments exactly as the call would; computes nothing.
+    """
+    stride, padding = triple(stride, "stride"), triple(padding, "padding")
+    output_padding, dilation = triple(output_padding, "output_padding"), triple(dilation, "dilation")
+    check_activation(activation, 0.0)
+    op = "conv_transpose3d_bias_act" if transposed else "conv3d_bias_act"
+    check_conv_args(op, x, weight, bias, stride, padding, output_padding if transposed else [0, 0, 0], dilation,
+                    groups, transposed)
+    if resolve_impl(impl, x.device.type) == "ref":
+        why = "requested" if (impl or _env_impl()) == "ref" else (
+            _ext.load_error() or f"extension built without {x.device.type} kernels")
+        return f"ref: plain-PyTorch reference ({why})"
+    return "ext: " + torch.ops.vganzoo.explain(x, weight, bias, stride, padding, output_padding, dilation, groups,
+                                               transposed, activation)
+
+
+# ---------------------------------------------------------------------------------------------------
+# torch.library registrations for the compiled operators (only when vganzoo._C loaded).
+
+
+def _act_grad(grad: torch.Tensor, out: torch.Tensor | None, activation: str, negative_slope: float) -> torch.Tensor:
+    """d activation / d pre-activation, times grad, computed from the saved output only."""
+    if activation == "none":
+        return grad
+    if activation == "relu":
+        return torch.where(out > 0, grad, torch.zeros_like(grad))
+    if activation == "leaky_relu":  # negative_slope >= 0, so out > 0 exactly where the input was > 0
+        return torch.where(out > 0, grad, grad * negative_slope)
+    if activation == "tanh":
+        return grad * (1 - out * out)
+    if activation == "sigmoid":
+        return grad * out * (1 - out)
+    raise ValueError(f"activation must be one of the supported names, got {activation!r}")
+
+
+def _register() -> None:
+    def conv_fake(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope):
+        check_activation(activation, negative_slope)
+        shape = check_conv_args("conv3d_bias_act", x, weight, bias, list(stride), list(padding), [0, 0, 0],
+                                list(dilation), groups, False)
+        return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=output_memory_format(x))
+
+    def convt_fake(x, weight, bias, stride, padding, output_padding, dilation, groups, activation, negative_slope):
+        check_activation(activation, negative_slope)
+        shape = check_conv_args("conv_transpose3d_bias_act", x, weight, bias, list(stride), list(padding),
+                                list(output_padding), list(dilation), groups, True)
+        return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=output_memory_format(x))
+
+    torch.library.register_fake("vganzoo::conv3d_bias_act", conv_fake)
+    torch.library.register_fake("vganzoo::conv_transpose3d_bias_act", convt_fake)
+
+    def setup(ctx, inputs, output, transposed):
+        if transposed:
+            x, weight, bias, stride, padding, output_padding, dilation, groups, activation, slope = inputs
+        else:
+            x, weight, bias, stride, padding, dilation, groups, activation, slope = inputs
+            output_padding = [0, 0, 0]
+        ctx.conv = (list(stride), list(padding), list(dilation), transposed, list(output_padding), groups)
+        ctx.activation, ctx.slope = activation, slope
+        ctx.has_bias = bias is not None
+        saved_out = output if activation != "none" else None
+        ctx.save_for_backward(x, weight, saved_out)
+
+    def backward(ctx, grad, n_args):
+        x, weight, out = ctx.saved_tensors
+        g = _act_grad(grad, out, ctx.activation, ctx.slope)
+        stride, padding, dilation, transposed, output_padding, groups = ctx.conv
+        need_x, need_w, need_b = ctx.needs_input_grad[0], ctx.needs_input_grad[1], ctx.needs_input_grad[2]
+        grad_x = grad_w = grad_b = None
+        if need_x or need_w:
+            grad_x, grad_w, _ = torch.ops.aten.convolution_backward(
+                g, x, weight, None, stride, padding, dilation, transposed, output_padding, groups,
+                [need_x, need_w, False])
+        if ctx.has_bias and need_b:
+            grad_b = g.sum(dim=(0, 2, 3, 4))
+        return (grad_x, grad_w, grad_b) + (None,) * (n_args - 3)
+
+    torch.library.register_autograd(
+        "vganzoo::conv3d_bias_act", lambda ctx, grad: backward(ctx, grad, 9),
+        setup_context=lambda ctx, inputs, output: setup(ctx, inputs, output, False))
+    torch.library.register_autograd(
+        "vganzoo::conv_transpose3d_bias_act", lambda ctx, grad: backward(ctx, grad, 10),
+        setup_context=lambda ctx, inputs, output: setup(ctx, inputs, output, True))
+
+
+if _ext.available():
+    _register()
