@@ -214,7 +214,7 @@ def test_single_channel():
         ({"channels": 2}, "channels"),
         ({"width": -1.0}, "width"),
         ({"num_classes": 3}, "unconditional"),
-        ({"discriminators": []}, "discriminators"),
+        ({"discriminators": "vgan/video"}, "list"),
     ],
 )
 def test_config_errors(overrides, match):

@@ -62,8 +62,8 @@ def build_discriminators(
         InvalidConfigError: ``names`` is not a list of strings, or a component cannot be built
             with the model's resolution / frames / channels (the message names both).
     """
-    if isinstance(names, str) or not isinstance(names, Sequence) or not names:
-        raise InvalidConfigError(f"{model}: discriminators must be a non-empty list of component names, got {names!r}")
+    if isinstance(names, str) or not isinstance(names, Sequence):
+        raise InvalidConfigError(f"{model}: discriminators must be a list of component names, got {names!r}")
     out: dict[str, nn.Module] = {}
     kwargs = {k: shared[k] for k in SHARED_KEYS}
     for name in names:
