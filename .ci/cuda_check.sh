@@ -25,7 +25,11 @@ step "virtual environment $VENV ($TORCH_SPEC)"
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" ninja numpy setuptools wheel pybind11
+if "$VENV/bin/python" -c 'import torch, ninja, numpy, setuptools, wheel; assert torch.version.cuda' 2>/dev/null; then
+  echo "already provisioned (CUDA torch, ninja, numpy, setuptools, wheel): not reinstalling"
+else
+  "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" ninja numpy setuptools wheel pybind11
+fi
 "$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda); assert torch.version.cuda, "not a CUDA build of torch"'
 
 step "FORCE_CUDA=1 build of vganzoo._C (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset})"
@@ -35,7 +39,7 @@ tar -C "$ROOT" --exclude=.git --exclude='build' --exclude='*.so' --exclude='.ven
    --build-temp "$SCRATCH/build-temp" 2>&1 | grep -Ev '^\s*$' | tail -n 20)
 SO="$(ls "$SCRATCH"/vganzoo/_C*.so)"
 echo "built $SO"
-if ! nm -C "$SO" | grep -q 'conv3d_igemm_wmma_kernel'; then
+if ! nm -C "$SO" | grep 'conv3d_igemm_wmma_kernel' >/dev/null; then  # no -q: SIGPIPE + pipefail
   echo "FAIL: the CUDA kernels are missing from $SO" >&2
   exit 1
 fi
