@@ -17,13 +17,19 @@ if [[ -z "${CUDA_HOME:-}" && -d /usr/local/cuda ]]; then export CUDA_HOME=/usr/l
 NVCC="${CUDA_HOME:+$CUDA_HOME/bin/}nvcc"
 SCRATCH="$(mktemp -d /tmp/vganzoo-cuda-check.XXXXXX)"
 trap 'rm -rf "$SCRATCH"' EXIT
+# The extension's nvcc flags (setup.py + torch's defaults), so the ptxas report matches what ships.
+HARNESS_FLAGS="--use_fast_math -lineinfo --expt-relaxed-constexpr -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__"
 step() { printf '\n== %s\n' "$*"; }
 
 step "virtual environment $VENV ($TORCH_SPEC)"
 if [[ ! -x "$VENV/bin/python" ]]; then
   "$PYTHON" -m venv "$VENV"
 fi
-"$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" ninja numpy setuptools wheel pybind11
+if "$VENV/bin/python" -c 'import torch, ninja, numpy, setuptools, wheel; assert torch.version.cuda' 2>/dev/null; then
+  echo "already provisioned (CUDA torch, ninja, numpy, setuptools, wheel): not reinstalling"
+else
+  "$VENV/bin/python" -m pip install --quiet "$TORCH_SPEC" ninja numpy setuptools wheel pybind11
+fi
 "$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda); assert torch.version.cuda, "not a CUDA build of torch"'
 
 step "FORCE_CUDA=1 build of vganzoo._C (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset})"
@@ -33,7 +39,7 @@ tar -C "$ROOT" --exclude=.git --exclude='build' --exclude='*.so' --exclude='.ven
    --build-temp "$SCRATCH/build-temp" 2>&1 | grep -Ev '^\s*$' | tail -n 20)
 SO="$(ls "$SCRATCH"/vganzoo/_C*.so)"
 echo "built $SO"
-if ! nm -DC "$SO" | grep -q 'conv3d_igemm_wmma_kernel'; then
+if ! nm -C "$SO" | grep 'conv3d_igemm_wmma_kernel' >/dev/null; then  # no -q: SIGPIPE + pipefail
   echo "FAIL: the CUDA kernels are missing from $SO" >&2
   exit 1
 fi
@@ -42,7 +48,7 @@ echo "CUDA kernels present in the extension"
 if command -v "$NVCC" >/dev/null 2>&1; then
   step "nvcc -Xptxas -v on the .cuh kernels (sm_${TORCH_CUDA_ARCH_LIST%%[ ;]*})"
   ARCH="sm_$(echo "${TORCH_CUDA_ARCH_LIST%%[ ;]*}" | tr -d '.' | sed 's/+PTX//')"
-  "$NVCC" -std=c++17 -O3 -arch="$ARCH" -I"$ROOT/csrc/cuda" -Xptxas -v -o "$SCRATCH/kernels_check" \
+  "$NVCC" -std=c++17 -O3 -arch="$ARCH" $HARNESS_FLAGS -I"$ROOT/csrc/cuda" -Xptxas -v -o "$SCRATCH/kernels_check" \
     "$ROOT/csrc/cuda/harness/kernels_check.cu" 2>&1 | tee "$SCRATCH/ptxas.log" | grep -E 'Compiling|Used|spill'
   if grep -E '[1-9][0-9]* bytes spill (stores|loads)' "$SCRATCH/ptxas.log"; then
     echo "FAIL: register spills in the kernels" >&2

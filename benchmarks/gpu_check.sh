@@ -14,6 +14,8 @@ export MAX_JOBS="${MAX_JOBS:-16}"
 if [[ -z "${CUDA_HOME:-}" && -d /usr/local/cuda ]]; then export CUDA_HOME=/usr/local/cuda; fi
 TABLE="${OUT:-/tmp}/gpu_bench.md"
 STATUS=0
+# The extension's nvcc flags (setup.py + torch's defaults), so the ptxas report matches what ships.
+HARNESS_FLAGS="--use_fast_math -lineinfo --expt-relaxed-constexpr -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__"
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
 
 step "environment"
@@ -34,7 +36,7 @@ step "kernel smoke test and ptxas report"
 NVCC="${CUDA_HOME:+$CUDA_HOME/bin/}nvcc"
 if command -v "$NVCC" >/dev/null 2>&1; then
   ARCH="sm_$(echo "${TORCH_CUDA_ARCH_LIST%%[ ;]*}" | tr -d '.' | sed 's/+PTX//')"
-  "$NVCC" -std=c++17 -O3 -arch="$ARCH" -Icsrc/cuda -Xptxas -v -o /tmp/vganzoo_kernels_check \
+  "$NVCC" -std=c++17 -O3 -arch="$ARCH" $HARNESS_FLAGS -Icsrc/cuda -Xptxas -v -o /tmp/vganzoo_kernels_check \
     csrc/cuda/harness/kernels_check.cu 2>&1 | grep -E 'Used|spill' || true
   /tmp/vganzoo_kernels_check --run || STATUS=1
 fi

@@ -15,6 +15,7 @@
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <limits>
 #include <type_traits>
 #include <string>
@@ -77,13 +78,6 @@ const char* path_name(Path p) {
   return "?";
 }
 
-template <typename T>
-struct DeviceType { using type = T; };
-template <>
-struct DeviceType<at::Half> { using type = __half; };
-template <>
-struct DeviceType<at::BFloat16> { using type = __nv_bfloat16; };
-
 ck::ConvParams make_params(const ConvGeometry& g, int64_t c_in_pad, Act act, double slope) {
   ck::ConvParams p{};
   p.n = static_cast<int>(g.n);
@@ -103,6 +97,40 @@ ck::ConvParams make_params(const ConvGeometry& g, int64_t c_in_pad, Act act, dou
   return p;
 }
 
+template <typename T, typename scalar_t>
+void launch_igemm_wmma(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& y,
+                       const ck::ConvParams& p, cudaStream_t stream) {
+  const T* bp = b.defined() ? reinterpret_cast<const T*>(b.const_data_ptr<scalar_t>()) : nullptr;
+  dim3 grid((p.m + ck::wmma_cfg::kBM - 1) / ck::wmma_cfg::kBM, (p.c_out + ck::wmma_cfg::kBN - 1) / ck::wmma_cfg::kBN);
+  ck::conv3d_igemm_wmma_kernel<T><<<grid, ck::wmma_cfg::kThreads, 0, stream>>>(
+      reinterpret_cast<const T*>(x.const_data_ptr<scalar_t>()), reinterpret_cast<const T*>(w.const_data_ptr<scalar_t>()),
+      bp, reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>()), p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+void launch_igemm_simt(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& y,
+                       const ck::ConvParams& p, cudaStream_t stream) {
+  dim3 grid((p.m + ck::simt_cfg::kBM - 1) / ck::simt_cfg::kBM, (p.c_out + ck::simt_cfg::kBN - 1) / ck::simt_cfg::kBN);
+  ck::conv3d_igemm_simt_kernel<float><<<grid, ck::simt_cfg::kThreads, 0, stream>>>(
+      x.const_data_ptr<float>(), w.const_data_ptr<float>(), b.defined() ? b.const_data_ptr<float>() : nullptr,
+      y.mutable_data_ptr<float>(), p);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
+template <typename T, typename scalar_t>
+void launch_bias_act(at::Tensor& y, const at::Tensor& b, int64_t c, int64_t s, bool cl, Act act, double slope,
+                     cudaStream_t stream) {
+  constexpr int kThreads = 256;
+  constexpr int64_t kMaxBlocks = 65535 * 8;  // grid-stride loop covers the rest
+  const int64_t total = y.numel();
+  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, kMaxBlocks);
+  ck::bias_act_inplace_kernel<T><<<blocks, kThreads, 0, stream>>>(
+      reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>()),
+      b.defined() ? reinterpret_cast<const T*>(b.const_data_ptr<scalar_t>()) : nullptr, total, c, s, cl,
+      static_cast<int>(act), static_cast<float>(slope));
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 at::Tensor run_igemm(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
                      const std::optional<at::Tensor>& bias, Act act, double slope, bool tensor_cores) {
   const auto fmt = output_memory_format(x);
@@ -116,25 +144,22 @@ at::Tensor run_igemm(const ConvGeometry& g, const at::Tensor& x, const at::Tenso
   const ck::ConvParams p = make_params(g, c_in_pad, act, slope);
   auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
 
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "vganzoo_conv3d_igemm", [&] {
-    using T = typename DeviceType<scalar_t>::type;
-    const T* xp = reinterpret_cast<const T*>(x_cl.const_data_ptr<scalar_t>());
-    const T* wp = reinterpret_cast<const T*>(w_packed.const_data_ptr<scalar_t>());
-    const T* bp = b.defined() ? reinterpret_cast<const T*>(b.const_data_ptr<scalar_t>()) : nullptr;
-    T* yp = reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>());
-    if constexpr (std::is_same_v<T, __half> || std::is_same_v<T, __nv_bfloat16>) {
+  // Explicit per-dtype launches (no AT_DISPATCH: kernels are instantiated only for the types they support).
+  switch (x.scalar_type()) {
+    case at::kHalf:
       TORCH_CHECK(tensor_cores, "internal: half-precision igemm requires the tensor-core kernel");
-      dim3 grid((p.m + ck::wmma_cfg::kBM - 1) / ck::wmma_cfg::kBM, (p.c_out + ck::wmma_cfg::kBN - 1) / ck::wmma_cfg::kBN);
-      ck::conv3d_igemm_wmma_kernel<T><<<grid, ck::wmma_cfg::kThreads, 0, stream>>>(xp, wp, bp, yp, p);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    } else if constexpr (std::is_same_v<T, float>) {
-      dim3 grid((p.m + ck::simt_cfg::kBM - 1) / ck::simt_cfg::kBM, (p.c_out + ck::simt_cfg::kBN - 1) / ck::simt_cfg::kBN);
-      ck::conv3d_igemm_simt_kernel<T><<<grid, ck::simt_cfg::kThreads, 0, stream>>>(xp, wp, bp, yp, p);
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
-    } else {
+      launch_igemm_wmma<__half, at::Half>(x_cl, w_packed, b, y, p, stream);
+      break;
+    case at::kBFloat16:
+      TORCH_CHECK(tensor_cores, "internal: half-precision igemm requires the tensor-core kernel");
+      launch_igemm_wmma<__nv_bfloat16, at::BFloat16>(x_cl, w_packed, b, y, p, stream);
+      break;
+    case at::kFloat:
+      launch_igemm_simt(x_cl, w_packed, b, y, p, stream);
+      break;
+    default:
       TORCH_CHECK(false, "internal: igemm path selected for unsupported dtype ", x.scalar_type());
-    }
-  });
+  }
   return fmt == at::MemoryFormat::ChannelsLast3d ? y : y.contiguous(fmt);
 }
 
@@ -145,30 +170,23 @@ void bias_act_cuda_(at::Tensor& y, const std::optional<at::Tensor>& bias, Act ac
   TORCH_CHECK(cl || y.is_contiguous(), "bias_act: output must be contiguous or channels_last_3d");
   at::Tensor b = has_bias ? bias->contiguous() : at::Tensor();
   const int64_t total = y.numel(), c = y.size(1), s = total / std::max<int64_t>(y.size(0) * c, 1);
-  constexpr int kThreads = 256;
-  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, 65535 * 8);
   auto stream = c10::cuda::getCurrentCUDAStream(y.device().index());
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, y.scalar_type(), "vganzoo_bias_act_cuda", [&] {
-    using T = typename DeviceType<scalar_t>::type;
-    if constexpr (std::is_same_v<T, double>) {
-      // No device conversion helpers for double: compute in ATen (rare: float64 on GPU).
-      at::Tensor out = y;
-      if (b.defined()) out.add_(b.view({1, c, 1, 1, 1}));
+  switch (y.scalar_type()) {
+    case at::kFloat: launch_bias_act<float, float>(y, b, c, s, cl, act, slope, stream); break;
+    case at::kHalf: launch_bias_act<__half, at::Half>(y, b, c, s, cl, act, slope, stream); break;
+    case at::kBFloat16: launch_bias_act<__nv_bfloat16, at::BFloat16>(y, b, c, s, cl, act, slope, stream); break;
+    default: {
+      // float64 (rare on GPU): plain ATen ops, in place.
+      if (b.defined()) y.add_(b.view({1, c, 1, 1, 1}));
       switch (act) {
-        case Act::Relu: out.relu_(); break;
-        case Act::LeakyRelu: at::leaky_relu_(out, slope); break;
-        case Act::Tanh: out.tanh_(); break;
-        case Act::Sigmoid: out.sigmoid_(); break;
+        case Act::Relu: y.relu_(); break;
+        case Act::LeakyRelu: at::leaky_relu_(y, slope); break;
+        case Act::Tanh: y.tanh_(); break;
+        case Act::Sigmoid: y.sigmoid_(); break;
         case Act::None: break;
       }
-    } else {
-      ck::bias_act_inplace_kernel<T><<<blocks, kThreads, 0, stream>>>(
-          reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>()),
-          b.defined() ? reinterpret_cast<const T*>(b.const_data_ptr<scalar_t>()) : nullptr, total, c, s, cl,
-          static_cast<int>(act), static_cast<float>(slope));
-      C10_CUDA_KERNEL_LAUNCH_CHECK();
     }
-  });
+  }
 }
 
 at::Tensor run_aten(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,

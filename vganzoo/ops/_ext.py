@@ -57,4 +57,4 @@ def warn_fallback_once(device_type: str) -> None:
     _warned.add(device_type)
     reason = load_error() or f"the extension was built without {device_type} support"
     warnings.warn(f"vganzoo: fused ops for {device_type} are not available ({reason}); using the plain-PyTorch "
-                  "reference implementation", RuntimeWarning, stacklevel=3)
+                  "reference implementation", RuntimeWarning, stacklevel=4)

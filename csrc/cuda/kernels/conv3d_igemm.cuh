@@ -57,25 +57,27 @@ __device__ __forceinline__ PixelOrigin decode_pixel(const ConvParams& p, int m) 
   return o;
 }
 
-// A[m][k]: the input value multiplied by weight tap k for output pixel m (0 where padded).
+// A[m][k]: the input value multiplied by weight tap k for output pixel m (`zero` where padded).
+// T may be a raw 16-bit storage type (the tensor-core kernel moves fp16/bf16 as bits: zero == 0).
 template <typename T>
-__device__ __forceinline__ T gather_a(const T* __restrict__ x, const ConvParams& p, const PixelOrigin& o, int k) {
-  if (!o.valid || k >= p.k) return from_float<T>(0.f);
+__device__ __forceinline__ T gather_a(const T* __restrict__ x, const ConvParams& p, const PixelOrigin& o, int k,
+                                      T zero) {
+  if (!o.valid || k >= p.k) return zero;
   const int c = k % p.c_in_pad;
-  if (c >= p.c_in) return from_float<T>(0.f);
+  if (c >= p.c_in) return zero;
   int tap = k / p.c_in_pad;
   const int kw = tap % p.k_w;
   tap /= p.k_w;
   const int kh = tap % p.k_h;
   const int kt = tap / p.k_h;
   const int ti = o.t0 + kt * p.d_t, hi = o.h0 + kh * p.d_h, wi = o.w0 + kw * p.d_w;
-  if (ti < 0 || ti >= p.in_t || hi < 0 || hi >= p.in_h || wi < 0 || wi >= p.in_w) return from_float<T>(0.f);
+  if (ti < 0 || ti >= p.in_t || hi < 0 || hi >= p.in_h || wi < 0 || wi >= p.in_w) return zero;
   return x[o.base + ((static_cast<int64_t>(ti) * p.in_h + hi) * p.in_w + wi) * p.c_in + c];
 }
 
 template <typename T>
-__device__ __forceinline__ T load_b(const T* __restrict__ w, const ConvParams& p, int n, int k) {
-  if (n >= p.c_out || k >= p.k) return from_float<T>(0.f);
+__device__ __forceinline__ T load_b(const T* __restrict__ w, const ConvParams& p, int n, int k, T zero) {
+  if (n >= p.c_out || k >= p.k) return zero;
   return w[static_cast<int64_t>(n) * p.k + k];
 }
 
@@ -98,7 +100,7 @@ constexpr int kPadC = 4;
 }  // namespace wmma_cfg
 
 template <typename T>
-__global__ void __launch_bounds__(wmma_cfg::kThreads)
+__global__ void __launch_bounds__(wmma_cfg::kThreads, 4)
 conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                          T* __restrict__ y, ConvParams p) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
@@ -123,11 +125,18 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
+  // fp16 / bf16 values are moved as raw 16-bit patterns (+0.0 is all zero bits in both formats).
+  using Bits = unsigned short;
+  static_assert(sizeof(T) == sizeof(Bits), "tensor-core kernel expects a 16-bit element type");
+  const Bits* xb = reinterpret_cast<const Bits*>(x);
+  const Bits* wb = reinterpret_cast<const Bits*>(w);
+  Bits* a_bits = reinterpret_cast<Bits*>(&a_tile[0][0]);
+  Bits* b_bits = reinterpret_cast<Bits*>(&b_tile[0][0]);
   for (int k0 = 0; k0 < p.k; k0 += kBK) {
 #pragma unroll
     for (int kk = 0; kk < kBK / 2; ++kk) {
-      a_tile[ld_row][ld_k + kk] = gather_a(x, p, origin, k0 + ld_k + kk);
-      b_tile[ld_k + kk][ld_row] = load_b(w, p, n0 + ld_row, k0 + ld_k + kk);
+      a_bits[ld_row * (kBK + kPadAB) + ld_k + kk] = gather_a<Bits>(xb, p, origin, k0 + ld_k + kk, 0);
+      b_bits[(ld_k + kk) * (kBN + kPadAB) + ld_row] = load_b<Bits>(wb, p, n0 + ld_row, k0 + ld_k + kk, 0);
     }
     __syncthreads();
 #pragma unroll
@@ -195,8 +204,8 @@ conv3d_igemm_simt_kernel(const T* __restrict__ x, const T* __restrict__ w, const
   for (int k0 = 0; k0 < p.k; k0 += kBK) {
 #pragma unroll
     for (int kk = 0; kk < 4; ++kk) {
-      a_tile[ld_k + kk][ld_row] = to_float(gather_a(x, p, origin, k0 + ld_k + kk));
-      b_tile[ld_k + kk][ld_row] = to_float(load_b(w, p, n0 + ld_row, k0 + ld_k + kk));
+      a_tile[ld_k + kk][ld_row] = to_float(gather_a(x, p, origin, k0 + ld_k + kk, from_float<T>(0.f)));
+      b_tile[ld_k + kk][ld_row] = to_float(load_b(w, p, n0 + ld_row, k0 + ld_k + kk, from_float<T>(0.f)));
     }
     __syncthreads();
 #pragma unroll
