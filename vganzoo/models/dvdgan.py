@@ -62,7 +62,7 @@ from ..nn import (
 )
 from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, require
-from .common import build_discriminators
+from .common import build_discriminators, check_shared_config, check_video, scaled_channels
 
 __all__ = ["DVDGANGenerator", "SpatialDiscriminator", "TemporalDiscriminator", "dvdgan"]
 
@@ -82,31 +82,8 @@ WEIGHT_LAYERS = (nn.Conv2d, nn.Linear, nn.Embedding, STConv3d)
 # helpers
 # ------------------------------------------------------------------------------------------------
 def _scaled_channels(width: float, mult: int) -> int:
-    return max(1, round(BASE_CHANNELS * width * mult))
-
-
-def _check_common(
-    name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int
-) -> None:
-    require(
-        isinstance(resolution, int)
-        and not isinstance(resolution, bool)
-        and resolution in SUPPORTED_RESOLUTIONS,
-        f"{name}: resolution must be one of {SUPPORTED_RESOLUTIONS}, got {resolution!r}",
-    )
-    require(
-        isinstance(frames, int) and not isinstance(frames, bool) and frames >= 1,
-        f"{name}: frames must be a positive int, got {frames!r}",
-    )
-    require(channels in (1, 3), f"{name}: channels must be 1 or 3, got {channels!r}")
-    require(
-        isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
-        f"{name}: width must be a positive number, got {width!r}",
-    )
-    require(
-        isinstance(num_classes, int) and not isinstance(num_classes, bool) and num_classes >= 0,
-        f"{name}: num_classes must be a non-negative int, got {num_classes!r}",
-    )
+    """``ch * mult`` channels at width ``width``, rounded once (``round(32 * width * mult)``, at least 1)."""
+    return scaled_channels(BASE_CHANNELS * mult, width)
 
 
 def orthogonal_spectral_norm_(module: nn.Module) -> nn.Module:
@@ -151,20 +128,6 @@ def validate_labels(
             f"{int(labels.min())} to {int(labels.max())}"
         )
     return labels.to(device=device, dtype=torch.long)
-
-
-def _check_video(video: torch.Tensor, channels: int, resolution: int, owner: str) -> None:
-    if (
-        not isinstance(video, torch.Tensor)
-        or video.ndim != 5
-        or video.shape[1] != channels
-        or video.shape[3] != resolution
-        or video.shape[4] != resolution
-    ):
-        shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-        raise ValueError(
-            f"{owner}: video must have shape (N, {channels}, T, {resolution}, {resolution}), got {shape}"
-        )
 
 
 def _per_frame(fn, x: torch.Tensor) -> torch.Tensor:
@@ -263,7 +226,15 @@ class DVDGANGenerator(nn.Module):
         latent_dim: int = LATENT_DIM,
     ) -> None:
         super().__init__()
-        _check_common("dvdgan/generator", resolution, frames, channels, width, num_classes)
+        check_shared_config(
+            "dvdgan/generator",
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=SUPPORTED_RESOLUTIONS,
+        )
         require(
             isinstance(latent_dim, int) and latent_dim >= 1,
             f"dvdgan/generator: latent_dim must be a positive int, got {latent_dim!r}",
@@ -421,7 +392,15 @@ class SpatialDiscriminator(nn.Module):
         sampled_frames: int = SPATIAL_SAMPLED_FRAMES,
     ) -> None:
         super().__init__()
-        _check_common("dvdgan/spatial", resolution, frames, channels, width, num_classes)
+        check_shared_config(
+            "dvdgan/spatial",
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=SUPPORTED_RESOLUTIONS,
+        )
         require(
             isinstance(sampled_frames, int) and sampled_frames >= 1,
             f"dvdgan/spatial: sampled_frames must be a positive int, got {sampled_frames!r}",
@@ -446,7 +425,7 @@ class SpatialDiscriminator(nn.Module):
         return evenly.expand(n, k)
 
     def forward(self, video: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorOutput:
-        _check_video(video, self.channels, self.resolution, "dvdgan/spatial")
+        check_video(video, name="dvdgan/spatial", channels=self.channels, resolution=self.resolution)
         n, c, t, h, w = video.shape
         labels = validate_labels(labels, n, self.num_classes, video.device, "dvdgan/spatial")
         index = self.frame_indices(n, t, video.device)
@@ -481,7 +460,15 @@ class TemporalDiscriminator(nn.Module):
         num_classes: int = 0,
     ) -> None:
         super().__init__()
-        _check_common("dvdgan/temporal", resolution, frames, channels, width, num_classes)
+        check_shared_config(
+            "dvdgan/temporal",
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=SUPPORTED_RESOLUTIONS,
+        )
         require(
             frames % TEMPORAL_FRAME_MULTIPLE == 0,
             f"dvdgan/temporal: frames must be a multiple of {TEMPORAL_FRAME_MULTIPLE} (its two 3-D blocks "
@@ -498,7 +485,7 @@ class TemporalDiscriminator(nn.Module):
         orthogonal_spectral_norm_(self)
 
     def forward(self, video: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorOutput:
-        _check_video(video, self.channels, self.resolution, "dvdgan/temporal")
+        check_video(video, name="dvdgan/temporal", channels=self.channels, resolution=self.resolution)
         n, _, t, _, _ = video.shape
         if t < 1 or t % TEMPORAL_FRAME_MULTIPLE:
             raise ValueError(

@@ -43,7 +43,7 @@ from torch import nn
 from ..nn import STConv3d, STConvTranspose3d
 from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, require
-from .common import build_discriminators
+from .common import build_discriminators, check_shared_config, check_video, scaled_channels
 
 __all__ = ["VGANDiscriminator", "VGANGenerator", "vgan"]
 
@@ -66,25 +66,20 @@ def _stages(resolution: int) -> int:
 
 
 def _check(name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> int:
-    """Validate the shared config; returns the temporal kernel ``frames / 2**stages``."""
-    require(
-        isinstance(resolution, int)
-        and not isinstance(resolution, bool)
-        and resolution in SUPPORTED_RESOLUTIONS,
-        f"{name}: resolution must be one of {SUPPORTED_RESOLUTIONS}, got {resolution!r}",
-    )
-    require(channels in (1, 3), f"{name}: channels must be 1 or 3, got {channels!r}")
-    require(
-        isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
-        f"{name}: width must be a positive number, got {width!r}",
+    """Validate the shared keywords and VGAN's own rules; returns the temporal kernel ``frames / 2**stages``."""
+    check_shared_config(
+        name,
+        resolution=resolution,
+        frames=frames,
+        channels=channels,
+        width=width,
+        num_classes=num_classes,
+        resolutions=SUPPORTED_RESOLUTIONS,
     )
     require(num_classes == 0, f"{name}: VGAN is unconditional; num_classes must be 0, got {num_classes!r}")
     multiple = 2 ** _stages(resolution)
     require(
-        isinstance(frames, int)
-        and not isinstance(frames, bool)
-        and frames >= multiple
-        and frames % multiple == 0,
+        frames % multiple == 0,
         f"{name}: at resolution {resolution} frames must be a positive multiple of {multiple} "
         f"(e.g. {multiple}, {2 * multiple}), got {frames!r}",
     )
@@ -94,7 +89,7 @@ def _check(name: str, resolution: int, frames: int, channels: int, width: float,
 def _stage_channels(resolution: int, width: float) -> list[int]:
     """Channels of the hidden stages from coarse to fine, e.g. [512, 256, 128, 64] at 64x64."""
     n = _stages(resolution)
-    return [max(1, round(FINEST_CHANNELS * width * 2 ** (n - 1 - i))) for i in range(n)]
+    return [scaled_channels(FINEST_CHANNELS * 2 ** (n - 1 - i), width) for i in range(n)]
 
 
 def init_vgan_weights_(module: nn.Module) -> nn.Module:
@@ -250,12 +245,9 @@ class VGANDiscriminator(nn.Module):
         init_vgan_weights_(self)
 
     def forward(self, video: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorOutput:
-        expected = (self.channels, self.frames, self.resolution, self.resolution)
-        if not isinstance(video, torch.Tensor) or video.ndim != 5 or tuple(video.shape[1:]) != expected:
-            shape = tuple(video.shape) if isinstance(video, torch.Tensor) else type(video).__name__
-            raise ValueError(
-                f"vgan/video: video must have shape (N, {', '.join(map(str, expected))}), got {shape}"
-            )
+        check_video(
+            video, name="vgan/video", channels=self.channels, resolution=self.resolution, frames=self.frames
+        )
         if labels is not None:
             raise ValueError("vgan/video: labels must be None (VGAN is unconditional)")
         out = self.main(video).flatten(1)  # (N, 2)
