@@ -119,6 +119,9 @@ def test_discriminator_output_shapes_batch_one_and_three(small):
 
 
 def test_gradients_reach_every_parameter():
+    # Seeded: at the 2-channel test width a few random inits (3 of 300 seeds) leave one bias with an
+    # exactly-zero gradient (a dead ReLU, or a bias the next batch norm cancels) - not a wiring fault.
+    torch.manual_seed(0)
     model = vganzoo.create("dvdgan", resolution=32, frames=4, width=TINY, num_classes=2)
     _open_attention(model.generator)  # gamma starts at 0, which blocks the projections' gradient
     gen = model.generator.train()
