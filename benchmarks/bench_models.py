@@ -164,7 +164,7 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
         out["svc_s"] = _timed(lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, repeat)
     ops = __import__("vganzoo.ops", fromlist=["*"])
     out["ops_impl"] = os.environ.get(IMPL_ENV, "default")
-    out["ops_has_switch"] = any(hasattr(ops, a) for a in ("set_impl", "use_impl", "get_impl", "impl"))
+    out["ops_has_switch"] = hasattr(ops, "resolve_impl")  # impl= argument and VGANZOO_OPS_IMPL
     return out
 
 
