@@ -184,11 +184,22 @@ def _run_child(name: str, impl: str | None, args: argparse.Namespace) -> dict[st
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per-key median of the numeric fields of several child results (other fields from the first)."""
+    out = dict(results[0])
+    for key, value in results[0].items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = statistics.median(r[key] for r in results)
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="*", help="shell-style filter over vganzoo.list_models()")
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3, help="timed repetitions (median reported)")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating default/ref subprocess pairs per model (median over rounds), so machine noise hits both")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -204,16 +215,21 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [n for n in vganzoo.list_models() if fnmatch.fnmatch(n, args.models)]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}, "
-          f"median of {args.repeat}")
+          f"median of {args.repeat} per run, median over {args.rounds} interleaved rounds")
     header = f"{'model':<14} {'sample v/s':>10} {'ref v/s':>9} {'ratio':>6} | {'train s/it':>10} {'ref s/it':>9} {'ratio':>6} | {'svc s':>6}"
     print(header)
     print("-" * len(header))
     switch_seen = False
     for name in names:
-        default, ref = _run_child(name, None, args), _run_child(name, "ref", args)
-        if "error" in default or "error" in ref:
-            print(f"{name:<14} error: {default.get('error') or ref.get('error')}")
+        runs: dict[str, list[dict[str, Any]]] = {"default": [], "ref": []}
+        for _ in range(max(1, args.rounds)):  # interleaved: default, ref, default, ref, ...
+            runs["default"].append(_run_child(name, None, args))
+            runs["ref"].append(_run_child(name, "ref", args))
+        failed = [r["error"] for rs in runs.values() for r in rs if "error" in r]
+        if failed:
+            print(f"{name:<14} error: {failed[0]}")
             continue
+        default, ref = _median_run(runs["default"]), _median_run(runs["ref"])
         switch_seen |= bool(default["ops_has_switch"])
         svc = f"{default['svc_s']:.3f}" if "svc_s" in default else "-"
         print(f"{name:<14} {default['videos_per_s']:>10.2f} {ref['videos_per_s']:>9.2f} "
