@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
+from ._files import fsync_dir, write_synced
 from .errors import UnknownModelError, VganzooError
 
 __all__ = [
@@ -187,22 +188,6 @@ def _check_component_name(component: str) -> None:
         f"components: unknown component {component!r}; expected 'generator', 'generator_ema', "
         "'discriminators' (all of them) or 'discriminator.<role>'"
     )
-
-
-def _fsync_dir(path: Path) -> None:
-    with contextlib.suppress(OSError):  # not every platform/file system can fsync a directory
-        fd = os.open(path, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _write_bytes(path: Path, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
-        handle.flush()
-        os.fsync(handle.fileno())
 
 
 # ----------------------------------------------------------------------------------------------
@@ -917,7 +902,7 @@ def save_pretrained(
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
         files = {"config": CONFIG_FILE}
-        _write_bytes(tmp / CONFIG_FILE, config_bytes)
+        write_synced(tmp / CONFIG_FILE, config_bytes)
         for comp, module in modules.items():
             filename = component_file(comp)
             save_file(
@@ -937,9 +922,9 @@ def save_pretrained(
             "metadata": metadata,
             "recipe": dict(getattr(model, "recipe", {}) or {}),
         }
-        _write_bytes(tmp / INDEX_FILE, (json.dumps(index, indent=2) + "\n").encode())
-        _write_bytes(tmp / CARD_FILE, _model_card(model, metadata, files, repo_id).encode())
-        _fsync_dir(tmp)
+        write_synced(tmp / INDEX_FILE, (json.dumps(index, indent=2) + "\n").encode())
+        write_synced(tmp / CARD_FILE, _model_card(model, metadata, files, repo_id).encode())
+        fsync_dir(tmp)
         os.chmod(tmp, 0o755)
         if target.exists():
             old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
@@ -952,7 +937,7 @@ def save_pretrained(
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, target)
-        _fsync_dir(target.parent)
+        fsync_dir(target.parent)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

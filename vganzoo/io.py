@@ -17,12 +17,9 @@ pixel with the padding value.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import os
 import re
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -30,6 +27,7 @@ import numpy as np
 import torch
 from einops import rearrange
 
+from ._files import atomic_path
 from .errors import VganzooError
 
 __all__ = [
@@ -189,35 +187,6 @@ def make_grid(videos: Any, nrow: int | None = None, padding: int = 2, pad_value:
 # ----------------------------------------------------------------------------------------------
 # Writing
 # ----------------------------------------------------------------------------------------------
-@contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success fsync it and move it onto ``path``.
-
-    On any exception the temporary file is removed and ``path`` is left as it was.
-    """
-    path = Path(path)
-    # O_EXCL on a random name (not mkstemp) so the file gets the usual umask-based permissions
-    tmp = path.parent / f".{path.name}.{secrets.token_hex(6)}.tmp{path.suffix}"
-    os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
-    try:
-        yield tmp
-        with open(tmp, "rb+") as fh:
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp.unlink()
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        with contextlib.suppress(OSError):
-            dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-            try:
-                os.fsync(dir_fd)
-            finally:
-                os.close(dir_fd)
-
-
 def save_video(
     videos: Any,
     path: str | os.PathLike[str],

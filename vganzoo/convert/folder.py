@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -12,6 +11,7 @@ from typing import Any
 import torch
 from safetensors.torch import save_file
 
+from .._files import atomic_path, atomic_write_bytes
 from ..errors import VganzooError
 
 __all__ = ["FolderExistsError", "write_weight_folder"]
@@ -21,18 +21,6 @@ CONFIG_FILE = "config.json"
 
 class FolderExistsError(VganzooError, FileExistsError):
     """The output folder already holds a weight set (pass overwrite=True / --force)."""
-
-
-def _fsync_replace(tmp: str, final: Path) -> None:
-    with open(tmp, "rb+") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, final)
-
-
-def _temp_path(folder: Path, name: str) -> str:
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
-    os.close(fd)
-    return tmp
 
 
 def write_weight_folder(
@@ -67,19 +55,7 @@ def write_weight_folder(
     meta = {str(k): str(v) for k, v in (metadata or {}).items()}
     for stem, state in components.items():
         tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-        tmp = _temp_path(folder, stem)
-        try:
+        with atomic_path(folder / f"{stem}.safetensors") as tmp:
             save_file(tensors, tmp, metadata=meta)
-            _fsync_replace(tmp, folder / f"{stem}.safetensors")
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-    tmp = _temp_path(folder, CONFIG_FILE)
-    try:
-        with open(tmp, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        _fsync_replace(tmp, folder / CONFIG_FILE)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_write_bytes(folder / CONFIG_FILE, text.encode("utf-8"))
     return folder

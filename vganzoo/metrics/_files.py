@@ -6,8 +6,9 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from typing import Any
+
+from .._files import atomic_write_bytes
 
 __all__ = ["atomic_write_bytes", "atomic_write_json", "check_safetensors_file", "sha256_file"]
 
@@ -16,26 +17,6 @@ _HASH_CHUNK = 1 << 20
 _MAX_HEADER_BYTES = 100_000_000
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL_OPCODE = 0x80
-_FILE_MODE = 0o644
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same folder, fsync and rename."""
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, _FILE_MODE)  # mkstemp creates 0600; outputs are ordinary readable files
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> None:

@@ -24,6 +24,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
+from .._files import fsync_dir
 from ..errors import VganzooError
 
 __all__ = [
@@ -57,19 +58,6 @@ def _write_all(handle: Any, data: bytes | memoryview) -> None:
         handle.write(view[start : start + _CHUNK_BYTES])
 
 
-def _fsync_dir(directory: Path) -> None:
-    try:
-        fd = os.open(directory, os.O_RDONLY)
-    except OSError:  # e.g. Windows cannot open a directory
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Write ``data`` to ``path`` through a temp file in the same folder, fsync and rename."""
     path = Path(path)
@@ -87,7 +75,7 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
         except OSError:
             pass
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def checkpoint_path(directory: str | os.PathLike[str], step: int) -> Path:
