@@ -96,6 +96,20 @@ def test_frames_and_stride_select_the_clip(real, tiny):
         evaluate(real, real, "fvd", n=6, frames=5, stride=2, extractor=tiny)
 
 
+def test_real_stride_matches_the_training_speed(model, tiny):
+    real = torch.rand(6, 1, 8, 16, 16, generator=torch.Generator().manual_seed(3)) * 2 - 1
+    generated = real[:, :, ::2].clone()  # a "model" trained on every 2nd frame
+    matched = evaluate(generated, real, "fvd", n=6, frames=4, real_stride=2, extractor=tiny)
+    assert matched["scores"]["fvd"] == pytest.approx(0.0, abs=1e-9)
+    assert matched["protocol"]["real_stride"] == 2
+    plain = evaluate(generated, real, "fvd", n=6, frames=4, extractor=tiny)
+    assert plain["protocol"]["real_stride"] == 1 and plain["scores"]["fvd"] > 1e-6
+    model.recipe = {"frame_stride": 2}  # the default follows the model's recipe
+    assert evaluate(model, real, "fvd", n=6, frames=4, extractor=tiny)["protocol"]["real_stride"] == 2
+    with pytest.raises(ValueError, match="real_stride"):
+        evaluate(generated, real, "fvd", n=6, frames=4, real_stride=0, extractor=tiny)
+
+
 def test_real_statistics_cache(tmp_path, model, real, tiny):
     cache = tmp_path / "real.safetensors"
     first = evaluate(model, real, "fvd", n=8, n_real=12, frames=4, extractor=tiny, real_stats=cache)

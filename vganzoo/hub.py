@@ -924,6 +924,8 @@ def save_pretrained(
         }
         write_synced(tmp / INDEX_FILE, (json.dumps(index, indent=2) + "\n").encode())
         write_synced(tmp / CARD_FILE, _model_card(model, metadata, files, repo_id).encode())
+        for written in tmp.iterdir():  # safetensors writes 0600 files; a weight set is meant to be shared
+            os.chmod(written, 0o644)
         fsync_dir(tmp)
         os.chmod(tmp, 0o755)
         if target.exists():

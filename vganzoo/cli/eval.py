@@ -31,6 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--n-real", type=int, default=None, help="real clips (default: --n)")
     p.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help=f"frames per clip (default {DEFAULT_FRAMES})")
     p.add_argument("--stride", type=int, default=1, help="take every k-th frame (default 1)")
+    p.add_argument("--real-stride", type=int, default=None, help="real clips' own frame step before --stride (default: the model's training frame_stride)")
     p.add_argument("--resolution", type=int, default=None, help="real-data resolution (default: the generated clips')")
     p.add_argument("--extractor", help="fvd: I3D weights, is: C3D weights (PATH.safetensors or hf-hub:org/repo[/file][@rev])")
     p.add_argument("--digits-classifier", help="folder of digits-classifier weights (default: the bundled one)")
@@ -55,7 +56,7 @@ def _summary(result: dict) -> str:
             beside = f"   (real data: {real[key]:.4f})" if isinstance(real.get(key), float) else ""
             lines.append(f"{key:<22} {value:.4f}{beside}")
     proto = result["protocol"]
-    lines.append(f"N generated {proto['n_generated']}, N real {proto['n_real']}, {proto['frames']} frames (stride {proto['stride']}), {proto['resolution']} px, seed {proto['seed']}")
+    lines.append(f"N generated {proto['n_generated']}, N real {proto['n_real']}, {proto['frames']} frames (stride {proto['stride']}, real data every {proto['real_stride']}), {proto['resolution']} px, seed {proto['seed']}")
     return "\n".join(lines)
 
 
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> int:
         n_real=args.n_real,
         frames=args.frames,
         stride=args.stride,
+        real_stride=args.real_stride,
         extractor=args.extractor,
         digits_classifier=args.digits_classifier,
         batch_size=args.batch_size,

@@ -224,6 +224,7 @@ def evaluate(
     n_real: int | None = None,
     frames: int = DEFAULT_FRAMES,
     stride: int = 1,
+    real_stride: int | None = None,
     extractor: Any = None,
     digits_classifier: str | os.PathLike | None = None,
     batch_size: int = 32,
@@ -246,6 +247,10 @@ def evaluate(
         metric: one of :data:`METRICS` or several (list or comma-separated).
         n: number of generated clips (the FVD convention is 2048); ``n_real`` defaults to ``n``.
         frames, stride: clips are the first ``frames`` frames taken every ``stride``-th.
+        real_stride: the real clips' own frame step before ``stride`` applies (real frames are taken
+            every ``stride * real_stride``-th). Default: the model's training ``frame_stride`` (from its
+            recipe; 1 when it has none), so generated clips are compared with real clips at the
+            speed the model was trained on.
         extractor: for ``fvd`` (I3D) or ``is`` (C3D): a safetensors path, ``hf-hub:org/repo[/file][@rev]``
             or an ``nn.Module`` mapping videos to (N, D).
         digits_classifier: folder of the digits classifier (default: the bundled one).
@@ -267,6 +272,11 @@ def evaluate(
     n_real = _check_positive("n_real", n if n_real is None else n_real, 2)
     frames = _check_positive("frames", frames)
     stride = _check_positive("stride", stride)
+    if real_stride is None:
+        recipe = getattr(model, "recipe", None) if isinstance(model, nn.Module) else None
+        real_stride = int((recipe or {}).get("frame_stride") or 1)
+    real_stride = _check_positive("real_stride", real_stride)
+    data_stride = stride * real_stride
     batch_size = _check_positive("batch_size", batch_size)
     device = torch.device(device)
     if "is" in metrics and n < splits:
@@ -314,6 +324,7 @@ def evaluate(
         "n_real": n_real,
         "frames": frames,
         "stride": stride,
+        "real_stride": data_stride,
         "resolution": resolution,
         "generated_shape": list(first.shape[1:]),
         "generated_seeds": f"model.sample(batch_size, seed={seed} + batch index)",
@@ -338,7 +349,7 @@ def evaluate(
     cached = None
     stats_protocol: dict[str, Any] = {}
     if real_stats is not None:
-        stats_protocol = {"metric": "fvd", "extractor_sha256": video_extractor.sha256, "frames": frames, "stride": stride, "resolution": resolution, "data": None if data is None else str(data)}
+        stats_protocol = {"metric": "fvd", "extractor_sha256": video_extractor.sha256, "frames": frames, "stride": data_stride, "resolution": resolution, "data": None if data is None else str(data)}
         if os.path.exists(real_stats):
             cached = FeatureStats.load(real_stats)
             diffs = [f"{k}: cached {cached.protocol.get(k)!r} vs now {stats_protocol[k]!r}" for k in STATS_PROTOCOL_KEYS if cached.protocol.get(k) != stats_protocol[k]]
@@ -378,12 +389,12 @@ def evaluate(
                 nxt = next(gen_iter, None)
                 batch = None if nxt is None else select_frames(nxt, frames, stride)
             if real_sets:
-                source, description, used_split = _real_dataset(data, resolution=resolution, frames=frames, stride=stride, seed=seed, split=split, length=n_real * len(real_sets))
+                source, description, used_split = _real_dataset(data, resolution=resolution, frames=frames, stride=data_stride, seed=seed, split=split, length=n_real * len(real_sets))
                 protocol["data"] = description
                 if used_split is not None:
                     protocol["data_split"] = used_split
                 for which, start in real_sets:
-                    for videos in _real_batches(source, start, n_real, batch_size, frames, stride, device):
+                    for videos in _real_batches(source, start, n_real, batch_size, frames, data_stride, device):
                         if tuple(videos.shape[-2:]) != tuple(first.shape[-2:]):
                             raise ValueError(f"real clips are {tuple(videos.shape[-2:])} but generated clips {tuple(first.shape[-2:])}; set resolution to match")
                         for acc in accumulators:

@@ -13,8 +13,9 @@ or from the command line, ``vganzoo train mocogan-rnn --data moving-digits --res
 
 from .checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import DEFAULT_RECIPE, TrainConfig, apply_overrides, resolve_recipe
+from .export import export_checkpoint, export_model, model_from_checkpoint
 from .run import train
-from .trainer import Trainer, TrainingDiverged, TrainResult, build_optimizer, export_model
+from .trainer import Trainer, TrainingDiverged, TrainResult, build_optimizer
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -25,10 +26,12 @@ __all__ = [
     "TrainingDiverged",
     "apply_overrides",
     "build_optimizer",
+    "export_checkpoint",
     "export_model",
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "model_from_checkpoint",
     "resolve_recipe",
     "save_checkpoint",
     "train",

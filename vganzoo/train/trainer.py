@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import inspect
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig, resolve_recipe
 from .data import BatchLoader, IndexStream
+from .export import export_model
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "build_optimizer", "derive_seed"]
 
@@ -793,53 +793,3 @@ class Trainer:
                     signal.signal(sig, old)
 
         return restore
-
-
-def export_model(
-    model: nn.Module, directory: str | os.PathLike[str], *, metadata: Mapping[str, Any] | None = None
-) -> Path:
-    """``vganzoo.save_pretrained(model, directory, metadata=..., overwrite=True)``, or a minimal
-    folder while the hub's save_pretrained is not available (raises NotImplementedError).
-
-    ``metadata`` is what the model card records (``steps``, ``dataset``, ``training_command``...).
-    The fallback writes ``config.json`` (the model config) and ``generator.safetensors`` (and
-    ``generator_ema.safetensors`` when the model has an EMA), each atomically, plus
-    ``training.json`` with ``metadata``.
-    """
-    from .. import hub
-
-    directory = Path(directory)
-    card = dict(metadata or {})
-    save = getattr(hub, "save_pretrained", None)
-    if save is not None:
-        params = inspect.signature(save).parameters
-        kwargs: dict[str, Any] = {}
-        if "metadata" in params:
-            kwargs["metadata"] = card
-        elif "card" in params:
-            kwargs["card"] = card
-        if "overwrite" in params:
-            kwargs["overwrite"] = True  # a resumed run that trained further replaces its model folder
-        try:
-            save(model, str(directory), **kwargs)
-            return directory
-        except NotImplementedError:
-            pass
-    from safetensors.torch import save as st_save
-
-    directory.mkdir(parents=True, exist_ok=True)
-    parts = {"generator": model.generator}
-    if getattr(model, "generator_ema", None) is not None:
-        parts["generator_ema"] = model.generator_ema
-    for name, module in parts.items():
-        tensors = {k: v.detach().to("cpu", copy=True).contiguous() for k, v in module.state_dict().items()}
-        ckpt.atomic_write_bytes(
-            directory / f"{name}.safetensors", st_save(tensors, metadata={"format": "pt"})
-        )
-    config = dict(getattr(model, "config", {}) or {})
-    ckpt.atomic_write_bytes(directory / "config.json", (json.dumps(config, indent=2) + "\n").encode())
-    if card:  # the fallback's stand-in for the model card
-        ckpt.atomic_write_bytes(
-            directory / "training.json", (json.dumps(dict(card), indent=2, default=str) + "\n").encode()
-        )
-    return directory

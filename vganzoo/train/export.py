@@ -1,0 +1,162 @@
+"""From training to a weight set: export a model or a training checkpoint as a ``save_pretrained`` folder.
+
+    >>> from vganzoo.train import export_checkpoint
+    >>> export_checkpoint("runs/digits", "weights/mocogan-rnn.digits", generator="ema", dtype="float16")
+
+or ``vganzoo export runs/digits weights/mocogan-rnn.digits --generator ema --dtype float16``. The
+folder loads with ``vganzoo.load("local-dir:...")``, publishes with ``vganzoo push`` and can be
+bundled inside a package (see ``vganzoo.hub.spec_from_folder``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from . import checkpoint as ckpt
+
+GENERATOR_CHOICES = ("both", "ema", "raw")
+
+__all__ = ["GENERATOR_CHOICES", "export_checkpoint", "export_model", "model_from_checkpoint"]
+
+
+def export_model(
+    model: nn.Module,
+    directory: str | os.PathLike[str],
+    *,
+    metadata: Mapping[str, Any] | None = None,
+    dtype: Any = None,
+) -> Path:
+    """``vganzoo.save_pretrained(model, directory, metadata=..., overwrite=True)``: the end-of-run export.
+
+    ``metadata`` is what the model card records (``steps``, ``dataset``, ``training_command``...).
+    An existing folder is replaced (a resumed run that trained further re-exports its model).
+    """
+    from ..hub import save_pretrained
+
+    save_pretrained(model, str(directory), metadata=dict(metadata or {}), overwrite=True, dtype=dtype)
+    return Path(directory)
+
+
+def _resolve_checkpoint(source: str | os.PathLike[str], step: int | None) -> tuple[Path, Path | None]:
+    """(checkpoint file, run folder or None) for a checkpoint file or a run folder."""
+    path = Path(source).expanduser()
+    if path.is_dir():
+        ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        found = ckpt.list_checkpoints(ckpt_dir)
+        if not found:
+            raise ckpt.CheckpointError(f"checkpoint: no checkpoints in {str(ckpt_dir)!r} (expected ckpt-NNNNNNNN.safetensors files)")
+        if step is None:
+            return found[-1][1], (path if ckpt_dir != path else path.parent)
+        chosen = [p for s, p in found if s == step]
+        if not chosen:
+            have = ", ".join(str(s) for s, _ in found[-8:])
+            raise ckpt.CheckpointError(f"step: no checkpoint for step {step} in {str(ckpt_dir)!r} (have: {have})")
+        return chosen[0], (path if ckpt_dir != path else path.parent)
+    if not path.exists():
+        raise ckpt.CheckpointError(f"checkpoint: {str(path)!r} does not exist (expected a checkpoint file or a run folder)")
+    if step is not None:
+        raise ValueError("step: only applies when the checkpoint argument is a run folder")
+    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return path, run_dir
+
+
+def model_from_checkpoint(
+    checkpoint: str | os.PathLike[str], *, step: int | None = None
+) -> tuple[Any, dict[str, Any]]:
+    """Rebuild the model a training checkpoint holds.
+
+    Args:
+        checkpoint: a ``ckpt-*.safetensors`` file, or a run folder (its newest checkpoint, or
+            the one of ``step``).
+
+    Returns ``(model, info)``: the :class:`~vganzoo.models.base.VideoGAN` with the checkpoint's
+    generator, EMA generator (when trained with one) and discriminators, in eval mode, and a dict
+    with ``step``, ``checkpoint``, ``run_dir`` and the run's ``config.json`` (``run_config``) when found.
+    Nothing is unpickled: checkpoints are safetensors with JSON metadata.
+    """
+    import vganzoo
+
+    path, run_dir = _resolve_checkpoint(checkpoint, step)
+    tensors, state = ckpt.load_checkpoint(path)
+    config = dict(state.get("model_config") or {})
+    name = config.pop("model", None)
+    if not isinstance(name, str):
+        raise ckpt.CheckpointError(f"checkpoint {str(path)!r} does not record its model config; cannot rebuild the model")
+    model = vganzoo.create(name, **config)
+    if state.get("recipe"):
+        model.recipe = dict(state["recipe"])
+    model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    if any(k.startswith("generator_ema.") for k in model_sd):
+        model.add_ema()
+    try:
+        model.load_state_dict(model_sd, strict=True)
+    except RuntimeError as exc:
+        raise ckpt.CheckpointError(f"checkpoint {str(path)!r} does not match {name}: {str(exc).splitlines()[0]}") from None
+    model.eval()
+    run_config: dict[str, Any] = {}
+    if run_dir is not None and (run_dir / "config.json").is_file():
+        try:
+            run_config = json.loads((run_dir / "config.json").read_text())
+        except (OSError, json.JSONDecodeError):
+            run_config = {}
+    info = {"step": int(state.get("step", 0)), "checkpoint": str(path), "run_dir": str(run_dir) if run_dir else None,
+            "run_config": run_config}
+    return model, info
+
+
+def export_checkpoint(
+    checkpoint: str | os.PathLike[str],
+    directory: str | os.PathLike[str],
+    *,
+    step: int | None = None,
+    generator: str = "both",
+    discriminators: bool = True,
+    dtype: Any = None,
+    metadata: Mapping[str, Any] | None = None,
+    overwrite: bool = False,
+) -> Path:
+    """Write a training checkpoint as a ``save_pretrained`` folder and return its path.
+
+    Args:
+        checkpoint: a checkpoint file or a run folder (see :func:`model_from_checkpoint`).
+        directory: the weight-set folder to write (atomically; see ``vganzoo.save_pretrained``).
+        step: with a run folder, the checkpoint of this step instead of the newest.
+        generator: ``"both"`` keeps the generator and its EMA as trained; ``"ema"`` ships the EMA
+            weights as the (only) generator; ``"raw"`` ships the trained generator without the EMA.
+            One generator halves the size of what is bundled or downloaded.
+        discriminators: False ships the generator only (enough for sampling; fine-tuning needs them).
+        dtype: storage dtype for floating-point tensors (``"float16"`` halves the size).
+        metadata: model-card fields; ``steps``, ``dataset`` and ``training_command`` are filled in
+            from the checkpoint and the run's config.json unless given.
+        overwrite: replace an existing non-empty folder.
+    """
+    from ..hub import save_pretrained
+
+    if generator not in GENERATOR_CHOICES:
+        raise ValueError(f"generator must be one of {', '.join(GENERATOR_CHOICES)}, got {generator!r}")
+    model, info = model_from_checkpoint(checkpoint, step=step)
+    if generator == "ema":
+        if model.generator_ema is None:
+            raise ValueError(f"generator='ema': the checkpoint {info['checkpoint']!r} was trained without an EMA generator")
+        model.generator = model.generator_ema
+        model.generator_ema = None
+    elif generator == "raw":
+        model.generator_ema = None
+    if not discriminators:
+        model.discriminators = nn.ModuleDict()
+    card: dict[str, Any] = {"steps": info["step"]}
+    run_config = info["run_config"]
+    if "data" in run_config:
+        card["dataset"] = str(run_config["data"])
+    if "command" in run_config:
+        card["training_command"] = str(run_config["command"])
+    if generator != "both":
+        card["generator_weights"] = generator
+    card.update(dict(metadata or {}))
+    return save_pretrained(model, directory, metadata=card, overwrite=overwrite, dtype=dtype)
