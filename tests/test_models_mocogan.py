@@ -11,6 +11,7 @@ from vganzoo.errors import InvalidConfigError, UnknownComponentError
 from vganzoo.models.mocogan import (
     CategoricalVideoDiscriminator,
     MoCoGANGenerator,
+    ImageDiscriminator,
     PatchImageDiscriminator,
     PatchVideoDiscriminator,
     VideoDiscriminator,
@@ -157,11 +158,35 @@ def test_patch_image_discriminator_scores_one_frame_per_video():
         assert any(torch.allclose(out[i], per_frame[i, t]) for t in range(5))
 
 
+def test_image_discriminator_gives_one_logit_for_a_whole_frame():
+    # the original code's non-patch ImageDiscriminator at 64x64, 3 channels, ndf 64, counted layer by layer:
+    # convs 3*64*16 + 64*128*16 + 128*256*16 + 256*512*16, BN 2*(128+256+512), head 512*16
+    assert count(on_meta(ImageDiscriminator)) == 3072 + 131072 + 524288 + 2097152 + 1792 + 8192
+    d = ImageDiscriminator(resolution=32, **TINY).eval()
+    video = torch.randn(3, 3, 5, 32, 32)
+    torch.manual_seed(0)
+    with torch.no_grad():
+        out = d(video).logits
+        per_frame = torch.stack([d.main(video[:, :, t]).flatten(1) for t in range(5)], dim=1)  # (N, T, 1)
+    assert out.shape == (3, 1)
+    for i in range(3):
+        assert any(torch.allclose(out[i], per_frame[i, t]) for t in range(5))
+    # a change anywhere in the frame moves the logit (receptive field = whole frame)
+    frame = torch.zeros(1, 3, 1, 32, 32)
+    corner = frame.clone()
+    corner[..., 0, 0] = 1.0
+    with torch.no_grad():
+        assert not torch.allclose(d(frame).logits, d(corner).logits)
+    model = vganzoo.create("mocogan-rnn", resolution=32, discriminators=["mocogan/image"], **TINY)
+    assert isinstance(model.discriminators["image"], ImageDiscriminator)
+
+
 @pytest.mark.parametrize("resolution", [32, 64, 128])
 def test_discriminator_output_shapes(resolution):
     video = torch.randn(2, 3, 16, resolution, resolution)
     with torch.no_grad():
         assert PatchImageDiscriminator(resolution=resolution, **TINY)(video).logits.shape == (2, 16)
+        assert ImageDiscriminator(resolution=resolution, **TINY)(video).logits.shape == (2, 1)
         blocks = {32: 3, 64: 4, 128: 5}[resolution]
         patch = PatchVideoDiscriminator(resolution=resolution, **TINY)(video).logits
         assert patch.shape == (2, (16 - 3 * blocks) * 16)
@@ -261,7 +286,7 @@ def test_mixing_errors_name_the_component_and_the_setting():
 
 def test_components_are_registered():
     names = vganzoo.list_components("discriminator")
-    for name in ("mocogan/patch-image", "mocogan/patch-video", "mocogan/video", "mocogan/categorical-video"):
+    for name in ("mocogan/patch-image", "mocogan/image", "mocogan/patch-video", "mocogan/video", "mocogan/categorical-video"):
         assert name in names
     assert vganzoo.get_component("generator", "mocogan/rnn") is MoCoGANGenerator
 

@@ -9,6 +9,7 @@ Generator (``mocogan/rnn``)
 
 Discriminators
     ``mocogan/patch-image`` (one random frame per video -> 4x4 patch logits),
+    ``mocogan/image`` (one random frame per video -> one logit; the original code's ImageDiscriminator),
     ``mocogan/patch-video`` (3-D, patch logits), ``mocogan/video`` and
     ``mocogan/categorical-video`` (3-D, one logit, plus class logits for the categorical one;
     16 frames only). Every conv may be preceded by an instance-noise layer (``noise_sigma``).
@@ -40,6 +41,7 @@ __all__ = [
     "RECIPE",
     "CategoricalVideoDiscriminator",
     "MoCoGANGenerator",
+    "ImageDiscriminator",
     "PatchImageDiscriminator",
     "PatchVideoDiscriminator",
     "VideoDiscriminator",
@@ -237,42 +239,79 @@ class MoCoGANGenerator(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # Discriminators
 # ------------------------------------------------------------------------------------------------
+def _image_layers(channels: int, ndf: int, count: int, noise_sigma: float) -> tuple[list[nn.Module], int]:
+    """``count`` 2-D blocks: conv k4 s2 p1, BN (not the first), LeakyReLU(0.2); returns (layers, channels)."""
+    layers: list[nn.Module] = []
+    in_ch = channels
+    for i in range(count):
+        out_ch = ndf * 2**i
+        layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, out_ch, KERNEL, 2, 1, bias=False)]
+        if i > 0:
+            layers.append(nn.BatchNorm2d(out_ch))
+        layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
+        in_ch = out_ch
+    return layers, in_ch
+
+
+class _FrameDiscriminator(nn.Module):
+    """Scores one randomly chosen frame per video (training randomness: torch's global RNG)."""
+
+    role = "image"
+    component = ""
+
+    def __init__(self, *, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> None:
+        super().__init__()
+        check_shared_config(self.component, resolution=resolution, frames=frames, channels=channels,
+                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
+        self.resolution, self.channels = resolution, channels
+
+    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
+        check_video(video, name=self.component, channels=self.channels, resolution=self.resolution)
+        n, _, t = video.shape[:3]
+        index = torch.randint(0, t, (n,), device=video.device)
+        frames = video[torch.arange(n, device=video.device), :, index]  # (N, C, H, W)
+        return DiscriminatorOutput(self.main(frames).flatten(1))
+
+
 @register_component("discriminator", "mocogan/patch-image")
-class PatchImageDiscriminator(nn.Module):
+class PatchImageDiscriminator(_FrameDiscriminator):
     """Scores one randomly chosen frame per video with 4x4 patch logits.
 
     forward(video (N, C, T, H, W), labels=None) -> logits (N, 16); labels are ignored.
     """
 
-    role = "image"
+    component = "mocogan/patch-image"
 
     def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
                  num_classes: int = 0, noise_sigma: float = 0.0) -> None:
-        super().__init__()
-        check_shared_config("mocogan/patch-image", resolution=resolution, frames=frames, channels=channels,
-                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
-        self.resolution, self.channels = resolution, channels
-        ndf = scaled_channels(BASE_CHANNELS, width)
+        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes)
         convs = num_doublings(resolution, BOTTOM_SIZE)  # the last one is the head
-        layers: list[nn.Module] = []
-        in_ch = channels
-        for i in range(convs - 1):
-            out_ch = ndf * 2**i
-            layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, out_ch, KERNEL, 2, 1, bias=False)]
-            if i > 0:
-                layers.append(nn.BatchNorm2d(out_ch))
-            layers.append(nn.LeakyReLU(LEAKY_SLOPE, inplace=True))
-            in_ch = out_ch
+        layers, in_ch = _image_layers(channels, scaled_channels(BASE_CHANNELS, width), convs - 1, noise_sigma)
         layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 2, 1, bias=False)]
         self.main = nn.Sequential(*layers)
 
-    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
-        check_video(video, name="mocogan/patch-image", channels=self.channels, resolution=self.resolution)
-        n, _, t = video.shape[:3]
-        # one random frame per video (training randomness: torch's global RNG on the video's device)
-        index = torch.randint(0, t, (n,), device=video.device)
-        frames = video[torch.arange(n, device=video.device), :, index]  # (N, C, H, W)
-        return DiscriminatorOutput(self.main(frames).flatten(1))
+
+@register_component("discriminator", "mocogan/image")
+class ImageDiscriminator(_FrameDiscriminator):
+    """Scores one randomly chosen frame per video with one logit for the whole frame.
+
+    The original code's non-patch ``ImageDiscriminator``: strided blocks down to 4x4, then a 4x4
+    convolution to one logit. Its receptive field is the whole frame, so it can tell one object from
+    several (the patch discriminator judges 4x4 local patches independently, which lets a generator
+    scatter pieces of small objects, e.g. digits at 32x32, over the frame).
+
+    forward(video (N, C, T, H, W), labels=None) -> logits (N, 1); labels are ignored.
+    """
+
+    component = "mocogan/image"
+
+    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
+                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
+        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes)
+        blocks = num_doublings(resolution, BOTTOM_SIZE)
+        layers, in_ch = _image_layers(channels, scaled_channels(BASE_CHANNELS, width), blocks, noise_sigma)
+        layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 1, 0, bias=False)]
+        self.main = nn.Sequential(*layers)
 
 
 def _video_blocks(channels: int, ndf: int, count: int, noise_sigma: float) -> tuple[list[nn.Module], int]:
