@@ -452,7 +452,7 @@ def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[s
             return vganzoo.load(name_or_dir)
         except NotImplementedError as exc:
             raise ValueError(f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to evaluate random weights") from exc
-    if os.path.isdir(name_or_dir) or "." in name_or_dir:
+    if os.path.isdir(name_or_dir) or "." in name_or_dir or name_or_dir.startswith(("local-dir:", "hf-hub:")):
         try:
             pretrained_config = dict(vganzoo.load(name_or_dir).config)
         except (NotImplementedError, LookupError, ValueError, OSError):  # weights unavailable: architecture defaults below
