@@ -445,6 +445,8 @@ def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[s
     import vganzoo
 
     overrides = dict(config or {})
+    if os.path.isdir(name_or_dir) and not name_or_dir.startswith(("local-dir:", "hf-hub:")):
+        name_or_dir = f"local-dir:{name_or_dir}"  # a save_pretrained folder given as a plain path
     if not random_weights:
         if overrides:
             raise ValueError("config overrides apply to --random-weights models only")
@@ -452,14 +454,17 @@ def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[s
             return vganzoo.load(name_or_dir)
         except NotImplementedError as exc:
             raise ValueError(f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to evaluate random weights") from exc
-    if os.path.isdir(name_or_dir) or "." in name_or_dir or name_or_dir.startswith(("local-dir:", "hf-hub:")):
+    if "." in name_or_dir or name_or_dir.startswith(("local-dir:", "hf-hub:")):
         try:
-            pretrained_config = dict(vganzoo.load(name_or_dir).config)
+            pretrained = vganzoo.load(name_or_dir)
         except (NotImplementedError, LookupError, ValueError, OSError):  # weights unavailable: architecture defaults below
-            pretrained_config = {}
+            pretrained = None
+        pretrained_config = dict(pretrained.config) if pretrained is not None else {}
         if pretrained_config.get("model"):
             arch = pretrained_config.pop("model")
-            return vganzoo.create(arch, **{**pretrained_config, **overrides})
-        if os.path.isdir(name_or_dir):
-            raise ValueError(f"--random-weights: cannot read the model config in folder {name_or_dir!r}")
+            model = vganzoo.create(arch, **{**pretrained_config, **overrides})
+            model.recipe = dict(pretrained.recipe)  # same training frame stride -> same real-data protocol
+            return model
+        if name_or_dir.startswith(("local-dir:", "hf-hub:")):
+            raise ValueError(f"--random-weights: cannot read the model config of {name_or_dir!r}")
     return vganzoo.create(name_or_dir.split(".", 1)[0], **overrides)
