@@ -105,6 +105,21 @@ def test_resume_from_an_explicit_checkpoint_file(tmp_path):
     h.assert_same_weights(h.weights(reference.model), h.weights(trainer.model))
 
 
+def test_resume_applies_changed_optimizer_settings(tmp_path):
+    fit("toy-gan", tmp_path / "run", 2)
+    model = make("toy-gan")
+    optimizers = {**model.recipe["optimizers"], "generator": {**model.recipe["optimizers"]["generator"], "lr": 1.234e-5}}
+    model.recipe = {**model.recipe, "optimizers": optimizers}
+    config = TrainConfig(steps=3, out_dir=str(tmp_path / "run"), resume=True, **QUIET)
+    trainer = Trainer(model, dataset_for(model), config)
+    result = trainer.fit()
+    assert result.step == 3  # resumed from 2, with the saved Adam moments
+    assert trainer.opt_g.param_groups[0]["lr"] == 1.234e-5  # not the saved lr
+    assert trainer.opt_g.state[trainer.opt_g.param_groups[0]["params"][0]]["step"] == 3
+    saved_lr = model.recipe["optimizers"]["discriminators"]["lr"]
+    assert all(o.param_groups[0]["lr"] == saved_lr for o in trainer.opt_d.values())
+
+
 def test_resume_rejects_a_checkpoint_of_another_model(tmp_path):
     fit("toy-gan", tmp_path / "a", 1)
     model = make("toy-gan", latent_dim=4)

@@ -269,9 +269,14 @@ class Trainer:
         for name, opt in self._optimizers().items():
             if name not in state["optimizers"]:
                 raise ckpt.CheckpointError(f"{source} has no optimizer state for {name!r}")
+            # the recipe in effect now sets the hyperparameters (lr, betas...): load_state_dict would
+            # silently bring back the saved ones and ignore a `--set optimizers...` given on resume
+            current = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
             opt.load_state_dict(
                 ckpt.unflatten_optimizer_state(f"optim.{name}", tensors, state["optimizers"][name])
             )
+            for group, settings in zip(opt.param_groups, current):
+                group.update(settings)
         for name, scaler_state in state.get("scalers", {}).items():
             if name in self.scalers and self.scalers[name].is_enabled():
                 self.scalers[name].load_state_dict(scaler_state)
