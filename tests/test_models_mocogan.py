@@ -146,35 +146,27 @@ def test_latent_shape_errors_name_the_argument():
         g(**{**lat, "z_content": torch.zeros(2, 50, dtype=torch.long)})
 
 
-def test_patch_image_discriminator_scores_one_frame_per_video():
-    d = PatchImageDiscriminator(resolution=32, **TINY).eval()
+@pytest.mark.parametrize(("cls", "logits"), [(PatchImageDiscriminator, 16), (ImageDiscriminator, 1)])
+def test_image_discriminators_score_one_frame_per_video(cls, logits):
+    d = cls(resolution=32, **TINY).eval()
     video = torch.randn(3, 3, 5, 32, 32)
     torch.manual_seed(0)
     with torch.no_grad():
         out = d(video).logits
-        per_frame = torch.stack([d.main(video[:, :, t]).flatten(1) for t in range(5)], dim=1)  # (N, T, 16)
-    assert out.shape == (3, 16)
+        per_frame = torch.stack([d.main(video[:, :, t]).flatten(1) for t in range(5)], dim=1)  # (N, T, logits)
+    assert out.shape == (3, logits)
     for i in range(3):
         assert any(torch.allclose(out[i], per_frame[i, t]) for t in range(5))
 
 
-def test_image_discriminator_gives_one_logit_for_a_whole_frame():
+def test_image_discriminator_sees_the_whole_frame():
     # the original code's non-patch ImageDiscriminator at 64x64, 3 channels, ndf 64, counted layer by layer:
     # convs 3*64*16 + 64*128*16 + 128*256*16 + 256*512*16, BN 2*(128+256+512), head 512*16
     assert count(on_meta(ImageDiscriminator)) == 3072 + 131072 + 524288 + 2097152 + 1792 + 8192
     d = ImageDiscriminator(resolution=32, **TINY).eval()
-    video = torch.randn(3, 3, 5, 32, 32)
-    torch.manual_seed(0)
-    with torch.no_grad():
-        out = d(video).logits
-        per_frame = torch.stack([d.main(video[:, :, t]).flatten(1) for t in range(5)], dim=1)  # (N, T, 1)
-    assert out.shape == (3, 1)
-    for i in range(3):
-        assert any(torch.allclose(out[i], per_frame[i, t]) for t in range(5))
-    # a change anywhere in the frame moves the logit (receptive field = whole frame)
     frame = torch.zeros(1, 3, 1, 32, 32)
     corner = frame.clone()
-    corner[..., 0, 0] = 1.0
+    corner[..., 0, 0] = 1.0  # a change in a corner moves the one logit (receptive field = whole frame)
     with torch.no_grad():
         assert not torch.allclose(d(frame).logits, d(corner).logits)
     model = vganzoo.create("mocogan-rnn", resolution=32, discriminators=["mocogan/image"], **TINY)
