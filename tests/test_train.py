@@ -278,6 +278,32 @@ def test_singular_value_clipping_schedule(tmp_path, monkeypatch):
     assert len(clipped) == 2  # every 2 iterations: after iterations 2 and 4
 
 
+def test_regularizer_roles_limit_it_to_those_discriminators(tmp_path, monkeypatch):
+    from vganzoo import losses
+
+    penalised = []
+    original = losses.R1Penalty.__call__
+
+    def spy(self, critic, real, fake=None, *, generator=None):
+        penalised.append(tuple(real.shape))
+        return original(self, critic, real, fake, generator=generator)
+
+    monkeypatch.setattr(losses.R1Penalty, "__call__", spy)
+    model = make("tiny-cond-gan")
+    model.recipe = {**model.recipe, "regularizers": [{"name": "r1", "weight": 1.0, "roles": ["image"]}]}
+    Trainer(model, h.SyntheticVideos(10, frames=4, resolution=8), TrainConfig(steps=2, out_dir=str(tmp_path / "a"), **QUIET)).fit()
+    assert [shape[0] for shape in penalised] == [5, 5]  # the image D's real batch, once per iteration; never video's 3
+    penalised.clear()
+    model.recipe = {**model.recipe, "regularizers": [{"name": "r1", "weight": 1.0}]}
+    Trainer(model, h.SyntheticVideos(10, frames=4, resolution=8), TrainConfig(steps=1, out_dir=str(tmp_path / "b"), **QUIET)).fit()
+    assert sorted(shape[0] for shape in penalised) == [3, 5]
+    model.recipe = {**model.recipe, "regularizers": [{"name": "r1", "roles": ["spatial"]}]}
+    with pytest.raises(InvalidConfigError, match=r"roles \['spatial'\].*\['image', 'video'\]"):
+        Trainer(model, h.SyntheticVideos(10, frames=4, resolution=8), TrainConfig(steps=1, out_dir=str(tmp_path / "c"), **QUIET))
+    with pytest.raises(InvalidConfigError, match="roles must be a non-empty list"):
+        losses.regularizer({"name": "r1", "roles": "image"})
+
+
 def test_ema_follows_the_generator(tmp_path):
     trainer, _ = fit("tiny-mask-gan", tmp_path / "run", 2)
     g, ema = trainer.model.generator, trainer.model.generator_ema

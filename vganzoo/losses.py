@@ -239,10 +239,16 @@ class Regularizer:
     """Base class of recipe regularisers; ``stage`` is "d_loss", "d_after_step" or "g_loss".
 
     ``every`` applies the regulariser on iterations ``i`` (0-based) with ``(i + 1) % every == 0``.
+    ``roles`` (set from the recipe entry's ``"roles"``) limits a discriminator-side regulariser to
+    those discriminators, e.g. R1 on the cheap image discriminator only; None = every one.
     """
 
     name = "regularizer"
     stage = "d_loss"
+    roles: tuple[str, ...] | None = None
+
+    def applies_to(self, role: str) -> bool:
+        return self.roles is None or role in self.roles
 
     def __init__(self, *, weight: float = 1.0, every: int = 1) -> None:
         if not isinstance(every, int) or isinstance(every, bool) or every < 1:
@@ -393,8 +399,18 @@ def regularizer(spec: Mapping[str, Any]) -> Regularizer:
         raise InvalidConfigError(
             f"regularizers: unknown regularizer {name!r}; expected one of {sorted(REGULARIZERS)}"
         )
-    kwargs = {k: v for k, v in spec.items() if k != "name"}
+    kwargs = {k: v for k, v in spec.items() if k not in ("name", "roles")}
+    roles = spec.get("roles")
+    if roles is not None and (
+        not isinstance(roles, (list, tuple)) or not roles or not all(isinstance(r, str) for r in roles)
+    ):
+        raise InvalidConfigError(f"regularizers: {name!r} roles must be a non-empty list of discriminator roles, got {roles!r}")
     try:
-        return REGULARIZERS[name](**kwargs)
+        reg = REGULARIZERS[name](**kwargs)
     except TypeError as exc:
         raise InvalidConfigError(f"regularizers: bad settings for {name!r}: {exc}") from None
+    if roles is not None:
+        if reg.stage == "g_loss":
+            raise InvalidConfigError(f"regularizers: {name!r} acts on the generator; roles apply to discriminator regularizers only")
+        reg.roles = tuple(roles)
+    return reg

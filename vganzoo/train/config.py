@@ -22,6 +22,7 @@ DEFAULT_RECIPE: dict[str, Any] = {
         "discriminators": {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999]},
     },
     "discriminator_batch_size": None,
+    # e.g. [{"name": "r1", "weight": 1.0, "every": 1, "roles": ["image"]}] (roles: default every D)
     "regularizers": [],
     "category_loss_weight": 1.0,
     "ema": None,

@@ -154,6 +154,12 @@ class Trainer:
         self.recipe = resolve_recipe(model.recipe, roles=self.roles)
         self.adversarial = losses.adversarial_loss(self.recipe["adversarial_loss"])
         self.regularizers = [losses.regularizer(spec) for spec in self.recipe["regularizers"]]
+        for reg in self.regularizers:
+            unknown = sorted(set(reg.roles or ()) - set(self.roles))
+            if unknown:
+                raise InvalidConfigError(
+                    f"recipe regularizers: {reg.name!r} names discriminator roles {unknown} this model does not have; it has {self.roles}"
+                )
         self.category_weight = float(self.recipe["category_loss_weight"])
         dbs = self.recipe["discriminator_batch_size"] or {}
         self.batch_sizes = {role: int(dbs.get(role, self.recipe["batch_size"])) for role in self.roles}
@@ -404,7 +410,8 @@ class Trainer:
             self._broadcast_buffers(self.roles)  # clipping reads BN statistics: use the same on every rank
         for reg in after_step:
             for role in self.roles:
-                reg(self.model.discriminators[role])
+                if reg.applies_to(role):
+                    reg(self.model.discriminators[role])
         metrics.update(self._generator_update(iteration, accum))
         if distributed.is_distributed():
             self._broadcast_buffers()
@@ -433,7 +440,7 @@ class Trainer:
                         out_real.class_logits, real_labels, out_fake.class_logits, fake_labels
                     )
                 for reg in self.regularizers:
-                    if reg.stage == "d_loss" and reg.active(iteration):
+                    if reg.stage == "d_loss" and reg.active(iteration) and reg.applies_to(role):
                         critic = lambda x, lab=real_labels: disc(x, labels=lab).logits
                         loss = loss + reg(critic, real, fake.detach(), generator=self.latent_generator)
                 self._check_finite(loss, f"discriminator loss ({role})")
