@@ -15,6 +15,7 @@
 #include <string>
 
 #include "common.h"
+#include "entry_points.h"
 #include "cpu/bias_act.h"
 
 namespace vganzoo {
@@ -167,38 +168,14 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
   return run_aten(g, x, weight, bias, act, negative_slope);
 }
 
-at::Tensor conv3d_bias_act_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                               at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                               int64_t groups, c10::string_view activation, double negative_slope) {
-  return forward("conv3d_bias_act", x, weight, bias, stride, padding, {}, dilation, groups, false, activation,
-                 negative_slope);
-}
-
-at::Tensor conv_transpose3d_bias_act_cpu(const at::Tensor& x, const at::Tensor& weight,
-                                         const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                         at::IntArrayRef padding, at::IntArrayRef output_padding,
-                                         at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
-                                         double negative_slope) {
-  return forward("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation, groups,
-                 true, activation, negative_slope);
-}
-
-std::string explain_cpu(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                        at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
-                        at::IntArrayRef dilation, int64_t groups, bool transposed, c10::string_view activation) {
-  const char* op = transposed ? "conv_transpose3d_bias_act" : "conv3d_bias_act";
-  const ConvGeometry g =
-      check_conv_args(op, x, weight, bias, stride, padding, output_padding, dilation, groups, transposed);
-  const Plan plan = choose_path(g, x);
-  return std::string("ext/cpu:") + path_name(plan.path) + " (" + plan.reason + ")";
-}
+VGANZOO_DEVICE_ENTRY_POINTS("ext/cpu:")
 
 }  // namespace
 }  // namespace cpu
 }  // namespace vganzoo
 
 TORCH_LIBRARY_IMPL(vganzoo, CPU, m) {
-  m.impl("conv3d_bias_act", &vganzoo::cpu::conv3d_bias_act_cpu);
-  m.impl("conv_transpose3d_bias_act", &vganzoo::cpu::conv_transpose3d_bias_act_cpu);
-  m.impl("explain", &vganzoo::cpu::explain_cpu);
+  m.impl("conv3d_bias_act", &vganzoo::cpu::conv3d_entry);
+  m.impl("conv_transpose3d_bias_act", &vganzoo::cpu::conv_transpose3d_entry);
+  m.impl("explain", &vganzoo::cpu::explain_entry);
 }

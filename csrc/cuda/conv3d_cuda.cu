@@ -21,6 +21,7 @@
 #include <string>
 
 #include "common.h"
+#include "entry_points.h"
 #include "kernels/common.cuh"
 #include "kernels/conv3d_igemm.cuh"
 
@@ -221,38 +222,14 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
   return run_aten(g, x, weight, bias, act, negative_slope);
 }
 
-at::Tensor conv3d_bias_act_cuda(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                                at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation,
-                                int64_t groups, c10::string_view activation, double negative_slope) {
-  return forward("conv3d_bias_act", x, weight, bias, stride, padding, {}, dilation, groups, false, activation,
-                 negative_slope);
-}
-
-at::Tensor conv_transpose3d_bias_act_cuda(const at::Tensor& x, const at::Tensor& weight,
-                                          const std::optional<at::Tensor>& bias, at::IntArrayRef stride,
-                                          at::IntArrayRef padding, at::IntArrayRef output_padding,
-                                          at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
-                                          double negative_slope) {
-  return forward("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation, groups,
-                 true, activation, negative_slope);
-}
-
-std::string explain_cuda(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
-                         at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
-                         at::IntArrayRef dilation, int64_t groups, bool transposed, c10::string_view activation) {
-  const char* op = transposed ? "conv_transpose3d_bias_act" : "conv3d_bias_act";
-  const ConvGeometry g =
-      check_conv_args(op, x, weight, bias, stride, padding, output_padding, dilation, groups, transposed);
-  const Plan plan = choose_path(g, x);
-  return std::string("ext/cuda:") + path_name(plan.path) + " (" + plan.reason + ")";
-}
+VGANZOO_DEVICE_ENTRY_POINTS("ext/cuda:")
 
 }  // namespace
 }  // namespace cuda
 }  // namespace vganzoo
 
 TORCH_LIBRARY_IMPL(vganzoo, CUDA, m) {
-  m.impl("conv3d_bias_act", &vganzoo::cuda::conv3d_bias_act_cuda);
-  m.impl("conv_transpose3d_bias_act", &vganzoo::cuda::conv_transpose3d_bias_act_cuda);
-  m.impl("explain", &vganzoo::cuda::explain_cuda);
+  m.impl("conv3d_bias_act", &vganzoo::cuda::conv3d_entry);
+  m.impl("conv_transpose3d_bias_act", &vganzoo::cuda::conv_transpose3d_entry);
+  m.impl("explain", &vganzoo::cuda::explain_entry);
 }
