@@ -1,9 +1,10 @@
 """Per-model throughput: sampling (videos/s) and one training iteration of the model's recipe.
 
-Every registered model is built at its default config (random weights) and measured twice, each
-time in a fresh subprocess: with the default ops implementation and with ``VGANZOO_OPS_IMPL=ref``
-(the plain-PyTorch reference ops). The table shows both and their ratio (ref time / default time,
-> 1 means the default path is faster), all measured in the same run on the same machine.
+Every registered model is built once at its default config (random weights) and timed with the
+default ops implementation and with ``VGANZOO_OPS_IMPL=ref`` (the plain-PyTorch reference ops),
+alternating call by call in the same process (the switch is read at every call), so machine noise
+and process placement hit both alike. The table shows both and their ratio (ref time / default
+time, > 1 means the default path is faster); each figure is the median over ``--repeat`` calls.
 
 One training iteration = ``d_steps`` x (one update of every discriminator on a real and a fake
 batch) + one generator update, with the recipe's adversarial loss, optimisers and the category
@@ -12,17 +13,15 @@ has it) is timed separately (column ``svc``), since it runs every few iterations
 self-contained step for timing, not the trainer.
 
     python benchmarks/bench_models.py                 # all models, CPU, batch 4
-    python benchmarks/bench_models.py --models 'mocogan*' --repeat 5 --device cuda
+    python benchmarks/bench_models.py --models 'mocogan*' --repeat 7 --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
 import fnmatch
-import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -42,17 +41,29 @@ def _sync(device: Any) -> None:
         torch.cuda.synchronize(device)
 
 
-def _timed(fn, device, repeat: int, warmup: int = 1) -> float:
-    for _ in range(warmup):
+def _set_impl(impl: str | None) -> None:
+    if impl is None:
+        os.environ.pop(IMPL_ENV, None)
+    else:
+        os.environ[IMPL_ENV] = impl
+
+
+def _timed_pair(fn, device, repeat: int) -> tuple[float, float]:
+    """Median seconds of ``fn`` with the default ops and with the reference ops, alternating calls."""
+    times: dict[str | None, list[float]] = {None: [], "ref": []}
+    for impl in times:  # warm-up: first-call costs (oneDNN primitives, allocator) out of the timings
+        _set_impl(impl)
         fn()
-    _sync(device)
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        _sync(device)
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    for i in range(repeat):
+        for impl in ((None, "ref") if i % 2 == 0 else ("ref", None)):
+            _set_impl(impl)
+            _sync(device)
+            start = time.perf_counter()
+            fn()
+            _sync(device)
+            times[impl].append(time.perf_counter() - start)
+    _set_impl(None)
+    return statistics.median(times[None]), statistics.median(times["ref"])
 
 
 def _optimizer(params, spec: dict[str, Any]):
@@ -108,8 +119,7 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
 
     # sampling
     model.eval()
-    out["sample_s"] = _timed(lambda: model.sample(batch, seed=0), device, repeat)
-    out["videos_per_s"] = batch / out["sample_s"]
+    out["sample_s"], out["ref_sample_s"] = _timed_pair(lambda: model.sample(batch, seed=0), device, repeat)
 
     # one training iteration
     model.train()
@@ -159,85 +169,48 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
         loss.backward()
         g_opt.step()
 
-    out["train_iter_s"] = _timed(iteration, device, repeat)
+    out["train_iter_s"], out["ref_train_iter_s"] = _timed_pair(iteration, device, repeat)
     if any(r.get("name") == "singular_value_clipping" for r in recipe.get("regularizers", [])):
-        out["svc_s"] = _timed(lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, repeat)
-    ops = __import__("vganzoo.ops", fromlist=["*"])
-    out["ops_impl"] = os.environ.get(IMPL_ENV, "default")
-    out["ops_has_switch"] = hasattr(ops, "resolve_impl")  # impl= argument and VGANZOO_OPS_IMPL
+        out["svc_s"], _ = _timed_pair(lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, 1)
     return out
 
 
 # ------------------------------------------------------------------------------------------------
-# Parent: run the children, print the table
+# Main: every model in turn, one table
 # ------------------------------------------------------------------------------------------------
-def _run_child(name: str, impl: str | None, args: argparse.Namespace) -> dict[str, Any]:
-    env = dict(os.environ)
-    env.pop(IMPL_ENV, None)
-    if impl is not None:
-        env[IMPL_ENV] = impl
-    env["PYTHONPATH"] = f"{ROOT}{os.pathsep}{env.get('PYTHONPATH', '')}"
-    cmd = [sys.executable, __file__, "--child", name, "--batch", str(args.batch), "--repeat", str(args.repeat), "--device", args.device]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    if proc.returncode != 0:
-        return {"model": name, "error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def _median_run(results: list[dict[str, Any]]) -> dict[str, Any]:
-    """Per-key median of the numeric fields of several child results (other fields from the first)."""
-    out = dict(results[0])
-    for key, value in results[0].items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[key] = statistics.median(r[key] for r in results)
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="*", help="shell-style filter over vganzoo.list_models()")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=3, help="timed repetitions (median reported)")
-    parser.add_argument("--rounds", type=int, default=3,
-                        help="alternating default/ref subprocess pairs per model (median over rounds), so machine noise hits both")
+    parser.add_argument("--repeat", type=int, default=5, help="timed calls per implementation, alternating (median reported)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-
-    if args.child:
-        print(json.dumps(measure(args.child, args.batch, args.repeat, args.device)))
-        return 0
 
     sys.path.insert(0, str(ROOT))
     import torch
 
     import vganzoo
+    from vganzoo import ops
 
     names = [n for n in vganzoo.list_models() if fnmatch.fnmatch(n, args.models)]
+    path = ops.resolve_impl(None, torch.device(args.device).type)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}, "
-          f"median of {args.repeat} per run, median over {args.rounds} interleaved rounds")
+          f"median of {args.repeat} alternating calls each; default ops = {path!r}, ref = {IMPL_ENV}=ref")
     header = f"{'model':<14} {'sample v/s':>10} {'ref v/s':>9} {'ratio':>6} | {'train s/it':>10} {'ref s/it':>9} {'ratio':>6} | {'svc s':>6}"
     print(header)
     print("-" * len(header))
-    switch_seen = False
     for name in names:
-        runs: dict[str, list[dict[str, Any]]] = {"default": [], "ref": []}
-        for _ in range(max(1, args.rounds)):  # interleaved: default, ref, default, ref, ...
-            runs["default"].append(_run_child(name, None, args))
-            runs["ref"].append(_run_child(name, "ref", args))
-        failed = [r["error"] for rs in runs.values() for r in rs if "error" in r]
-        if failed:
-            print(f"{name:<14} error: {failed[0]}")
+        try:
+            r = measure(name, args.batch, args.repeat, args.device)
+        except Exception as exc:  # noqa: BLE001 - one failing model must not hide the others
+            print(f"{name:<14} error: {type(exc).__name__}: {exc}")
             continue
-        default, ref = _median_run(runs["default"]), _median_run(runs["ref"])
-        switch_seen |= bool(default["ops_has_switch"])
-        svc = f"{default['svc_s']:.3f}" if "svc_s" in default else "-"
-        print(f"{name:<14} {default['videos_per_s']:>10.2f} {ref['videos_per_s']:>9.2f} "
-              f"{ref['sample_s'] / default['sample_s']:>6.2f} | {default['train_iter_s']:>10.3f} {ref['train_iter_s']:>9.3f} "
-              f"{ref['train_iter_s'] / default['train_iter_s']:>6.2f} | {svc:>6}")
-    if not switch_seen:
-        print(f"note: vganzoo.ops has no implementation switch yet; both columns ran the same (reference) path, "
-              f"so the ratios show run-to-run noise only ({IMPL_ENV} had no effect).")
+        svc = f"{r['svc_s']:.3f}" if "svc_s" in r else "-"
+        print(f"{name:<14} {args.batch / r['sample_s']:>10.2f} {args.batch / r['ref_sample_s']:>9.2f} "
+              f"{r['ref_sample_s'] / r['sample_s']:>6.2f} | {r['train_iter_s']:>10.3f} {r['ref_train_iter_s']:>9.3f} "
+              f"{r['ref_train_iter_s'] / r['train_iter_s']:>6.2f} | {svc:>6}", flush=True)
+    if path == "ref":
+        print(f"note: the compiled ops are not available on {args.device}; both columns ran the reference path (noise only).")
     return 0
 
 
