@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import shutil
 import sys
 import tempfile
 import time
@@ -94,12 +93,24 @@ def main(argv=None) -> int:
         )
         metrics = {}
         for key in KEYS:
-            metrics[key] = {"value": round(b[key], 4), "protocol": protocol_text}
-            metrics[f"{key} (real data)"] = {"value": round(real[key], 4), "protocol": "the same protocol, real vs real"}
-            metrics[f"{key} (random weights)"] = {"value": round(results["random"]["scores"][key], 4),
-                                                 "protocol": "the same protocol, this architecture with random weights (seed 0)"}
-        metrics["fvd_digits (float32 storage)"] = {"value": round(a["fvd_digits"], 4), "protocol": "the same protocol"}
-        final_meta = {**meta, "metrics": metrics, "evaluation_machine": f"{platform.machine()}, torch {torch.__version__}"}
+            metrics[key] = {"value": round(b[key], 4), "protocol": "these weights (float16), see the protocol above"}
+            metrics[f"{key}, real data"] = {"value": round(real[key], 4), "protocol": "real vs real clips, same protocol"}
+            metrics[f"{key}, random weights"] = {"value": round(results["random"]["scores"][key], 4),
+                                                "protocol": "this architecture with random weights (seed 0), same protocol"}
+        ratio_fvd = b["fvd_digits"] / results["random"]["scores"]["fvd_digits"]
+        ratio_frame = b["frame_score"] / real["frame_score"]
+        verdict = (
+            f"FVD-digits is {ratio_fvd:.2f} of the random-weights model's (bar: at most 0.25) and the frame score "
+            f"{ratio_frame:.2f} of real data's (bar: at least 0.70)."
+        )
+        description = "\n\n".join(filter(None, [
+            meta.get("description"),
+            f"Evaluation protocol: {protocol_text}. Float32 storage scores FVD-digits {a['fvd_digits']:.4f}, "
+            f"frame score {a['frame_score']:.4f} (the float16 copy shipped here: {b['fvd_digits']:.4f}, {b['frame_score']:.4f}). "
+            + verdict,
+        ]))
+        final_meta = {**meta, "description": description, "metrics": metrics,
+                      "evaluation_machine": f"{platform.machine()}, torch {torch.__version__}"}
         out = export_checkpoint(args.run, args.out, dtype="float16", overwrite=True,
                                 **{**common, "metadata": final_meta})
     package = Path(vganzoo.__file__).resolve().parent
@@ -113,7 +124,7 @@ def main(argv=None) -> int:
     rows = (("real data", real), ("shipped (float16)", b), ("float32 copy", a), ("random weights", results["random"]["scores"]))
     for label, s in rows:
         print(f"| {label} | " + " | ".join(f"{s[k]:.4f}" for k in KEYS) + " |")
-    print(f"\nProtocol: {protocol_text}")
+    print(f"\nProtocol: {protocol_text}\n{verdict}")
     return 0
 
 

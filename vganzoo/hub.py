@@ -805,7 +805,7 @@ def _model_card(
     lines += [f"# {title}", ""]
     if metadata.get("description"):
         lines += [str(metadata["description"]), ""]
-    load_name = f"hf-hub:{repo_hint}" if repo_hint else "local-dir:/path/to/this/folder"
+    load_name = metadata.get("load_name") or (f"hf-hub:{repo_hint}" if repo_hint else "local-dir:/path/to/this/folder")
     lines += [
         "A video GAN from [vganzoo](https://github.com/vganzoo/vganzoo).",
         "",
@@ -865,7 +865,8 @@ def save_pretrained(
         metadata: for the model card and ``weights.json``: ``license``, ``datasets`` (or
             ``dataset``), ``tags``, ``metrics`` (name -> value or ``{"value", "protocol"}``),
             ``training_command``, ``paper``, ``resolution``, ``frames``, ``fps``, ``steps``,
-            ``wall_time``, ``machine``, ``description``.
+            ``wall_time``, ``machine``, ``description``, ``load_name`` (the name the card's example
+            loads, e.g. a registered ``arch.tag``).
         repo_id: the Hub repo it will be pushed to (only used in the card's example).
         dtype: store floating-point tensors in this dtype (e.g. ``torch.float16`` to halve the
             size of bundled weights); :func:`load` casts them back to the model's dtype.
