@@ -103,6 +103,7 @@ def run(args: argparse.Namespace) -> int:
         what = f"{n} samples with seed {args.seed}"
     path = vio.save_video(videos, args.out, fps=args.fps, nrow=nrow)
     weights = "pretrained weights" if pretrained else "random weights"
-    print(f"wrote {path}: {model.name} ({weights}) {what}")
+    shown = (getattr(model, "pretrained", None) or {}).get("name") or model.name  # e.g. mocogan-rnn.digits
+    print(f"wrote {path}: {shown} ({weights}) {what}")
     print(f"  videos {tuple(videos.shape)} (N, C, T, H, W), labels {labels if labels is not None else 'none'}, device {device}")
     return 0

@@ -32,7 +32,7 @@ from einops import rearrange, repeat
 from torch import nn
 
 from ..nn import InstanceNoise, STConv3d
-from ..registry import register_component, register_model
+from ..registry import PretrainedSpec, register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, check_labels, require
 from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
 
@@ -419,7 +419,37 @@ class CategoricalVideoDiscriminator(_WholeVideoDiscriminator):
 # ------------------------------------------------------------------------------------------------
 # The model
 # ------------------------------------------------------------------------------------------------
-@register_model("mocogan-rnn", family="mocogan", paper=PAPER, default_config=DEFAULT_CONFIG, recipe=RECIPE)
+# Bundled weights (vganzoo/weights/mocogan-rnn.digits, a save_pretrained folder; its README.md is the card
+# with the training command and the evaluation). The sha256 pins are checked on every load; a change to
+# the folder must update them (tests/test_bundled_weights.py compares).
+DIGITS_WEIGHTS = PretrainedSpec(
+    tag="digits",
+    bundled="weights/mocogan-rnn.digits",
+    files={
+        "generator": "generator.safetensors",
+        "discriminator.image": "discriminator.image.safetensors",
+        "discriminator.video": "discriminator.video.safetensors"
+    },
+    sha256={
+        "config.json": "a9f31096920f3df94014a26b0c3badc34b9c1fca5f8d355ebc59a640bb9c859a",
+        "generator.safetensors": "6b40c1576514f5f5c8445f7954861ce7513306ffb9550d674f6fde4854d89d48",
+        "discriminator.image.safetensors": "c09c0361d235d716ab5327695728a0b21e273cf0df12f0ab27021631bb783202",
+        "discriminator.video.safetensors": "740fba63c36578c3e23dcb6a6cc14668d6b442b878fef392b4c5b838a3d5da8c"
+    },
+    metadata={
+        "dataset": "moving-digits",
+        "resolution": 32,
+        "frames": 16,
+        "channels": 1,
+        "num_classes": 10,
+        "labels": "the digit (0-9)",
+        "license": "Apache-2.0",
+    },
+)
+
+
+@register_model("mocogan-rnn", family="mocogan", paper=PAPER, default_config=DEFAULT_CONFIG, recipe=RECIPE,
+                pretrained=[DIGITS_WEIGHTS])
 def mocogan_rnn(
     *,
     resolution: int,
