@@ -38,10 +38,11 @@ from .common import build_discriminators, check_shared_config, check_video, num_
 
 __all__ = [
     "DEFAULT_CONFIG",
+    "DIGITS_WEIGHTS",
     "RECIPE",
     "CategoricalVideoDiscriminator",
-    "MoCoGANGenerator",
     "ImageDiscriminator",
+    "MoCoGANGenerator",
     "PatchImageDiscriminator",
     "PatchVideoDiscriminator",
     "VideoDiscriminator",
