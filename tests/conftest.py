@@ -17,3 +17,17 @@ def pytest_collection_modifyitems(config, items):
         for item in items:
             if "cuda" in item.keywords:
                 item.add_marker(skip_cuda)
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread for a whole module (``pytestmark = pytest.mark.usefixtures("one_thread")``).
+
+    The test box has 2 shared cores: for the small tensors of the model and trainer tests, intra-op
+    threads only contend (up to 30x slower there). Module scope, so module-scoped fixtures that train
+    or build models run with one thread too.
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

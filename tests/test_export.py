@@ -15,13 +15,7 @@ from vganzoo.train import checkpoint as ckpt
 
 QUIET = {"progress": False, "log_every": 1, "sample_every": 0, "tensorboard": False}
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

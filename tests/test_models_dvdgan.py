@@ -17,13 +17,7 @@ from vganzoo.nn import ConditionalBatchNorm
 
 TINY = 0.0625  # width: ch = 2
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,14 +15,7 @@ from vganzoo.nn import (
 )
 from vganzoo.nn import spectral_norm as vg_spectral_norm
 
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():
-    # the test box has 2 shared cores; intra-op threads only add contention for these tiny tensors
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _frames_with_different_scales(n=4, c=3, t=5, h=6, w=6, seed=0):

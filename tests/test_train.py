@@ -17,14 +17,7 @@ from vganzoo.train import TrainConfig, Trainer, TrainingDiverged, apply_override
 from vganzoo.train import checkpoint as ckpt
 from vganzoo.train.data import IndexStream
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors on a shared 2-core box: intra-op threads only contend (30x slower here)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 QUIET = {"progress": False, "log_every": 1, "sample_every": 0, "tensorboard": False}
