@@ -121,3 +121,18 @@ def test_cli_export(run, tmp_path, capsys):
     assert main(["export", str(out), str(tmp_path / "x"), "--metadata", str(meta)]) == 2
     assert "--metadata" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+
+
+def test_a_damaged_newest_checkpoint_is_skipped(run, tmp_path):
+    import shutil
+
+    out, _ = run
+    copy = tmp_path / "run"
+    shutil.copytree(out, copy)
+    newest = copy / "checkpoints" / "ckpt-00000003.safetensors"
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated
+    with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
+        model, info = model_from_checkpoint(copy)
+    assert info["step"] == 2
+    with pytest.raises(ckpt.CheckpointError, match="damaged"):
+        model_from_checkpoint(newest)  # asked for by name: an error, not a silent fallback

@@ -149,6 +149,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
     return tensors, json.loads(metadata["state"])
 
 
+def load_model_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
+    """Load the ``model.*`` entries of checkpoint ``tensors`` into ``model`` (strict); a mismatch is a
+    :class:`CheckpointError` naming ``source``."""
+    model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        model.load_state_dict(model_sd, strict=True)
+    except RuntimeError as exc:
+        raise CheckpointError(f"{source} does not match the model: {str(exc).splitlines()[0]}") from None
+
+
 def latest_checkpoint(
     directory: str | os.PathLike[str],
 ) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:

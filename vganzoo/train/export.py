@@ -43,27 +43,32 @@ def export_model(
     return Path(directory)
 
 
-def _resolve_checkpoint(source: str | os.PathLike[str], step: int | None) -> tuple[Path, Path | None]:
-    """(checkpoint file, run folder or None) for a checkpoint file or a run folder."""
+def _load(source: str | os.PathLike[str], step: int | None) -> tuple[Path, Path | None, Any, dict[str, Any]]:
+    """(checkpoint file, run folder or None, tensors, state) for a checkpoint file or a run folder."""
     path = Path(source).expanduser()
     if path.is_dir():
         ckpt_dir = path / "checkpoints" if (path / "checkpoints").is_dir() else path
+        run_dir = path if ckpt_dir != path else path.parent
         found = ckpt.list_checkpoints(ckpt_dir)
         if not found:
             raise ckpt.CheckpointError(f"checkpoint: no checkpoints in {str(ckpt_dir)!r} (expected ckpt-NNNNNNNN.safetensors files)")
-        if step is None:
-            return found[-1][1], (path if ckpt_dir != path else path.parent)
+        if step is None:  # the newest that loads (damaged newer ones are skipped with a warning)
+            latest = ckpt.latest_checkpoint(ckpt_dir)
+            if latest is None:
+                raise ckpt.CheckpointError(f"checkpoint: every checkpoint in {str(ckpt_dir)!r} is damaged")
+            return latest[0], run_dir, latest[1], latest[2]
         chosen = [p for s, p in found if s == step]
         if not chosen:
             have = ", ".join(str(s) for s, _ in found[-8:])
             raise ckpt.CheckpointError(f"step: no checkpoint for step {step} in {str(ckpt_dir)!r} (have: {have})")
-        return chosen[0], (path if ckpt_dir != path else path.parent)
-    if not path.exists():
+        path = chosen[0]
+    elif not path.exists():
         raise ckpt.CheckpointError(f"checkpoint: {str(path)!r} does not exist (expected a checkpoint file or a run folder)")
-    if step is not None:
+    elif step is not None:
         raise ValueError("step: only applies when the checkpoint argument is a run folder")
-    run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
-    return path, run_dir
+    else:
+        run_dir = path.parent.parent if path.parent.name == "checkpoints" else None
+    return (path, run_dir, *ckpt.load_checkpoint(path))
 
 
 def model_from_checkpoint(
@@ -82,8 +87,7 @@ def model_from_checkpoint(
     """
     import vganzoo
 
-    path, run_dir = _resolve_checkpoint(checkpoint, step)
-    tensors, state = ckpt.load_checkpoint(path)
+    path, run_dir, tensors, state = _load(checkpoint, step)
     config = dict(state.get("model_config") or {})
     name = config.pop("model", None)
     if not isinstance(name, str):
@@ -91,13 +95,9 @@ def model_from_checkpoint(
     model = vganzoo.create(name, **config)
     if state.get("recipe"):
         model.recipe = dict(state["recipe"])
-    model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-    if any(k.startswith("generator_ema.") for k in model_sd):
+    if any(k.startswith("model.generator_ema.") for k in tensors):
         model.add_ema()
-    try:
-        model.load_state_dict(model_sd, strict=True)
-    except RuntimeError as exc:
-        raise ckpt.CheckpointError(f"checkpoint {str(path)!r} does not match {name}: {str(exc).splitlines()[0]}") from None
+    ckpt.load_model_state(model, tensors, f"checkpoint {str(path)!r} ({name})")
     model.eval()
     run_config: dict[str, Any] = {}
     if run_dir is not None and (run_dir / "config.json").is_file():

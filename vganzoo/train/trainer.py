@@ -265,13 +265,7 @@ class Trainer:
             raise ckpt.CheckpointError(
                 f"{source} was written for model config {saved_config}, but this model has {config}"
             )
-        model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
-        try:
-            self.model.load_state_dict(model_sd, strict=True)
-        except RuntimeError as exc:
-            raise ckpt.CheckpointError(
-                f"{source} does not match the model: {str(exc).splitlines()[0]}"
-            ) from None
+        ckpt.load_model_state(self.model, tensors, source)
         for name, opt in self._optimizers().items():
             if name not in state["optimizers"]:
                 raise ckpt.CheckpointError(f"{source} has no optimizer state for {name!r}")
