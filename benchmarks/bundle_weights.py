@@ -89,7 +89,7 @@ def main(argv=None) -> int:
         protocol_text = (
             f"vganzoo.metrics.evaluate(metric='fvd-digits,consistency', n={args.n}, n_real={proto['n_real']}, frames=16, "
             f"seed={args.seed}) on {args.data} ({proto.get('data_split', 'test')} split, real clips every "
-            f"{proto['real_stride']} frames like training), bundled digits classifier"
+            f"{proto['real_frame_step']} frames like training), bundled digits classifier"
         )
         metrics = {}
         for key in KEYS:

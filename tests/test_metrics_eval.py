@@ -101,7 +101,10 @@ def test_real_stride_matches_the_training_speed(model, tiny):
     generated = real[:, :, ::2].clone()  # a "model" trained on every 2nd frame
     matched = evaluate(generated, real, "fvd", n=6, frames=4, real_stride=2, extractor=tiny)
     assert matched["scores"]["fvd"] == pytest.approx(0.0, abs=1e-9)
-    assert matched["protocol"]["real_stride"] == 2
+    assert matched["protocol"]["real_stride"] == 2 and matched["protocol"]["real_frame_step"] == 2
+    both = evaluate(generated, real, "fvd", n=6, frames=2, stride=2, real_stride=2, extractor=tiny)
+    assert both["protocol"]["real_frame_step"] == 4  # real frames 0 and 4 = generated frames 0 and 2
+    assert both["scores"]["fvd"] == pytest.approx(0.0, abs=1e-9)
     plain = evaluate(generated, real, "fvd", n=6, frames=4, extractor=tiny)
     assert plain["protocol"]["real_stride"] == 1 and plain["scores"]["fvd"] > 1e-6
     model.recipe = {"frame_stride": 2}  # the default follows the model's recipe

@@ -56,7 +56,7 @@ def _summary(result: dict) -> str:
             beside = f"   (real data: {real[key]:.4f})" if isinstance(real.get(key), float) else ""
             lines.append(f"{key:<22} {value:.4f}{beside}")
     proto = result["protocol"]
-    lines.append(f"N generated {proto['n_generated']}, N real {proto['n_real']}, {proto['frames']} frames (stride {proto['stride']}, real data every {proto['real_stride']}), {proto['resolution']} px, seed {proto['seed']}")
+    lines.append(f"N generated {proto['n_generated']}, N real {proto['n_real']}, {proto['frames']} frames (stride {proto['stride']}, real data every {proto['real_frame_step']}), {proto['resolution']} px, seed {proto['seed']}")
     return "\n".join(lines)
 
 

@@ -324,7 +324,8 @@ def evaluate(
         "n_real": n_real,
         "frames": frames,
         "stride": stride,
-        "real_stride": data_stride,
+        "real_stride": real_stride,
+        "real_frame_step": data_stride,  # real clips take every (stride * real_stride)-th frame
         "resolution": resolution,
         "generated_shape": list(first.shape[1:]),
         "generated_seeds": f"model.sample(batch_size, seed={seed} + batch index)",
