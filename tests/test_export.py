@@ -136,3 +136,13 @@ def test_a_damaged_newest_checkpoint_is_skipped(run, tmp_path):
     assert info["step"] == 2
     with pytest.raises(ckpt.CheckpointError, match="damaged"):
         model_from_checkpoint(newest)  # asked for by name: an error, not a silent fallback
+
+
+def test_cli_generator_choices_match_the_api():
+    from vganzoo.cli import build_parser
+    from vganzoo.train.export import GENERATOR_CHOICES
+
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    export = sub.choices["export"]
+    generator = next(a for a in export._actions if a.dest == "generator")
+    assert tuple(generator.choices) == GENERATOR_CHOICES  # kept literal so the parser does not import torch
