@@ -4,6 +4,7 @@
     PYTHONPATH=. python benchmarks/bench_ops.py --compile         # also time torch.compile(eager)
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 --model
     PYTHONPATH=. python benchmarks/bench_ops.py --strategies aten onednn onednn_cl   # CPU path tuning
+    PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --strategies igemm aten  # CUDA path tuning
 
 Eager baseline = F.conv3d / F.conv_transpose3d with the bias, then the activation, same dtype and
 memory format (contiguous in, contiguous out). Runs are interleaved (ours, eager, compiled, ours, ...)
@@ -160,23 +161,26 @@ def run_layers(args) -> list[str]:
     fmt = torch.channels_last_3d if args.channels_last else torch.contiguous_format
     lines = []
     header = "| layer | batch | dtype | ours ms | eager ms | compiled ms | ratio vs eager | ratio vs compiled | GFLOP/s | GB/s |"
+    ncols = 10
+    if args.strategies:
+        header += " paths: ratio vs eager |"
+        ncols += 1
+    env_var = STRATEGY_ENV[device.type]
     for dtype_name in args.dtype:
         dtype = getattr(torch, dtype_name)
         for batch in args.batch:
-            lines += [header, "|" + "---|" * 10]
+            lines += [header, "|" + "---|" * ncols]
             ratios, cratios = [], []
             for layer in zoo_layers():
                 if args.only and not any(s in layer.name for s in args.only):
                     continue
                 x, w, b = make_inputs(layer, batch, dtype, device, fmt)
-                fns = {}
-                if args.strategies:
-                    for s in args.strategies:
-                        fns[s] = _with_strategy(ours_fn(layer), s)
-                else:
-                    fns["ours"] = ours_fn(layer)
+                fns = {"ours": ours_fn(layer)}
+                for strategy in args.strategies or []:
+                    fns[strategy] = _with_strategy(ours_fn(layer), env_var, strategy)
                 fns["eager"] = eager_fn(layer)
-                if args.compile:
+                if args.compile and (not args.compile_batch or batch in args.compile_batch):
+                    torch._dynamo.reset()  # one code object for every layer: never hit the recompile limit
                     fns["compiled"] = torch.compile(eager_fn(layer), fullgraph=True)
                 y = fns["eager"](x, w, b)
                 for name, fn in fns.items():
@@ -187,11 +191,6 @@ def run_layers(args) -> list[str]:
                         assert out.is_contiguous(memory_format=fmt), f"{layer.name}: {name} changed the memory format"
                 t = bench_interleaved(fns, (x, w, b), clock, args.warmup, args.reps)
                 flops, nbytes = flops_and_bytes(layer, x, w, y)
-                if args.strategies:
-                    cells = " ".join(f"{s}={t['eager'] / t[s]:.2f}x" for s in args.strategies)
-                    lines.append(f"| {layer.name} | {batch} | {dtype_name} | {cells} | {t['eager'] * 1e3:.2f} |")
-                    print(lines[-1], flush=True)
-                    continue
                 ratio = t["eager"] / t["ours"]
                 ratios.append(ratio)
                 comp = "-"
@@ -203,6 +202,8 @@ def run_layers(args) -> list[str]:
                 lines.append(f"| {layer.name} | {batch} | {dtype_name} | {t['ours'] * 1e3:.2f} | {t['eager'] * 1e3:.2f} "
                              f"| {comp} | {ratio:.2f} | {cratio} | {flops / t['ours'] / 1e9:.1f} "
                              f"| {nbytes / t['ours'] / 1e9:.2f} |")
+                if args.strategies:
+                    lines[-1] += " " + " ".join(f"{s}={t['eager'] / t[s]:.2f}x" for s in args.strategies) + " |"
                 print(lines[-1], flush=True)
             if ratios:
                 geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
@@ -216,13 +217,22 @@ def run_layers(args) -> list[str]:
     return lines
 
 
-def _with_strategy(fn, strategy: str):
+# The extension's developer overrides (read per call): CPU "aten" | "onednn" | "onednn_cl" | "gemm";
+# CUDA "igemm" (our kernel wherever it covers the call) | "aten" (cuDNN + our fused epilogue).
+STRATEGY_ENV = {"cpu": "VGANZOO_CPU_STRATEGY", "cuda": "VGANZOO_CUDA_STRATEGY"}
+
+
+def _with_strategy(fn, env_var: str, strategy: str):
     def wrapped(*a):
-        os.environ["VGANZOO_CPU_STRATEGY"] = strategy
+        old = os.environ.get(env_var)
+        os.environ[env_var] = strategy
         try:
             return fn(*a)
         finally:
-            os.environ.pop("VGANZOO_CPU_STRATEGY", None)
+            if old is None:
+                os.environ.pop(env_var, None)
+            else:
+                os.environ[env_var] = old
     return wrapped
 
 
@@ -235,6 +245,8 @@ def run_model(args) -> list[str]:
     device = torch.device(args.device)
     clock = Clock(device)
     lines = ["| model | batch | dtype | ours ms | eager ms | ratio |", "|---|---|---|---|---|---|"]
+    if args.strategies:
+        lines = [lines[0] + " paths: ratio vs eager |", lines[1] + "---|"]
     chans = [3, 64, 128, 256, 512]
     for dtype_name in args.dtype:
         dtype = getattr(torch, dtype_name)
@@ -258,10 +270,15 @@ def run_model(args) -> list[str]:
                 model.zero_grad(set_to_none=True)
                 model(x).float().mean().backward()
 
-            t = bench_interleaved({"ours": lambda: step(ours), "eager": lambda: step(eager)}, (), clock,
-                                  args.warmup, max(3, args.reps // 2))
+            fns = {"ours": lambda: step(ours)}
+            for strategy in args.strategies or []:
+                fns[strategy] = _with_strategy(lambda: step(ours), STRATEGY_ENV[device.type], strategy)
+            fns["eager"] = lambda: step(eager)
+            t = bench_interleaved(fns, (), clock, args.warmup, max(3, args.reps // 2))
             lines.append(f"| mocogan.video_d fwd+bwd | {batch} | {dtype_name} | {t['ours'] * 1e3:.1f} | "
                          f"{t['eager'] * 1e3:.1f} | {t['eager'] / t['ours']:.2f} |")
+            if args.strategies:
+                lines[-1] += " " + " ".join(f"{s}={t['eager'] / t[s]:.2f}x" for s in args.strategies) + " |"
             print(lines[-1], flush=True)
     return lines
 
@@ -275,7 +292,10 @@ def main(argv=None) -> int:
     p.add_argument("--compile", action="store_true", help="also time torch.compile(eager)")
     p.add_argument("--model", action="store_true", help="also time fwd+bwd of a whole video discriminator")
     p.add_argument("--only", nargs="*", help="substrings of layer names to run")
-    p.add_argument("--strategies", nargs="*", help="CPU: compare VGANZOO_CPU_STRATEGY values instead")
+    p.add_argument("--compile-batch", type=int, nargs="*",
+                   help="with --compile: time torch.compile only at these batch sizes (compiling is slow)")
+    p.add_argument("--strategies", nargs="*",
+                   help="also time the extension with each forced path (VGANZOO_CPU_STRATEGY / VGANZOO_CUDA_STRATEGY)")
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=11)
     p.add_argument("--out", help="also write the markdown table to this file")

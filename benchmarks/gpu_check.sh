@@ -1,19 +1,25 @@
 #!/usr/bin/env bash
 # One-shot GPU verification for vganzoo's CUDA ops (see /work/shared/GPU.md). Under 5 minutes:
 #   1. environment report; 2. in-place build for the card; 3. kernel smoke test + ptxas report;
-#   4. the `cuda` tests; 5. op benchmarks (batch 16 and 64, fp32 and bf16) + a whole video
-#      discriminator fwd+bwd; the markdown table goes to $OUT/gpu_bench.md when OUT is set, printed last.
-# Run from anywhere: benchmarks/gpu_check.sh   (uses `python` on PATH; installs nothing, no network)
+#   4. every `cuda`-marked test; 5. op benchmarks (batch 16 and 64, fp32 and bf16; ours = the default
+#      dispatch, plus each forced CUDA path: our implicit-GEMM kernel / cuDNN + our fused epilogue) and a
+#      whole video discriminator fwd+bwd; 6. per-model sampling + training iteration (bench_models);
+#      7. torch.compile baseline (bf16, batch 16). Markdown tables go to $OUT (gpu_bench.md,
+#      gpu_models.md, gpu_compile.md) when OUT is set, and are printed last; a line
+#      "RESULT <step> ok|FAIL" per step makes the log easy to scan.
+# Run from anywhere: benchmarks/gpu_check.sh   (uses $PYTHON, else python3; installs nothing, no network)
 set -uo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
-PY="${PYTHON:-python}"
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}"
 export MAX_JOBS="${MAX_JOBS:-16}"
 if [[ -z "${CUDA_HOME:-}" && -d /usr/local/cuda ]]; then export CUDA_HOME=/usr/local/cuda; fi
-TABLE="${OUT:-/tmp}/gpu_bench.md"
+DEST="${OUT:-/tmp}"
+TABLE="$DEST/gpu_bench.md"
 STATUS=0
+result() { if [[ "$2" == 0 ]]; then echo "RESULT $1 ok"; else echo "RESULT $1 FAIL"; STATUS=1; fi; }
 # The extension's nvcc flags (setup.py + torch's defaults), so the ptxas report matches what ships.
 HARNESS_FLAGS="--use_fast_math -lineinfo --expt-relaxed-constexpr -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__"
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -38,16 +44,30 @@ if command -v "$NVCC" >/dev/null 2>&1; then
   ARCH="sm_$(echo "${TORCH_CUDA_ARCH_LIST%%[ ;]*}" | tr -d '.' | sed 's/+PTX//')"
   "$NVCC" -std=c++17 -O3 -arch="$ARCH" $HARNESS_FLAGS -Icsrc/cuda -Xptxas -v -o /tmp/vganzoo_kernels_check \
     csrc/cuda/harness/kernels_check.cu 2>&1 | grep -E 'Used|spill' || true
-  /tmp/vganzoo_kernels_check --run || STATUS=1
+  /tmp/vganzoo_kernels_check --run; result harness $?
 fi
 
-step "cuda tests"
-PYTHONPATH="$ROOT" timeout 120 "$PY" -m pytest -q -m cuda tests/test_ops_cuda.py -p no:cacheprovider || STATUS=1
+step "cuda tests (every test marked cuda)"
+PYTHONPATH="$ROOT" timeout 180 "$PY" -m pytest -q -m cuda tests -p no:cacheprovider -W ignore::DeprecationWarning
+result cuda_tests $?
 
-step "GPU benchmarks"
+step "GPU op benchmarks (ours = default dispatch; igemm / aten = forced paths)"
 PYTHONPATH="$ROOT" timeout 150 "$PY" benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 \
-  --model --reps 20 --warmup 3 --out "$TABLE" > /tmp/vganzoo_bench.log 2>&1 || { tail -n 30 /tmp/vganzoo_bench.log; STATUS=1; }
+  --strategies igemm aten --model --reps 20 --warmup 3 --out "$TABLE" 2>&1 | tee /tmp/vganzoo_bench.log | grep -E '^(geomean|\| mocogan.video_d fwd)'
+result bench_ops "${PIPESTATUS[0]}"
+
+step "GPU model benchmarks (sampling + one training iteration, default ops vs reference)"
+PYTHONPATH="$ROOT" timeout 120 "$PY" benchmarks/bench_models.py --device cuda --batch 16 --repeat 7 \
+  > "$DEST/gpu_models.md" 2>&1
+result bench_models $?
+
+step "torch.compile baseline (bfloat16, batch 16)"
+PYTHONPATH="$ROOT" timeout 120 "$PY" benchmarks/bench_ops.py --device cuda --batch 16 --dtype bfloat16 --compile \
+  --reps 10 --warmup 3 --out "$DEST/gpu_compile.md" > /tmp/vganzoo_compile.log 2>&1
+result bench_compile $?
 
 step "results (status $STATUS)"
-cat "$TABLE" 2>/dev/null || echo "(no table written)"
+for f in "$TABLE" "$DEST/gpu_models.md" "$DEST/gpu_compile.md"; do
+  echo "--- $f"; cat "$f" 2>/dev/null || echo "(not written)"
+done
 exit $STATUS

@@ -280,7 +280,7 @@ def test_bad_transposed_and_argument_types():
         ops.conv3d_bias_act(x.numpy(), torch.randn(2, 4, 1, 1, 1), impl="ref")
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.cuda
 def test_mixed_devices():  # pragma: no cover - GPU only
     x, w, b = _base()
     with pytest.raises(ValueError, match="weight is on"):

@@ -42,6 +42,9 @@ CONFIGS = [
     (5, 7, (5, 9, 11), 3, (1, 2, 3), (1, 0, 2), (2, 1, 1), 1),  # odd everything
     (8, 12, (4, 7, 7), (1, 3, 3), 1, (0, 1, 1), 1, 4),       # groups -> fallback path
     (512, 2, (2, 4, 4), (2, 4, 4), 1, 0, 1, 1),              # VGAN D head
+    (16, 24, (5, 9, 11), 3, (1, 2, 3), (1, 0, 2), (2, 1, 1), 1),  # 16-byte vector loads in both kernels
+    (32, 70, (3, 7, 9), (2, 3, 3), 1, 1, 1, 1),              # vector loads, two output-channel tiles
+    (12, 5, (4, 6, 5), 3, 2, 1, 1, 1),                       # float32 vector loads, 16-bit scalar ones
 ]
 
 
@@ -74,6 +77,24 @@ def test_conv3d_cuda_matches_reference(cfg, dtype, layout, seed):
         torch.testing.assert_close(y.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
         want = CL if (layout == "channels_last") else torch.contiguous_format
         assert y.is_contiguous(memory_format=want)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_misaligned_channels_last_input(dtype):
+    """A channels_last_3d view that starts one element into its storage cannot take the kernels'
+    16-byte loads: the op must notice and still compute the right thing."""
+    torch.manual_seed(3)
+    shape = (2, 16, 4, 6, 6)
+    storage = torch.randn(1 + torch.Size(shape).numel(), device="cuda", dtype=dtype)
+    n, c, t, h, w_ = shape
+    x = storage.as_strided(shape, (c * t * h * w_, 1, h * w_ * c, w_ * c, c), storage_offset=1)
+    assert x.is_contiguous(memory_format=CL) and x.data_ptr() % 16 != 0
+    w = (torch.randn(8, 16, 3, 3, 3, device="cuda") / 12).to(dtype)
+    b = torch.randn(8, device="cuda", dtype=dtype)
+    _poison()
+    y = ops.conv3d_bias_act(x, w, b, 1, 1, activation="leaky_relu", impl="ext")
+    ref = ops.conv3d_bias_act_ref(x.double(), w.double(), b.double(), 1, 1, activation="leaky_relu")
+    torch.testing.assert_close(y.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -111,3 +132,19 @@ def test_explain_cuda_paths():
     assert "igemm_tensor_core" in ops.explain(x, w, None, 1, 1)
     assert "igemm_fp32" in ops.explain(x.float(), w.float(), None, 1, 1)
     assert "aten" in ops.explain(x.float(), w.float()[:, :1].contiguous(), None, 1, 1, groups=3)
+
+
+def test_float32_follows_the_tf32_setting(monkeypatch):
+    """With TF32 allowed for cuDNN convolutions (torch's default), float32 takes cuDNN + our epilogue
+    (eager's numerics and speed); VGANZOO_CUDA_STRATEGY=igemm forces our exact kernel."""
+    x = torch.randn(1, 16, 4, 8, 8, device="cuda")
+    w = torch.randn(8, 16, 3, 3, 3, device="cuda")
+    torch.backends.cudnn.allow_tf32 = True  # the autouse fixture restores it
+    assert "aten" in ops.explain(x, w, None, 1, 1)
+    monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "igemm")
+    assert "igemm_fp32" in ops.explain(x, w, None, 1, 1)
+    monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "aten")
+    assert "aten" in ops.explain(x.bfloat16(), w.bfloat16(), None, 1, 1)
+    y = ops.conv3d_bias_act(x, w, None, 1, 1, activation="relu", impl="ext")
+    torch.testing.assert_close(y, torch.relu(torch.nn.functional.conv3d(x, w, None, 1, 1)), atol=1e-2, rtol=1e-2)
+

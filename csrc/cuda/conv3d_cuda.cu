@@ -14,8 +14,12 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
+#include <torch/version.h>
 
 #include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 #include <string>
@@ -45,8 +49,27 @@ int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 constexpr int64_t kChannelPad = 4;
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
+// Whether torch lets cuDNN convolutions use TF32 (torch.backends.cudnn.allow_tf32 /
+// torch.backends.cudnn.conv.fp32_precision). Then eager float32 convolutions run on tensor cores and
+// our exact-FMA float32 kernel cannot keep up, so float32 takes cuDNN + our epilogue, with eager's numerics.
+bool tf32_allowed() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 14)
+  return at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
+#else
+  return at::globalContext().allowTF32CuDNN();
+#endif
+}
+
+// Developer override for benchmarking the paths against each other: "igemm" (our kernel wherever it
+// covers the call) or "aten" (ATen + fused epilogue everywhere). Read per call so a benchmark can switch.
+const char* forced_strategy() { return std::getenv("VGANZOO_CUDA_STRATEGY"); }
+
 Plan choose_path(const ConvGeometry& g, const at::Tensor& x) {
   if (g.n == 0) return {Path::Empty, "empty batch: output allocated, nothing computed"};
+  const char* forced = forced_strategy();
+  if (forced != nullptr && std::strcmp(forced, "aten") == 0) {
+    return {Path::AtenEpilogue, "forced by VGANZOO_CUDA_STRATEGY=aten: ATen (cuDNN) + fused bias/act epilogue"};
+  }
   if (g.transposed) return {Path::AtenEpilogue, "transposed convolution: ATen (cuDNN) + fused bias/act epilogue"};
   if (g.groups != 1) return {Path::AtenEpilogue, "groups > 1: ATen (cuDNN) + fused bias/act epilogue"};
   const int64_t m = g.n * g.out[0] * g.out[1] * g.out[2];
@@ -63,6 +86,10 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x) {
       return {Path::IgemmTensorCore, "implicit-GEMM kernel, tensor cores (WMMA), fused bias/act epilogue"};
     }
     case at::kFloat:
+      if (tf32_allowed() && !(forced != nullptr && std::strcmp(forced, "igemm") == 0)) {
+        return {Path::AtenEpilogue, "float32 with TF32 allowed for cuDNN convolutions: cuDNN (TF32 tensor cores) + "
+                                    "fused bias/act epilogue; our float32 kernel is exact FMA"};
+      }
       return {Path::IgemmFp32, "implicit-GEMM kernel, float32 FMA, fused bias/act epilogue"};
     default:
       return {Path::AtenEpilogue, "float64: ATen + fused bias/act epilogue"};
@@ -98,23 +125,40 @@ ck::ConvParams make_params(const ConvGeometry& g, int64_t c_in_pad, Act act, dou
   return p;
 }
 
+// Whether the kernels' vectorised loads apply: runs of `run` consecutive k stay inside one tap (c_in is a
+// multiple of the run, so no channel padding) and both operands are 16-byte aligned.
+bool vector_loads_ok(int64_t c_in, int64_t run, const at::Tensor& x, const at::Tensor& w) {
+  const auto aligned = [](const void* ptr) { return reinterpret_cast<std::uintptr_t>(ptr) % 16 == 0; };
+  return c_in % run == 0 && aligned(x.const_data_ptr()) && aligned(w.const_data_ptr());
+}
+
 template <typename T, typename scalar_t>
 void launch_igemm_wmma(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& y,
                        const ck::ConvParams& p, cudaStream_t stream) {
+  const T* xp = reinterpret_cast<const T*>(x.const_data_ptr<scalar_t>());
+  const T* wp = reinterpret_cast<const T*>(w.const_data_ptr<scalar_t>());
   const T* bp = b.defined() ? reinterpret_cast<const T*>(b.const_data_ptr<scalar_t>()) : nullptr;
+  T* yp = reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>());
   dim3 grid((p.m + ck::wmma_cfg::kBM - 1) / ck::wmma_cfg::kBM, (p.c_out + ck::wmma_cfg::kBN - 1) / ck::wmma_cfg::kBN);
-  ck::conv3d_igemm_wmma_kernel<T><<<grid, ck::wmma_cfg::kThreads, 0, stream>>>(
-      reinterpret_cast<const T*>(x.const_data_ptr<scalar_t>()), reinterpret_cast<const T*>(w.const_data_ptr<scalar_t>()),
-      bp, reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>()), p);
+  if (vector_loads_ok(p.c_in, ck::wmma_cfg::kBK / 2, x, w)) {
+    ck::conv3d_igemm_wmma_kernel<T, true><<<grid, ck::wmma_cfg::kThreads, 0, stream>>>(xp, wp, bp, yp, p);
+  } else {
+    ck::conv3d_igemm_wmma_kernel<T, false><<<grid, ck::wmma_cfg::kThreads, 0, stream>>>(xp, wp, bp, yp, p);
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
 void launch_igemm_simt(const at::Tensor& x, const at::Tensor& w, const at::Tensor& b, at::Tensor& y,
                        const ck::ConvParams& p, cudaStream_t stream) {
+  const float* bp = b.defined() ? b.const_data_ptr<float>() : nullptr;
   dim3 grid((p.m + ck::simt_cfg::kBM - 1) / ck::simt_cfg::kBM, (p.c_out + ck::simt_cfg::kBN - 1) / ck::simt_cfg::kBN);
-  ck::conv3d_igemm_simt_kernel<float><<<grid, ck::simt_cfg::kThreads, 0, stream>>>(
-      x.const_data_ptr<float>(), w.const_data_ptr<float>(), b.defined() ? b.const_data_ptr<float>() : nullptr,
-      y.mutable_data_ptr<float>(), p);
+  if (vector_loads_ok(p.c_in, 4, x, w)) {
+    ck::conv3d_igemm_simt_kernel<float, true><<<grid, ck::simt_cfg::kThreads, 0, stream>>>(
+        x.const_data_ptr<float>(), w.const_data_ptr<float>(), bp, y.mutable_data_ptr<float>(), p);
+  } else {
+    ck::conv3d_igemm_simt_kernel<float, false><<<grid, ck::simt_cfg::kThreads, 0, stream>>>(
+        x.const_data_ptr<float>(), w.const_data_ptr<float>(), bp, y.mutable_data_ptr<float>(), p);
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 

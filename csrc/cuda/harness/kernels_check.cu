@@ -12,13 +12,18 @@
 
 namespace ck = vganzoo::cuda_kernels;
 
-template __global__ void ck::conv3d_igemm_wmma_kernel<__half>(const __half*, const __half*, const __half*, __half*,
-                                                              ck::ConvParams);
-template __global__ void ck::conv3d_igemm_wmma_kernel<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*,
-                                                                     const __nv_bfloat16*, __nv_bfloat16*,
-                                                                     ck::ConvParams);
-template __global__ void ck::conv3d_igemm_simt_kernel<float>(const float*, const float*, const float*, float*,
-                                                             ck::ConvParams);
+template __global__ void ck::conv3d_igemm_wmma_kernel<__half, false>(const __half*, const __half*, const __half*,
+                                                                     __half*, ck::ConvParams);
+template __global__ void ck::conv3d_igemm_wmma_kernel<__half, true>(const __half*, const __half*, const __half*,
+                                                                    __half*, ck::ConvParams);
+template __global__ void ck::conv3d_igemm_wmma_kernel<__nv_bfloat16, false>(
+    const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, ck::ConvParams);
+template __global__ void ck::conv3d_igemm_wmma_kernel<__nv_bfloat16, true>(
+    const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, ck::ConvParams);
+template __global__ void ck::conv3d_igemm_simt_kernel<float, false>(const float*, const float*, const float*, float*,
+                                                                    ck::ConvParams);
+template __global__ void ck::conv3d_igemm_simt_kernel<float, true>(const float*, const float*, const float*, float*,
+                                                                   ck::ConvParams);
 template __global__ void ck::bias_act_inplace_kernel<float>(float*, const float*, int64_t, int64_t, int64_t, bool,
                                                             int, float);
 template __global__ void ck::bias_act_inplace_kernel<__half>(__half*, const __half*, int64_t, int64_t, int64_t,
@@ -66,7 +71,7 @@ int main(int argc, char** argv) {
   cudaMemcpy(db, b.data(), b.size() * 4, cudaMemcpyHostToDevice);
   cudaMemcpy(dy, y.data(), y.size() * 4, cudaMemcpyHostToDevice);
   dim3 grid((p.m + 63) / 64, (p.c_out + 63) / 64);
-  ck::conv3d_igemm_simt_kernel<float><<<grid, ck::simt_cfg::kThreads>>>(dx, dw, db, dy, p);
+  ck::conv3d_igemm_simt_kernel<float, false><<<grid, ck::simt_cfg::kThreads>>>(dx, dw, db, dy, p);
   cudaError_t err = cudaDeviceSynchronize();
   if (err != cudaSuccess) { std::printf("CUDA error: %s\n", cudaGetErrorString(err)); return 1; }
   cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost);

@@ -6,10 +6,14 @@
 // GEMM view: M = N * T_out * H_out * W_out output pixels, N_gemm = C_out, K = kT * kH * kW * C_in_pad;
 // A[m][k] is gathered from the input on the fly (zero outside the padded input / beyond C_in),
 // B[k][n] = weight[n][k]. Accumulation is float32 in every variant.
-//   * conv3d_igemm_wmma_kernel<__half | __nv_bfloat16>: tensor cores (WMMA 16x16x16), 4 warps,
+//   * conv3d_igemm_wmma_kernel<__half | __nv_bfloat16, kVec>: tensor cores (WMMA 16x16x16), 4 warps,
 //     block tile 64 x 64 x 32, each warp 32 x 32.
-//   * conv3d_igemm_simt_kernel<float>: exact float32 FMA, 256 threads, block tile 64 x 64 x 16,
+//   * conv3d_igemm_simt_kernel<float, kVec>: exact float32 FMA, 256 threads, block tile 64 x 64 x 16,
 //     4 x 4 outputs per thread.
+// kVec (the launcher checks: c_in is a multiple of the run length, 16 for the tensor-core kernel and 4
+// for the float32 one, so c_in_pad == c_in, and the input is 16-byte aligned): each thread's run of
+// consecutive k lies inside one filter tap, i.e. consecutive channels of one input pixel, so it is
+// decoded once and moved with 16-byte loads. Otherwise every element is gathered on its own.
 // After the K loop the tile is still on chip; bias and activation are applied there and the result is
 // written once. Index arithmetic is 32-bit for M, K and C; the launcher guarantees the element counts fit.
 #pragma once
@@ -75,6 +79,20 @@ __device__ __forceinline__ T gather_a(const T* __restrict__ x, const ConvParams&
   return x[o.base + ((static_cast<int64_t>(ti) * p.in_h + hi) * p.in_w + wi) * p.c_in + c];
 }
 
+// The element offset of A[m][k] in the input, or -1 where it is padding. Requires c_in_pad == c_in.
+__device__ __forceinline__ int64_t gather_offset(const ConvParams& p, const PixelOrigin& o, int k) {
+  if (!o.valid || k >= p.k) return -1;
+  const int c = k % p.c_in;
+  int tap = k / p.c_in;
+  const int kw = tap % p.k_w;
+  tap /= p.k_w;
+  const int kh = tap % p.k_h;
+  const int kt = tap / p.k_h;
+  const int ti = o.t0 + kt * p.d_t, hi = o.h0 + kh * p.d_h, wi = o.w0 + kw * p.d_w;
+  if (ti < 0 || ti >= p.in_t || hi < 0 || hi >= p.in_h || wi < 0 || wi >= p.in_w) return -1;
+  return o.base + ((static_cast<int64_t>(ti) * p.in_h + hi) * p.in_w + wi) * p.c_in + c;
+}
+
 template <typename T>
 __device__ __forceinline__ T load_b(const T* __restrict__ w, const ConvParams& p, int n, int k, T zero) {
   if (n >= p.c_out || k >= p.k) return zero;
@@ -99,7 +117,7 @@ constexpr int kPadAB = 8;               // shared-memory row padding (elements) 
 constexpr int kPadC = 4;
 }  // namespace wmma_cfg
 
-template <typename T>
+template <typename T, bool kVec>
 __global__ void __launch_bounds__(wmma_cfg::kThreads, 4)
 conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                          T* __restrict__ y, ConvParams p) {
@@ -107,7 +125,7 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
   using namespace nvcuda;
   using namespace wmma_cfg;
   __shared__ __align__(32) T a_tile[kBM][kBK + kPadAB];
-  __shared__ __align__(32) T b_tile[kBK][kBN + kPadAB];
+  __shared__ __align__(32) T b_tile[kBN][kBK + kPadAB];  // B column-major: b_tile[n][k]
   __shared__ __align__(32) float c_tile[kBM][kBN + kPadC];
 
   const int tid = threadIdx.x;
@@ -115,7 +133,8 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
   const int warp_m = warp / 2, warp_n = warp % 2;
   const int m0 = blockIdx.x * kBM, n0 = blockIdx.y * kBN;
 
-  // Loading: thread tid owns row (tid / 2) of A and column (tid / 2) of B, 16 consecutive k each.
+  // Loading: thread tid owns row (tid / 2) of A and column (tid / 2) of B, 16 consecutive k each
+  // (both tiles are k-contiguous, so a run is two 16-byte shared-memory stores on the kVec path).
   const int ld_row = tid / 2, ld_k = (tid % 2) * (kBK / 2);
   const PixelOrigin origin = decode_pixel(p, m0 + ld_row);
 
@@ -132,21 +151,44 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
   const Bits* wb = reinterpret_cast<const Bits*>(w);
   Bits* a_bits = reinterpret_cast<Bits*>(&a_tile[0][0]);
   Bits* b_bits = reinterpret_cast<Bits*>(&b_tile[0][0]);
+  Bits* a_run = a_bits + ld_row * (kBK + kPadAB) + ld_k;
+  Bits* b_run = b_bits + ld_row * (kBK + kPadAB) + ld_k;
   for (int k0 = 0; k0 < p.k; k0 += kBK) {
+    const int k = k0 + ld_k;
+    if constexpr (kVec) {
+      const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
+      uint4 a0 = zero4, a1 = zero4, b0 = zero4, b1 = zero4;
+      const int64_t off = gather_offset(p, origin, k);
+      if (off >= 0) {
+        const uint4* src = reinterpret_cast<const uint4*>(xb + off);
+        a0 = __ldg(src);
+        a1 = __ldg(src + 1);
+      }
+      if (n0 + ld_row < p.c_out && k < p.k) {
+        const uint4* src = reinterpret_cast<const uint4*>(wb + static_cast<int64_t>(n0 + ld_row) * p.k + k);
+        b0 = __ldg(src);
+        b1 = __ldg(src + 1);
+      }
+      reinterpret_cast<uint4*>(a_run)[0] = a0;
+      reinterpret_cast<uint4*>(a_run)[1] = a1;
+      reinterpret_cast<uint4*>(b_run)[0] = b0;
+      reinterpret_cast<uint4*>(b_run)[1] = b1;
+    } else {
 #pragma unroll
-    for (int kk = 0; kk < kBK / 2; ++kk) {
-      a_bits[ld_row * (kBK + kPadAB) + ld_k + kk] = gather_a<Bits>(xb, p, origin, k0 + ld_k + kk, 0);
-      b_bits[(ld_k + kk) * (kBN + kPadAB) + ld_row] = load_b<Bits>(wb, p, n0 + ld_row, k0 + ld_k + kk, 0);
+      for (int kk = 0; kk < kBK / 2; ++kk) {
+        a_run[kk] = gather_a<Bits>(xb, p, origin, k + kk, 0);
+        b_run[kk] = load_b<Bits>(wb, p, n0 + ld_row, k + kk, 0);
+      }
     }
     __syncthreads();
 #pragma unroll
     for (int ks = 0; ks < kBK; ks += 16) {
       wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &a_tile[warp_m * 32 + i * 16][ks], kBK + kPadAB);
 #pragma unroll
-      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &b_tile[ks][warp_n * 32 + j * 16], kBN + kPadAB);
+      for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &b_tile[warp_n * 32 + j * 16][ks], kBK + kPadAB);
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
@@ -181,7 +223,7 @@ constexpr int kThreads = 256;           // 16 x 16 threads, 4 x 4 outputs each
 constexpr int kTM = 4, kTN = 4;
 }  // namespace simt_cfg
 
-template <typename T>
+template <typename T, bool kVec>
 __global__ void __launch_bounds__(simt_cfg::kThreads)
 conv3d_igemm_simt_kernel(const T* __restrict__ x, const T* __restrict__ w, const T* __restrict__ bias,
                          T* __restrict__ y, ConvParams p) {
@@ -202,10 +244,25 @@ conv3d_igemm_simt_kernel(const T* __restrict__ x, const T* __restrict__ w, const
     for (int j = 0; j < kTN; ++j) acc[i][j] = 0.f;
 
   for (int k0 = 0; k0 < p.k; k0 += kBK) {
+    if constexpr (kVec) {
+      static_assert(sizeof(T) == sizeof(float), "the vectorised float32 kernel moves float4 runs");
+      const int k = k0 + ld_k;
+      float4 a = make_float4(0.f, 0.f, 0.f, 0.f), b = a;
+      const int64_t off = gather_offset(p, origin, k);
+      if (off >= 0) a = __ldg(reinterpret_cast<const float4*>(x + off));
+      if (n0 + ld_row < p.c_out && k < p.k) {
+        b = __ldg(reinterpret_cast<const float4*>(w + static_cast<int64_t>(n0 + ld_row) * p.k + k));
+      }
+      a_tile[ld_k + 0][ld_row] = a.x; a_tile[ld_k + 1][ld_row] = a.y;
+      a_tile[ld_k + 2][ld_row] = a.z; a_tile[ld_k + 3][ld_row] = a.w;
+      b_tile[ld_k + 0][ld_row] = b.x; b_tile[ld_k + 1][ld_row] = b.y;
+      b_tile[ld_k + 2][ld_row] = b.z; b_tile[ld_k + 3][ld_row] = b.w;
+    } else {
 #pragma unroll
-    for (int kk = 0; kk < 4; ++kk) {
-      a_tile[ld_k + kk][ld_row] = to_float(gather_a(x, p, origin, k0 + ld_k + kk, from_float<T>(0.f)));
-      b_tile[ld_k + kk][ld_row] = to_float(load_b(w, p, n0 + ld_row, k0 + ld_k + kk, from_float<T>(0.f)));
+      for (int kk = 0; kk < 4; ++kk) {
+        a_tile[ld_k + kk][ld_row] = to_float(gather_a(x, p, origin, k0 + ld_k + kk, from_float<T>(0.f)));
+        b_tile[ld_k + kk][ld_row] = to_float(load_b(w, p, n0 + ld_row, k0 + ld_k + kk, from_float<T>(0.f)));
+      }
     }
     __syncthreads();
 #pragma unroll
