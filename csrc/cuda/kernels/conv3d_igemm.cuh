@@ -61,29 +61,13 @@ __device__ __forceinline__ PixelOrigin decode_pixel(const ConvParams& p, int m) 
   return o;
 }
 
-// A[m][k]: the input value multiplied by weight tap k for output pixel m (`zero` where padded).
-// T may be a raw 16-bit storage type (the tensor-core kernel moves fp16/bf16 as bits: zero == 0).
-template <typename T>
-__device__ __forceinline__ T gather_a(const T* __restrict__ x, const ConvParams& p, const PixelOrigin& o, int k,
-                                      T zero) {
-  if (!o.valid || k >= p.k) return zero;
-  const int c = k % p.c_in_pad;
-  if (c >= p.c_in) return zero;
-  int tap = k / p.c_in_pad;
-  const int kw = tap % p.k_w;
-  tap /= p.k_w;
-  const int kh = tap % p.k_h;
-  const int kt = tap / p.k_h;
-  const int ti = o.t0 + kt * p.d_t, hi = o.h0 + kh * p.d_h, wi = o.w0 + kw * p.d_w;
-  if (ti < 0 || ti >= p.in_t || hi < 0 || hi >= p.in_h || wi < 0 || wi >= p.in_w) return zero;
-  return x[o.base + ((static_cast<int64_t>(ti) * p.in_h + hi) * p.in_w + wi) * p.c_in + c];
-}
-
-// The element offset of A[m][k] in the input, or -1 where it is padding. Requires c_in_pad == c_in.
+// The element offset of A[m][k] (the input value that weight tap k multiplies for output pixel m) in
+// the NDHWC input, or -1 where it is padding (outside the input, a padded channel or k beyond K).
 __device__ __forceinline__ int64_t gather_offset(const ConvParams& p, const PixelOrigin& o, int k) {
   if (!o.valid || k >= p.k) return -1;
-  const int c = k % p.c_in;
-  int tap = k / p.c_in;
+  const int c = k % p.c_in_pad;
+  if (c >= p.c_in) return -1;
+  int tap = k / p.c_in_pad;
   const int kw = tap % p.k_w;
   tap /= p.k_w;
   const int kh = tap % p.k_h;
@@ -91,6 +75,15 @@ __device__ __forceinline__ int64_t gather_offset(const ConvParams& p, const Pixe
   const int ti = o.t0 + kt * p.d_t, hi = o.h0 + kh * p.d_h, wi = o.w0 + kw * p.d_w;
   if (ti < 0 || ti >= p.in_t || hi < 0 || hi >= p.in_h || wi < 0 || wi >= p.in_w) return -1;
   return o.base + ((static_cast<int64_t>(ti) * p.in_h + hi) * p.in_w + wi) * p.c_in + c;
+}
+
+// A[m][k], or `zero` where padded. T may be a raw 16-bit storage type (the tensor-core kernel moves
+// fp16/bf16 as bits: zero == 0).
+template <typename T>
+__device__ __forceinline__ T gather_a(const T* __restrict__ x, const ConvParams& p, const PixelOrigin& o, int k,
+                                      T zero) {
+  const int64_t off = gather_offset(p, o, k);
+  return off < 0 ? zero : x[off];
 }
 
 template <typename T>
