@@ -2,7 +2,7 @@
 // explain), defined once. Each device implements, in its own namespace:
 //   at::Tensor forward(const char* op, x, weight, bias, stride, padding, output_padding, dilation,
 //                      groups, transposed, activation, negative_slope);
-//   Plan choose_path(const ConvGeometry&, const at::Tensor& x);   // Plan has .path and .reason
+//   Plan choose_path(const ConvGeometry&, const at::Tensor& x, bool has_bias, Act act);  // .path, .reason
 //   const char* path_name(Path);
 // and then expands VGANZOO_DEVICE_ENTRY_POINTS("ext/<device>:") in that namespace, which defines
 // conv3d_entry, conv_transpose3d_entry and explain_entry for its TORCH_LIBRARY_IMPL block.
@@ -38,6 +38,7 @@
     const char* op = transposed ? "conv_transpose3d_bias_act" : "conv3d_bias_act";                                \
     const ConvGeometry g =                                                                                        \
         check_conv_args(op, x, weight, bias, stride, padding, output_padding, dilation, groups, transposed);      \
-    const auto plan = choose_path(g, x);                                                                          \
+    const bool has_bias = bias.has_value() && bias->defined();                                                    \
+    const auto plan = choose_path(g, x, has_bias, parse_activation(activation, 0.2));                             \
     return std::string(LABEL) + path_name(plan.path) + " (" + plan.reason + ")";                                  \
   }

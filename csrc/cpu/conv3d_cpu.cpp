@@ -50,7 +50,7 @@ struct Plan {
   std::string reason;
 };
 
-Plan choose_path(const ConvGeometry& g, const at::Tensor& x) {
+Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, Act /*act*/) {
   if (g.n == 0) return {Path::Empty, "empty batch: output allocated, nothing computed"};
   const bool onednn_ok = at::hasMKLDNN() && x.scalar_type() == at::kFloat &&
                          (g.transposed ? onednn_conv_transpose() != nullptr : onednn_conv() != nullptr);
@@ -143,7 +143,7 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
   const Act act = parse_activation(activation, negative_slope);
   const ConvGeometry g =
       check_conv_args(op, x, weight, bias, stride, padding, output_padding, dilation, groups, transposed);
-  const Plan plan = choose_path(g, x);
+  const Plan plan = choose_path(g, x, bias.has_value() && bias->defined(), act);
   switch (plan.path) {
     case Path::Empty:
       return at::empty(output_sizes(g), x.options().memory_format(output_memory_format(x)));

@@ -14,10 +14,12 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 #include <torch/library.h>
-#include <torch/version.h>
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
+#include <map>
+#include <mutex>
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -40,6 +42,7 @@ enum class Path { Empty, IgemmTensorCore, IgemmFp32, AtenEpilogue };
 struct Plan {
   Path path;
   std::string reason;
+  bool tune = false;  // time our kernel against ATen + epilogue on this call and keep the faster
 };
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -49,25 +52,66 @@ int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 constexpr int64_t kChannelPad = 4;
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
-// Whether torch lets cuDNN convolutions use TF32 (torch.backends.cudnn.allow_tf32 /
-// torch.backends.cudnn.conv.fp32_precision). Then eager float32 convolutions run on tensor cores and
-// our exact-FMA float32 kernel cannot keep up, so float32 takes cuDNN + our epilogue, with eager's numerics.
-bool tf32_allowed() {
-#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 14)
-  return at::globalContext().allowTF32CuDNN(at::Float32Op::CONV);
-#else
-  return at::globalContext().allowTF32CuDNN();
-#endif
+// Developer override, read per call so a benchmark can switch: "igemm" (our kernel wherever it covers
+// the call), "aten" (ATen + fused epilogue everywhere); unset or "auto": autotuned (below).
+enum class Strategy { Auto, Igemm, Aten };
+
+Strategy forced_strategy() {
+  const char* env = std::getenv("VGANZOO_CUDA_STRATEGY");
+  if (env == nullptr || env[0] == '\0' || std::strcmp(env, "auto") == 0) return Strategy::Auto;
+  if (std::strcmp(env, "igemm") == 0) return Strategy::Igemm;
+  if (std::strcmp(env, "aten") == 0) return Strategy::Aten;
+  TORCH_CHECK(false, "VGANZOO_CUDA_STRATEGY must be 'auto', 'igemm' or 'aten', got '", env, "'");
 }
 
-// Developer override for benchmarking the paths against each other: "igemm" (our kernel wherever it
-// covers the call) or "aten" (ATen + fused epilogue everywhere). Read per call so a benchmark can switch.
-const char* forced_strategy() { return std::getenv("VGANZOO_CUDA_STRATEGY"); }
+// Autotuning. Neither path wins everywhere (measured on an H200, benchmarks/RESULTS.md): our kernel is
+// up to 3x faster than cuDNN on the zoo's middle discriminator layers, cuDNN several times faster on
+// the 1-2 channel heads and on some wide layers. So, like cudnn.benchmark, the first call of each
+// configuration times both (a few runs each, on the current stream) and the faster is remembered for
+// the process. Not during CUDA graph capture (no timing possible): our kernel then, nothing cached.
+using TuneKey = std::array<int64_t, 24>;
 
-Plan choose_path(const ConvGeometry& g, const at::Tensor& x) {
+struct Tuned {
+  Path path;
+  float igemm_ms, aten_ms;
+};
+
+std::mutex& tune_mutex() {
+  static std::mutex m;
+  return m;
+}
+
+std::map<TuneKey, Tuned>& tune_cache() {
+  static std::map<TuneKey, Tuned> cache;
+  return cache;
+}
+
+TuneKey tune_key(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act) {
+  const bool cl = output_memory_format(x) == at::MemoryFormat::ChannelsLast3d;
+  return {static_cast<int64_t>(x.scalar_type()), x.device().index(), cl, has_bias, static_cast<int64_t>(act),
+          g.n, g.c_in, g.c_out, g.in[0], g.in[1], g.in[2], g.k[0], g.k[1], g.k[2],
+          g.stride[0], g.stride[1], g.stride[2], g.pad[0], g.pad[1], g.pad[2], g.dil[0], g.dil[1], g.dil[2],
+          g.groups};
+}
+
+bool find_tuned(const TuneKey& key, Tuned* out) {
+  std::lock_guard<std::mutex> lock(tune_mutex());
+  auto it = tune_cache().find(key);
+  if (it == tune_cache().end()) return false;
+  *out = it->second;
+  return true;
+}
+
+std::string fmt_ms(float ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.3f ms", ms);
+  return buf;
+}
+
+Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act) {
   if (g.n == 0) return {Path::Empty, "empty batch: output allocated, nothing computed"};
-  const char* forced = forced_strategy();
-  if (forced != nullptr && std::strcmp(forced, "aten") == 0) {
+  const Strategy forced = forced_strategy();
+  if (forced == Strategy::Aten) {
     return {Path::AtenEpilogue, "forced by VGANZOO_CUDA_STRATEGY=aten: ATen (cuDNN) + fused bias/act epilogue"};
   }
   if (g.transposed) return {Path::AtenEpilogue, "transposed convolution: ATen (cuDNN) + fused bias/act epilogue"};
@@ -77,23 +121,37 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x) {
   if (m > kInt32Max || k > kInt32Max || x.numel() > kInt32Max * 8 || m * g.c_out > kInt32Max * 8) {
     return {Path::AtenEpilogue, "tensor too large for the 32-bit GEMM indexing: ATen + fused epilogue"};
   }
+  Plan plan;
   switch (x.scalar_type()) {
     case at::kHalf:
     case at::kBFloat16: {
       int major = 0;
       C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, x.device().index()));
       if (major < 8) return {Path::AtenEpilogue, "tensor-core kernel needs sm_80+: ATen + fused epilogue"};
-      return {Path::IgemmTensorCore, "implicit-GEMM kernel, tensor cores (WMMA), fused bias/act epilogue"};
+      plan = {Path::IgemmTensorCore, "implicit-GEMM kernel, tensor cores (WMMA), fused bias/act epilogue"};
+      break;
     }
     case at::kFloat:
-      if (tf32_allowed() && !(forced != nullptr && std::strcmp(forced, "igemm") == 0)) {
-        return {Path::AtenEpilogue, "float32 with TF32 allowed for cuDNN convolutions: cuDNN (TF32 tensor cores) + "
-                                    "fused bias/act epilogue; our float32 kernel is exact FMA"};
-      }
-      return {Path::IgemmFp32, "implicit-GEMM kernel, float32 FMA, fused bias/act epilogue"};
+      plan = {Path::IgemmFp32, "implicit-GEMM kernel, float32 FMA, fused bias/act epilogue"};
+      break;
     default:
       return {Path::AtenEpilogue, "float64: ATen + fused bias/act epilogue"};
   }
+  if (forced == Strategy::Igemm) {
+    plan.reason += "; forced by VGANZOO_CUDA_STRATEGY=igemm";
+    return plan;
+  }
+  Tuned tuned{};
+  if (find_tuned(tune_key(g, x, has_bias, act), &tuned)) {
+    const std::string timing = "autotuned for this configuration: our kernel " + fmt_ms(tuned.igemm_ms) +
+                               ", cuDNN + fused epilogue " + fmt_ms(tuned.aten_ms);
+    if (tuned.path == Path::AtenEpilogue) return {Path::AtenEpilogue, "ATen (cuDNN) + fused bias/act epilogue; " + timing};
+    plan.reason += "; " + timing;
+    return plan;
+  }
+  plan.reason += "; not tuned yet: its first call times it against cuDNN + fused epilogue and keeps the faster";
+  plan.tune = true;
+  return plan;
 }
 
 const char* path_name(Path p) {
@@ -166,13 +224,29 @@ template <typename T, typename scalar_t>
 void launch_bias_act(at::Tensor& y, const at::Tensor& b, int64_t c, int64_t s, bool cl, Act act, double slope,
                      cudaStream_t stream) {
   constexpr int kThreads = 256;
-  constexpr int64_t kMaxBlocks = 65535 * 8;  // grid-stride loop covers the rest
+  T* yp = reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>());
+  const T* bp = b.defined() ? reinterpret_cast<const T*>(b.const_data_ptr<scalar_t>()) : nullptr;
   const int64_t total = y.numel();
-  const int64_t blocks = std::min<int64_t>((total + kThreads - 1) / kThreads, kMaxBlocks);
-  ck::bias_act_inplace_kernel<T><<<blocks, kThreads, 0, stream>>>(
-      reinterpret_cast<T*>(y.mutable_data_ptr<scalar_t>()),
-      b.defined() ? reinterpret_cast<const T*>(b.const_data_ptr<scalar_t>()) : nullptr, total, c, s, cl,
-      static_cast<int>(act), static_cast<float>(slope));
+  if (!cl) {
+    const int64_t planes = total / s;
+    // About 4 elements per thread; enough blocks in x for small plane counts, planes in y (<= 65535).
+    const int64_t grid_y = std::min<int64_t>(planes, 65535);
+    const int64_t want_x = (s + kThreads * 4 - 1) / (kThreads * 4);
+    const int64_t grid_x = std::max<int64_t>(1, std::min<int64_t>(want_x, 65535));
+    ck::bias_act_planes_kernel<T><<<dim3(grid_x, grid_y), kThreads, 0, stream>>>(
+        yp, bp, planes, c, s, static_cast<int>(act), static_cast<float>(slope));
+  } else {
+    const int64_t blocks = std::min<int64_t>((total + kThreads * 4 - 1) / (kThreads * 4), 65535 * 16);
+    if (total <= std::numeric_limits<uint32_t>::max()) {
+      ck::bias_act_channels_last_kernel<T, uint32_t><<<blocks, kThreads, 0, stream>>>(
+          yp, bp, static_cast<uint32_t>(total), static_cast<uint32_t>(c), static_cast<int>(act),
+          static_cast<float>(slope));
+    } else {
+      ck::bias_act_channels_last_kernel<T, uint64_t><<<blocks, kThreads, 0, stream>>>(
+          yp, bp, static_cast<uint64_t>(total), static_cast<uint64_t>(c), static_cast<int>(act),
+          static_cast<float>(slope));
+    }
+  }
   C10_CUDA_KERNEL_LAUNCH_CHECK();
 }
 
@@ -244,6 +318,46 @@ at::Tensor run_aten(const ConvGeometry& g, const at::Tensor& x, const at::Tensor
   return y;
 }
 
+// Mean milliseconds of `reps` back-to-back calls of fn on `stream` (after one warm-up call).
+template <typename Fn>
+float time_ms(Fn&& fn, cudaStream_t stream, int reps) {
+  fn();
+  cudaEvent_t start, stop;
+  C10_CUDA_CHECK(cudaEventCreate(&start));
+  C10_CUDA_CHECK(cudaEventCreate(&stop));
+  C10_CUDA_CHECK(cudaEventRecord(start, stream));
+  for (int i = 0; i < reps; ++i) fn();
+  C10_CUDA_CHECK(cudaEventRecord(stop, stream));
+  C10_CUDA_CHECK(cudaEventSynchronize(stop));
+  float ms = 0.f;
+  C10_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+  C10_CUDA_CHECK(cudaEventDestroy(start));
+  C10_CUDA_CHECK(cudaEventDestroy(stop));
+  return ms / reps;
+}
+
+at::Tensor run_tuned(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
+                     const std::optional<at::Tensor>& bias, Act act, double slope, bool tensor_cores,
+                     const TuneKey& key) {
+  auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return run_igemm(g, x, weight, bias, act, slope, tensor_cores);
+  const auto igemm = [&] { return run_igemm(g, x, weight, bias, act, slope, tensor_cores); };
+  const auto aten = [&] { return run_aten(g, x, weight, bias, act, slope); };
+  // Alternate the two twice and keep each one's best, so a clock ramp or a stray kernel does not decide.
+  constexpr int kReps = 3;
+  float t_igemm = time_ms(igemm, stream, kReps), t_aten = time_ms(aten, stream, kReps);
+  t_igemm = std::min(t_igemm, time_ms(igemm, stream, kReps));
+  t_aten = std::min(t_aten, time_ms(aten, stream, kReps));
+  const Path winner = t_igemm <= t_aten ? (tensor_cores ? Path::IgemmTensorCore : Path::IgemmFp32) : Path::AtenEpilogue;
+  {
+    std::lock_guard<std::mutex> lock(tune_mutex());
+    tune_cache()[key] = Tuned{winner, t_igemm, t_aten};
+  }
+  return winner == Path::AtenEpilogue ? aten() : igemm();
+}
+
 at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                    at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
                    at::IntArrayRef dilation, int64_t groups, bool transposed, c10::string_view activation,
@@ -252,14 +366,17 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
   const ConvGeometry g =
       check_conv_args(op, x, weight, bias, stride, padding, output_padding, dilation, groups, transposed);
   const c10::cuda::CUDAGuard guard(x.device());
-  const Plan plan = choose_path(g, x);
+  const bool has_bias = bias.has_value() && bias->defined();
+  const Plan plan = choose_path(g, x, has_bias, act);
   switch (plan.path) {
     case Path::Empty:
       return at::empty(output_sizes(g), x.options().memory_format(output_memory_format(x)));
     case Path::IgemmTensorCore:
-      return run_igemm(g, x, weight, bias, act, negative_slope, true);
-    case Path::IgemmFp32:
-      return run_igemm(g, x, weight, bias, act, negative_slope, false);
+    case Path::IgemmFp32: {
+      const bool tc = plan.path == Path::IgemmTensorCore;
+      if (plan.tune) return run_tuned(g, x, weight, bias, act, negative_slope, tc, tune_key(g, x, has_bias, act));
+      return run_igemm(g, x, weight, bias, act, negative_slope, tc);
+    }
     case Path::AtenEpilogue:
       break;
   }

@@ -24,12 +24,16 @@ template __global__ void ck::conv3d_igemm_simt_kernel<float, false>(const float*
                                                                     ck::ConvParams);
 template __global__ void ck::conv3d_igemm_simt_kernel<float, true>(const float*, const float*, const float*, float*,
                                                                    ck::ConvParams);
-template __global__ void ck::bias_act_inplace_kernel<float>(float*, const float*, int64_t, int64_t, int64_t, bool,
-                                                            int, float);
-template __global__ void ck::bias_act_inplace_kernel<__half>(__half*, const __half*, int64_t, int64_t, int64_t,
-                                                             bool, int, float);
-template __global__ void ck::bias_act_inplace_kernel<__nv_bfloat16>(__nv_bfloat16*, const __nv_bfloat16*, int64_t,
-                                                                    int64_t, int64_t, bool, int, float);
+template __global__ void ck::bias_act_planes_kernel<float>(float*, const float*, int64_t, int64_t, int64_t, int,
+                                                           float);
+template __global__ void ck::bias_act_planes_kernel<__half>(__half*, const __half*, int64_t, int64_t, int64_t, int,
+                                                            float);
+template __global__ void ck::bias_act_planes_kernel<__nv_bfloat16>(__nv_bfloat16*, const __nv_bfloat16*, int64_t,
+                                                                   int64_t, int64_t, int, float);
+template __global__ void ck::bias_act_channels_last_kernel<float, uint32_t>(float*, const float*, uint32_t, uint32_t,
+                                                                            int, float);
+template __global__ void ck::bias_act_channels_last_kernel<__nv_bfloat16, uint32_t>(
+    __nv_bfloat16*, const __nv_bfloat16*, uint32_t, uint32_t, int, float);
 
 int main(int argc, char** argv) {
   if (argc < 2 || std::strcmp(argv[1], "--run") != 0) {
