@@ -590,3 +590,43 @@ def test_datasets_with_set_epoch_see_the_epoch_of_each_item(workers):
     again = BatchLoader(EpochRecorder(5), stream, plan=[3], num_workers=workers).next_batch(3)
     assert torch.equal(again["video"], torch.cat([b["video"] for b in batches])[6:9])
     loader.close()
+
+
+def test_max_time_stops_with_a_checkpoint_and_resumes(tmp_path, monkeypatch):
+    """max_time: the run stops at the first iteration boundary past the budget, checkpointed, and
+    --resume finishes it exactly as an uninterrupted run (a fake clock that ticks once per iteration)."""
+    from vganzoo.train import trainer as trainer_module
+
+    now = [0.0]
+    monkeypatch.setattr(trainer_module, "_clock", lambda: now[0])
+
+    def tick(trainer, metrics):
+        now[0] += 1.0
+
+    full, _ = fit("toy-gan", tmp_path / "full", 5)
+    _, result = fit("toy-gan", tmp_path / "run", 5, callbacks=[tick], checkpoint_every=0, max_time=2.5)
+    assert result.status == "time_limit" and result.step == 3 and result.export_dir is None
+    assert [s for s, _ in ckpt.list_checkpoints(tmp_path / "run" / "checkpoints")] == [3]
+    resumed, result = fit("toy-gan", tmp_path / "run", 5, resume=True, max_time=100.0)
+    assert result.status == "completed" and result.step == 5
+    h.assert_same_weights(h.weights(full.model), h.weights(resumed.model))
+
+
+@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
+                                        ("5m", TypeError), (True, TypeError)])
+def test_max_time_is_checked(bad, error):
+    with pytest.raises(error, match="max_time"):
+        TrainConfig(max_time=bad)
+
+
+def test_cli_max_time_durations():
+    import argparse
+
+    from vganzoo.cli.train import parse_duration
+
+    assert parse_duration("90") == 90.0 and parse_duration("90s") == 90.0
+    assert parse_duration("20m") == 1200.0 and parse_duration("1.5h") == 5400.0
+    assert parse_duration("1h30m") == 5400.0 and parse_duration(" 2M ") == 120.0
+    for bad in ("", "m", "5 minutes", "-3", "0", "1d", "h1"):
+        with pytest.raises(argparse.ArgumentTypeError, match="duration"):
+            parse_duration(bad)

@@ -70,6 +70,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
     p.add_argument("--num-samples", type=int, default=16, help="videos per sample grid")
     p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument(
+        "--max-time",
+        type=parse_duration,
+        default=None,
+        metavar="DURATION",
+        help="stop cleanly (checkpoint, exit 0) once this wall time has passed: 90, 90s, 20m, 1.5h, 1h30m",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     model = p.add_argument_group("model overrides (passed to vganzoo.create)")
     model.add_argument("--resolution", type=int, default=None)
@@ -177,6 +184,7 @@ def run(args: argparse.Namespace) -> int:
         num_samples=args.num_samples,
         num_workers=args.workers,
         progress=not args.no_progress,
+        max_time=args.max_time,
         command=" ".join(["vganzoo", *map(shlex.quote, sys.argv[1:])])
         if sys.argv[1:2] == ["train"]
         else None,
@@ -186,6 +194,30 @@ def run(args: argparse.Namespace) -> int:
         if main_process:
             print(f"interrupted at iteration {result.step}; continue with --resume --out {result.run_dir}")
         return 130
+    if result.status == "time_limit":
+        if main_process:
+            print(f"--max-time reached at iteration {result.step} of {args.steps}; "
+                  f"continue with --resume --out {result.run_dir}")
+        return 0
     if main_process:
         print(f"trained {result.step} iterations; model saved to {result.export_dir}")
     return 0
+
+
+_DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90", "90s", "20m", "1.5h" or "1h30m" (argparse type; ArgumentTypeError when malformed)."""
+    import re
+
+    spec = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", spec):
+        seconds = float(spec)
+    elif re.fullmatch(r"(\d+(\.\d+)?[smh])+", spec):
+        seconds = sum(float(n) * _DURATION_UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([smh])", spec))
+    else:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 90, 90s, 20m, 1.5h or 1h30m, got {text!r}")
+    if seconds <= 0:
+        raise argparse.ArgumentTypeError(f"the duration must be > 0, got {text!r}")
+    return seconds

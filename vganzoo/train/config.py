@@ -54,6 +54,10 @@ class TrainConfig:
             the checkpoint file given as a path.
         tensorboard: also log to TensorBoard when it is installed.
         find_unused_parameters: passed to DistributedDataParallel.
+        max_time: wall-clock budget in seconds (None: none). Once this much time has passed since
+            :meth:`Trainer.fit` started, the run stops at the next iteration boundary with a
+            checkpoint (status "time_limit"), so a job under a cluster's or a lent GPU's time limit
+            ends cleanly and continues with ``resume``.
     """
 
     steps: int = 1000
@@ -74,6 +78,7 @@ class TrainConfig:
     resume: bool | str = False
     tensorboard: bool = True
     find_unused_parameters: bool = False
+    max_time: float | None = None
 
     def __post_init__(self) -> None:
         for name in (
@@ -98,6 +103,11 @@ class TrainConfig:
             raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
+        if self.max_time is not None:
+            if isinstance(self.max_time, bool) or not isinstance(self.max_time, (int, float)):
+                raise TypeError(f"max_time must be a number of seconds or None, got {type(self.max_time).__name__}")
+            if not self.max_time > 0:  # also rejects NaN
+                raise ValueError(f"max_time must be > 0 seconds, got {self.max_time}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

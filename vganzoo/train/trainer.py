@@ -51,6 +51,10 @@ OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {
 METRICS_FILE = "metrics.jsonl"
 
 
+# The wall clock that TrainConfig.max_time is measured with (a module attribute so tests can drive it).
+_clock = time.perf_counter
+
+
 class TrainingDiverged(VganzooError, RuntimeError):
     """A loss became NaN or infinite; the run stopped and kept its last good checkpoint."""
 
@@ -67,7 +71,8 @@ class TrainResult:
 
     Attributes:
         step: iterations completed.
-        status: "completed" or "interrupted".
+        status: "completed", "interrupted" (SIGINT / SIGTERM) or "time_limit" (``max_time`` ran out);
+            the last two end with a checkpoint to ``resume`` from.
         run_dir: the run folder.
         checkpoint: the last checkpoint written (None if none was).
         export_dir: the save_pretrained folder written at the end (None when interrupted).
@@ -310,6 +315,7 @@ class Trainer:
         """Train until ``config.steps`` iterations (resuming first when asked); see :class:`TrainResult`."""
         status = "completed"
         export_dir = None
+        self._fit_start = _clock()  # max_time counts from here (setup and resume included)
         restore_signals = self._install_signal_handlers()
         progress = None
         try:
@@ -330,6 +336,7 @@ class Trainer:
                 )
             last_checkpoint_step = self.step if self.last_checkpoint is not None else -1
             window_start, window_steps = time.perf_counter(), 0
+            deadline = None if self.config.max_time is None else self._fit_start + self.config.max_time
             while self.step < self.config.steps:
                 metrics = self._iteration(self.step)
                 self.step += 1
@@ -351,8 +358,12 @@ class Trainer:
                 if self._due(self.config.checkpoint_every):
                     self._save_checkpoint()
                     last_checkpoint_step = self.step
+                out_of_time = deadline is not None and _clock() >= deadline
                 if distributed.all_reduce_any(self._stop_requested, self.device):
                     status = "interrupted"
+                    break
+                if deadline is not None and distributed.all_reduce_any(out_of_time, self.device):
+                    status = "time_limit"
                     break
             if last_checkpoint_step != self.step:
                 self._save_checkpoint()
