@@ -176,15 +176,19 @@ def test_gradcheck(activation, transposed):
 
 
 @needs_ext
-def test_double_backward_for_gradient_penalty():
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("with_bias", [True, False])
+@pytest.mark.parametrize("activation", ["none", "relu", "leaky_relu", "tanh", "sigmoid"])
+def test_double_backward_for_gradient_penalty(activation, with_bias, transposed):
     """WGAN-GP / R1 differentiate the input gradient again: the op's backward must itself be differentiable."""
     torch.manual_seed(3)
     x = torch.randn(1, 1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
-    w = (torch.randn(2, 1, 1, 2, 2, dtype=torch.float64) * 0.5).requires_grad_()
+    w = (torch.randn(*((1, 2) if transposed else (2, 1)), 1, 2, 2, dtype=torch.float64) * 0.5).requires_grad_()
     b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
 
     def fn(x, w, b):
-        return ops.conv3d_bias_act(x, w, b, 1, (0, 1, 1), activation="tanh", impl="ext")
+        return op(x, w, b if with_bias else None, 1, (0, 1, 1), activation=activation, impl="ext")
     assert torch.autograd.gradgradcheck(fn, (x, w, b), fast_mode=True)
 
 
