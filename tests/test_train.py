@@ -458,6 +458,15 @@ def test_cli_train_and_resume(tmp_path, fake_data, capsys):
         == 0
     )
     assert "trained 3 iterations" in capsys.readouterr().out
+    # Resuming with the run's own command line changes nothing: no warning; a real change is named.
+    import warnings as _warnings
+
+    with _warnings.catch_warnings():
+        _warnings.filterwarnings("error", message="resume: changing the recipe")
+        assert main([*args, "--steps", "4", "--resume"]) == 0
+    with pytest.warns(UserWarning, match=r"changing the recipe \(batch_size\)"):
+        assert main([*args[:-2], "--batch-size", "3", "--steps", "5", "--resume"]) == 0
+    assert json.loads((out / "config.json").read_text())["recipe"]["batch_size"] == 3
     _, state = ckpt.load_checkpoint(ckpt.checkpoint_path(out / "checkpoints", 3))
     assert state["step"] == 3 and state["model_config"]["frames"] == 3
 

@@ -97,14 +97,20 @@ def train(
         else:
             gan = create(model, **model_overrides)
             recipe = dict(gan.recipe)
-            if batch_size is not None:
-                recipe["batch_size"] = int(batch_size)
-                recipe["discriminator_batch_size"] = None
+        if batch_size is not None:
+            recipe["batch_size"] = int(batch_size)
+            recipe["discriminator_batch_size"] = None
         recipe = apply_overrides(recipe, recipe_overrides)
-        if saved is not None and (batch_size is not None or list(recipe_overrides)):
-            warnings.warn(
-                "resume: changing the recipe of a run makes it differ from an uninterrupted one", stacklevel=2
-            )
+        if saved is not None:
+            # Compare as saved (JSON: tuples become lists): repeating the run's own --set is no change.
+            now, before = json.loads(json.dumps(recipe)), saved["recipe"]
+            changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+            if changed:
+                warnings.warn(
+                    f"resume: changing the recipe ({', '.join(changed)}) makes this run differ from an "
+                    "uninterrupted one",
+                    stacklevel=2,
+                )
         gan.recipe = recipe
 
         if dataset is None:
