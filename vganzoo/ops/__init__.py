@@ -12,8 +12,13 @@ Implementations (``impl=`` argument, else the environment variable ``VGANZOO_OPS
   "ext"  the compiled extension ``vganzoo._C`` (error if it has no kernel for the tensor's device);
   "ref"  the plain-PyTorch reference (vganzoo.ops.reference);
   "auto" the extension where it is built for that device, else the reference (warns once).
-Both are differentiable (the extension through ``torch.library.register_autograd``) and work under
-``torch.compile(fullgraph=True)`` (fake kernels through ``torch.library.register_fake``).
+Both are differentiable, twice (the extension's backward is a C++ autograd function, csrc/autograd.cpp), and
+work under ``torch.compile(fullgraph=True)`` (fake kernels through ``torch.library.register_fake``).
+
+On CUDA the extension autotunes: the first call of each configuration (shape, dtype, memory format,
+strides...) times our implicit-GEMM kernel against cuDNN + our fused bias/activation epilogue and keeps the
+faster for the process; ``VGANZOO_CUDA_STRATEGY=igemm`` or ``aten`` forces one path (read at every call),
+and ``explain`` reports the choice with both timings.
 """
 
 from __future__ import annotations
