@@ -433,9 +433,9 @@ DIGITS_WEIGHTS = PretrainedSpec(
     },
     sha256={
         "config.json": "a9f31096920f3df94014a26b0c3badc34b9c1fca5f8d355ebc59a640bb9c859a",
-        "generator.safetensors": "6b40c1576514f5f5c8445f7954861ce7513306ffb9550d674f6fde4854d89d48",
-        "discriminator.image.safetensors": "c09c0361d235d716ab5327695728a0b21e273cf0df12f0ab27021631bb783202",
-        "discriminator.video.safetensors": "740fba63c36578c3e23dcb6a6cc14668d6b442b878fef392b4c5b838a3d5da8c"
+        "generator.safetensors": "3eb2d988701ea37d6278cda50a6800752169742577769f70e98bacf3f65ceffe",
+        "discriminator.image.safetensors": "a1bf2f8980fcc122587bff5e01f856104744d3518d0a41910c054063a5786a21",
+        "discriminator.video.safetensors": "50f0cab2009f69192be081341f872bfc598365ac737ec960cda180e670ae2e8a"
     },
     metadata={
         "dataset": "moving-digits",
