@@ -20,6 +20,14 @@ DEST="${OUT:-/tmp}"
 TABLE="$DEST/gpu_bench.md"
 STATUS=0
 result() { if [[ "$2" == 0 ]]; then echo "RESULT $1 ok"; else echo "RESULT $1 FAIL"; STATUS=1; fi; }
+# logged NAME LOG CMD...: run CMD with its output in LOG; on failure show the log's tail, then the RESULT line.
+logged() {
+  local name="$1" log="$2"; shift 2
+  "$@" > "$log" 2>&1
+  local rc=$?
+  [[ $rc == 0 ]] || tail -n 30 "$log"
+  result "$name" "$rc"
+}
 # The extension's nvcc flags (setup.py + torch's defaults), so the ptxas report matches what ships.
 HARNESS_FLAGS="--use_fast_math -lineinfo --expt-relaxed-constexpr -D__CUDA_NO_HALF_OPERATORS__ -D__CUDA_NO_HALF_CONVERSIONS__ -D__CUDA_NO_BFLOAT16_CONVERSIONS__ -D__CUDA_NO_HALF2_OPERATORS__"
 step() { printf '\n== [%s] %s\n' "$(date +%H:%M:%S)" "$*"; }
@@ -52,19 +60,16 @@ PYTHONPATH="$ROOT" timeout 180 "$PY" -m pytest -q -m cuda tests -p no:cacheprovi
 result cuda_tests $?
 
 step "GPU op benchmarks (ours = default dispatch; igemm / aten = forced paths)"
-PYTHONPATH="$ROOT" timeout 150 "$PY" benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 \
-  --strategies igemm aten --model --reps 20 --warmup 3 --out "$TABLE" 2>&1 | tee /tmp/vganzoo_bench.log | grep -E '^(geomean|\| mocogan.video_d fwd)'
-result bench_ops "${PIPESTATUS[0]}"
+logged bench_ops /tmp/vganzoo_bench.log env PYTHONPATH="$ROOT" timeout 150 "$PY" benchmarks/bench_ops.py \
+  --device cuda --batch 16 64 --dtype float32 bfloat16 --strategies igemm aten --model --reps 20 --warmup 3 --out "$TABLE"
 
 step "GPU model benchmarks (sampling + one training iteration, default ops vs reference)"
-PYTHONPATH="$ROOT" timeout 120 "$PY" benchmarks/bench_models.py --device cuda --batch 16 --repeat 7 \
-  > "$DEST/gpu_models.md" 2>&1
-result bench_models $?
+logged bench_models "$DEST/gpu_models.md" env PYTHONPATH="$ROOT" timeout 120 "$PY" benchmarks/bench_models.py \
+  --device cuda --batch 16 --repeat 7
 
 step "torch.compile baseline (bfloat16, batch 16)"
-PYTHONPATH="$ROOT" timeout 120 "$PY" benchmarks/bench_ops.py --device cuda --batch 16 --dtype bfloat16 --compile \
-  --reps 10 --warmup 3 --out "$DEST/gpu_compile.md" > /tmp/vganzoo_compile.log 2>&1
-result bench_compile $?
+logged bench_compile /tmp/vganzoo_compile.log env PYTHONPATH="$ROOT" timeout 120 "$PY" benchmarks/bench_ops.py \
+  --device cuda --batch 16 --dtype bfloat16 --compile --reps 10 --warmup 3 --out "$DEST/gpu_compile.md"
 
 step "results (status $STATUS)"
 for f in "$TABLE" "$DEST/gpu_models.md" "$DEST/gpu_compile.md"; do
