@@ -195,14 +195,6 @@ def test_unsupported_configs_raise(name, overrides):
         vganzoo.create(name, **overrides)
 
 
-@pytest.fixture
-def no_tf32():
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
-
-
 @pytest.mark.cuda
 @pytest.mark.parametrize("name", MODELS)
 def test_cuda_extension_matches_reference_ops(name, monkeypatch, no_tf32):

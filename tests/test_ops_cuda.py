@@ -19,13 +19,9 @@ TOL = {torch.float32: 1e-4, torch.float16: 2e-2, torch.bfloat16: 2e-2}
 
 
 @pytest.fixture(autouse=True)
-def _exact_fp32():
+def _exact_fp32(no_tf32):
     if not torch.cuda.is_available():
         pytest.skip("needs a CUDA GPU")
-    old = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
-    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
-    yield
-    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
 
 
 def _poison():
