@@ -126,6 +126,115 @@ def test_zoo_like_layers_and_paths(transposed, cin, cout, size):
             assert path.startswith("ext: ext/cpu:"), path
 
 
+few_cout_cfg = st.fixed_dictionaries({
+    "n": st.integers(1, 3),
+    "cin": st.sampled_from([1, 3, 16, 19, 32, 40]),  # whole 16-vectors, tails, tails only
+    "cout": st.integers(1, 4),
+    "size": st.tuples(st.integers(1, 5), st.integers(2, 7), st.integers(2, 7)),
+    "k": st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3)),
+    "stride": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3)),
+    "padding": st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(0, 1)),
+    "dilation": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 1)),
+    "bias": st.booleans(),
+    "activation": st.sampled_from(ACTS),
+    "layout": st.sampled_from(["contiguous", "channels_last", "noncontig"]),
+    "dtype": st.sampled_from([torch.float64, torch.float32]),
+    "transposed": st.booleans(),
+    "seed": st.integers(0, 2**16),
+})
+
+
+@needs_ext
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@given(c=few_cout_cfg)
+def test_direct_few_output_channels_kernel(c, monkeypatch):
+    """The direct kernel (forced for every call it can take) against torch.nn.functional."""
+    monkeypatch.setenv("VGANZOO_CPU_STRATEGY", "direct")
+    g = torch.Generator().manual_seed(c["seed"])
+    x = torch.randn(c["n"], c["cin"], *c["size"], generator=g, dtype=c["dtype"])
+    wshape = (c["cin"], c["cout"]) if c["transposed"] else (c["cout"], c["cin"])
+    w = torch.randn(*wshape, *c["k"], generator=g, dtype=c["dtype"]) * 0.3
+    b = torch.randn(c["cout"], generator=g, dtype=c["dtype"]) if c["bias"] else None
+    x = _layout(x, c["layout"])
+    s, p, d = c["stride"], c["padding"], c["dilation"]
+    if c["transposed"]:
+        try:
+            expected = F.conv_transpose3d(x, w, b, s, p, 0, 1, d)
+        except RuntimeError:
+            return  # padding larger than the dilated kernel: not a valid transposed convolution
+        if min(expected.shape[2:]) < 1:
+            return  # an empty output dimension: the op rejects it (tested elsewhere)
+        y = ops.conv_transpose3d_bias_act(x, w, b, s, p, 0, d, activation=c["activation"], negative_slope=SLOPE,
+                                          impl="ext")
+        path = ops.explain(x, w, b, s, p, d, activation=c["activation"], transposed=True, impl="ext")
+    else:
+        padded = [c["size"][i] + 2 * p[i] - d[i] * (c["k"][i] - 1) for i in range(3)]
+        if min(padded) < 1:
+            return  # kernel larger than the padded input (an error case, tested elsewhere)
+        expected = F.conv3d(x, w, b, s, p, d)
+        y = ops.conv3d_bias_act(x, w, b, s, p, d, activation=c["activation"], negative_slope=SLOPE, impl="ext")
+        path = ops.explain(x, w, b, s, p, d, activation=c["activation"], impl="ext")
+    assert "direct_small_cout" in path, path
+    expected = _act(expected, c["activation"])
+    channels_last_in = x.is_contiguous(memory_format=CL) and not x.is_contiguous()  # the op's format rule
+    assert y.is_contiguous(memory_format=CL if channels_last_in else torch.contiguous_format)
+    torch.testing.assert_close(y, expected, **_tol(c["dtype"]))
+
+
+@needs_ext
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontig"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("cin,cout,size", [(512, 1, (4, 4, 4)), (64, 2, (2, 4, 4)), (5, 7, (1, 3, 2))])
+def test_full_window_and_score_heads(layout, dtype, cin, cout, size):
+    """A kernel as large as its unpadded input is one matrix product; the zoo's score heads take it or the
+    direct kernel automatically (explain says which), and agree with F.conv3d in every layout."""
+    torch.manual_seed(3)
+    x = _layout(torch.randn(3, cin, *size, dtype=dtype), layout)
+    w = torch.randn(cout, cin, *size, dtype=dtype) * 0.05
+    b = torch.randn(cout, dtype=dtype)
+    for act in ACTS:
+        y = ops.conv3d_bias_act(x, w, b, activation=act, negative_slope=SLOPE, impl="ext")
+        assert y.shape == (3, cout, 1, 1, 1)
+        torch.testing.assert_close(y, _act(F.conv3d(x, w, b), act), **_tol(dtype))
+        assert "full_window_gemm" in ops.explain(x, w, b, activation=act, impl="ext")
+    # Padding or a smaller kernel is no longer one window: the general paths take it, same results.
+    y = ops.conv3d_bias_act(x, w, b, padding=1, impl="ext")
+    torch.testing.assert_close(y, F.conv3d(x, w, b, padding=1), **_tol(dtype))
+    assert "full_window" not in ops.explain(x, w, b, padding=1, impl="ext")
+    # MoCoGAN's patch video head (256 -> 1, k4, stride (1, 2, 2)) takes the direct kernel by itself.
+    xp = torch.randn(2, 256, 7, 8, 8, dtype=dtype)
+    wp = torch.randn(1, 256, 4, 4, 4, dtype=dtype) * 0.05
+    assert "direct_small_cout" in ops.explain(xp, wp, None, (1, 2, 2), (0, 1, 1), impl="ext")
+    torch.testing.assert_close(ops.conv3d_bias_act(xp, wp, None, (1, 2, 2), (0, 1, 1), impl="ext"),
+                               F.conv3d(xp, wp, None, (1, 2, 2), (0, 1, 1)), **_tol(dtype))
+
+
+@needs_ext
+@pytest.mark.parametrize("size,padding", [((2, 3, 3), 1), ((2, 3, 3), 0)])
+def test_gradcheck_direct_and_full_window_paths(size, padding):
+    """float64 gradcheck through the two few-channel forward paths (padding 1: direct kernel; no padding
+    with a kernel as large as the input: one matrix product)."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, *size, dtype=torch.float64, requires_grad=True)
+    w = (torch.randn(2, 16, *size, dtype=torch.float64) * 0.2).requires_grad_()
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    path = ops.explain(x, w, b, 1, padding, activation="tanh", impl="ext")
+    assert ("direct_small_cout" if padding else "full_window_gemm") in path, path
+    assert torch.autograd.gradcheck(
+        lambda *t: ops.conv3d_bias_act(*t, 1, padding, activation="tanh", impl="ext"), (x, w, b))
+
+
+@needs_ext
+def test_cpu_strategy_variable_is_checked(monkeypatch):
+    x, w = torch.randn(1, 2, 3, 3, 3), torch.randn(2, 2, 1, 1, 1)
+    monkeypatch.setenv("VGANZOO_CPU_STRATEGY", "fastest")
+    with pytest.raises(RuntimeError, match="VGANZOO_CPU_STRATEGY must be one of"):
+        ops.conv3d_bias_act(x, w, impl="ext")
+    monkeypatch.setenv("VGANZOO_CPU_STRATEGY", "auto")
+    torch.testing.assert_close(ops.conv3d_bias_act(x, w, impl="ext"), F.conv3d(x, w))
+
+
 @needs_ext
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_low_precision_cpu(dtype):

@@ -17,12 +17,13 @@
 #include "common.h"
 #include "entry_points.h"
 #include "cpu/bias_act.h"
+#include "cpu/conv3d_direct.h"
 
 namespace vganzoo {
 namespace cpu {
 namespace {
 
-enum class Path { Empty, OneDnnFused, OneDnnFusedChannelsLast, AtenEpilogue, GemmTransposeEpilogue };
+enum class Path { Empty, OneDnnFused, OneDnnFusedChannelsLast, AtenEpilogue, GemmTransposeEpilogue, DirectSmallCout, FullWindowGemm };
 
 const c10::OperatorHandle* find_op(const char* name) {
   auto handle = c10::Dispatcher::singleton().findSchema({name, ""});
@@ -40,7 +41,9 @@ const c10::OperatorHandle* onednn_conv_transpose() {
   return op;
 }
 
-// Developer override for benchmarking the paths against each other: "aten", "onednn", "onednn_cl".
+// Developer override for benchmarking the paths against each other: "aten", "onednn", "onednn_cl", "gemm"
+// (transposed, groups 1), "direct" (groups 1, c_out <= 4, float32/64). A forced path that
+// does not apply to a call falls back to the automatic choice.
 const char* forced_strategy() {
   return std::getenv("VGANZOO_CPU_STRATEGY");  // read per call so a benchmark can switch it
 }
@@ -55,13 +58,26 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, 
   const bool onednn_ok = at::hasMKLDNN() && x.scalar_type() == at::kFloat &&
                          (g.transposed ? onednn_conv_transpose() != nullptr : onednn_conv() != nullptr);
   const bool input_cl = output_memory_format(x) == at::MemoryFormat::ChannelsLast3d;
-  if (const char* forced = forced_strategy()) {
-    if (std::strcmp(forced, "aten") == 0 || !onednn_ok) return {Path::AtenEpilogue, "forced by VGANZOO_CPU_STRATEGY"};
-    if (std::strcmp(forced, "onednn_cl") == 0) return {Path::OneDnnFusedChannelsLast, "forced by VGANZOO_CPU_STRATEGY"};
-    if (std::strcmp(forced, "onednn") == 0) return {Path::OneDnnFused, "forced by VGANZOO_CPU_STRATEGY"};
-    if (std::strcmp(forced, "gemm") == 0 && g.transposed && g.groups == 1) {
-      return {Path::GemmTransposeEpilogue, "forced by VGANZOO_CPU_STRATEGY"};
+  if (const char* forced = forced_strategy(); forced != nullptr && *forced != '\0') {
+    const std::string f(forced);
+    TORCH_CHECK(f == "auto" || f == "aten" || f == "onednn" || f == "onednn_cl" || f == "gemm" || f == "direct",
+                "VGANZOO_CPU_STRATEGY must be one of auto, aten, onednn, onednn_cl, gemm, direct; got '", f, "'");
+    const char* why = "forced by VGANZOO_CPU_STRATEGY";
+    if (f == "aten") return {Path::AtenEpilogue, why};
+    if (f == "direct" && g.groups == 1 && g.c_out <= kDirectMaxCout &&
+        (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble)) {
+      return {Path::DirectSmallCout, why};
     }
+    if (f == "gemm" && g.transposed && g.groups == 1) return {Path::GemmTransposeEpilogue, why};
+    if (f == "onednn_cl" && onednn_ok) return {Path::OneDnnFusedChannelsLast, why};
+    if (f == "onednn" && onednn_ok) return {Path::OneDnnFused, why};
+    // The forced path does not apply to this call: the automatic choice below.
+  }
+  if (full_window_applies(g, x)) {
+    return {Path::FullWindowGemm, "kernel covers the whole unpadded input: one matrix product, then bias/act pass"};
+  }
+  if (direct_small_cout_applies(g, x)) {
+    return {Path::DirectSmallCout, "few output channels: direct dot products over channels-last rows, bias/act before the store"};
   }
   if (!onednn_ok) {
     return {Path::AtenEpilogue, x.scalar_type() == at::kFloat ? "oneDNN fused convolution unavailable in this torch"
@@ -69,15 +85,16 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, 
   }
   if (g.transposed) {
     // ATen's GEMM + col2im transposed convolution beats oneDNN where the GEMM is tall and thin:
-    // a 1x1x1 input (the generator's first layer) or a single output channel (VGAN's mask head).
+    // a 1x1x1 input (the generator's first layer) or a few output channels (VGAN's 64 -> 1 mask head:
+    // 4x eager, 64 -> 3 video head: 1.2x, against 1.1x / 0.94x through oneDNN).
     // Measured on the zoo's layers in benchmarks/bench_ops.py (--strategies).
     const int64_t in_spatial = g.in[0] * g.in[1] * g.in[2];
     const bool gemm_ok = g.groups == 1 && !input_cl;
     if (gemm_ok && in_spatial == 1) {
       return {Path::GemmTransposeEpilogue, "1x1x1 input: GEMM + col2im transposed convolution, then bias/act pass"};
     }
-    if (gemm_ok && g.c_out == 1) {
-      return {Path::GemmTransposeEpilogue, "one output channel: GEMM + col2im transposed convolution, then bias/act pass"};
+    if (gemm_ok && g.c_out <= 4) {
+      return {Path::GemmTransposeEpilogue, "at most 4 output channels: GEMM + col2im transposed convolution, then bias/act pass"};
     }
     for (int d = 0; d < 3; ++d) {
       if (g.out_pad[d] >= g.stride[d]) {
@@ -97,6 +114,8 @@ const char* path_name(Path p) {
     case Path::OneDnnFusedChannelsLast: return "onednn_fused_channels_last";
     case Path::AtenEpilogue: return "aten_conv+bias_act_pass";
     case Path::GemmTransposeEpilogue: return "gemm_col2im_transpose+bias_act_pass";
+    case Path::DirectSmallCout: return "direct_small_cout";
+    case Path::FullWindowGemm: return "full_window_gemm+bias_act_pass";
   }
   return "?";
 }
@@ -162,6 +181,10 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
       bias_act_(y, bias, act, negative_slope);
       return y;
     }
+    case Path::FullWindowGemm:
+      return conv3d_full_window(g, x, weight, bias, act, negative_slope, output_memory_format(x));
+    case Path::DirectSmallCout:
+      return conv3d_direct_small_cout(g, x, weight, bias, act, negative_slope, output_memory_format(x));
     case Path::AtenEpilogue:
       break;
   }
