@@ -74,7 +74,8 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, 
     // The forced path does not apply to this call: the automatic choice below.
   }
   if (full_window_applies(g, x)) {
-    return {Path::FullWindowGemm, "kernel covers the whole unpadded input: one matrix product, then bias/act pass"};
+    return {Path::FullWindowGemm, g.transposed ? "1x1x1 input spread over one kernel-sized output: one matrix product, then bias/act pass"
+                                               : "kernel covers the whole unpadded input: one matrix product, then bias/act pass"};
   }
   if (direct_small_cout_applies(g, x)) {
     return {Path::DirectSmallCout, "few output channels: direct dot products over channels-last rows, bias/act before the store"};

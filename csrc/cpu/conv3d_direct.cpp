@@ -213,10 +213,13 @@ void run(const T* x, const T* w, const T* bias, T* y, const Layout& L, int64_t r
 }  // namespace
 
 bool full_window_applies(const ConvGeometry& g, const at::Tensor& x) {
-  if (g.transposed || g.groups != 1 || g.n == 0) return false;
+  if (g.groups != 1 || g.n == 0) return false;
   if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) return false;
   for (int d = 0; d < 3; ++d) {
-    if (g.pad[d] != 0 || g.dil[d] != 1 || g.k[d] != g.in[d]) return false;
+    if (g.pad[d] != 0 || g.dil[d] != 1) return false;
+    // Convolution: the kernel covers the whole input. Transposed: a 1x1x1 input is spread over one
+    // kernel-sized output (VGAN's first generator layer, 100 -> 512 x (2, 4, 4)).
+    if (g.transposed ? (g.in[d] != 1 || g.out_pad[d] != 0) : g.k[d] != g.in[d]) return false;
   }
   return true;
 }
@@ -224,10 +227,19 @@ bool full_window_applies(const ConvGeometry& g, const at::Tensor& x) {
 at::Tensor conv3d_full_window(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias, Act act, double slope,
                               at::MemoryFormat out_format) {
-  // (N, C_in*KT*KH*KW) x (C_in*KT*KH*KW, C_out): the input's (c, t, h, w) order is the weight's.
-  at::Tensor y = at::empty({g.n, g.c_out, 1, 1, 1}, x.options().memory_format(out_format));
-  at::Tensor y2 = y.view({g.n, g.c_out});
-  at::mm_out(y2, x.reshape({g.n, -1}), weight.reshape({g.c_out, -1}).t());
+  at::Tensor y;
+  if (!g.transposed) {
+    // (N, C_in*KT*KH*KW) x (C_in*KT*KH*KW, C_out): the input's (c, t, h, w) order is the weight's.
+    y = at::empty({g.n, g.c_out, 1, 1, 1}, x.options().memory_format(out_format));
+    at::Tensor y2 = y.view({g.n, g.c_out});
+    at::mm_out(y2, x.reshape({g.n, -1}), weight.reshape({g.c_out, -1}).t());
+  } else {
+    // (N, C_in) x (C_in, C_out*KT*KH*KW) is the output in (c, t, h, w) order. A 1x1x1 input is
+    // contiguous in both memory formats, so the output is contiguous (out_format says the same).
+    y = at::empty({g.n, g.c_out, g.k[0], g.k[1], g.k[2]}, x.options());
+    at::Tensor y2 = y.view({g.n, g.c_out * g.k[0] * g.k[1] * g.k[2]});
+    at::mm_out(y2, x.reshape({g.n, g.c_in}), weight.reshape({g.c_in, -1}));
+  }
   bias_act_(y, bias, act, slope);
   return y;
 }
