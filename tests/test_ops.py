@@ -86,6 +86,36 @@ def test_conv3d_matches_functional(c):
 
 
 @needs_ext
+@pytest.mark.parametrize("strategy", ["aten", "onednn", "onednn_cl", "gemm", "direct"])
+@settings(max_examples=15, deadline=None,
+          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@given(c=conv_cfg, transposed=st.booleans())
+def test_every_forced_cpu_path_matches_functional(strategy, c, transposed, monkeypatch):
+    """Each CPU path, forced with VGANZOO_CPU_STRATEGY (a path that does not apply falls back to the
+    automatic choice), computes the same function in the input's memory format."""
+    monkeypatch.setenv("VGANZOO_CPU_STRATEGY", strategy)
+    x, w, b = _conv_inputs(c, transposed=transposed)
+    s, p, d, groups = c["stride"], c["padding"], c["dilation"], c["groups"]
+    if transposed:
+        out_pad = tuple(min(1, max(si, di) - 1) for si, di in zip(s, d))
+        try:
+            expected = F.conv_transpose3d(x, w, b, s, p, out_pad, groups, d)
+        except RuntimeError:
+            return
+        if min(expected.shape[2:]) < 1:
+            return
+        y = ops.conv_transpose3d_bias_act(x, w, b, s, p, out_pad, d, groups, c["activation"], SLOPE, impl="ext")
+    else:
+        if not all((k - 1) * di + 1 <= si + 2 * pi for k, di, si, pi in zip(c["k"], d, c["size"], p)):
+            return
+        expected = F.conv3d(x, w, b, s, p, d, groups)
+        y = ops.conv3d_bias_act(x, w, b, s, p, d, groups, c["activation"], SLOPE, impl="ext")
+    torch.testing.assert_close(y, _act(expected, c["activation"]), **_tol(c["dtype"]))
+    want_cl = c["layout"] == "channels_last" and not x.is_contiguous()
+    assert y.is_contiguous(memory_format=CL if want_cl else torch.contiguous_format)
+
+
+@needs_ext
 @FAST
 @given(c=conv_cfg, out_pad=st.tuples(st.integers(0, 1), st.integers(0, 1), st.integers(0, 1)))
 def test_conv_transpose3d_matches_functional(c, out_pad):
@@ -223,6 +253,20 @@ def test_gradcheck_direct_and_full_window_paths(size, padding):
     assert ("direct_small_cout" if padding else "full_window_gemm") in path, path
     assert torch.autograd.gradcheck(
         lambda *t: ops.conv3d_bias_act(*t, 1, padding, activation="tanh", impl="ext"), (x, w, b))
+
+
+@needs_ext
+def test_channels_last_round_trip_in_chunks(monkeypatch):
+    """Forced channels-last round trip on a contiguous input: oneDNN on a channels-last copy, the output
+    transposed back per chunk of samples (8 MB per sample here: three chunks); contiguous out, same values."""
+    monkeypatch.setenv("VGANZOO_CPU_STRATEGY", "onednn_cl")
+    torch.manual_seed(5)
+    x = torch.randn(3, 3, 8, 64, 64)
+    w, b = torch.randn(64, 3, 3, 3, 3) * 0.2, torch.randn(64)
+    assert "onednn_fused_channels_last" in ops.explain(x, w, b, 1, 1, activation="leaky_relu", impl="ext")
+    y = ops.conv3d_bias_act(x, w, b, 1, 1, activation="leaky_relu", negative_slope=SLOPE, impl="ext")
+    assert y.is_contiguous()
+    torch.testing.assert_close(y, F.leaky_relu(F.conv3d(x, w, b, 1, 1), SLOPE), atol=1e-4, rtol=1e-4)
 
 
 @needs_ext

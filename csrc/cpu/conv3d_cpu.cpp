@@ -12,12 +12,14 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <string>
 
 #include "common.h"
 #include "entry_points.h"
 #include "cpu/bias_act.h"
 #include "cpu/conv3d_direct.h"
+#include "cpu/layout.h"
 
 namespace vganzoo {
 namespace cpu {
@@ -58,6 +60,13 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, 
   const bool onednn_ok = at::hasMKLDNN() && x.scalar_type() == at::kFloat &&
                          (g.transposed ? onednn_conv_transpose() != nullptr : onednn_conv() != nullptr);
   const bool input_cl = output_memory_format(x) == at::MemoryFormat::ChannelsLast3d;
+  // oneDNN's deconvolution needs output_padding < stride in every dimension.
+  const bool onednn_geometry_ok = !g.transposed || [&] {
+    for (int d = 0; d < 3; ++d) {
+      if (g.out_pad[d] >= g.stride[d]) return false;
+    }
+    return true;
+  }();
   if (const char* forced = forced_strategy(); forced != nullptr && *forced != '\0') {
     const std::string f(forced);
     TORCH_CHECK(f == "auto" || f == "aten" || f == "onednn" || f == "onednn_cl" || f == "gemm" || f == "direct",
@@ -69,8 +78,8 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, 
       return {Path::DirectSmallCout, why};
     }
     if (f == "gemm" && g.transposed && g.groups == 1) return {Path::GemmTransposeEpilogue, why};
-    if (f == "onednn_cl" && onednn_ok) return {Path::OneDnnFusedChannelsLast, why};
-    if (f == "onednn" && onednn_ok) return {Path::OneDnnFused, why};
+    if (f == "onednn_cl" && onednn_ok && onednn_geometry_ok) return {Path::OneDnnFusedChannelsLast, why};
+    if (f == "onednn" && onednn_ok && onednn_geometry_ok) return {Path::OneDnnFused, why};
     // The forced path does not apply to this call: the automatic choice below.
   }
   if (full_window_applies(g, x)) {
@@ -97,14 +106,15 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, 
     if (gemm_ok && g.c_out <= 4) {
       return {Path::GemmTransposeEpilogue, "at most 4 output channels: GEMM + col2im transposed convolution, then bias/act pass"};
     }
-    for (int d = 0; d < 3; ++d) {
-      if (g.out_pad[d] >= g.stride[d]) {
-        return {Path::AtenEpilogue, "output_padding >= stride is not supported by oneDNN's deconvolution"};
-      }
+    if (!onednn_geometry_ok) {
+      return {Path::AtenEpilogue, "output_padding >= stride is not supported by oneDNN's deconvolution"};
     }
     return {Path::OneDnnFused, "oneDNN transposed convolution + post-op"};
   }
   if (input_cl) return {Path::OneDnnFused, "oneDNN convolution + post-op on the channels_last_3d input"};
+  // A channels-last round trip (forced: VGANZOO_CPU_STRATEGY=onednn_cl) does not pay on contiguous
+  // inputs, not even for the 3-channel first layers with the tiled transpose back: 0.54-1.0x eager with
+  // 2 threads against 1.07-1.6x here (2-core box, batch 8, benchmarks/RESULTS.md).
   return {Path::OneDnnFused, "oneDNN convolution + post-op"};
 }
 
@@ -143,7 +153,37 @@ at::Tensor run_onednn(const ConvGeometry& g, const at::Tensor& x, const at::Tens
   stack.emplace_back(c10::IValue());  // algorithm
   (g.transposed ? onednn_conv_transpose() : onednn_conv())->callBoxed(&stack);
   at::Tensor y = stack.back().toTensor();
+  if (to_channels_last) return y;  // the caller converts (run_onednn_channels_last_round_trip)
   return y.is_contiguous(fmt) ? y : y.contiguous(fmt);
+}
+
+// oneDNN on a channels_last_3d copy of a contiguous input, the output converted back to contiguous.
+// The batch runs in chunks of about kRoundTripChunkBytes of output, so that each chunk's channels-last
+// result is still in cache when the tiled transpose (cpu/layout.cpp) reads it.
+constexpr int64_t kRoundTripChunkBytes = int64_t{4} << 20;
+
+at::Tensor run_onednn_channels_last_round_trip(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
+                                               const std::optional<at::Tensor>& bias, Act act, double slope) {
+  const at::Tensor xcl = x.contiguous(at::MemoryFormat::ChannelsLast3d);
+  if (output_memory_format(x) == at::MemoryFormat::ChannelsLast3d) {
+    return run_onednn(g, xcl, weight, bias, act, slope, true);  // already channels-last in and out
+  }
+  at::Tensor y = at::empty(output_sizes(g), x.options());
+  const int64_t sample_bytes = y.numel() / g.n * static_cast<int64_t>(y.element_size());
+  const int64_t chunk = std::max<int64_t>(1, kRoundTripChunkBytes / std::max<int64_t>(sample_bytes, 1));
+  for (int64_t n0 = 0; n0 < g.n; n0 += chunk) {
+    const int64_t n1 = std::min(g.n, n0 + chunk);
+    ConvGeometry part = g;
+    part.n = n1 - n0;
+    at::Tensor y_cl = run_onednn(part, xcl.slice(0, n0, n1), weight, bias, act, slope, true);
+    at::Tensor dst = y.slice(0, n0, n1);
+    if (y_cl.is_contiguous(at::MemoryFormat::ChannelsLast3d) && !y_cl.is_contiguous()) {
+      channels_last_to_contiguous_f32(y_cl, dst);
+    } else {
+      dst.copy_(y_cl);  // degenerate sizes (one channel, 1x1x1 output): any layout is both formats
+    }
+  }
+  return y;
 }
 
 at::Tensor run_aten(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
@@ -170,9 +210,14 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
     case Path::OneDnnFused:
     case Path::OneDnnFusedChannelsLast:
       try {
-        return run_onednn(g, x, weight, bias, act, negative_slope, plan.path == Path::OneDnnFusedChannelsLast);
-      } catch (const c10::Error&) {
-        // oneDNN rejects a few exotic geometries at primitive creation: compute them through ATen.
+        if (plan.path == Path::OneDnnFusedChannelsLast) {
+          return run_onednn_channels_last_round_trip(g, x, weight, bias, act, negative_slope);
+        }
+        return run_onednn(g, x, weight, bias, act, negative_slope, false);
+      } catch (const std::exception&) {
+        // oneDNN rejects a few exotic geometries at primitive creation (as c10::Error or as its own
+        // dnnl::error, e.g. a transposed layer with output_padding >= stride): the arguments were
+        // validated above, so compute them through ATen, which raises its own error if it must.
         break;
       }
     case Path::GemmTransposeEpilogue: {
@@ -180,7 +225,10 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
                                                std::nullopt, at::IntArrayRef(g.stride, 3), at::IntArrayRef(g.pad, 3),
                                                at::IntArrayRef(g.out_pad, 3), at::IntArrayRef(g.dil, 3));
       bias_act_(y, bias, act, negative_slope);
-      return y;
+      // Chosen automatically only for contiguous inputs; forced on a channels-last one, the output
+      // still follows the input's memory format.
+      const auto fmt = output_memory_format(x);
+      return y.is_contiguous(fmt) ? y : y.contiguous(fmt);
     }
     case Path::FullWindowGemm:
       return conv3d_full_window(g, x, weight, bias, act, negative_slope, output_memory_format(x));
