@@ -48,8 +48,10 @@ def _set_impl(impl: str | None) -> None:
         os.environ[IMPL_ENV] = impl
 
 
-def _timed_pair(fn, device, repeat: int) -> tuple[float, float]:
-    """Median seconds of ``fn`` with the default ops and with the reference ops, alternating calls."""
+def _timed_pair(fn, device, repeat: int) -> tuple[float, float, tuple[float, float]]:
+    """Median seconds of ``fn`` with the default ops and with the reference ops, alternating calls, and the
+    quartiles (25th, 75th percentile) of the per-pair ratios ref / default: the spread of the ratio itself,
+    which says whether a median ratio near 1 is a difference or noise."""
     times: dict[str | None, list[float]] = {None: [], "ref": []}
     for impl in times:  # warm-up: first-call costs (oneDNN primitives, allocator) out of the timings
         _set_impl(impl)
@@ -63,7 +65,9 @@ def _timed_pair(fn, device, repeat: int) -> tuple[float, float]:
             _sync(device)
             times[impl].append(time.perf_counter() - start)
     _set_impl(None)
-    return statistics.median(times[None]), statistics.median(times["ref"])
+    ratios = sorted(r / d for d, r in zip(times[None], times["ref"]))
+    quartiles = (ratios[0], ratios[-1]) if len(ratios) < 4 else tuple(statistics.quantiles(ratios, n=4)[::2])
+    return statistics.median(times[None]), statistics.median(times["ref"]), quartiles
 
 
 def _optimizer(params, spec: dict[str, Any]):
@@ -119,7 +123,7 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
 
     # sampling
     model.eval()
-    out["sample_s"], out["ref_sample_s"] = _timed_pair(lambda: model.sample(batch, seed=0), device, repeat)
+    out["sample_s"], out["ref_sample_s"], out["sample_ratio_iqr"] = _timed_pair(lambda: model.sample(batch, seed=0), device, repeat)
 
     # one training iteration
     model.train()
@@ -169,9 +173,9 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
         loss.backward()
         g_opt.step()
 
-    out["train_iter_s"], out["ref_train_iter_s"] = _timed_pair(iteration, device, repeat)
+    out["train_iter_s"], out["ref_train_iter_s"], out["train_ratio_iqr"] = _timed_pair(iteration, device, repeat)
     if any(r.get("name") == "singular_value_clipping" for r in recipe.get("regularizers", [])):
-        out["svc_s"], _ = _timed_pair(lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, 1)
+        out["svc_s"], _, _ = _timed_pair(lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, 1)
     return out
 
 
@@ -196,7 +200,9 @@ def main(argv: list[str] | None = None) -> int:
     path = ops.resolve_impl(None, torch.device(args.device).type)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}, "
           f"median of {args.repeat} alternating calls each; default ops = {path!r}, ref = {IMPL_ENV}=ref")
-    header = f"{'model':<14} {'sample v/s':>10} {'ref v/s':>9} {'ratio':>6} | {'train s/it':>10} {'ref s/it':>9} {'ratio':>6} | {'svc s':>6}"
+    print("ratio = ref time / default time (median of each); 'pairs' = 25th-75th percentile of the per-pair ratios")
+    header = (f"{'model':<14} {'sample v/s':>10} {'ref v/s':>9} {'ratio':>6} {'pairs':>11} | {'train s/it':>10} "
+              f"{'ref s/it':>9} {'ratio':>6} {'pairs':>11} | {'svc s':>6}")
     print(header)
     print("-" * len(header))
     for name in names:
@@ -206,9 +212,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<14} error: {type(exc).__name__}: {exc}")
             continue
         svc = f"{r['svc_s']:.3f}" if "svc_s" in r else "-"
+        sq, tq = r["sample_ratio_iqr"], r["train_ratio_iqr"]
         print(f"{name:<14} {args.batch / r['sample_s']:>10.2f} {args.batch / r['ref_sample_s']:>9.2f} "
-              f"{r['ref_sample_s'] / r['sample_s']:>6.2f} | {r['train_iter_s']:>10.3f} {r['ref_train_iter_s']:>9.3f} "
-              f"{r['ref_train_iter_s'] / r['train_iter_s']:>6.2f} | {svc:>6}", flush=True)
+              f"{r['ref_sample_s'] / r['sample_s']:>6.2f} {f'{sq[0]:.2f}-{sq[1]:.2f}':>11} | {r['train_iter_s']:>10.3f} "
+              f"{r['ref_train_iter_s']:>9.3f} {r['ref_train_iter_s'] / r['train_iter_s']:>6.2f} "
+              f"{f'{tq[0]:.2f}-{tq[1]:.2f}':>11} | {svc:>6}", flush=True)
     if path == "ref":
         print(f"note: the compiled ops are not available on {args.device}; both columns ran the reference path (noise only).")
     return 0

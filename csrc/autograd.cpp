@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "common.h"
@@ -40,6 +41,47 @@ at::Tensor activation_grad(const at::Tensor& grad, const at::Tensor& out, Act ac
     case Act::Sigmoid: return at::sigmoid_backward(grad, out);
   }
   return grad;
+}
+
+// A layer whose whole input is one window (a convolution with the kernel as large as its unpadded input, or
+// a transposed convolution of a 1x1x1 input onto one kernel-sized output) is a matrix product, and so are
+// its gradients. ATen's CPU convolution backward takes 2.5 ms for MoCoGAN's 512 -> 1 video head at batch 4
+// (one thread) against 0.07 ms for the two products. CPU only: that is where it was measured.
+bool is_full_window(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef padding,
+                    at::IntArrayRef output_padding, at::IntArrayRef dilation, int64_t groups, bool transposed) {
+  if (!x.device().is_cpu() || groups != 1 || x.dim() != 5) return false;
+  // Symbolic shapes (torch.compile with dynamic shapes) take the general path: no guards from here.
+  if (x.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
+      weight.unsafeGetTensorImpl()->has_symbolic_sizes_strides()) {
+    return false;
+  }
+  for (int d = 0; d < 3; ++d) {
+    if (padding[d] != 0 || dilation[d] != 1) return false;
+    if (transposed ? (x.size(2 + d) != 1 || output_padding[d] != 0) : weight.size(2 + d) != x.size(2 + d)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// Gradients of the full-window layer from ATen matrix products (differentiable, like the general path).
+std::tuple<at::Tensor, at::Tensor, at::Tensor> full_window_backward(const at::Tensor& g, const at::Tensor& x,
+                                                                    const at::Tensor& weight, bool transposed,
+                                                                    bool need_x, bool need_w, bool need_b) {
+  const int64_t n = x.size(0);
+  at::Tensor grad_x, grad_w, grad_b;
+  if (!transposed) {  // y (n, c_out) = x (n, K) @ w (c_out, K)^T
+    const at::Tensor g2 = g.reshape({n, weight.size(0)});
+    if (need_x) grad_x = at::mm(g2, weight.reshape({weight.size(0), -1})).reshape(x.sizes());
+    if (need_w) grad_w = at::mm(g2.t(), x.reshape({n, -1})).reshape(weight.sizes());
+    if (need_b) grad_b = g2.sum(0);
+  } else {  // y (n, c_out * k) = x (n, c_in) @ w (c_in, c_out * k)
+    const at::Tensor g2 = g.reshape({n, -1});
+    if (need_x) grad_x = at::mm(g2, weight.reshape({weight.size(0), -1}).t()).reshape(x.sizes());
+    if (need_w) grad_w = at::mm(x.reshape({n, weight.size(0)}).t(), g2).reshape(weight.sizes());
+    if (need_b) grad_b = g.sum({0, 2, 3, 4});
+  }
+  return {grad_x, grad_w, grad_b};
 }
 
 struct ConvBiasAct : public torch::autograd::Function<ConvBiasAct> {
@@ -91,16 +133,18 @@ struct ConvBiasAct : public torch::autograd::Function<ConvBiasAct> {
       const auto padding = ctx->saved_data["padding"].toIntVector();
       const auto output_padding = ctx->saved_data["output_padding"].toIntVector();
       const auto dilation = ctx->saved_data["dilation"].toIntVector();
-      // The bias gradient comes from the same call (the backends reduce it alongside).
-      const std::vector<c10::SymInt> bias_sizes{g.sym_size(1)};
-      auto grads = at::convolution_backward_symint(
-          g, x, weight, need_b ? at::OptionalSymIntArrayRef(bias_sizes) : at::OptionalSymIntArrayRef(),
-          c10::fromIntArrayRefSlow(stride), c10::fromIntArrayRefSlow(padding), c10::fromIntArrayRefSlow(dilation),
-          ctx->saved_data["transposed"].toBool(), c10::fromIntArrayRefSlow(output_padding),
-          c10::SymInt(ctx->saved_data["groups"].toInt()), {need_x, need_w, need_b});
-      grad_x = std::get<0>(grads);
-      grad_w = std::get<1>(grads);
-      grad_b = std::get<2>(grads);
+      const bool transposed = ctx->saved_data["transposed"].toBool();
+      const int64_t groups = ctx->saved_data["groups"].toInt();
+      if (is_full_window(x, weight, padding, output_padding, dilation, groups, transposed)) {
+        std::tie(grad_x, grad_w, grad_b) = full_window_backward(g, x, weight, transposed, need_x, need_w, need_b);
+      } else {
+        // The bias gradient comes from the same call (the backends reduce it alongside).
+        const std::vector<c10::SymInt> bias_sizes{g.sym_size(1)};
+        std::tie(grad_x, grad_w, grad_b) = at::convolution_backward_symint(
+            g, x, weight, need_b ? at::OptionalSymIntArrayRef(bias_sizes) : at::OptionalSymIntArrayRef(),
+            c10::fromIntArrayRefSlow(stride), c10::fromIntArrayRefSlow(padding), c10::fromIntArrayRefSlow(dilation),
+            transposed, c10::fromIntArrayRefSlow(output_padding), c10::SymInt(groups), {need_x, need_w, need_b});
+      }
     }
     // One entry per forward argument after ctx (non-tensors get undefined gradients).
     return {grad_x, grad_w, grad_b, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(),

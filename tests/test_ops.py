@@ -270,6 +270,41 @@ def test_channels_last_round_trip_in_chunks(monkeypatch):
 
 
 @needs_ext
+@pytest.mark.parametrize("transposed", [False, True])
+def test_full_window_backward_double_backward_and_opcheck(transposed):
+    """The full-window layers' gradients are matrix products (not ATen's convolution backward): gradcheck,
+    gradgradcheck (R1 penalties) and opcheck on both directions."""
+    torch.manual_seed(1)
+    if transposed:  # a 1x1x1 input spread over one (2, 3, 2) output
+        x = torch.randn(3, 4, 1, 1, 1, dtype=torch.float64, requires_grad=True)
+        w = (torch.randn(4, 5, 2, 3, 2, dtype=torch.float64) * 0.3).requires_grad_()
+    else:  # a kernel as large as its input
+        x = torch.randn(3, 4, 2, 3, 2, dtype=torch.float64, requires_grad=True)
+        w = (torch.randn(5, 4, 2, 3, 2, dtype=torch.float64) * 0.3).requires_grad_()
+    b = torch.randn(5, dtype=torch.float64, requires_grad=True)
+    op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
+    assert "full_window_gemm" in ops.explain(x, w, b, activation="leaky_relu", transposed=transposed, impl="ext")
+    fn = lambda *t: op(*t, activation="leaky_relu", negative_slope=SLOPE, impl="ext")  # noqa: E731
+    assert torch.autograd.gradcheck(fn, (x, w, b))
+    assert torch.autograd.gradgradcheck(fn, (x, w, b))
+    # The same gradients as torch.nn.functional's in float32, incl. without bias.
+    xf, wf = x.detach().float().requires_grad_(), w.detach().float().requires_grad_()
+    ref_fn = F.conv_transpose3d if transposed else F.conv3d
+    loss = op(xf, wf, impl="ext").square().sum()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        (ga, gb) = torch.autograd.grad(loss, (xf, wf))
+    names = {e.name for e in prof.events()}
+    assert "aten::mm" in names and "aten::convolution_backward" not in names, sorted(names)
+    (gc, gd) = torch.autograd.grad(ref_fn(xf, wf).square().sum(), (xf, wf))
+    torch.testing.assert_close(ga, gc, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(gb, gd, atol=1e-5, rtol=1e-5)
+    target = torch.ops.vganzoo.conv_transpose3d_bias_act if transposed else torch.ops.vganzoo.conv3d_bias_act
+    args = ((x, w, b, [1, 1, 1], [0, 0, 0], [0, 0, 0], [1, 1, 1], 1, "leaky_relu", SLOPE) if transposed
+            else (x, w, b, [1, 1, 1], [0, 0, 0], [1, 1, 1], 1, "leaky_relu", SLOPE))
+    torch.library.opcheck(target, args)
+
+
+@needs_ext
 def test_cpu_strategy_variable_is_checked(monkeypatch):
     x, w = torch.randn(1, 2, 3, 3, 3), torch.randn(2, 2, 1, 1, 1)
     monkeypatch.setenv("VGANZOO_CPU_STRATEGY", "fastest")
