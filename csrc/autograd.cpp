@@ -47,7 +47,7 @@ at::Tensor activation_grad(const at::Tensor& grad, const at::Tensor& out, Act ac
 // a transposed convolution of a 1x1x1 input onto one kernel-sized output) is a matrix product, and so are
 // its gradients. ATen's CPU convolution backward takes 2.5 ms for MoCoGAN's 512 -> 1 video head at batch 4
 // (one thread) against 0.07 ms for the two products. CPU only: that is where it was measured.
-bool is_full_window(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef padding,
+bool full_window_grads_apply(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef padding,
                     at::IntArrayRef output_padding, at::IntArrayRef dilation, int64_t groups, bool transposed) {
   if (!x.device().is_cpu() || groups != 1 || x.dim() != 5) return false;
   // Symbolic shapes (torch.compile with dynamic shapes) take the general path: no guards from here.
@@ -135,7 +135,7 @@ struct ConvBiasAct : public torch::autograd::Function<ConvBiasAct> {
       const auto dilation = ctx->saved_data["dilation"].toIntVector();
       const bool transposed = ctx->saved_data["transposed"].toBool();
       const int64_t groups = ctx->saved_data["groups"].toInt();
-      if (is_full_window(x, weight, padding, output_padding, dilation, groups, transposed)) {
+      if (full_window_grads_apply(x, weight, padding, output_padding, dilation, groups, transposed)) {
         std::tie(grad_x, grad_w, grad_b) = full_window_backward(g, x, weight, transposed, need_x, need_w, need_b);
       } else {
         // The bias gradient comes from the same call (the backends reduce it alongside).

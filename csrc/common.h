@@ -35,4 +35,9 @@ at::MemoryFormat output_memory_format(const at::Tensor& x);
 
 std::vector<int64_t> output_sizes(const ConvGeometry& g);
 
+// The whole input is one window, so the layer is one matrix product on every device: groups == 1, no
+// padding, dilation 1, and either a convolution whose kernel is as large as its input (one output position
+// per sample) or a transposed convolution of a 1x1x1 input onto one kernel-sized output (no output_padding).
+bool is_full_window(const ConvGeometry& g);
+
 }  // namespace vganzoo

@@ -156,3 +156,33 @@ def test_autotuning_picks_a_path_once_per_configuration(monkeypatch):
     monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "fastest")
     with pytest.raises(RuntimeError, match="VGANZOO_CUDA_STRATEGY must be 'auto', 'igemm' or 'aten'"):
         ops.conv3d_bias_act(x, w, b, 1, 1, impl="ext")
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_full_window_layers_cuda(dtype, transposed, layout, monkeypatch):
+    """A layer whose whole input is one window (score heads; a 1x1x1 input transposed onto one kernel) is
+    one matrix product on the GPU too, with or without bias, every activation, both memory formats."""
+    monkeypatch.delenv("VGANZOO_CUDA_STRATEGY", raising=False)
+    torch.manual_seed(6)
+    if transposed:
+        x = torch.randn(3, 40, 1, 1, 1, device="cuda").to(dtype)
+        w = (torch.randn(40, 24, 2, 4, 4, device="cuda") / 40 ** 0.5).to(dtype)
+    else:
+        x = torch.randn(3, 64, 2, 4, 4, device="cuda").to(dtype)
+        w = (torch.randn(2, 64, 2, 4, 4, device="cuda") / 2048 ** 0.5).to(dtype)
+    if layout == "channels_last":
+        x = x.contiguous(memory_format=CL)
+    b = torch.randn(w.shape[1] if transposed else w.shape[0], device="cuda").to(dtype)
+    op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
+    ref = ops.conv_transpose3d_bias_act_ref if transposed else ops.conv3d_bias_act_ref
+    for act in ops.ACTIVATIONS:
+        for bias in (b, None):
+            _poison()
+            y = op(x, w, bias, activation=act, impl="ext")
+            expected = ref(x.double(), w.double(), None if bias is None else bias.double(), activation=act)
+            torch.testing.assert_close(y.double(), expected, atol=TOL[dtype], rtol=TOL[dtype])
+    assert "full_window_gemm" in ops.explain(x, w, b, transposed=transposed)
+    monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "aten")
+    assert "full_window" not in ops.explain(x, w, b, transposed=transposed)

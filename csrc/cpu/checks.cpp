@@ -120,6 +120,15 @@ at::MemoryFormat output_memory_format(const at::Tensor& x) {
   return at::MemoryFormat::Contiguous;
 }
 
+bool is_full_window(const ConvGeometry& g) {
+  if (g.groups != 1 || g.n == 0) return false;
+  for (int d = 0; d < 3; ++d) {
+    if (g.pad[d] != 0 || g.dil[d] != 1) return false;
+    if (g.transposed ? (g.in[d] != 1 || g.out_pad[d] != 0) : g.k[d] != g.in[d]) return false;
+  }
+  return true;
+}
+
 std::vector<int64_t> output_sizes(const ConvGeometry& g) {
   return {g.n, g.c_out, g.out[0], g.out[1], g.out[2]};
 }

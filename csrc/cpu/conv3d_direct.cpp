@@ -213,15 +213,7 @@ void run(const T* x, const T* w, const T* bias, T* y, const Layout& L, int64_t r
 }  // namespace
 
 bool full_window_applies(const ConvGeometry& g, const at::Tensor& x) {
-  if (g.groups != 1 || g.n == 0) return false;
-  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) return false;
-  for (int d = 0; d < 3; ++d) {
-    if (g.pad[d] != 0 || g.dil[d] != 1) return false;
-    // Convolution: the kernel covers the whole input. Transposed: a 1x1x1 input is spread over one
-    // kernel-sized output (VGAN's first generator layer, 100 -> 512 x (2, 4, 4)).
-    if (g.transposed ? (g.in[d] != 1 || g.out_pad[d] != 0) : g.k[d] != g.in[d]) return false;
-  }
-  return true;
+  return (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && is_full_window(g);
 }
 
 at::Tensor conv3d_full_window(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,

@@ -13,9 +13,7 @@ constexpr int64_t kDirectMaxCout = 4;
 // position, so they must stay in the core's L2 (512 KiB on the CI box, 256 KiB on many others).
 constexpr int64_t kDirectMaxWeightBytes = int64_t{128} << 10;
 
-// Groups == 1, float32/float64, no padding, dilation 1, and either a convolution whose kernel is as large
-// as its input (one output position per sample) or a transposed convolution of a 1x1x1 input (one
-// kernel-sized output): one matrix product + the bias/activation pass.
+// is_full_window (common.h) for float32/float64: one matrix product + the bias/activation pass.
 bool full_window_applies(const ConvGeometry& g, const at::Tensor& x);
 at::Tensor conv3d_full_window(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias, Act act, double slope,

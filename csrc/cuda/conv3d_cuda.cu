@@ -6,7 +6,8 @@
 // a contiguous input is viewed channels-last (one copy) and the output is converted back to the input's
 // memory format (the op pays for that layout change). Everything else (transposed convolutions,
 // groups > 1, float64, huge tensors) falls back to ATen's convolution followed by our in-place bias +
-// activation epilogue kernel. `vganzoo.ops.explain` reports which path a call takes.
+// activation epilogue kernel; a layer whose whole input is one window (score heads, 1x1x1-input
+// transposed layers) is one matrix product. `vganzoo.ops.explain` reports which path a call takes.
 //
 // Only c10/cuda headers are used for streams, guards and launch checks (no cuBLAS / ATen-CUDA headers).
 #include <ATen/ATen.h>
@@ -37,7 +38,7 @@ namespace {
 
 namespace ck = vganzoo::cuda_kernels;
 
-enum class Path { Empty, IgemmTensorCore, IgemmFp32, AtenEpilogue };
+enum class Path { Empty, IgemmTensorCore, IgemmFp32, AtenEpilogue, FullWindowGemm };
 
 struct Plan {
   Path path;
@@ -114,6 +115,12 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act 
   if (forced == Strategy::Aten) {
     return {Path::AtenEpilogue, "forced by VGANZOO_CUDA_STRATEGY=aten: ATen (cuDNN) + fused bias/act epilogue"};
   }
+  if (is_full_window(g) && forced != Strategy::Igemm) {
+    // One matrix product (cuBLAS through at::mm) instead of a convolution: the score heads and VGAN's
+    // 1x1x1-input first layer, where cuDNN + epilogue and our kernel both ran 0.73-0.89x eager (RESULTS.md).
+    return {Path::FullWindowGemm, g.transposed ? "1x1x1 input spread over one kernel-sized output: one matrix product (at::mm), then fused bias/act epilogue"
+                                               : "kernel covers the whole unpadded input: one matrix product (at::addmm / at::mm), then fused bias/act epilogue"};
+  }
   if (g.transposed) return {Path::AtenEpilogue, "transposed convolution: ATen (cuDNN) + fused bias/act epilogue"};
   if (g.groups != 1) return {Path::AtenEpilogue, "groups > 1: ATen (cuDNN) + fused bias/act epilogue"};
   const int64_t m = g.n * g.out[0] * g.out[1] * g.out[2];
@@ -160,6 +167,7 @@ const char* path_name(Path p) {
     case Path::IgemmTensorCore: return "igemm_tensor_core";
     case Path::IgemmFp32: return "igemm_fp32";
     case Path::AtenEpilogue: return "aten_conv+bias_act_epilogue";
+    case Path::FullWindowGemm: return "full_window_gemm+bias_act_epilogue";
   }
   return "?";
 }
@@ -318,6 +326,32 @@ at::Tensor run_aten(const ConvGeometry& g, const at::Tensor& x, const at::Tensor
   return y;
 }
 
+// is_full_window(g): y (N, C_out) = x (N, K) @ w (C_out, K)^T, or for the transposed layer
+// y (N, C_out * k) = x (N, C_in) @ w (C_in, C_out * k). With a bias and no activation the bias rides in
+// the GEMM (at::addmm); otherwise the epilogue kernel applies them.
+at::Tensor run_full_window(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
+                           const std::optional<at::Tensor>& bias, Act act, double slope) {
+  const bool has_bias = bias.has_value() && bias->defined();
+  at::Tensor y;
+  if (!g.transposed) {
+    y = at::empty({g.n, g.c_out, 1, 1, 1}, x.options().memory_format(output_memory_format(x)));
+    at::Tensor y2 = y.view({g.n, g.c_out});
+    const at::Tensor x2 = x.reshape({g.n, -1}), w2 = weight.reshape({g.c_out, -1}).t();
+    if (has_bias && act == Act::None) {
+      at::addmm_out(y2, *bias, x2, w2);
+      return y;
+    }
+    at::mm_out(y2, x2, w2);
+  } else {
+    // A 1x1x1 input is contiguous in both memory formats, so is this output.
+    y = at::empty({g.n, g.c_out, g.k[0], g.k[1], g.k[2]}, x.options());
+    at::Tensor y2 = y.view({g.n, g.c_out * g.k[0] * g.k[1] * g.k[2]});
+    at::mm_out(y2, x.reshape({g.n, g.c_in}), weight.reshape({g.c_in, -1}));
+  }
+  bias_act_cuda_(y, bias, act, slope);
+  return y;
+}
+
 // Mean milliseconds of `reps` back-to-back calls of fn on `stream` (after one warm-up call).
 template <typename Fn>
 float time_ms(Fn&& fn, cudaStream_t stream, int reps) {
@@ -377,6 +411,8 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
       if (plan.tune) return run_tuned(g, x, weight, bias, act, negative_slope, tc, tune_key(g, x, has_bias, act));
       return run_igemm(g, x, weight, bias, act, negative_slope, tc);
     }
+    case Path::FullWindowGemm:
+      return run_full_window(g, x, weight, bias, act, negative_slope);
     case Path::AtenEpilogue:
       break;
   }
