@@ -40,4 +40,10 @@ std::vector<int64_t> output_sizes(const ConvGeometry& g);
 // per sample) or a transposed convolution of a 1x1x1 input onto one kernel-sized output (no output_padding).
 bool is_full_window(const ConvGeometry& g);
 
+// The full-window layer's matrix product, in `out_format` (non-transposed) or contiguous (transposed: a
+// 1x1x1 input is contiguous in both formats). A defined `bias_in_gemm` (non-transposed only) is added by the
+// GEMM itself (addmm); otherwise the caller applies bias and activation. Any device, through ATen.
+at::Tensor full_window_product(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
+                               at::MemoryFormat out_format, const at::Tensor& bias_in_gemm);
+
 }  // namespace vganzoo

@@ -129,6 +129,28 @@ bool is_full_window(const ConvGeometry& g) {
   return true;
 }
 
+at::Tensor full_window_product(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
+                               at::MemoryFormat out_format, const at::Tensor& bias_in_gemm) {
+  TORCH_CHECK(!(bias_in_gemm.defined() && g.transposed), "internal: full_window_product folds the bias only "
+              "into a non-transposed layer");
+  if (!g.transposed) {  // (N, C_in*KT*KH*KW) x (C_in*KT*KH*KW, C_out): the input's (c, t, h, w) order is the weight's
+    at::Tensor y = at::empty({g.n, g.c_out, 1, 1, 1}, x.options().memory_format(out_format));
+    at::Tensor y2 = y.view({g.n, g.c_out});
+    const at::Tensor x2 = x.reshape({g.n, -1}), w2 = weight.reshape({g.c_out, -1}).t();
+    if (bias_in_gemm.defined()) {
+      at::addmm_out(y2, bias_in_gemm, x2, w2);
+    } else {
+      at::mm_out(y2, x2, w2);
+    }
+    return y;
+  }
+  // (N, C_in) x (C_in, C_out*KT*KH*KW) is the output in (c, t, h, w) order.
+  at::Tensor y = at::empty({g.n, g.c_out, g.k[0], g.k[1], g.k[2]}, x.options());
+  at::Tensor y2 = y.view({g.n, g.c_out * g.k[0] * g.k[1] * g.k[2]});
+  at::mm_out(y2, x.reshape({g.n, g.c_in}), weight.reshape({g.c_in, -1}));
+  return y;
+}
+
 std::vector<int64_t> output_sizes(const ConvGeometry& g) {
   return {g.n, g.c_out, g.out[0], g.out[1], g.out[2]};
 }

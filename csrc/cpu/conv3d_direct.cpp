@@ -219,19 +219,7 @@ bool full_window_applies(const ConvGeometry& g, const at::Tensor& x) {
 at::Tensor conv3d_full_window(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
                               const std::optional<at::Tensor>& bias, Act act, double slope,
                               at::MemoryFormat out_format) {
-  at::Tensor y;
-  if (!g.transposed) {
-    // (N, C_in*KT*KH*KW) x (C_in*KT*KH*KW, C_out): the input's (c, t, h, w) order is the weight's.
-    y = at::empty({g.n, g.c_out, 1, 1, 1}, x.options().memory_format(out_format));
-    at::Tensor y2 = y.view({g.n, g.c_out});
-    at::mm_out(y2, x.reshape({g.n, -1}), weight.reshape({g.c_out, -1}).t());
-  } else {
-    // (N, C_in) x (C_in, C_out*KT*KH*KW) is the output in (c, t, h, w) order. A 1x1x1 input is
-    // contiguous in both memory formats, so the output is contiguous (out_format says the same).
-    y = at::empty({g.n, g.c_out, g.k[0], g.k[1], g.k[2]}, x.options());
-    at::Tensor y2 = y.view({g.n, g.c_out * g.k[0] * g.k[1] * g.k[2]});
-    at::mm_out(y2, x.reshape({g.n, g.c_in}), weight.reshape({g.c_in, -1}));
-  }
+  at::Tensor y = full_window_product(g, x, weight, out_format, at::Tensor());
   bias_act_(y, bias, act, slope);
   return y;
 }

@@ -331,24 +331,9 @@ at::Tensor run_aten(const ConvGeometry& g, const at::Tensor& x, const at::Tensor
 // the GEMM (at::addmm); otherwise the epilogue kernel applies them.
 at::Tensor run_full_window(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
                            const std::optional<at::Tensor>& bias, Act act, double slope) {
-  const bool has_bias = bias.has_value() && bias->defined();
-  at::Tensor y;
-  if (!g.transposed) {
-    y = at::empty({g.n, g.c_out, 1, 1, 1}, x.options().memory_format(output_memory_format(x)));
-    at::Tensor y2 = y.view({g.n, g.c_out});
-    const at::Tensor x2 = x.reshape({g.n, -1}), w2 = weight.reshape({g.c_out, -1}).t();
-    if (has_bias && act == Act::None) {
-      at::addmm_out(y2, *bias, x2, w2);
-      return y;
-    }
-    at::mm_out(y2, x2, w2);
-  } else {
-    // A 1x1x1 input is contiguous in both memory formats, so is this output.
-    y = at::empty({g.n, g.c_out, g.k[0], g.k[1], g.k[2]}, x.options());
-    at::Tensor y2 = y.view({g.n, g.c_out * g.k[0] * g.k[1] * g.k[2]});
-    at::mm_out(y2, x.reshape({g.n, g.c_in}), weight.reshape({g.c_in, -1}));
-  }
-  bias_act_cuda_(y, bias, act, slope);
+  const bool fold_bias = bias.has_value() && bias->defined() && act == Act::None && !g.transposed;
+  at::Tensor y = full_window_product(g, x, weight, output_memory_format(x), fold_bias ? *bias : at::Tensor());
+  if (!fold_bias) bias_act_cuda_(y, bias, act, slope);
   return y;
 }
 
