@@ -433,9 +433,9 @@ DIGITS_WEIGHTS = PretrainedSpec(
     },
     sha256={
         "config.json": "a9f31096920f3df94014a26b0c3badc34b9c1fca5f8d355ebc59a640bb9c859a",
-        "generator.safetensors": "3eb2d988701ea37d6278cda50a6800752169742577769f70e98bacf3f65ceffe",
-        "discriminator.image.safetensors": "a1bf2f8980fcc122587bff5e01f856104744d3518d0a41910c054063a5786a21",
-        "discriminator.video.safetensors": "50f0cab2009f69192be081341f872bfc598365ac737ec960cda180e670ae2e8a"
+        "generator.safetensors": "a7b6639f3bcfe695a342a91bba578e6ea9aa39be67e5edf299eb18da4509aa5e",
+        "discriminator.image.safetensors": "ab70c528b434bc5646f253d98677155e0bd68a4ec79429fa433fc656764a1243",
+        "discriminator.video.safetensors": "772e0ba288f4f24a9916a6ef097a6b65528839df4d9b06e53e29b60d77482ab8"
     },
     metadata={
         "dataset": "moving-digits",
