@@ -3,7 +3,7 @@
     PYTHONPATH=. python benchmarks/bench_ops.py                   # CPU, batch 8, float32
     PYTHONPATH=. python benchmarks/bench_ops.py --compile         # also time torch.compile(eager)
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 --model
-    PYTHONPATH=. python benchmarks/bench_ops.py --strategies aten onednn onednn_cl   # CPU path tuning
+    PYTHONPATH=. python benchmarks/bench_ops.py --strategies aten onednn onednn_cl gemm direct   # CPU path tuning
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --strategies igemm aten  # CUDA path tuning
 
 Eager baseline = F.conv3d / F.conv_transpose3d with the bias, then the activation, same dtype and
@@ -217,7 +217,7 @@ def run_layers(args) -> list[str]:
     return lines
 
 
-# The extension's developer overrides (read per call): CPU "aten" | "onednn" | "onednn_cl" | "gemm";
+# The extension's developer overrides (read per call): CPU "aten" | "onednn" | "onednn_cl" | "gemm" | "direct";
 # CUDA "igemm" (our kernel wherever it covers the call) | "aten" (cuDNN + our fused epilogue).
 STRATEGY_ENV = {"cpu": "VGANZOO_CPU_STRATEGY", "cuda": "VGANZOO_CUDA_STRATEGY"}
 
