@@ -305,6 +305,19 @@ def test_full_window_backward_double_backward_and_opcheck(transposed):
 
 
 @needs_ext
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_opcheck_direct_kernel(layout):
+    """Schema, fake-tensor strides, autograd registration and AOT dispatch for the direct kernel's path."""
+    torch.manual_seed(2)
+    x = _layout(torch.randn(2, 32, 5, 8, 8, dtype=torch.float64), layout).requires_grad_()
+    w = torch.randn(2, 32, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    assert "direct_small_cout" in ops.explain(x, w, b, (1, 2, 2), 1, activation="leaky_relu", impl="ext")
+    torch.library.opcheck(torch.ops.vganzoo.conv3d_bias_act,
+                          (x, w, b, [1, 2, 2], [1, 1, 1], [1, 1, 1], 1, "leaky_relu", SLOPE))
+
+
+@needs_ext
 def test_cpu_strategy_variable_is_checked(monkeypatch):
     x, w = torch.randn(1, 2, 3, 3, 3), torch.randn(2, 2, 1, 1, 1)
     monkeypatch.setenv("VGANZOO_CPU_STRATEGY", "fastest")
