@@ -6,15 +6,22 @@
 // channels-last (one small transpose) and every output value is c_out dot products of contiguous
 // c_in-long rows with the matching filter taps, the bias and activation applied before the store.
 // float32 on CPUs with AVX2 + FMA (checked at run time) takes an intrinsics version of the inner loop;
-// everything else a portable one written for the auto-vectoriser. A layer whose window covers its whole
-// (unpadded) input, so that the output is 1x1x1 (MoCoGAN's and VGAN's final scores), is one matrix product.
+// everything else (other CPUs, other architectures, float64) a portable one written for the
+// auto-vectoriser. The kernel also computes transposed convolutions, taken only when forced
+// (VGANZOO_CPU_STRATEGY=direct): GEMM + col2im is faster on the zoo's transposed heads. A layer whose window
+// covers its whole (unpadded) input (MoCoGAN's and VGAN's final scores) is one matrix product instead.
 #include "cpu/conv3d_direct.h"
 
 #include "cpu/bias_act.h"
 
 #include <ATen/Parallel.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)  // GCC / Clang on x86-64: target attributes, cpu checks
+#define VGANZOO_X86 1
 #include <immintrin.h>
+#else
+#define VGANZOO_X86 0
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -138,6 +145,7 @@ void dots_portable(const T* __restrict x, const T* __restrict w, const Layout& L
   }
 }
 
+#if VGANZOO_X86
 // float32 with AVX2 + FMA intrinsics: two 8-wide accumulators per output channel, in registers.
 template <int COUT>
 __attribute__((target("avx2,fma"))) void dots_avx2(const float* __restrict x, const float* __restrict w,
@@ -181,13 +189,16 @@ bool cpu_has_avx2_fma() {
   }();
   return ok;
 }
+#else
+bool cpu_has_avx2_fma() { return false; }
+#endif
 
 template <typename T, int COUT>
 void run(const T* x, const T* w, const T* bias, T* y, const Layout& L, int64_t rows, Act act, T slope) {
   const int64_t max_taps = L.k[0] * L.k[1] * L.k[2];
   const int64_t macs_per_row = L.out_w * max_taps * L.c * COUT;
   const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(macs_per_row, 1));
-  const bool avx2 = cpu_has_avx2_fma();
+  [[maybe_unused]] const bool avx2 = cpu_has_avx2_fma();
   at::parallel_for(0, rows, grain, [&](int64_t begin, int64_t end) {
     std::vector<int64_t> x_off(max_taps), w_off(max_taps);
     T sums[COUT];
@@ -195,13 +206,16 @@ void run(const T* x, const T* w, const T* bias, T* y, const Layout& L, int64_t r
       const int64_t oh = row % L.out_h, ot = (row / L.out_h) % L.out_t, n = row / (L.out_h * L.out_t);
       for (int64_t ow = 0; ow < L.out_w; ++ow) {
         const int64_t taps = gather_taps(L, n, ot, oh, ow, x_off.data(), w_off.data());
+#if VGANZOO_X86
         if constexpr (std::is_same_v<T, float>) {
           if (avx2) {
             dots_avx2<COUT>(x, w, L, x_off.data(), w_off.data(), taps, sums);
           } else {
             dots_portable<T, COUT>(x, w, L, x_off.data(), w_off.data(), taps, sums);
           }
-        } else {
+        } else
+#endif
+        {
           dots_portable<T, COUT>(x, w, L, x_off.data(), w_off.data(), taps, sums);
         }
         store_outputs<T, COUT>(L, y, n, ot, oh, ow, sums, bias, act, slope);
