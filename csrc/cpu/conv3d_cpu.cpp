@@ -73,10 +73,7 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool /*has_bias*/, 
                 "VGANZOO_CPU_STRATEGY must be one of auto, aten, onednn, onednn_cl, gemm, direct; got '", f, "'");
     const char* why = "forced by VGANZOO_CPU_STRATEGY";
     if (f == "aten") return {Path::AtenEpilogue, why};
-    if (f == "direct" && g.groups == 1 && g.c_out <= kDirectMaxCout &&
-        (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble)) {
-      return {Path::DirectSmallCout, why};
-    }
+    if (f == "direct" && direct_small_cout_supported(g, x)) return {Path::DirectSmallCout, why};
     if (f == "gemm" && g.transposed && g.groups == 1) return {Path::GemmTransposeEpilogue, why};
     if (f == "onednn_cl" && onednn_ok && onednn_geometry_ok) return {Path::OneDnnFusedChannelsLast, why};
     if (f == "onednn" && onednn_ok && onednn_geometry_ok) return {Path::OneDnnFused, why};

@@ -32,6 +32,10 @@ namespace vganzoo {
 namespace cpu {
 namespace {
 
+bool float32_or_64(const at::Tensor& x) {
+  return x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble;
+}
+
 constexpr int kLanes = 8;  // independent partial sums per output channel (vector width of AVX2 floats)
 
 template <typename T>
@@ -50,10 +54,9 @@ struct Layout {
   // Input as (N, T, H, W, C) contiguous, weight as (C_out, KT, KH, KW, C) contiguous.
   int64_t c, in_t, in_h, in_w;
   int64_t out_t, out_h, out_w;
-  int64_t k[3], stride[3], pad[3], dil[3];
+  int64_t k[3];
   // Output strides in elements (n, c_out, t, h, w): either memory format.
   int64_t ys[5];
-  bool transposed;
   // Per dimension d and output index o: the taps that reach the input, entries
   // [tap_begin[d][o], tap_begin[d][o + 1]) of tap_k[d] (filter index) and tap_i[d] (input index).
   const int32_t* tap_begin[3];
@@ -63,29 +66,29 @@ struct Layout {
 
 // Input index along dimension d feeding output index o through tap k; false where none does (padding,
 // or for a transposed convolution a tap that falls between the strided input positions).
-inline bool input_index(const Layout& L, int d, int64_t o, int64_t k, int64_t in_size, int64_t& i) {
-  if (!L.transposed) {
-    i = o * L.stride[d] - L.pad[d] + k * L.dil[d];
-    return i >= 0 && i < in_size;
+inline bool input_index(const ConvGeometry& g, int d, int64_t o, int64_t k, int64_t& i) {
+  if (!g.transposed) {
+    i = o * g.stride[d] - g.pad[d] + k * g.dil[d];
+    return i >= 0 && i < g.in[d];
   }
-  const int64_t num = o + L.pad[d] - k * L.dil[d];
-  if (num < 0 || num % L.stride[d] != 0) return false;
-  i = num / L.stride[d];
-  return i < in_size;
+  const int64_t num = o + g.pad[d] - k * g.dil[d];
+  if (num < 0 || num % g.stride[d] != 0) return false;
+  i = num / g.stride[d];
+  return i < g.in[d];
 }
 
 struct TapTable {
   std::vector<int32_t> begin, k, i;
 };
 
-TapTable build_taps(const Layout& L, int d, int64_t out_size, int64_t in_size) {
+TapTable build_taps(const ConvGeometry& g, int d) {
   TapTable t;
-  t.begin.reserve(out_size + 1);
-  for (int64_t o = 0; o < out_size; ++o) {
+  t.begin.reserve(g.out[d] + 1);
+  for (int64_t o = 0; o < g.out[d]; ++o) {
     t.begin.push_back(static_cast<int32_t>(t.k.size()));
-    for (int64_t k = 0; k < L.k[d]; ++k) {
+    for (int64_t k = 0; k < g.k[d]; ++k) {
       int64_t i;
-      if (input_index(L, d, o, k, in_size, i)) {
+      if (input_index(g, d, o, k, i)) {
         t.k.push_back(static_cast<int32_t>(k));
         t.i.push_back(static_cast<int32_t>(i));
       }
@@ -227,7 +230,7 @@ void run(const T* x, const T* w, const T* bias, T* y, const Layout& L, int64_t r
 }  // namespace
 
 bool full_window_applies(const ConvGeometry& g, const at::Tensor& x) {
-  return (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) && is_full_window(g);
+  return float32_or_64(x) && is_full_window(g);
 }
 
 at::Tensor conv3d_full_window(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
@@ -238,12 +241,15 @@ at::Tensor conv3d_full_window(const ConvGeometry& g, const at::Tensor& x, const 
   return y;
 }
 
+bool direct_small_cout_supported(const ConvGeometry& g, const at::Tensor& x) {
+  return g.groups == 1 && g.c_out <= kDirectMaxCout && g.n > 0 && float32_or_64(x);
+}
+
 bool direct_small_cout_applies(const ConvGeometry& g, const at::Tensor& x) {
   // Transposed layers with few output channels go faster through ATen's GEMM + col2im (VGAN's 64 -> 3
   // and 64 -> 1 heads: 1.2x and 4x eager, against 1.1x and 1.4x here); the kernel takes them only when
   // forced (VGANZOO_CPU_STRATEGY=direct).
-  if (g.transposed || g.groups != 1 || g.c_out > kDirectMaxCout || g.n == 0) return false;
-  if (x.scalar_type() != at::kFloat && x.scalar_type() != at::kDouble) return false;
+  if (g.transposed || !direct_small_cout_supported(g, x)) return false;
   // Worth it where the GEMM libraries are at their worst and the filters stay in cache: a few output
   // channels, at least 16 input channels (whole vectors), all filters within kDirectMaxWeightBytes.
   // Measured against oneDNN on the 2-core CI box: 256->1 patch head 2.5x, 64->3 and 16->4 3x3x3 layers
@@ -262,19 +268,15 @@ at::Tensor conv3d_direct_small_cout(const ConvGeometry& g, const at::Tensor& x, 
                                      : weight.permute({0, 2, 3, 4, 1}).contiguous();
   at::Tensor b;
   if (bias.has_value() && bias->defined()) b = bias->contiguous();
-  at::Tensor y = at::empty({g.n, g.c_out, g.out[0], g.out[1], g.out[2]}, x.options().memory_format(out_format));
+  at::Tensor y = at::empty(output_sizes(g), x.options().memory_format(out_format));
 
   Layout L;
   L.c = g.c_in;
   L.in_t = g.in[0], L.in_h = g.in[1], L.in_w = g.in[2];
   L.out_t = g.out[0], L.out_h = g.out[1], L.out_w = g.out[2];
-  for (int d = 0; d < 3; ++d) {
-    L.k[d] = g.k[d], L.stride[d] = g.stride[d], L.pad[d] = g.pad[d], L.dil[d] = g.dil[d];
-  }
+  for (int d = 0; d < 3; ++d) L.k[d] = g.k[d];
   for (int d = 0; d < 5; ++d) L.ys[d] = y.stride(d);
-  L.transposed = g.transposed;
-  const TapTable taps[3] = {build_taps(L, 0, g.out[0], g.in[0]), build_taps(L, 1, g.out[1], g.in[1]),
-                            build_taps(L, 2, g.out[2], g.in[2])};
+  const TapTable taps[3] = {build_taps(g, 0), build_taps(g, 1), build_taps(g, 2)};
   for (int d = 0; d < 3; ++d) {
     L.tap_begin[d] = taps[d].begin.data();
     L.tap_k[d] = taps[d].k.data();

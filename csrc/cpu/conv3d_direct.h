@@ -19,7 +19,10 @@ at::Tensor conv3d_full_window(const ConvGeometry& g, const at::Tensor& x, const 
                               const std::optional<at::Tensor>& bias, Act act, double slope,
                               at::MemoryFormat out_format);
 
-// Automatic choice: non-transposed, groups == 1, c_out <= kDirectMaxCout, c_in >= 16, float32/float64, filters that fit in cache.
+// What the kernel computes (either direction): groups == 1, c_out <= kDirectMaxCout, float32/float64.
+bool direct_small_cout_supported(const ConvGeometry& g, const at::Tensor& x);
+
+// Automatic choice: supported, non-transposed, c_in >= 16, filters that fit in cache.
 bool direct_small_cout_applies(const ConvGeometry& g, const at::Tensor& x);
 
 // y = act(conv3d(x, weight) + bias) in `out_format` (or the transposed convolution, g.transposed);
