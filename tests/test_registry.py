@@ -31,6 +31,14 @@ def test_list_models_wildcard_and_natural_sort(toy_models):
     assert vganzoo.list_models("zz-test-gan1*") == ["zz-test-gan10"]
     assert vganzoo.list_models("zz-test-*", exclude_filters="*10") == ["zz-test-gan2"]
     assert vganzoo.list_models("no-such-*") == []
+    assert vganzoo.list_models(["zz-test-gan2", "zz-test-gan1*"]) == ["zz-test-gan2", "zz-test-gan10"]
+
+
+@pytest.mark.parametrize("kwargs, name", [({"filter": 3}, "filter"), ({"filter": ["ok", 3]}, "filter"),
+                                          ({"exclude_filters": 1.5}, "exclude_filters")])
+def test_list_models_rejects_non_pattern_filters(toy_models, kwargs, name):
+    with pytest.raises(TypeError, match=name):
+        vganzoo.list_models(**kwargs)
 
 
 def test_create_applies_overrides_and_records_config(toy_models):

@@ -363,9 +363,22 @@ def get_component(kind: str, name: str) -> Callable[..., Any]:
 # ----------------------------------------------------------------------------------------------
 # Listing
 # ----------------------------------------------------------------------------------------------
+def _patterns(value, name: str) -> list[str]:
+    """A pattern or an iterable of patterns -> a list of str, or a TypeError naming the argument."""
+    if isinstance(value, str):
+        return [value]
+    try:
+        out = list(value)
+    except TypeError:
+        out = None
+    if out is None or not all(isinstance(p, str) for p in out):
+        raise TypeError(f"{name} must be a shell-style pattern (str) or an iterable of them, got {value!r}")
+    return out
+
+
 def _match(names: Iterable[str], filter: str | Iterable[str], exclude: str | Iterable[str] | None) -> list[str]:
-    include = [filter] if isinstance(filter, str) else list(filter)
-    excl = [exclude] if isinstance(exclude, str) else list(exclude or ())
+    include = _patterns(filter, "filter")
+    excl = _patterns(exclude or (), "exclude_filters")
     out = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)]
     out = [n for n in out if not any(fnmatch.fnmatchcase(n, p) for p in excl)]
     return sorted(set(out), key=_natural_key)
