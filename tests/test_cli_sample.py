@@ -175,6 +175,27 @@ def test_names_with_weights_are_loaded_not_created(tmp_path, capsys, monkeypatch
     assert loaded == ["test-with-weights", "test-content-motion.digits", "local-dir:/some/folder"]
 
 
+def test_a_plain_folder_path_is_loaded_as_local_dir(tmp_path, capsys, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(hub, "load", lambda name, **kw: loaded.append(name) or vganzoo.create("test-content-motion"))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my.run").mkdir()
+    (tmp_path / "test-content-motion").mkdir()  # a folder named like a registered model: the model wins
+    code, stdout, stderr = run_cli(capsys, "sample", "my.run", "--n", "1", "--out", "a.gif")
+    assert code == 0 and loaded == ["local-dir:my.run"] and "pretrained weights" in stdout
+    code, stdout, stderr = run_cli(capsys, "sample", "test-content-motion", "--n", "1", "--out", "b.gif")
+    assert code == 0 and loaded == ["local-dir:my.run"] and "random weights" in stdout
+
+
+def test_a_training_run_folder_points_at_its_model(tmp_path):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    with pytest.raises(hub.WeightsNotFoundError, match=r"training run.*local-dir:.*model.*vganzoo export"):
+        vganzoo.load(f"local-dir:{run}")
+    with pytest.raises(hub.WeightsNotFoundError, match="save_pretrained"):
+        vganzoo.load(f"local-dir:{tmp_path}")
+
+
 @pytest.mark.parametrize(
     "argv,message",
     [

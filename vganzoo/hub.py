@@ -59,6 +59,7 @@ __all__ = [
     "save_pretrained",
     "sha256_file",
     "spec_from_folder",
+    "cli_load_name",
 ]
 
 CONFIG_FILE = "config.json"
@@ -299,6 +300,18 @@ def _registry_weight_set(name: str, revision: str | None) -> _WeightSet:
     )
 
 
+def cli_load_name(name: str) -> str:
+    """The ``load`` name for a command-line argument: an existing folder given as a plain path becomes
+    ``local-dir:PATH`` (registered names and prefixed names are returned unchanged)."""
+    if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) or not os.path.isdir(name):
+        return name
+    try:
+        registry.get_model_spec(name)
+    except VganzooError:
+        return LOCAL_DIR_PREFIX + name
+    return name  # a registered model name wins over a folder of the same name
+
+
 def _local_weight_set(name: str, path: str) -> _WeightSet:
     folder = Path(path).expanduser()
     if not folder.is_dir():
@@ -306,9 +319,12 @@ def _local_weight_set(name: str, path: str) -> _WeightSet:
             f"{name}: {folder} is not a folder (expected one written by vganzoo.save_pretrained)"
         )
     if not (folder / INDEX_FILE).is_file():
-        raise WeightsNotFoundError(
-            f"{name}: {folder} has no {INDEX_FILE}; is it a folder written by vganzoo.save_pretrained?"
-        )
+        hint = "is it a folder written by vganzoo.save_pretrained?"
+        if (folder / "model" / INDEX_FILE).is_file() or (folder / "checkpoints").is_dir():
+            hint = (f"it looks like a training run (vganzoo train --out): its final model is "
+                    f"'{LOCAL_DIR_PREFIX}{folder / 'model'}'; export a checkpoint with "
+                    f"`vganzoo export {folder} OUT --step N`")
+        raise WeightsNotFoundError(f"{name}: {folder} has no {INDEX_FILE}; {hint}")
     files, hashes, metadata, recipe = _parse_index(_read_json(folder / INDEX_FILE, name), str(folder))
     return _WeightSet(
         name=name, files=files, sha256=hashes, local_dir=folder, recipe=recipe, metadata=metadata

@@ -18,7 +18,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sample",
         help="generate videos from a model into a GIF/MP4 grid",
         description="Generate videos from a model and write them as one grid video. NAME with pretrained "
-        "weights (arch.tag, hf-hub:..., local-dir:..., or an arch that has weight sets) is loaded; any "
+        "weights (arch.tag, hf-hub:..., local-dir:... or a plain folder path, or an arch that has weight sets) is loaded; any "
         "other registered name is built with random weights (and says so).",
     )
     p.add_argument("name", metavar="NAME", help="model name, e.g. mocogan-rnn or mocogan-rnn.digits")
@@ -48,6 +48,7 @@ def load_model(name: str, **overrides: Any) -> tuple[Any, bool]:
     """(model, pretrained): ``vganzoo.load`` for names with weights, else ``vganzoo.create``."""
     from .. import hub
 
+    name = hub.cli_load_name(name)  # a save_pretrained folder given as a plain path
     if _wants_pretrained(name):
         try:
             return hub.load(name), True

@@ -444,10 +444,10 @@ def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[s
     falls back to random weights unless asked.
     """
     import vganzoo
+    from vganzoo import hub
 
     overrides = dict(config or {})
-    if os.path.isdir(name_or_dir) and not name_or_dir.startswith(("local-dir:", "hf-hub:")):
-        name_or_dir = f"local-dir:{name_or_dir}"  # a save_pretrained folder given as a plain path
+    name_or_dir = hub.cli_load_name(name_or_dir)  # a save_pretrained folder given as a plain path
     if not random_weights:
         if overrides:
             raise ValueError("config overrides apply to --random-weights models only")
