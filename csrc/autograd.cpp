@@ -46,10 +46,12 @@ at::Tensor activation_grad(const at::Tensor& grad, const at::Tensor& out, Act ac
 // A layer whose whole input is one window (a convolution with the kernel as large as its unpadded input, or
 // a transposed convolution of a 1x1x1 input onto one kernel-sized output) is a matrix product, and so are
 // its gradients. ATen's CPU convolution backward takes 2.5 ms for MoCoGAN's 512 -> 1 video head at batch 4
-// (one thread) against 0.07 ms for the two products. CPU only: that is where it was measured.
+// (one thread) against 0.07 ms for the two products. Every device: the products are plain ATen ops, and on
+// the GPU cuDNN ran these layers' forward at 1-5 GFLOP/s (benchmarks/RESULTS.md), so its backward is not
+// expected to do better than a cuBLAS product (GPU timing pending: the bench's video-D fwd+bwd row).
 bool full_window_grads_apply(const at::Tensor& x, const at::Tensor& weight, at::IntArrayRef padding,
                     at::IntArrayRef output_padding, at::IntArrayRef dilation, int64_t groups, bool transposed) {
-  if (!x.device().is_cpu() || groups != 1 || x.dim() != 5) return false;
+  if (groups != 1 || x.dim() != 5) return false;
   // Symbolic shapes (torch.compile with dynamic shapes) take the general path: no guards from here.
   if (x.unsafeGetTensorImpl()->has_symbolic_sizes_strides() ||
       weight.unsafeGetTensorImpl()->has_symbolic_sizes_strides()) {

@@ -184,5 +184,17 @@ def test_full_window_layers_cuda(dtype, transposed, layout, monkeypatch):
             expected = ref(x.double(), w.double(), None if bias is None else bias.double(), activation=act)
             torch.testing.assert_close(y.double(), expected, atol=TOL[dtype], rtol=TOL[dtype])
     assert "full_window_gemm" in ops.explain(x, w, b, transposed=transposed)
+    # Gradients: two matrix products (not cuDNN's convolution backward), against the float64 reference.
+    leaves = [t.detach().clone().requires_grad_() for t in (x, w, b)]
+    leaves64 = [t.detach().double().requires_grad_() for t in (x, w, b)]
+    grad_out = torch.randn_like(op(x, w, b, activation="tanh", impl="ext"))
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        got = torch.autograd.grad(op(*leaves, activation="tanh", impl="ext"), leaves, grad_out)
+    names = {e.name for e in prof.events()}
+    assert "aten::mm" in names and "aten::convolution_backward" not in names, sorted(names)
+    expected = torch.autograd.grad(ref(*leaves64, activation="tanh"), leaves64, grad_out.double())
+    for g, e in zip(got, expected):
+        scale = e.abs().max().item() + 1.0
+        torch.testing.assert_close(g.double() / scale, e / scale, atol=TOL[dtype], rtol=TOL[dtype])
     monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "aten")
     assert "full_window" not in ops.explain(x, w, b, transposed=transposed)
