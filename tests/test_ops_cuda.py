@@ -51,10 +51,11 @@ def _inputs(cfg, dtype, layout, seed):
     x = torch.randn(2, c_in, *size, device="cuda", generator=g).to(dtype)
     w = (torch.randn(c_out, c_in // groups, *kk, device="cuda", generator=g) / (c_in * 8) ** 0.5).to(dtype)
     b = torch.randn(c_out, device="cuda", generator=g).to(dtype)
-    if layout == "channels_last":
-        x = x.contiguous(memory_format=CL)
+    if layout == "channels_last":  # the weight too: the kernel then reads it in place
+        x, w = x.contiguous(memory_format=CL), w.contiguous(memory_format=CL)
     elif layout == "noncontig":
         x = torch.cat([x, x], dim=-1)[..., : x.shape[-1]]
+        w = torch.cat([w, w], dim=-1)[..., : w.shape[-1]]
     return x, w, b
 
 

@@ -264,8 +264,15 @@ at::Tensor run_igemm(const ConvGeometry& g, const at::Tensor& x, const at::Tenso
   const int64_t c_in_pad = round_up(g.c_in, kChannelPad);
   // NDHWC views: for a channels_last_3d tensor, physical memory is (N, T, H, W, C).
   at::Tensor x_cl = x.contiguous(at::MemoryFormat::ChannelsLast3d);
-  at::Tensor w_packed = at::zeros({g.c_out, g.k[0], g.k[1], g.k[2], c_in_pad}, weight.options());
-  w_packed.narrow(4, 0, g.c_in).copy_(weight.permute({0, 2, 3, 4, 1}));
+  // The kernel reads the weight as (C_out, kT, kH, kW, C_in_pad). With no channel padding that is exactly a
+  // channels_last_3d weight's memory: no copy if it already is one, one copy (no zero fill) otherwise.
+  at::Tensor w_packed;
+  if (c_in_pad == g.c_in) {
+    w_packed = weight.contiguous(at::MemoryFormat::ChannelsLast3d);
+  } else {
+    w_packed = at::zeros({g.c_out, g.k[0], g.k[1], g.k[2], c_in_pad}, weight.options());
+    w_packed.narrow(4, 0, g.c_in).copy_(weight.permute({0, 2, 3, 4, 1}));
+  }
   at::Tensor b = (bias.has_value() && bias->defined()) ? bias->contiguous() : at::Tensor();
   at::Tensor y = at::empty(output_sizes(g), x.options().memory_format(at::MemoryFormat::ChannelsLast3d));
   const ck::ConvParams p = make_params(g, c_in_pad, act, slope);
