@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 import warnings
@@ -111,9 +112,13 @@ class ZZGen(torch.nn.Module):
 
 def test_example_plugin_installs_and_loads(tmp_path):
     """The example in examples/plugin-example is a real package: pip installs it, vganzoo finds it."""
-    target = tmp_path / "site"
+    target, source = tmp_path / "site", tmp_path / "plugin-example"
+    # Built from a copy: an in-tree build leaves vganzoo_toy.egg-info beside the example, and the other
+    # tests that import the example from its folder would then also see it as an installed distribution.
+    shutil.copytree(REPO / "examples" / "plugin-example", source,
+                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
     cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-           "--target", str(target), str(REPO / "examples" / "plugin-example")]
+           "--target", str(target), str(source)]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
     code = (
         "import sys, vganzoo\n"
