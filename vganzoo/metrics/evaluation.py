@@ -254,7 +254,9 @@ def evaluate(
         extractor: for ``fvd`` (I3D) or ``is`` (C3D): a safetensors path, ``hf-hub:org/repo[/file][@rev]``
             or an ``nn.Module`` mapping videos to (N, D).
         digits_classifier: folder of the digits classifier (default: the bundled one).
-        batch_size, seed, device: how clips are generated and processed.
+        batch_size, seed, device: how clips are generated and processed. ``batch_size`` and ``seed``
+            are both part of the protocol: batch i is ``model.sample(batch_size, seed=seed + i)``, so
+            another batch size draws other clips (at N=1024, FVD-digits of one model moved by ~4%).
         resolution: real-data resolution (default: the generated clips' height).
         split: dataset split for the real data (default: test for built-ins, train for folders).
         splits: IS splits.
