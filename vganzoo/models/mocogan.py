@@ -433,9 +433,9 @@ DIGITS_WEIGHTS = PretrainedSpec(
     },
     sha256={
         "config.json": "a9f31096920f3df94014a26b0c3badc34b9c1fca5f8d355ebc59a640bb9c859a",
-        "generator.safetensors": "a7b6639f3bcfe695a342a91bba578e6ea9aa39be67e5edf299eb18da4509aa5e",
-        "discriminator.image.safetensors": "ab70c528b434bc5646f253d98677155e0bd68a4ec79429fa433fc656764a1243",
-        "discriminator.video.safetensors": "772e0ba288f4f24a9916a6ef097a6b65528839df4d9b06e53e29b60d77482ab8"
+        "generator.safetensors": "9cf3582d5c5ca1ff505c8db990f78f7e51da3cd75b14a9da1ec2d716f6b7df9d",
+        "discriminator.image.safetensors": "2677877480dd4ecbe5f3b30fdf444ebbd4fdaf88f1dd30e9854f12e6fc1ebcf1",
+        "discriminator.video.safetensors": "3f55ae23a1f1e6f6cca193f0c725cebffcf9afaf232422d5ac44295228efaf34"
     },
     metadata={
         "dataset": "moving-digits",
