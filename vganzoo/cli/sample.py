@@ -21,7 +21,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "weights (arch.tag, hf-hub:..., local-dir:... or a plain folder path, or an arch that has weight sets) is loaded; any "
         "other registered name is built with random weights (and says so).",
     )
-    p.add_argument("name", metavar="NAME", help="model name, e.g. mocogan-rnn or mocogan-rnn.digits")
+    p.add_argument("name", metavar="NAME", help="model name (e.g. mocogan-rnn or mocogan-rnn.digits) or a save_pretrained folder")
     p.add_argument("--n", type=int, default=None, help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs, default 1)")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0); --interpolate walks from SEED to SEED+1")
     p.add_argument("--label", type=int, default=None, help="class label for every video (conditional models)")
