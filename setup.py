@@ -51,7 +51,7 @@ def _extensions() -> tuple[list, dict]:
     # Imported only now: CUDA_HOME / TORCH_CUDA_ARCH_LIST above are read at import time.
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
-    sources = ["csrc/ops.cpp", "csrc/autograd.cpp", *_sources("csrc/cpu/*.cpp")]
+    sources = ["csrc/ops.cpp", "csrc/autograd.cpp", "csrc/autocast.cpp", *_sources("csrc/cpu/*.cpp")]
     cxx_flags = ["-O3", "-fvisibility=hidden"]
     macros = []
     include_dirs = [os.path.join(ROOT, "csrc")]

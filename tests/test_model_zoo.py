@@ -139,6 +139,23 @@ def test_discriminator_outputs(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_autocast_bfloat16_forward_and_backward(name):
+    """Under torch.autocast (what `vganzoo train --amp` uses on the GPU) every 3-D layer runs in the
+    autocast dtype, including ones fed by an autocast 2-D or linear layer's bfloat16 output, and the
+    gradients reach the float32 parameters."""
+    model = small(name, resolution=32).train()
+    latents = model.generator.sample_latents(2, generator=torch.Generator().manual_seed(0), labels=None)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        fake = model.generator(**latents)
+        scores = [disc(fake).logits for disc in model.discriminators.values()]
+    assert fake.dtype == torch.bfloat16
+    assert all(s.dtype == torch.bfloat16 and torch.isfinite(s).all() for s in scores)
+    sum(s.float().mean() for s in scores).backward()
+    grads = [p.grad for p in model.parameters() if p.grad is not None]
+    assert grads and all(g.dtype == torch.float32 and torch.isfinite(g).all() for g in grads)
+
+
+@pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("conditional", [False, True])
 def test_gradients_reach_every_parameter(name, conditional):
     model = (small_conditional(name, resolution=32) if conditional else small(name, resolution=32, num_classes=0)).train()

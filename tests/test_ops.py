@@ -341,6 +341,64 @@ def test_low_precision_cpu(dtype):
     torch.testing.assert_close(y.float(), expected.float(), atol=2e-2, rtol=2e-2)
 
 
+# Autocast: conv3d / conv_transpose3d are on ATen's lower-precision autocast list; the fused ops follow it.
+AUTOCAST_IMPLS = ["ref", pytest.param("ext", marks=needs_ext)]
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+@pytest.mark.parametrize("impl", AUTOCAST_IMPLS)
+def test_autocast_runs_in_the_autocast_dtype_like_functional(impl, transposed):
+    torch.manual_seed(2)
+    x = torch.randn(2, 4, 3, 6, 6)
+    w = (torch.randn(4, 5, 3, 3, 3) if transposed else torch.randn(5, 4, 3, 3, 3)).mul_(0.2).requires_grad_()
+    b = torch.randn(5, requires_grad=True)
+    fused_op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
+    functional = F.conv_transpose3d if transposed else F.conv3d
+    stride = (1, 2, 2)
+    grads = {}
+    for name, run in (
+        ("ours", lambda xi: fused_op(xi, w, b, stride, 1, activation="leaky_relu", negative_slope=SLOPE, impl=impl)),
+        ("torch", lambda xi: F.leaky_relu(functional(xi, w, b, stride, 1), SLOPE)),
+    ):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = run(x)
+            y_bf16_in = run(x.bfloat16())  # the output of an earlier autocast layer
+        assert y.dtype == torch.bfloat16 and y_bf16_in.dtype == torch.bfloat16, name
+        torch.testing.assert_close(y, y_bf16_in)
+        y.float().square().mean().backward()
+        assert w.grad.dtype == torch.float32 and b.grad.dtype == torch.float32  # back to the float32 parameters
+        grads[name] = (y.detach(), w.grad.clone(), b.grad.clone())
+        w.grad = b.grad = None
+    for ours, expected in zip(grads["ours"], grads["torch"]):
+        torch.testing.assert_close(ours.float(), expected.float(), atol=3e-2, rtol=3e-2)
+    # outside autocast the dtypes must agree, as before; float64 is never cast
+    with pytest.raises(TypeError, match="dtype"):
+        fused_op(x.bfloat16(), w, b, stride, 1, impl=impl)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y64 = fused_op(x.double(), w.double(), b.double(), stride, 1, impl=impl)
+    assert y64.dtype == torch.float64
+
+
+@needs_ext
+def test_autocast_explain_and_compile():
+    from vganzoo.nn import STConv3d, STConvTranspose3d
+
+    torch.manual_seed(6)
+    x, w = torch.randn(1, 4, 4, 6, 6), torch.randn(6, 4, 3, 3, 3)
+    with pytest.raises(TypeError, match="dtype"):
+        ops.explain(x.bfloat16(), w, impl="ext")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert ops.explain(x.bfloat16(), w, impl="ext") == ops.explain(x.bfloat16(), w.bfloat16(), impl="ext")
+    model = torch.nn.Sequential(STConv3d(3, 4, 3, stride=(1, 2, 2), padding=1, activation="leaky_relu"),
+                                STConvTranspose3d(4, 2, 4, stride=(1, 2, 2), padding=(1, 1, 1), activation="tanh"))
+    xm = torch.randn(2, 3, 4, 8, 8)
+    compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        expected, got = model(xm), compiled(xm)
+    assert got.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(got, expected)
+
+
 @pytest.mark.parametrize("impl", ["ext", "ref"])
 def test_empty_batch(impl):
     if impl == "ext" and not HAS_EXT:

@@ -126,6 +126,31 @@ def test_repeatable_and_backward():
         torch.testing.assert_close(got, t.grad, atol=1e-3, rtol=1e-3)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_autocast_cuda(dtype, transposed):
+    """Inside torch.autocast("cuda") the ops run in the autocast dtype (csrc/autocast.cpp), like F.conv3d,
+    on our kernels (explain names the tensor-core path), with float32 gradients for float32 weights."""
+    torch.manual_seed(3)
+    x = torch.randn(2, 16, 5, 12, 12, device="cuda")
+    shape = (16, 24, 3, 3, 3) if transposed else (24, 16, 3, 3, 3)
+    w = (torch.randn(*shape, device="cuda") * 0.1).requires_grad_()
+    b = torch.randn(24, device="cuda", requires_grad=True)
+    op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
+    with torch.autocast("cuda", dtype=dtype):
+        y = op(x, w, b, 1, 1, activation="leaky_relu", impl="ext")
+        y_low_in = op(x.to(dtype), w, b, 1, 1, activation="leaky_relu", impl="ext")
+        if not transposed:
+            assert "igemm_tensor_core" in ops.explain(x, w, b, 1, 1, activation="leaky_relu")
+    assert y.dtype == dtype and y_low_in.dtype == dtype
+    torch.testing.assert_close(y, y_low_in)
+    ref_fn = ops.conv_transpose3d_bias_act_ref if transposed else ops.conv3d_bias_act_ref
+    ref = ref_fn(x.double(), w.double(), b.double(), 1, 1, activation="leaky_relu")
+    torch.testing.assert_close(y.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
+    y.float().square().mean().backward()
+    assert w.grad.dtype == torch.float32 and torch.isfinite(w.grad).all() and torch.isfinite(b.grad).all()
+
+
 def test_explain_cuda_paths():
     x = torch.randn(1, 3, 4, 8, 8, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(8, 3, 3, 3, 3, device="cuda", dtype=torch.bfloat16)

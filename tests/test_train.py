@@ -539,6 +539,16 @@ def test_amp_on_cuda_trains_and_resumes(tmp_path, name):
         assert torch.allclose(value.float(), h.weights(resumed.model)[key].float(), rtol=1e-3, atol=1e-4), key
 
 
+@pytest.mark.cuda
+@pytest.mark.parametrize("name", ["mocogan-rnn", "tgan", "vgan", "dvdgan"])
+def test_amp_on_cuda_trains_every_builtin_model(tmp_path, name):
+    """AMP through the real models: their 3-D layers (the fused ops) take autocast's bfloat16 / float16
+    activations from the 2-D and linear layers around them."""
+    trainer, result = fit(name, tmp_path / "run", 2, amp=True, device="cuda", model_kw={"width": 0.25, "resolution": 32})
+    assert result.status == "completed" and trainer.amp_dtype in (torch.bfloat16, torch.float16)
+    assert all(torch.isfinite(v).all() for v in h.weights(trainer.model).values())
+
+
 def test_export_uses_the_hubs_save_pretrained(tmp_path, monkeypatch):
     from vganzoo import hub
 

@@ -14,6 +14,8 @@ Implementations (``impl=`` argument, else the environment variable ``VGANZOO_OPS
   "auto" the extension where it is built for that device, else the reference (warns once).
 Both are differentiable, twice (the extension's backward is a C++ autograd function, csrc/autograd.cpp), and
 work under ``torch.compile(fullgraph=True)`` (fake kernels through ``torch.library.register_fake``).
+Inside ``torch.autocast`` both run in the autocast dtype, as F.conv3d / F.conv_transpose3d do (float32
+x, weight and bias are cast; float64 is left alone), so STConv3d stays a drop-in for nn.Conv3d under AMP.
 
 On CUDA the extension autotunes: the first call of each configuration (shape, dtype, memory format,
 strides...) times our implicit-GEMM kernel against cuDNN + our fused bias/activation epilogue and keeps the

@@ -61,6 +61,23 @@ def _check_tensor_types(x, weight, bias) -> None:
         raise TypeError(f"bias must be a torch.Tensor or None, got {type(bias).__name__}")
 
 
+def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):
+    """Inside torch.autocast, the casts ATen's autocast applies to conv3d's inputs (lower-precision list):
+    floating tensors on the autocast device, other than float64, to the autocast dtype. The extension
+    does this in C++ (csrc/autocast.cpp); the reference path and explain() do it here, before the checks."""
+    device = x.device.type
+    if not (torch.amp.is_autocast_available(device) and torch.is_autocast_enabled(device)):
+        return x, weight, bias
+    dtype = torch.get_autocast_dtype(device)
+
+    def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+        if t is None or not t.is_floating_point() or t.dtype == torch.float64 or t.device.type != device:
+            return t
+        return t.to(dtype)
+
+    return cast(x), cast(weight), cast(bias)
+
+
 def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntOr3 = 1,
                     padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, activation: str = "none",
                     negative_slope: float = 0.2, *, impl: str | None = None) -> torch.Tensor:
@@ -69,6 +86,7 @@ def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     x: (N, C_in, T, H, W); weight: (C_out, C_in/groups, kT, kH, kW); bias: (C_out,) or None.
     Returns (N, C_out, T_out, H_out, W_out) in x's memory format, T_out = (T + 2p - d(k-1) - 1) // s + 1.
     activation: "none" | "relu" | "leaky_relu" (negative_slope >= 0) | "tanh" | "sigmoid".
+    Inside torch.autocast it runs in the autocast dtype, as F.conv3d does (float32 inputs are cast).
     """
     stride, padding, dilation = triple(stride, "stride"), triple(padding, "padding"), triple(dilation, "dilation")
     check_activation(activation, negative_slope)
@@ -76,6 +94,7 @@ def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     if resolve_impl(impl, x.device.type) == "ref":
         # The extension repeats these checks in C++ (same messages and exception types), so the
         # ext path skips the Python copy: it matters for the small heads, where the op costs < 1 ms.
+        x, weight, bias = _autocast_inputs(x, weight, bias)
         check_conv_args("conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False)
         return conv3d_bias_act_ref(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope)
     args = (x, weight, bias, stride, padding, dilation, groups, activation, float(negative_slope))
@@ -91,12 +110,14 @@ def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch
     x: (N, C_in, T, H, W); weight: (C_in, C_out/groups, kT, kH, kW); bias: (C_out,) or None.
     Returns (N, C_out, T_out, H_out, W_out) in x's memory format,
     T_out = (T - 1) s - 2p + d(k-1) + output_padding + 1.
+    Inside torch.autocast it runs in the autocast dtype, as F.conv_transpose3d does.
     """
     stride, padding = triple(stride, "stride"), triple(padding, "padding")
     output_padding, dilation = triple(output_padding, "output_padding"), triple(dilation, "dilation")
     check_activation(activation, negative_slope)
     _check_tensor_types(x, weight, bias)
     if resolve_impl(impl, x.device.type) == "ref":
+        x, weight, bias = _autocast_inputs(x, weight, bias)
         check_conv_args("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation,
                         groups, True)
         return conv_transpose3d_bias_act_ref(x, weight, bias, stride, padding, output_padding, dilation, groups,
@@ -110,8 +131,10 @@ def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
             transposed: bool = False, output_padding: IntOr3 = 0, impl: str | None = None) -> str:
     """One line saying which code path the matching conv3d_bias_act / conv_transpose3d_bias_act call takes.
 
-    Validates the arguments exactly as the call would; computes nothing.
+    Validates the arguments exactly as the call would (inside torch.autocast: after its casts); computes nothing.
     """
+    _check_tensor_types(x, weight, bias)
+    x, weight, bias = _autocast_inputs(x, weight, bias)
     stride, padding = triple(stride, "stride"), triple(padding, "padding")
     output_padding, dilation = triple(output_padding, "output_padding"), triple(dilation, "dilation")
     check_activation(activation, 0.0)
