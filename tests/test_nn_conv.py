@@ -95,10 +95,69 @@ def test_channels_last_kept():
     assert layer(x).is_contiguous(memory_format=torch.channels_last_3d)
 
 
-def test_bad_arguments():
-    with pytest.raises(ValueError, match="activation"):
-        STConv3d(3, 4, 3, activation="gelu")
-    with pytest.raises(ValueError, match="norm"):
-        STConv3d(3, 4, 3, norm="instance")
-    with pytest.raises(ValueError, match="impl"):
-        STConv3d(3, 4, 3, impl="fast")
+PADDINGS = [
+    dict(padding="same"),
+    dict(padding="valid"),
+    dict(padding="same", kernel_size=4),  # odd total padding: torch puts the extra zero at the end
+    dict(padding="same", kernel_size=(2, 3, 4), dilation=(1, 2, 1)),
+    dict(padding=1, padding_mode="reflect"),
+    dict(padding=(1, 2, 0), padding_mode="replicate"),
+    dict(padding=2, padding_mode="circular", stride=2),
+    dict(padding="same", padding_mode="reflect", kernel_size=4),
+]
+
+
+@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's own conv (the reference)
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+@pytest.mark.parametrize("kw", PADDINGS, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
+def test_string_padding_and_padding_modes_match_conv3d(kw, layout, impl):
+    kw = {"kernel_size": 3, **kw}
+    torch.manual_seed(0)
+    reference = nn.Sequential(nn.Conv3d(2, 3, **kw), nn.LeakyReLU(0.2))
+    layer = STConv3d(2, 3, activation="leaky_relu", impl=impl, **kw)
+    layer.load_state_dict(reference[0].state_dict())
+    x = torch.randn(2, 2, 5, 8, 9, requires_grad=True)
+    xl = x.contiguous(memory_format=torch.channels_last_3d) if layout == "channels_last" else x
+    y = layer(xl)
+    expected = reference(x)
+    torch.testing.assert_close(y, expected, atol=1e-5, rtol=1e-5)
+    if layout == "channels_last":
+        assert y.is_contiguous(memory_format=torch.channels_last_3d)
+    (grad,) = torch.autograd.grad(y.square().sum(), x)
+    (expected_grad,) = torch.autograd.grad(expected.square().sum(), x)
+    torch.testing.assert_close(grad, expected_grad, atol=1e-4, rtol=1e-4)
+    assert layer.padding == reference[0].padding and layer.padding_mode == reference[0].padding_mode
+
+
+@pytest.mark.parametrize("transposed", [False, True])
+def test_factory_kwargs_and_reset_parameters_as_torch(transposed):
+    cls, torch_cls = (STConvTranspose3d, nn.ConvTranspose3d) if transposed else (STConv3d, nn.Conv3d)
+    layer = cls(4, 6, 3, norm="batch", dtype=torch.float64, device="cpu")
+    assert layer.weight.dtype == layer.bias.dtype == layer.norm.weight.dtype == torch.float64
+    assert layer(torch.randn(2, 4, 3, 5, 5, dtype=torch.float64)).dtype == torch.float64
+    theirs = torch_cls(4, 6, 3, dtype=torch.float64)
+    with torch.no_grad():
+        layer.norm.running_mean.fill_(3.0)
+    torch.manual_seed(7)
+    layer.reset_parameters()
+    torch.manual_seed(7)
+    theirs.reset_parameters()
+    torch.testing.assert_close(layer.weight, theirs.weight, atol=0, rtol=0)
+    torch.testing.assert_close(layer.bias, theirs.bias, atol=0, rtol=0)
+    assert torch.equal(layer.norm.running_mean, torch.zeros(6, dtype=torch.float64))
+
+
+@pytest.mark.parametrize("cls, kwargs, match", [
+    (STConv3d, {"activation": "gelu"}, "activation"),
+    (STConv3d, {"norm": "instance"}, "norm"),
+    (STConv3d, {"impl": "fast"}, "impl"),
+    (STConv3d, {"padding": "full"}, "padding"),
+    (STConv3d, {"padding": "same", "stride": 2}, "strided"),
+    (STConv3d, {"padding_mode": "mirror"}, "padding_mode"),
+    (STConvTranspose3d, {"padding": "same"}, "transposed"),
+    (STConvTranspose3d, {"padding_mode": "reflect"}, "zeros"),
+])
+def test_bad_arguments(cls, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cls(3, 4, 3, **kwargs)

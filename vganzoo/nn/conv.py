@@ -25,6 +25,7 @@ from .. import ops
 from ..ops._checks import ACTIVATIONS
 
 IntOr3 = int | Sequence[int]
+CL = torch.channels_last_3d
 
 
 def _activation_(y: torch.Tensor, activation: str, negative_slope: float) -> torch.Tensor:
@@ -44,10 +45,11 @@ class _STConvBase(nn.Module):
     transposed = False
 
     def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOr3, stride: IntOr3 = 1,
-                 padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, bias: bool = True,
+                 padding: IntOr3 | str = 0, dilation: IntOr3 = 1, groups: int = 1, bias: bool = True,
                  activation: str = "none", negative_slope: float = 0.2, norm: str | None = None,
                  norm_eps: float = 1e-5, norm_momentum: float | None = 0.1, norm_affine: bool = True,
-                 output_padding: IntOr3 = 0, *, impl: str | None = None):
+                 output_padding: IntOr3 = 0, *, padding_mode: str = "zeros", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, impl: str | None = None):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -57,28 +59,58 @@ class _STConvBase(nn.Module):
             raise ValueError(f"norm must be None or 'batch', got {norm!r}")
         if impl is not None and impl not in ops.IMPLS:
             raise ValueError(f"impl must be one of {ops.IMPLS} or None, got {impl!r}")
+        if self.transposed and isinstance(padding, str):
+            raise ValueError(f"padding={padding!r} is not supported for transposed convolutions: give integer padding")
         conv_cls = nn.ConvTranspose3d if self.transposed else nn.Conv3d
-        kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias)
+        kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias,
+                      padding_mode=padding_mode, device=device, dtype=dtype)
         if self.transposed:
             kwargs["output_padding"] = output_padding
-        template = conv_cls(in_channels, out_channels, kernel_size, **kwargs)  # validates, initialises like torch
+        # validates everything (string paddings, padding modes, ...) and initialises like torch
+        template = conv_cls(in_channels, out_channels, kernel_size, **kwargs)
         self.in_channels, self.out_channels = in_channels, out_channels
         self.kernel_size, self.stride, self.padding = template.kernel_size, template.stride, template.padding
-        self.dilation, self.groups = template.dilation, groups
+        self.dilation, self.groups, self.padding_mode = template.dilation, groups, template.padding_mode
+        # What the op is called with: symmetric zero padding, after an optional F.pad of the input for
+        # padding="same" with an odd total (torch puts the extra element at the end) or a non-zero padding_mode.
+        pads = list(template._reversed_padding_repeated_twice)  # (W_l, W_r, H_l, H_r, T_l, T_r)
+        self._input_pad: list[int] | None = None
+        self._input_pad_mode = "constant"
+        if padding_mode != "zeros":
+            self._conv_padding = (0, 0, 0)
+            self._input_pad, self._input_pad_mode = pads, padding_mode
+        elif isinstance(self.padding, str):
+            self._conv_padding = (pads[4], pads[2], pads[0])
+            extra = [0, pads[1] - pads[0], 0, pads[3] - pads[2], 0, pads[5] - pads[4]]
+            self._input_pad = extra if any(extra) else None
+        else:
+            self._conv_padding = tuple(self.padding)
         self.output_padding = template.output_padding if self.transposed else (0, 0, 0)
         self.weight = template.weight
         self.bias = template.bias
         self.activation, self.negative_slope = activation, negative_slope
         self.impl = impl
-        self.norm = (nn.BatchNorm3d(out_channels, eps=norm_eps, momentum=norm_momentum, affine=norm_affine)
+        self.norm = (nn.BatchNorm3d(out_channels, eps=norm_eps, momentum=norm_momentum, affine=norm_affine,
+                                    device=device, dtype=dtype)
                      if norm == "batch" else None)
+
+    def reset_parameters(self) -> None:
+        """Re-initialise the weight and bias exactly as nn.Conv3d / nn.ConvTranspose3d do; reset the norm."""
+        (nn.ConvTranspose3d if self.transposed else nn.Conv3d).reset_parameters(self)  # type: ignore[arg-type]
+        if self.norm is not None:
+            self.norm.reset_parameters()
 
     def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str) -> torch.Tensor:
         if self.transposed:
             return ops.conv_transpose3d_bias_act(x, weight, bias, self.stride, self.padding, self.output_padding,
                                                  self.dilation, self.groups, activation, self.negative_slope,
                                                  impl=self.impl)
-        return ops.conv3d_bias_act(x, weight, bias, self.stride, self.padding, self.dilation, self.groups,
+        if self._input_pad is not None:
+            channels_last = x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=CL)
+            x = F.pad(x, self._input_pad, mode=self._input_pad_mode)
+            if channels_last:  # the circular mode returns a contiguous tensor; the layer keeps x's format
+                x = x.contiguous(memory_format=CL)
+        return ops.conv3d_bias_act(x, weight, bias, self.stride, self._conv_padding, self.dilation, self.groups,
                                    activation, self.negative_slope, impl=self.impl)
 
     def folded_weight_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -113,8 +145,11 @@ class _STConvBase(nn.Module):
         return _activation_(y, self.activation, self.negative_slope)
 
     def extra_repr(self) -> str:
+        padding = repr(self.padding) if isinstance(self.padding, str) else self.padding
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={self.padding}")
+             f"padding={padding}")
+        if self.padding_mode != "zeros":
+            s += f", padding_mode={self.padding_mode!r}"
         if self.transposed and any(self.output_padding):
             s += f", output_padding={self.output_padding}"
         if any(d != 1 for d in self.dilation):
@@ -129,7 +164,8 @@ class _STConvBase(nn.Module):
 class STConv3d(_STConvBase):
     """3-D convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W) -> (N, C_out, T', H', W').
 
-    Drop-in for nn.Conv3d (same arguments and `weight` (C_out, C_in/groups, kT, kH, kW) / `bias`), plus
+    Drop-in for nn.Conv3d (same arguments, including padding="same" / "valid", padding_mode, device and dtype,
+    and `weight` (C_out, C_in/groups, kT, kH, kW) / `bias`; reset_parameters initialises as nn.Conv3d does), plus
     activation ("none" | "relu" | "leaky_relu" | "tanh" | "sigmoid"), negative_slope, norm (None | "batch")
     with norm_eps / norm_momentum / norm_affine, and impl (None = VGANZOO_OPS_IMPL / "auto", "ext", "ref").
     """
@@ -138,8 +174,8 @@ class STConv3d(_STConvBase):
 class STConvTranspose3d(_STConvBase):
     """3-D transposed convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W).
 
-    Drop-in for nn.ConvTranspose3d (`weight` (C_in, C_out/groups, kT, kH, kW), `output_padding`), with the
-    same extra arguments as STConv3d.
+    Drop-in for nn.ConvTranspose3d (`weight` (C_in, C_out/groups, kT, kH, kW), `output_padding`, device, dtype;
+    like it, integer padding and padding_mode "zeros" only), with the same extra arguments as STConv3d.
     """
 
     transposed = True
