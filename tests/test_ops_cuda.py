@@ -151,6 +151,25 @@ def test_autocast_cuda(dtype, transposed):
     assert w.grad.dtype == torch.float32 and torch.isfinite(w.grad).all() and torch.isfinite(b.grad).all()
 
 
+def test_deterministic_algorithms_skip_autotuning():
+    """Autotuning times both paths, so two processes may choose differently; under
+    torch.use_deterministic_algorithms(True) the choice is fixed (our kernel) and the result repeatable."""
+    torch.manual_seed(4)
+    x = torch.randn(2, 16, 6, 20, 20, device="cuda", dtype=torch.bfloat16)
+    w = torch.randn(24, 16, 3, 3, 3, device="cuda", dtype=torch.bfloat16) * 0.05
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(True)
+    try:
+        path = ops.explain(x, w, None, 1, 1)
+        assert path.startswith("ext: igemm_tensor_core") and "deterministic" in path, path
+        first = ops.conv3d_bias_act(x, w, None, 1, 1, activation="relu", impl="ext")
+        assert torch.equal(first, ops.conv3d_bias_act(x, w, None, 1, 1, activation="relu", impl="ext"))
+    finally:
+        torch.use_deterministic_algorithms(before)
+    ref = ops.conv3d_bias_act_ref(x.double(), w.double(), None, 1, 1, activation="relu")
+    torch.testing.assert_close(first.double(), ref, atol=2e-2, rtol=2e-2)
+
+
 def test_explain_cuda_paths():
     x = torch.randn(1, 3, 4, 8, 8, device="cuda", dtype=torch.bfloat16)
     w = torch.randn(8, 3, 3, 3, 3, device="cuda", dtype=torch.bfloat16)

@@ -148,6 +148,13 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act 
     plan.reason += "; forced by VGANZOO_CUDA_STRATEGY=igemm";
     return plan;
   }
+  // Timing-based choices can differ from process to process (as with cudnn.benchmark), so under
+  // torch.use_deterministic_algorithms(True) nothing is timed: our kernel, whose reduction order is fixed
+  // (no atomics, no split-K), gives the same bits in every run.
+  if (at::globalContext().deterministicAlgorithms()) {
+    plan.reason += "; torch.use_deterministic_algorithms(True): our kernel without autotuning, bitwise repeatable";
+    return plan;
+  }
   Tuned tuned{};
   if (find_tuned(tune_key(g, x, has_bias, act), &tuned)) {
     const std::string timing = "autotuned for this configuration: our kernel " + fmt_ms(tuned.igemm_ms) +

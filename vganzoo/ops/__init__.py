@@ -19,7 +19,8 @@ x, weight and bias are cast; float64 is left alone), so STConv3d stays a drop-in
 
 On CUDA the extension autotunes: the first call of each configuration (shape, dtype, memory format,
 strides...) times our implicit-GEMM kernel against cuDNN + our fused bias/activation epilogue and keeps the
-faster for the process; ``VGANZOO_CUDA_STRATEGY=igemm`` or ``aten`` forces one path (read at every call),
+faster for the process (not under ``torch.use_deterministic_algorithms(True)``: then our kernel, untimed,
+so runs repeat bit for bit); ``VGANZOO_CUDA_STRATEGY=igemm`` or ``aten`` forces one path (read at every call),
 and ``explain`` reports the choice with both timings.
 """
 
