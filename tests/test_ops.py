@@ -567,6 +567,35 @@ def test_impl_switch_and_env(monkeypatch):
     assert ops.resolve_impl(None, "cpu") == ("ext" if HAS_EXT else "ref")
 
 
+@needs_ext
+@pytest.mark.parametrize("transposed", [False, True])
+def test_torch_func_transforms_take_the_reference_under_auto(transposed, monkeypatch):
+    """torch.func.grad / vjp / vmap cannot run a C++ autograd function: "auto" uses the reference inside them
+    (same values as plain autograd on the extension), and explain says why."""
+    from torch.func import grad, vmap
+
+    monkeypatch.setenv(fused.ENV_VAR, "auto")
+    torch.manual_seed(3)
+    x = torch.randn(3, 2, 3, 5, 5)
+    w = torch.randn(2, 3, 3, 3, 3) * 0.3 if transposed else torch.randn(3, 2, 3, 3, 3) * 0.3
+    b = torch.randn(3)
+    op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
+
+    def loss(weight, inp):
+        return op(inp, weight, b, 1, 1, activation="tanh").square().sum()
+
+    w_ext = w.clone().requires_grad_()
+    loss(w_ext, x).backward()  # outside a transform: the extension's C++ autograd
+    torch.testing.assert_close(grad(loss)(w, x), w_ext.grad)
+    per_sample = vmap(grad(loss), in_dims=(None, 0))(w, x[:, None])
+    torch.testing.assert_close(per_sample.sum(0), w_ext.grad, atol=1e-4, rtol=1e-4)
+    seen = []
+    vmap(lambda xi: seen.append(ops.explain(xi[None], w, b, 1, 1, transposed=transposed)) or xi.sum())(x)
+    assert seen and "torch.func transform" in seen[0]
+    with pytest.raises(RuntimeError, match="functorch"):  # explicit "ext": torch's own error
+        grad(lambda weight: op(x, weight, b, 1, 1, impl="ext").sum())(w)
+
+
 def test_auto_falls_back_with_one_warning(monkeypatch):
     monkeypatch.setattr(_ext, "has_kernel", lambda device_type: False)
     monkeypatch.setattr(_ext, "_warned", set())

@@ -11,7 +11,9 @@ channels_last_3d (the output keeps the input's memory format); N = 0 works.
 Implementations (``impl=`` argument, else the environment variable ``VGANZOO_OPS_IMPL``, else "auto"):
   "ext"  the compiled extension ``vganzoo._C`` (error if it has no kernel for the tensor's device);
   "ref"  the plain-PyTorch reference (vganzoo.ops.reference);
-  "auto" the extension where it is built for that device, else the reference (warns once).
+  "auto" the extension where it is built for that device, else the reference (warns once); inside
+         torch.func transforms (grad, vjp, jacrev, vmap, ...) the reference, as those cannot run the
+         extension's C++ autograd function (impl="ext" there raises torch's error).
 Both are differentiable, twice (the extension's backward is a C++ autograd function, csrc/autograd.cpp), and
 work under ``torch.compile(fullgraph=True)`` (fake kernels through ``torch.library.register_fake``).
 Inside ``torch.autocast`` both run in the autocast dtype, as F.conv3d / F.conv_transpose3d do (float32

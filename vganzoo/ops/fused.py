@@ -36,13 +36,22 @@ def _resolve_env_impl() -> str:
 _resolve_env_impl._dynamo_marked_constant = True  # type: ignore[attr-defined]
 
 
+def _in_functorch_transform() -> bool:
+    """True inside a torch.func transform (grad, vjp, jacrev, vmap, ...). The extension's autograd is a C++
+    autograd function, which those transforms cannot run (vmap alone runs it through a slow per-sample
+    fallback), so "auto" takes the reference there. Not consulted while torch.compile traces."""
+    if torch.compiler.is_compiling():
+        return False
+    return torch._C._functorch.peek_interpreter_stack() is not None
+
+
 def resolve_impl(impl: str | None, device_type: str) -> str:
     """"ext" or "ref": the implementation a call with `impl` (None = environment / "auto") takes on `device_type`."""
     choice = _resolve_env_impl() if impl is None else impl
     if choice not in IMPLS:
         source = "impl" if impl is not None else f"environment variable {ENV_VAR}"
         raise ValueError(f"{source} must be one of {IMPLS}, got {choice!r}")
-    if choice == "ref":
+    if choice == "ref" or (choice == "auto" and _in_functorch_transform()):
         return "ref"
     if _ext.has_kernel(device_type):
         return "ext"
@@ -142,8 +151,12 @@ def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     check_conv_args(op, x, weight, bias, stride, padding, output_padding if transposed else [0, 0, 0], dilation,
                     groups, transposed)
     if resolve_impl(impl, x.device.type) == "ref":
-        why = "requested" if (impl or _env_impl()) == "ref" else (
-            _ext.load_error() or f"extension built without {x.device.type} kernels")
+        if (impl or _env_impl()) == "ref":
+            why = "requested"
+        elif _in_functorch_transform():
+            why = "inside a torch.func transform, which cannot run the extension's C++ autograd"
+        else:
+            why = _ext.load_error() or f"extension built without {x.device.type} kernels"
         return f"ref: plain-PyTorch reference ({why})"
     return "ext: " + torch.ops.vganzoo.explain(x, weight, bias, stride, padding, output_padding, dilation, groups,
                                                transposed, activation)
