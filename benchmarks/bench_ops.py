@@ -5,10 +5,13 @@
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 --model
     PYTHONPATH=. python benchmarks/bench_ops.py --strategies aten onednn onednn_cl gemm direct   # CPU path tuning
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --strategies igemm aten  # CUDA path tuning
+    PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --dtype tf32   # float32, TF32 allowed (torch's default)
 
 Eager baseline = F.conv3d / F.conv_transpose3d with the bias, then the activation, same dtype and
 memory format (contiguous in, contiguous out). Runs are interleaved (ours, eager, compiled, ours, ...)
-and the median is reported; "ratio" = eager time / ours (> 1: ours is faster). Prints a markdown table
+and the median is reported; "ratio" = eager time / ours (> 1: ours is faster). On CUDA "float32" is exact
+float32 on both sides (TF32 off for cuDNN and matmuls); "tf32" is float32 tensors with TF32 allowed on
+both sides, torch's default for convolutions. Prints a markdown table
 (shape, ours, eager, compiled, ratio, GFLOP/s, GB/s) and the geometric mean; with --out the table is
 also written to that file. Also prints the `import vganzoo` overhead over `import torch`.
 """
@@ -75,6 +78,14 @@ def zoo_layers() -> list[Layer]:
     L.append(Layer("vgan.g.video", 64, 3, (16, 32, 32), _k(4), _k(2), _k(1), "tanh", True))
     L.append(Layer("vgan.g.mask", 64, 1, (16, 32, 32), _k(4), _k(2), _k(1), "sigmoid", True))
     return L
+
+
+def select_dtype(name: str, device: torch.device) -> torch.dtype:
+    """The tensor dtype for a --dtype name; on CUDA also sets whether float32 convolutions and matmuls may
+    use TF32 ("tf32": yes, for eager and ours alike; every other name: no)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = name == "tf32"
+    return torch.float32 if name == "tf32" else getattr(torch, name)
 
 
 def make_inputs(layer: Layer, batch: int, dtype, device, memory_format):
@@ -167,7 +178,7 @@ def run_layers(args) -> list[str]:
         ncols += 1
     env_var = STRATEGY_ENV[device.type]
     for dtype_name in args.dtype:
-        dtype = getattr(torch, dtype_name)
+        dtype = select_dtype(dtype_name, device)
         for batch in args.batch:
             lines += [header, "|" + "---|" * ncols]
             ratios, cratios = [], []
@@ -186,7 +197,7 @@ def run_layers(args) -> list[str]:
                 for name, fn in fns.items():
                     if name != "eager":
                         out = fn(x, w, b)
-                        tol = 1e-3 if dtype == torch.float32 else 3e-2
+                        tol = 1e-3 if dtype_name == "float32" else 3e-2
                         torch.testing.assert_close(out, y, atol=tol, rtol=tol)
                         assert out.is_contiguous(memory_format=fmt), f"{layer.name}: {name} changed the memory format"
                 t = bench_interleaved(fns, (x, w, b), clock, args.warmup, args.reps)
@@ -249,7 +260,7 @@ def run_model(args) -> list[str]:
         lines = [lines[0] + " paths: ratio vs eager |", lines[1] + "---|"]
     chans = [3, 64, 128, 256, 512]
     for dtype_name in args.dtype:
-        dtype = getattr(torch, dtype_name)
+        dtype = select_dtype(dtype_name, device)
         for batch in args.batch:
             torch.manual_seed(0)
             ours = nn.Sequential(*[STConv3d(ci, co, 4, S122, P011, bias=False, activation="leaky_relu",
@@ -287,7 +298,8 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, nargs="+", default=[8])
-    p.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "bfloat16", "float16"])
+    p.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "tf32", "bfloat16", "float16"],
+                   help="tf32: float32 tensors with TF32 allowed on both sides (CUDA; on the CPU the same as float32)")
     p.add_argument("--channels-last", action="store_true", help="feed channels_last_3d inputs (default contiguous)")
     p.add_argument("--compile", action="store_true", help="also time torch.compile(eager)")
     p.add_argument("--model", action="store_true", help="also time fwd+bwd of a whole video discriminator")
@@ -300,9 +312,6 @@ def main(argv=None) -> int:
     p.add_argument("--reps", type=int, default=11)
     p.add_argument("--out", help="also write the markdown table to this file")
     args = p.parse_args(argv)
-    if args.device == "cuda":
-        torch.backends.cudnn.allow_tf32 = False
-        torch.backends.cuda.matmul.allow_tf32 = False
     info = (f"device={args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
             f"torch {torch.__version__}, memory format {'channels_last_3d' if args.channels_last else 'contiguous'}")
     print(info)

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # One-shot GPU verification for vganzoo's CUDA ops (see /work/shared/GPU.md). Under 5 minutes:
 #   1. environment report; 2. in-place build for the card; 3. kernel smoke test + ptxas report;
-#   4. every `cuda`-marked test; 5. op benchmarks (batch 16 and 64, fp32 and bf16; ours = the default
-#      dispatch, plus each forced CUDA path: our implicit-GEMM kernel / cuDNN + our fused epilogue) and a
-#      whole video discriminator fwd+bwd; 6. per-model sampling + training iteration (bench_models);
-#      7. torch.compile baseline (bf16, batch 16). Markdown tables go to $OUT (gpu_bench.md,
-#      gpu_models.md, gpu_compile.md) when OUT is set, and are printed last; a line
+#   4. every `cuda`-marked test; 5. op benchmarks (batch 16 and 64, fp32 and bf16; then batch 16 fp32 with
+#      TF32 allowed; ours = the default dispatch, plus each forced CUDA path: our implicit-GEMM kernel /
+#      cuDNN + our fused epilogue) and a whole video discriminator fwd+bwd; 6. per-model sampling + training
+#      iteration (bench_models); 7. torch.compile baseline (bf16, batch 16). Markdown tables go to $OUT
+#      (gpu_bench.md, gpu_bench_tf32.md, gpu_models.md, gpu_compile.md) when OUT is set, and are printed last; a line
 #      "RESULT <step> ok|FAIL" per step makes the log easy to scan.
 # Run from anywhere: benchmarks/gpu_check.sh   (uses $PYTHON, else python3; installs nothing, no network)
 set -uo pipefail
@@ -63,6 +63,10 @@ step "GPU op benchmarks (ours = default dispatch; igemm / aten = forced paths)"
 logged bench_ops /tmp/vganzoo_bench.log env PYTHONPATH="$ROOT" timeout 150 "$PY" benchmarks/bench_ops.py \
   --device cuda --batch 16 64 --dtype float32 bfloat16 --strategies igemm aten --model --reps 20 --warmup 3 --out "$TABLE"
 
+step "GPU op benchmarks, float32 with TF32 allowed (torch's default for convolutions)"
+logged bench_ops_tf32 /tmp/vganzoo_bench_tf32.log env PYTHONPATH="$ROOT" VGANZOO_CUDA_TF32=1 timeout 90 "$PY" benchmarks/bench_ops.py \
+  --device cuda --batch 16 --dtype tf32 --strategies igemm aten --model --reps 20 --warmup 3 --out "$DEST/gpu_bench_tf32.md"
+
 step "GPU model benchmarks (sampling + one training iteration, default ops vs reference)"
 logged bench_models "$DEST/gpu_models.md" env PYTHONPATH="$ROOT" timeout 120 "$PY" benchmarks/bench_models.py \
   --device cuda --batch 16 --repeat 7
@@ -72,7 +76,7 @@ logged bench_compile /tmp/vganzoo_compile.log env PYTHONPATH="$ROOT" timeout 120
   --device cuda --batch 16 --dtype bfloat16 --compile --reps 10 --warmup 3 --out "$DEST/gpu_compile.md"
 
 step "results (status $STATUS)"
-for f in "$TABLE" "$DEST/gpu_models.md" "$DEST/gpu_compile.md"; do
+for f in "$TABLE" "$DEST/gpu_bench_tf32.md" "$DEST/gpu_models.md" "$DEST/gpu_compile.md"; do
   echo "--- $f"; cat "$f" 2>/dev/null || echo "(not written)"
 done
 exit $STATUS

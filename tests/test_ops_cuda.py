@@ -79,6 +79,31 @@ def test_conv3d_cuda_matches_reference(cfg, dtype, layout, strategy, seed, monke
         assert y.is_contiguous(memory_format=want)
 
 
+@pytest.mark.parametrize("strategy", ["igemm", "auto"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "noncontig"])
+@pytest.mark.parametrize("cfg", [c for c in CONFIGS if c[-1] == 1], ids=lambda c: f"{c[0]}to{c[1]}")
+def test_tf32_kernel_where_torch_allows_tf32(cfg, layout, strategy, monkeypatch):
+    """float32 with torch.backends.cudnn.allow_tf32 (torch's default) and VGANZOO_CUDA_TF32=1: our kernel runs
+    on TF32 tensor cores (explain: igemm_tf32), at TF32 accuracy against float64; with TF32 off it is the
+    exact FMA kernel."""
+    monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", strategy)
+    monkeypatch.setenv("VGANZOO_CUDA_TF32", "1")  # opt-in until this test has passed on a GPU
+    x, w, b = _inputs(cfg, torch.float32, layout, seed=3)
+    _, _, _, _, stride, padding, dilation, groups = cfg
+    torch.backends.cudnn.allow_tf32 = True  # the no_tf32 fixture restores it
+    path = ops.explain(x, w, b, stride, padding, dilation, groups, "leaky_relu")
+    if strategy == "igemm":
+        assert "igemm_tf32" in path, path
+    for act in ("leaky_relu", "tanh"):
+        _poison()
+        y = ops.conv3d_bias_act(x, w, b, stride, padding, dilation, groups, act, impl="ext")
+        ref = ops.conv3d_bias_act_ref(x.double(), w.double(), b.double(), stride, padding, dilation, groups, act)
+        assert torch.isfinite(y).all(), path
+        torch.testing.assert_close(y.double(), ref, atol=5e-3, rtol=5e-3, msg=path)
+    torch.backends.cudnn.allow_tf32 = False
+    assert "igemm_fp32" in ops.explain(x, w, b, stride, padding, dilation, groups, "leaky_relu") or strategy == "auto"
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_misaligned_channels_last_input(dtype):
     """A channels_last_3d view that starts one element into its storage cannot take the kernels'

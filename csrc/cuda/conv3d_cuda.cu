@@ -1,7 +1,8 @@
 // CUDA implementation of vganzoo::conv3d_bias_act / conv_transpose3d_bias_act.
 //
 // Covered by our own implicit-GEMM kernel (kernels/conv3d_igemm.cuh): forward convolutions with
-// groups == 1, float32 (exact FMA kernel) or float16 / bfloat16 (tensor cores, sm_80+), any stride,
+// groups == 1, float32 (TF32 tensor cores on sm_80+ where torch allows TF32 for convolutions, as cuDNN
+// then uses it too; else the exact FMA kernel) or float16 / bfloat16 (tensor cores, sm_80+), any stride,
 // padding and dilation, sizes whose element counts fit 32-bit GEMM indices. The kernel works in NDHWC:
 // a contiguous input is viewed channels-last (one copy) and the output is converted back to the input's
 // memory format (the op pays for that layout change). Everything else (transposed convolutions,
@@ -38,7 +39,21 @@ namespace {
 
 namespace ck = vganzoo::cuda_kernels;
 
-enum class Path { Empty, IgemmTensorCore, IgemmFp32, AtenEpilogue, FullWindowGemm };
+enum class Path { Empty, IgemmTensorCore, IgemmTf32, IgemmFp32, AtenEpilogue, FullWindowGemm };
+
+// Whether float32 convolutions may use TF32: torch's own switch for cuDNN convolutions
+// (torch.backends.cudnn.allow_tf32 / torch.backends.cudnn.conv.fp32_precision; on by default), so our
+// kernel and the cuDNN path it is timed against compute at the same precision.
+bool tf32_allowed() { return at::globalContext().allowTF32CuDNN(at::Float32Op::CONV); }
+
+// The TF32 variant of our kernel was written and compiled without a GPU at hand: until a GPU run has
+// validated it (tests/test_ops_cuda.py::test_tf32_kernel_where_torch_allows_tf32, the harness smoke test),
+// it is opt-in with VGANZOO_CUDA_TF32=1 (read per call). Without it, float32 takes the exact FMA kernel
+// (timed against cuDNN, which uses TF32 when torch allows it).
+bool tf32_kernel_enabled() {
+  const char* env = std::getenv("VGANZOO_CUDA_TF32");
+  return env != nullptr && std::strcmp(env, "1") == 0;
+}
 
 struct Plan {
   Path path;
@@ -70,7 +85,7 @@ Strategy forced_strategy() {
 // the 1-2 channel heads and on some wide layers. So, like cudnn.benchmark, the first call of each
 // configuration times both (a few runs each, on the current stream) and the faster is remembered for
 // the process. Not during CUDA graph capture (no timing possible): our kernel then, nothing cached.
-using TuneKey = std::array<int64_t, 24>;
+using TuneKey = std::array<int64_t, 25>;
 
 struct Tuned {
   Path path;
@@ -89,7 +104,9 @@ std::map<TuneKey, Tuned>& tune_cache() {
 
 TuneKey tune_key(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act) {
   const bool cl = output_memory_format(x) == at::MemoryFormat::ChannelsLast3d;
-  return {static_cast<int64_t>(x.scalar_type()), x.device().index(), cl, has_bias, static_cast<int64_t>(act),
+  // Both candidates change with TF32 (cuDNN's math, and which of our kernels runs).
+  const int64_t tf32 = x.scalar_type() == at::kFloat ? tf32_allowed() + 2 * tf32_kernel_enabled() : 0;
+  return {static_cast<int64_t>(x.scalar_type()), tf32, x.device().index(), cl, has_bias, static_cast<int64_t>(act),
           g.n, g.c_in, g.c_out, g.in[0], g.in[1], g.in[2], g.k[0], g.k[1], g.k[2],
           g.stride[0], g.stride[1], g.stride[2], g.pad[0], g.pad[1], g.pad[2], g.dil[0], g.dil[1], g.dil[2],
           g.groups};
@@ -107,6 +124,12 @@ std::string fmt_ms(float ms) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "%.3f ms", ms);
   return buf;
+}
+
+int compute_major(const at::Tensor& x) {
+  int major = 0;
+  C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, x.device().index()));
+  return major;
 }
 
 Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act) {
@@ -132,14 +155,17 @@ Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act 
   switch (x.scalar_type()) {
     case at::kHalf:
     case at::kBFloat16: {
-      int major = 0;
-      C10_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, x.device().index()));
-      if (major < 8) return {Path::AtenEpilogue, "tensor-core kernel needs sm_80+: ATen + fused epilogue"};
+      if (compute_major(x) < 8) return {Path::AtenEpilogue, "tensor-core kernel needs sm_80+: ATen + fused epilogue"};
       plan = {Path::IgemmTensorCore, "implicit-GEMM kernel, tensor cores (WMMA), fused bias/act epilogue"};
       break;
     }
     case at::kFloat:
-      plan = {Path::IgemmFp32, "implicit-GEMM kernel, float32 FMA, fused bias/act epilogue"};
+      if (tf32_allowed() && tf32_kernel_enabled() && compute_major(x) >= 8) {
+        plan = {Path::IgemmTf32, "implicit-GEMM kernel, TF32 tensor cores (WMMA; torch allows TF32 for convolutions), "
+                                 "fused bias/act epilogue"};
+      } else {
+        plan = {Path::IgemmFp32, "implicit-GEMM kernel, float32 FMA, fused bias/act epilogue"};
+      }
       break;
     default:
       return {Path::AtenEpilogue, "float64: ATen + fused bias/act epilogue"};
@@ -172,6 +198,7 @@ const char* path_name(Path p) {
   switch (p) {
     case Path::Empty: return "empty";
     case Path::IgemmTensorCore: return "igemm_tensor_core";
+    case Path::IgemmTf32: return "igemm_tf32";
     case Path::IgemmFp32: return "igemm_fp32";
     case Path::AtenEpilogue: return "aten_conv+bias_act_epilogue";
     case Path::FullWindowGemm: return "full_window_gemm+bias_act_epilogue";
@@ -296,7 +323,11 @@ at::Tensor run_igemm(const ConvGeometry& g, const at::Tensor& x, const at::Tenso
       launch_igemm_wmma<__nv_bfloat16, at::BFloat16>(x_cl, w_packed, b, y, p, stream);
       break;
     case at::kFloat:
-      launch_igemm_simt(x_cl, w_packed, b, y, p, stream);
+      if (tensor_cores) {
+        launch_igemm_wmma<float, float>(x_cl, w_packed, b, y, p, stream);  // TF32
+      } else {
+        launch_igemm_simt(x_cl, w_packed, b, y, p, stream);
+      }
       break;
     default:
       TORCH_CHECK(false, "internal: igemm path selected for unsupported dtype ", x.scalar_type());
@@ -370,8 +401,9 @@ float time_ms(Fn&& fn, cudaStream_t stream, int reps) {
 }
 
 at::Tensor run_tuned(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
-                     const std::optional<at::Tensor>& bias, Act act, double slope, bool tensor_cores,
+                     const std::optional<at::Tensor>& bias, Act act, double slope, Path igemm_path,
                      const TuneKey& key) {
+  const bool tensor_cores = igemm_path != Path::IgemmFp32;
   auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
@@ -383,7 +415,7 @@ at::Tensor run_tuned(const ConvGeometry& g, const at::Tensor& x, const at::Tenso
   float t_igemm = time_ms(igemm, stream, kReps), t_aten = time_ms(aten, stream, kReps);
   t_igemm = std::min(t_igemm, time_ms(igemm, stream, kReps));
   t_aten = std::min(t_aten, time_ms(aten, stream, kReps));
-  const Path winner = t_igemm <= t_aten ? (tensor_cores ? Path::IgemmTensorCore : Path::IgemmFp32) : Path::AtenEpilogue;
+  const Path winner = t_igemm <= t_aten ? igemm_path : Path::AtenEpilogue;
   {
     std::lock_guard<std::mutex> lock(tune_mutex());
     tune_cache()[key] = Tuned{winner, t_igemm, t_aten};
@@ -405,9 +437,10 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
     case Path::Empty:
       return at::empty(output_sizes(g), x.options().memory_format(output_memory_format(x)));
     case Path::IgemmTensorCore:
+    case Path::IgemmTf32:
     case Path::IgemmFp32: {
-      const bool tc = plan.path == Path::IgemmTensorCore;
-      if (plan.tune) return run_tuned(g, x, weight, bias, act, negative_slope, tc, tune_key(g, x, has_bias, act));
+      const bool tc = plan.path != Path::IgemmFp32;
+      if (plan.tune) return run_tuned(g, x, weight, bias, act, negative_slope, plan.path, tune_key(g, x, has_bias, act));
       return run_igemm(g, x, weight, bias, act, negative_slope, tc);
     }
     case Path::FullWindowGemm:

@@ -1,6 +1,7 @@
 // Torch-free compile harness for the .cuh kernels: instantiates every kernel so that
 // `nvcc -Xptxas -v` reports registers, shared memory and spills (used by .ci/cuda_check.sh and
-// benchmarks/gpu_check.sh). With --run on a GPU it also runs a tiny float32 conv against a CPU loop.
+// benchmarks/gpu_check.sh). With --run on a GPU it also runs a tiny float32 conv against a CPU loop, on
+// the exact float32 kernel and (sm_80+) on the TF32 tensor-core kernel.
 #include <cstdio>
 #include <cmath>
 #include <algorithm>
@@ -20,6 +21,10 @@ template __global__ void ck::conv3d_igemm_wmma_kernel<__nv_bfloat16, false>(
     const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, ck::ConvParams);
 template __global__ void ck::conv3d_igemm_wmma_kernel<__nv_bfloat16, true>(
     const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*, __nv_bfloat16*, ck::ConvParams);
+template __global__ void ck::conv3d_igemm_wmma_kernel<float, false>(const float*, const float*, const float*, float*,
+                                                                    ck::ConvParams);
+template __global__ void ck::conv3d_igemm_wmma_kernel<float, true>(const float*, const float*, const float*, float*,
+                                                                   ck::ConvParams);
 template __global__ void ck::conv3d_igemm_simt_kernel<float, false>(const float*, const float*, const float*, float*,
                                                                     ck::ConvParams);
 template __global__ void ck::conv3d_igemm_simt_kernel<float, true>(const float*, const float*, const float*, float*,
@@ -75,12 +80,28 @@ int main(int argc, char** argv) {
   cudaMemcpy(db, b.data(), b.size() * 4, cudaMemcpyHostToDevice);
   cudaMemcpy(dy, y.data(), y.size() * 4, cudaMemcpyHostToDevice);
   dim3 grid((p.m + 63) / 64, (p.c_out + 63) / 64);
-  ck::conv3d_igemm_simt_kernel<float, false><<<grid, ck::simt_cfg::kThreads>>>(dx, dw, db, dy, p);
-  cudaError_t err = cudaDeviceSynchronize();
-  if (err != cudaSuccess) { std::printf("CUDA error: %s\n", cudaGetErrorString(err)); return 1; }
-  cudaMemcpy(y.data(), dy, y.size() * 4, cudaMemcpyDeviceToHost);
-  float max_err = 0.f;
-  for (size_t i = 0; i < y.size(); ++i) max_err = std::max(max_err, std::abs(y[i] - ref[i]));
-  std::printf("smoke test max abs error %g\n", max_err);
-  return max_err < 1e-4f ? 0 : 1;
+  // Runs one kernel on a poisoned output and returns its max abs error against the CPU loop (-1: CUDA error).
+  auto check = [&](auto launch, const char* name) {
+    cudaMemcpy(dy, y.data(), y.size() * 4, cudaMemcpyHostToDevice);
+    launch();
+    cudaError_t err = cudaDeviceSynchronize();
+    if (err != cudaSuccess) { std::printf("%s: CUDA error: %s\n", name, cudaGetErrorString(err)); return -1.f; }
+    std::vector<float> out(y.size());
+    cudaMemcpy(out.data(), dy, out.size() * 4, cudaMemcpyDeviceToHost);
+    float max_err = 0.f;
+    for (size_t i = 0; i < out.size(); ++i) max_err = std::max(max_err, std::abs(out[i] - ref[i]));
+    std::printf("smoke test %s: max abs error %g\n", name, max_err);
+    return max_err;
+  };
+  const float err_fp32 = check([&] { ck::conv3d_igemm_simt_kernel<float, false><<<grid, ck::simt_cfg::kThreads>>>(dx, dw, db, dy, p); },
+                               "float32 FMA kernel");
+  bool ok = err_fp32 >= 0.f && err_fp32 < 1e-4f;
+  int major = 0;
+  cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, 0);
+  if (major >= 8) {  // TF32 keeps 10 mantissa bits: |error| ~ 1e-3 of the ~27 products summed here
+    const float err_tf32 = check([&] { ck::conv3d_igemm_wmma_kernel<float, false><<<grid, ck::wmma_cfg::kThreads>>>(dx, dw, db, dy, p); },
+                                 "TF32 tensor-core kernel");
+    ok = ok && err_tf32 >= 0.f && err_tf32 < 2e-2f;
+  }
+  return ok ? 0 : 1;
 }

@@ -6,12 +6,13 @@
 // GEMM view: M = N * T_out * H_out * W_out output pixels, N_gemm = C_out, K = kT * kH * kW * C_in_pad;
 // A[m][k] is gathered from the input on the fly (zero outside the padded input / beyond C_in),
 // B[k][n] = weight[n][k]. Accumulation is float32 in every variant.
-//   * conv3d_igemm_wmma_kernel<__half | __nv_bfloat16, kVec>: tensor cores (WMMA 16x16x16), 4 warps,
-//     block tile 64 x 64 x 32, each warp 32 x 32.
+//   * conv3d_igemm_wmma_kernel<__half | __nv_bfloat16 | float, kVec>: tensor cores, 4 warps, block tile
+//     64 x 64 x 32, each warp 32 x 32; WMMA 16x16x16 for fp16 / bf16, 16x16x8 TF32 for float32 (inputs
+//     rounded to TF32 as they enter the fragments: the launcher takes it only where torch allows TF32).
 //   * conv3d_igemm_simt_kernel<float, kVec>: exact float32 FMA, 256 threads, block tile 64 x 64 x 16,
 //     4 x 4 outputs per thread.
 // kVec (the launcher checks: c_in is a multiple of the run length, 16 for the tensor-core kernel and 4
-// for the float32 one, so c_in_pad == c_in, and the input is 16-byte aligned): each thread's run of
+// for the float32 FMA one, so c_in_pad == c_in, and the input is 16-byte aligned): each thread's run of
 // consecutive k lies inside one filter tap, i.e. consecutive channels of one input pixel, so it is
 // decoded once and moved with 16-byte loads. Otherwise every element is gathered on its own.
 // After the K loop the tile is still on chip; bias and activation are applied there and the result is
@@ -108,6 +109,22 @@ constexpr int kBM = 64, kBN = 64, kBK = 32;
 constexpr int kThreads = 128;           // 4 warps as 2 x 2, each 32 x 32
 constexpr int kPadAB = 8;               // shared-memory row padding (elements) against bank conflicts
 constexpr int kPadC = 4;
+
+// Per element type: the WMMA fragment type, the fragment depth, and the integer type the loads move.
+template <typename T>
+struct Traits {  // __half, __nv_bfloat16: 16x16x16 on the storage type, moved as raw 16-bit patterns
+  using Frag = T;
+  using Bits = unsigned short;
+  static constexpr int kK = 16;
+  static constexpr bool kTf32 = false;
+};
+template <>
+struct Traits<float> {  // float32 storage, TF32 math: 16x16x8, moved as raw 32-bit patterns
+  using Frag = nvcuda::wmma::precision::tf32;
+  using Bits = unsigned int;
+  static constexpr int kK = 8;
+  static constexpr bool kTf32 = true;
+};
 }  // namespace wmma_cfg
 
 template <typename T, bool kVec>
@@ -117,6 +134,8 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 800
   using namespace nvcuda;
   using namespace wmma_cfg;
+  using Frag = typename Traits<T>::Frag;
+  constexpr int kK = Traits<T>::kK;
   __shared__ __align__(32) T a_tile[kBM][kBK + kPadAB];
   __shared__ __align__(32) T b_tile[kBN][kBK + kPadAB];  // B column-major: b_tile[n][k]
   __shared__ __align__(32) float c_tile[kBM][kBN + kPadC];
@@ -131,15 +150,17 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
   const int ld_row = tid / 2, ld_k = (tid % 2) * (kBK / 2);
   const PixelOrigin origin = decode_pixel(p, m0 + ld_row);
 
-  wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc[2][2];
+  wmma::fragment<wmma::accumulator, 16, 16, kK, float> acc[2][2];
 #pragma unroll
   for (int i = 0; i < 2; ++i)
 #pragma unroll
     for (int j = 0; j < 2; ++j) wmma::fill_fragment(acc[i][j], 0.f);
 
-  // fp16 / bf16 values are moved as raw 16-bit patterns (+0.0 is all zero bits in both formats).
-  using Bits = unsigned short;
-  static_assert(sizeof(T) == sizeof(Bits), "tensor-core kernel expects a 16-bit element type");
+  // Values are moved as raw bit patterns (+0.0 is all zero bits in fp16, bf16 and float32).
+  using Bits = typename Traits<T>::Bits;
+  static_assert(sizeof(T) == sizeof(Bits), "element type and its bit pattern differ in size");
+  // A thread's run of kBK / 2 consecutive k, in 16-byte vectors: 2 for 16-bit types, 4 for float32.
+  constexpr int kRunVecs = kBK / 2 * static_cast<int>(sizeof(T)) / 16;
   const Bits* xb = reinterpret_cast<const Bits*>(x);
   const Bits* wb = reinterpret_cast<const Bits*>(w);
   Bits* a_bits = reinterpret_cast<Bits*>(&a_tile[0][0]);
@@ -150,22 +171,25 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
     const int k = k0 + ld_k;
     if constexpr (kVec) {
       const uint4 zero4 = make_uint4(0u, 0u, 0u, 0u);
-      uint4 a0 = zero4, a1 = zero4, b0 = zero4, b1 = zero4;
+      uint4 a[kRunVecs], b[kRunVecs];
+#pragma unroll
+      for (int v = 0; v < kRunVecs; ++v) a[v] = b[v] = zero4;
       const int64_t off = gather_offset(p, origin, k);
       if (off >= 0) {
         const uint4* src = reinterpret_cast<const uint4*>(xb + off);
-        a0 = __ldg(src);
-        a1 = __ldg(src + 1);
+#pragma unroll
+        for (int v = 0; v < kRunVecs; ++v) a[v] = __ldg(src + v);
       }
       if (n0 + ld_row < p.c_out && k < p.k) {
         const uint4* src = reinterpret_cast<const uint4*>(wb + static_cast<int64_t>(n0 + ld_row) * p.k + k);
-        b0 = __ldg(src);
-        b1 = __ldg(src + 1);
+#pragma unroll
+        for (int v = 0; v < kRunVecs; ++v) b[v] = __ldg(src + v);
       }
-      reinterpret_cast<uint4*>(a_run)[0] = a0;
-      reinterpret_cast<uint4*>(a_run)[1] = a1;
-      reinterpret_cast<uint4*>(b_run)[0] = b0;
-      reinterpret_cast<uint4*>(b_run)[1] = b1;
+#pragma unroll
+      for (int v = 0; v < kRunVecs; ++v) {
+        reinterpret_cast<uint4*>(a_run)[v] = a[v];
+        reinterpret_cast<uint4*>(b_run)[v] = b[v];
+      }
     } else {
 #pragma unroll
       for (int kk = 0; kk < kBK / 2; ++kk) {
@@ -175,13 +199,22 @@ conv3d_igemm_wmma_kernel(const T* __restrict__ x, const T* __restrict__ w, const
     }
     __syncthreads();
 #pragma unroll
-    for (int ks = 0; ks < kBK; ks += 16) {
-      wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa[2];
-      wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb[2];
+    for (int ks = 0; ks < kBK; ks += kK) {
+      wmma::fragment<wmma::matrix_a, 16, 16, kK, Frag, wmma::row_major> fa[2];
+      wmma::fragment<wmma::matrix_b, 16, 16, kK, Frag, wmma::col_major> fb[2];
 #pragma unroll
       for (int i = 0; i < 2; ++i) wmma::load_matrix_sync(fa[i], &a_tile[warp_m * 32 + i * 16][ks], kBK + kPadAB);
 #pragma unroll
       for (int j = 0; j < 2; ++j) wmma::load_matrix_sync(fb[j], &b_tile[warp_n * 32 + j * 16][ks], kBK + kPadAB);
+      if constexpr (Traits<T>::kTf32) {  // round the float32 operands to TF32 (round to nearest)
+#pragma unroll
+        for (int i = 0; i < 2; ++i) {
+#pragma unroll
+          for (int e = 0; e < fa[i].num_elements; ++e) fa[i].x[e] = wmma::__float_to_tf32(fa[i].x[e]);
+#pragma unroll
+          for (int e = 0; e < fb[i].num_elements; ++e) fb[i].x[e] = wmma::__float_to_tf32(fb[i].x[e]);
+        }
+      }
 #pragma unroll
       for (int i = 0; i < 2; ++i)
 #pragma unroll
