@@ -58,6 +58,7 @@ def test_classifier_reads_real_digits(scorer, resolution):
     scores.update(features, probs)
     result = scores.result()
     assert result["frame_score"] >= 0.9 and result["identity_consistency"] >= 0.85 and result["digit_frame_rate"] >= 0.95
+    assert result["identity_agreement"] >= result["identity_consistency"] and result["identity_agreement"] >= 0.95
 
 
 def test_rgb_input_is_averaged_to_gray(scorer):
@@ -92,6 +93,8 @@ def test_digit_scores_by_hand():
     result = scores.result()
     assert result["frame_score"] == pytest.approx((0.8 * 3 + 1.0 + 0.6 + 0.3) / 6)
     assert result["identity_consistency"] == 0.5
+    # clip 1's digits over 0-9 are 3, 5, 5 (the "no digit" frame still ranks 5 first): majority 5, 2 of 3
+    assert result["identity_agreement"] == pytest.approx((1.0 + 2 / 3) / 2)
     assert result["digit_frame_rate"] == pytest.approx(5 / 6)
     assert result["digit_histogram"][3] == 0.5 and result["digit_histogram"][5] == 0.5
 
@@ -145,7 +148,8 @@ def test_digits_metrics_end_to_end():
     model = vganzoo.create(TEST_MODEL, resolution=32, frames=16)
     result = evaluate(model, "moving-digits", ["fvd-digits", "consistency"], n=12, frames=16, batch_size=6)
     scores, real = result["scores"], result["real_scores"]
-    assert set(scores) >= {"fvd_digits", "frame_score", "identity_consistency", "digit_frame_rate", "digit_histogram"}
+    assert set(scores) >= {"fvd_digits", "frame_score", "identity_consistency", "identity_agreement",
+                           "digit_frame_rate", "digit_histogram"}
     # a random generator makes noise: far from real clips, which are close to each other
     assert scores["fvd_digits"] > 4 * real["fvd_digits"]
     assert real["frame_score"] > 0.9 > scores["frame_score"]

@@ -21,7 +21,10 @@ Scores computed from it on a set of clips (one digit per clip, ``moving-digits``
 * ``frame_score``: mean over all frames of the highest digit probability (softmax over the 11
   classes), i.e. how confidently each frame shows some digit.
 * ``identity_consistency``: fraction of clips whose predicted digit (argmax over 0-9) is the same in
-  every frame (cf. MoCoGAN's average content distance).
+  every frame (cf. MoCoGAN's average content distance). Strict: one stray frame of 16 fails the clip.
+* ``identity_agreement``: the graded version: the mean over clips of the fraction of frames whose
+  predicted digit is the clip's majority digit (1.0 when every clip keeps its digit; a clip that flips
+  between two digits half the time scores 0.5).
 * ``digit_frame_rate``: fraction of frames whose top class is a digit, not ``NO_DIGIT``.
 * ``digit_histogram``: how often each digit is the clip's majority prediction (mode collapse shows here).
 """
@@ -190,6 +193,7 @@ class DigitScores:
         self.confidence_sum = 0.0
         self.digit_frames = 0
         self.consistent_clips = 0
+        self.agreement_sum = 0.0
         self.histogram = np.zeros(NUM_DIGITS, dtype=np.int64)
 
     def update(self, features: torch.Tensor, probs: torch.Tensor, motion: torch.Tensor | None = None) -> None:
@@ -205,6 +209,7 @@ class DigitScores:
         self.digit_frames += int((probs.argmax(dim=-1) != NO_DIGIT).sum())
         self.consistent_clips += int((predicted == predicted[:, :1]).all(dim=1).sum())
         majority = torch.mode(predicted, dim=1).values
+        self.agreement_sum += float((predicted == majority[:, None]).double().mean(dim=1).sum())
         self.histogram += np.bincount(majority.cpu().numpy(), minlength=NUM_DIGITS)
 
     def result(self) -> dict[str, Any]:
@@ -213,6 +218,7 @@ class DigitScores:
         return {
             "frame_score": self.confidence_sum / self.frames,
             "identity_consistency": self.consistent_clips / self.clips,
+            "identity_agreement": self.agreement_sum / self.clips,
             "digit_frame_rate": self.digit_frames / self.frames,
             "digit_histogram": [round(float(v), 4) for v in self.histogram / self.clips],
             "clips": self.clips,
