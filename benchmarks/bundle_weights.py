@@ -33,7 +33,7 @@ from vganzoo import hub
 from vganzoo.metrics import evaluate
 from vganzoo.train import export_checkpoint
 
-KEYS = ("fvd_digits", "frame_score", "identity_consistency", "digit_frame_rate")
+KEYS = ("fvd_digits", "frame_score", "identity_consistency", "identity_agreement", "digit_frame_rate")
 
 
 def _scores(model, args) -> dict:

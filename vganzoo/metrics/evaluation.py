@@ -8,7 +8,7 @@ Metrics (several may be computed in one pass over the same samples):
   the real data's IS is computed too when ``data`` is given.
 * ``fvd-digits``: Frechet distance in the bundled digits classifier's feature space; the real data's
   own value (two disjoint real sets of the same N) is reported beside it as the floor at that N.
-* ``consistency``: the digits classifier's frame score, identity consistency, digit frame rate and
+* ``consistency``: the digits classifier's frame score, identity consistency and agreement, digit frame rate and
   digit histogram, for the generated and the real clips.
 
 Generated clips are drawn in batches with ``model.sample(batch, seed=seed + batch_index)``; real
