@@ -99,7 +99,8 @@ def test_tf32_kernel_where_torch_allows_tf32(cfg, layout, strategy, monkeypatch)
         y = ops.conv3d_bias_act(x, w, b, stride, padding, dilation, groups, act, impl="ext")
         ref = ops.conv3d_bias_act_ref(x.double(), w.double(), b.double(), stride, padding, dilation, groups, act)
         assert torch.isfinite(y).all(), path
-        torch.testing.assert_close(y.double(), ref, atol=5e-3, rtol=5e-3, msg=path)
+        # TF32 keeps 10 mantissa bits (bf16: 7, passing at 2e-2 on the same layers); an indexing bug is O(1)
+        torch.testing.assert_close(y.double(), ref, atol=1e-2, rtol=1e-2, msg=path)
     torch.backends.cudnn.allow_tf32 = False
     assert "igemm_fp32" in ops.explain(x, w, b, stride, padding, dilation, groups, "leaky_relu") or strategy == "auto"
 
@@ -153,9 +154,10 @@ def test_repeatable_and_backward():
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("transposed", [False, True])
-def test_autocast_cuda(dtype, transposed):
+def test_autocast_cuda(dtype, transposed, monkeypatch):
     """Inside torch.autocast("cuda") the ops run in the autocast dtype (csrc/autocast.cpp), like F.conv3d,
     on our kernels (explain names the tensor-core path), with float32 gradients for float32 weights."""
+    monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "igemm")  # autotuning could pick cuDNN for this shape
     torch.manual_seed(3)
     x = torch.randn(2, 16, 5, 12, 12, device="cuda")
     shape = (16, 24, 3, 3, 3) if transposed else (24, 16, 3, 3, 3)
