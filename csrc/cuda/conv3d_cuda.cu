@@ -1,8 +1,9 @@
 // CUDA implementation of vganzoo::conv3d_bias_act / conv_transpose3d_bias_act.
 //
 // Covered by our own implicit-GEMM kernel (kernels/conv3d_igemm.cuh): forward convolutions with
-// groups == 1, float32 (TF32 tensor cores on sm_80+ where torch allows TF32 for convolutions, as cuDNN
-// then uses it too; else the exact FMA kernel) or float16 / bfloat16 (tensor cores, sm_80+), any stride,
+// groups == 1, float32 (exact FMA kernel; or TF32 tensor cores on sm_80+ where torch allows TF32 for
+// convolutions, as cuDNN then uses it too, opt-in with VGANZOO_CUDA_TF32=1 until validated on a GPU) or
+// float16 / bfloat16 (tensor cores, sm_80+), any stride,
 // padding and dilation, sizes whose element counts fit 32-bit GEMM indices. The kernel works in NDHWC:
 // a contiguous input is viewed channels-last (one copy) and the output is converted back to the input's
 // memory format (the op pays for that layout change). Everything else (transposed convolutions,
