@@ -16,29 +16,34 @@
 #include <ATen/autocast_mode.h>
 #include <torch/library.h>
 
+#include <optional>
 #include <string>
+
+#include "op_handles.h"
 
 namespace vganzoo {
 namespace {
 
-using ConvSig = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, at::IntArrayRef,
-                           at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view, double);
-using ConvTSig = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, at::IntArrayRef,
-                            at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view, double);
-using ExplainSig = std::string(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&,
-                               at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, bool,
-                               c10::string_view);
+// What each kernel below does before re-entering the op: leave this autocast key for the rest of the
+// call, then cast the tensor arguments to the autocast dtype.
+template <c10::DeviceType Device>
+struct AutocastArgs {
+  c10::impl::ExcludeDispatchKeyGuard no_autocast{at::autocast::get_autocast_dispatch_key_from_device_type(Device)};
+  at::ScalarType dtype = at::autocast::get_autocast_dtype(Device);
+
+  at::Tensor operator()(const at::Tensor& t) const { return at::autocast::cached_cast(dtype, t, Device); }
+  std::optional<at::Tensor> operator()(const std::optional<at::Tensor>& t) const {
+    return at::autocast::cached_cast(dtype, t, Device);
+  }
+};
 
 template <c10::DeviceType Device>
 at::Tensor conv3d_autocast(const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
                            at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef dilation, int64_t groups,
                            c10::string_view activation, double negative_slope) {
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(Device));
-  const at::ScalarType dtype = at::autocast::get_autocast_dtype(Device);
-  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("vganzoo::conv3d_bias_act", "").typed<ConvSig>();
-  return op.call(at::autocast::cached_cast(dtype, x, Device), at::autocast::cached_cast(dtype, weight, Device),
-                 at::autocast::cached_cast(dtype, bias, Device), stride, padding, dilation, groups, activation,
-                 negative_slope);
+  const AutocastArgs<Device> cast;
+  return conv3d_op().call(cast(x), cast(weight), cast(bias), stride, padding, dilation, groups, activation,
+                          negative_slope);
 }
 
 template <c10::DeviceType Device>
@@ -47,13 +52,9 @@ at::Tensor conv_transpose3d_autocast(const at::Tensor& x, const at::Tensor& weig
                                      at::IntArrayRef padding, at::IntArrayRef output_padding,
                                      at::IntArrayRef dilation, int64_t groups, c10::string_view activation,
                                      double negative_slope) {
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(Device));
-  const at::ScalarType dtype = at::autocast::get_autocast_dtype(Device);
-  static auto op =
-      c10::Dispatcher::singleton().findSchemaOrThrow("vganzoo::conv_transpose3d_bias_act", "").typed<ConvTSig>();
-  return op.call(at::autocast::cached_cast(dtype, x, Device), at::autocast::cached_cast(dtype, weight, Device),
-                 at::autocast::cached_cast(dtype, bias, Device), stride, padding, output_padding, dilation, groups,
-                 activation, negative_slope);
+  const AutocastArgs<Device> cast;
+  return conv_transpose3d_op().call(cast(x), cast(weight), cast(bias), stride, padding, output_padding, dilation,
+                                    groups, activation, negative_slope);
 }
 
 // explain reports the path of the call as autocast would run it (in the autocast dtype).
@@ -62,12 +63,9 @@ std::string explain_autocast(const at::Tensor& x, const at::Tensor& weight, cons
                              at::IntArrayRef stride, at::IntArrayRef padding, at::IntArrayRef output_padding,
                              at::IntArrayRef dilation, int64_t groups, bool transposed,
                              c10::string_view activation) {
-  c10::impl::ExcludeDispatchKeyGuard no_autocast(at::autocast::get_autocast_dispatch_key_from_device_type(Device));
-  const at::ScalarType dtype = at::autocast::get_autocast_dtype(Device);
-  static auto op = c10::Dispatcher::singleton().findSchemaOrThrow("vganzoo::explain", "").typed<ExplainSig>();
-  return op.call(at::autocast::cached_cast(dtype, x, Device), at::autocast::cached_cast(dtype, weight, Device),
-                 at::autocast::cached_cast(dtype, bias, Device), stride, padding, output_padding, dilation, groups,
-                 transposed, activation);
+  const AutocastArgs<Device> cast;
+  return explain_op().call(cast(x), cast(weight), cast(bias), stride, padding, output_padding, dilation, groups,
+                           transposed, activation);
 }
 
 }  // namespace

@@ -17,17 +17,13 @@
 #include <vector>
 
 #include "common.h"
+#include "op_handles.h"
 
 namespace vganzoo {
 namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-using ConvSig = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, at::IntArrayRef,
-                           at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view, double);
-using ConvTSig = at::Tensor(const at::Tensor&, const at::Tensor&, const std::optional<at::Tensor>&, at::IntArrayRef,
-                            at::IntArrayRef, at::IntArrayRef, at::IntArrayRef, int64_t, c10::string_view, double);
 
 // grad * d act / d pre-activation, from the saved output, with ATen's own backward kernels (one fused
 // pass each, and differentiable for double backward). negative_slope >= 0 is checked on entry, so
@@ -96,14 +92,10 @@ struct ConvBiasAct : public torch::autograd::Function<ConvBiasAct> {
     {
       at::AutoDispatchBelowADInplaceOrView below;
       if (transposed) {
-        static auto op = c10::Dispatcher::singleton()
-                             .findSchemaOrThrow("vganzoo::conv_transpose3d_bias_act", "")
-                             .typed<ConvTSig>();
-        out = op.call(x, weight, bias, stride, padding, output_padding, dilation, groups, activation, negative_slope);
+        out = conv_transpose3d_op().call(x, weight, bias, stride, padding, output_padding, dilation, groups,
+                                         activation, negative_slope);
       } else {
-        static auto op =
-            c10::Dispatcher::singleton().findSchemaOrThrow("vganzoo::conv3d_bias_act", "").typed<ConvSig>();
-        out = op.call(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope);
+        out = conv3d_op().call(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope);
       }
     }
     ctx->saved_data["stride"] = stride.vec();
