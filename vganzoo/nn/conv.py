@@ -22,10 +22,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..ops._checks import ACTIVATIONS
+from ..ops._checks import ACTIVATIONS, output_memory_format
 
 IntOr3 = int | Sequence[int]
-CL = torch.channels_last_3d
 
 
 def _activation_(y: torch.Tensor, activation: str, negative_slope: float) -> torch.Tensor:
@@ -106,10 +105,9 @@ class _STConvBase(nn.Module):
                                                  self.dilation, self.groups, activation, self.negative_slope,
                                                  impl=self.impl)
         if self._input_pad is not None:
-            channels_last = x.dim() == 5 and not x.is_contiguous() and x.is_contiguous(memory_format=CL)
-            x = F.pad(x, self._input_pad, mode=self._input_pad_mode)
-            if channels_last:  # the circular mode returns a contiguous tensor; the layer keeps x's format
-                x = x.contiguous(memory_format=CL)
+            fmt = output_memory_format(x)  # the format the op would return for x
+            # the circular mode returns a contiguous tensor; the layer keeps x's format
+            x = F.pad(x, self._input_pad, mode=self._input_pad_mode).contiguous(memory_format=fmt)
         return ops.conv3d_bias_act(x, weight, bias, self.stride, self._conv_padding, self.dilation, self.groups,
                                    activation, self.negative_slope, impl=self.impl)
 
