@@ -278,9 +278,34 @@ def test_mixing_errors_name_the_component_and_the_setting():
 
 def test_components_are_registered():
     names = vganzoo.list_components("discriminator")
-    for name in ("mocogan/patch-image", "mocogan/image", "mocogan/patch-video", "mocogan/video", "mocogan/categorical-video"):
+    for name in ("mocogan/patch-image", "mocogan/image", "mocogan/categorical-image", "mocogan/patch-video",
+                 "mocogan/video", "mocogan/categorical-video"):
         assert name in names
     assert vganzoo.get_component("generator", "mocogan/rnn") is MoCoGANGenerator
+
+
+def test_categorical_image_discriminator():
+    """Image D + per-frame class logits; its body and real/fake head are mocogan/image's exactly."""
+    model = vganzoo.create("mocogan-rnn", resolution=32, num_classes=4,
+                           discriminators=["mocogan/categorical-image", "mocogan/categorical-video"], **TINY)
+    d = model.discriminators["image"]
+    plain = vganzoo.get_component("discriminator", "mocogan/image")(resolution=32, num_classes=4, **TINY)
+    extra = set(d.state_dict()) - set(plain.state_dict())
+    assert extra == {"class_head.weight", "class_head.bias"}
+    plain.load_state_dict({k: v for k, v in d.state_dict().items() if k not in extra})
+    video = model.sample(3, seed=0)
+    d.eval(), plain.eval()
+    torch.manual_seed(0)
+    out = d(video)
+    torch.manual_seed(0)
+    torch.testing.assert_close(out.logits, plain(video).logits)  # same frame, same real/fake logit
+    assert out.logits.shape == (3, 1) and out.class_logits.shape == (3, 4)
+    # the class logits are those of the scored frame: one frame repeated gives the same for every index
+    still = video[:, :, :1].expand_as(video).contiguous()
+    a = d(still).class_logits
+    torch.testing.assert_close(d(still).class_logits, a)
+    unconditional = vganzoo.get_component("discriminator", "mocogan/categorical-image")(resolution=32, num_classes=0, **TINY)
+    assert unconditional.class_head is None and unconditional(video).class_logits is None
 
 
 def test_one_frame_clip_for_the_image_discriminator_and_generator():

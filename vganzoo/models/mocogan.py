@@ -10,6 +10,7 @@ Generator (``mocogan/rnn``)
 Discriminators
     ``mocogan/patch-image`` (one random frame per video -> 4x4 patch logits),
     ``mocogan/image`` (one random frame per video -> one logit; the original code's ImageDiscriminator),
+    ``mocogan/categorical-image`` (the same plus class logits for that frame: a frame-level category loss),
     ``mocogan/patch-video`` (3-D, patch logits), ``mocogan/video`` and
     ``mocogan/categorical-video`` (3-D, one logit, plus class logits for the categorical one;
     16 frames only). Every conv may be preceded by an instance-noise layer (``noise_sigma``).
@@ -313,6 +314,44 @@ class ImageDiscriminator(_FrameDiscriminator):
         layers, in_ch = _image_layers(channels, scaled_channels(BASE_CHANNELS, width), blocks, noise_sigma)
         layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 1, 0, bias=False)]
         self.main = nn.Sequential(*layers)
+
+
+@register_component("discriminator", "mocogan/categorical-image")
+class CategoricalImageDiscriminator(ImageDiscriminator):
+    """The whole-frame image discriminator plus ``num_classes`` class logits for the frame it scores.
+
+    A frame-level category loss: every generated frame must show its clip's category (real frames
+    are trained on their video's label), so the generator is pushed to keep one identity through a
+    clip, which a clip-level categorical video D checks only as a whole. The class head is a second
+    4x4 convolution on the same features, so the body and real/fake head have exactly
+    ``mocogan/image``'s parameters (its weights load into this discriminator, e.g. for fine-tuning).
+
+    forward(video (N, C, T, H, W), labels=None) -> DiscriminatorOutput(logits (N, 1),
+    class_logits (N, num_classes), or None when num_classes is 0); labels are ignored.
+    """
+
+    component = "mocogan/categorical-image"
+
+    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
+                 num_classes: int = 6, noise_sigma: float = 0.0) -> None:
+        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width,
+                         num_classes=num_classes, noise_sigma=noise_sigma)
+        self.categories = num_classes
+        head = self.main[-1]
+        self.class_head = (
+            nn.Conv2d(head.in_channels, num_classes, KERNEL, 1, 0, bias=True) if num_classes else None
+        )
+
+    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
+        check_video(video, name=self.component, channels=self.channels, resolution=self.resolution)
+        n, _, t = video.shape[:3]
+        index = torch.randint(0, t, (n,), device=video.device)
+        frames = video[torch.arange(n, device=video.device), :, index]  # (N, C, H, W)
+        features = self.main[:-1](frames)  # the body and the head's instance noise
+        logits = self.main[-1](features).flatten(1)
+        if self.class_head is None:
+            return DiscriminatorOutput(logits)
+        return DiscriminatorOutput(logits, self.class_head(features).flatten(1))
 
 
 def _video_blocks(channels: int, ndf: int, count: int, noise_sigma: float) -> tuple[list[nn.Module], int]:
