@@ -40,3 +40,34 @@ def no_tf32():
     torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
     yield
     torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = old
+
+
+@pytest.fixture
+def fake_data(monkeypatch):
+    """``vganzoo.data.build_dataset`` replaced by tiny synthetic clips; returns the calls it got."""
+    import sys
+    import types
+
+    import train_helpers as h
+
+    calls = []
+
+    def build_dataset(
+        spec, *, resolution, frames, frame_stride=1, channels=None, split="train", seed=0, **kw
+    ):
+        calls.append(
+            dict(
+                spec=spec,
+                resolution=resolution,
+                frames=frames,
+                frame_stride=frame_stride,
+                channels=channels,
+                seed=seed,
+            )
+        )
+        return h.SyntheticVideos(6, channels=channels, frames=frames, resolution=resolution)
+
+    module = types.ModuleType("vganzoo.data")
+    module.build_dataset = build_dataset
+    monkeypatch.setitem(sys.modules, "vganzoo.data", module)
+    return calls

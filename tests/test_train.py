@@ -382,31 +382,6 @@ def test_bad_optimizer_settings_name_the_key(tmp_path):
 # ------------------------------------------------------------------------------------------------
 # command line
 # ------------------------------------------------------------------------------------------------
-@pytest.fixture
-def fake_data(monkeypatch):
-    calls = []
-
-    def build_dataset(
-        spec, *, resolution, frames, frame_stride=1, channels=None, split="train", seed=0, **kw
-    ):
-        calls.append(
-            dict(
-                spec=spec,
-                resolution=resolution,
-                frames=frames,
-                frame_stride=frame_stride,
-                channels=channels,
-                seed=seed,
-            )
-        )
-        return h.SyntheticVideos(6, channels=channels, frames=frames, resolution=resolution)
-
-    module = types.ModuleType("vganzoo.data")
-    module.build_dataset = build_dataset
-    monkeypatch.setitem(sys.modules, "vganzoo.data", module)
-    return calls
-
-
 def test_cli_train_and_resume(tmp_path, fake_data, capsys):
     from vganzoo.cli import main
 

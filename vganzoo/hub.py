@@ -53,7 +53,10 @@ __all__ = [
     "WeightsNotFoundError",
     "component_file",
     "download",
+    "LoadReport",
     "load",
+    "load_weights",
+    "pretrained_config",
     "push_to_hub",
     "resolve_endpoint",
     "save_pretrained",
@@ -303,8 +306,12 @@ def _registry_weight_set(name: str, revision: str | None) -> _WeightSet:
 def cli_load_name(name: str) -> str:
     """The ``load`` name for a command-line argument: an existing folder given as a plain path becomes
     ``local-dir:PATH`` (registered names and prefixed names are returned unchanged)."""
-    if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) or not os.path.isdir(name):
+    if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
         return name
+    if not os.path.isdir(name):
+        # A path (model names have no '/'), existing or not: a missing folder is named as such,
+        # not reported as an unknown model.
+        return LOCAL_DIR_PREFIX + name if ("/" in name or os.sep in name or name.startswith(("~", "."))) else name
     try:
         registry.get_model_spec(name)
     except VganzooError:
@@ -603,7 +610,14 @@ def download(
 # ----------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------
-def _load_component(module: Any, path: Path, what: str, strict: bool) -> None:
+def _load_component(
+    module: Any, path: Path, what: str, strict: bool, *, warn: bool = True
+) -> StateDictMismatchError | None:
+    """Load one safetensors file into ``module``; returns the mismatch (None when exact).
+
+    strict: a mismatch raises. Otherwise the matching tensors are loaded, the rest of the
+    module keeps its values, and the mismatch is returned (and warned about when ``warn``).
+    """
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -619,17 +633,23 @@ def _load_component(module: Any, path: Path, what: str, strict: bool) -> None:
         for k in sorted(set(expected) & set(tensors))
         if tuple(tensors[k].shape) != tuple(expected[k].shape)
     ]
+    mismatch = None
     if missing or unexpected or mismatched:
+        mismatch = StateDictMismatchError(what, missing, unexpected, mismatched)
         if strict:
-            raise StateDictMismatchError(what, missing, unexpected, mismatched)
-        warnings.warn(
-            f"{what}: loading non-strictly; {StateDictMismatchError(what, missing, unexpected, mismatched)}",
-            stacklevel=3,
-        )
+            raise mismatch
+        if warn:
+            warnings.warn(f"{what}: loading non-strictly; {mismatch}", stacklevel=3)
         bad = {m.split(" ")[0] for m in mismatched}
         tensors = {k: v for k, v in tensors.items() if k in expected and k not in bad}
+        if expected and not tensors:
+            raise WeightsError(
+                f"{what}: none of the file's tensors fit the module, so nothing would be loaded "
+                f"({mismatch}); is it the weight set of another model or configuration?"
+            )
     # load_state_dict copies into the existing tensors (casting fp16 storage to the model's dtype)
     module.load_state_dict(tensors, strict=False)
+    return mismatch
 
 
 def _as_dtype(dtype: Any) -> Any:
@@ -742,6 +762,146 @@ def load(
     if device is not None or dtype is not None:
         model.to(device=device, dtype=dtype)
     return model
+
+
+def pretrained_config(
+    name: str,
+    *,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+) -> dict[str, Any]:
+    """The model config of weight set ``name`` (its verified ``config.json``), without building it.
+
+    ``{"model": registered name, **keywords}``: ``vganzoo.create(config.pop("model"), **config)``
+    builds the architecture the weights were trained as. Names as for :func:`load`.
+    """
+    weights, fetcher = _resolve(
+        name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+        endpoint=endpoint, token=token,
+    )
+    config = _read_json(fetcher.fetch(weights.files["config"]), f"{weights.name} {CONFIG_FILE}")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        raise WeightsError(f'{weights.name}: {CONFIG_FILE} must be an object with a "model" name')
+    return dict(config)
+
+
+@dataclass
+class LoadReport:
+    """What :func:`load_weights` did.
+
+    loaded: components whose tensors went into the model (wholly or in part).
+    partial: component -> the mismatch (missing / unexpected / reshaped keys) for those loaded in
+        part; their other tensors kept the model's values.
+    skipped: weight-set components the model has no place for (a discriminator role it lacks).
+    not_in_weights: model components the weight set does not have (they keep the model's values).
+    recipe: the training recipe the weight set records (None when it has none).
+    """
+
+    name: str
+    loaded: list[str] = field(default_factory=list)
+    partial: dict[str, StateDictMismatchError] = field(default_factory=dict)
+    skipped: list[str] = field(default_factory=list)
+    not_in_weights: list[str] = field(default_factory=list)
+    recipe: dict[str, Any] | None = None
+
+    def summary(self) -> str:
+        lines = [f"initialised from {self.name}: " + (", ".join(self.loaded) or "nothing")]
+        for comp, mismatch in self.partial.items():
+            kept = mismatch.missing + [m.split(" ")[0] for m in mismatch.mismatched]
+            lines.append(
+                f"  {comp}: {len(kept)} tensor(s) keep their fresh values ({_short_list(kept)})"
+                + (f"; {len(mismatch.unexpected)} unused ({_short_list(mismatch.unexpected)})" if mismatch.unexpected else "")
+            )
+        if self.not_in_weights:
+            lines.append(f"  not in the weight set (fresh): {', '.join(self.not_in_weights)}")
+        if self.skipped:
+            lines.append(f"  not in the model (unused): {', '.join(self.skipped)}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "loaded": list(self.loaded),
+            "partial": {
+                comp: {"missing": m.missing, "unexpected": m.unexpected, "mismatched": m.mismatched}
+                for comp, m in self.partial.items()
+            },
+            "skipped": list(self.skipped),
+            "not_in_weights": list(self.not_in_weights),
+        }
+
+
+def load_weights(
+    model: Any,
+    name: str,
+    *,
+    components: str | Iterable[str] | None = "all",
+    strict: bool = True,
+    revision: str | None = None,
+    cache_dir: str | os.PathLike[str] | None = None,
+    local_files_only: bool | None = None,
+    endpoint: str | None = None,
+    token: str | bool | None = None,
+) -> LoadReport:
+    """Load weight set ``name`` into an existing model (fetched and sha256-verified as by :func:`load`).
+
+    For fine-tuning: build the model yourself (e.g. ``vganzoo.create`` with the weight set's
+    :func:`pretrained_config` and a changed ``num_classes`` or discriminator list), then load what
+    fits. Unlike :func:`load`, nothing is removed from the model: discriminators the weight set
+    lacks keep their values, and ``generator_ema`` is created (as a copy of the loaded generator)
+    when the weight set has one and ``components`` asks for it.
+
+    Args:
+        model: a :class:`~vganzoo.models.base.VideoGAN`.
+        name, revision, cache_dir, local_files_only, endpoint, token: as for :func:`load`.
+        components: as for :func:`load`; ``"all"`` (the default) is every component of the weight set.
+        strict: every requested component must exist in the model and match it exactly. With
+            False, the tensors that fit are loaded, the rest keep the model's values, and the
+            returned report lists what happened (no warnings); a component none of whose tensors
+            fit is still an error.
+    """
+    weights, fetcher = _resolve(
+        name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
+        endpoint=endpoint, token=token,
+    )
+    wanted = _select_files(weights, components)
+    generator = getattr(model, "generator", None)
+    discriminators = getattr(model, "discriminators", None)
+    if generator is None or discriminators is None:
+        raise TypeError(f"model: expected a VideoGAN (with .generator and .discriminators), got {type(model).__name__}")
+    report = LoadReport(name=weights.name, recipe=dict(weights.recipe) if weights.recipe is not None else None)
+    report.not_in_weights = [
+        comp for comp in _component_modules(model) if comp not in weights.components
+    ]
+    # the generator before its EMA copy, so that EMA tensors the file lacks match the loaded generator
+    order = sorted(wanted, key=lambda c: (c != "generator", c != "generator_ema"))
+    for comp in order:
+        if comp.startswith("discriminator."):
+            role = comp.partition(".")[2]
+            if role not in discriminators:
+                if strict:
+                    raise WeightsError(
+                        f"{weights.name}: the model has no discriminator {role!r}; it has: "
+                        f"{', '.join(discriminators) or 'none'} (strict=False skips it)"
+                    )
+                report.skipped.append(comp)
+                continue
+            module = discriminators[role]
+        elif comp == "generator_ema":
+            module = model.add_ema()
+        else:
+            module = getattr(model, comp)
+        path = fetcher.fetch(weights.files[comp])
+        mismatch = _load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict, warn=False)
+        report.loaded.append(comp)
+        if mismatch is not None:
+            report.partial[comp] = mismatch
+    if getattr(model, "generator_ema", None) is not None:
+        model.generator_ema.requires_grad_(False)
+    return report
 
 
 # ----------------------------------------------------------------------------------------------

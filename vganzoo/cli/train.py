@@ -52,6 +52,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="CHECKPOINT",
         help="continue the newest checkpoint in --out (or the given checkpoint file; put --resume after MODEL)",
     )
+    p.add_argument(
+        "--init-from",
+        default=None,
+        metavar="WEIGHTS",
+        help="fine-tune: start from these pretrained weights (arch.tag, hf-hub:org/repo, or a weight-set folder) "
+        "instead of random ones; built with their config (model overrides on top), loaded where the tensors fit",
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
@@ -153,6 +160,7 @@ def run_export(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..hub import cli_load_name
     from ..train import train
 
     model_overrides: dict[str, Any] = {
@@ -172,6 +180,7 @@ def run(args: argparse.Namespace) -> int:
         model_overrides=model_overrides,
         recipe_overrides=args.overrides,
         resume=args.resume,
+        init_from=None if args.init_from is None else cli_load_name(args.init_from),
         device=args.device,
         amp=args.amp,
         compile=args.compile,

@@ -35,6 +35,51 @@ def _model_size(model: Any, key: str) -> int | None:
     return int(value) if value is not None else None
 
 
+def _model_from_weights(model: str, init_from: str, overrides: Mapping[str, Any]) -> Any:
+    """``model`` built with weight set ``init_from``'s config plus ``overrides`` (weights not loaded yet)."""
+    from .. import hub, registry
+
+    if not isinstance(init_from, str) or not init_from:
+        raise ValueError(
+            f"init_from: expected a weight-set name (arch.tag, hf-hub:org/repo, local-dir:/path), got {init_from!r}"
+        )
+    config = hub.pretrained_config(init_from)
+    trained_as = config.pop("model")
+    if registry.get_model_spec(trained_as) is not registry.get_model_spec(model):
+        raise InvalidConfigError(
+            f"init_from: {init_from!r} holds weights of {trained_as!r}, not of {model!r}; "
+            f"train {trained_as!r} to fine-tune them"
+        )
+    return registry.create(model, **{**config, **overrides})
+
+
+def _has_checkpoint(resume: bool | str, out: str | None) -> bool:
+    """Whether ``resume`` will load a checkpoint (which then replaces any initial weights)."""
+    from . import checkpoint as ckpt
+
+    if not resume:
+        return False
+    if not isinstance(resume, bool):
+        return True
+    return out is not None and bool(ckpt.list_checkpoints(Path(out) / "checkpoints"))
+
+
+def _init_weights(gan: Any, init_from: str) -> Any:
+    """Load ``init_from`` into ``gan`` where it fits (the fine-tuning start); returns the report."""
+    from .. import hub
+
+    return hub.load_weights(gan, init_from, components="all", strict=False)
+
+
+def _drop_ema(gan: Any, report: Any) -> None:
+    """No EMA in this run's recipe: a loaded one would be exported unchanged beside the trained generator."""
+    gan.generator_ema = None
+    if "generator_ema" in report.loaded:
+        report.loaded.remove("generator_ema")
+        report.partial.pop("generator_ema", None)
+        report.skipped.append("generator_ema")
+
+
 def train(
     model: str,
     *,
@@ -46,6 +91,7 @@ def train(
     model_overrides: Mapping[str, Any] | None = None,
     recipe_overrides: Iterable[str] = (),
     resume: bool | str = False,
+    init_from: str | None = None,
     dataset_kwargs: Mapping[str, Any] | None = None,
     command: str | None = None,
     **train_options: Any,
@@ -65,6 +111,13 @@ def train(
         recipe_overrides: ``KEY=VALUE`` strings (``optimizers.generator.lr=1e-4``, ``d_steps=2``).
         resume: True continues the newest checkpoint in ``out`` (with the model config and
             recipe saved there); a path continues that checkpoint file.
+        init_from: fine-tune: start from weight set ``init_from`` (anything ``vganzoo.load`` takes:
+            ``arch.tag``, ``hf-hub:org/repo``, ``local-dir:/path``) instead of random weights.
+            The model is built with the weight set's config (``model_overrides`` on top, e.g. another
+            ``num_classes``) and trained with its recipe when it has one (else the model's);
+            generator, EMA and discriminators are loaded where their tensors fit, the rest keep
+            their fresh initialisation (printed, and recorded in the run's config.json). ``model``
+            must name the same architecture. When ``resume`` finds a checkpoint, that wins.
         command: the command line, recorded in the run's config and the model card.
         train_options: any other :class:`TrainConfig` field (device, amp, seed, ...).
     """
@@ -79,6 +132,7 @@ def train(
     try:
         torch.manual_seed(seed)  # the initial weights
         saved = None
+        report = None  # what init_from loaded
         if resume and out is not None and (Path(out) / "config.json").is_file():
             saved = json.loads((Path(out) / "config.json").read_text())
         if saved is not None:
@@ -94,6 +148,10 @@ def train(
             name = saved_model.pop("model")
             gan = create(name, **saved_model)
             recipe = dict(saved["recipe"])
+        elif init_from is not None:
+            gan = _model_from_weights(model, init_from, model_overrides)
+            report = _init_weights(gan, init_from)
+            recipe = dict(report.recipe if report.recipe is not None else gan.recipe)
         else:
             gan = create(model, **model_overrides)
             recipe = dict(gan.recipe)
@@ -112,6 +170,17 @@ def train(
                     stacklevel=2,
                 )
         gan.recipe = recipe
+        run_info: dict[str, Any] = {"data": data if data is not None else type(dataset).__name__}
+        if report is None and init_from is not None and not _has_checkpoint(resume, out):
+            report = _init_weights(gan, init_from)  # a resumed run that has no checkpoint yet
+        if report is not None:
+            if recipe.get("ema") is None and gan.generator_ema is not None:
+                _drop_ema(gan, report)
+            run_info["init_from"] = report.to_dict()
+            if distributed.rank() == 0 and train_options.get("progress", True):
+                print(report.summary())
+        elif saved is not None and "init_from" in saved:
+            run_info["init_from"] = saved["init_from"]  # where the resumed run started
 
         if dataset is None:
             try:
@@ -135,7 +204,6 @@ def train(
         config = TrainConfig(
             steps=steps, out_dir=str(out), resume=resume, device=str(device), **train_options
         )
-        run_info = {"data": data if data is not None else type(dataset).__name__}
         if command:
             run_info["command"] = command
         trainer = Trainer(gan, dataset, config, run_info=run_info)
