@@ -116,6 +116,32 @@ def test_every_forced_cpu_path_matches_functional(strategy, c, transposed, monke
 
 
 @needs_ext
+@pytest.mark.parametrize("strategy", ["auto", "aten", "onednn", "onednn_cl", "gemm", "direct"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_strided_weight_and_bias_views(strategy, transposed, monkeypatch):
+    """Weight and bias given as strided views (a bias that is a column of a bigger tensor, a weight
+    sliced out of a wider one) compute what contiguous copies do, on every CPU path. (oneDNN read a
+    strided bias at the wrong offsets: a silently wrong result.)"""
+    monkeypatch.setenv("VGANZOO_CPU_STRATEGY", strategy)
+    torch.manual_seed(0)
+    x = torch.randn(2, 4, 4, 6, 6)
+    shape = (4, 8, 3, 3, 3) if transposed else (8, 4, 3, 3, 3)
+    w = torch.randn(*shape[:-1], 2 * shape[-1])[..., ::2]  # last-dim stride 2
+    b = torch.randn(8, 3)[:, 1]  # stride 3
+    assert not w.is_contiguous() and not b.is_contiguous()
+    for act in ("none", "leaky_relu"):
+        for layout in ("contiguous", "channels_last"):
+            xi = _layout(x, layout)
+            if transposed:
+                y = ops.conv_transpose3d_bias_act(xi, w, b, 2, 1, 1, activation=act, negative_slope=SLOPE, impl="ext")
+                expected = F.conv_transpose3d(xi, w.contiguous(), b.contiguous(), 2, 1, 1)
+            else:
+                y = ops.conv3d_bias_act(xi, w, b, 1, 1, activation=act, negative_slope=SLOPE, impl="ext")
+                expected = F.conv3d(xi, w.contiguous(), b.contiguous(), 1, 1)
+            torch.testing.assert_close(y, _act(expected, act), **_tol(torch.float32), msg=f"{act} {layout}")
+
+
+@needs_ext
 @FAST
 @given(c=conv_cfg, out_pad=st.tuples(st.integers(0, 1), st.integers(0, 1), st.integers(0, 1)))
 def test_conv_transpose3d_matches_functional(c, out_pad):
@@ -502,7 +528,25 @@ BAD_CASES = [
     ("activation", lambda x, w, b: (x, w, b, {"activation": "gelu"}), ValueError, "activation must be one of"),
     ("negative slope", lambda x, w, b: (x, w, b, {"activation": "leaky_relu", "negative_slope": -0.1}),
      ValueError, "negative_slope"),
+    ("NaN slope", lambda x, w, b: (x, w, b, {"activation": "leaky_relu", "negative_slope": float("nan")}),
+     ValueError, "negative_slope must be >= 0"),
 ]
+
+
+@pytest.mark.parametrize("impl", ["ref", "ext"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_argument_types_checked_the_same_on_both_paths(impl, transposed):
+    """Python-level argument types (the dispatcher would turn groups=True into 1 on the ext path)."""
+    if impl == "ext" and not HAS_EXT:
+        pytest.skip("vganzoo._C not built")
+    x, w, b = _base()
+    op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
+    if transposed:
+        w = w.transpose(0, 1).contiguous()
+    with pytest.raises(TypeError, match="groups must be an int, got True"):
+        op(x, w, b, groups=True, impl=impl)
+    with pytest.raises(TypeError, match="negative_slope must be a number, got '0.2'"):
+        op(x, w, b, activation="leaky_relu", negative_slope="0.2", impl=impl)
 
 
 @pytest.mark.parametrize("impl", ["ref", "ext"])

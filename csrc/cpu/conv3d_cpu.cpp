@@ -139,7 +139,9 @@ at::Tensor run_onednn(const ConvGeometry& g, const at::Tensor& x, const at::Tens
   torch::jit::Stack stack;
   stack.emplace_back(xin);
   stack.emplace_back(weight);
-  stack.emplace_back(bias.has_value() && bias->defined() ? c10::IValue(*bias) : c10::IValue());
+  // oneDNN reads the bias as a dense vector: a strided view (a column of a bigger tensor) would be
+  // read at the wrong offsets, silently.
+  stack.emplace_back(bias.has_value() && bias->defined() ? c10::IValue(bias->contiguous()) : c10::IValue());
   stack.emplace_back(pad);
   if (g.transposed) stack.emplace_back(out_pad);
   stack.emplace_back(stride);

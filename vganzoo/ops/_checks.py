@@ -6,7 +6,9 @@ input with the same clear ValueError / TypeError naming the argument.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 
@@ -42,9 +44,17 @@ def triple(value: int | Sequence[int], name: str) -> list[int]:
 def check_activation(activation: str, negative_slope: float) -> None:
     if not isinstance(activation, str) or activation not in ACTIVATIONS:
         raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-    if activation == "leaky_relu" and negative_slope < 0:
+    if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
+        raise TypeError(f"negative_slope must be a number, got {negative_slope!r}")
+    if activation == "leaky_relu" and not negative_slope >= 0:  # NaN fails too
         raise ValueError(f"negative_slope must be >= 0 for activation='leaky_relu' (the backward pass derives the "
                          f"gradient from the saved output), got {negative_slope}")
+
+
+def check_groups(op: str, groups: Any) -> None:
+    """groups is an int (not a bool, which the dispatcher would take as 1)."""
+    if isinstance(groups, bool) or not isinstance(groups, (int, torch.SymInt)):
+        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
 
 
 def output_memory_format(x: torch.Tensor) -> torch.memory_format:
@@ -72,8 +82,7 @@ def check_conv_args(op: str, x, weight, bias, stride: list[int], padding: list[i
         raise TypeError(f"{op}: weight dtype {weight.dtype} does not match x dtype {x.dtype}")
     if weight.device != x.device:
         raise ValueError(f"{op}: weight is on {weight.device} but x is on {x.device}")
-    if isinstance(groups, bool) or not isinstance(groups, (int, torch.SymInt)):
-        raise TypeError(f"{op}: groups must be an int, got {groups!r}")
+    check_groups(op, groups)
     if groups < 1:
         raise ValueError(f"{op}: groups must be >= 1, got {groups}")
     for name, vals, lo in (("stride", stride, 1), ("padding", padding, 0), ("dilation", dilation, 1)):

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 
 from . import _ext
-from ._checks import check_activation, check_conv_args, output_memory_format, triple
+from ._checks import check_activation, check_conv_args, check_groups, output_memory_format, triple
 from .reference import conv3d_bias_act_ref, conv_transpose3d_bias_act_ref
 
 IMPLS = ("auto", "ext", "ref")
@@ -106,6 +106,7 @@ def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
         x, weight, bias = _autocast_inputs(x, weight, bias)
         check_conv_args("conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False)
         return conv3d_bias_act_ref(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope)
+    check_groups("conv3d_bias_act", groups)
     args = (x, weight, bias, stride, padding, dilation, groups, activation, float(negative_slope))
     return torch.ops.vganzoo.conv3d_bias_act.default(*args)
 
@@ -131,6 +132,7 @@ def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch
                         groups, True)
         return conv_transpose3d_bias_act_ref(x, weight, bias, stride, padding, output_padding, dilation, groups,
                                              activation, negative_slope)
+    check_groups("conv_transpose3d_bias_act", groups)
     args = (x, weight, bias, stride, padding, output_padding, dilation, groups, activation, float(negative_slope))
     return torch.ops.vganzoo.conv_transpose3d_bias_act.default(*args)
 
