@@ -101,6 +101,29 @@ def test_same_seed_same_videos(name):
 
 
 @pytest.mark.parametrize("name", MODELS)
+def test_empty_batch_and_seed_range(name):
+    model = small(name, resolution=32)
+    videos = model.sample(0, seed=0)
+    assert videos.shape == (0, *model.sample(1, seed=0).shape[1:])
+    with pytest.raises(ValueError, match=r"seed must be in \[-2\*\*63, 2\*\*64\)"):
+        model.sample(1, seed=2**70)
+    assert model.sample(1, seed=2**64 - 1).shape[0] == 1
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_sampling_in_the_models_dtype(name):
+    """A model cast with .to(dtype) (or loaded with dtype=) samples in that dtype: the float32 latents
+    follow it, and the videos equal the float32 model's up to the dtype's precision."""
+    model = small(name, resolution=32)
+    reference = model.sample(2, seed=5)
+    double = copy.deepcopy(model).to(torch.float64).sample(2, seed=5)
+    assert double.dtype == torch.float64
+    torch.testing.assert_close(double, reference.double(), atol=1e-4, rtol=0)
+    half = copy.deepcopy(model).to(torch.bfloat16).sample(2, seed=5)
+    assert half.dtype == torch.bfloat16 and half.shape == reference.shape
+
+
+@pytest.mark.parametrize("name", MODELS)
 def test_returned_latents_reproduce_the_videos(name):
     model = small(name, resolution=32)
     videos, latents = model.sample(2, seed=5, return_latents=True)

@@ -47,12 +47,12 @@ def to_channels(videos: torch.Tensor, channels: int) -> torch.Tensor:
 
 def resize_frames(videos: torch.Tensor, size: tuple[int, int], *, mode: str = "bilinear", antialias: bool = False) -> torch.Tensor:
     """Resize every frame: (N, C, T, H, W) -> (N, C, T, size[0], size[1]); no-op when already that size."""
-    n = videos.shape[0]
+    t = videos.shape[2]  # split by t, not n: n may be 0
     if tuple(videos.shape[-2:]) == tuple(size):
         return videos
     frames = rearrange(videos, "n c t h w -> (n t) c h w")
     frames = F.interpolate(frames, size=size, mode=mode, align_corners=False, antialias=antialias)
-    return rearrange(frames, "(n t) c h w -> n c t h w", n=n)
+    return rearrange(frames, "(n t) c h w -> n c t h w", t=t)
 
 
 def centre_crop(videos: torch.Tensor, size: int) -> torch.Tensor:

@@ -122,11 +122,11 @@ class DigitsScorer(nn.Module):
     @torch.no_grad()
     def forward(self, videos: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         frames = prepare_frames(videos)
-        n = frames.shape[0]
+        t = frames.shape[2]  # split by t, not n: n may be 0
         flat = rearrange(frames, "n c t h w -> (n t) c h w").to(next(self.classifier.parameters()).device)
         features, logits = self.classifier(flat)
-        features = rearrange(features, "(n t) d -> n t d", n=n)
-        probs = rearrange(logits.float().softmax(dim=-1), "(n t) k -> n t k", n=n)
+        features = rearrange(features, "(n t) d -> n t d", t=t)
+        probs = rearrange(logits.float().softmax(dim=-1), "(n t) k -> n t k", t=t)
         return features.float(), probs
 
     @torch.no_grad()

@@ -43,6 +43,8 @@ def make_generator(seed: int | None) -> torch.Generator:
         seed = int(torch.randint(0, 2**62, (1,)).item())
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int or None, got {type(seed).__name__}")
+    if not -(2**63) <= seed < 2**64:  # what torch.Generator.manual_seed takes
+        raise ValueError(f"seed must be in [-2**63, 2**64), got {seed}")
     gen = torch.Generator(device="cpu")
     gen.manual_seed(seed)
     return gen
@@ -163,7 +165,13 @@ class VideoGAN(nn.Module):
             raise ValueError(f"device: the generator's weights are on {param.device}, not {device}; call model.to({str(device)!r}) first")
         labels = check_labels(labels, n, self.num_classes)
         latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
-        latents = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in latents.items()}
+        # latents are drawn in float32 on the CPU (the same seed gives the same videos anywhere); a
+        # model cast with .to(dtype) / load(dtype=...) gets them in its own dtype
+        dtype = param.dtype if param is not None and param.is_floating_point() else None
+        latents = {
+            k: v.to(device=device, dtype=dtype if v.is_floating_point() else None) if isinstance(v, torch.Tensor) else v
+            for k, v in latents.items()
+        }
         was_training = gen_module.training
         gen_module.eval()
         try:

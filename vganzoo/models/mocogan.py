@@ -235,7 +235,7 @@ class MoCoGANGenerator(nn.Module):
         parts.append(motion)
         z = rearrange(torch.cat(parts, dim=2), "n t d -> (n t) d 1 1")
         images = self.main(z)  # (N*T, C, H, W)
-        return rearrange(images, "(n t) c h w -> n c t h w", n=n)
+        return rearrange(images, "(n t) c h w -> n c t h w", t=frames)  # t, not n: n may be 0
 
 
 # ------------------------------------------------------------------------------------------------

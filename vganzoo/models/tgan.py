@@ -238,7 +238,7 @@ class TGANGenerator(nn.Module):
         z_fast = self.temporal(z)  # (N, dim_z_fast, T)
         t = z_fast.shape[2]
         frames = self.image(repeat(z, "n d -> (n t) d", t=t), rearrange(z_fast, "n d t -> (n t) d"))
-        return rearrange(frames, "(n t) c h w -> n c t h w", n=n)
+        return rearrange(frames, "(n t) c h w -> n c t h w", t=t)  # t, not n: n may be 0
 
 
 @register_component("discriminator", "tgan/video")
