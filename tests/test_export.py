@@ -121,6 +121,14 @@ def test_cli_export(run, tmp_path, capsys):
     assert main(["export", str(out), str(tmp_path / "x"), "--metadata", str(meta)]) == 2
     assert "--metadata" in capsys.readouterr().err
     assert not (tmp_path / "x").exists()
+    # file-system refusals are user errors too: one line, exit 2, no traceback
+    assert main(["export", str(out), str(tmp_path / "w")]) == 2  # exists (no --overwrite)
+    err = capsys.readouterr().err
+    assert "is not empty" in err and len(err.strip().splitlines()) == 1
+    (tmp_path / "afile").write_text("x")
+    assert main(["export", str(out), str(tmp_path / "afile" / "sub")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("vganzoo export: error:") and "Traceback" not in err
 
 
 def test_a_damaged_newest_checkpoint_is_skipped(run, tmp_path):

@@ -98,7 +98,7 @@ def test_gif_round_trip_is_close_for_colour(tmp_path):
 @pytest.mark.parametrize("ext", [".mp4", ".webm", ".avi"])
 def test_ffmpeg_round_trip_shape_and_content(tmp_path, ext):
     video = gray_ramp_video(8, height=16, width=16, step=25)
-    path = vio.save_video(video, tmp_path / f"v{ext}", fps=10)
+    path = vio.save_video(video, tmp_path / f"v{ext}", fps=np.float32(10))  # a numpy number is a number
     info = vio.probe_video(path)
     assert (info.frames, info.height, info.width) == (8, 16, 16) and info.fps == pytest.approx(10)
     back = vio.read_video(path)
@@ -126,8 +126,13 @@ def test_save_video_rejects_bad_input_and_leaves_no_file(tmp_path):
         with pytest.raises(error, match=match):
             vio.save_video(videos, tmp_path / name)
         assert not (tmp_path / name).exists()
-    with pytest.raises(ValueError, match="fps"):
-        vio.save_video(good, tmp_path / "x.gif", fps=0)
+    for fps in (0, 1e-4, 1e6, float("nan"), "8", True):
+        with pytest.raises(ValueError, match="fps must be a number from 0.01 to 1000"):
+            vio.save_video(good, tmp_path / "x.gif", fps=fps)
+    (tmp_path / "folder.gif").mkdir()
+    with pytest.raises(IsADirectoryError, match="path: .*folder.gif' is a folder"):
+        vio.save_video(good, tmp_path / "folder.gif")
+    (tmp_path / "folder.gif").rmdir()
     with pytest.raises(ValueError, match="pad_value"):
         vio.save_video(good, tmp_path / "x.gif", pad_value=2.0)
     with pytest.raises(ValueError, match="pad_value"):

@@ -18,6 +18,7 @@ pixel with the padding value.
 from __future__ import annotations
 
 import math
+import numbers
 import os
 import re
 from pathlib import Path
@@ -52,6 +53,7 @@ UINT8_MAX = 255
 # Float videos may overshoot [-1, 1] by rounding error; anything further out is a caller's bug.
 RANGE_TOLERANCE = 1e-3
 GIF_TIME_UNIT_MS = 10  # GIF frame delays are stored in hundredths of a second
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # a GIF delay holds at most 655.35 s; past 100 fps GIF delays stay 10 ms
 GIF_COLOURS = 256  # palette size per frame
 # extension -> (FFmpeg container, encoders in order of preference, encoder options); PyAV's
 # bundled FFmpeg ships all of these encoders
@@ -202,7 +204,7 @@ def save_video(
         videos: (N, C, T, H, W) or (C, T, H, W); float in [-1, 1] or uint8 in [0, 255]; 1 or 3
             channels (1 is written as gray). A torch tensor (any device) or numpy array.
         path: output file; its extension picks the format. Missing parent folders are created.
-        fps: frames per second (GIF delays are rounded to 10 ms).
+        fps: frames per second, 0.01 to 1000 (GIF delays are rounded to 10 ms).
         nrow, padding, pad_value: grid layout, see :func:`make_grid`. A single video
             (C, T, H, W) is written without padding.
 
@@ -213,8 +215,10 @@ def save_video(
     ext = path.suffix.lower()
     if ext not in WRITABLE_EXTENSIONS:
         raise ValueError(f"path: unknown video extension {path.suffix!r} in {str(path)!r}; use one of {', '.join(WRITABLE_EXTENSIONS)}")
-    if isinstance(fps, bool) or not isinstance(fps, (int, float)) or not math.isfinite(fps) or fps <= 0:
-        raise ValueError(f"fps must be a positive number, got {fps!r}")
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not MIN_FPS <= float(fps) <= MAX_FPS:
+        raise ValueError(f"fps must be a number from {MIN_FPS} to {MAX_FPS}, got {fps!r}")
+    if path.is_dir():
+        raise IsADirectoryError(f"path: {str(path)!r} is a folder; give a file name, e.g. {str(path / ('video' + ext))!r}")
     single = _as_tensor(videos).ndim == 4
     batch = _as_batch(videos)
     if pad_value is not None and batch.dtype == torch.uint8 and not (float(pad_value).is_integer() and 0 <= pad_value <= UINT8_MAX):

@@ -19,8 +19,9 @@ from ..errors import VganzooError
 # Subcommand modules, in the order --help lists them.
 SUBCOMMAND_MODULES = ("models", "sample", "train", "eval", "data", "hub", "convert")
 
-# Errors that are the user's doing: shown as one line, exit code 2.
-USER_ERRORS: tuple[type[BaseException], ...] = (VganzooError, ValueError, TypeError, LookupError, FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+# Errors that are the user's doing: shown as one line, exit code 2. OSError covers the file system's
+# answers to a path the user gave (missing, exists, not a folder, no permission, disk full).
+USER_ERRORS: tuple[type[BaseException], ...] = (VganzooError, ValueError, TypeError, LookupError, OSError)
 
 
 def build_parser() -> argparse.ArgumentParser:
