@@ -161,3 +161,22 @@ def test_factory_kwargs_and_reset_parameters_as_torch(transposed):
 def test_bad_arguments(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(3, 4, 3, **kwargs)
+
+
+@pytest.mark.parametrize("impl", ["ref", "auto"])
+@pytest.mark.parametrize("norm", [None, "batch"])
+def test_transposed_output_size_as_conv_transpose3d(impl, norm):
+    """forward(x, output_size=...) picks the output padding per call, as nn.ConvTranspose3d does."""
+    torch.manual_seed(0)
+    layer = STConvTranspose3d(3, 4, (3, 4, 4), stride=(1, 2, 2), padding=1, norm=norm, impl=impl).eval()
+    ref = nn.ConvTranspose3d(3, 4, (3, 4, 4), stride=(1, 2, 2), padding=1, bias=True).eval()
+    ref.load_state_dict({k: v for k, v in layer.state_dict().items() if k in ("weight", "bias")})
+    x = torch.randn(2, 3, 4, 5, 5)
+    for size in [(4, 10, 10), (4, 11, 11), (4, 10, 11), (2, 4, 4, 11, 10)]:
+        y = layer(x, output_size=size)
+        assert y.shape[2:] == tuple(size[-3:])
+        if norm is None:
+            torch.testing.assert_close(y, ref(x, output_size=list(size)))
+    assert layer(x).shape[2:] == (4, 10, 10)  # the layer's own output_padding is unchanged afterwards
+    with pytest.raises(ValueError, match="requested an output size of"):
+        layer(x, output_size=(4, 13, 13))

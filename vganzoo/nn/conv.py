@@ -99,9 +99,11 @@ class _STConvBase(nn.Module):
         if self.norm is not None:
             self.norm.reset_parameters()
 
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str) -> torch.Tensor:
+    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str,
+              output_padding: Sequence[int] | None = None) -> torch.Tensor:
         if self.transposed:
-            return ops.conv_transpose3d_bias_act(x, weight, bias, self.stride, self.padding, self.output_padding,
+            out_pad = self.output_padding if output_padding is None else output_padding
+            return ops.conv_transpose3d_bias_act(x, weight, bias, self.stride, self.padding, out_pad,
                                                  self.dilation, self.groups, activation, self.negative_slope,
                                                  impl=self.impl)
         if self._input_pad is not None:
@@ -133,13 +135,16 @@ class _STConvBase(nn.Module):
         return w.to(self.weight.dtype), bias.to(self.weight.dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._forward(x)
+
+    def _forward(self, x: torch.Tensor, output_padding: Sequence[int] | None = None) -> torch.Tensor:
         norm = self.norm
         if norm is None:
-            return self._conv(x, self.weight, self.bias, self.activation)
+            return self._conv(x, self.weight, self.bias, self.activation, output_padding)
         if not norm.training and norm.running_mean is not None:
             weight, bias = self.folded_weight_bias()
-            return self._conv(x, weight, bias, self.activation)
-        y = norm(self._conv(x, self.weight, self.bias, "none"))
+            return self._conv(x, weight, bias, self.activation, output_padding)
+        y = norm(self._conv(x, self.weight, self.bias, "none", output_padding))
         return _activation_(y, self.activation, self.negative_slope)
 
     def extra_repr(self) -> str:
@@ -174,6 +179,18 @@ class STConvTranspose3d(_STConvBase):
 
     Drop-in for nn.ConvTranspose3d (`weight` (C_in, C_out/groups, kT, kH, kW), `output_padding`, device, dtype;
     like it, integer padding and padding_mode "zeros" only), with the same extra arguments as STConv3d.
+    forward(x, output_size=None): as nn.ConvTranspose3d, output_size (the output's (T, H, W), or with N and C
+    in front) picks the output padding for this call.
     """
 
     transposed = True
+
+    def forward(self, x: torch.Tensor, output_size: Sequence[int] | None = None) -> torch.Tensor:
+        if output_size is None:
+            return self._forward(x)
+        # torch's own resolution of output_size (its checks and messages), for this call only
+        output_padding = nn.ConvTranspose3d._output_padding(
+            self, x, list(output_size), list(self.stride), list(self.padding), list(self.kernel_size), 3,  # type: ignore[arg-type]
+            list(self.dilation),
+        )
+        return self._forward(x, tuple(output_padding))
