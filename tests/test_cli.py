@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+import vganzoo
 from vganzoo import registry
 from vganzoo.cli import main
 
@@ -83,3 +84,17 @@ def test_python_dash_m_entry_point():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = subprocess.run([sys.executable, "-m", "vganzoo", "--version"], capture_output=True, text=True, env=env, timeout=120)
     assert out.returncode == 0 and out.stdout.startswith("vganzoo ")
+
+
+def test_info_of_a_weight_set_describes_those_weights(capsys):
+    """`info arch.tag` counts and lists the weight set's config (32 px, 1 channel, 10 classes for the
+    bundled digits weights), not the architecture's defaults."""
+    assert main(["info", "mocogan-rnn.digits", "--json"]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert info["weights"] == "mocogan-rnn.digits"
+    assert (info["config"]["resolution"], info["config"]["channels"], info["config"]["num_classes"]) == (32, 1, 10)
+    loaded = vganzoo.load("mocogan-rnn.digits", components="all")
+    assert info["parameters"]["total"] == sum(p.numel() for p in loaded.parameters())
+    assert main(["info", "mocogan-rnn"]) == 0
+    out = capsys.readouterr().out
+    assert "default config:" in out and "weights" not in out.split("default config:")[1].split("pretrained:")[0]

@@ -471,15 +471,26 @@ def create(name: str, **overrides: Any) -> Any:
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Family, paper, default config, recipe, pretrained tags and parameter counts of ``name``."""
+    """Family, paper, default config, recipe, pretrained tags and parameter counts of ``name``.
+
+    For ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
+    (read from its verified config.json), otherwise of the default config.
+    """
     import torch
 
     spec = get_model_spec(name)
+    _, tag = split_tag(name)
+    config: dict[str, Any] = {}
+    if tag is not None:  # the weight set's own config (resolution, channels, classes...), not the defaults
+        from . import hub
+
+        config = hub.pretrained_config(name)
+        config.pop("model", None)
     try:
         with torch.device("meta"):
-            model = create(spec.qualified_name)
+            model = create(spec.qualified_name, **config)
     except Exception:  # some initialisers (orthogonal, SVD) do not run on meta tensors
-        model = create(spec.qualified_name)
+        model = create(spec.qualified_name, **config)
     counts = {"generator": sum(p.numel() for p in model.generator.parameters())}
     for dname, disc in model.discriminators.items():
         counts[f"discriminator.{dname}"] = sum(p.numel() for p in disc.parameters())
@@ -491,6 +502,8 @@ def model_info(name: str) -> dict[str, Any]:
         "paper": spec.paper,
         "description": spec.description,
         "default_config": dict(spec.default_config),
+        "weights": f"{spec.name}.{tag}" if tag is not None else None,
+        "config": {**spec.default_config, **config},  # what "parameters" counts: the weights' config for arch.tag
         "recipe": dict(spec.recipe),
         "pretrained": {tag: p.to_dict() for tag, p in spec.pretrained.items()},
         "default_tag": spec.default_tag,

@@ -65,8 +65,8 @@ def run_info(args: argparse.Namespace) -> int:
     print("\nparameters:")
     for comp, count in info["parameters"].items():
         print(f"  {comp:<28} {count:>12,}")
-    print("\ndefault config:")
-    for key, value in info["default_config"].items():
+    print(f"\nconfig of the {info['weights']} weights:" if info["weights"] else "\ndefault config:")
+    for key, value in info["config"].items():
         print(f"  {key:<28} {value!r}")
     print("\npretrained:", ", ".join(info["pretrained"]) or "none")
     for tag, spec in info["pretrained"].items():
