@@ -206,9 +206,11 @@ def test_mocogan_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         convert_mocogan(tmp_path / "missing.pytorch", tmp_path / "out")
     junk = tmp_path / "junk.pytorch"
-    junk.write_bytes(b"not a pickle at all")
-    with pytest.raises(ValueError, match="not a readable"):
-        convert_mocogan(junk, tmp_path / "out")
+    for data in (b"not a pickle at all", b"garbage\n", b"\x80\x02X\xff\xff\xff\x7f", b"\x80\x02X\x02\x00\x00\x00\xff\xfe."):
+        junk.write_bytes(data)  # each ends in a different exception inside the unpickler
+        with pytest.raises(ValueError, match="not a readable"):
+            convert_mocogan(junk, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_existing_folder_needs_force(tmp_path, original_models_module):

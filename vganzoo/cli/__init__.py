@@ -44,6 +44,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vganzoo: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vganzoo list | head`: the reader is gone; stop quietly
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not complain again
+        return 141  # 128 + SIGPIPE, as a shell reports it
     except USER_ERRORS as exc:
         if os.environ.get("VGANZOO_DEBUG"):
             raise

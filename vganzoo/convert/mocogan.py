@@ -191,7 +191,8 @@ def load_mocogan_generator(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
         obj = _read(path)
     except UnsafeCheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError, TypeError) as exc:
+    except (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError, TypeError, ValueError, KeyError,
+            IndexError, OverflowError, UnicodeDecodeError) as exc:  # what unpickling arbitrary bytes raises
         raise ValueError(f"{str(path)!r} is not a readable PyTorch checkpoint: {exc}") from None
     if isinstance(obj, nn.Module):
         attrs = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
