@@ -123,6 +123,23 @@ def test_misaligned_channels_last_input(dtype):
     torch.testing.assert_close(y.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
 
 
+@pytest.mark.parametrize("strategy", ["auto", "igemm", "aten"])
+@pytest.mark.parametrize("transposed", [False, True])
+def test_strided_weight_and_bias_views_cuda(strategy, transposed, monkeypatch):
+    """Strided weight / bias views compute what contiguous copies do on every CUDA path (the CPU
+    oneDNN path once read a strided bias at the wrong offsets)."""
+    monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", strategy)
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 4, 8, 8, device="cuda").contiguous(memory_format=torch.channels_last_3d)
+    shape = (16, 32, 3, 3, 3) if transposed else (32, 16, 3, 3, 3)
+    w = torch.randn(*shape[:-1], 2 * shape[-1], device="cuda")[..., ::2] * 0.1
+    b = torch.randn(32, 3, device="cuda")[:, 1]
+    op, ref = (ops.conv_transpose3d_bias_act, F.conv_transpose3d) if transposed else (ops.conv3d_bias_act, F.conv3d)
+    y = op(x, w, b, 1, 1, activation="relu", impl="ext")
+    expected = torch.relu(ref(x.double(), w.contiguous().double(), b.contiguous().double(), 1, 1))
+    torch.testing.assert_close(y.double(), expected, atol=TOL[torch.float32], rtol=TOL[torch.float32])
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 def test_conv_transpose3d_cuda_matches_reference(dtype):
     torch.manual_seed(0)
