@@ -180,3 +180,10 @@ def test_transposed_output_size_as_conv_transpose3d(impl, norm):
     assert layer(x).shape[2:] == (4, 10, 10)  # the layer's own output_padding is unchanged afterwards
     with pytest.raises(ValueError, match="requested an output size of"):
         layer(x, output_size=(4, 13, 13))
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")
+@pytest.mark.parametrize("cls", [STConv3d, STConvTranspose3d])
+def test_torchscript_says_what_to_use_instead(cls):
+    with pytest.raises(TypeError, match="TorchScript is not supported.*torch.compile"):
+        torch.jit.script(nn.Sequential(cls(2, 3, 3)))

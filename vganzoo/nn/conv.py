@@ -137,6 +137,13 @@ class _STConvBase(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._forward(x)
 
+    def __prepare_scriptable__(self) -> nn.Module:
+        # torch.jit.script calls this first: say why instead of a TorchScript compiler error
+        raise TypeError(
+            f"{type(self).__name__}: TorchScript is not supported (the layer picks its implementation in Python); "
+            "use torch.compile, or torch.export for a serialisable graph"
+        )
+
     def _forward(self, x: torch.Tensor, output_padding: Sequence[int] | None = None) -> torch.Tensor:
         norm = self.norm
         if norm is None:
