@@ -373,6 +373,21 @@ def test_first_download_then_zero_requests_then_offline(published, monkeypatch):
     assert torch.equal(offline.sample(1, seed=2), offline_env.sample(1, seed=2))
 
 
+def test_load_weights_and_pretrained_config_from_the_hub(published):
+    """Fine-tuning's two calls go through the same verified download as load()."""
+    model, _folder, sha, cache, server = published
+    config = hub.pretrained_config(f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url)
+    assert config == model.config
+    target = vganzoo.create(config.pop("model"), **config)
+    report = hub.load_weights(target, f"{MODEL}.tiny", cache_dir=cache, endpoint=server.url)
+    assert report.repo_id == REPO and report.revision == sha
+    assert report.to_dict()["revision"] == sha and "generator_ema" in report.loaded
+    assert same_weights(target.generator, model.generator)
+    for role in model.discriminators:
+        assert same_weights(target.discriminators[role], model.discriminators[role])
+    assert server.count("GET", contains="discriminator") == len(model.discriminators)
+
+
 def test_offline_with_empty_cache_fails_at_once_naming_file(published, monkeypatch):
     _model, _folder, _sha, cache, server = published
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")

@@ -798,6 +798,7 @@ class LoadReport:
     skipped: weight-set components the model has no place for (a discriminator role it lacks).
     not_in_weights: model components the weight set does not have (they keep the model's values).
     recipe: the training recipe the weight set records (None when it has none).
+    repo_id, revision: where on the Hub the files came from (None for bundled and local folders).
     """
 
     name: str
@@ -806,6 +807,8 @@ class LoadReport:
     skipped: list[str] = field(default_factory=list)
     not_in_weights: list[str] = field(default_factory=list)
     recipe: dict[str, Any] | None = None
+    repo_id: str | None = None
+    revision: str | None = None
 
     def summary(self) -> str:
         lines = [f"initialised from {self.name}: " + (", ".join(self.loaded) or "nothing")]
@@ -824,6 +827,8 @@ class LoadReport:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "repo_id": self.repo_id,
+            "revision": self.revision,
             "loaded": list(self.loaded),
             "partial": {
                 comp: {"missing": m.missing, "unexpected": m.unexpected, "mismatched": m.mismatched}
@@ -872,7 +877,12 @@ def load_weights(
     discriminators = getattr(model, "discriminators", None)
     if generator is None or discriminators is None:
         raise TypeError(f"model: expected a VideoGAN (with .generator and .discriminators), got {type(model).__name__}")
-    report = LoadReport(name=weights.name, recipe=dict(weights.recipe) if weights.recipe is not None else None)
+    report = LoadReport(
+        name=weights.name,
+        recipe=dict(weights.recipe) if weights.recipe is not None else None,
+        repo_id=weights.repo_id,
+        revision=weights.revision,
+    )
     report.not_in_weights = [
         comp for comp in _component_modules(model) if comp not in weights.components
     ]
