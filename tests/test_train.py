@@ -624,3 +624,37 @@ def test_cli_max_time_durations():
     for bad in ("", "m", "5 minutes", "-3", "0", "1d", "h1"):
         with pytest.raises(argparse.ArgumentTypeError, match="duration"):
             parse_duration(bad)
+
+
+def test_labels_are_used_or_dropped_for_the_whole_run(tmp_path):
+    """Conditioning is decided once per run, never batch by batch."""
+    model = make("tiny-cond-gan")  # num_classes=3
+    wide = h.SyntheticVideos(10, num_classes=5)  # labels 0-4: some batches would fit, some not
+    with pytest.warns(UserWarning, match="dataset has 5 classes but the model num_classes=3 .*--num-classes 5"):
+        trainer = Trainer(model, wide, TrainConfig(steps=1, out_dir=str(tmp_path / "a"), **QUIET))
+    trainer._loader = trainer._make_loader()
+    assert all(trainer._real_batch(2)[1] is None for _ in range(5))
+
+    class NoCount(torch.utils.data.Dataset):  # no num_classes attribute: decided at the first bad batch
+        def __init__(self):
+            self.inner = h.SyntheticVideos(8, num_classes=3)
+
+        def __len__(self):
+            return 8
+
+        def __getitem__(self, i):
+            item = dict(self.inner[i])
+            if i == 5:
+                item["label"] = torch.tensor(-1)
+            return item
+
+    trainer = Trainer(make("tiny-cond-gan"), NoCount(), TrainConfig(steps=1, out_dir=str(tmp_path / "b"), seed=0, **QUIET))
+    trainer._loader = trainer._make_loader()
+    seen = []
+    with pytest.warns(UserWarning, match="unlabelled clips"):
+        for _ in range(8):
+            seen.append(trainer._real_batch(1)[1] is not None)
+    first_bad = seen.index(False)
+    assert all(seen[:first_bad]) and not any(seen[first_bad:])
+    tensors, state = trainer.state_tensors_and_meta()
+    assert state["use_labels"] is False

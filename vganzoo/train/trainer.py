@@ -174,6 +174,19 @@ class Trainer:
             model.add_ema()
         model.to(self.device)
         self.num_classes = int(getattr(model, "num_classes", 0) or 0)
+        # Whether real clips go to the discriminators with their labels: decided once for the run (from
+        # the dataset's num_classes when it has one, else at the first batch that cannot be used), so
+        # that conditioning never changes from batch to batch.
+        self.use_labels = self.num_classes > 0
+        data_classes = getattr(dataset, "num_classes", None)
+        if self.use_labels and isinstance(data_classes, int) and not isinstance(data_classes, bool):
+            if data_classes == 0:
+                self._drop_labels("the dataset has no labels")
+            elif data_classes > self.num_classes:
+                self._drop_labels(
+                    f"the dataset has {data_classes} classes but the model num_classes={self.num_classes} "
+                    f"(pass --num-classes {data_classes} / num_classes={data_classes} to condition on them)"
+                )
 
         optim_specs = self.recipe["optimizers"]
         self.opt_g = build_optimizer(model.generator.parameters(), optim_specs["generator"], what="generator")
@@ -251,6 +264,7 @@ class Trainer:
             "step": self.step,
             "data_position": self.stream.state(),
             "world_size": self.world_size,
+            "use_labels": self.use_labels,
             "optimizers": optim_meta,
             "scalers": {k: s.state_dict() for k, s in self.scalers.items() if s.is_enabled()},
             "model_config": getattr(self.model, "config", {}),
@@ -307,6 +321,8 @@ class Trainer:
             )
         self.stream.load_state(state["data_position"])
         self.step = int(state["step"])
+        if self.use_labels and state.get("use_labels") is False:  # the run had stopped using labels
+            self.use_labels = False
 
     # ------------------------------------------------------------------------------------------
     # the run
@@ -534,22 +550,28 @@ class Trainer:
         batch = self._loader.next_batch(n)
         video = batch["video"].to(self.device, non_blocking=True)
         labels = batch.get("label")
-        if self.num_classes <= 0 or labels is None:
+        if not self.use_labels or labels is None:
             return video, None
         labels = torch.as_tensor(labels).long()
         if (labels < 0).any():
-            self._warn_once(
-                "nolabels",
-                "data: the model is conditional but the dataset has no labels; real clips are shown to the discriminators without labels",
-            )
+            self._drop_labels("the dataset has unlabelled clips")
             return video, None
         if (labels >= self.num_classes).any():
-            self._warn_once(
-                "labelrange",
-                f"data: dataset labels go up to {int(labels.max())}, beyond the model's num_classes={self.num_classes}; real clips are used without labels",
+            self._drop_labels(
+                f"dataset labels go up to {int(labels.max())}, beyond the model's num_classes={self.num_classes}"
             )
             return video, None
         return video, labels.to(self.device, non_blocking=True)
+
+    def _drop_labels(self, why: str) -> None:
+        """From now on (for the rest of the run) real clips go to the discriminators without labels."""
+        self.use_labels = False
+        if self.is_main:
+            warnings.warn(
+                f"data: the model is conditional but {why}; real clips are shown to the discriminators "
+                "without labels for the rest of the run",
+                stacklevel=3,
+            )
 
     def _check_shapes(self, real: torch.Tensor, fake: torch.Tensor) -> None:
         if tuple(real.shape[1:]) != tuple(fake.shape[1:]):
