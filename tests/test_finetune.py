@@ -237,3 +237,54 @@ def test_cli_init_from_a_folder_path(tmp_path, fake_data, capsys):
     assert "has no pretrained weights" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "bad"), "--init-from", str(tmp_path / "missing")]) == 2
     assert "is not a folder" in capsys.readouterr().err
+
+
+def test_resume_without_a_checkpoint_starts_from_the_runs_init_from(tmp_path):
+    """A fine-tune run stopped before its first checkpoint, resumed without repeating init_from,
+    still starts from the weights its config.json names (not from random ones)."""
+    name, source = saved_weight_set(tmp_path, seed=7)
+    run_train(tmp_path, steps=1, init_from=name, recipe_overrides=FROZEN, checkpoint_every=0)
+    for f in (tmp_path / "run" / "checkpoints").iterdir():
+        f.unlink()  # as if killed before its first checkpoint
+    with pytest.warns(UserWarning, match="resume: no checkpoint"):
+        _, config = run_train(tmp_path, steps=1, resume=True, recipe_overrides=FROZEN)
+    assert config["init_from"]["name"] == name
+    start = source.generator.to_video.weight.detach()
+    torch.testing.assert_close(final_generator(tmp_path)["to_video.weight"], start, rtol=0, atol=0)
+
+
+def test_a_replaced_discriminator_starts_fresh(tmp_path):
+    """Fine-tuning with another kind of discriminator under a role: nothing of the old one fits, so it
+    keeps its fresh initialisation (reported), while a generator that does not fit is an error."""
+    name, source = saved_weight_set(tmp_path)
+    torch.manual_seed(5)
+    target = vganzoo.create("tiny-cond-gan")
+    target.discriminators["video"] = torch.nn.Sequential(torch.nn.Conv3d(3, 2, 1))
+    fresh = h.weights(target.discriminators["video"])
+    with pytest.raises(hub.StateDictMismatchError):
+        hub.load_weights(target, name)
+    report = hub.load_weights(target, name, strict=False)
+    assert report.unfit == ["discriminator.video"] and "discriminator.video" not in report.loaded
+    assert "nothing fits" in report.summary()
+    h.assert_same_weights(h.weights(target.discriminators["video"]), fresh)
+    h.assert_same_weights(h.weights(target.generator), h.weights(source.generator))
+
+
+def test_registry_weight_sets_carry_their_training_recipe():
+    """`arch.tag` and the same folder as local-dir: give the same recipe (the one they were trained with)."""
+    from pathlib import Path
+
+    folder = Path(vganzoo.__file__).parent / "weights" / "mocogan-rnn.digits"
+    by_name = vganzoo.load("mocogan-rnn.digits").recipe
+    assert by_name == vganzoo.load(f"local-dir:{folder}").recipe
+    assert by_name == json.loads((folder / "weights.json").read_text())["recipe"]
+    target = vganzoo.create("mocogan-rnn", **{k: v for k, v in hub.pretrained_config("mocogan-rnn.digits").items() if k != "model"})
+    assert hub.load_weights(target, "mocogan-rnn.digits").recipe == by_name
+
+
+def test_resume_checks_the_model_and_says_what_changed(tmp_path):
+    run_train(tmp_path, steps=1, seed=0)
+    with pytest.raises(InvalidConfigError, match="resume: the run in .* trains 'tiny-cond-gan', not 'tiny-mask-gan'"):
+        train("tiny-mask-gan", dataset=h.SyntheticVideos(8), out=str(tmp_path / "run"), steps=2, resume=True, **QUIET)
+    with pytest.warns(UserWarning, match=r"resume: changing seed 0 -> 3, grad_accum 1 -> 2"):
+        run_train(tmp_path, steps=2, resume=True, seed=3, grad_accum=2)

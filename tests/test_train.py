@@ -433,6 +433,7 @@ def test_cli_train_and_resume(tmp_path, fake_data, capsys):
         == 0
     )
     assert "trained 3 iterations" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3  # not given: the run's own
     # Resuming with the run's own command line changes nothing: no warning; a real change is named.
     import warnings as _warnings
 

@@ -104,6 +104,10 @@ class WeightsNotFoundError(WeightsError, FileNotFoundError):
         return str(self.args[0]) if self.args else ""
 
 
+class _NothingFits(WeightsError, ValueError):
+    """A non-strict load where none of a file's tensors fit the module (another model or config)."""
+
+
 class StateDictMismatchError(WeightsError, ValueError):
     """A safetensors file whose keys or shapes do not match the module it is loaded into."""
 
@@ -290,15 +294,19 @@ def _registry_weight_set(name: str, revision: str | None) -> _WeightSet:
     if pre.repo_id is None and pre.bundled is None:
         raise WeightsError(f"{spec.name}.{tag}: the spec names neither a Hub repo nor a bundled folder")
     qualified = spec.name if spec.source == registry.BUILTIN_SOURCE else spec.qualified_name
+    bundled = (_PACKAGE_DIR / pre.bundled) if pre.bundled else None
+    recipe = None  # the recipe the weights were trained with, from the installed copy's weights.json
+    if bundled is not None and (bundled / INDEX_FILE).is_file():
+        recipe = _parse_index(_read_json(bundled / INDEX_FILE, f"{spec.name}.{tag}"), str(bundled))[3]
     return _WeightSet(
         name=f"{arch}.{tag}",
         files=files,
         sha256={k: v.lower() for k, v in pre.sha256.items()},
         repo_id=pre.repo_id,
         revision=pre.revision,
-        bundled=(_PACKAGE_DIR / pre.bundled) if pre.bundled else None,
+        bundled=bundled,
         arch=qualified,
-        recipe=None,
+        recipe=recipe,
         metadata=dict(pre.metadata),
     )
 
@@ -643,7 +651,7 @@ def _load_component(
         bad = {m.split(" ")[0] for m in mismatched}
         tensors = {k: v for k, v in tensors.items() if k in expected and k not in bad}
         if expected and not tensors:
-            raise WeightsError(
+            raise _NothingFits(
                 f"{what}: none of the file's tensors fit the module, so nothing would be loaded "
                 f"({mismatch}); is it the weight set of another model or configuration?"
             )
@@ -797,6 +805,8 @@ class LoadReport:
         part; their other tensors kept the model's values.
     skipped: weight-set components the model has no place for (a discriminator role it lacks).
     not_in_weights: model components the weight set does not have (they keep the model's values).
+    unfit: discriminators none of whose tensors fit (another kind of discriminator under that role,
+        e.g. a replaced one when fine-tuning): they keep the model's values.
     recipe: the training recipe the weight set records (None when it has none).
     repo_id, revision: where on the Hub the files came from (None for bundled and local folders).
     """
@@ -806,6 +816,7 @@ class LoadReport:
     partial: dict[str, StateDictMismatchError] = field(default_factory=dict)
     skipped: list[str] = field(default_factory=list)
     not_in_weights: list[str] = field(default_factory=list)
+    unfit: list[str] = field(default_factory=list)
     recipe: dict[str, Any] | None = None
     repo_id: str | None = None
     revision: str | None = None
@@ -820,6 +831,8 @@ class LoadReport:
             )
         if self.not_in_weights:
             lines.append(f"  not in the weight set (fresh): {', '.join(self.not_in_weights)}")
+        if self.unfit:
+            lines.append(f"  nothing fits (another discriminator; fresh): {', '.join(self.unfit)}")
         if self.skipped:
             lines.append(f"  not in the model (unused): {', '.join(self.skipped)}")
         return "\n".join(lines)
@@ -836,7 +849,20 @@ class LoadReport:
             },
             "skipped": list(self.skipped),
             "not_in_weights": list(self.not_in_weights),
+            "unfit": list(self.unfit),
         }
+
+
+def _pinned_hub_recipe(weights: _WeightSet, fetcher: _Fetcher) -> dict[str, Any] | None:
+    """The training recipe in a registry weight set's weights.json on the Hub (at its pinned commit,
+    which fixes the file's content); None when it cannot be had (offline and not cached)."""
+    if weights.repo_id is None or not weights.pinned or weights.revision is None:
+        return None
+    try:
+        index = _read_json(fetcher._download(INDEX_FILE, force=False), f"{weights.name} {INDEX_FILE}")
+        return _parse_index(index, f"{weights.repo_id}@{weights.revision}")[3]
+    except WeightsError:
+        return None
 
 
 def load_weights(
@@ -865,8 +891,9 @@ def load_weights(
         components: as for :func:`load`; ``"all"`` (the default) is every component of the weight set.
         strict: every requested component must exist in the model and match it exactly. With
             False, the tensors that fit are loaded, the rest keep the model's values, and the
-            returned report lists what happened (no warnings); a component none of whose tensors
-            fit is still an error.
+            returned report lists what happened (no warnings); a discriminator none of whose
+            tensors fit keeps its values (``report.unfit``), a generator none of whose tensors fit
+            is an error (the weights of another model or configuration).
     """
     weights, fetcher = _resolve(
         name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
@@ -877,9 +904,10 @@ def load_weights(
     discriminators = getattr(model, "discriminators", None)
     if generator is None or discriminators is None:
         raise TypeError(f"model: expected a VideoGAN (with .generator and .discriminators), got {type(model).__name__}")
+    recipe = weights.recipe if weights.recipe is not None else _pinned_hub_recipe(weights, fetcher)
     report = LoadReport(
         name=weights.name,
-        recipe=dict(weights.recipe) if weights.recipe is not None else None,
+        recipe=dict(recipe) if recipe is not None else None,
         repo_id=weights.repo_id,
         revision=weights.revision,
     )
@@ -905,7 +933,13 @@ def load_weights(
         else:
             module = getattr(model, comp)
         path = fetcher.fetch(weights.files[comp])
-        mismatch = _load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict, warn=False)
+        try:
+            mismatch = _load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict, warn=False)
+        except _NothingFits:
+            if not comp.startswith("discriminator."):
+                raise  # a generator none of whose tensors fit: the wrong weights, not a fine-tuning change
+            report.unfit.append(comp)
+            continue
         report.loaded.append(comp)
         if mismatch is not None:
             report.partial[comp] = mismatch

@@ -62,8 +62,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--grad-accum", type=int, default=1, help="micro-batches per optimiser step (default: 1)")
+    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0, or the resumed run's)")
+    p.add_argument(
+        "--grad-accum", type=int, default=None, help="micro-batches per optimiser step (default: 1, or the resumed run's)"
+    )
     p.add_argument(
         "--checkpoint-every",
         type=int,

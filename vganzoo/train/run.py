@@ -80,6 +80,35 @@ def _drop_ema(gan: Any, report: Any) -> None:
         report.skipped.append("generator_ema")
 
 
+_INHERITED_ON_RESUME = ("seed", "grad_accum")
+
+
+def _check_resume_matches(
+    saved: Mapping[str, Any], saved_name: str, model: str, data: str | None, out: str, options: Mapping[str, Any]
+) -> None:
+    """Resuming continues the run in ``out``: another model is an error; other data or another seed /
+    grad_accum is allowed but makes the run differ from an uninterrupted one, so it is said."""
+    from ..registry import get_model_spec
+
+    if get_model_spec(model) is not get_model_spec(saved_name):
+        raise InvalidConfigError(
+            f"resume: the run in {out!r} trains {saved_name!r}, not {model!r}; resume it as {saved_name!r} "
+            "or give another --out"
+        )
+    changed = []
+    if data is not None and saved.get("data") is not None and data != saved["data"]:
+        changed.append(f"data {saved['data']!r} -> {data!r}")
+    before = saved.get("train") or {}
+    for key in ("seed", "grad_accum"):
+        if key in options and key in before and options[key] != before[key]:
+            changed.append(f"{key} {before[key]!r} -> {options[key]!r}")
+    if changed:
+        warnings.warn(
+            f"resume: changing {', '.join(changed)} makes this run differ from an uninterrupted one",
+            stacklevel=3,
+        )
+
+
 def train(
     model: str,
     *,
@@ -128,13 +157,18 @@ def train(
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     device = distributed.init_from_env(train_options.pop("device", None))
+    saved = None
+    if resume and out is not None and (Path(out) / "config.json").is_file():
+        saved = json.loads((Path(out) / "config.json").read_text())
+    for key in _INHERITED_ON_RESUME:  # None (not given): the resumed run's value, else TrainConfig's default
+        if key in train_options and train_options[key] is None:
+            del train_options[key]
+            if saved is not None and key in (saved.get("train") or {}):
+                train_options[key] = saved["train"][key]
     seed = int(train_options.get("seed", 0))
     try:
         torch.manual_seed(seed)  # the initial weights
-        saved = None
         report = None  # what init_from loaded
-        if resume and out is not None and (Path(out) / "config.json").is_file():
-            saved = json.loads((Path(out) / "config.json").read_text())
         if saved is not None:
             saved_model = dict(saved["model"])
             conflicts = {
@@ -146,6 +180,7 @@ def train(
                     + ", ".join(f"{k}={new!r} (run has {old!r})" for k, (new, old) in conflicts.items())
                 )
             name = saved_model.pop("model")
+            _check_resume_matches(saved, name, model, data, out, train_options)
             gan = create(name, **saved_model)
             recipe = dict(saved["recipe"])
         elif init_from is not None:
@@ -171,13 +206,16 @@ def train(
                 )
         gan.recipe = recipe
         run_info: dict[str, Any] = {"data": data if data is not None else type(dataset).__name__}
-        if report is None and init_from is not None and not _has_checkpoint(resume, out):
-            report = _init_weights(gan, init_from)  # a resumed run that has no checkpoint yet
+        if report is None and not _has_checkpoint(resume, out):
+            # a resumed run that has no checkpoint yet starts where the run was to start
+            start = init_from if init_from is not None else (saved or {}).get("init_from", {}).get("name")
+            if start is not None:
+                report = _init_weights(gan, start)
         if report is not None:
             if recipe.get("ema") is None and gan.generator_ema is not None:
                 _drop_ema(gan, report)
             run_info["init_from"] = report.to_dict()
-            if distributed.rank() == 0 and train_options.get("progress", True):
+            if distributed.rank() == 0:
                 print(report.summary())
         elif saved is not None and "init_from" in saved:
             run_info["init_from"] = saved["init_from"]  # where the resumed run started
