@@ -132,8 +132,25 @@ def test_non_square_videos_are_cropped(tmp_path):
 def test_every_file_bad_raises_clearly(tmp_path):
     vio.save_video(ramp(2), tmp_path / "short.gif")
     ds = VideoFolder(tmp_path, frames=8, resolution=8)
-    with pytest.warns(RuntimeWarning), pytest.raises(RuntimeError, match="no file"):
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="no file .* clip of 8 frames .*fewer --frames"):
         ds[0]
+    strided = VideoFolder(tmp_path, frames=8, frame_stride=2, resolution=8)
+    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="clip of 15 frames .*frame_stride=1"):
+        strided[0]
+
+
+def test_train_on_a_folder_without_a_usable_clip_fails_before_writing(tmp_path, capsys):
+    """A user error (exit 2, one line) raised before the run folder exists."""
+    from vganzoo.cli import main
+
+    vio.save_video(ramp(2), tmp_path / "data" / "short.gif")
+    out = tmp_path / "run"
+    args = ["train", "mocogan-rnn", "--data", str(tmp_path / "data"), "--resolution", "32", "--width", "0.125",
+            "--out", str(out), "--no-progress", "--steps", "1"]
+    with pytest.warns(RuntimeWarning):
+        assert main(args) == 2
+    assert "no file" in capsys.readouterr().err
+    assert not out.exists()
 
 
 def test_bad_roots_and_arguments(tmp_path):

@@ -229,8 +229,10 @@ class VideoFolder(Dataset):
             video = self._load(candidate)
             if video is not None:
                 return {"video": video, "label": torch.tensor(self.items[candidate].label, dtype=torch.long)}
-        raise RuntimeError(f"VideoFolder: no file in {str(self.root)!r} gives a clip of {self.span} frames; "
-                           f"skipped {self.skipped}: {next(iter(self.skipped_files.values()), '')}")
+        hint = (f" ({self.frames} frames taken every {self.frame_stride}: fewer --frames, or --set frame_stride=1, "
+                "takes shorter clips)" if self.frame_stride > 1 else " (fewer --frames takes shorter clips)")
+        raise ValueError(f"data: no file in {str(self.root)!r} gives a clip of {self.span} frames{hint}; "
+                         f"skipped {self.skipped}: {next(iter(self.skipped_files.values()), '')}")
 
     def __repr__(self) -> str:
         return (f"VideoFolder(root={str(self.root)!r}, items={len(self)}, classes={self.num_classes}, frames={self.frames}, "

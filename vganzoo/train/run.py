@@ -237,6 +237,8 @@ def train(
                 seed=seed,
                 **dict(dataset_kwargs or {}),
             )
+            if len(dataset):
+                dataset[0]  # a folder with no usable clip fails here, before the run folder is written
         if out is None:
             out = default_run_dir(gan.name, device)
         config = TrainConfig(
