@@ -57,6 +57,26 @@ def test_broken_plugin_fails_only_its_own_names(sandbox):
     assert "zz-broken-gan" in vganzoo.list_models()
 
 
+def test_a_plugin_that_exits_or_whose_factory_raises_names_the_plugin(sandbox, capsys):
+    """sys.exit at import and an exception in a plugin's factory are that plugin's failures: the
+    error names it (one line from the command line), and the rest of the zoo is unaffected."""
+    from vganzoo.cli import main
+
+    sandbox.add("zz-exits", "zz_exits", "import sys\nsys.exit(3)\n", models=["zz-exit-gan"])
+    source = toy_source("zz-raise-gan").replace('    "a test model"\n', '    "a test model"\n    raise RuntimeError("factory boom")\n')
+    assert "factory boom" in source
+    sandbox.add("zz-raises", "zz_raises", source, models=["zz-raise-gan"])
+    with pytest.raises(PluginError, match="plugin 'zz-exits' failed to load 'zz-exit-gan'.*SystemExit"):
+        vganzoo.create("zz-exit-gan")
+    with pytest.raises(PluginError, match="plugin 'zz-raises': building model 'zz-raises::zz-raise-gan' failed: RuntimeError: factory boom"):
+        vganzoo.create("zz-raise-gan")
+    assert main(["info", "zz-raise-gan"]) == 2
+    assert "factory boom" in capsys.readouterr().err
+    assert main(["list", "zz-*"]) == 0  # listing survives both
+    out = capsys.readouterr().out
+    assert "zz-exit-gan" in out and "zz-raise-gan" in out
+
+
 def test_two_plugins_claiming_one_name_are_ambiguous(sandbox):
     sandbox.add("zz-one", "zz_one", toy_source("zz-clash", family="one"), models=["zz-clash"])
     sandbox.add("zz-two", "zz_two", toy_source("zz-clash", family="two"), models=["zz-clash"])

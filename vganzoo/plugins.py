@@ -140,7 +140,9 @@ def load_plugin_name(kind: str, name: str, dist: str) -> None:
                     _registered_by_ep[key] = collected
                     _loaded.add(key)
                     continue
-                except Exception as exc:  # any import-time error of a plugin is its own failure
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # any import-time error (even sys.exit) of a plugin is its own failure
                     failure = PluginFailure(dist, GROUPS[kind], ep.name, ep.value, exc, traceback.format_exc())
                     _failures[(dist, ep.value)] = failure
         raise PluginError(

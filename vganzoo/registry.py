@@ -26,7 +26,14 @@ import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from .errors import AmbiguousNameError, InvalidConfigError, UnknownComponentError, UnknownModelError
+from .errors import (
+    AmbiguousNameError,
+    InvalidConfigError,
+    PluginError,
+    UnknownComponentError,
+    UnknownModelError,
+    VganzooError,
+)
 
 __all__ = [
     "COMPONENT_KINDS",
@@ -463,7 +470,16 @@ def create(name: str, **overrides: Any) -> Any:
     set's defaults only via :func:`vganzoo.load`; here the tag is ignored.
     """
     spec, config = resolve_config(name, overrides)
-    model = spec.factory(**config)
+    try:
+        model = spec.factory(**config)
+    except VganzooError:
+        raise
+    except Exception as exc:
+        if spec.source == BUILTIN_SOURCE:
+            raise
+        raise PluginError(  # say whose code failed: the traceback is in the chained exception
+            f"plugin {spec.source!r}: building model {spec.qualified_name!r} failed: {type(exc).__name__}: {exc}"
+        ) from exc
     model.config = {"model": spec.name if spec.source == BUILTIN_SOURCE else spec.qualified_name, **config}
     if not getattr(model, "recipe", None):
         model.recipe = dict(spec.recipe)
