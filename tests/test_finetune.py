@@ -288,3 +288,18 @@ def test_resume_checks_the_model_and_says_what_changed(tmp_path):
         train("tiny-mask-gan", dataset=h.SyntheticVideos(8), out=str(tmp_path / "run"), steps=2, resume=True, **QUIET)
     with pytest.warns(UserWarning, match=r"resume: changing seed 0 -> 3, grad_accum 1 -> 2"):
         run_train(tmp_path, steps=2, resume=True, seed=3, grad_accum=2)
+
+
+def test_train_argument_checks(tmp_path):
+    with pytest.raises(ValueError, match="batch_size: expected a positive int, got 2.7"):
+        run_train(tmp_path, batch_size=2.7)
+    with pytest.raises(ValueError, match="batch_size: expected a positive int, got True"):
+        run_train(tmp_path, batch_size=True)
+    with pytest.raises(TypeError, match="recipe_overrides: expected a list"):
+        run_train(tmp_path, recipe_overrides="d_steps=2")
+    (tmp_path / "afile").write_text("x")
+    with pytest.raises(NotADirectoryError, match="out: .* is a file"):
+        run_train(tmp_path, out="afile")
+    run_train(tmp_path, steps=2)
+    with pytest.warns(UserWarning, match="already at iteration 2, past steps=1"):
+        run_train(tmp_path, steps=1, resume=True)

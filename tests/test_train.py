@@ -370,6 +370,13 @@ def test_recipe_overrides_and_validation():
         resolve_recipe({"discriminator_batch_size": {"image": 4}}, roles=["video"])
     with pytest.raises(InvalidConfigError, match="ema"):
         resolve_recipe({"ema": {"decay": 1.5}})
+    # NaN / infinite / non-number settings are refused up front, naming the key (not 'training diverged' later)
+    with pytest.raises(InvalidConfigError, match="category_loss_weight"):
+        resolve_recipe(apply_overrides({}, ["category_loss_weight=NaN"]))
+    for text, key in [("optimizers.generator.lr=Infinity", "lr"), ("optimizers.generator.lr=abc", "lr"),
+                      ("optimizers.discriminators.weight_decay=-1", "weight_decay")]:
+        with pytest.raises(InvalidConfigError, match=rf"\['{key}'\]: expected a finite non-negative number"):
+            resolve_recipe(apply_overrides({}, [text]))
 
 
 def test_bad_optimizer_settings_name_the_key(tmp_path):

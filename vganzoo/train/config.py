@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -157,8 +158,8 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
     if not isinstance(merged["regularizers"], list):
         fail("regularizers", "a list of {'name': ...} dicts")
     weight = merged["category_loss_weight"]
-    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or weight < 0:
-        fail("category_loss_weight", "a non-negative number")
+    if not isinstance(weight, (int, float)) or isinstance(weight, bool) or not 0 <= weight < math.inf:
+        fail("category_loss_weight", "a finite non-negative number")
     ema = merged["ema"]
     if ema is not None:
         decay = ema.get("decay") if isinstance(ema, Mapping) else None
@@ -180,6 +181,13 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
             raise InvalidConfigError(
                 f"recipe['optimizers'][{key!r}]: expected a dict like {{'name': 'adam', 'lr': 2e-4}}, got {value!r}"
             )
+        for number in ("lr", "weight_decay", "momentum", "eps", "alpha"):
+            if number in value:
+                v = value[number]
+                if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
+                    raise InvalidConfigError(
+                        f"recipe['optimizers'][{key!r}][{number!r}]: expected a finite non-negative number, got {v!r}"
+                    )
     return merged
 
 

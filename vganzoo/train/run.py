@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -154,6 +155,12 @@ def train(
 
     if data is None and dataset is None:
         raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
+    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
+    if isinstance(recipe_overrides, str):
+        raise TypeError(f"recipe_overrides: expected a list of 'KEY=VALUE' strings, got the string {recipe_overrides!r}")
+    if out is not None and os.path.exists(out) and not os.path.isdir(out):
+        raise NotADirectoryError(f"out: {str(out)!r} is a file; the run folder (--out) must be a folder or a new path")
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     device = distributed.init_from_env(train_options.pop("device", None))

@@ -719,6 +719,12 @@ class Trainer:
             path, tensors, state = found
         self.load_state(tensors, state, source=str(path))
         self.last_checkpoint = path
+        if self.step > self.config.steps and self.is_main:
+            warnings.warn(
+                f"resume: {path} is already at iteration {self.step}, past steps={self.config.steps}; "
+                "nothing is trained (give a larger --steps to continue)",
+                stacklevel=3,
+            )
         if self.is_main and self.config.progress:
             print(f"resumed from {path} at iteration {self.step}")
 
