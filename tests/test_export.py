@@ -124,7 +124,7 @@ def test_cli_export(run, tmp_path, capsys):
     # file-system refusals are user errors too: one line, exit 2, no traceback
     assert main(["export", str(out), str(tmp_path / "w")]) == 2  # exists (no --overwrite)
     err = capsys.readouterr().err
-    assert "is not empty" in err and len(err.strip().splitlines()) == 1
+    assert "is not empty; pass --overwrite" in err and len(err.strip().splitlines()) == 1
     (tmp_path / "afile").write_text("x")
     assert main(["export", str(out), str(tmp_path / "afile" / "sub")]) == 2
     err = capsys.readouterr().err

@@ -207,6 +207,11 @@ def test_cli_errors_are_one_line(tmp_path, tiny_file, capsys):
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert main([*base, "--extractor", str(tiny_file), "--config", "frames"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
+    (tmp_path / "afile").write_text("x")
+    for out, what in [(tmp_path, "is a folder"), (tmp_path / "afile" / "s.json", "is a file, not a folder")]:
+        assert main([*base, "--extractor", str(tiny_file), "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "--out: " in err and what in err
 
 
 def test_cli_constants_match_the_api():

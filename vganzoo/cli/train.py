@@ -136,6 +136,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if os.path.isdir(args.out) and any(os.scandir(args.out)) and not args.overwrite:
+        raise FileExistsError(f"OUT: {args.out!r} exists and is not empty; pass --overwrite to replace it")
     from ..train.export import export_checkpoint
 
     metadata = None
