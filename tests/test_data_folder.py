@@ -40,6 +40,9 @@ def ucf_like(tmp_path):
     vio.save_video(ramp(9, first=32), root / "b" / "v5.webm")
     vio.save_video(ramp(9, first=48), root / "b" / "v6.avi")
     (root / "b" / "readme.txt").write_text("not a video")
+    # stray thumbnails beside videos / frame folders: the folders stay class folders
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(root / "a" / "thumb.jpg")
+    Image.fromarray(np.zeros((4, 4, 3), dtype=np.uint8)).save(root / "b" / "cover.png")
     (root / "empty_class").mkdir()
     return root
 

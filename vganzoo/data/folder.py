@@ -66,7 +66,8 @@ class VideoFolder(Dataset):
     png/jpg/... images, natural order), either directly or one level down in class folders
     (UCF-101: ``root/<class>/<video>``). Class folders are sorted by name and numbered from 0
     (``class_names``, ``num_classes``); items directly in ``root`` get label -1. A folder counts
-    as a frame folder when it holds image files, otherwise as a class folder.
+    as a frame folder when it holds image files and neither videos nor sub-folders, otherwise as a
+    class folder (where stray images are ignored).
 
     Clips: ``frames`` frames taken every ``frame_stride`` frames; the start is random
     (deterministic by ``(seed, epoch, index)``; call :meth:`set_epoch` each epoch, as with
@@ -137,9 +138,19 @@ class VideoFolder(Dataset):
     def _is_video(self, path: Path) -> bool:
         return path.is_file() and path.suffix.lower() in self.extensions
 
-    @staticmethod
-    def _is_frame_folder(path: Path) -> bool:
-        return path.is_dir() and any(p.suffix.lower() in vio.IMAGE_EXTENSIONS for p in path.iterdir() if p.is_file())
+    def _is_frame_folder(self, path: Path) -> bool:
+        """Image files and neither videos nor sub-folders: a stray thumbnail in a class folder of videos
+        (or of frame folders) does not turn that class into one 1-frame clip."""
+        if not path.is_dir():
+            return False
+        has_images = False
+        for p in path.iterdir():
+            if p.name.startswith("."):
+                continue
+            if p.is_dir() or self._is_video(p):
+                return False
+            has_images = has_images or p.suffix.lower() in vio.IMAGE_EXTENSIONS
+        return has_images
 
     def _find_items(self) -> tuple[list[str], list[_Item]]:
         key = lambda p: vio._natural_key(p.name)
