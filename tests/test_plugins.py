@@ -77,6 +77,15 @@ def test_a_plugin_that_exits_or_whose_factory_raises_names_the_plugin(sandbox, c
     assert "zz-exit-gan" in out and "zz-raise-gan" in out
 
 
+def test_entry_point_name_that_the_module_does_not_register(sandbox):
+    sandbox.add("zz-misnamed", "zz_misnamed", toy_source("zz-other-gan"), models=["zz-declared-gan"])
+    sandbox.add("zz-empty", "zz_empty", "x = 1\n", models=["zz-empty-gan"])
+    with pytest.raises(PluginError, match="declares model 'zz-declared-gan' .* registered 'zz-other-gan'"):
+        vganzoo.create("zz-declared-gan")
+    with pytest.raises(PluginError, match="declares model 'zz-empty-gan' .* registered no model"):
+        vganzoo.create("zz-empty-gan")
+
+
 def test_two_plugins_claiming_one_name_are_ambiguous(sandbox):
     sandbox.add("zz-one", "zz_one", toy_source("zz-clash", family="one"), models=["zz-clash"])
     sandbox.add("zz-two", "zz_two", toy_source("zz-clash", family="two"), models=["zz-clash"])
