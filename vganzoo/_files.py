@@ -10,8 +10,9 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
+from typing import Any
 
 __all__ = ["atomic_path", "atomic_write_bytes", "fsync_dir", "write_synced"]
 
@@ -62,3 +63,23 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         write_synced(tmp, data)
+
+
+def safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str] | None = None) -> bytes:
+    """A safetensors file's bytes, the same for the same tensors and metadata.
+
+    safetensors writes its header's ``__metadata__`` in hash-map order, so saving the same model
+    twice could give different bytes (and sha256 pins that a re-export cannot reproduce). The header
+    is written again here with sorted keys (readers do not depend on the order), padded with spaces
+    to 8 bytes as safetensors does.
+    """
+    import json
+
+    from safetensors.torch import save
+
+    data = save(dict(tensors), metadata=dict(metadata) if metadata is not None else None)
+    size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8 : 8 + size])
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    return len(text).to_bytes(8, "little") + text + data[8 + size :]

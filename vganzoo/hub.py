@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from ._files import fsync_dir, write_synced
+from ._files import fsync_dir, safetensors_bytes, write_synced
 from .errors import UnknownModelError, VganzooError
 
 __all__ = [
@@ -1093,9 +1093,8 @@ def save_pretrained(
 
     The folder is written into a temporary sibling and renamed into place, so a crash leaves
     either the old folder or the complete new one. ``load("local-dir:...")`` round-trips it.
+    Saving the same model twice gives byte-identical files (the same sha256 pins).
     """
-    from safetensors.torch import save_file
-
     from .models.base import VideoGAN
 
     if not isinstance(model, VideoGAN):
@@ -1126,13 +1125,13 @@ def save_pretrained(
         write_synced(tmp / CONFIG_FILE, config_bytes)
         for comp, module in modules.items():
             filename = component_file(comp)
-            save_file(
-                _tensors_for_file(module, comp, dtype),
-                str(tmp / filename),
-                metadata={"format": "pt", "vganzoo.component": comp, "vganzoo.model": config["model"]},
+            write_synced(
+                tmp / filename,
+                safetensors_bytes(
+                    _tensors_for_file(module, comp, dtype),
+                    {"format": "pt", "vganzoo.component": comp, "vganzoo.model": config["model"]},
+                ),
             )
-            with open(tmp / filename, "rb+") as handle:
-                os.fsync(handle.fileno())
             files[comp] = filename
         index = {
             "format": INDEX_FORMAT,
