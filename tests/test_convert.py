@@ -12,7 +12,6 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 from safetensors.torch import load_file
 from torch import nn
 
@@ -120,11 +119,14 @@ def _original_generator(mod, ngf=64, dim_z_category=6, video_length=16):
 
 
 def _load_folder(folder):
+    """The converted folder is a weight set: vganzoo.load reads it (sha256-checked)."""
+    model = vganzoo.load(f"local-dir:{folder}", components="all")
     config = json.loads((folder / "config.json").read_text())
-    model = vganzoo.create(config.pop("model"), **config)
-    state = load_file(str(folder / "generator.safetensors"))
-    model.generator.load_state_dict(state, strict=True)
+    config.pop("model")
     return model, config
+
+
+WEIGHT_SET = ["README.md", "config.json", "generator.safetensors", "weights.json"]
 
 
 def test_mocogan_round_trip_at_the_paper_config(tmp_path, original_models_module):
@@ -134,7 +136,7 @@ def test_mocogan_round_trip_at_the_paper_config(tmp_path, original_models_module
     sys.modules.pop("models")  # the converter must not need the authors' code
 
     folder = convert_mocogan(src, tmp_path / "out")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "generator.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == WEIGHT_SET
     model, config = _load_folder(folder)
     assert config["num_classes"] == 6 and config["frames"] == 16 and config["resolution"] == 64 and config["width"] == 1.0
     state = load_file(str(folder / "generator.safetensors"))
@@ -315,10 +317,9 @@ def _chainer_critic(x, vdis):
 def test_tgan_round_trip(tmp_path):
     paths, gen, vgen, vdis = _tgan_snapshots(tmp_path)
     folder = convert_tgan(paths["gen"], tmp_path / "out")
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "discriminator.video.safetensors", "generator.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == sorted([*WEIGHT_SET, "discriminator.video.safetensors"])
     model, config = _load_folder(folder)
     assert config["resolution"] == 64 and config["frames"] == 16 and config["width"] == 1.0
-    model.discriminators["video"].load_state_dict(load_file(str(folder / "discriminator.video.safetensors")), strict=True)
     model.eval()
     z = model.generator.sample_latents(2, generator=torch.Generator().manual_seed(0))["z_slow"]
     with torch.no_grad():
@@ -336,10 +337,10 @@ def test_tgan_folder_source_and_generator_only(tmp_path):
     _tgan_snapshots(tmp_path, it=500)
     _tgan_snapshots(tmp_path, it=2000)
     folder = convert_tgan(tmp_path, tmp_path / "out", include_discriminator=False)
-    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "generator.safetensors"]
+    assert sorted(p.name for p in folder.iterdir()) == WEIGHT_SET
     assert json.loads((folder / "config.json").read_text())["model"] == "tgan"
-    with safe_open(str(folder / "generator.safetensors"), "pt") as fh:
-        assert fh.metadata()["source"] == "gen_iter_2000.npz"  # the latest snapshot
+    meta = json.loads((folder / "weights.json").read_text())["metadata"]
+    assert meta["converted_from"]["source"] == "gen_iter_2000.npz"  # the latest snapshot
 
 
 def test_tgan_refuses_a_shift_it_cannot_hold(tmp_path):
@@ -380,9 +381,16 @@ def test_cli_convert(tmp_path, capsys, original_models_module):
     assert cli_main(["convert", "mocogan", str(src), str(tmp_path / "out")]) == 0
     assert "generator.safetensors" in capsys.readouterr().out
     assert cli_main(["convert", "mocogan", str(src), str(tmp_path / "out")]) == 2
-    assert "already exists" in capsys.readouterr().err
+    assert "is not empty" in capsys.readouterr().err
     assert cli_main(["convert", "mocogan", str(src), str(tmp_path / "out"), "--force"]) == 0
+    # a converted folder is usable by every command that takes weights
+    assert cli_main(["sample", str(tmp_path / "out"), "--n", "1", "--out", str(tmp_path / "s.gif")]) == 0
+    assert (tmp_path / "s.gif").stat().st_size > 0
     paths, *_ = _tgan_snapshots(tmp_path)
-    assert cli_main(["convert", "tgan", str(paths["gen"]), str(tmp_path / "tg"), "--no-discriminator"]) == 0
+    assert cli_main(["convert", "tgan", str(paths["gen"]), str(tmp_path / "tg")]) == 0
+    assert (tmp_path / "tg" / "discriminator.video.safetensors").exists()
+    # --force replaces the whole folder: no stale discriminator from the previous conversion
+    assert cli_main(["convert", "tgan", str(paths["gen"]), str(tmp_path / "tg"), "--no-discriminator", "--force"]) == 0
     assert not (tmp_path / "tg" / "discriminator.video.safetensors").exists()
+    assert vganzoo.load(f"local-dir:{tmp_path / 'tg'}", components="all").discriminators.keys() == set()
     assert cli_main(["convert", "tgan", str(tmp_path / "missing.npz"), str(tmp_path / "x")]) == 2

@@ -8,9 +8,10 @@ import argparse
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
-        help="convert an original authors' checkpoint into a weight folder",
-        description="Convert the original authors' checkpoints into a folder with generator.safetensors "
-        "(and discriminator.<role>.safetensors where the original saved one) and config.json.",
+        help="convert an original authors' checkpoint into a weight set",
+        description="Convert the original authors' checkpoints into a weight-set folder (generator.safetensors, "
+        "discriminator.<role>.safetensors where the original saved one, config.json, weights.json, README.md) "
+        "that `vganzoo sample OUT_DIR`, eval, push and train --init-from read.",
     )
     formats = p.add_subparsers(dest="format", metavar="FORMAT")
     formats.required = True

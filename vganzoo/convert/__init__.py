@@ -1,9 +1,10 @@
 """Converters for the original authors' checkpoints into vganzoo weight folders.
 
-Each converter reads one original format and writes a folder with ``generator.safetensors``
-(plus ``discriminator.<role>.safetensors`` when the original saved one) and ``config.json``
-(``{"model": name, **config}``, so ``vganzoo.create(**config)`` rebuilds the architecture and the
-weights load with ``strict=True``).
+Each converter reads one original format and writes a weight set (through
+``vganzoo.save_pretrained``): ``generator.safetensors`` (plus ``discriminator.<role>.safetensors``
+when the original saved one), ``config.json``, ``weights.json`` with the sha256 pins and a model
+card naming the source file, so ``vganzoo.load("local-dir:OUT")``, ``vganzoo sample OUT``,
+``eval``, ``push`` and ``train --init-from OUT`` take it as they take any weight set.
 
 * :func:`convert_mocogan`: MoCoGAN's pickled generator modules (Python 2, PyTorch 0.2/0.3). This is
   the only place vganzoo unpickles anything, and only through an allow-list.

@@ -1,17 +1,14 @@
-"""Write a weight folder (one safetensors file per component + config.json) atomically."""
+"""Write converted weights as a loadable weight set (through ``vganzoo.save_pretrained``)."""
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import save_file
 
-from .._files import atomic_path, atomic_write_bytes
 from ..errors import VganzooError
 
 __all__ = ["FolderExistsError", "write_weight_folder"]
@@ -31,31 +28,49 @@ def write_weight_folder(
     metadata: Mapping[str, str] | None = None,
     overwrite: bool = False,
 ) -> Path:
-    """Write ``<component>.safetensors`` for each entry of ``components`` and then ``config.json``.
+    """Write converted weights as a weight set that ``vganzoo.load`` (and sample, eval, push) reads.
 
-    Every file goes to a temporary name in ``out_dir``, is fsynced and renamed into place;
-    config.json comes last, so a folder with a config.json is complete. Refuses to replace an
-    existing config.json unless ``overwrite``.
+    The model ``config["model"]`` is built from ``config``, each component's state dict is loaded
+    into it strictly, the discriminators without weights are left out, and the folder is written
+    by :func:`vganzoo.save_pretrained` (weights.json with sha256 pins, model card, atomic).
 
     Args:
-        out_dir: the folder (created if missing).
+        out_dir: the folder to write; an existing non-empty one is replaced only with ``overwrite``.
         config: JSON-able, with ``"model"``.
-        components: file stem (``"generator"``, ``"discriminator.video"``) -> state dict.
-        metadata: string key/values stored in every safetensors header (provenance).
+        components: ``"generator"``, ``"generator_ema"``, ``"discriminator.<role>"`` -> state dict.
+        metadata: provenance (source file, format, converter) for the model card.
     """
+    from .. import registry
+    from ..errors import InvalidConfigError
+    from ..hub import save_pretrained
+
     if "model" not in config:
         raise ValueError("config must name the model under 'model'")
-    text = json.dumps(dict(config), indent=2, sort_keys=False) + "\n"  # fails early if not JSON-able
+    config = dict(config)
+    name = config.pop("model")
     folder = Path(out_dir)
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"out_dir {str(folder)!r} exists and is not a folder")
-    if (folder / CONFIG_FILE).exists() and not overwrite:
-        raise FolderExistsError(f"{str(folder / CONFIG_FILE)!r} already exists; pass overwrite=True (--force) to replace the folder's weights")
-    folder.mkdir(parents=True, exist_ok=True)
-    meta = {str(k): str(v) for k, v in (metadata or {}).items()}
+    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
+        raise FolderExistsError(f"{str(folder)!r} is not empty; pass overwrite=True (--force) to replace the folder")
+    try:
+        model = registry.create(name, **config)
+    except InvalidConfigError:
+        if "discriminators" in config or any(c.startswith("discriminator.") for c in components):
+            raise
+        # the architecture's default discriminators may not fit this generator (e.g. another clip
+        # length); only the generator was converted, so the weight set has none
+        model = registry.create(name, **config, discriminators=[])
+    for role in list(model.discriminators):
+        if f"discriminator.{role}" not in components:
+            del model.discriminators[role]
     for stem, state in components.items():
-        tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in state.items()}
-        with atomic_path(folder / f"{stem}.safetensors") as tmp:
-            save_file(tensors, tmp, metadata=meta)
-    atomic_write_bytes(folder / CONFIG_FILE, text.encode("utf-8"))
-    return folder
+        if stem.startswith("discriminator."):
+            module = model.discriminators[stem.partition(".")[2]]
+        elif stem == "generator_ema":
+            module = model.add_ema()
+        else:
+            module = getattr(model, stem)
+        module.load_state_dict({k: v.detach().to("cpu") for k, v in state.items()}, strict=True)
+    card = {"converted_from": dict(metadata or {})} if metadata else {}
+    return save_pretrained(model, str(folder), metadata=card, overwrite=overwrite)
