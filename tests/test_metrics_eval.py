@@ -130,6 +130,22 @@ def test_real_statistics_cache(tmp_path, model, real, tiny):
         evaluate(model, real, "fvd", n=8, frames=4, extractor=str(path), real_stats=cache)
 
 
+def test_real_statistics_cache_remembers_the_data(tmp_path, tiny):
+    generated = torch.rand(8, 3, 4, 16, 16) * 2 - 1
+    cache = tmp_path / "digits.safetensors"
+    evaluate(generated, "moving-digits", "fvd", n=8, frames=4, extractor=tiny, real_stats=cache)
+    with pytest.raises(ValueError, match="another protocol.*data: cached 'moving-digits' vs now 'moving-shapes'"):
+        evaluate(generated, "moving-shapes", "fvd", n=8, frames=4, extractor=tiny, real_stats=cache)
+
+
+def test_videos_outside_minus_one_one_are_refused(real, tiny):
+    generated = torch.rand(6, 3, 4, 16, 16) * 2 - 1
+    with pytest.raises(ValueError, match=r"generated videos must be in \[-1, 1\], got values in \[0, 25\d\].*127.5"):
+        evaluate((generated + 1) * 127.5 // 1, real, "fvd", n=6, frames=4, extractor=tiny)
+    with pytest.raises(ValueError, match=r"real videos must be in \[-1, 1\]"):
+        evaluate(generated, real * 3, "fvd", n=6, frames=4, extractor=tiny)
+
+
 def test_inception_score_pipeline(model, real, tiny):
     result = evaluate(model, real, "is", n=12, frames=4, extractor=tiny, splits=3)
     assert result["scores"]["is_mean"] >= 1.0 and result["scores"]["is_std"] >= 0

@@ -189,3 +189,18 @@ def test_nan_features_rejected():
         FeatureStats().update(feats)
     with pytest.raises(ValueError, match="NaN"):
         frechet_distance(np.array([0.0, np.nan]), np.zeros(2), np.eye(2), np.eye(2))
+
+
+def test_invalid_gaussians_and_complex_features_rejected():
+    zero = np.zeros(2)
+    with pytest.raises(ValueError, match="first: the covariance is not positive semi-definite"):
+        frechet_distance(zero, zero, -np.eye(2), np.eye(2))
+    with pytest.raises(ValueError, match="first: the covariance is not symmetric"):
+        frechet_distance(zero, zero, np.array([[1.0, 5.0], [0.0, 1.0]]), np.eye(2))
+    # a rank-deficient covariance (PSD with rounding) is fine
+    v = np.random.default_rng(0).normal(size=(3, 1))
+    assert frechet_distance(np.zeros(3), np.zeros(3), v @ v.T, v @ v.T) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(TypeError, match="real numbers"):
+        FeatureStats().update(np.ones((3, 2)) * 1j)
+    with pytest.raises(TypeError, match="real numbers"):
+        FeatureStats().update(torch.ones(3, 2, dtype=torch.complex64))

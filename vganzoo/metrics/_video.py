@@ -10,6 +10,7 @@ __all__ = ["centre_crop", "check_videos", "resize_frames", "select_frames", "to_
 
 RGB_CHANNELS = 3
 GRAY_CHANNELS = 1
+RANGE_SLACK = 1e-3  # generators clamp to [-1, 1]; resampling can overshoot by rounding
 
 
 def check_videos(videos: torch.Tensor, name: str = "videos") -> torch.Tensor:
@@ -22,6 +23,13 @@ def check_videos(videos: torch.Tensor, name: str = "videos") -> torch.Tensor:
         raise TypeError(f"{name} must be a floating point tensor in [-1, 1], got dtype {videos.dtype}")
     if videos.shape[1] not in (GRAY_CHANNELS, RGB_CHANNELS):
         raise ValueError(f"{name} must have 1 or 3 channels (dim 1), got shape {tuple(videos.shape)}")
+    if videos.numel():
+        low, high = float(videos.amin()), float(videos.amax())
+        if low < -1 - RANGE_SLACK or high > 1 + RANGE_SLACK:  # NaN compares False: its own check reports it
+            raise ValueError(
+                f"{name} must be in [-1, 1], got values in [{low:.4g}, {high:.4g}] "
+                "(for 0..255 or 0..1 videos use x / 127.5 - 1 or 2 * x - 1)"
+            )
     return videos
 
 

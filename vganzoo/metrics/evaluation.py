@@ -356,6 +356,8 @@ def evaluate(
         if os.path.exists(real_stats):
             cached = FeatureStats.load(real_stats)
             diffs = [f"{k}: cached {cached.protocol.get(k)!r} vs now {stats_protocol[k]!r}" for k in STATS_PROTOCOL_KEYS if cached.protocol.get(k) != stats_protocol[k]]
+            if None not in (cached.protocol.get("data"), stats_protocol["data"]) and cached.protocol.get("data") != stats_protocol["data"]:
+                diffs.append(f"data: cached {cached.protocol.get('data')!r} vs now {stats_protocol['data']!r}")
             if diffs:
                 raise ValueError(f"real statistics {real_stats} were made with another protocol ({'; '.join(diffs)})")
             if cached.n < 2:

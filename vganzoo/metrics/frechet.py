@@ -34,7 +34,11 @@ _TENSOR_NAMES = ("shift", "sum", "outer_sum")
 
 def _as_float64_2d(features: Any, name: str = "features") -> np.ndarray:
     if isinstance(features, torch.Tensor):
+        if features.is_complex():
+            raise TypeError(f"{name} must be real numbers, got {features.dtype}")
         features = features.detach().to("cpu", torch.float64).numpy()
+    if np.iscomplexobj(features):
+        raise TypeError(f"{name} must be real numbers, got a complex array")
     array = np.asarray(features, dtype=np.float64)
     if array.ndim != 2:
         raise ValueError(f"{name} must be a 2-D array (N, D), got shape {array.shape}")
@@ -169,6 +173,11 @@ def _check_gaussian(mu: Any, cov: Any, name: str) -> tuple[np.ndarray, np.ndarra
         raise ValueError(f"{name}: mean must be (D,) and covariance (D, D), got {mu.shape} and {cov.shape}")
     if not (np.isfinite(mu).all() and np.isfinite(cov).all()):
         raise ValueError(f"{name}: mean or covariance contains NaN or infinite values")
+    scale = max(float(np.abs(cov).max(initial=0.0)), 1e-300)
+    if np.abs(cov - cov.T).max(initial=0.0) > 1e-6 * scale:
+        raise ValueError(f"{name}: the covariance is not symmetric")
+    if cov.size and float(np.linalg.eigvalsh(cov).min()) < -1e-6 * scale:  # rounding leaves tiny negatives
+        raise ValueError(f"{name}: the covariance is not positive semi-definite (a negative eigenvalue)")
     return mu, cov
 
 
