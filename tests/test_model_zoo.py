@@ -108,19 +108,39 @@ def test_empty_batch_and_seed_range(name):
     with pytest.raises(ValueError, match=r"seed must be in \[-2\*\*63, 2\*\*64\)"):
         model.sample(1, seed=2**70)
     assert model.sample(1, seed=2**64 - 1).shape[0] == 1
+    with pytest.raises(ValueError, match="device: 'meta' tensors hold no data"):
+        model.sample(1, seed=0, device="meta")
 
 
 @pytest.mark.parametrize("name", MODELS)
 def test_sampling_in_the_models_dtype(name):
     """A model cast with .to(dtype) (or loaded with dtype=) samples in that dtype: the float32 latents
-    follow it, and the videos equal the float32 model's up to the dtype's precision."""
+    follow it, and the videos equal the float32 model's up to the dtype's precision; its
+    discriminators run in that dtype too (on the CPU as well)."""
     model = small(name, resolution=32)
     reference = model.sample(2, seed=5)
     double = copy.deepcopy(model).to(torch.float64).sample(2, seed=5)
     assert double.dtype == torch.float64
     torch.testing.assert_close(double, reference.double(), atol=1e-4, rtol=0)
-    half = copy.deepcopy(model).to(torch.bfloat16).sample(2, seed=5)
-    assert half.dtype == torch.bfloat16 and half.shape == reference.shape
+    for dtype in (torch.bfloat16, torch.float16):
+        cast = copy.deepcopy(model).to(dtype)
+        videos = cast.sample(2, seed=5)
+        assert videos.dtype == dtype and videos.shape == reference.shape
+        for role, disc in cast.discriminators.items():  # and the discriminators score them in that dtype
+            out = disc(videos)
+            assert out.logits.dtype == dtype and out.logits.shape[0] == 2, role
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_torch_export_of_a_conditional_generator_with_labels(name):
+    """The label range check reads values, which torch.export cannot trace: skipped while tracing."""
+    model = small_conditional(name, resolution=32).eval()
+    latents = model.generator.sample_latents(2, generator=torch.Generator().manual_seed(0))
+    assert "labels" in latents
+    exported = torch.export.export(model.generator, (), kwargs=latents)
+    torch.testing.assert_close(exported.module()(**latents), model.generator(**latents))
+    with pytest.raises(ValueError, match="labels must be in"):  # eager still checks
+        model.sample(1, seed=0, labels=[7])
 
 
 @pytest.mark.parametrize("name", MODELS)

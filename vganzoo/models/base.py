@@ -78,7 +78,9 @@ def check_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor | None:
         raise TypeError(f"labels must be an int, a sequence of ints or an integer tensor, got {type(labels).__name__}")
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},) for n={n}, got {tuple(labels.shape)}")
-    if n and (labels.min() < 0 or labels.max() >= num_classes):
+    # The range check reads the values: not possible while torch.compile / torch.export trace (the
+    # traced graph then leaves out-of-range labels to the embedding's own index error).
+    if n and not torch.compiler.is_compiling() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(f"labels must be in [0, {num_classes - 1}], got values from {int(labels.min())} to {int(labels.max())}")
     return labels
 
@@ -161,6 +163,8 @@ class VideoGAN(nn.Module):
         if device is None:
             device = param.device if param is not None else torch.device("cpu")
         device = torch.device(device)
+        if device.type == "meta":
+            raise ValueError("device: 'meta' tensors hold no data, so nothing can be sampled there; use 'cpu' or 'cuda'")
         if param is not None and param.device != device:
             raise ValueError(f"device: the generator's weights are on {param.device}, not {device}; call model.to({str(device)!r}) first")
         labels = check_labels(labels, n, self.num_classes)

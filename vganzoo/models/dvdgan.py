@@ -122,7 +122,8 @@ def validate_labels(
         raise TypeError(f"{owner}: labels must be an integer tensor, got dtype {labels.dtype}")
     if tuple(labels.shape) != (n,):
         raise ValueError(f"{owner}: labels must have shape ({n},), got {tuple(labels.shape)}")
-    if n and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+    # the range check reads values: skipped while torch.compile / torch.export trace
+    if n and not torch.compiler.is_compiling() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
         raise ValueError(
             f"{owner}: labels must be in [0, {num_classes - 1}], got values from "
             f"{int(labels.min())} to {int(labels.max())}"
@@ -144,6 +145,15 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
 # ------------------------------------------------------------------------------------------------
 # generator
 # ------------------------------------------------------------------------------------------------
+
+def _avg_pool3d(x: torch.Tensor, kernel_size: int | tuple[int, int, int]) -> torch.Tensor:
+    """F.avg_pool3d, also for float16 / bfloat16 on the CPU (torch has no such CPU kernel): pooled in
+    float32 there and cast back."""
+    if x.device.type == "cpu" and x.dtype in (torch.float16, torch.bfloat16):
+        return F.avg_pool3d(x.float(), kernel_size).to(x.dtype)
+    return F.avg_pool3d(x, kernel_size)
+
+
 class GeneratorBlock(nn.Module):
     """BigGAN G ResBlock on every frame: x (N, C_in, T, H, W), cond (N, D) -> (N, C_out, T, H', W')."""
 
@@ -325,7 +335,7 @@ class DiscriminatorBlock(nn.Module):
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         if not self.downsample:
             return x
-        return F.avg_pool3d(x, 2) if self.dims == 3 else F.avg_pool2d(x, 2)
+        return _avg_pool3d(x, 2) if self.dims == 3 else F.avg_pool2d(x, 2)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = F.relu(x) if self.preactivation else x
@@ -493,7 +503,7 @@ class TemporalDiscriminator(nn.Module):
                 f"frames, got {t}"
             )
         labels = validate_labels(labels, n, self.num_classes, video.device, "dvdgan/temporal")
-        x = F.avg_pool3d(video, kernel_size=(1, 2, 2))
+        x = _avg_pool3d(video, (1, 2, 2))
         for block in self.blocks[:TEMPORAL_3D_BLOCKS]:
             x = block(x)
         t_left = x.shape[2]
