@@ -144,7 +144,11 @@ class VideoGAN(nn.Module):
         use_ema: bool = True,
         return_latents: bool = False,
     ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Draw ``n`` videos ``(n, C, T, H, W)`` in [-1, 1]; the same seed gives the same videos.
+        """Draw ``n`` videos ``(n, C, T, H, W)`` in [-1, 1]; the same seed and ``n`` give the same videos.
+
+        The latents are drawn as one batch, so with another ``n`` the first videos are not the same
+        for every family (torch's CPU normal sampler depends on the batch size); to reproduce one
+        video from a larger set, keep its latents (``return_latents=True``) and run the generator.
 
         Args:
             n: number of videos (0 gives an empty batch).
