@@ -260,3 +260,10 @@ def test_random_weights_baseline_of_a_saved_folder(tmp_path):
         baseline = load_model(name, random_weights=True)
         assert baseline.config == trained.config  # the saved architecture, not the default one
         assert not torch.equal(baseline.generator.to_video.weight, trained.generator.to_video.weight)
+
+
+def test_argument_messages_name_what_the_user_passed(model, real, tiny):
+    with pytest.raises(TypeError, match="extractor: expected a safetensors file.*got function"):
+        evaluate(model, real, "fvd", n=4, frames=4, extractor=lambda v: v.flatten(1))
+    with pytest.raises(ValueError, match=r"n \(n_real defaults to it\)"):
+        evaluate(model, real, "consistency", n=1, frames=4)

@@ -204,3 +204,8 @@ def test_invalid_gaussians_and_complex_features_rejected():
         FeatureStats().update(np.ones((3, 2)) * 1j)
     with pytest.raises(TypeError, match="real numbers"):
         FeatureStats().update(torch.ones(3, 2, dtype=torch.complex64))
+
+
+def test_merge_takes_feature_stats_only():
+    with pytest.raises(TypeError, match="other: expected FeatureStats, got ndarray"):
+        FeatureStats().merge(np.ones((3, 2)))

@@ -214,6 +214,8 @@ def convert_tgan(
     if image is None:
         raise FileNotFoundError(f"no image generator snapshot next to {str(temporal)!r} (expected v{temporal.name}); "
                                 "pass image_generator= (--image-generator)")
+    if discriminator is not None and not include_discriminator:
+        raise ValueError("discriminator: given together with include_discriminator=False (--no-discriminator); choose one")
     critic = (Path(discriminator) if discriminator is not None else vdis) if include_discriminator else None
     config, components = load_tgan_state_dicts(temporal, image, critic)
     # Prove the weights load strictly before writing anything.

@@ -271,7 +271,7 @@ def evaluate(
 
     metrics = _parse_metrics(metric)
     n = _check_positive("n", n, 2 if any(m in FRECHET_METRICS for m in metrics) else 1)
-    n_real = _check_positive("n_real", n if n_real is None else n_real, 2)
+    n_real = _check_positive("n_real" if n_real is not None else "n (n_real defaults to it)", n if n_real is None else n_real, 2)
     frames = _check_positive("frames", frames)
     stride = _check_positive("stride", stride)
     if real_stride is None:

@@ -239,6 +239,11 @@ def load_extractor(spec: str | os.PathLike | nn.Module, *, default_architecture:
         return spec.to(device).eval()
     if isinstance(spec, nn.Module):
         return VideoExtractor(spec, name=type(spec).__name__).to(device).eval()
+    if not isinstance(spec, (str, os.PathLike)):
+        raise TypeError(
+            f"extractor: expected a safetensors file, an hf-hub: name or an nn.Module, got {type(spec).__name__} "
+            "(wrap a function in an nn.Module)"
+        )
     from safetensors import safe_open
 
     path, source = resolve_extractor_file(spec)

@@ -93,6 +93,8 @@ class FeatureStats:
 
     def merge(self, other: FeatureStats) -> FeatureStats:
         """Add another accumulator's features (e.g. from another process); returns self."""
+        if not isinstance(other, FeatureStats):
+            raise TypeError(f"other: expected FeatureStats, got {type(other).__name__} (use update() for raw features)")
         if other.n == 0:
             return self
         if self.dim is not None and other.dim != self.dim:
