@@ -370,6 +370,8 @@ def test_tgan_errors(tmp_path):
     np.savez(tmp_path / "vgen_iter_9.npz", **vgen)
     with pytest.raises(ValueError):
         convert_tgan(pickled, tmp_path / "out")
+    with pytest.raises(ValueError, match="is TGAN's image generator snapshot; give the temporal generator's gen_iter_1000.npz"):
+        convert_tgan(paths["vgen"], tmp_path / "out")
     with pytest.raises(ValueError, match="discriminator: given together with include_discriminator=False"):
         convert_tgan(paths["gen"], tmp_path / "out", discriminator=paths["gen"], include_discriminator=False)
 

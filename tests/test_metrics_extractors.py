@@ -265,3 +265,22 @@ def test_inception_score_errors():
         inception_score(np.ones((20, 3)), splits=2)
     with pytest.raises(ValueError, match="splits=10"):
         inception_score(np.full((5, 2), 0.5), splits=10)
+
+
+def test_hub_extractor_follows_the_vganzoo_endpoint(monkeypatch, tmp_path):
+    """hf-hub: extractors are fetched from the endpoint vganzoo.load uses (VGANZOO_ENDPOINT at call time)."""
+    import huggingface_hub
+
+    from vganzoo.metrics.extractors import resolve_extractor_file
+
+    seen = {}
+
+    def fake_download(repo_id, filename, **kw):
+        seen.update(kw, repo_id=repo_id, filename=filename)
+        return str(tmp_path / filename)
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
+    monkeypatch.setenv("VGANZOO_ENDPOINT", "http://127.0.0.1:9")
+    local, _ = resolve_extractor_file("hf-hub:org/feats/i3d.safetensors@v1")
+    assert seen == {"repo_id": "org/feats", "filename": "i3d.safetensors", "revision": "v1", "endpoint": "http://127.0.0.1:9"}
+    assert local == str(tmp_path / "i3d.safetensors")

@@ -186,6 +186,12 @@ def find_tgan_files(src: str | os.PathLike[str]) -> tuple[Path, Path | None, Pat
         src = max(found)[1]
     if not src.is_file():
         raise FileNotFoundError(f"no such snapshot file: {str(src)!r}")
+    for prefix, what in (("vgen_", "image generator"), ("vdis_", "video discriminator")):
+        if src.name.startswith(prefix):
+            raise ValueError(
+                f"src: {src.name} is TGAN's {what} snapshot; give the temporal generator's "
+                f"gen_{src.name[len(prefix):]} (the other snapshots are found beside it)"
+            )
     if not src.name.startswith("gen_"):
         return src, None, None
     vgen, vdis = src.with_name("v" + src.name), src.with_name("vdis_" + src.name[len("gen_"):])

@@ -204,7 +204,10 @@ def resolve_extractor_file(spec: str | os.PathLike) -> tuple[str, str]:
     try:
         from huggingface_hub import hf_hub_download
 
-        local = hf_hub_download(repo_id, filename, revision=revision)
+        from ..hub import resolve_endpoint
+
+        # the same endpoint as vganzoo.load: endpoint env vars read at call time
+        local = hf_hub_download(repo_id, filename, revision=revision, endpoint=resolve_endpoint(None))
     except Exception as exc:  # offline, missing repo or file: one clear message with the cause
         raise LookupError(f"could not get {filename} from Hub repo {repo_id}{'@' + revision if revision else ''}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
     return local, spec
