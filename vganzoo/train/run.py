@@ -164,16 +164,16 @@ def train(
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     device = distributed.init_from_env(train_options.pop("device", None))
-    saved = None
-    if resume and out is not None and (Path(out) / "config.json").is_file():
-        saved = json.loads((Path(out) / "config.json").read_text())
-    for key in _INHERITED_ON_RESUME:  # None (not given): the resumed run's value, else TrainConfig's default
-        if key in train_options and train_options[key] is None:
-            del train_options[key]
-            if saved is not None and key in (saved.get("train") or {}):
-                train_options[key] = saved["train"][key]
-    seed = int(train_options.get("seed", 0))
     try:
+        saved = None
+        if resume and out is not None and (Path(out) / "config.json").is_file():
+            saved = json.loads((Path(out) / "config.json").read_text())
+        for key in _INHERITED_ON_RESUME:  # None (not given): the resumed run's value, else TrainConfig's default
+            if key in train_options and train_options[key] is None:
+                del train_options[key]
+                if saved is not None and key in (saved.get("train") or {}):
+                    train_options[key] = saved["train"][key]
+        seed = int(train_options.get("seed", 0))
         torch.manual_seed(seed)  # the initial weights
         report = None  # what init_from loaded
         if saved is not None:
