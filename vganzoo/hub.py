@@ -52,6 +52,7 @@ __all__ = [
     "WeightsError",
     "WeightsNotFoundError",
     "component_file",
+    "component_module",
     "download",
     "LoadReport",
     "load",
@@ -618,6 +619,24 @@ def download(
 # ----------------------------------------------------------------------------------------------
 # Loading
 # ----------------------------------------------------------------------------------------------
+def _weight_set_config(weights: _WeightSet, fetcher: _Fetcher) -> dict[str, Any]:
+    """The weight set's verified config.json: ``{"model": name, **keywords}``."""
+    config = _read_json(fetcher.fetch(weights.files["config"]), f"{weights.name} {CONFIG_FILE}")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        raise WeightsError(f'{weights.name}: {CONFIG_FILE} must be an object with a "model" name')
+    return dict(config)
+
+
+def component_module(model: Any, component: str) -> Any:
+    """The module of ``model`` a weight-set component goes into: ``generator``, ``generator_ema``
+    (created as a copy of the generator when missing) or ``discriminator.<role>``."""
+    if component.startswith("discriminator."):
+        return model.discriminators[component.partition(".")[2]]
+    if component == "generator_ema":
+        return model.add_ema()
+    return getattr(model, component)
+
+
 def _load_component(
     module: Any, path: Path, what: str, strict: bool, *, warn: bool = True
 ) -> StateDictMismatchError | None:
@@ -716,11 +735,7 @@ def load(
     )
     wanted = _select_files(weights, components)
     dtype = _as_dtype(dtype)
-    config_path = fetcher.fetch(weights.files["config"])
-    config = _read_json(config_path, f"{weights.name} {CONFIG_FILE}")
-    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
-        raise WeightsError(f'{weights.name}: {CONFIG_FILE} must be an object with a "model" name')
-    config = dict(config)
+    config = _weight_set_config(weights, fetcher)
     model_name = config.pop("model")
     if weights.arch is not None and registry.get_model_spec(model_name) is not registry.get_model_spec(
         weights.arch
@@ -758,11 +773,7 @@ def load(
 
     for comp in wanted:
         path = fetcher.fetch(weights.files[comp])
-        module = (
-            model.discriminators[comp.partition(".")[2]]
-            if comp.startswith("discriminator.")
-            else getattr(model, comp)
-        )
+        module = component_module(model, comp)
         _load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict)
     if model.generator_ema is not None:
         model.generator_ema.requires_grad_(False)
@@ -790,10 +801,7 @@ def pretrained_config(
         name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
         endpoint=endpoint, token=token,
     )
-    config = _read_json(fetcher.fetch(weights.files["config"]), f"{weights.name} {CONFIG_FILE}")
-    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
-        raise WeightsError(f'{weights.name}: {CONFIG_FILE} must be an object with a "model" name')
-    return dict(config)
+    return _weight_set_config(weights, fetcher)
 
 
 @dataclass
@@ -927,11 +935,7 @@ def load_weights(
                     )
                 report.skipped.append(comp)
                 continue
-            module = discriminators[role]
-        elif comp == "generator_ema":
-            module = model.add_ema()
-        else:
-            module = getattr(model, comp)
+        module = component_module(model, comp)
         path = fetcher.fetch(weights.files[comp])
         try:
             mismatch = _load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict, warn=False)

@@ -306,7 +306,7 @@ def get_model_spec(name: str) -> ModelSpec:
             plugins.load_plugin_name("models", base, dist)
             spec = _plugin_models.get(base, {}).get(dist)
         if spec is None:
-            if base in plugins.entry_point_names("models") and dist in plugins.entry_point_dists("models", base):
+            if dist in plugins.entry_point_dists("models", base):
                 registered = sorted(b for b, dists in _plugin_models.items() if dist in dists)
                 raise PluginError(
                     f"plugin {dist!r} declares model {base!r} in its entry points, but importing it registered "

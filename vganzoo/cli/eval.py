@@ -81,10 +81,12 @@ def run(args: argparse.Namespace) -> int:
     from ..metrics._files import atomic_write_json
     from ..metrics.evaluation import evaluate, load_model
 
-    if args.out and os.path.isdir(args.out):  # checked before the (long) evaluation, not after it
-        raise IsADirectoryError(f"--out: {args.out!r} is a folder; give a file name such as {os.path.join(args.out, 'scores.json')!r}")
-    if args.out and os.path.exists(os.path.dirname(args.out) or ".") and not os.path.isdir(os.path.dirname(args.out) or "."):
-        raise NotADirectoryError(f"--out: {os.path.dirname(args.out)!r} is a file, not a folder")
+    if args.out:  # checked before the (long) evaluation, not after it
+        parent = os.path.dirname(args.out) or "."
+        if os.path.isdir(args.out):
+            raise IsADirectoryError(f"--out: {args.out!r} is a folder; give a file name such as {os.path.join(args.out, 'scores.json')!r}")
+        if os.path.exists(parent) and not os.path.isdir(parent):
+            raise NotADirectoryError(f"--out: {parent!r} is a file, not a folder")
     model = load_model(args.model, random_weights=args.random_weights, config=_parse_config(args.config))
     result = evaluate(
         model,

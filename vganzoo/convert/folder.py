@@ -42,7 +42,7 @@ def write_weight_folder(
     """
     from .. import registry
     from ..errors import InvalidConfigError
-    from ..hub import save_pretrained
+    from ..hub import component_module, save_pretrained
 
     if "model" not in config:
         raise ValueError("config must name the model under 'model'")
@@ -65,12 +65,6 @@ def write_weight_folder(
         if f"discriminator.{role}" not in components:
             del model.discriminators[role]
     for stem, state in components.items():
-        if stem.startswith("discriminator."):
-            module = model.discriminators[stem.partition(".")[2]]
-        elif stem == "generator_ema":
-            module = model.add_ema()
-        else:
-            module = getattr(model, stem)
-        module.load_state_dict({k: v.detach().to("cpu") for k, v in state.items()}, strict=True)
+        component_module(model, stem).load_state_dict({k: v.detach().to("cpu") for k, v in state.items()}, strict=True)
     card = {"converted_from": dict(metadata or {})} if metadata else {}
     return save_pretrained(model, str(folder), metadata=card, overwrite=overwrite)

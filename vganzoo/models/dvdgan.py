@@ -142,10 +142,6 @@ def _upsample(x: torch.Tensor) -> torch.Tensor:
     return F.interpolate(x, scale_factor=2, mode="nearest")
 
 
-# ------------------------------------------------------------------------------------------------
-# generator
-# ------------------------------------------------------------------------------------------------
-
 def _avg_pool3d(x: torch.Tensor, kernel_size: int | tuple[int, int, int]) -> torch.Tensor:
     """F.avg_pool3d, also for float16 / bfloat16 on the CPU (torch has no such CPU kernel): pooled in
     float32 there and cast back."""
@@ -154,6 +150,9 @@ def _avg_pool3d(x: torch.Tensor, kernel_size: int | tuple[int, int, int]) -> tor
     return F.avg_pool3d(x, kernel_size)
 
 
+# ------------------------------------------------------------------------------------------------
+# generator
+# ------------------------------------------------------------------------------------------------
 class GeneratorBlock(nn.Module):
     """BigGAN G ResBlock on every frame: x (N, C_in, T, H, W), cond (N, D) -> (N, C_out, T, H', W')."""
 

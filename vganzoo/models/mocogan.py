@@ -267,12 +267,15 @@ class _FrameDiscriminator(nn.Module):
                             width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
         self.resolution, self.channels = resolution, channels
 
-    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
+    def scored_frames(self, video: torch.Tensor) -> torch.Tensor:
+        """One random frame of each checked video: (N, C, T, H, W) -> (N, C, H, W)."""
         check_video(video, name=self.component, channels=self.channels, resolution=self.resolution)
         n, _, t = video.shape[:3]
         index = torch.randint(0, t, (n,), device=video.device)
-        frames = video[torch.arange(n, device=video.device), :, index]  # (N, C, H, W)
-        return DiscriminatorOutput(self.main(frames).flatten(1))
+        return video[torch.arange(n, device=video.device), :, index]
+
+    def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
+        return DiscriminatorOutput(self.main(self.scored_frames(video)).flatten(1))
 
 
 @register_component("discriminator", "mocogan/patch-image")
@@ -343,11 +346,7 @@ class CategoricalImageDiscriminator(ImageDiscriminator):
         )
 
     def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
-        check_video(video, name=self.component, channels=self.channels, resolution=self.resolution)
-        n, _, t = video.shape[:3]
-        index = torch.randint(0, t, (n,), device=video.device)
-        frames = video[torch.arange(n, device=video.device), :, index]  # (N, C, H, W)
-        features = self.main[:-1](frames)  # the body and the head's instance noise
+        features = self.main[:-1](self.scored_frames(video))  # the body and the head's instance noise
         logits = self.main[-1](features).flatten(1)
         if self.class_head is None:
             return DiscriminatorOutput(logits)

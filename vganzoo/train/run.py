@@ -100,7 +100,7 @@ def _check_resume_matches(
     if data is not None and saved.get("data") is not None and data != saved["data"]:
         changed.append(f"data {saved['data']!r} -> {data!r}")
     before = saved.get("train") or {}
-    for key in ("seed", "grad_accum"):
+    for key in _INHERITED_ON_RESUME:
         if key in options and key in before and options[key] != before[key]:
             changed.append(f"{key} {before[key]!r} -> {options[key]!r}")
     if changed:
