@@ -58,13 +58,28 @@ def _extensions() -> tuple[list, dict]:
     if with_cuda:
         sources += _sources("csrc/cuda/*.cu")
         macros.append(("VGANZOO_WITH_CUDA", None))
-        nvcc_flags = ["-O3", "--use_fast_math", "-lineinfo", "--expt-relaxed-constexpr",
-                      "-Xptxas=-warn-spills"]
-        ext = CUDAExtension("vganzoo._C", sources, include_dirs=include_dirs, define_macros=macros,
-                            extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags})
+        nvcc_flags = [
+            "-O3",
+            "--use_fast_math",
+            "-lineinfo",
+            "--expt-relaxed-constexpr",
+            "-Xptxas=-warn-spills",
+        ]
+        ext = CUDAExtension(
+            "vganzoo._C",
+            sources,
+            include_dirs=include_dirs,
+            define_macros=macros,
+            extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
+        )
     else:
-        ext = CppExtension("vganzoo._C", sources, include_dirs=include_dirs, define_macros=macros,
-                           extra_compile_args={"cxx": cxx_flags})
+        ext = CppExtension(
+            "vganzoo._C",
+            sources,
+            include_dirs=include_dirs,
+            define_macros=macros,
+            extra_compile_args={"cxx": cxx_flags},
+        )
     return [ext], {"build_ext": BuildExtension.with_options(use_ninja=True)}
 
 

@@ -57,13 +57,17 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(1)
-    print(f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()} "
-          f"torch {torch.__version__} threads {torch.get_num_threads()}")
+    print(
+        f"machine: {platform.machine()} {platform.processor() or ''} python {platform.python_version()} "
+        f"torch {torch.__version__} threads {torch.get_num_threads()}"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "videos"
         _, t, h, w = SOURCE_VIDEO
         shapes = MovingShapes(resolution=h, frames=t)
-        source = torch.nn.functional.interpolate(shapes[0]["video"], size=(h, w), mode="bilinear")  # (C, T, H, W)
+        source = torch.nn.functional.interpolate(
+            shapes[0]["video"], size=(h, w), mode="bilinear"
+        )  # (C, T, H, W)
         for i in range(4):
             vio.save_video(source, folder / f"c{i % 2}" / f"v{i}.mp4", fps=25)
         rows = []
@@ -74,7 +78,10 @@ def main() -> None:
                 ("moving-digits 1", MovingDigits(resolution=res, frames=frames, channels=3)),
                 ("moving-digits 2", MovingDigits(num_digits=2, resolution=res, frames=frames, channels=3)),
                 ("moving-shapes", MovingShapes(resolution=res, frames=frames)),
-                ("VideoFolder mp4 320x240", VideoFolder(folder, frames=frames, frame_stride=2, resolution=res)),
+                (
+                    "VideoFolder mp4 320x240",
+                    VideoFolder(folder, frames=frames, frame_stride=2, resolution=res),
+                ),
             ]:
                 rate = clips_per_second(ds, args.clips)
                 rows.append((f"{name} @ {res}px x{frames}", rate, baseline / rate))
@@ -82,9 +89,14 @@ def main() -> None:
         for name, rate, ratio in rows:
             print(f"{name:<40}{rate:>10.1f}{ratio:>18.2f}")
         shapes = MovingShapes(resolution=64, frames=16)
-        grids = {"noise (untrained G)": torch.rand(16, 3, 16, 64, 64) * 2 - 1,
-                 "moving shapes": torch.stack([shapes[i]["video"] for i in range(16)])}
-        print(f"\n{'save_video 16 x (3, 16, 64, 64), ms':<40}" + "".join(f"{e:>8}" for e in vio.WRITABLE_EXTENSIONS))
+        grids = {
+            "noise (untrained G)": torch.rand(16, 3, 16, 64, 64) * 2 - 1,
+            "moving shapes": torch.stack([shapes[i]["video"] for i in range(16)]),
+        }
+        print(
+            f"\n{'save_video 16 x (3, 16, 64, 64), ms':<40}"
+            + "".join(f"{e:>8}" for e in vio.WRITABLE_EXTENSIONS)
+        )
         for what, grid in grids.items():
             cells = []
             for ext in vio.WRITABLE_EXTENSIONS:

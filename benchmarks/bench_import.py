@@ -17,9 +17,11 @@ import sys
 
 SNIPPETS = {
     "torch": "import time; t=time.perf_counter(); import torch; print(time.perf_counter()-t)",
-    "torch+vganzoo": "import time; t=time.perf_counter(); import torch, vganzoo; print(time.perf_counter()-t)",
+    "torch+vganzoo": "import time; t=time.perf_counter(); import torch, vganzoo; "
+    "print(time.perf_counter()-t)",
     "torch+vganzoo+list": (
-        "import time; t=time.perf_counter(); import torch, vganzoo; vganzoo.list_models(); print(time.perf_counter()-t)"
+        "import time; t=time.perf_counter(); import torch, vganzoo; vganzoo.list_models(); "
+        "print(time.perf_counter()-t)"
     ),
 }
 
@@ -45,7 +47,10 @@ def main() -> None:
         med = statistics.median(values)
         print(f"{name:<22}{med:>10.3f}{med - base:>14.3f}")
     added = statistics.median(times["torch+vganzoo"]) - base
-    print(f"import vganzoo adds {added:.3f} s over import torch (target <= 0.300): {'OK' if added <= 0.3 else 'OVER'}")
+    print(
+        f"import vganzoo adds {added:.3f} s over import torch (target <= 0.300): "
+        f"{'OK' if added <= 0.3 else 'OVER'}"
+    )
 
 
 if __name__ == "__main__":

@@ -52,8 +52,16 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     blas = os.environ.get("OPENBLAS_NUM_THREADS")
-    print(f"machine: {platform.machine()}, {os.cpu_count()} CPUs, BLAS threads {blas}; numpy {np.__version__}, scipy {scipy.__version__}", flush=True)
-    print(f"{'D':>6} {'N':>6} {'accumulate s':>13} {'vganzoo s':>10} {'sqrtm s':>10} {'speed-up':>9} {'rel. diff':>10}", flush=True)
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} CPUs, BLAS threads {blas}; numpy {np.__version__}, "
+        f"scipy {scipy.__version__}",
+        flush=True,
+    )
+    print(
+        f"{'D':>6} {'N':>6} {'accumulate s':>13} {'vganzoo s':>10} {'sqrtm s':>10} {'speed-up':>9} "
+        f"{'rel. diff':>10}",
+        flush=True,
+    )
     for dim in args.dims:
         rng = np.random.default_rng(dim)
         n = 2 * dim + 1
@@ -70,7 +78,11 @@ def main() -> None:
         ours_t, ours = timed(lambda g=(mu1, mu2, c1, c2): frechet_distance(*g), args.repeats)
         base_t, base = timed(lambda g=(mu1, mu2, c1, c2): scipy_frechet(*g), args.repeats)
         rel = abs(ours - base) / abs(base)
-        print(f"{dim:>6} {n:>6} {accumulate:>13.3f} {ours_t:>10.3f} {base_t:>10.3f} {base_t / ours_t:>8.2f}x {rel:>10.2e}", flush=True)
+        print(
+            f"{dim:>6} {n:>6} {accumulate:>13.3f} {ours_t:>10.3f} {base_t:>10.3f} {base_t / ours_t:>8.2f}x "
+            f"{rel:>10.2e}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

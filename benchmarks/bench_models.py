@@ -57,7 +57,7 @@ def _timed_pair(fn, device, repeat: int) -> tuple[float, float, tuple[float, flo
         _set_impl(impl)
         fn()
     for i in range(repeat):
-        for impl in ((None, "ref") if i % 2 == 0 else ("ref", None)):
+        for impl in (None, "ref") if i % 2 == 0 else ("ref", None):
             _set_impl(impl)
             _sync(device)
             start = time.perf_counter()
@@ -90,8 +90,9 @@ def _d_loss(kind: str, real, fake):
     import torch.nn.functional as F
 
     if kind == "bce":
-        return F.binary_cross_entropy_with_logits(real, real.new_ones(real.shape)) + \
-            F.binary_cross_entropy_with_logits(fake, fake.new_zeros(fake.shape))
+        return F.binary_cross_entropy_with_logits(
+            real, real.new_ones(real.shape)
+        ) + F.binary_cross_entropy_with_logits(fake, fake.new_zeros(fake.shape))
     if kind == "hinge":
         return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
     if kind == "wasserstein":
@@ -123,19 +124,27 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
 
     # sampling
     model.eval()
-    out["sample_s"], out["ref_sample_s"], out["sample_ratio_iqr"] = _timed_pair(lambda: model.sample(batch, seed=0), device, repeat)
+    out["sample_s"], out["ref_sample_s"], out["sample_ratio_iqr"] = _timed_pair(
+        lambda: model.sample(batch, seed=0), device, repeat
+    )
 
     # one training iteration
     model.train()
     loss_kind = recipe.get("adversarial_loss", "bce")
     opts = recipe.get("optimizers", {})
     g_opt = _optimizer(g.parameters(), opts.get("generator", {"name": "adam"}))
-    d_opts = {role: _optimizer(d.parameters(), opts.get(f"discriminator.{role}", opts.get("discriminators", {"name": "adam"})))
-              for role, d in model.discriminators.items()}
+    d_opts = {
+        role: _optimizer(
+            d.parameters(), opts.get(f"discriminator.{role}", opts.get("discriminators", {"name": "adam"}))
+        )
+        for role, d in model.discriminators.items()
+    }
     category_weight = float(recipe.get("category_loss_weight", 0.0) or 0.0)
     wants_mask = any(r.get("name") == "mask_l1" for r in recipe.get("regularizers", []))
     gen = torch.Generator().manual_seed(1)
-    real = (torch.rand(batch, g.channels, g.frames, g.resolution, g.resolution, generator=gen) * 2 - 1).to(device)
+    real = (torch.rand(batch, g.channels, g.frames, g.resolution, g.resolution, generator=gen) * 2 - 1).to(
+        device
+    )
 
     def fake_batch():
         latents = g.sample_latents(batch, generator=gen, labels=None)
@@ -173,9 +182,13 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
         loss.backward()
         g_opt.step()
 
-    out["train_iter_s"], out["ref_train_iter_s"], out["train_ratio_iqr"] = _timed_pair(iteration, device, repeat)
+    out["train_iter_s"], out["ref_train_iter_s"], out["train_ratio_iqr"] = _timed_pair(
+        iteration, device, repeat
+    )
     if any(r.get("name") == "singular_value_clipping" for r in recipe.get("regularizers", [])):
-        out["svc_s"], _, _ = _timed_pair(lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, 1)
+        out["svc_s"], _, _ = _timed_pair(
+            lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, 1
+        )
     return out
 
 
@@ -186,7 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", default="*", help="shell-style filter over vganzoo.list_models()")
     parser.add_argument("--batch", type=int, default=4)
-    parser.add_argument("--repeat", type=int, default=5, help="timed calls per implementation, alternating (median reported)")
+    parser.add_argument(
+        "--repeat", type=int, default=5, help="timed calls per implementation, alternating (median reported)"
+    )
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args(argv)
 
@@ -198,27 +213,42 @@ def main(argv: list[str] | None = None) -> int:
 
     names = [n for n in vganzoo.list_models() if fnmatch.fnmatch(n, args.models)]
     path = ops.resolve_impl(None, torch.device(args.device).type)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch {args.batch}, "
-          f"median of {args.repeat} alternating calls each; default ops = {path!r}, ref = {IMPL_ENV}=ref")
-    print("ratio = ref time / default time (median of each); 'pairs' = 25th-75th percentile of the per-pair ratios")
-    header = (f"{'model':<14} {'sample v/s':>10} {'ref v/s':>9} {'ratio':>6} {'pairs':>11} | {'train s/it':>10} "
-              f"{'ref s/it':>9} {'ratio':>6} {'pairs':>11} | {'svc s':>6}")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch "
+        f"{args.batch}, "
+        f"median of {args.repeat} alternating calls each; default ops = {path!r}, ref = {IMPL_ENV}=ref"
+    )
+    print(
+        "ratio = ref time / default time (median of each); 'pairs' = 25th-75th percentile of the per-pair "
+        "ratios"
+    )
+    header = (
+        f"{'model':<14} {'sample v/s':>10} {'ref v/s':>9} {'ratio':>6} {'pairs':>11} | {'train s/it':>10} "
+        f"{'ref s/it':>9} {'ratio':>6} {'pairs':>11} | {'svc s':>6}"
+    )
     print(header)
     print("-" * len(header))
     for name in names:
         try:
             r = measure(name, args.batch, args.repeat, args.device)
-        except Exception as exc:  # noqa: BLE001 - one failing model must not hide the others
+        except Exception as exc:
             print(f"{name:<14} error: {type(exc).__name__}: {exc}")
             continue
         svc = f"{r['svc_s']:.3f}" if "svc_s" in r else "-"
         sq, tq = r["sample_ratio_iqr"], r["train_ratio_iqr"]
-        print(f"{name:<14} {args.batch / r['sample_s']:>10.2f} {args.batch / r['ref_sample_s']:>9.2f} "
-              f"{r['ref_sample_s'] / r['sample_s']:>6.2f} {f'{sq[0]:.2f}-{sq[1]:.2f}':>11} | {r['train_iter_s']:>10.3f} "
-              f"{r['ref_train_iter_s']:>9.3f} {r['ref_train_iter_s'] / r['train_iter_s']:>6.2f} "
-              f"{f'{tq[0]:.2f}-{tq[1]:.2f}':>11} | {svc:>6}", flush=True)
+        print(
+            f"{name:<14} {args.batch / r['sample_s']:>10.2f} {args.batch / r['ref_sample_s']:>9.2f} "
+            f"{r['ref_sample_s'] / r['sample_s']:>6.2f} {f'{sq[0]:.2f}-{sq[1]:.2f}':>11} | "
+            f"{r['train_iter_s']:>10.3f} "
+            f"{r['ref_train_iter_s']:>9.3f} {r['ref_train_iter_s'] / r['train_iter_s']:>6.2f} "
+            f"{f'{tq[0]:.2f}-{tq[1]:.2f}':>11} | {svc:>6}",
+            flush=True,
+        )
     if path == "ref":
-        print(f"note: the compiled ops are not available on {args.device}; both columns ran the reference path (noise only).")
+        print(
+            f"note: the compiled ops are not available on {args.device}; both columns ran the reference path "
+            "(noise only)."
+        )
     return 0
 
 

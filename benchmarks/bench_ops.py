@@ -3,9 +3,11 @@
     PYTHONPATH=. python benchmarks/bench_ops.py                   # CPU, batch 8, float32
     PYTHONPATH=. python benchmarks/bench_ops.py --compile         # also time torch.compile(eager)
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 --model
-    PYTHONPATH=. python benchmarks/bench_ops.py --strategies aten onednn onednn_cl gemm direct   # CPU path tuning
+    PYTHONPATH=. python benchmarks/bench_ops.py --strategies aten onednn onednn_cl gemm direct   # CPU path
+    tuning
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --strategies igemm aten  # CUDA path tuning
-    PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --dtype tf32   # float32, TF32 allowed (torch's default)
+    PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --dtype tf32   # float32, TF32 allowed (torch's
+    default)
 
 Eager baseline = F.conv3d / F.conv_transpose3d with the bias, then the activation, same dtype and
 memory format (contiguous in, contiguous out). Runs are interleaved (ours, eager, compiled, ours, ...)
@@ -41,7 +43,7 @@ class Layer:
     name: str
     c_in: int
     c_out: int
-    size: tuple[int, int, int]       # input (T, H, W)
+    size: tuple[int, int, int]  # input (T, H, W)
     kernel: tuple[int, int, int]
     stride: tuple[int, int, int]
     padding: tuple[int, int, int]
@@ -57,21 +59,25 @@ def zoo_layers() -> list[Layer]:
     """Every 3-D conv layer shape of the zoo's models (shared/ARCHITECTURES.md)."""
     L = []
     # MoCoGAN VideoDiscriminator / PatchVideoDiscriminator: k4, stride (1,2,2), padding (0,1,1), 16x64x64.
-    for i, (ci, co, sz) in enumerate([(3, 64, (16, 64, 64)), (64, 128, (13, 32, 32)), (128, 256, (10, 16, 16)),
-                                      (256, 512, (7, 8, 8))]):
+    for i, (ci, co, sz) in enumerate(
+        [(3, 64, (16, 64, 64)), (64, 128, (13, 32, 32)), (128, 256, (10, 16, 16)), (256, 512, (7, 8, 8))]
+    ):
         L.append(Layer(f"mocogan.video_d.{i}", ci, co, sz, _k(4), S122, P011, "leaky_relu"))
     L.append(Layer("mocogan.video_d.head", 512, 1, (4, 4, 4), _k(4), _k(1), _k(0), "none"))
     L.append(Layer("mocogan.patch_video_d.head", 256, 1, (7, 8, 8), _k(4), S122, P011, "none"))
     # TGAN discriminator: k4 s2 p1 on 16x64x64.
-    for i, (ci, co, sz) in enumerate([(3, 64, (16, 64, 64)), (64, 128, (8, 32, 32)), (128, 256, (4, 16, 16)),
-                                      (256, 512, (2, 8, 8))]):
+    for i, (ci, co, sz) in enumerate(
+        [(3, 64, (16, 64, 64)), (64, 128, (8, 32, 32)), (128, 256, (4, 16, 16)), (256, 512, (2, 8, 8))]
+    ):
         L.append(Layer(f"tgan.d.{i}", ci, co, sz, _k(4), _k(2), _k(1), "leaky_relu"))
     # VGAN discriminator: k4 s2 p1 on 32x64x64, head 512->2 kernel (2,4,4).
-    for i, (ci, co, sz) in enumerate([(3, 64, (32, 64, 64)), (64, 128, (16, 32, 32)), (128, 256, (8, 16, 16)),
-                                      (256, 512, (4, 8, 8))]):
+    for i, (ci, co, sz) in enumerate(
+        [(3, 64, (32, 64, 64)), (64, 128, (16, 32, 32)), (128, 256, (8, 16, 16)), (256, 512, (4, 8, 8))]
+    ):
         L.append(Layer(f"vgan.d.{i}", ci, co, sz, _k(4), _k(2), _k(1), "leaky_relu"))
     L.append(Layer("vgan.d.head", 512, 2, (2, 4, 4), (2, 4, 4), _k(1), _k(0), "none"))
-    # VGAN foreground generator: ConvT3d 100->512 (2,4,4), then k4 s2 p1 512->256->128->64, heads 64->3 / 64->1.
+    # VGAN foreground generator: ConvT3d 100->512 (2,4,4), then k4 s2 p1 512->256->128->64, heads 64->3 /
+    # 64->1.
     L.append(Layer("vgan.g.0", 100, 512, (1, 1, 1), (2, 4, 4), _k(1), _k(0), "relu", True))
     for i, (ci, co, sz) in enumerate([(512, 256, (2, 4, 4)), (256, 128, (4, 8, 8)), (128, 64, (8, 16, 16))]):
         L.append(Layer(f"vgan.g.{i + 1}", ci, co, sz, _k(4), _k(2), _k(1), "relu", True))
@@ -89,7 +95,9 @@ def select_dtype(name: str, device: torch.device) -> torch.dtype:
 
 
 def make_inputs(layer: Layer, batch: int, dtype, device, memory_format):
-    x = torch.randn(batch, layer.c_in, *layer.size, dtype=dtype, device=device).contiguous(memory_format=memory_format)
+    x = torch.randn(batch, layer.c_in, *layer.size, dtype=dtype, device=device).contiguous(
+        memory_format=memory_format
+    )
     wshape = (layer.c_in, layer.c_out) if layer.transposed else (layer.c_out, layer.c_in)
     fan_in = layer.c_in * math.prod(layer.kernel)
     w = torch.randn(*wshape, *layer.kernel, dtype=dtype, device=device) / math.sqrt(fan_in)
@@ -104,15 +112,20 @@ def eager_fn(layer: Layer):
         else:
             y = F.conv3d(x, w, b, layer.stride, layer.padding)
         return apply_activation(y, layer.activation, 0.2)
+
     return fn
 
 
 def ours_fn(layer: Layer):
     def fn(x, w, b):
         if layer.transposed:
-            return ops.conv_transpose3d_bias_act(x, w, b, layer.stride, layer.padding, activation=layer.activation,
-                                                 impl="ext")
-        return ops.conv3d_bias_act(x, w, b, layer.stride, layer.padding, activation=layer.activation, impl="ext")
+            return ops.conv_transpose3d_bias_act(
+                x, w, b, layer.stride, layer.padding, activation=layer.activation, impl="ext"
+            )
+        return ops.conv3d_bias_act(
+            x, w, b, layer.stride, layer.padding, activation=layer.activation, impl="ext"
+        )
+
     return fn
 
 
@@ -158,11 +171,16 @@ def bench_interleaved(fns: dict, args, clock: Clock, warmup: int, reps: int) -> 
 
 def import_overhead() -> float:
     """Seconds `import vganzoo` adds over `import torch` (median of 3 fresh interpreters)."""
-    code = ("import time, torch; t=time.perf_counter(); import vganzoo, vganzoo.nn; "
-            "print(time.perf_counter()-t)")
+    code = (
+        "import time, torch; t=time.perf_counter(); import vganzoo, vganzoo.nn; print(time.perf_counter()-t)"
+    )
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
-    vals = [float(subprocess.check_output([sys.executable, "-c", code], env=env, text=True).strip().splitlines()[-1])
-            for _ in range(3)]
+    vals = [
+        float(
+            subprocess.check_output([sys.executable, "-c", code], env=env, text=True).strip().splitlines()[-1]
+        )
+        for _ in range(3)
+    ]
     return statistics.median(vals)
 
 
@@ -199,7 +217,9 @@ def run_layers(args) -> list[str]:
                         out = fn(x, w, b)
                         tol = 1e-3 if dtype_name == "float32" else 3e-2
                         torch.testing.assert_close(out, y, atol=tol, rtol=tol)
-                        assert out.is_contiguous(memory_format=fmt), f"{layer.name}: {name} changed the memory format"
+                        assert out.is_contiguous(memory_format=fmt), (
+                            f"{layer.name}: {name} changed the memory format"
+                        )
                 t = bench_interleaved(fns, (x, w, b), clock, args.warmup, args.reps)
                 flops, nbytes = flops_and_bytes(layer, x, w, y)
                 ratio = t["eager"] / t["ours"]
@@ -210,16 +230,23 @@ def run_layers(args) -> list[str]:
                     comp = f"{t['compiled'] * 1e3:.2f}"
                     cratios.append(t["compiled"] / t["ours"])
                     cratio = f"{cratios[-1]:.2f}"
-                lines.append(f"| {layer.name} | {batch} | {dtype_name} | {t['ours'] * 1e3:.2f} | {t['eager'] * 1e3:.2f} "
-                             f"| {comp} | {ratio:.2f} | {cratio} | {flops / t['ours'] / 1e9:.1f} "
-                             f"| {nbytes / t['ours'] / 1e9:.2f} |")
+                lines.append(
+                    f"| {layer.name} | {batch} | {dtype_name} | {t['ours'] * 1e3:.2f} | "
+                    f"{t['eager'] * 1e3:.2f} "
+                    f"| {comp} | {ratio:.2f} | {cratio} | {flops / t['ours'] / 1e9:.1f} "
+                    f"| {nbytes / t['ours'] / 1e9:.2f} |"
+                )
                 if args.strategies:
-                    lines[-1] += " " + " ".join(f"{s}={t['eager'] / t[s]:.2f}x" for s in args.strategies) + " |"
+                    lines[-1] += (
+                        " " + " ".join(f"{s}={t['eager'] / t[s]:.2f}x" for s in args.strategies) + " |"
+                    )
                 print(lines[-1], flush=True)
             if ratios:
                 geo = math.exp(sum(map(math.log, ratios)) / len(ratios))
-                lines.append(f"\ngeomean ratio vs eager ({dtype_name}, batch {batch}): {geo:.3f}; "
-                             f"min {min(ratios):.3f}")
+                lines.append(
+                    f"\ngeomean ratio vs eager ({dtype_name}, batch {batch}): {geo:.3f}; "
+                    f"min {min(ratios):.3f}"
+                )
                 if cratios:
                     cgeo = math.exp(sum(map(math.log, cratios)) / len(cratios))
                     lines.append(f"geomean ratio vs torch.compile: {cgeo:.3f}; min {min(cratios):.3f}")
@@ -228,7 +255,8 @@ def run_layers(args) -> list[str]:
     return lines
 
 
-# The extension's developer overrides (read per call): CPU "aten" | "onednn" | "onednn_cl" | "gemm" | "direct";
+# The extension's developer overrides (read per call): CPU "aten" | "onednn" | "onednn_cl" | "gemm" |
+# "direct";
 # CUDA "igemm" (our kernel wherever it covers the call) | "aten" (cuDNN + our fused epilogue).
 STRATEGY_ENV = {"cpu": "VGANZOO_CPU_STRATEGY", "cuda": "VGANZOO_CUDA_STRATEGY"}
 
@@ -244,6 +272,7 @@ def _with_strategy(fn, env_var: str, strategy: str):
                 os.environ.pop(env_var, None)
             else:
                 os.environ[env_var] = old
+
     return wrapped
 
 
@@ -263,10 +292,22 @@ def run_model(args) -> list[str]:
         dtype = select_dtype(dtype_name, device)
         for batch in args.batch:
             torch.manual_seed(0)
-            ours = nn.Sequential(*[STConv3d(ci, co, 4, S122, P011, bias=False, activation="leaky_relu",
-                                            norm=None if i == 0 else "batch")
-                                   for i, (ci, co) in enumerate(zip(chans[:-1], chans[1:]))],
-                                 STConv3d(512, 1, 4, bias=False))
+            ours = nn.Sequential(
+                *[
+                    STConv3d(
+                        ci,
+                        co,
+                        4,
+                        S122,
+                        P011,
+                        bias=False,
+                        activation="leaky_relu",
+                        norm=None if i == 0 else "batch",
+                    )
+                    for i, (ci, co) in enumerate(zip(chans[:-1], chans[1:]))
+                ],
+                STConv3d(512, 1, 4, bias=False),
+            )
             eager = nn.Sequential()
             for i, (ci, co) in enumerate(zip(chans[:-1], chans[1:])):
                 eager.append(nn.Conv3d(ci, co, 4, S122, P011, bias=False))
@@ -286,8 +327,10 @@ def run_model(args) -> list[str]:
                 fns[strategy] = _with_strategy(lambda: step(ours), STRATEGY_ENV[device.type], strategy)
             fns["eager"] = lambda: step(eager)
             t = bench_interleaved(fns, (), clock, args.warmup, max(3, args.reps // 2))
-            lines.append(f"| mocogan.video_d fwd+bwd | {batch} | {dtype_name} | {t['ours'] * 1e3:.1f} | "
-                         f"{t['eager'] * 1e3:.1f} | {t['eager'] / t['ours']:.2f} |")
+            lines.append(
+                f"| mocogan.video_d fwd+bwd | {batch} | {dtype_name} | {t['ours'] * 1e3:.1f} | "
+                f"{t['eager'] * 1e3:.1f} | {t['eager'] / t['ours']:.2f} |"
+            )
             if args.strategies:
                 lines[-1] += " " + " ".join(f"{s}={t['eager'] / t[s]:.2f}x" for s in args.strategies) + " |"
             print(lines[-1], flush=True)
@@ -298,27 +341,45 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch", type=int, nargs="+", default=[8])
-    p.add_argument("--dtype", nargs="+", default=["float32"], choices=["float32", "tf32", "bfloat16", "float16"],
-                   help="tf32: float32 tensors with TF32 allowed on both sides (CUDA; on the CPU the same as float32)")
-    p.add_argument("--channels-last", action="store_true", help="feed channels_last_3d inputs (default contiguous)")
+    p.add_argument(
+        "--dtype",
+        nargs="+",
+        default=["float32"],
+        choices=["float32", "tf32", "bfloat16", "float16"],
+        help="tf32: float32 tensors with TF32 allowed on both sides (CUDA; on the CPU the same as float32)",
+    )
+    p.add_argument(
+        "--channels-last", action="store_true", help="feed channels_last_3d inputs (default contiguous)"
+    )
     p.add_argument("--compile", action="store_true", help="also time torch.compile(eager)")
     p.add_argument("--model", action="store_true", help="also time fwd+bwd of a whole video discriminator")
     p.add_argument("--only", nargs="*", help="substrings of layer names to run")
-    p.add_argument("--compile-batch", type=int, nargs="*",
-                   help="with --compile: time torch.compile only at these batch sizes (compiling is slow)")
-    p.add_argument("--strategies", nargs="*",
-                   help="also time the extension with each forced path (VGANZOO_CPU_STRATEGY / VGANZOO_CUDA_STRATEGY)")
+    p.add_argument(
+        "--compile-batch",
+        type=int,
+        nargs="*",
+        help="with --compile: time torch.compile only at these batch sizes (compiling is slow)",
+    )
+    p.add_argument(
+        "--strategies",
+        nargs="*",
+        help="also time the extension with each forced path (VGANZOO_CPU_STRATEGY / VGANZOO_CUDA_STRATEGY)",
+    )
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--reps", type=int, default=11)
     p.add_argument("--out", help="also write the markdown table to this file")
     args = p.parse_args(argv)
-    info = (f"device={args.device} ({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
-            f"torch {torch.__version__}, memory format {'channels_last_3d' if args.channels_last else 'contiguous'}")
+    info = (
+        f"device={args.device} "
+        f"({torch.cuda.get_device_name() if args.device == 'cuda' else f'{torch.get_num_threads()} threads'}), "
+        f"torch {torch.__version__}, memory format "
+        f"{'channels_last_3d' if args.channels_last else 'contiguous'}"
+    )
     print(info)
     print(f"import vganzoo adds {import_overhead():.3f} s over import torch")
-    lines = [info, ""] + run_layers(args)
+    lines = [info, "", *run_layers(args)]
     if args.model:
-        lines += [""] + run_model(args)
+        lines += ["", *run_model(args)]
     table = "\n".join(lines)
     if args.out:
         with open(args.out, "w") as f:

@@ -164,14 +164,15 @@ def main() -> None:
         names.append("toy-gan")
     print(f"# training throughput on {where}, torch {torch.__version__}")
     print(
-        f"# timed {args.steps} iterations after {args.warmup} warm-up; overrides: resolution={args.resolution} frames={args.frames} width={args.width} batch={args.batch_size}"
+        f"# timed {args.steps} iterations after {args.warmup} warm-up; overrides: "
+        f"resolution={args.resolution} frames={args.frames} width={args.width} batch={args.batch_size}"
     )
     print("| model | batch (per role) | d_steps | Trainer it/s | bare loop it/s | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in names:
         try:
             model, dataset = build(name, args)
-        except Exception as exc:  # noqa: BLE001  (a model that cannot be built at these settings is reported, not fatal)
+        except Exception as exc:
             print(f"| {name} | - | - | skipped: {type(exc).__name__}: {exc} | | |")
             continue
         from vganzoo.train.config import resolve_recipe

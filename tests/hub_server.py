@@ -92,7 +92,7 @@ class FakeHub:
         if self._thread is not None:
             self._thread.join()
 
-    def __enter__(self) -> FakeHub:  # noqa: PYI034
+    def __enter__(self) -> FakeHub:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
@@ -413,7 +413,8 @@ def _make_handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
                     return self._error(
                         400,
                         "BadRequest",
-                        f"unsupported commit operation {key!r} (the test server answers 'regular' for every upload)",
+                        f"unsupported commit operation {key!r} (the test server answers 'regular' for every "
+                        "upload)",
                     )
             sha = hub.commit(repo_id, files, branch=revision, message=message)
             for path in deleted:

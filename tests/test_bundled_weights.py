@@ -35,7 +35,9 @@ def test_the_main_job_weights_are_bundled():
 
 
 def test_bundled_weights_fit_the_size_budget():
-    total = sum(f.stat().st_size for _, spec in BUNDLED for f in (PACKAGE / spec.bundled).iterdir() if f.is_file())
+    total = sum(
+        f.stat().st_size for _, spec in BUNDLED for f in (PACKAGE / spec.bundled).iterdir() if f.is_file()
+    )
     assert 0 < total <= BUNDLE_LIMIT, f"bundled weights take {total / 2**20:.1f} MiB"
 
 
@@ -45,7 +47,9 @@ def test_bundled_files_match_their_pinned_sha256(name, spec):
     index = json.loads((folder / "weights.json").read_text())
     for filename in ["config.json", *spec.files.values()]:
         digest = hashlib.sha256((folder / filename).read_bytes()).hexdigest()
-        assert digest == spec.sha256[filename], f"{name}: {filename} changed without updating the registry pin"
+        assert digest == spec.sha256[filename], (
+            f"{name}: {filename} changed without updating the registry pin"
+        )
         assert index["sha256"][filename] == digest  # the folder is publishable as is (vganzoo push)
     assert set(spec.files.items()) <= set(index["files"].items())
     card = (folder / "README.md").read_text()
@@ -58,7 +62,13 @@ def test_bundled_weights_load_offline_and_sample(name, spec):
     assert model.pretrained["name"] == name
     videos = model.sample(2, seed=0)
     config = model.config
-    assert videos.shape == (2, config["channels"], config["frames"], config["resolution"], config["resolution"])
+    assert videos.shape == (
+        2,
+        config["channels"],
+        config["frames"],
+        config["resolution"],
+        config["resolution"],
+    )
     assert videos.dtype == torch.float32 and videos.min() >= -1 and videos.max() <= 1
     assert torch.equal(videos, model.sample(2, seed=0))
     assert videos.std() > 0.05  # not a constant frame

@@ -9,12 +9,11 @@ import sys
 from pathlib import Path
 
 import pytest
+from plugin_utils import toy_source
 
 import vganzoo
 from vganzoo import registry
 from vganzoo.cli import main
-
-from plugin_utils import toy_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -82,7 +81,9 @@ def test_import_is_quiet_offline_and_compiles_nothing():
 
 def test_python_dash_m_entry_point():
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    out = subprocess.run([sys.executable, "-m", "vganzoo", "--version"], capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "vganzoo", "--version"], capture_output=True, text=True, env=env, timeout=120
+    )
     assert out.returncode == 0 and out.stdout.startswith("vganzoo ")
 
 
@@ -92,9 +93,15 @@ def test_info_of_a_weight_set_describes_those_weights(capsys):
     assert main(["info", "mocogan-rnn.digits", "--json"]) == 0
     info = json.loads(capsys.readouterr().out)
     assert info["weights"] == "mocogan-rnn.digits"
-    assert (info["config"]["resolution"], info["config"]["channels"], info["config"]["num_classes"]) == (32, 1, 10)
+    assert (info["config"]["resolution"], info["config"]["channels"], info["config"]["num_classes"]) == (
+        32,
+        1,
+        10,
+    )
     loaded = vganzoo.load("mocogan-rnn.digits", components="all")
     assert info["parameters"]["total"] == sum(p.numel() for p in loaded.parameters())
     assert main(["info", "mocogan-rnn"]) == 0
     out = capsys.readouterr().out
-    assert "default config:" in out and "weights" not in out.split("default config:")[1].split("pretrained:")[0]
+    assert (
+        "default config:" in out and "weights" not in out.split("default config:")[1].split("pretrained:")[0]
+    )

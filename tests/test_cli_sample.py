@@ -34,22 +34,38 @@ class ContentMotionGenerator(nn.Module):
     content_latents = ("content",)
     motion_latents = ("motion",)
 
-    def __init__(self, *, resolution: int = RES, frames: int = FRAMES, channels: int = 1, num_classes: int = 3):
+    def __init__(
+        self, *, resolution: int = RES, frames: int = FRAMES, channels: int = 1, num_classes: int = 3
+    ):
         super().__init__()
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.gain = nn.Parameter(torch.ones(()))
         self.calls: list[dict[str, torch.Tensor]] = []
 
     def sample_latents(self, n, *, generator, labels=None):
         if labels is None:
             labels = torch.randint(0, self.num_classes, (n,), generator=generator)
-        return {"content": torch.randn(n, 4, generator=generator), "motion": torch.randn(n, self.frames, generator=generator),
-                "labels": labels}
+        return {
+            "content": torch.randn(n, 4, generator=generator),
+            "motion": torch.randn(n, self.frames, generator=generator),
+            "labels": labels,
+        }
 
     def forward(self, content, motion, labels):
         self.calls.append({"content": content.clone(), "motion": motion.clone(), "labels": labels.clone()})
-        level = torch.tanh(self.gain * (content.mean(1, keepdim=True) + motion + 0.1 * labels[:, None]))  # (N, T)
-        return level[:, None, :, None, None].expand(-1, self.channels, -1, self.resolution, self.resolution).contiguous()
+        level = torch.tanh(
+            self.gain * (content.mean(1, keepdim=True) + motion + 0.1 * labels[:, None])
+        )  # (N, T)
+        return (
+            level[:, None, :, None, None]
+            .expand(-1, self.channels, -1, self.resolution, self.resolution)
+            .contiguous()
+        )
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,11 +76,15 @@ def test_models():
     sys.path.insert(0, str(TOY_PLUGIN))
     importlib.import_module("vganzoo_toy.models")  # registers "toy-gan"
 
-    @vganzoo.register_model("test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES})
+    @vganzoo.register_model(
+        "test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES}
+    )
     def content_motion(*, resolution, frames):
         return VideoGAN(ContentMotionGenerator(resolution=resolution, frames=frames))
 
-    @vganzoo.register_model("test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")])
+    @vganzoo.register_model(
+        "test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")]
+    )
     def with_weights():
         return VideoGAN(ContentMotionGenerator())
 
@@ -108,17 +128,24 @@ def test_latent_walk_moves_content_then_motion():
     end = gen.sample_latents(1, generator=vganzoo.models.base.make_generator(6), labels=torch.tensor([2]))
     gen.calls.clear()
     videos, rows = latent_walk(model, 4, seed=5, labels=2)
-    assert videos.shape == (8, 1, FRAMES, RES, RES) and rows == ["pair 0 (label 2): content walk, motion fixed", "pair 0 (label 2): motion walk, content fixed"]
+    assert videos.shape == (8, 1, FRAMES, RES, RES) and rows == [
+        "pair 0 (label 2): content walk, motion fixed",
+        "pair 0 (label 2): motion walk, content fixed",
+    ]
     (call,) = gen.calls
     content, motion = call["content"], call["motion"]
     assert torch.all(call["labels"] == 2)
     # row 0: content from seed 5 to seed 6, motion of seed 5 throughout
-    assert torch.allclose(content[0], start["content"][0]) and torch.allclose(content[3], end["content"][0], atol=1e-6)
+    assert torch.allclose(content[0], start["content"][0]) and torch.allclose(
+        content[3], end["content"][0], atol=1e-6
+    )
     assert all(torch.equal(motion[i], start["motion"][0]) for i in range(4))
     assert len({tuple(c.tolist()) for c in content[:4]}) == 4
     # row 1: motion walks, content fixed
     assert all(torch.equal(content[i], start["content"][0]) for i in range(4, 8))
-    assert torch.allclose(motion[4], start["motion"][0]) and torch.allclose(motion[7], end["motion"][0], atol=1e-6)
+    assert torch.allclose(motion[4], start["motion"][0]) and torch.allclose(
+        motion[7], end["motion"][0], atol=1e-6
+    )
     with pytest.raises(ValueError, match="steps"):
         latent_walk(model, 1)
 
@@ -127,7 +154,10 @@ def test_latent_walk_restores_mode_and_falls_back_to_all_latents():
     model = vganzoo.create("toy-gan", resolution=8, frames=2)
     model.generator.train()
     videos, rows = latent_walk(model, 3, seed=0, n=2)
-    assert videos.shape == (6, 3, 2, 8, 8) and rows == ["pair 0: walk over all latents", "pair 1: walk over all latents"]
+    assert videos.shape == (6, 3, 2, 8, 8) and rows == [
+        "pair 0: walk over all latents",
+        "pair 1: walk over all latents",
+    ]
     assert model.generator.training
     own = model.sample(2, seed=0)  # step 0 of each row is that pair's own sample
     assert torch.allclose(videos[0], own[0], atol=1e-6) and torch.allclose(videos[3], own[1], atol=1e-6)
@@ -136,9 +166,26 @@ def test_latent_walk_restores_mode_and_falls_back_to_all_latents():
 # ---- vganzoo sample ---------------------------------------------------------------------------
 def test_sample_writes_the_models_samples(tmp_path, capsys):
     out = tmp_path / "s.gif"
-    code, stdout, stderr = run_cli(capsys, "sample", "test-content-motion", "--n", "4", "--seed", "3", "--out", str(out), "--device", "cpu")
+    code, stdout, stderr = run_cli(
+        capsys,
+        "sample",
+        "test-content-motion",
+        "--n",
+        "4",
+        "--seed",
+        "3",
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+    )
     assert code == 0 and out.exists()
-    assert str(out) in stdout and "random weights" in stdout and "(4, 1, 3, 8, 8)" in stdout and "seed 3" in stdout
+    assert (
+        str(out) in stdout
+        and "random weights" in stdout
+        and "(4, 1, 3, 8, 8)" in stdout
+        and "seed 3" in stdout
+    )
     assert "random weights" in stderr  # the warning
     expected, latents = vganzoo.create("test-content-motion").sample(4, seed=3, return_latents=True)
     assert str(latents["labels"].tolist()) in stdout
@@ -149,15 +196,21 @@ def test_sample_writes_the_models_samples(tmp_path, capsys):
 
 
 def test_sample_label_mp4_and_interpolate(tmp_path, capsys):
-    code, stdout, _ = run_cli(capsys, "sample", "test-content-motion", "--n", "2", "--label", "1", "--out", str(tmp_path / "l.mp4"))
+    code, stdout, _ = run_cli(
+        capsys, "sample", "test-content-motion", "--n", "2", "--label", "1", "--out", str(tmp_path / "l.mp4")
+    )
     assert code == 0 and "labels [1, 1]" in stdout and vio.read_video(tmp_path / "l.mp4").shape[0] == FRAMES
-    code, stdout, _ = run_cli(capsys, "sample", "test-content-motion", "--interpolate", "3", "--out", str(tmp_path / "i.gif"))
+    code, stdout, _ = run_cli(
+        capsys, "sample", "test-content-motion", "--interpolate", "3", "--out", str(tmp_path / "i.gif")
+    )
     assert code == 0 and "content walk" in stdout and "motion walk" in stdout
     assert vio.read_video(tmp_path / "i.gif").shape == (FRAMES, 2 * (RES + 2) + 2, 3 * (RES + 2) + 2, 3)
 
 
 def test_sample_toy_plugin_model(tmp_path, capsys):
-    code, stdout, _ = run_cli(capsys, "sample", "toy-gan", "--n", "3", "--resolution", "8", "--out", str(tmp_path / "toy.gif"))
+    code, stdout, _ = run_cli(
+        capsys, "sample", "toy-gan", "--n", "3", "--resolution", "8", "--out", str(tmp_path / "toy.gif")
+    )
     assert code == 0 and "(3, 3, 4, 8, 8)" in stdout and "labels none" in stdout
 
 
@@ -177,13 +230,15 @@ def test_names_with_weights_are_loaded_not_created(tmp_path, capsys, monkeypatch
 
 def test_a_plain_folder_path_is_loaded_as_local_dir(tmp_path, capsys, monkeypatch):
     loaded = []
-    monkeypatch.setattr(hub, "load", lambda name, **kw: loaded.append(name) or vganzoo.create("test-content-motion"))
+    monkeypatch.setattr(
+        hub, "load", lambda name, **kw: loaded.append(name) or vganzoo.create("test-content-motion")
+    )
     monkeypatch.chdir(tmp_path)
     (tmp_path / "my.run").mkdir()
     (tmp_path / "test-content-motion").mkdir()  # a folder named like a registered model: the model wins
-    code, stdout, stderr = run_cli(capsys, "sample", "my.run", "--n", "1", "--out", "a.gif")
+    code, stdout, _ = run_cli(capsys, "sample", "my.run", "--n", "1", "--out", "a.gif")
     assert code == 0 and loaded == ["local-dir:my.run"] and "pretrained weights" in stdout
-    code, stdout, stderr = run_cli(capsys, "sample", "test-content-motion", "--n", "1", "--out", "b.gif")
+    code, stdout, _stderr = run_cli(capsys, "sample", "test-content-motion", "--n", "1", "--out", "b.gif")
     assert code == 0 and loaded == ["local-dir:my.run"] and "random weights" in stdout
 
 
@@ -211,29 +266,70 @@ def test_a_training_run_folder_points_at_its_model(tmp_path):
 def test_user_errors_exit_2_with_one_line(tmp_path, capsys, monkeypatch, argv, message):
     monkeypatch.chdir(tmp_path)
     if argv[1] == "test-with-weights":
-        monkeypatch.setattr(hub, "load", lambda name, **kw: (_ for _ in ()).throw(NotImplementedError("not yet")))
+        monkeypatch.setattr(
+            hub, "load", lambda name, **kw: (_ for _ in ()).throw(NotImplementedError("not yet"))
+        )
     code, _, stderr = run_cli(capsys, *argv)
     lines = [line for line in stderr.splitlines() if not line.startswith("warning:")]
-    assert code == 2 and len(lines) == 1 and lines[0].startswith(f"vganzoo {argv[0]}: error:") and message in lines[0]
+    assert (
+        code == 2
+        and len(lines) == 1
+        and lines[0].startswith(f"vganzoo {argv[0]}: error:")
+        and message in lines[0]
+    )
     assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.slow
 def test_command_line_process_exit_code(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    proc = subprocess.run([sys.executable, "-m", "vganzoo", "sample", "no-such-model", "--out", str(tmp_path / "x.gif")],
-                          capture_output=True, text=True, env=env, timeout=120, check=False)
-    assert proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    proc = subprocess.run(
+        [sys.executable, "-m", "vganzoo", "sample", "no-such-model", "--out", str(tmp_path / "x.gif")],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
+    assert (
+        proc.returncode == 2 and "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    )
 
 
 # ---- vganzoo data preview ---------------------------------------------------------------------
 def test_data_preview_writes_a_grid(tmp_path, capsys):
     out = tmp_path / "p.gif"
-    code, stdout, _ = run_cli(capsys, "data", "preview", "moving-digits", "--out", str(out), "--n", "4", "--resolution", "32", "--frames", "6")
+    code, stdout, _ = run_cli(
+        capsys,
+        "data",
+        "preview",
+        "moving-digits",
+        "--out",
+        str(out),
+        "--n",
+        "4",
+        "--resolution",
+        "32",
+        "--frames",
+        "6",
+    )
     assert code == 0 and str(out) in stdout and "(4, 1, 6, 32, 32)" in stdout
     back = vio.read_video(out)
     assert back.shape == (6, 2 * 34 + 2, 2 * 34 + 2, 3)
     first = vganzoo.data.MovingDigits(resolution=32, frames=6)[0]["video"]
     assert torch.equal(back[:, 2 : 2 + 32, 2 : 2 + 32, 0], vio.to_uint8(first)[0])
-    code, stdout, _ = run_cli(capsys, "data", "preview", "moving-shapes", "--out", str(tmp_path / "s.mp4"), "--n", "2", "--resolution", "16", "--frames", "4")
+    code, stdout, _ = run_cli(
+        capsys,
+        "data",
+        "preview",
+        "moving-shapes",
+        "--out",
+        str(tmp_path / "s.mp4"),
+        "--n",
+        "2",
+        "--resolution",
+        "16",
+        "--frames",
+        "4",
+    )
     assert code == 0 and "(2, 3, 4, 16, 16)" in stdout

@@ -40,16 +40,29 @@ def _make_original_module():
     class VideoGenerator(nn.Module):
         def __init__(self, n_channels, dim_z_content, dim_z_category, dim_z_motion, video_length, ngf=64):
             super().__init__()
-            self.n_channels, self.dim_z_content, self.dim_z_category = n_channels, dim_z_content, dim_z_category
+            self.n_channels, self.dim_z_content, self.dim_z_category = (
+                n_channels,
+                dim_z_content,
+                dim_z_category,
+            )
             self.dim_z_motion, self.video_length = dim_z_motion, video_length
             dim_z = dim_z_motion + dim_z_category + dim_z_content
             self.recurrent = nn.GRUCell(dim_z_motion, dim_z_motion)
             self.main = nn.Sequential(
-                nn.ConvTranspose2d(dim_z, ngf * 8, 4, 1, 0, bias=False), nn.BatchNorm2d(ngf * 8), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 4), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf * 2), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False), nn.BatchNorm2d(ngf), nn.ReLU(True),
-                nn.ConvTranspose2d(ngf, n_channels, 4, 2, 1, bias=False), nn.Tanh(),
+                nn.ConvTranspose2d(dim_z, ngf * 8, 4, 1, 0, bias=False),
+                nn.BatchNorm2d(ngf * 8),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 8, ngf * 4, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * 4),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 4, ngf * 2, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf * 2),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf * 2, ngf, 4, 2, 1, bias=False),
+                nn.BatchNorm2d(ngf),
+                nn.ReLU(True),
+                nn.ConvTranspose2d(ngf, n_channels, 4, 2, 1, bias=False),
+                nn.Tanh(),
             )
 
         def generate(self, z_content, motion_noise, h0, labels):
@@ -138,7 +151,12 @@ def test_mocogan_round_trip_at_the_paper_config(tmp_path, original_models_module
     folder = convert_mocogan(src, tmp_path / "out")
     assert sorted(p.name for p in folder.iterdir()) == WEIGHT_SET
     model, config = _load_folder(folder)
-    assert config["num_classes"] == 6 and config["frames"] == 16 and config["resolution"] == 64 and config["width"] == 1.0
+    assert (
+        config["num_classes"] == 6
+        and config["frames"] == 16
+        and config["resolution"] == 64
+        and config["width"] == 1.0
+    )
     state = load_file(str(folder / "generator.safetensors"))
     assert int(state["main.1.num_batches_tracked"]) == 0  # filled in
 
@@ -146,7 +164,9 @@ def test_mocogan_round_trip_at_the_paper_config(tmp_path, original_models_module
     model.generator.eval()
     with torch.no_grad():
         ours = model.generator(**latents)
-        theirs = original.generate(latents["z_content"], latents["motion_noise"], latents["motion_h0"], latents["labels"])
+        theirs = original.generate(
+            latents["z_content"], latents["motion_noise"], latents["motion_h0"], latents["labels"]
+        )
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
@@ -208,7 +228,12 @@ def test_mocogan_bad_files(tmp_path):
     with pytest.raises(FileNotFoundError):
         convert_mocogan(tmp_path / "missing.pytorch", tmp_path / "out")
     junk = tmp_path / "junk.pytorch"
-    for data in (b"not a pickle at all", b"garbage\n", b"\x80\x02X\xff\xff\xff\x7f", b"\x80\x02X\x02\x00\x00\x00\xff\xfe."):
+    for data in (
+        b"not a pickle at all",
+        b"garbage\n",
+        b"\x80\x02X\xff\xff\xff\x7f",
+        b"\x80\x02X\x02\x00\x00\x00\xff\xfe.",
+    ):
         junk.write_bytes(data)  # each ends in a different exception inside the unpickler
         with pytest.raises(ValueError, match="not a readable"):
             convert_mocogan(junk, tmp_path / "out")
@@ -233,10 +258,12 @@ def _uniform(rng, *shape, scale=0.05):
 
 
 def _bn(rng, prefix, n, *, beta):
-    out = {f"{prefix}/gamma": rng.uniform(0.5, 1.5, n).astype(np.float32),
-           f"{prefix}/avg_mean": rng.normal(0, 0.1, n).astype(np.float32),
-           f"{prefix}/avg_var": rng.uniform(0.5, 1.5, n).astype(np.float32),
-           f"{prefix}/N": np.array(7)}
+    out = {
+        f"{prefix}/gamma": rng.uniform(0.5, 1.5, n).astype(np.float32),
+        f"{prefix}/avg_mean": rng.normal(0, 0.1, n).astype(np.float32),
+        f"{prefix}/avg_var": rng.uniform(0.5, 1.5, n).astype(np.float32),
+        f"{prefix}/N": np.array(7),
+    }
     if beta:
         out[f"{prefix}/beta"] = rng.normal(0, 0.1, n).astype(np.float32)
     return out
@@ -283,16 +310,21 @@ def _t(a):
 def _bn_eval(h, p, prefix):
     shape = (1, -1) + (1,) * (h.ndim - 2)
     beta = _t(p[f"{prefix}/beta"]).view(shape) if f"{prefix}/beta" in p else 0
-    return (h - _t(p[f"{prefix}/avg_mean"]).view(shape)) / torch.sqrt(_t(p[f"{prefix}/avg_var"]).view(shape) + 2e-5) \
-        * _t(p[f"{prefix}/gamma"]).view(shape) + beta
+    return (h - _t(p[f"{prefix}/avg_mean"]).view(shape)) / torch.sqrt(
+        _t(p[f"{prefix}/avg_var"]).view(shape) + 2e-5
+    ) * _t(p[f"{prefix}/gamma"]).view(shape) + beta
 
 
 def _chainer_generator(z_slow, gen, vgen):
     h = z_slow[:, :, None]
     for i in range(4):
-        h = F.conv_transpose1d(h, _t(gen[f"dc{i}/W"]), _t(gen[f"dc{i}/b"]), stride=1 if i == 0 else 2, padding=0 if i == 0 else 1)
+        h = F.conv_transpose1d(
+            h, _t(gen[f"dc{i}/W"]), _t(gen[f"dc{i}/b"]), stride=1 if i == 0 else 2, padding=0 if i == 0 else 1
+        )
         h = torch.relu(_bn_eval(h, gen, f"bn{i}"))
-    z_fast = torch.tanh(F.conv_transpose1d(h, _t(gen["dc4/W"]), _t(gen["dc4/b"]), stride=2, padding=1))  # (N, 100, 16)
+    z_fast = torch.tanh(
+        F.conv_transpose1d(h, _t(gen["dc4/W"]), _t(gen["dc4/b"]), stride=2, padding=1)
+    )  # (N, 100, 16)
     n, _, t = z_fast.shape
     zs = z_slow.repeat_interleave(t, dim=0)
     zf = z_fast.permute(0, 2, 1).reshape(n * t, -1)
@@ -300,7 +332,9 @@ def _chainer_generator(z_slow, gen, vgen):
     hf = torch.relu(_bn_eval(zf @ _t(vgen["l0f/W"]).T, vgen, "bn0f")).reshape(n * t, 256, 4, 4)
     h = torch.cat([hs, hf], 1)
     for i in range(1, 5):
-        h = torch.relu(_bn_eval(F.conv_transpose2d(h, _t(vgen[f"dc{i}/W"]), stride=2, padding=1), vgen, f"bn{i}"))
+        h = torch.relu(
+            _bn_eval(F.conv_transpose2d(h, _t(vgen[f"dc{i}/W"]), stride=2, padding=1), vgen, f"bn{i}")
+        )
     x = torch.tanh(F.conv_transpose2d(h, _t(vgen["dc5/W"]), _t(vgen["dc5/b"]), padding=1))
     return x.reshape(n, t, *x.shape[1:]).permute(0, 2, 1, 3, 4)
 
@@ -317,7 +351,9 @@ def _chainer_critic(x, vdis):
 def test_tgan_round_trip(tmp_path):
     paths, gen, vgen, vdis = _tgan_snapshots(tmp_path)
     folder = convert_tgan(paths["gen"], tmp_path / "out")
-    assert sorted(p.name for p in folder.iterdir()) == sorted([*WEIGHT_SET, "discriminator.video.safetensors"])
+    assert sorted(p.name for p in folder.iterdir()) == sorted(
+        [*WEIGHT_SET, "discriminator.video.safetensors"]
+    )
     model, config = _load_folder(folder)
     assert config["resolution"] == 64 and config["frames"] == 16 and config["width"] == 1.0
     model.eval()
@@ -327,8 +363,12 @@ def test_tgan_round_trip(tmp_path):
         theirs = _chainer_generator(z, gen, vgen)
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
         video = torch.rand(2, 3, 16, 64, 64) * 2 - 1
-        torch.testing.assert_close(model.discriminators["video"](video).logits, _chainer_critic(video, vdis).flatten(1),
-                                   rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(
+            model.discriminators["video"](video).logits,
+            _chainer_critic(video, vdis).flatten(1),
+            rtol=1e-4,
+            atol=1e-5,
+        )
     state = load_file(str(folder / "generator.safetensors"))
     assert int(state["temporal.bn0.num_batches_tracked"]) == 7
 
@@ -370,7 +410,10 @@ def test_tgan_errors(tmp_path):
     np.savez(tmp_path / "vgen_iter_9.npz", **vgen)
     with pytest.raises(ValueError):
         convert_tgan(pickled, tmp_path / "out")
-    with pytest.raises(ValueError, match="is TGAN's image generator snapshot; give the temporal generator's gen_iter_1000.npz"):
+    with pytest.raises(
+        ValueError,
+        match="is TGAN's image generator snapshot; give the temporal generator's gen_iter_1000.npz",
+    ):
         convert_tgan(paths["vgen"], tmp_path / "out")
     with pytest.raises(ValueError, match="discriminator: given together with include_discriminator=False"):
         convert_tgan(paths["gen"], tmp_path / "out", discriminator=paths["gen"], include_discriminator=False)
@@ -394,7 +437,12 @@ def test_cli_convert(tmp_path, capsys, original_models_module):
     assert cli_main(["convert", "tgan", str(paths["gen"]), str(tmp_path / "tg")]) == 0
     assert (tmp_path / "tg" / "discriminator.video.safetensors").exists()
     # --force replaces the whole folder: no stale discriminator from the previous conversion
-    assert cli_main(["convert", "tgan", str(paths["gen"]), str(tmp_path / "tg"), "--no-discriminator", "--force"]) == 0
+    assert (
+        cli_main(
+            ["convert", "tgan", str(paths["gen"]), str(tmp_path / "tg"), "--no-discriminator", "--force"]
+        )
+        == 0
+    )
     assert not (tmp_path / "tg" / "discriminator.video.safetensors").exists()
     assert vganzoo.load(f"local-dir:{tmp_path / 'tg'}", components="all").discriminators.keys() == set()
     assert cli_main(["convert", "tgan", str(tmp_path / "missing.npz"), str(tmp_path / "x")]) == 2

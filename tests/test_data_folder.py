@@ -55,7 +55,9 @@ def test_layout_classes_and_every_item_is_a_valid_clip(ucf_like):
     with pytest.warns(RuntimeWarning, match="skipping") as record:
         items = [ds[i] for i in range(len(ds))]
     assert len(record) == 2 and ds.skipped == 2
-    assert sorted(ds.skipped_files) == sorted(str(ucf_like / p) for p in ("a/v3_corrupt.mp4", "b/v4_short.gif"))
+    assert sorted(ds.skipped_files) == sorted(
+        str(ucf_like / p) for p in ("a/v3_corrupt.mp4", "b/v4_short.gif")
+    )
     assert "too short" in ds.skipped_files[str(ucf_like / "b" / "v4_short.gif")]
     for item in items:
         assert item["video"].shape == (3, 8, RES, RES) and item["video"].dtype == torch.float32
@@ -92,7 +94,9 @@ def test_fixed_start_stride_and_gray_values(tmp_path):
     assert int(item["label"]) == -1 and item["video"].shape == (1, 4, 8, 8)
     span = (4 - 1) * 3 + 1
     start = (20 - span) // 2  # the middle of the video
-    expected = torch.tensor([16 + LEVEL_STEP * (start + 3 * k) for k in range(4)], dtype=torch.float32) / 255 * 2 - 1
+    expected = (
+        torch.tensor([16 + LEVEL_STEP * (start + 3 * k) for k in range(4)], dtype=torch.float32) / 255 * 2 - 1
+    )
     assert torch.allclose(item["video"][0, :, 0, 0], expected, atol=1e-5)
     assert torch.allclose(item["video"], item["video"][:, :, :1, :1].expand_as(item["video"]))
 
@@ -135,7 +139,10 @@ def test_non_square_videos_are_cropped(tmp_path):
 def test_every_file_bad_raises_clearly(tmp_path):
     vio.save_video(ramp(2), tmp_path / "short.gif")
     ds = VideoFolder(tmp_path, frames=8, resolution=8)
-    with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="no file .* clip of 8 frames .*fewer --frames"):
+    with (
+        pytest.warns(RuntimeWarning),
+        pytest.raises(ValueError, match="no file .* clip of 8 frames .*fewer --frames"),
+    ):
         ds[0]
     strided = VideoFolder(tmp_path, frames=8, frame_stride=2, resolution=8)
     with pytest.warns(RuntimeWarning), pytest.raises(ValueError, match="clip of 15 frames .*frame_stride=1"):
@@ -148,8 +155,21 @@ def test_train_on_a_folder_without_a_usable_clip_fails_before_writing(tmp_path, 
 
     vio.save_video(ramp(2), tmp_path / "data" / "short.gif")
     out = tmp_path / "run"
-    args = ["train", "mocogan-rnn", "--data", str(tmp_path / "data"), "--resolution", "32", "--width", "0.125",
-            "--out", str(out), "--no-progress", "--steps", "1"]
+    args = [
+        "train",
+        "mocogan-rnn",
+        "--data",
+        str(tmp_path / "data"),
+        "--resolution",
+        "32",
+        "--width",
+        "0.125",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--steps",
+        "1",
+    ]
     with pytest.warns(RuntimeWarning):
         assert main(args) == 2
     assert "no file" in capsys.readouterr().err

@@ -58,7 +58,11 @@ def test_digit_drawn_at_frame_zero_is_the_glyph_of_its_label():
                     h, w = glyph.shape
                     if top + h > 64 or left + w > 64:
                         continue
-                    err = np.abs(frame[top : top + h, left : left + w] - glyph).sum() + frame.sum() - glyph.sum()
+                    err = (
+                        np.abs(frame[top : top + h, left : left + w] - glyph).sum()
+                        + frame.sum()
+                        - glyph.sum()
+                    )
                     if err < best_err:
                         best, best_err = digit, err
         assert best == int(ds[i]["label"]), f"item {i}: looks like {best}, labelled {int(ds[i]['label'])}"
@@ -103,7 +107,11 @@ def test_two_digits_combine_by_max():
         video = (ds[i]["video"][0] + 1) / 2
         expected = torch.zeros_like(video)
         for d in range(2):
-            glyph = torch.from_numpy(render_digit(info["digits"][d], info["heights"][d], info["strokes"][d], info["rotations"][d]).copy())
+            glyph = torch.from_numpy(
+                render_digit(
+                    info["digits"][d], info["heights"][d], info["strokes"][d], info["rotations"][d]
+                ).copy()
+            )
             h, w = info["sizes"][d]
             for t in range(4):
                 top, left = info["positions"][t, d]
@@ -144,7 +152,9 @@ def test_shapes_motion_labels_match_the_motion_in_the_video():
     seen = set()
     for i in range(len(ds)):
         item = ds[i]
-        assert item["video"].shape == (3, 16, 32, 32) and item["video"].min() >= -1 and item["video"].max() <= 1
+        assert (
+            item["video"].shape == (3, 16, 32, 32) and item["video"].min() >= -1 and item["video"].max() <= 1
+        )
         label = int(item["label"])
         seen.add(label)
         track = _centroids(item["video"])
@@ -199,7 +209,11 @@ def test_build_dataset_by_name_with_overrides_and_loader():
     shapes = build_dataset("moving-shapes", resolution=16, frames=4, frame_stride=2, split="test")
     assert isinstance(shapes, MovingShapes) and shapes.split == "test" and shapes.frame_stride == 2
     batch = next(iter(DataLoader(ds, batch_size=4)))
-    assert batch["video"].shape == (4, 3, 4, 32, 32) and batch["label"].shape == (4,) and batch["label"].dtype == torch.int64
+    assert (
+        batch["video"].shape == (4, 3, 4, 32, 32)
+        and batch["label"].shape == (4,)
+        and batch["label"].dtype == torch.int64
+    )
 
 
 def test_build_dataset_unknown_name():

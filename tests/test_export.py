@@ -26,8 +26,12 @@ def run(tmp_path_factory):
     model = vganzoo.create("tiny-mask-gan")
     g = model.generator
     data = h.SyntheticVideos(8, channels=g.channels, frames=g.frames, resolution=g.resolution)
-    trainer = Trainer(model, data, TrainConfig(steps=3, out_dir=str(out), checkpoint_every=2, keep_checkpoints=5, **QUIET),
-                      run_info={"data": "synthetic", "command": "vganzoo train tiny-mask-gan --steps 3"})
+    trainer = Trainer(
+        model,
+        data,
+        TrainConfig(steps=3, out_dir=str(out), checkpoint_every=2, keep_checkpoints=5, **QUIET),
+        run_info={"data": "synthetic", "command": "vganzoo train tiny-mask-gan --steps 3"},
+    )
     trainer.fit()
     return out, trainer.model
 
@@ -44,7 +48,9 @@ def test_model_from_checkpoint_restores_every_part(run):
     assert info["run_config"]["command"].startswith("vganzoo train")
     assert _same_module(model.generator, trained.generator)
     assert _same_module(model.generator_ema, trained.generator_ema)
-    assert all(_same_module(model.discriminators[r], trained.discriminators[r]) for r in trained.discriminators)
+    assert all(
+        _same_module(model.discriminators[r], trained.discriminators[r]) for r in trained.discriminators
+    )
     assert not model.training
     older, info2 = model_from_checkpoint(out, step=2)
     assert info2["step"] == 2 and not _same_module(older.generator, trained.generator)
@@ -66,20 +72,24 @@ def test_export_round_trips_through_load(run, tmp_path, which):
     assert _same_module(loaded.generator, expected)
     assert set(loaded.discriminators) == set(trained.discriminators)
     reference = trained.generator_ema if which in ("both", "ema") else trained.generator
-    assert torch.equal(loaded.sample(2, seed=5), vganzoo.models.base.VideoGAN(reference, {}).sample(2, seed=5))
+    assert torch.equal(
+        loaded.sample(2, seed=5), vganzoo.models.base.VideoGAN(reference, {}).sample(2, seed=5)
+    )
 
 
 def test_export_float16_generator_only_is_small_and_loads(run, tmp_path):
     out, trained = run
     full = export_checkpoint(out, tmp_path / "full")
     small = export_checkpoint(out, tmp_path / "small", generator="ema", discriminators=False, dtype="float16")
-    size = lambda d: sum(p.stat().st_size for p in d.glob("*.safetensors"))  # noqa: E731
+    size = lambda d: sum(p.stat().st_size for p in d.glob("*.safetensors"))
     assert size(small) < size(full) / 2
     index = json.loads((small / "weights.json").read_text())
     assert sorted(index["files"]) == ["config", "generator"]
     loaded = vganzoo.load(f"local-dir:{small}")
     assert loaded.generator.to_video.weight.dtype == torch.float32  # cast back on load
-    torch.testing.assert_close(loaded.generator.to_video.weight, trained.generator_ema.to_video.weight, atol=1e-3, rtol=1e-3)
+    torch.testing.assert_close(
+        loaded.generator.to_video.weight, trained.generator_ema.to_video.weight, atol=1e-3, rtol=1e-3
+    )
 
 
 def test_export_errors_name_the_argument(run, tmp_path):
@@ -114,7 +124,22 @@ def test_cli_export(run, tmp_path, capsys):
     out, _ = run
     meta = tmp_path / "meta.json"
     meta.write_text(json.dumps({"wall_time": "1 s"}))
-    assert main(["export", str(out), str(tmp_path / "w"), "--generator", "raw", "--dtype", "float16", "--metadata", str(meta)]) == 0
+    assert (
+        main(
+            [
+                "export",
+                str(out),
+                str(tmp_path / "w"),
+                "--generator",
+                "raw",
+                "--dtype",
+                "float16",
+                "--metadata",
+                str(meta),
+            ]
+        )
+        == 0
+    )
     assert f"wrote {tmp_path / 'w'}" in capsys.readouterr().out
     assert json.loads((tmp_path / "w" / "weights.json").read_text())["metadata"]["wall_time"] == "1 s"
     meta.write_text("[1, 2]")
@@ -140,7 +165,7 @@ def test_a_damaged_newest_checkpoint_is_skipped(run, tmp_path):
     newest = copy / "checkpoints" / "ckpt-00000003.safetensors"
     newest.write_bytes(newest.read_bytes()[:100])  # truncated
     with pytest.warns(UserWarning, match="skipping damaged checkpoint"):
-        model, info = model_from_checkpoint(copy)
+        _model, info = model_from_checkpoint(copy)
     assert info["step"] == 2
     with pytest.raises(ckpt.CheckpointError, match="damaged"):
         model_from_checkpoint(newest)  # asked for by name: an error, not a silent fallback

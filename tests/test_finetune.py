@@ -71,9 +71,16 @@ def test_load_weights_partial_keeps_fresh_tensors_and_reports_them(tmp_path):
     report = hub.load_weights(target, name, strict=False)
     assert set(report.partial) == {"generator", "discriminator.video"}
     assert [m.split(" ")[0] for m in report.partial["generator"].mismatched] == ["embed.weight"]
-    assert {m.split(" ")[0] for m in report.partial["discriminator.video"].mismatched} == {"head.weight", "head.bias"}
+    assert {m.split(" ")[0] for m in report.partial["discriminator.video"].mismatched} == {
+        "head.weight",
+        "head.bias",
+    }
     got, want = h.weights(target), h.weights(source)
-    changed_shape = {"generator.embed.weight", "discriminators.video.head.weight", "discriminators.video.head.bias"}
+    changed_shape = {
+        "generator.embed.weight",
+        "discriminators.video.head.weight",
+        "discriminators.video.head.bias",
+    }
     for key in got:
         expected = fresh[key] if key in changed_shape else want[key]
         assert torch.equal(got[key], expected), key
@@ -91,7 +98,9 @@ def test_load_weights_keeps_discriminators_the_weight_set_lacks(tmp_path):
     assert report.not_in_weights == ["discriminator.image"]
     assert set(target.discriminators) == {"image", "video"}  # load() would have dropped "image"
     h.assert_same_weights(h.weights(target.discriminators["image"]), image_before)
-    h.assert_same_weights(h.weights(target.discriminators["video"]), h.weights(source.discriminators["video"]))
+    h.assert_same_weights(
+        h.weights(target.discriminators["video"]), h.weights(source.discriminators["video"])
+    )
 
 
 def test_load_weights_role_the_model_lacks(tmp_path):
@@ -119,7 +128,9 @@ def test_load_weights_creates_the_ema_from_the_weight_set(tmp_path):
 
 def test_load_weights_nothing_fits_is_an_error(tmp_path):
     name, _ = saved_weight_set(tmp_path, resolution=8)
-    target = vganzoo.create("tiny-cond-gan", resolution=4, num_classes=2)  # output and embedding shapes differ...
+    target = vganzoo.create(
+        "tiny-cond-gan", resolution=4, num_classes=2
+    )  # output and embedding shapes differ...
     del target.generator.body  # ...and the body is gone: nothing of the generator file fits
     target.generator.body = torch.nn.Identity()
     with pytest.raises(hub.WeightsError, match="none of the file's tensors fit"):
@@ -170,7 +181,7 @@ def test_train_init_from_starts_at_the_pretrained_weights(tmp_path):
 
 def test_train_init_from_with_another_num_classes(tmp_path, capsys):
     name, source = saved_weight_set(tmp_path, num_classes=3)
-    result, config = run_train(
+    _result, config = run_train(
         tmp_path, init_from=name, model_overrides={"num_classes": 5}, recipe_overrides=FROZEN, progress=True
     )
     assert config["model"]["num_classes"] == 5 and config["model"]["resolution"] == 8
@@ -178,7 +189,9 @@ def test_train_init_from_with_another_num_classes(tmp_path, capsys):
     assert "initialised from" in capsys.readouterr().out
     got = final_generator(tmp_path)
     assert got["embed.weight"].shape == (5, 6)
-    torch.testing.assert_close(got["to_video.weight"], source.generator.to_video.weight.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(
+        got["to_video.weight"], source.generator.to_video.weight.detach(), rtol=0, atol=0
+    )
 
 
 def test_train_init_from_uses_the_weight_sets_recipe(tmp_path):
@@ -199,7 +212,9 @@ def test_train_init_from_without_ema_in_the_recipe_drops_the_loaded_ema(tmp_path
 
 def test_train_init_from_errors(tmp_path):
     name, _ = saved_weight_set(tmp_path, name="tiny-mask-gan")
-    with pytest.raises(InvalidConfigError, match="init_from: .* holds weights of 'tiny-mask-gan', not of 'tiny-cond-gan'"):
+    with pytest.raises(
+        InvalidConfigError, match="init_from: .* holds weights of 'tiny-mask-gan', not of 'tiny-cond-gan'"
+    ):
         run_train(tmp_path, init_from=name)
     with pytest.raises(hub.WeightsNotFoundError, match="is not a folder"):
         run_train(tmp_path, init_from=f"local-dir:{tmp_path / 'nowhere'}")
@@ -227,12 +242,16 @@ def test_cli_init_from_a_folder_path(tmp_path, fake_data, capsys):
     from vganzoo.cli import main
 
     name, source = saved_weight_set(tmp_path)
-    folder = name[len("local-dir:"):]
+    folder = name[len("local-dir:") :]
     base = ["train", "tiny-cond-gan", "--data", "x", "--steps", "1", "--no-progress"]
-    code = main([*base, "--out", str(tmp_path / "cli"), "--init-from", folder, "--set", FROZEN[0], "--set", FROZEN[1]])
+    code = main(
+        [*base, "--out", str(tmp_path / "cli"), "--init-from", folder, "--set", FROZEN[0], "--set", FROZEN[1]]
+    )
     assert code == 0, capsys.readouterr().err
     got = final_generator(tmp_path, "cli")
-    torch.testing.assert_close(got["to_video.weight"], source.generator.to_video.weight.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(
+        got["to_video.weight"], source.generator.to_video.weight.detach(), rtol=0, atol=0
+    )
     assert main([*base, "--out", str(tmp_path / "bad"), "--init-from", "tiny-cond-gan.nope"]) == 2
     assert "has no pretrained weights" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "bad"), "--init-from", str(tmp_path / "missing")]) == 2
@@ -278,14 +297,26 @@ def test_registry_weight_sets_carry_their_training_recipe():
     by_name = vganzoo.load("mocogan-rnn.digits").recipe
     assert by_name == vganzoo.load(f"local-dir:{folder}").recipe
     assert by_name == json.loads((folder / "weights.json").read_text())["recipe"]
-    target = vganzoo.create("mocogan-rnn", **{k: v for k, v in hub.pretrained_config("mocogan-rnn.digits").items() if k != "model"})
+    target = vganzoo.create(
+        "mocogan-rnn",
+        **{k: v for k, v in hub.pretrained_config("mocogan-rnn.digits").items() if k != "model"},
+    )
     assert hub.load_weights(target, "mocogan-rnn.digits").recipe == by_name
 
 
 def test_resume_checks_the_model_and_says_what_changed(tmp_path):
     run_train(tmp_path, steps=1, seed=0)
-    with pytest.raises(InvalidConfigError, match="resume: the run in .* trains 'tiny-cond-gan', not 'tiny-mask-gan'"):
-        train("tiny-mask-gan", dataset=h.SyntheticVideos(8), out=str(tmp_path / "run"), steps=2, resume=True, **QUIET)
+    with pytest.raises(
+        InvalidConfigError, match="resume: the run in .* trains 'tiny-cond-gan', not 'tiny-mask-gan'"
+    ):
+        train(
+            "tiny-mask-gan",
+            dataset=h.SyntheticVideos(8),
+            out=str(tmp_path / "run"),
+            steps=2,
+            resume=True,
+            **QUIET,
+        )
     with pytest.warns(UserWarning, match=r"resume: changing seed 0 -> 3, grad_accum 1 -> 2"):
         run_train(tmp_path, steps=2, resume=True, seed=3, grad_accum=2)
 

@@ -183,12 +183,20 @@ def test_saving_twice_gives_identical_files(trained, tmp_path):
     """Same model, same bytes: sha256 pins can be reproduced by saving again (safetensors writes its
     header metadata in hash-map order; ours is sorted)."""
     model, folder = trained
-    again = hub.save_pretrained(model, str(tmp_path / "again"), metadata=json.loads((folder / "weights.json").read_text())["metadata"])
+    again = hub.save_pretrained(
+        model, str(tmp_path / "again"), metadata=json.loads((folder / "weights.json").read_text())["metadata"]
+    )
     for _ in range(3):
-        third = hub.save_pretrained(model, str(tmp_path / "third"), overwrite=True,
-                                    metadata=json.loads((folder / "weights.json").read_text())["metadata"])
+        third = hub.save_pretrained(
+            model,
+            str(tmp_path / "third"),
+            overwrite=True,
+            metadata=json.loads((folder / "weights.json").read_text())["metadata"],
+        )
         for path in sorted(folder.glob("*.safetensors")):
-            assert (again / path.name).read_bytes() == path.read_bytes() == (third / path.name).read_bytes(), path.name
+            assert (
+                (again / path.name).read_bytes() == path.read_bytes() == (third / path.name).read_bytes()
+            ), path.name
 
 
 def test_local_dir_round_trip_same_samples(trained):

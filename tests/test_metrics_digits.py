@@ -31,7 +31,15 @@ def scorer():
 
 
 def real_clips(resolution, count=40, channels=1):
-    ds = MovingDigits(num_digits=1, resolution=resolution, frames=16, length=count, seed=EVAL_SEED, channels=channels, split="test")
+    ds = MovingDigits(
+        num_digits=1,
+        resolution=resolution,
+        frames=16,
+        length=count,
+        seed=EVAL_SEED,
+        channels=channels,
+        split="test",
+    )
     items = [ds[i] for i in range(count)]
     return torch.stack([it["video"] for it in items]), torch.stack([it["label"] for it in items])
 
@@ -57,8 +65,15 @@ def test_classifier_reads_real_digits(scorer, resolution):
     scores = DigitScores()
     scores.update(features, probs)
     result = scores.result()
-    assert result["frame_score"] >= 0.9 and result["identity_consistency"] >= 0.85 and result["digit_frame_rate"] >= 0.95
-    assert result["identity_agreement"] >= result["identity_consistency"] and result["identity_agreement"] >= 0.95
+    assert (
+        result["frame_score"] >= 0.9
+        and result["identity_consistency"] >= 0.85
+        and result["digit_frame_rate"] >= 0.95
+    )
+    assert (
+        result["identity_agreement"] >= result["identity_consistency"]
+        and result["identity_agreement"] >= 0.95
+    )
 
 
 def test_rgb_input_is_averaged_to_gray(scorer):
@@ -125,7 +140,9 @@ def test_fvd_digits_sees_motion(scorer):
     ref = stats(reference)
     floor = frechet_distance(stats(videos), ref)
     static = frechet_distance(stats(videos[:, :, :1].expand_as(videos)), ref)
-    shuffled = frechet_distance(stats(videos[:, :, torch.randperm(16, generator=torch.Generator().manual_seed(0))]), ref)
+    shuffled = frechet_distance(
+        stats(videos[:, :, torch.randperm(16, generator=torch.Generator().manual_seed(0))]), ref
+    )
     assert static > 5 * floor and shuffled > 5 * floor
 
 
@@ -148,8 +165,14 @@ def test_digits_metrics_end_to_end():
     model = vganzoo.create(TEST_MODEL, resolution=32, frames=16)
     result = evaluate(model, "moving-digits", ["fvd-digits", "consistency"], n=12, frames=16, batch_size=6)
     scores, real = result["scores"], result["real_scores"]
-    assert set(scores) >= {"fvd_digits", "frame_score", "identity_consistency", "identity_agreement",
-                           "digit_frame_rate", "digit_histogram"}
+    assert set(scores) >= {
+        "fvd_digits",
+        "frame_score",
+        "identity_consistency",
+        "identity_agreement",
+        "digit_frame_rate",
+        "digit_histogram",
+    }
     # a random generator makes noise: far from real clips, which are close to each other
     assert scores["fvd_digits"] > 4 * real["fvd_digits"]
     assert real["frame_score"] > 0.9 > scores["frame_score"]
@@ -164,7 +187,27 @@ def test_training_script_smoke(tmp_path):
     out = tmp_path / "dc"
     threads = torch.get_num_threads()  # the script sets its own thread count
     try:
-        assert main(["--out", str(out), "--steps", "2", "--train-clips", "3", "--frames-per-clip", "2", "--test-clips", "2", "--test-negatives", "8", "--batch-size", "8"]) == 0
+        assert (
+            main(
+                [
+                    "--out",
+                    str(out),
+                    "--steps",
+                    "2",
+                    "--train-clips",
+                    "3",
+                    "--frames-per-clip",
+                    "2",
+                    "--test-clips",
+                    "2",
+                    "--test-negatives",
+                    "8",
+                    "--batch-size",
+                    "8",
+                ]
+            )
+            == 0
+        )
     finally:
         torch.set_num_threads(threads)
     card = json.loads((out / "config.json").read_text())

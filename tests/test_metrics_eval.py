@@ -28,17 +28,28 @@ class TinyGenerator(nn.Module):
 
     def __init__(self, *, resolution: int, frames: int, channels: int, num_classes: int = 0) -> None:
         super().__init__()
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.to_video = nn.Linear(LATENT, channels * frames * resolution * resolution)
 
     def sample_latents(self, n, *, generator, labels=None):
         return {"z": torch.randn(n, LATENT, generator=generator)}
 
     def forward(self, z):
-        return self.to_video(z).tanh().view(z.shape[0], self.channels, self.frames, self.resolution, self.resolution)
+        return (
+            self.to_video(z)
+            .tanh()
+            .view(z.shape[0], self.channels, self.frames, self.resolution, self.resolution)
+        )
 
 
-@vganzoo.register_model(TEST_MODEL, family="test", default_config={"resolution": 16, "frames": 4, "channels": 1}, overwrite=True)
+@vganzoo.register_model(
+    TEST_MODEL, family="test", default_config={"resolution": 16, "frames": 4, "channels": 1}, overwrite=True
+)
 def _build(*, resolution, frames, channels):
     return VideoGAN(TinyGenerator(resolution=resolution, frames=frames, channels=channels))
 
@@ -71,7 +82,13 @@ def test_fvd_matches_a_manual_computation(model, real, tiny):
         real_stats.update(tiny(real.expand(-1, 3, -1, -1, -1)))
     assert result["scores"]["fvd"] == pytest.approx(frechet_distance(gen_stats, real_stats), rel=1e-9)
     proto = result["protocol"]
-    assert (proto["n_generated"], proto["n_real"], proto["frames"], proto["stride"], proto["resolution"]) == (12, 12, 4, 1, 16)
+    assert (proto["n_generated"], proto["n_real"], proto["frames"], proto["stride"], proto["resolution"]) == (
+        12,
+        12,
+        4,
+        1,
+        16,
+    )
     assert proto["extractor"]["name"] == "TinyVideoCNN" and proto["seed"] == 3
     assert proto["vganzoo_version"] == vganzoo.__version__ and proto["model"]["name"] == TEST_MODEL
     json.dumps(result)  # JSON-able
@@ -134,13 +151,17 @@ def test_real_statistics_cache_remembers_the_data(tmp_path, tiny):
     generated = torch.rand(8, 3, 4, 16, 16) * 2 - 1
     cache = tmp_path / "digits.safetensors"
     evaluate(generated, "moving-digits", "fvd", n=8, frames=4, extractor=tiny, real_stats=cache)
-    with pytest.raises(ValueError, match="another protocol.*data: cached 'moving-digits' vs now 'moving-shapes'"):
+    with pytest.raises(
+        ValueError, match="another protocol.*data: cached 'moving-digits' vs now 'moving-shapes'"
+    ):
         evaluate(generated, "moving-shapes", "fvd", n=8, frames=4, extractor=tiny, real_stats=cache)
 
 
 def test_videos_outside_minus_one_one_are_refused(real, tiny):
     generated = torch.rand(6, 3, 4, 16, 16) * 2 - 1
-    with pytest.raises(ValueError, match=r"generated videos must be in \[-1, 1\], got values in \[0, 25\d\].*127.5"):
+    with pytest.raises(
+        ValueError, match=r"generated videos must be in \[-1, 1\], got values in \[0, 25\d\].*127.5"
+    ):
         evaluate((generated + 1) * 127.5 // 1, real, "fvd", n=6, frames=4, extractor=tiny)
     with pytest.raises(ValueError, match=r"real videos must be in \[-1, 1\]"):
         evaluate(generated, real * 3, "fvd", n=6, frames=4, extractor=tiny)
@@ -197,15 +218,42 @@ def tiny_file(tmp_path, tiny):
 
 def test_cli_eval_end_to_end(tmp_path, tiny_file, capsys):
     out = tmp_path / "scores.json"
-    args = ["eval", TEST_MODEL, "--random-weights", "--data", "moving-digits", "--metric", "fvd", "--extractor", str(tiny_file),
-            "--n", "6", "--frames", "4", "--batch-size", "3", "--seed", "5", "--out", str(out), "--no-progress", "--config", "frames=6"]  # fmt: skip
+    args = [
+        "eval",
+        TEST_MODEL,
+        "--random-weights",
+        "--data",
+        "moving-digits",
+        "--metric",
+        "fvd",
+        "--extractor",
+        str(tiny_file),
+        "--n",
+        "6",
+        "--frames",
+        "4",
+        "--batch-size",
+        "3",
+        "--seed",
+        "5",
+        "--out",
+        str(out),
+        "--no-progress",
+        "--config",
+        "frames=6",
+    ]
     assert main(args) == 0
     result = json.loads(out.read_text())
     proto = result["protocol"]
     assert result["scores"]["fvd"] > 0
     assert proto["extractor"]["sha256"] == hashlib.sha256(tiny_file.read_bytes()).hexdigest()
     assert proto["extractor"]["source"] == str(tiny_file)
-    assert (proto["data"], proto["data_split"], proto["n_real"], proto["seed"]) == ("moving-digits", "test", 6, 5)
+    assert (proto["data"], proto["data_split"], proto["n_real"], proto["seed"]) == (
+        "moving-digits",
+        "test",
+        6,
+        5,
+    )
     assert proto["model"]["random_weights"] is True and proto["model"]["config"]["frames"] == 6
     assert "fvd" in capsys.readouterr().out
 
@@ -213,13 +261,39 @@ def test_cli_eval_end_to_end(tmp_path, tiny_file, capsys):
 def test_cli_errors_are_one_line(tmp_path, tiny_file, capsys):
     legacy = tmp_path / "i3d.pt"
     torch.save({"w": torch.zeros(1)}, legacy)
-    base = ["eval", TEST_MODEL, "--random-weights", "--data", "moving-digits", "--n", "4", "--frames", "4", "--no-progress"]
+    base = [
+        "eval",
+        TEST_MODEL,
+        "--random-weights",
+        "--data",
+        "moving-digits",
+        "--n",
+        "4",
+        "--frames",
+        "4",
+        "--no-progress",
+    ]
     assert main([*base, "--extractor", str(legacy)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "legacy PyTorch checkpoint" in err
     assert main([*base, "--extractor", str(tiny_file), "--n", "1"]) == 2
     assert "n must be an int >= 2" in capsys.readouterr().err
-    assert main(["eval", TEST_MODEL, "--data", "moving-digits", "--extractor", str(tiny_file), "--n", "4", "--no-progress"]) == 2
+    assert (
+        main(
+            [
+                "eval",
+                TEST_MODEL,
+                "--data",
+                "moving-digits",
+                "--extractor",
+                str(tiny_file),
+                "--n",
+                "4",
+                "--no-progress",
+            ]
+        )
+        == 2
+    )
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert main([*base, "--extractor", str(tiny_file), "--config", "frames"]) == 2
     assert "KEY=VALUE" in capsys.readouterr().err
@@ -240,13 +314,32 @@ def test_cli_constants_match_the_api():
 
 def test_cli_digits_check_prints_real_scores_beside(tmp_path, capsys):
     out = tmp_path / "digits.json"
-    args = ["eval", TEST_MODEL, "--random-weights", "--config", "resolution=32", "--data", "moving-digits",
-            "--metric", "fvd-digits,consistency", "--n", "6", "--frames", "4", "--out", str(out), "--no-progress"]  # fmt: skip
+    args = [
+        "eval",
+        TEST_MODEL,
+        "--random-weights",
+        "--config",
+        "resolution=32",
+        "--data",
+        "moving-digits",
+        "--metric",
+        "fvd-digits,consistency",
+        "--n",
+        "6",
+        "--frames",
+        "4",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert "fvd_digits" in printed and "frame_score" in printed and "(real data:" in printed
     result = json.loads(out.read_text())
-    assert result["protocol"]["metrics"] == ["fvd-digits", "consistency"] and result["protocol"]["resolution"] == 32
+    assert (
+        result["protocol"]["metrics"] == ["fvd-digits", "consistency"]
+        and result["protocol"]["resolution"] == 32
+    )
     assert result["real_scores"]["frame_score"] > result["scores"]["frame_score"]
 
 

@@ -27,7 +27,17 @@ from vganzoo.metrics.i3d import (
 
 # pytorch-i3d's layout, written out from its published structure (not derived from our module)
 PT_I3D_UNITS = ["Conv3d_1a_7x7", "Conv3d_2b_1x1", "Conv3d_2c_3x3"]
-PT_I3D_MIXED = ["Mixed_3b", "Mixed_3c", "Mixed_4b", "Mixed_4c", "Mixed_4d", "Mixed_4e", "Mixed_4f", "Mixed_5b", "Mixed_5c"]
+PT_I3D_MIXED = [
+    "Mixed_3b",
+    "Mixed_3c",
+    "Mixed_4b",
+    "Mixed_4c",
+    "Mixed_4d",
+    "Mixed_4e",
+    "Mixed_4f",
+    "Mixed_5b",
+    "Mixed_5c",
+]
 PT_I3D_BRANCHES = ["b0", "b1a", "b1b", "b2a", "b2b", "b3b"]
 BN_KEYS = ["bn.weight", "bn.bias", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
 
@@ -39,7 +49,7 @@ def pytorch_i3d_keys():
     for block in PT_I3D_MIXED:
         for branch in PT_I3D_BRANCHES:
             keys += [f"{block}.{branch}.conv3d.weight"] + [f"{block}.{branch}.{k}" for k in BN_KEYS]
-    return keys + ["logits.conv3d.weight", "logits.conv3d.bias"]
+    return [*keys, "logits.conv3d.weight", "logits.conv3d.bias"]
 
 
 class Evil:
@@ -59,7 +69,9 @@ def i3d():
 
 def as_pytorch_i3d(model):
     inverse = {map_pytorch_i3d_key(k): k for k in pytorch_i3d_keys() if map_pytorch_i3d_key(k)}
-    return {inverse[k]: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    return {
+        inverse[k]: v.clone() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")
+    }
 
 
 def test_i3d_key_mapping_covers_the_checkpoint_exactly():
@@ -135,7 +147,9 @@ def test_convert_legacy_i3d_checkpoint(tmp_path, i3d):
     flipped = tmp_path / "i3d_bgr.safetensors"
     convert_checkpoint("i3d", legacy, flipped, bgr=True)
     bgr = load_extractor(flipped)
-    torch.testing.assert_close(bgr.network.conv1a.conv.weight, i3d.conv1a.conv.weight[:, [2, 1, 0]], rtol=0, atol=0)
+    torch.testing.assert_close(
+        bgr.network.conv1a.conv.weight, i3d.conv1a.conv.weight[:, [2, 1, 0]], rtol=0, atol=0
+    )
     assert bgr.describe()["converted_from_bgr"] is True
 
 
@@ -209,7 +223,7 @@ def test_wrong_extractor_files(tmp_path):
     with pytest.raises(ValueError, match="legacy PyTorch checkpoint.*vganzoo.metrics.convert"):
         load_extractor(pickled)
     tiny = tmp_path / "tiny.safetensors"
-    save_file({k: v for k, v in TinyVideoCNN().state_dict().items()}, str(tiny))  # no metadata: taken as I3D
+    save_file(dict(TinyVideoCNN().state_dict().items()), str(tiny))  # no metadata: taken as I3D
     with pytest.raises(ValueError, match=r"does not hold i3d weights \(missing 287: .*unexpected 6: body"):
         load_extractor(tiny)
     shapes = tmp_path / "shapes.safetensors"
@@ -282,5 +296,10 @@ def test_hub_extractor_follows_the_vganzoo_endpoint(monkeypatch, tmp_path):
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     monkeypatch.setenv("VGANZOO_ENDPOINT", "http://127.0.0.1:9")
     local, _ = resolve_extractor_file("hf-hub:org/feats/i3d.safetensors@v1")
-    assert seen == {"repo_id": "org/feats", "filename": "i3d.safetensors", "revision": "v1", "endpoint": "http://127.0.0.1:9"}
+    assert seen == {
+        "repo_id": "org/feats",
+        "filename": "i3d.safetensors",
+        "revision": "v1",
+        "endpoint": "http://127.0.0.1:9",
+    }
     assert local == str(tmp_path / "i3d.safetensors")

@@ -17,7 +17,11 @@ from vganzoo.errors import InvalidConfigError
 from vganzoo.models.base import DiscriminatorOutput
 
 # The families shipped in vganzoo.models (other test modules may register throw-away models).
-MODELS = [n for n in vganzoo.list_models() if registry.get_model_spec(n).factory.__module__.startswith("vganzoo.models.")]
+MODELS = [
+    n
+    for n in vganzoo.list_models()
+    if registry.get_model_spec(n).factory.__module__.startswith("vganzoo.models.")
+]
 SMALL_WIDTH = 0.25
 SHARED_KEYS = ("resolution", "frames", "channels", "width", "num_classes")
 
@@ -175,7 +179,10 @@ def test_discriminator_outputs(name):
     for role, disc in model.discriminators.items():
         out = disc(fake)
         assert isinstance(out, DiscriminatorOutput), role
-        assert out.logits.ndim >= 1 and out.logits.shape[0] == n, (role, out.logits.shape)  # leading batch dim (protocol)
+        assert out.logits.ndim >= 1 and out.logits.shape[0] == n, (
+            role,
+            out.logits.shape,
+        )  # leading batch dim (protocol)
         assert torch.isfinite(out.logits).all()
         if out.class_logits is not None:
             assert out.class_logits.shape == (n, model.num_classes)
@@ -201,7 +208,9 @@ def test_autocast_bfloat16_forward_and_backward(name):
 @pytest.mark.parametrize("name", MODELS)
 @pytest.mark.parametrize("conditional", [False, True])
 def test_gradients_reach_every_parameter(name, conditional):
-    model = (small_conditional(name, resolution=32) if conditional else small(name, resolution=32, num_classes=0)).train()
+    model = (
+        small_conditional(name, resolution=32) if conditional else small(name, resolution=32, num_classes=0)
+    ).train()
     latents = model.generator.sample_latents(2, generator=torch.Generator().manual_seed(0), labels=None)
     fake = model.generator(**latents)
     loss = fake.sum() * 0
@@ -247,7 +256,15 @@ def test_labels_on_unconditional_model_raise(name):
 
 @pytest.mark.parametrize(
     "overrides",
-    [{"resolution": 48}, {"resolution": 16}, {"channels": 2}, {"width": 0}, {"num_classes": -1}, {"frames": 0}, {"no_such_option": 1}],
+    [
+        {"resolution": 48},
+        {"resolution": 16},
+        {"channels": 2},
+        {"width": 0},
+        {"num_classes": -1},
+        {"frames": 0},
+        {"no_such_option": 1},
+    ],
 )
 @pytest.mark.parametrize("name", MODELS)
 def test_unsupported_configs_raise(name, overrides):

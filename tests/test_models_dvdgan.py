@@ -244,10 +244,15 @@ def test_discriminators_can_be_mixed():
     )
     assert set(model.discriminators) == {"image", "video"}
     # two discriminators of one role both stay, the second under a suffixed role (models/common.py)
-    both = vganzoo.create("dvdgan", resolution=32, frames=16, width=TINY, discriminators=["dvdgan/temporal", "vgan/video"])
+    both = vganzoo.create(
+        "dvdgan", resolution=32, frames=16, width=TINY, discriminators=["dvdgan/temporal", "vgan/video"]
+    )
     assert set(both.discriminators) == {"video", "video_2"}
     # an empty list builds a generator-only model (for sampling)
-    assert len(vganzoo.create("dvdgan", resolution=32, frames=4, width=TINY, discriminators=[]).discriminators) == 0
+    assert (
+        len(vganzoo.create("dvdgan", resolution=32, frames=4, width=TINY, discriminators=[]).discriminators)
+        == 0
+    )
     videos = model.sample(1, seed=0)
     assert model.discriminator("video")(videos).logits.shape == (1,)
     with pytest.raises(InvalidConfigError, match="vgan/video"):  # VGAN's D is unconditional

@@ -10,8 +10,8 @@ import vganzoo
 from vganzoo.errors import InvalidConfigError, UnknownComponentError
 from vganzoo.models.mocogan import (
     CategoricalVideoDiscriminator,
-    MoCoGANGenerator,
     ImageDiscriminator,
+    MoCoGANGenerator,
     PatchImageDiscriminator,
     PatchVideoDiscriminator,
     VideoDiscriminator,
@@ -81,7 +81,9 @@ def test_frame_code_order_is_content_category_motion():
             h = g.recurrent(lat["motion_noise"][:, t], h)  # the motion code is the GRU state itself
             codes.append(h)
         one_hot = F.one_hot(lat["labels"], 4).float()
-        frames = [g.main(torch.cat([lat["z_content"], one_hot, codes[t]], 1)[:, :, None, None]) for t in range(3)]
+        frames = [
+            g.main(torch.cat([lat["z_content"], one_hot, codes[t]], 1)[:, :, None, None]) for t in range(3)
+        ]
     torch.testing.assert_close(video, torch.stack(frames, dim=2))
 
 
@@ -153,7 +155,9 @@ def test_image_discriminators_score_one_frame_per_video(cls, logits):
     torch.manual_seed(0)
     with torch.no_grad():
         out = d(video).logits
-        per_frame = torch.stack([d.main(video[:, :, t]).flatten(1) for t in range(5)], dim=1)  # (N, T, logits)
+        per_frame = torch.stack(
+            [d.main(video[:, :, t]).flatten(1) for t in range(5)], dim=1
+        )  # (N, T, logits)
     assert out.shape == (3, logits)
     for i in range(3):
         assert any(torch.allclose(out[i], per_frame[i, t]) for t in range(5))
@@ -241,23 +245,37 @@ def test_recipe():
     model = vganzoo.create("mocogan-rnn", resolution=32, **TINY)
     r = model.recipe
     assert r["adversarial_loss"] == "bce" and r["d_steps"] == 1
-    assert r["optimizers"]["generator"] == {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 1e-5}
+    assert r["optimizers"]["generator"] == {
+        "name": "adam",
+        "lr": 2e-4,
+        "betas": [0.5, 0.999],
+        "weight_decay": 1e-5,
+    }
     assert r["optimizers"]["discriminators"] == r["optimizers"]["generator"]
     assert r["discriminator_batch_size"] == {"image": 10, "video": 3}
     assert r["frame_stride"] == 2 and r["category_loss_weight"] == 1.0
-    assert vganzoo.create("mocogan-rnn", resolution=32, num_classes=0, **TINY).recipe["category_loss_weight"] == 0.0
+    assert (
+        vganzoo.create("mocogan-rnn", resolution=32, num_classes=0, **TINY).recipe["category_loss_weight"]
+        == 0.0
+    )
     # a model's recipe is its own copy
     r["optimizers"]["generator"]["lr"] = 1.0
-    assert vganzoo.create("mocogan-rnn", resolution=32, **TINY).recipe["optimizers"]["generator"]["lr"] == 2e-4
+    assert (
+        vganzoo.create("mocogan-rnn", resolution=32, **TINY).recipe["optimizers"]["generator"]["lr"] == 2e-4
+    )
 
 
 def test_mixing_discriminators_by_name():
-    model = vganzoo.create("mocogan-rnn", resolution=32, discriminators=["mocogan/patch-image", "tgan/video"], **TINY)
+    model = vganzoo.create(
+        "mocogan-rnn", resolution=32, discriminators=["mocogan/patch-image", "tgan/video"], **TINY
+    )
     assert set(model.discriminators) == {"image", "video"}
     assert type(model.discriminators["video"]).__name__ == "TGANDiscriminator"
     fake = model.sample(2, seed=0)
     assert model.discriminators["video"](fake).logits.shape == (2, 1)
-    two = vganzoo.create("mocogan-rnn", resolution=32, discriminators=["mocogan/patch-video", "mocogan/video"], **TINY)
+    two = vganzoo.create(
+        "mocogan-rnn", resolution=32, discriminators=["mocogan/patch-video", "mocogan/video"], **TINY
+    )
     assert set(two.discriminators) == {"video", "video_2"}
     only_g = vganzoo.create("mocogan-rnn", resolution=32, discriminators=[], **TINY)
     assert len(only_g.discriminators) == 0
@@ -278,16 +296,27 @@ def test_mixing_errors_name_the_component_and_the_setting():
 
 def test_components_are_registered():
     names = vganzoo.list_components("discriminator")
-    for name in ("mocogan/patch-image", "mocogan/image", "mocogan/categorical-image", "mocogan/patch-video",
-                 "mocogan/video", "mocogan/categorical-video"):
+    for name in (
+        "mocogan/patch-image",
+        "mocogan/image",
+        "mocogan/categorical-image",
+        "mocogan/patch-video",
+        "mocogan/video",
+        "mocogan/categorical-video",
+    ):
         assert name in names
     assert vganzoo.get_component("generator", "mocogan/rnn") is MoCoGANGenerator
 
 
 def test_categorical_image_discriminator():
     """Image D + per-frame class logits; its body and real/fake head are mocogan/image's exactly."""
-    model = vganzoo.create("mocogan-rnn", resolution=32, num_classes=4,
-                           discriminators=["mocogan/categorical-image", "mocogan/categorical-video"], **TINY)
+    model = vganzoo.create(
+        "mocogan-rnn",
+        resolution=32,
+        num_classes=4,
+        discriminators=["mocogan/categorical-image", "mocogan/categorical-video"],
+        **TINY,
+    )
     d = model.discriminators["image"]
     plain = vganzoo.get_component("discriminator", "mocogan/image")(resolution=32, num_classes=4, **TINY)
     extra = set(d.state_dict()) - set(plain.state_dict())
@@ -304,12 +333,16 @@ def test_categorical_image_discriminator():
     still = video[:, :, :1].expand_as(video).contiguous()
     a = d(still).class_logits
     torch.testing.assert_close(d(still).class_logits, a)
-    unconditional = vganzoo.get_component("discriminator", "mocogan/categorical-image")(resolution=32, num_classes=0, **TINY)
+    unconditional = vganzoo.get_component("discriminator", "mocogan/categorical-image")(
+        resolution=32, num_classes=0, **TINY
+    )
     assert unconditional.class_head is None and unconditional(video).class_logits is None
 
 
 def test_one_frame_clip_for_the_image_discriminator_and_generator():
-    model = vganzoo.create("mocogan-rnn", resolution=32, frames=1, discriminators=["mocogan/patch-image"], **TINY)
+    model = vganzoo.create(
+        "mocogan-rnn", resolution=32, frames=1, discriminators=["mocogan/patch-image"], **TINY
+    )
     video = model.sample(2, seed=0)
     assert video.shape == (2, 3, 1, 32, 32)
     assert model.discriminators["image"](video).logits.shape == (2, 16)

@@ -25,7 +25,12 @@ def test_generator_layout_follows_the_chainer_names():
     assert shapes["image.l0s.weight"] == (4096, 100) and shapes["image.l0f.weight"] == (4096, 100)
     assert "image.l0s.bias" not in shapes
     assert shapes["image.bn0s.bias"] == (4096,)  # G1's BNs keep their shift
-    assert [shapes[f"image.dc{i}.weight"] for i in range(1, 5)] == [(512, 256, 4, 4), (256, 128, 4, 4), (128, 64, 4, 4), (64, 32, 4, 4)]
+    assert [shapes[f"image.dc{i}.weight"] for i in range(1, 5)] == [
+        (512, 256, 4, 4),
+        (256, 128, 4, 4),
+        (128, 64, 4, 4),
+        (64, 32, 4, 4),
+    ]
     assert "image.dc1.bias" not in shapes
     assert shapes["image.dc5.weight"] == (32, 3, 3, 3) and shapes["image.dc5.bias"] == (3,)
 
@@ -199,7 +204,9 @@ def test_singular_value_clipping_keeps_small_weights_and_handles_any_module():
 
 
 def test_tgan_generator_with_mocogan_discriminators():
-    model = vganzoo.create("tgan", resolution=32, discriminators=["mocogan/patch-image", "mocogan/patch-video"], **TINY)
+    model = vganzoo.create(
+        "tgan", resolution=32, discriminators=["mocogan/patch-image", "mocogan/patch-video"], **TINY
+    )
     assert set(model.discriminators) == {"image", "video"}
     video = model.sample(1, seed=0)
     assert model.discriminators["image"](video).logits.shape == (1, 16)

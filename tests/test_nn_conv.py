@@ -13,19 +13,40 @@ from vganzoo import ops
 from vganzoo.nn import STConv3d, STConvTranspose3d
 
 IMPLS = ["ref"] + (["ext"] if ops.extension_available("cpu") else [])
-ACT = {"none": nn.Identity(), "relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(0.2), "tanh": nn.Tanh(),
-       "sigmoid": nn.Sigmoid()}
+ACT = {
+    "none": nn.Identity(),
+    "relu": nn.ReLU(),
+    "leaky_relu": nn.LeakyReLU(0.2),
+    "tanh": nn.Tanh(),
+    "sigmoid": nn.Sigmoid(),
+}
 
 
 def _reference(layer) -> nn.Sequential:
     """The unfused equivalent of an ST layer, sharing copies of its parameters."""
     if layer.transposed:
-        conv = nn.ConvTranspose3d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride,
-                                  layer.padding, layer.output_padding, layer.groups, layer.bias is not None,
-                                  layer.dilation)
+        conv = nn.ConvTranspose3d(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.output_padding,
+            layer.groups,
+            layer.bias is not None,
+            layer.dilation,
+        )
     else:
-        conv = nn.Conv3d(layer.in_channels, layer.out_channels, layer.kernel_size, layer.stride, layer.padding,
-                         layer.dilation, layer.groups, layer.bias is not None)
+        conv = nn.Conv3d(
+            layer.in_channels,
+            layer.out_channels,
+            layer.kernel_size,
+            layer.stride,
+            layer.padding,
+            layer.dilation,
+            layer.groups,
+            layer.bias is not None,
+        )
     conv.load_state_dict({k: v for k, v in layer.state_dict().items() if not k.startswith("norm.")})
     mods = [conv]
     if layer.norm is not None:
@@ -50,8 +71,18 @@ def _randomise_norm(layer, seed):
 def test_eval_folded_matches_unfused(impl, transposed, groups, activation):
     torch.manual_seed(0)
     cls = STConvTranspose3d if transposed else STConv3d
-    layer = cls(4, 6, (2, 3, 3), stride=(1, 2, 2), padding=(0, 1, 1), groups=groups, bias=True,
-                activation=activation, norm="batch", impl=impl).eval()
+    layer = cls(
+        4,
+        6,
+        (2, 3, 3),
+        stride=(1, 2, 2),
+        padding=(0, 1, 1),
+        groups=groups,
+        bias=True,
+        activation=activation,
+        norm="batch",
+        impl=impl,
+    ).eval()
     _randomise_norm(layer, 1)
     ref = _reference(layer).eval()
     x = torch.randn(2, 4, 3, 6, 6)
@@ -63,7 +94,9 @@ def test_eval_folded_matches_unfused(impl, transposed, groups, activation):
 def test_train_mode_matches_unfused_with_grads(impl, transposed):
     torch.manual_seed(2)
     cls = STConvTranspose3d if transposed else STConv3d
-    layer = cls(3, 4, 3, stride=(1, 2, 2), padding=1, bias=False, activation="leaky_relu", norm="batch", impl=impl)
+    layer = cls(
+        3, 4, 3, stride=(1, 2, 2), padding=1, bias=False, activation="leaky_relu", norm="batch", impl=impl
+    )
     ref = _reference(layer)
     x = torch.randn(2, 3, 3, 5, 5, requires_grad=True)
     x2 = x.detach().clone().requires_grad_()
@@ -85,8 +118,12 @@ def test_no_norm_and_state_dict_layout(impl):
     x = torch.randn(1, 3, 4, 8, 8)
     torch.testing.assert_close(layer(x), torch.sigmoid(F.conv3d(x, layer.weight, layer.bias, 2, 1)))
     bn = STConvTranspose3d(5, 3, 4, 2, 1, bias=False, norm="batch", norm_affine=False)
-    assert bn.bias is None and set(bn.state_dict()) == {"weight", "norm.running_mean", "norm.running_var",
-                                                        "norm.num_batches_tracked"}
+    assert bn.bias is None and set(bn.state_dict()) == {
+        "weight",
+        "norm.running_mean",
+        "norm.running_var",
+        "norm.num_batches_tracked",
+    }
 
 
 def test_channels_last_kept():
@@ -107,7 +144,9 @@ PADDINGS = [
 ]
 
 
-@pytest.mark.filterwarnings("ignore:Using padding='same' with even kernel lengths")  # torch's own conv (the reference)
+@pytest.mark.filterwarnings(
+    "ignore:Using padding='same' with even kernel lengths"
+)  # torch's own conv (the reference)
 @pytest.mark.parametrize("impl", IMPLS)
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 @pytest.mark.parametrize("kw", PADDINGS, ids=lambda kw: "-".join(f"{k}={v}" for k, v in kw.items()))
@@ -148,16 +187,19 @@ def test_factory_kwargs_and_reset_parameters_as_torch(transposed):
     assert torch.equal(layer.norm.running_mean, torch.zeros(6, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("cls, kwargs, match", [
-    (STConv3d, {"activation": "gelu"}, "activation"),
-    (STConv3d, {"norm": "instance"}, "norm"),
-    (STConv3d, {"impl": "fast"}, "impl"),
-    (STConv3d, {"padding": "full"}, "padding"),
-    (STConv3d, {"padding": "same", "stride": 2}, "strided"),
-    (STConv3d, {"padding_mode": "mirror"}, "padding_mode"),
-    (STConvTranspose3d, {"padding": "same"}, "transposed"),
-    (STConvTranspose3d, {"padding_mode": "reflect"}, "zeros"),
-])
+@pytest.mark.parametrize(
+    "cls, kwargs, match",
+    [
+        (STConv3d, {"activation": "gelu"}, "activation"),
+        (STConv3d, {"norm": "instance"}, "norm"),
+        (STConv3d, {"impl": "fast"}, "impl"),
+        (STConv3d, {"padding": "full"}, "padding"),
+        (STConv3d, {"padding": "same", "stride": 2}, "strided"),
+        (STConv3d, {"padding_mode": "mirror"}, "padding_mode"),
+        (STConvTranspose3d, {"padding": "same"}, "transposed"),
+        (STConvTranspose3d, {"padding_mode": "reflect"}, "zeros"),
+    ],
+)
 def test_bad_arguments(cls, kwargs, match):
     with pytest.raises(ValueError, match=match):
         cls(3, 4, 3, **kwargs)

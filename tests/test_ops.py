@@ -34,22 +34,24 @@ def _layout(x: torch.Tensor, layout: str) -> torch.Tensor:
     return x.contiguous()
 
 
-conv_cfg = st.fixed_dictionaries({
-    "n": st.integers(1, 2),
-    "groups": st.sampled_from([1, 2]),
-    "cin_per_g": st.integers(1, 3),
-    "cout_per_g": st.integers(1, 3),
-    "size": st.tuples(st.integers(1, 5), st.integers(3, 7), st.integers(3, 7)),
-    "k": st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
-    "stride": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3)),
-    "padding": st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(0, 1)),
-    "dilation": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 1)),
-    "bias": st.booleans(),
-    "activation": st.sampled_from(ACTS),
-    "layout": st.sampled_from(["contiguous", "channels_last", "noncontig"]),
-    "dtype": st.sampled_from([torch.float64, torch.float32]),
-    "seed": st.integers(0, 2**16),
-})
+conv_cfg = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 2),
+        "groups": st.sampled_from([1, 2]),
+        "cin_per_g": st.integers(1, 3),
+        "cout_per_g": st.integers(1, 3),
+        "size": st.tuples(st.integers(1, 5), st.integers(3, 7), st.integers(3, 7)),
+        "k": st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3)),
+        "stride": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3)),
+        "padding": st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(0, 1)),
+        "dilation": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 1)),
+        "bias": st.booleans(),
+        "activation": st.sampled_from(ACTS),
+        "layout": st.sampled_from(["contiguous", "channels_last", "noncontig"]),
+        "dtype": st.sampled_from([torch.float64, torch.float32]),
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 FAST = settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.filter_too_much])
 
@@ -72,7 +74,9 @@ def _tol(dtype):
 @FAST
 @given(c=conv_cfg)
 def test_conv3d_matches_functional(c):
-    span_ok = all((k - 1) * d + 1 <= s + 2 * p for k, d, s, p in zip(c["k"], c["dilation"], c["size"], c["padding"]))
+    span_ok = all(
+        (k - 1) * d + 1 <= s + 2 * p for k, d, s, p in zip(c["k"], c["dilation"], c["size"], c["padding"])
+    )
     if not span_ok:
         return
     x, w, b = _conv_inputs(c, transposed=False)
@@ -87,8 +91,11 @@ def test_conv3d_matches_functional(c):
 
 @needs_ext
 @pytest.mark.parametrize("strategy", ["aten", "onednn", "onednn_cl", "gemm", "direct"])
-@settings(max_examples=15, deadline=None,
-          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 @given(c=conv_cfg, transposed=st.booleans())
 def test_every_forced_cpu_path_matches_functional(strategy, c, transposed, monkeypatch):
     """Each CPU path, forced with VGANZOO_CPU_STRATEGY (a path that does not apply falls back to the
@@ -104,7 +111,9 @@ def test_every_forced_cpu_path_matches_functional(strategy, c, transposed, monke
             return
         if min(expected.shape[2:]) < 1:
             return
-        y = ops.conv_transpose3d_bias_act(x, w, b, s, p, out_pad, d, groups, c["activation"], SLOPE, impl="ext")
+        y = ops.conv_transpose3d_bias_act(
+            x, w, b, s, p, out_pad, d, groups, c["activation"], SLOPE, impl="ext"
+        )
     else:
         if not all((k - 1) * di + 1 <= si + 2 * pi for k, di, si, pi in zip(c["k"], d, c["size"], p)):
             return
@@ -133,7 +142,9 @@ def test_strided_weight_and_bias_views(strategy, transposed, monkeypatch):
         for layout in ("contiguous", "channels_last"):
             xi = _layout(x, layout)
             if transposed:
-                y = ops.conv_transpose3d_bias_act(xi, w, b, 2, 1, 1, activation=act, negative_slope=SLOPE, impl="ext")
+                y = ops.conv_transpose3d_bias_act(
+                    xi, w, b, 2, 1, 1, activation=act, negative_slope=SLOPE, impl="ext"
+                )
                 expected = F.conv_transpose3d(xi, w.contiguous(), b.contiguous(), 2, 1, 1)
             else:
                 y = ops.conv3d_bias_act(xi, w, b, 1, 1, activation=act, negative_slope=SLOPE, impl="ext")
@@ -146,15 +157,30 @@ def test_strided_weight_and_bias_views(strategy, transposed, monkeypatch):
 @given(c=conv_cfg, out_pad=st.tuples(st.integers(0, 1), st.integers(0, 1), st.integers(0, 1)))
 def test_conv_transpose3d_matches_functional(c, out_pad):
     out_pad = tuple(min(o, max(s, d) - 1) for o, s, d in zip(out_pad, c["stride"], c["dilation"]))
-    sizes = [(i - 1) * s - 2 * p + d * (k - 1) + o + 1
-             for i, s, p, d, k, o in zip(c["size"], c["stride"], c["padding"], c["dilation"], c["k"], out_pad)]
+    sizes = [
+        (i - 1) * s - 2 * p + d * (k - 1) + o + 1
+        for i, s, p, d, k, o in zip(c["size"], c["stride"], c["padding"], c["dilation"], c["k"], out_pad)
+    ]
     if min(sizes) < 1:
         return
     x, w, b = _conv_inputs(c, transposed=True)
-    y = ops.conv_transpose3d_bias_act(x, w, b, c["stride"], c["padding"], out_pad, c["dilation"], c["groups"],
-                                      c["activation"], SLOPE, impl="ext")
-    expected = _act(F.conv_transpose3d(x, w, b, c["stride"], c["padding"], out_pad, c["groups"], c["dilation"]),
-                    c["activation"])
+    y = ops.conv_transpose3d_bias_act(
+        x,
+        w,
+        b,
+        c["stride"],
+        c["padding"],
+        out_pad,
+        c["dilation"],
+        c["groups"],
+        c["activation"],
+        SLOPE,
+        impl="ext",
+    )
+    expected = _act(
+        F.conv_transpose3d(x, w, b, c["stride"], c["padding"], out_pad, c["groups"], c["dilation"]),
+        c["activation"],
+    )
     torch.testing.assert_close(y, expected, **_tol(c["dtype"]))
 
 
@@ -182,27 +208,32 @@ def test_zoo_like_layers_and_paths(transposed, cin, cout, size):
             assert path.startswith("ext: ext/cpu:"), path
 
 
-few_cout_cfg = st.fixed_dictionaries({
-    "n": st.integers(1, 3),
-    "cin": st.sampled_from([1, 3, 16, 19, 32, 40]),  # whole 16-vectors, tails, tails only
-    "cout": st.integers(1, 4),
-    "size": st.tuples(st.integers(1, 5), st.integers(2, 7), st.integers(2, 7)),
-    "k": st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3)),
-    "stride": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3)),
-    "padding": st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(0, 1)),
-    "dilation": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 1)),
-    "bias": st.booleans(),
-    "activation": st.sampled_from(ACTS),
-    "layout": st.sampled_from(["contiguous", "channels_last", "noncontig"]),
-    "dtype": st.sampled_from([torch.float64, torch.float32]),
-    "transposed": st.booleans(),
-    "seed": st.integers(0, 2**16),
-})
+few_cout_cfg = st.fixed_dictionaries(
+    {
+        "n": st.integers(1, 3),
+        "cin": st.sampled_from([1, 3, 16, 19, 32, 40]),  # whole 16-vectors, tails, tails only
+        "cout": st.integers(1, 4),
+        "size": st.tuples(st.integers(1, 5), st.integers(2, 7), st.integers(2, 7)),
+        "k": st.tuples(st.integers(1, 3), st.integers(1, 4), st.integers(1, 3)),
+        "stride": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 3)),
+        "padding": st.tuples(st.integers(0, 1), st.integers(0, 2), st.integers(0, 1)),
+        "dilation": st.tuples(st.integers(1, 2), st.integers(1, 2), st.integers(1, 1)),
+        "bias": st.booleans(),
+        "activation": st.sampled_from(ACTS),
+        "layout": st.sampled_from(["contiguous", "channels_last", "noncontig"]),
+        "dtype": st.sampled_from([torch.float64, torch.float32]),
+        "transposed": st.booleans(),
+        "seed": st.integers(0, 2**16),
+    }
+)
 
 
 @needs_ext
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.filter_too_much, HealthCheck.function_scoped_fixture],
+)
 @given(c=few_cout_cfg)
 def test_direct_few_output_channels_kernel(c, monkeypatch):
     """The direct kernel (forced for every call it can take) against torch.nn.functional."""
@@ -221,15 +252,18 @@ def test_direct_few_output_channels_kernel(c, monkeypatch):
             return  # padding larger than the dilated kernel: not a valid transposed convolution
         if min(expected.shape[2:]) < 1:
             return  # an empty output dimension: the op rejects it (tested elsewhere)
-        y = ops.conv_transpose3d_bias_act(x, w, b, s, p, 0, d, activation=c["activation"], negative_slope=SLOPE,
-                                          impl="ext")
+        y = ops.conv_transpose3d_bias_act(
+            x, w, b, s, p, 0, d, activation=c["activation"], negative_slope=SLOPE, impl="ext"
+        )
         path = ops.explain(x, w, b, s, p, d, activation=c["activation"], transposed=True, impl="ext")
     else:
         padded = [c["size"][i] + 2 * p[i] - d[i] * (c["k"][i] - 1) for i in range(3)]
         if min(padded) < 1:
             return  # kernel larger than the padded input (an error case, tested elsewhere)
         expected = F.conv3d(x, w, b, s, p, d)
-        y = ops.conv3d_bias_act(x, w, b, s, p, d, activation=c["activation"], negative_slope=SLOPE, impl="ext")
+        y = ops.conv3d_bias_act(
+            x, w, b, s, p, d, activation=c["activation"], negative_slope=SLOPE, impl="ext"
+        )
         path = ops.explain(x, w, b, s, p, d, activation=c["activation"], impl="ext")
     assert "direct_small_cout" in path, path
     expected = _act(expected, c["activation"])
@@ -262,8 +296,11 @@ def test_full_window_and_score_heads(layout, dtype, cin, cout, size):
     xp = torch.randn(2, 256, 7, 8, 8, dtype=dtype)
     wp = torch.randn(1, 256, 4, 4, 4, dtype=dtype) * 0.05
     assert "direct_small_cout" in ops.explain(xp, wp, None, (1, 2, 2), (0, 1, 1), impl="ext")
-    torch.testing.assert_close(ops.conv3d_bias_act(xp, wp, None, (1, 2, 2), (0, 1, 1), impl="ext"),
-                               F.conv3d(xp, wp, None, (1, 2, 2), (0, 1, 1)), **_tol(dtype))
+    torch.testing.assert_close(
+        ops.conv3d_bias_act(xp, wp, None, (1, 2, 2), (0, 1, 1), impl="ext"),
+        F.conv3d(xp, wp, None, (1, 2, 2), (0, 1, 1)),
+        **_tol(dtype),
+    )
 
 
 @needs_ext
@@ -278,7 +315,8 @@ def test_gradcheck_direct_and_full_window_paths(size, padding):
     path = ops.explain(x, w, b, 1, padding, activation="tanh", impl="ext")
     assert ("direct_small_cout" if padding else "full_window_gemm") in path, path
     assert torch.autograd.gradcheck(
-        lambda *t: ops.conv3d_bias_act(*t, 1, padding, activation="tanh", impl="ext"), (x, w, b))
+        lambda *t: ops.conv3d_bias_act(*t, 1, padding, activation="tanh", impl="ext"), (x, w, b)
+    )
 
 
 @needs_ext
@@ -309,8 +347,10 @@ def test_full_window_backward_double_backward_and_opcheck(transposed):
         w = (torch.randn(5, 4, 2, 3, 2, dtype=torch.float64) * 0.3).requires_grad_()
     b = torch.randn(5, dtype=torch.float64, requires_grad=True)
     op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
-    assert "full_window_gemm" in ops.explain(x, w, b, activation="leaky_relu", transposed=transposed, impl="ext")
-    fn = lambda *t: op(*t, activation="leaky_relu", negative_slope=SLOPE, impl="ext")  # noqa: E731
+    assert "full_window_gemm" in ops.explain(
+        x, w, b, activation="leaky_relu", transposed=transposed, impl="ext"
+    )
+    fn = lambda *t: op(*t, activation="leaky_relu", negative_slope=SLOPE, impl="ext")
     assert torch.autograd.gradcheck(fn, (x, w, b))
     assert torch.autograd.gradgradcheck(fn, (x, w, b))
     # The same gradients as torch.nn.functional's in float32, incl. without bias.
@@ -325,8 +365,11 @@ def test_full_window_backward_double_backward_and_opcheck(transposed):
     torch.testing.assert_close(ga, gc, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(gb, gd, atol=1e-5, rtol=1e-5)
     target = torch.ops.vganzoo.conv_transpose3d_bias_act if transposed else torch.ops.vganzoo.conv3d_bias_act
-    args = ((x, w, b, [1, 1, 1], [0, 0, 0], [0, 0, 0], [1, 1, 1], 1, "leaky_relu", SLOPE) if transposed
-            else (x, w, b, [1, 1, 1], [0, 0, 0], [1, 1, 1], 1, "leaky_relu", SLOPE))
+    args = (
+        (x, w, b, [1, 1, 1], [0, 0, 0], [0, 0, 0], [1, 1, 1], 1, "leaky_relu", SLOPE)
+        if transposed
+        else (x, w, b, [1, 1, 1], [0, 0, 0], [1, 1, 1], 1, "leaky_relu", SLOPE)
+    )
     torch.library.opcheck(target, args)
 
 
@@ -339,8 +382,9 @@ def test_opcheck_direct_kernel(layout):
     w = torch.randn(2, 32, 3, 3, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(2, dtype=torch.float64, requires_grad=True)
     assert "direct_small_cout" in ops.explain(x, w, b, (1, 2, 2), 1, activation="leaky_relu", impl="ext")
-    torch.library.opcheck(torch.ops.vganzoo.conv3d_bias_act,
-                          (x, w, b, [1, 2, 2], [1, 1, 1], [1, 1, 1], 1, "leaky_relu", SLOPE))
+    torch.library.opcheck(
+        torch.ops.vganzoo.conv3d_bias_act, (x, w, b, [1, 2, 2], [1, 1, 1], [1, 1, 1], 1, "leaky_relu", SLOPE)
+    )
 
 
 @needs_ext
@@ -383,7 +427,12 @@ def test_autocast_runs_in_the_autocast_dtype_like_functional(impl, transposed):
     stride = (1, 2, 2)
     grads = {}
     for name, run in (
-        ("ours", lambda xi: fused_op(xi, w, b, stride, 1, activation="leaky_relu", negative_slope=SLOPE, impl=impl)),
+        (
+            "ours",
+            lambda xi: fused_op(
+                xi, w, b, stride, 1, activation="leaky_relu", negative_slope=SLOPE, impl=impl
+            ),
+        ),
         ("torch", lambda xi: F.leaky_relu(functional(xi, w, b, stride, 1), SLOPE)),
     ):
         with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -392,7 +441,9 @@ def test_autocast_runs_in_the_autocast_dtype_like_functional(impl, transposed):
         assert y.dtype == torch.bfloat16 and y_bf16_in.dtype == torch.bfloat16, name
         torch.testing.assert_close(y, y_bf16_in)
         y.float().square().mean().backward()
-        assert w.grad.dtype == torch.float32 and b.grad.dtype == torch.float32  # back to the float32 parameters
+        assert (
+            w.grad.dtype == torch.float32 and b.grad.dtype == torch.float32
+        )  # back to the float32 parameters
         grads[name] = (y.detach(), w.grad.clone(), b.grad.clone())
         w.grad = b.grad = None
     for ours, expected in zip(grads["ours"], grads["torch"]):
@@ -415,8 +466,10 @@ def test_autocast_explain_and_compile():
         ops.explain(x.bfloat16(), w, impl="ext")
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert ops.explain(x.bfloat16(), w, impl="ext") == ops.explain(x.bfloat16(), w.bfloat16(), impl="ext")
-    model = torch.nn.Sequential(STConv3d(3, 4, 3, stride=(1, 2, 2), padding=1, activation="leaky_relu"),
-                                STConvTranspose3d(4, 2, 4, stride=(1, 2, 2), padding=(1, 1, 1), activation="tanh"))
+    model = torch.nn.Sequential(
+        STConv3d(3, 4, 3, stride=(1, 2, 2), padding=1, activation="leaky_relu"),
+        STConvTranspose3d(4, 2, 4, stride=(1, 2, 2), padding=(1, 1, 1), activation="tanh"),
+    )
     xm = torch.randn(2, 3, 4, 8, 8)
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
     with torch.autocast("cpu", dtype=torch.bfloat16):
@@ -435,7 +488,9 @@ def test_empty_batch(impl):
     assert y.shape == (0, 4, 4, 8, 8)
     y.sum().backward()
     assert x.grad.shape == x.shape and torch.count_nonzero(w.grad) == 0
-    yt = ops.conv_transpose3d_bias_act(torch.randn(0, 4, 2, 3, 3), torch.randn(4, 2, 4, 4, 4), None, 2, 1, impl=impl)
+    yt = ops.conv_transpose3d_bias_act(
+        torch.randn(0, 4, 2, 3, 3), torch.randn(4, 2, 4, 4, 4), None, 2, 1, impl=impl
+    )
     assert yt.shape == (0, 2, 4, 6, 6)
 
 
@@ -452,11 +507,14 @@ def test_gradcheck(activation, transposed):
         b = torch.randn(6, dtype=torch.float64, requires_grad=True)
 
         def fn(x, w, b):
-            return ops.conv_transpose3d_bias_act(x, w, b, (1, 2, 1), (0, 1, 1), (0, 1, 0), 1, 2, activation, SLOPE,
-                                                 impl="ext")
+            return ops.conv_transpose3d_bias_act(
+                x, w, b, (1, 2, 1), (0, 1, 1), (0, 1, 0), 1, 2, activation, SLOPE, impl="ext"
+            )
     else:
+
         def fn(x, w, b):
             return ops.conv3d_bias_act(x, w, b, (1, 2, 1), (0, 1, 1), 1, 1, activation, SLOPE, impl="ext")
+
     assert torch.autograd.gradcheck(fn, (x, w, b), fast_mode=True)
 
 
@@ -465,15 +523,19 @@ def test_gradcheck(activation, transposed):
 @pytest.mark.parametrize("with_bias", [True, False])
 @pytest.mark.parametrize("activation", ["none", "relu", "leaky_relu", "tanh", "sigmoid"])
 def test_double_backward_for_gradient_penalty(activation, with_bias, transposed):
-    """WGAN-GP / R1 differentiate the input gradient again: the op's backward must itself be differentiable."""
+    """WGAN-GP / R1 differentiate the input gradient again: the op's backward must itself be
+    differentiable."""
     torch.manual_seed(3)
     x = torch.randn(1, 1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
-    w = (torch.randn(*((1, 2) if transposed else (2, 1)), 1, 2, 2, dtype=torch.float64) * 0.5).requires_grad_()
+    w = (
+        torch.randn(*((1, 2) if transposed else (2, 1)), 1, 2, 2, dtype=torch.float64) * 0.5
+    ).requires_grad_()
     b = torch.randn(2, dtype=torch.float64, requires_grad=True)
     op = ops.conv_transpose3d_bias_act if transposed else ops.conv3d_bias_act
 
     def fn(x, w, b):
         return op(x, w, b if with_bias else None, 1, (0, 1, 1), activation=activation, impl="ext")
+
     assert torch.autograd.gradgradcheck(fn, (x, w, b), fast_mode=True)
 
 
@@ -484,11 +546,15 @@ def test_opcheck(layout):
     x = _layout(torch.randn(2, 3, 4, 6, 6), layout).requires_grad_()
     w = torch.randn(4, 3, 3, 3, 3, requires_grad=True)
     b = torch.randn(4, requires_grad=True)
-    torch.library.opcheck(torch.ops.vganzoo.conv3d_bias_act.default,
-                          (x, w, b, [1, 2, 2], [1, 1, 1], [1, 1, 1], 1, "leaky_relu", SLOPE))
+    torch.library.opcheck(
+        torch.ops.vganzoo.conv3d_bias_act.default,
+        (x, w, b, [1, 2, 2], [1, 1, 1], [1, 1, 1], 1, "leaky_relu", SLOPE),
+    )
     wt = torch.randn(3, 2, 3, 3, 3, requires_grad=True)
-    torch.library.opcheck(torch.ops.vganzoo.conv_transpose3d_bias_act.default,
-                          (x, wt, None, [2, 2, 2], [1, 1, 1], [1, 0, 1], [1, 1, 1], 1, "tanh", SLOPE))
+    torch.library.opcheck(
+        torch.ops.vganzoo.conv_transpose3d_bias_act.default,
+        (x, wt, None, [2, 2, 2], [1, 1, 1], [1, 0, 1], [1, 1, 1], 1, "tanh", SLOPE),
+    )
 
 
 @needs_ext
@@ -496,8 +562,10 @@ def test_torch_compile_fullgraph():
     from vganzoo.nn import STConv3d, STConvTranspose3d
 
     torch.manual_seed(5)
-    model = torch.nn.Sequential(STConv3d(3, 4, 3, stride=(1, 2, 2), padding=1, activation="leaky_relu"),
-                                STConvTranspose3d(4, 2, 4, stride=(1, 2, 2), padding=(1, 1, 1), activation="tanh"))
+    model = torch.nn.Sequential(
+        STConv3d(3, 4, 3, stride=(1, 2, 2), padding=1, activation="leaky_relu"),
+        STConvTranspose3d(4, 2, 4, stride=(1, 2, 2), padding=(1, 1, 1), activation="tanh"),
+    )
     x = torch.randn(2, 3, 4, 8, 8)
     expected = model(x)
     compiled = torch.compile(model, fullgraph=True, backend="aot_eager")
@@ -506,6 +574,7 @@ def test_torch_compile_fullgraph():
 
 # ------------------------------------------------------------------------------------------------
 # Bad input: every case raises a clear error naming the argument, from Python and from C++.
+
 
 def _base():
     return torch.randn(1, 4, 4, 6, 6), torch.randn(6, 4, 3, 3, 3), torch.randn(6)
@@ -525,11 +594,24 @@ BAD_CASES = [
     ("bias dtype", lambda x, w, b: (x, w, b.double(), {}), TypeError, "bias dtype"),
     ("bias shape", lambda x, w, b: (x, w, b[:3], {}), ValueError, "bias must have shape"),
     ("integer tensors", lambda x, w, b: (x.long(), w.long(), b.long(), {}), TypeError, "floating"),
-    ("activation", lambda x, w, b: (x, w, b, {"activation": "gelu"}), ValueError, "activation must be one of"),
-    ("negative slope", lambda x, w, b: (x, w, b, {"activation": "leaky_relu", "negative_slope": -0.1}),
-     ValueError, "negative_slope"),
-    ("NaN slope", lambda x, w, b: (x, w, b, {"activation": "leaky_relu", "negative_slope": float("nan")}),
-     ValueError, "negative_slope must be >= 0"),
+    (
+        "activation",
+        lambda x, w, b: (x, w, b, {"activation": "gelu"}),
+        ValueError,
+        "activation must be one of",
+    ),
+    (
+        "negative slope",
+        lambda x, w, b: (x, w, b, {"activation": "leaky_relu", "negative_slope": -0.1}),
+        ValueError,
+        "negative_slope",
+    ),
+    (
+        "NaN slope",
+        lambda x, w, b: (x, w, b, {"activation": "leaky_relu", "negative_slope": float("nan")}),
+        ValueError,
+        "negative_slope must be >= 0",
+    ),
 ]
 
 
@@ -564,13 +646,32 @@ def test_bad_input_python(impl, name, make, exc, match):
 def test_bad_input_cpp(name, make, exc, match):
     """Calling the registered op directly bypasses the Python checks: C++ TORCH_CHECKs must catch it."""
     x, w, b, kw = make(*_base())
-    full = {"stride": 1, "padding": 0, "dilation": 1, "groups": 1, "activation": "none", "negative_slope": SLOPE}
+    full = {
+        "stride": 1,
+        "padding": 0,
+        "dilation": 1,
+        "groups": 1,
+        "activation": "none",
+        "negative_slope": SLOPE,
+    }
     full.update(kw)
-    tri = {k: list(v) if isinstance(v, tuple) else [v] * 3 for k, v in full.items()
-           if k in ("stride", "padding", "dilation")}
+    tri = {
+        k: list(v) if isinstance(v, tuple) else [v] * 3
+        for k, v in full.items()
+        if k in ("stride", "padding", "dilation")
+    }
     with pytest.raises(exc, match=match):
-        torch.ops.vganzoo.conv3d_bias_act(x, w, b, tri["stride"], tri["padding"], tri["dilation"], full["groups"],
-                                          full["activation"], full["negative_slope"])
+        torch.ops.vganzoo.conv3d_bias_act(
+            x,
+            w,
+            b,
+            tri["stride"],
+            tri["padding"],
+            tri["dilation"],
+            full["groups"],
+            full["activation"],
+            full["negative_slope"],
+        )
 
 
 def test_bad_transposed_and_argument_types():
@@ -596,6 +697,7 @@ def test_mixed_devices():  # pragma: no cover - GPU only
 
 # ------------------------------------------------------------------------------------------------
 # The implementation switch.
+
 
 def test_impl_switch_and_env(monkeypatch):
     x, w, b = _base()

@@ -32,20 +32,20 @@ def _poison():
 
 CONFIGS = [
     # (c_in, c_out, size (T, H, W), kernel, stride, padding, dilation, groups)
-    (3, 64, (16, 64, 64), 4, (1, 2, 2), (0, 1, 1), 1, 1),    # MoCoGAN first layer (3-channel padding)
+    (3, 64, (16, 64, 64), 4, (1, 2, 2), (0, 1, 1), 1, 1),  # MoCoGAN first layer (3-channel padding)
     (64, 128, (13, 32, 32), 4, (1, 2, 2), (0, 1, 1), 1, 1),
-    (3, 64, (16, 64, 64), 4, 2, 1, 1, 1),                    # TGAN / VGAN first layer
+    (3, 64, (16, 64, 64), 4, 2, 1, 1, 1),  # TGAN / VGAN first layer
     (5, 7, (5, 9, 11), 3, (1, 2, 3), (1, 0, 2), (2, 1, 1), 1),  # odd everything
-    (8, 12, (4, 7, 7), (1, 3, 3), 1, (0, 1, 1), 1, 4),       # groups -> fallback path
-    (512, 2, (2, 4, 4), (2, 4, 4), 1, 0, 1, 1),              # VGAN D head
+    (8, 12, (4, 7, 7), (1, 3, 3), 1, (0, 1, 1), 1, 4),  # groups -> fallback path
+    (512, 2, (2, 4, 4), (2, 4, 4), 1, 0, 1, 1),  # VGAN D head
     (16, 24, (5, 9, 11), 3, (1, 2, 3), (1, 0, 2), (2, 1, 1), 1),  # 16-byte vector loads in both kernels
-    (32, 70, (3, 7, 9), (2, 3, 3), 1, 1, 1, 1),              # vector loads, two output-channel tiles
-    (12, 5, (4, 6, 5), 3, 2, 1, 1, 1),                       # float32 vector loads, 16-bit scalar ones
+    (32, 70, (3, 7, 9), (2, 3, 3), 1, 1, 1, 1),  # vector loads, two output-channel tiles
+    (12, 5, (4, 6, 5), 3, 2, 1, 1, 1),  # float32 vector loads, 16-bit scalar ones
 ]
 
 
 def _inputs(cfg, dtype, layout, seed):
-    c_in, c_out, size, k, stride, padding, dilation, groups = cfg
+    c_in, c_out, size, k, _stride, _padding, _dilation, groups = cfg
     g = torch.Generator(device="cuda").manual_seed(seed)
     kk = (k,) * 3 if isinstance(k, int) else k
     x = torch.randn(2, c_in, *size, device="cuda", generator=g).to(dtype)
@@ -72,8 +72,12 @@ def test_conv3d_cuda_matches_reference(cfg, dtype, layout, strategy, seed, monke
     for act in ("leaky_relu", "tanh", "none"):
         _poison()
         y = ops.conv3d_bias_act(x, w, b, stride, padding, dilation, groups, act, impl="ext")
-        ref = ops.conv3d_bias_act_ref(x.double(), w.double(), b.double(), stride, padding, dilation, groups, act)
-        assert torch.isfinite(y).all(), f"unwritten / non-finite output ({ops.explain(x, w, b, stride, padding, dilation, groups, act)})"
+        ref = ops.conv3d_bias_act_ref(
+            x.double(), w.double(), b.double(), stride, padding, dilation, groups, act
+        )
+        assert torch.isfinite(y).all(), (
+            f"unwritten / non-finite output ({ops.explain(x, w, b, stride, padding, dilation, groups, act)})"
+        )
         torch.testing.assert_close(y.double(), ref, atol=TOL[dtype], rtol=TOL[dtype])
         want = CL if (layout == "channels_last") else torch.contiguous_format
         assert y.is_contiguous(memory_format=want)
@@ -97,12 +101,17 @@ def test_tf32_kernel_where_torch_allows_tf32(cfg, layout, strategy, monkeypatch)
     for act in ("leaky_relu", "tanh"):
         _poison()
         y = ops.conv3d_bias_act(x, w, b, stride, padding, dilation, groups, act, impl="ext")
-        ref = ops.conv3d_bias_act_ref(x.double(), w.double(), b.double(), stride, padding, dilation, groups, act)
+        ref = ops.conv3d_bias_act_ref(
+            x.double(), w.double(), b.double(), stride, padding, dilation, groups, act
+        )
         assert torch.isfinite(y).all(), path
         # TF32 keeps 10 mantissa bits (bf16: 7, passing at 2e-2 on the same layers); an indexing bug is O(1)
         torch.testing.assert_close(y.double(), ref, atol=1e-2, rtol=1e-2, msg=path)
     torch.backends.cudnn.allow_tf32 = False
-    assert "igemm_fp32" in ops.explain(x, w, b, stride, padding, dilation, groups, "leaky_relu") or strategy == "auto"
+    assert (
+        "igemm_fp32" in ops.explain(x, w, b, stride, padding, dilation, groups, "leaky_relu")
+        or strategy == "auto"
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
@@ -112,7 +121,7 @@ def test_misaligned_channels_last_input(dtype):
     torch.manual_seed(3)
     shape = (2, 16, 4, 6, 6)
     storage = torch.randn(1 + torch.Size(shape).numel(), device="cuda", dtype=dtype)
-    n, c, t, h, w_ = shape
+    _n, c, t, h, w_ = shape
     x = storage.as_strided(shape, (c * t * h * w_, 1, h * w_ * c, w_ * c, c), storage_offset=1)
     assert x.is_contiguous(memory_format=CL) and x.data_ptr() % 16 != 0
     w = (torch.randn(8, 16, 3, 3, 3, device="cuda") / 12).to(dtype)
@@ -134,7 +143,9 @@ def test_strided_weight_and_bias_views_cuda(strategy, transposed, monkeypatch):
     shape = (16, 32, 3, 3, 3) if transposed else (32, 16, 3, 3, 3)
     w = torch.randn(*shape[:-1], 2 * shape[-1], device="cuda")[..., ::2] * 0.1
     b = torch.randn(32, 3, device="cuda")[:, 1]
-    op, ref = (ops.conv_transpose3d_bias_act, F.conv_transpose3d) if transposed else (ops.conv3d_bias_act, F.conv3d)
+    op, ref = (
+        (ops.conv_transpose3d_bias_act, F.conv_transpose3d) if transposed else (ops.conv3d_bias_act, F.conv3d)
+    )
     y = op(x, w, b, 1, 1, activation="relu", impl="ext")
     expected = torch.relu(ref(x.double(), w.contiguous().double(), b.contiguous().double(), 1, 1))
     torch.testing.assert_close(y.double(), expected, atol=TOL[torch.float32], rtol=TOL[torch.float32])
@@ -258,10 +269,10 @@ def test_full_window_layers_cuda(dtype, transposed, layout, monkeypatch):
     torch.manual_seed(6)
     if transposed:
         x = torch.randn(3, 40, 1, 1, 1, device="cuda").to(dtype)
-        w = (torch.randn(40, 24, 2, 4, 4, device="cuda") / 40 ** 0.5).to(dtype)
+        w = (torch.randn(40, 24, 2, 4, 4, device="cuda") / 40**0.5).to(dtype)
     else:
         x = torch.randn(3, 64, 2, 4, 4, device="cuda").to(dtype)
-        w = (torch.randn(2, 64, 2, 4, 4, device="cuda") / 2048 ** 0.5).to(dtype)
+        w = (torch.randn(2, 64, 2, 4, 4, device="cuda") / 2048**0.5).to(dtype)
     if layout == "channels_last":
         x = x.contiguous(memory_format=CL)
     b = torch.randn(w.shape[1] if transposed else w.shape[0], device="cuda").to(dtype)

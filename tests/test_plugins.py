@@ -5,16 +5,14 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import pytest
+from plugin_utils import PluginSandbox, toy_source
 
 import vganzoo
 from vganzoo import plugins, registry
 from vganzoo.errors import AmbiguousNameError, PluginError
-
-from plugin_utils import PluginSandbox, toy_source
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -63,12 +61,18 @@ def test_a_plugin_that_exits_or_whose_factory_raises_names_the_plugin(sandbox, c
     from vganzoo.cli import main
 
     sandbox.add("zz-exits", "zz_exits", "import sys\nsys.exit(3)\n", models=["zz-exit-gan"])
-    source = toy_source("zz-raise-gan").replace('    "a test model"\n', '    "a test model"\n    raise RuntimeError("factory boom")\n')
+    source = toy_source("zz-raise-gan").replace(
+        '    "a test model"\n', '    "a test model"\n    raise RuntimeError("factory boom")\n'
+    )
     assert "factory boom" in source
     sandbox.add("zz-raises", "zz_raises", source, models=["zz-raise-gan"])
     with pytest.raises(PluginError, match="plugin 'zz-exits' failed to load 'zz-exit-gan'.*SystemExit"):
         vganzoo.create("zz-exit-gan")
-    with pytest.raises(PluginError, match="plugin 'zz-raises': building model 'zz-raises::zz-raise-gan' failed: RuntimeError: factory boom"):
+    with pytest.raises(
+        PluginError,
+        match="plugin 'zz-raises': building model 'zz-raises::zz-raise-gan' failed: RuntimeError: factory "
+        "boom",
+    ):
         vganzoo.create("zz-raise-gan")
     assert main(["info", "zz-raise-gan"]) == 2
     assert "factory boom" in capsys.readouterr().err
@@ -102,7 +106,9 @@ def test_builtin_beats_plugin_with_a_warning(sandbox):
     namespace: dict = {}
     exec(compile(toy_source("zz-shadowed", family="builtin"), "<builtin>", "exec"), namespace)
     try:
-        sandbox.add("zz-shadow", "zz_shadow", toy_source("zz-shadowed", family="plugin"), models=["zz-shadowed"])
+        sandbox.add(
+            "zz-shadow", "zz_shadow", toy_source("zz-shadowed", family="plugin"), models=["zz-shadowed"]
+        )
         with pytest.warns(UserWarning, match="zz-shadow::zz-shadowed"):
             assert registry.get_model_spec("zz-shadowed").family == "builtin"
         assert registry.get_model_spec("zz-shadow::zz-shadowed").family == "plugin"
@@ -144,10 +150,24 @@ def test_example_plugin_installs_and_loads(tmp_path):
     target, source = tmp_path / "site", tmp_path / "plugin-example"
     # Built from a copy: an in-tree build leaves vganzoo_toy.egg-info beside the example, and the other
     # tests that import the example from its folder would then also see it as an installed distribution.
-    shutil.copytree(REPO / "examples" / "plugin-example", source,
-                    ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
-    cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation", "--no-index",
-           "--target", str(target), str(source)]
+    shutil.copytree(
+        REPO / "examples" / "plugin-example",
+        source,
+        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"),
+    )
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--quiet",
+        "--no-deps",
+        "--no-build-isolation",
+        "--no-index",
+        "--target",
+        str(target),
+        str(source),
+    ]
     subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=300)
     code = (
         "import sys, vganzoo\n"
@@ -160,5 +180,7 @@ def test_example_plugin_installs_and_loads(tmp_path):
         "print(names, vganzoo.model_info('toy-gan')['source'])\n"
     )
     env = {**__import__("os").environ, "PYTHONPATH": f"{target}{__import__('os').pathsep}{REPO}"}
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, timeout=120
+    )
     assert "['toy-gan'] vganzoo-toy" in out.stdout

@@ -6,13 +6,12 @@ import json
 
 import pytest
 import torch
+from plugin_utils import toy_source
 
 import vganzoo
 from vganzoo import registry
 from vganzoo.errors import InvalidConfigError, UnknownComponentError, UnknownModelError
 from vganzoo.models.base import DiscriminatorOutput, VideoGAN, check_labels
-
-from plugin_utils import toy_source
 
 
 @pytest.fixture()
@@ -34,8 +33,14 @@ def test_list_models_wildcard_and_natural_sort(toy_models):
     assert vganzoo.list_models(["zz-test-gan2", "zz-test-gan1*"]) == ["zz-test-gan2", "zz-test-gan10"]
 
 
-@pytest.mark.parametrize("kwargs, name", [({"filter": 3}, "filter"), ({"filter": ["ok", 3]}, "filter"),
-                                          ({"exclude_filters": 1.5}, "exclude_filters")])
+@pytest.mark.parametrize(
+    "kwargs, name",
+    [
+        ({"filter": 3}, "filter"),
+        ({"filter": ["ok", 3]}, "filter"),
+        ({"exclude_filters": 1.5}, "exclude_filters"),
+    ],
+)
 def test_list_models_rejects_non_pattern_filters(toy_models, kwargs, name):
     with pytest.raises(TypeError, match=name):
         vganzoo.list_models(**kwargs)

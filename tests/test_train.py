@@ -101,7 +101,10 @@ def test_resume_from_an_explicit_checkpoint_file(tmp_path):
 def test_resume_applies_changed_optimizer_settings(tmp_path):
     fit("toy-gan", tmp_path / "run", 2)
     model = make("toy-gan")
-    optimizers = {**model.recipe["optimizers"], "generator": {**model.recipe["optimizers"]["generator"], "lr": 1.234e-5}}
+    optimizers = {
+        **model.recipe["optimizers"],
+        "generator": {**model.recipe["optimizers"]["generator"], "lr": 1.234e-5},
+    }
     model.recipe = {**model.recipe, "optimizers": optimizers}
     config = TrainConfig(steps=3, out_dir=str(tmp_path / "run"), resume=True, **QUIET)
     trainer = Trainer(model, dataset_for(model), config)
@@ -284,15 +287,30 @@ def test_regularizer_roles_limit_it_to_those_discriminators(tmp_path, monkeypatc
     monkeypatch.setattr(losses.R1Penalty, "__call__", spy)
     model = make("tiny-cond-gan")
     model.recipe = {**model.recipe, "regularizers": [{"name": "r1", "weight": 1.0, "roles": ["image"]}]}
-    Trainer(model, h.SyntheticVideos(10, frames=4, resolution=8), TrainConfig(steps=2, out_dir=str(tmp_path / "a"), **QUIET)).fit()
-    assert [shape[0] for shape in penalised] == [5, 5]  # the image D's real batch, once per iteration; never video's 3
+    Trainer(
+        model,
+        h.SyntheticVideos(10, frames=4, resolution=8),
+        TrainConfig(steps=2, out_dir=str(tmp_path / "a"), **QUIET),
+    ).fit()
+    assert [shape[0] for shape in penalised] == [
+        5,
+        5,
+    ]  # the image D's real batch, once per iteration; never video's 3
     penalised.clear()
     model.recipe = {**model.recipe, "regularizers": [{"name": "r1", "weight": 1.0}]}
-    Trainer(model, h.SyntheticVideos(10, frames=4, resolution=8), TrainConfig(steps=1, out_dir=str(tmp_path / "b"), **QUIET)).fit()
+    Trainer(
+        model,
+        h.SyntheticVideos(10, frames=4, resolution=8),
+        TrainConfig(steps=1, out_dir=str(tmp_path / "b"), **QUIET),
+    ).fit()
     assert sorted(shape[0] for shape in penalised) == [3, 5]
     model.recipe = {**model.recipe, "regularizers": [{"name": "r1", "roles": ["spatial"]}]}
     with pytest.raises(InvalidConfigError, match=r"roles \['spatial'\].*\['image', 'video'\]"):
-        Trainer(model, h.SyntheticVideos(10, frames=4, resolution=8), TrainConfig(steps=1, out_dir=str(tmp_path / "c"), **QUIET))
+        Trainer(
+            model,
+            h.SyntheticVideos(10, frames=4, resolution=8),
+            TrainConfig(steps=1, out_dir=str(tmp_path / "c"), **QUIET),
+        )
     with pytest.raises(InvalidConfigError, match="roles must be a non-empty list"):
         losses.regularizer({"name": "r1", "roles": "image"})
 
@@ -370,11 +388,15 @@ def test_recipe_overrides_and_validation():
         resolve_recipe({"discriminator_batch_size": {"image": 4}}, roles=["video"])
     with pytest.raises(InvalidConfigError, match="ema"):
         resolve_recipe({"ema": {"decay": 1.5}})
-    # NaN / infinite / non-number settings are refused up front, naming the key (not 'training diverged' later)
+    # NaN / infinite / non-number settings are refused up front, naming the key (not 'training diverged'
+    # later)
     with pytest.raises(InvalidConfigError, match="category_loss_weight"):
         resolve_recipe(apply_overrides({}, ["category_loss_weight=NaN"]))
-    for text, key in [("optimizers.generator.lr=Infinity", "lr"), ("optimizers.generator.lr=abc", "lr"),
-                      ("optimizers.discriminators.weight_decay=-1", "weight_decay")]:
+    for text, key in [
+        ("optimizers.generator.lr=Infinity", "lr"),
+        ("optimizers.generator.lr=abc", "lr"),
+        ("optimizers.discriminators.weight_decay=-1", "weight_decay"),
+    ]:
         with pytest.raises(InvalidConfigError, match=rf"\['{key}'\]: expected a finite non-negative number"):
             resolve_recipe(apply_overrides({}, [text]))
 
@@ -527,7 +549,9 @@ def test_amp_on_cuda_trains_and_resumes(tmp_path, name):
 def test_amp_on_cuda_trains_every_builtin_model(tmp_path, name):
     """AMP through the real models: their 3-D layers (the fused ops) take autocast's bfloat16 / float16
     activations from the 2-D and linear layers around them."""
-    trainer, result = fit(name, tmp_path / "run", 2, amp=True, device="cuda", model_kw={"width": 0.25, "resolution": 32})
+    trainer, result = fit(
+        name, tmp_path / "run", 2, amp=True, device="cuda", model_kw={"width": 0.25, "resolution": 32}
+    )
     assert result.status == "completed" and trainer.amp_dtype in (torch.bfloat16, torch.float16)
     assert all(torch.isfinite(v).all() for v in h.weights(trainer.model).values())
 
@@ -614,8 +638,10 @@ def test_max_time_stops_with_a_checkpoint_and_resumes(tmp_path, monkeypatch):
     h.assert_same_weights(h.weights(full.model), h.weights(resumed.model))
 
 
-@pytest.mark.parametrize("bad, error", [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError),
-                                        ("5m", TypeError), (True, TypeError)])
+@pytest.mark.parametrize(
+    "bad, error",
+    [(0, ValueError), (-1.0, ValueError), (float("nan"), ValueError), ("5m", TypeError), (True, TypeError)],
+)
 def test_max_time_is_checked(bad, error):
     with pytest.raises(error, match="max_time"):
         TrainConfig(max_time=bad)
@@ -638,7 +664,9 @@ def test_labels_are_used_or_dropped_for_the_whole_run(tmp_path):
     """Conditioning is decided once per run, never batch by batch."""
     model = make("tiny-cond-gan")  # num_classes=3
     wide = h.SyntheticVideos(10, num_classes=5)  # labels 0-4: some batches would fit, some not
-    with pytest.warns(UserWarning, match="dataset has 5 classes but the model num_classes=3 .*--num-classes 5"):
+    with pytest.warns(
+        UserWarning, match="dataset has 5 classes but the model num_classes=3 .*--num-classes 5"
+    ):
         trainer = Trainer(model, wide, TrainConfig(steps=1, out_dir=str(tmp_path / "a"), **QUIET))
     trainer._loader = trainer._make_loader()
     assert all(trainer._real_batch(2)[1] is None for _ in range(5))
@@ -656,7 +684,9 @@ def test_labels_are_used_or_dropped_for_the_whole_run(tmp_path):
                 item["label"] = torch.tensor(-1)
             return item
 
-    trainer = Trainer(make("tiny-cond-gan"), NoCount(), TrainConfig(steps=1, out_dir=str(tmp_path / "b"), seed=0, **QUIET))
+    trainer = Trainer(
+        make("tiny-cond-gan"), NoCount(), TrainConfig(steps=1, out_dir=str(tmp_path / "b"), seed=0, **QUIET)
+    )
     trainer._loader = trainer._make_loader()
     seen = []
     with pytest.warns(UserWarning, match="unlabelled clips"):
@@ -664,5 +694,5 @@ def test_labels_are_used_or_dropped_for_the_whole_run(tmp_path):
             seen.append(trainer._real_batch(1)[1] is not None)
     first_bad = seen.index(False)
     assert all(seen[:first_bad]) and not any(seen[first_bad:])
-    tensors, state = trainer.state_tensors_and_meta()
+    _tensors, state = trainer.state_tensors_and_meta()
     assert state["use_labels"] is False

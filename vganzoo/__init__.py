@@ -37,7 +37,6 @@ from .registry import (
 __version__ = "0.1.0"
 
 __all__ = [
-    "__version__",
     "AmbiguousNameError",
     "InvalidConfigError",
     "PluginError",
@@ -45,6 +44,7 @@ __all__ = [
     "UnknownModelError",
     "VganzooError",
     "VideoGAN",
+    "__version__",
     "create",
     "get_component",
     "list_components",
@@ -66,7 +66,20 @@ _LAZY = {
     "save_pretrained": "vganzoo.hub",
     "push_to_hub": "vganzoo.hub",
 }
-_LAZY_MODULES = {"ops", "nn", "models", "hub", "io", "losses", "train", "data", "metrics", "convert", "cli", "sampling"}
+_LAZY_MODULES = {
+    "ops",
+    "nn",
+    "models",
+    "hub",
+    "io",
+    "losses",
+    "train",
+    "data",
+    "metrics",
+    "convert",
+    "cli",
+    "sampling",
+}
 
 
 def __getattr__(name: str) -> Any:

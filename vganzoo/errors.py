@@ -8,12 +8,12 @@ bad arguments), so generic handlers keep working.
 from __future__ import annotations
 
 __all__ = [
-    "VganzooError",
-    "UnknownModelError",
-    "UnknownComponentError",
     "AmbiguousNameError",
     "InvalidConfigError",
     "PluginError",
+    "UnknownComponentError",
+    "UnknownModelError",
+    "VganzooError",
 ]
 
 

@@ -46,15 +46,16 @@ __all__ = [
     "CONFIG_FILE",
     "INDEX_FILE",
     "HashMismatchError",
+    "LoadReport",
     "NoPretrainedWeightsError",
     "StateDictMismatchError",
     "UnpinnedWeightsWarning",
     "WeightsError",
     "WeightsNotFoundError",
+    "cli_load_name",
     "component_file",
     "component_module",
     "download",
-    "LoadReport",
     "load",
     "load_weights",
     "pretrained_config",
@@ -63,7 +64,6 @@ __all__ = [
     "save_pretrained",
     "sha256_file",
     "spec_from_folder",
-    "cli_load_name",
 ]
 
 CONFIG_FILE = "config.json"
@@ -273,7 +273,8 @@ def _registry_weight_set(name: str, revision: str | None) -> _WeightSet:
     arch, tag = registry.split_tag(name)
     if not spec.pretrained:
         raise NoPretrainedWeightsError(
-            f"{spec.name} has no pretrained weights; build it with random weights with vganzoo.create({spec.name!r}), "
+            f"{spec.name} has no pretrained weights; build it with random weights with "
+            f"vganzoo.create({spec.name!r}), "
             "or load a weight set with 'hf-hub:org/repo' or 'local-dir:/path'"
         )
     tag = tag or spec.default_tag
@@ -320,7 +321,11 @@ def cli_load_name(name: str) -> str:
     if not os.path.isdir(name):
         # A path (model names have no '/'), existing or not: a missing folder is named as such,
         # not reported as an unknown model.
-        return LOCAL_DIR_PREFIX + name if ("/" in name or os.sep in name or name.startswith(("~", "."))) else name
+        return (
+            LOCAL_DIR_PREFIX + name
+            if ("/" in name or os.sep in name or name.startswith(("~", ".")))
+            else name
+        )
     try:
         registry.get_model_spec(name)
     except VganzooError:
@@ -337,9 +342,11 @@ def _local_weight_set(name: str, path: str) -> _WeightSet:
     if not (folder / INDEX_FILE).is_file():
         hint = "is it a folder written by vganzoo.save_pretrained?"
         if (folder / "model" / INDEX_FILE).is_file() or (folder / "checkpoints").is_dir():
-            hint = (f"it looks like a training run (vganzoo train --out): its final model is "
-                    f"'{LOCAL_DIR_PREFIX}{folder / 'model'}'; export a checkpoint with "
-                    f"`vganzoo export {folder} OUT --step N`")
+            hint = (
+                f"it looks like a training run (vganzoo train --out): its final model is "
+                f"'{LOCAL_DIR_PREFIX}{folder / 'model'}'; export a checkpoint with "
+                f"`vganzoo export {folder} OUT --step N`"
+            )
         raise WeightsNotFoundError(f"{name}: {folder} has no {INDEX_FILE}; {hint}")
     files, hashes, metadata, recipe = _parse_index(_read_json(folder / INDEX_FILE, name), str(folder))
     return _WeightSet(
@@ -453,7 +460,8 @@ class _Fetcher:
             ) from exc
         except Exception as exc:  # httpx transport errors after huggingface_hub's own retries
             raise WeightsError(
-                f"{w.name}: downloading {filename} from {self.url(filename)} failed: {type(exc).__name__}: {exc}"
+                f"{w.name}: downloading {filename} from {self.url(filename)} failed: {type(exc).__name__}: "
+                f"{exc}"
             ) from exc
 
     def _fetch_hub(self, filename: str, expected: str) -> Path:
@@ -469,7 +477,8 @@ class _Fetcher:
                 expected,
                 actual,
                 source,
-                f"the damaged cached copy was removed; run `vganzoo download {self.weights.name}` with network access",
+                f"the damaged cached copy was removed; run `vganzoo download {self.weights.name}` with "
+                "network access",
             )
         # A damaged cache entry (or a bad transfer): removed above, fetched again once.
         path = self._download(filename, force=True)
@@ -544,7 +553,8 @@ def _resolve(
             else ""
         )
         warnings.warn(
-            f"{name}: the sha256 hashes come from the repo's own {INDEX_FILE}, so these weights are not pinned by a "
+            f"{name}: the sha256 hashes come from the repo's own {INDEX_FILE}, so these weights are not "
+            "pinned by a "
             f"vganzoo spec (revision {weights.revision or rev or 'main'}){pin}",
             UnpinnedWeightsWarning,
             stacklevel=3,
@@ -745,7 +755,8 @@ def load(
         model = registry.create(model_name, **config)
     except UnknownModelError as exc:
         raise UnknownModelError(
-            f"{weights.name}: its {CONFIG_FILE} needs model {model_name!r}, which is not registered ({exc}); install the plugin that provides it"
+            f"{weights.name}: its {CONFIG_FILE} needs model {model_name!r}, which is not registered ({exc}); "
+            "install the plugin that provides it"
         ) from exc
     if weights.recipe is not None:
         model.recipe = dict(weights.recipe)
@@ -761,7 +772,8 @@ def load(
     unknown_roles = [r for r in roles if r not in model.discriminators]
     if unknown_roles:
         raise WeightsError(
-            f"{weights.name}: the model has no discriminator {', '.join(map(repr, unknown_roles))}; it has: {', '.join(model.discriminators) or 'none'}"
+            f"{weights.name}: the model has no discriminator {', '.join(map(repr, unknown_roles))}; it has: "
+            f"{', '.join(model.discriminators) or 'none'}"
         )
     for role in list(model.discriminators):
         if role not in roles:
@@ -798,8 +810,12 @@ def pretrained_config(
     builds the architecture the weights were trained as. Names as for :func:`load`.
     """
     weights, fetcher = _resolve(
-        name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-        endpoint=endpoint, token=token,
+        name,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        endpoint=endpoint,
+        token=token,
     )
     return _weight_set_config(weights, fetcher)
 
@@ -835,7 +851,11 @@ class LoadReport:
             kept = mismatch.missing + [m.split(" ")[0] for m in mismatch.mismatched]
             lines.append(
                 f"  {comp}: {len(kept)} tensor(s) keep their fresh values ({_short_list(kept)})"
-                + (f"; {len(mismatch.unexpected)} unused ({_short_list(mismatch.unexpected)})" if mismatch.unexpected else "")
+                + (
+                    f"; {len(mismatch.unexpected)} unused ({_short_list(mismatch.unexpected)})"
+                    if mismatch.unexpected
+                    else ""
+                )
             )
         if self.not_in_weights:
             lines.append(f"  not in the weight set (fresh): {', '.join(self.not_in_weights)}")
@@ -904,14 +924,20 @@ def load_weights(
             is an error (the weights of another model or configuration).
     """
     weights, fetcher = _resolve(
-        name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only,
-        endpoint=endpoint, token=token,
+        name,
+        revision=revision,
+        cache_dir=cache_dir,
+        local_files_only=local_files_only,
+        endpoint=endpoint,
+        token=token,
     )
     wanted = _select_files(weights, components)
     generator = getattr(model, "generator", None)
     discriminators = getattr(model, "discriminators", None)
     if generator is None or discriminators is None:
-        raise TypeError(f"model: expected a VideoGAN (with .generator and .discriminators), got {type(model).__name__}")
+        raise TypeError(
+            f"model: expected a VideoGAN (with .generator and .discriminators), got {type(model).__name__}"
+        )
     recipe = weights.recipe if weights.recipe is not None else _pinned_hub_recipe(weights, fetcher)
     report = LoadReport(
         name=weights.name,
@@ -919,9 +945,7 @@ def load_weights(
         repo_id=weights.repo_id,
         revision=weights.revision,
     )
-    report.not_in_weights = [
-        comp for comp in _component_modules(model) if comp not in weights.components
-    ]
+    report.not_in_weights = [comp for comp in _component_modules(model) if comp not in weights.components]
     # the generator before its EMA copy, so that EMA tensors the file lacks match the loaded generator
     order = sorted(wanted, key=lambda c: (c != "generator", c != "generator_ema"))
     for comp in order:
@@ -938,7 +962,9 @@ def load_weights(
         module = component_module(model, comp)
         path = fetcher.fetch(weights.files[comp])
         try:
-            mismatch = _load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict, warn=False)
+            mismatch = _load_component(
+                module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict, warn=False
+            )
         except _NothingFits:
             if not comp.startswith("discriminator."):
                 raise  # a generator none of whose tensors fit: the wrong weights, not a fine-tuning change
@@ -962,7 +988,8 @@ def _component_modules(model: Any) -> dict[str, Any]:
     for role, disc in model.discriminators.items():
         if not _ROLE.match(role):
             raise ValueError(
-                f"discriminator role {role!r} cannot be a file name; use lower-case letters, digits, '-' or '_'"
+                f"discriminator role {role!r} cannot be a file name; use lower-case letters, digits, '-' or "
+                "'_'"
             )
         out[f"discriminator.{role}"] = disc
     return out
@@ -981,7 +1008,8 @@ def _tensors_for_file(module: Any, what: str, dtype: Any = None) -> dict[str, An
     for key, value in module.state_dict().items():
         if not isinstance(value, torch.Tensor):
             raise TypeError(
-                f"{what}: state dict entry {key!r} is a {type(value).__name__}, not a tensor; safetensors stores tensors only"
+                f"{what}: state dict entry {key!r} is a {type(value).__name__}, not a tensor; safetensors "
+                "stores tensors only"
             )
         value = value.detach().to("cpu")
         if dtype is not None and value.is_floating_point():
@@ -1029,7 +1057,9 @@ def _model_card(
     lines += [f"# {title}", ""]
     if metadata.get("description"):
         lines += [str(metadata["description"]), ""]
-    load_name = metadata.get("load_name") or (f"hf-hub:{repo_hint}" if repo_hint else "local-dir:/path/to/this/folder")
+    load_name = metadata.get("load_name") or (
+        f"hf-hub:{repo_hint}" if repo_hint else "local-dir:/path/to/this/folder"
+    )
     lines += [
         "A video GAN from [vganzoo](https://github.com/vganzoo/vganzoo).",
         "",
@@ -1105,7 +1135,7 @@ def save_pretrained(
         raise TypeError(f"model must be a vganzoo VideoGAN, got {type(model).__name__}")
     config = dict(getattr(model, "config", {}) or {})
     if not isinstance(config.get("model"), str):
-        raise ValueError("model.config has no 'model' name; build models with vganzoo.create or vganzoo.load")  # noqa: TRY004
+        raise ValueError("model.config has no 'model' name; build models with vganzoo.create or vganzoo.load")
     metadata = dict(metadata or {})
     dtype = _as_dtype(dtype)
     if dtype is not None and not dtype.is_floating_point:
@@ -1267,6 +1297,7 @@ def push_to_hub(
     print(f"pushed {repo_id}@{sha}{where}")
     print(f"load it pinned: vganzoo.load('hf-hub:{repo_id}@{sha}')")
     print(
-        f"registry spec:  PretrainedSpec(tag=..., repo_id={repo_id!r}, revision={sha!r}, files={files!r}, sha256={index['sha256']!r})"
+        f"registry spec:  PretrainedSpec(tag=..., repo_id={repo_id!r}, revision={sha!r}, files={files!r}, "
+        f"sha256={index['sha256']!r})"
     )
     return sha

@@ -60,7 +60,11 @@ GIF_COLOURS = 256  # palette size per frame
 FFMPEG_FORMATS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
     ".mp4": ("mp4", ("libx264", "mpeg4"), {"crf": "18"}),  # crf 18: visually near-lossless
     # b=0: constant quality; realtime/cpu-used 8: ~6x faster than the default, same size here
-    ".webm": ("webm", ("libvpx-vp9", "libvpx"), {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"}),
+    ".webm": (
+        "webm",
+        ("libvpx-vp9", "libvpx"),
+        {"crf": "20", "b": "0", "deadline": "realtime", "cpu-used": "8"},
+    ),
     ".avi": ("avi", ("mpeg4",), {}),
 }
 MPEG4_QSCALE = 3  # MPEG-4 part 2 fixed quantiser (1 best .. 31 worst)
@@ -88,7 +92,8 @@ def _import_av() -> Any:
         import av
     except ImportError:
         raise MissingDependencyError(
-            "reading videos and writing MP4/WebM/AVI needs PyAV: pip install 'vganzoo[video]' (or pip install av)"
+            "reading videos and writing MP4/WebM/AVI needs PyAV: pip install 'vganzoo[video]' (or pip "
+            "install av)"
         ) from None
     return av
 
@@ -98,7 +103,8 @@ def _import_pil() -> Any:
         from PIL import Image
     except ImportError:
         raise MissingDependencyError(
-            "writing GIFs and reading image frames needs Pillow: pip install 'vganzoo[video]' (or pip install pillow)"
+            "writing GIFs and reading image frames needs Pillow: pip install 'vganzoo[video]' (or pip "
+            "install pillow)"
         ) from None
     return Image
 
@@ -123,7 +129,10 @@ def _as_batch(videos: Any, name: str = "videos") -> torch.Tensor:
         raise ValueError(f"{name} must have shape (N, C, T, H, W) or (C, T, H, W), got {tuple(videos.shape)}")
     n, c, t, h, w = videos.shape
     if c not in (1, 3):
-        raise ValueError(f"{name} must have 1 or 3 channels in dim 1 (layout N, C, T, H, W), got shape {tuple(videos.shape)}")
+        raise ValueError(
+            f"{name} must have 1 or 3 channels in dim 1 (layout N, C, T, H, W), got shape "
+            f"{tuple(videos.shape)}"
+        )
     if min(n, t, h, w) == 0:
         raise ValueError(f"{name} is empty: shape {tuple(videos.shape)}")
     if not (videos.dtype == torch.uint8 or videos.dtype.is_floating_point):
@@ -152,7 +161,9 @@ def to_uint8(videos: Any) -> torch.Tensor:
     return ((videos.clamp(-1, 1) + 1) * (UINT8_MAX / 2)).round().to(torch.uint8)
 
 
-def make_grid(videos: Any, nrow: int | None = None, padding: int = 2, pad_value: float | None = None) -> torch.Tensor:
+def make_grid(
+    videos: Any, nrow: int | None = None, padding: int = 2, pad_value: float | None = None
+) -> torch.Tensor:
     """Tile a batch of videos into one video.
 
     Args:
@@ -178,7 +189,9 @@ def make_grid(videos: Any, nrow: int | None = None, padding: int = 2, pad_value:
     ncol = min(nrow, n)
     nrows = math.ceil(n / ncol)
     cell_h, cell_w = h + padding, w + padding
-    grid = torch.full((c, t, nrows * cell_h + padding, ncol * cell_w + padding), pad_value, dtype=videos.dtype)
+    grid = torch.full(
+        (c, t, nrows * cell_h + padding, ncol * cell_w + padding), pad_value, dtype=videos.dtype
+    )
     for i in range(n):
         row, col = divmod(i, ncol)
         top, left = padding + row * cell_h, padding + col * cell_w
@@ -214,14 +227,23 @@ def save_video(
     path = Path(path)
     ext = path.suffix.lower()
     if ext not in WRITABLE_EXTENSIONS:
-        raise ValueError(f"path: unknown video extension {path.suffix!r} in {str(path)!r}; use one of {', '.join(WRITABLE_EXTENSIONS)}")
+        raise ValueError(
+            f"path: unknown video extension {path.suffix!r} in {str(path)!r}; use one of "
+            f"{', '.join(WRITABLE_EXTENSIONS)}"
+        )
     if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not MIN_FPS <= float(fps) <= MAX_FPS:
         raise ValueError(f"fps must be a number from {MIN_FPS} to {MAX_FPS}, got {fps!r}")
     if path.is_dir():
-        raise IsADirectoryError(f"path: {str(path)!r} is a folder; give a file name, e.g. {str(path / ('video' + ext))!r}")
+        raise IsADirectoryError(
+            f"path: {str(path)!r} is a folder; give a file name, e.g. {str(path / ('video' + ext))!r}"
+        )
     single = _as_tensor(videos).ndim == 4
     batch = _as_batch(videos)
-    if pad_value is not None and batch.dtype == torch.uint8 and not (float(pad_value).is_integer() and 0 <= pad_value <= UINT8_MAX):
+    if (
+        pad_value is not None
+        and batch.dtype == torch.uint8
+        and not (float(pad_value).is_integer() and 0 <= pad_value <= UINT8_MAX)
+    ):
         raise ValueError("pad_value must be an integer in [0, 255] for uint8 videos")
     if pad_value is not None and batch.dtype != torch.uint8:
         pad_value = float(pad_value)
@@ -261,7 +283,7 @@ def _pick_encoder(av: Any, names: tuple[str, ...], ext: str) -> str:
     for name in names:
         try:
             av.codec.Codec(name, "w")
-        except Exception:  # noqa: BLE001, S112 - absent encoders raise codec-specific errors
+        except Exception:
             continue
         return name
     raise MissingDependencyError(f"this PyAV build has none of the {ext} encoders {names}")
@@ -286,7 +308,9 @@ def _write_ffmpeg(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int, 
         stream.width, stream.height = w + pad_w, h + pad_h
         stream.pix_fmt = "yuv420p"
         for frame in frames:
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")):
+            for packet in stream.encode(
+                av.VideoFrame.from_ndarray(np.ascontiguousarray(frame), format="rgb24")
+            ):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
@@ -346,8 +370,11 @@ def read_video(
     """
     _check_clip_args(frames, start, stride)
     if size is not None:
-        if (not isinstance(size, (tuple, list)) or len(size) != 2
-                or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)):
+        if (
+            not isinstance(size, (tuple, list))
+            or len(size) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in size)
+        ):
             raise ValueError(f"size must be a (height, width) pair of positive ints or None, got {size!r}")
         size = (int(size[0]), int(size[1]))
     path = Path(path)
@@ -357,11 +384,16 @@ def read_video(
     out = reader(path, frames, start, stride, size)
     if not out or (frames is not None and len(out) < frames):
         need = f"{frames} frames" if frames is not None else "a frame"
-        raise VideoReadError(f"{str(path)!r} is too short: wanted {need} from frame {start} with stride {stride}, got {len(out)}")
+        raise VideoReadError(
+            f"{str(path)!r} is too short: wanted {need} from frame {start} with stride {stride}, got "
+            f"{len(out)}"
+        )
     return torch.from_numpy(np.stack(out))
 
 
-def _read_frame_folder(folder: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None) -> list[np.ndarray]:
+def _read_frame_folder(
+    folder: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None
+) -> list[np.ndarray]:
     image_mod = _import_pil()
     files = list_frame_files(folder)
     out = []
@@ -373,7 +405,10 @@ def _read_frame_folder(folder: Path, frames: int | None, start: int, stride: int
             with image_mod.open(file) as im:
                 im = im.convert("RGB")
                 if first_size is not None and im.size != first_size:
-                    raise VideoReadError(f"frame {str(file)!r} has size {im.size}, the folder's first frame {first_size} (width, height)")
+                    raise VideoReadError(
+                        f"frame {str(file)!r} has size {im.size}, the folder's first frame {first_size} "
+                        "(width, height)"
+                    )
                 first_size = im.size
                 if size is not None and (im.height, im.width) != size:
                     shrink = size[0] < im.height and size[1] < im.width
@@ -382,7 +417,7 @@ def _read_frame_folder(folder: Path, frames: int | None, start: int, stride: int
                 arr = np.asarray(im)
         except VideoReadError:
             raise
-        except Exception as exc:  # noqa: BLE001 - Pillow raises many types for bad files
+        except Exception as exc:
             raise VideoReadError(f"cannot read frame {str(file)!r}: {exc}") from None
         out.append(arr)
         if frames is not None and len(out) == frames:
@@ -390,7 +425,9 @@ def _read_frame_folder(folder: Path, frames: int | None, start: int, stride: int
     return out
 
 
-def _read_video_file(path: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None) -> list[np.ndarray]:
+def _read_video_file(
+    path: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None
+) -> list[np.ndarray]:
     av = _import_av()
     out: list[np.ndarray] = []
     scale: dict[str, Any] = {}
@@ -404,7 +441,11 @@ def _read_video_file(path: Path, frames: int | None, start: int, stride: int, si
                 if _wanted(index, frames, start, stride):
                     if size is not None and not scale and (frame.height, frame.width) != size:
                         shrink = size[0] < frame.height and size[1] < frame.width
-                        scale = {"height": size[0], "width": size[1], "interpolation": "AREA" if shrink else "BILINEAR"}
+                        scale = {
+                            "height": size[0],
+                            "width": size[1],
+                            "interpolation": "AREA" if shrink else "BILINEAR",
+                        }
                     out.append(frame.to_ndarray(format="rgb24", **scale))
                     if frames is not None and len(out) == frames:
                         break
@@ -434,7 +475,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         try:
             with image_mod.open(files[0]) as im:
                 width, height = im.size
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise VideoReadError(f"cannot read frame {str(files[0])!r}: {exc}") from None
         return VideoInfo(len(files), height, width, 0.0)
     av = _import_av()

@@ -127,7 +127,8 @@ def gradient_penalty(
     """
     if real.shape != fake.shape:
         raise ValueError(
-            f"gradient_penalty: real and fake must have the same shape, got {tuple(real.shape)} and {tuple(fake.shape)}"
+            f"gradient_penalty: real and fake must have the same shape, got {tuple(real.shape)} and "
+            f"{tuple(fake.shape)}"
         )
     n = real.shape[0]
     if epsilon is None:
@@ -158,7 +159,8 @@ def content_l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Content loss: ``mean |G(z) - y|`` over every element of (N, C, T, H, W)."""
     if generated.shape != target.shape:
         raise ValueError(
-            f"content_l1: generated and target must have the same shape, got {tuple(generated.shape)} and {tuple(target.shape)}"
+            f"content_l1: generated and target must have the same shape, got {tuple(generated.shape)} and "
+            f"{tuple(target.shape)}"
         )
     return (generated.float() - target.float()).abs().mean()
 
@@ -383,7 +385,8 @@ def adversarial_loss(name: str) -> AdversarialLoss:
         loss = get_component("loss", name)()
     except UnknownComponentError:
         raise InvalidConfigError(
-            f"adversarial_loss: unknown loss {name!r}; expected one of {sorted(ADVERSARIAL_LOSSES)} or a registered loss component"
+            f"adversarial_loss: unknown loss {name!r}; expected one of {sorted(ADVERSARIAL_LOSSES)} or a "
+            "registered loss component"
         ) from None
     if not (callable(getattr(loss, "d_loss", None)) and callable(getattr(loss, "g_loss", None))):
         raise InvalidConfigError(f"adversarial_loss: loss component {name!r} has no d_loss/g_loss methods")
@@ -404,13 +407,18 @@ def regularizer(spec: Mapping[str, Any]) -> Regularizer:
     if roles is not None and (
         not isinstance(roles, (list, tuple)) or not roles or not all(isinstance(r, str) for r in roles)
     ):
-        raise InvalidConfigError(f"regularizers: {name!r} roles must be a non-empty list of discriminator roles, got {roles!r}")
+        raise InvalidConfigError(
+            f"regularizers: {name!r} roles must be a non-empty list of discriminator roles, got {roles!r}"
+        )
     try:
         reg = REGULARIZERS[name](**kwargs)
     except TypeError as exc:
         raise InvalidConfigError(f"regularizers: bad settings for {name!r}: {exc}") from None
     if roles is not None:
         if reg.stage == "g_loss":
-            raise InvalidConfigError(f"regularizers: {name!r} acts on the generator; roles apply to discriminator regularizers only")
+            raise InvalidConfigError(
+                f"regularizers: {name!r} acts on the generator; roles apply to discriminator regularizers "
+                "only"
+            )
         reg.roles = tuple(roles)
     return reg

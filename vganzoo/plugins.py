@@ -30,10 +30,12 @@ from dataclasses import dataclass
 
 from .errors import PluginError
 
-__all__ = ["errors", "reload", "current_distribution", "entry_points", "PluginFailure", "autoload_enabled"]
+__all__ = ["PluginFailure", "autoload_enabled", "current_distribution", "entry_points", "errors", "reload"]
 
 GROUPS = {"models": "vganzoo.models", "components": "vganzoo.components"}
-_current_dist: contextvars.ContextVar[tuple[str, list] | None] = contextvars.ContextVar("vganzoo_plugin_dist", default=None)
+_current_dist: contextvars.ContextVar[tuple[str, list] | None] = contextvars.ContextVar(
+    "vganzoo_plugin_dist", default=None
+)
 _lock = threading.RLock()
 _loaded: set[tuple[str, str]] = set()  # (dist, entry-point value) already imported
 # What each entry point registered when first imported: a module imports once per process, so
@@ -54,11 +56,19 @@ class PluginFailure:
     traceback: str
 
     def __str__(self) -> str:
-        return f"{self.distribution}: entry point {self.name!r} = {self.value!r} ({self.group}) failed: {self.error!r}"
+        return (
+            f"{self.distribution}: entry point {self.name!r} = {self.value!r} ({self.group}) "
+            f"failed: {self.error!r}"
+        )
 
 
 def autoload_enabled() -> bool:
-    return os.environ.get("VGANZOO_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() not in {"1", "true", "yes", "on"}
+    return os.environ.get("VGANZOO_DISABLE_PLUGIN_AUTOLOAD", "").strip().lower() not in {
+        "1",
+        "true",
+        "yes",
+        "on",
+    }
 
 
 def current_distribution() -> str | None:
@@ -142,8 +152,12 @@ def load_plugin_name(kind: str, name: str, dist: str) -> None:
                     continue
                 except KeyboardInterrupt:
                     raise
-                except BaseException as exc:  # any import-time error (even sys.exit) of a plugin is its own failure
-                    failure = PluginFailure(dist, GROUPS[kind], ep.name, ep.value, exc, traceback.format_exc())
+                except (
+                    BaseException
+                ) as exc:  # any import-time error (even sys.exit) of a plugin is its own failure
+                    failure = PluginFailure(
+                        dist, GROUPS[kind], ep.name, ep.value, exc, traceback.format_exc()
+                    )
                     _failures[(dist, ep.value)] = failure
         raise PluginError(
             f"plugin {dist!r} failed to load {name!r} from {ep.value!r}: "

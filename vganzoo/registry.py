@@ -39,15 +39,15 @@ __all__ = [
     "COMPONENT_KINDS",
     "ModelSpec",
     "PretrainedSpec",
-    "register_model",
-    "register_component",
-    "get_model_spec",
+    "create",
     "get_component",
+    "get_model_spec",
+    "list_components",
     "list_models",
     "list_pretrained",
-    "list_components",
     "model_info",
-    "create",
+    "register_component",
+    "register_model",
     "split_tag",
 ]
 
@@ -152,7 +152,9 @@ def _check_json(config: Mapping[str, Any], what: str) -> None:
     try:
         json.dumps(config)
     except TypeError as exc:
-        raise InvalidConfigError(f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}") from None
+        raise InvalidConfigError(
+            f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}"
+        ) from None
 
 
 def register_model(
@@ -207,7 +209,9 @@ def register_model(
         with _lock:
             if source == BUILTIN_SOURCE:
                 if name in _models and not overwrite and _models[name].factory is not factory:
-                    raise ValueError(f"register_model: {name!r} is already registered (pass overwrite=True to replace it)")
+                    raise ValueError(
+                        f"register_model: {name!r} is already registered (pass overwrite=True to replace it)"
+                    )
                 _models[name] = spec
             else:
                 _plugin_models.setdefault(name, {})[source] = spec
@@ -217,7 +221,9 @@ def register_model(
     return decorator
 
 
-def register_component(kind: str, name: str, *, overwrite: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def register_component(
+    kind: str, name: str, *, overwrite: bool = False
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering a generator, discriminator or loss class/factory under ``name``.
 
     Discriminator and generator factories are called with the model's shared keywords
@@ -227,7 +233,9 @@ def register_component(kind: str, name: str, *, overwrite: bool = False) -> Call
     if kind not in COMPONENT_KINDS:
         raise ValueError(f"register_component: kind must be one of {COMPONENT_KINDS}, got {kind!r}")
     if not _COMPONENT_NAME.match(name):
-        raise ValueError(f"register_component: name {name!r} must be lower-case letters, digits, '-', '_' or '/'")
+        raise ValueError(
+            f"register_component: name {name!r} must be lower-case letters, digits, '-', '_' or '/'"
+        )
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
         from . import plugins
@@ -309,7 +317,8 @@ def get_model_spec(name: str) -> ModelSpec:
             if dist in plugins.entry_point_dists("models", base):
                 registered = sorted(b for b, dists in _plugin_models.items() if dist in dists)
                 raise PluginError(
-                    f"plugin {dist!r} declares model {base!r} in its entry points, but importing it registered "
+                    f"plugin {dist!r} declares model {base!r} in its entry points, but importing it "
+                    "registered "
                     f"{', '.join(map(repr, registered)) or 'no model'}; the entry point name and the "
                     "register_model name must match (a bug in that package)"
                 )
@@ -338,8 +347,9 @@ def get_model_spec(name: str) -> ModelSpec:
     if len(claimants) == 1:
         (dist,) = claimants
         return get_model_spec(f"{dist}::{arch}")
-    raise UnknownModelError(f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} "
-                            "(vganzoo.list_models() lists them all)")
+    raise UnknownModelError(
+        f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} (vganzoo.list_models() lists them all)"
+    )
 
 
 def get_component(kind: str, name: str) -> Callable[..., Any]:
@@ -360,18 +370,24 @@ def get_component(kind: str, name: str) -> Callable[..., Any]:
         if spec is None:
             raise UnknownComponentError(f"distribution {dist!r} does not register a {kind} {base!r}")
         return spec.factory
-    claimants = plugins.entry_point_dists("components", f"{kind}/{name}") | set(_plugin_components.get((kind, name), {}))
+    claimants = plugins.entry_point_dists("components", f"{kind}/{name}") | set(
+        _plugin_components.get((kind, name), {})
+    )
     claimants.discard(BUILTIN_SOURCE)
     if (kind, name) in _components:
         return _components[(kind, name)].factory
     if len(claimants) > 1:
         options = ", ".join(f"{d}::{name}" for d in sorted(claimants))
-        raise AmbiguousNameError(f"{kind} {name!r} is registered by several plugins; choose one of: {options}")
+        raise AmbiguousNameError(
+            f"{kind} {name!r} is registered by several plugins; choose one of: {options}"
+        )
     if len(claimants) == 1:
         (dist,) = claimants
         return get_component(kind, f"{dist}::{name}")
     known = list_components(kind)
-    raise UnknownComponentError(f"unknown {kind} {name!r}.{_suggest(name, known)} Registered {kind}s: {', '.join(known) or 'none'}")
+    raise UnknownComponentError(
+        f"unknown {kind} {name!r}.{_suggest(name, known)} Registered {kind}s: {', '.join(known) or 'none'}"
+    )
 
 
 # ----------------------------------------------------------------------------------------------
@@ -390,7 +406,9 @@ def _patterns(value, name: str) -> list[str]:
     return out
 
 
-def _match(names: Iterable[str], filter: str | Iterable[str], exclude: str | Iterable[str] | None) -> list[str]:
+def _match(
+    names: Iterable[str], filter: str | Iterable[str], exclude: str | Iterable[str] | None
+) -> list[str]:
     include = _patterns(filter, "filter")
     excl = _patterns(exclude or (), "exclude_filters")
     out = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in include)]
@@ -398,7 +416,11 @@ def _match(names: Iterable[str], filter: str | Iterable[str], exclude: str | Ite
     return sorted(set(out), key=_natural_key)
 
 
-def list_models(filter: str | Iterable[str] = "*", pretrained: bool = False, exclude_filters: str | Iterable[str] | None = None) -> list[str]:
+def list_models(
+    filter: str | Iterable[str] = "*",
+    pretrained: bool = False,
+    exclude_filters: str | Iterable[str] | None = None,
+) -> list[str]:
     """Registered model names matching shell-style ``filter`` (naturally sorted).
 
     Plugin names come from entry-point metadata; no plugin is imported. Names two plugins claim
@@ -423,7 +445,9 @@ def list_models(filter: str | Iterable[str] = "*", pretrained: bool = False, exc
     return _match(names, filter, exclude_filters)
 
 
-def list_pretrained(filter: str | Iterable[str] = "*", exclude_filters: str | Iterable[str] | None = None) -> list[str]:
+def list_pretrained(
+    filter: str | Iterable[str] = "*", exclude_filters: str | Iterable[str] | None = None
+) -> list[str]:
     """``arch.tag`` names of every registered pretrained weight set matching ``filter``."""
     out = []
     for name in list_models():
@@ -485,7 +509,8 @@ def create(name: str, **overrides: Any) -> Any:
         if spec.source == BUILTIN_SOURCE:
             raise
         raise PluginError(  # say whose code failed: the traceback is in the chained exception
-            f"plugin {spec.source!r}: building model {spec.qualified_name!r} failed: {type(exc).__name__}: {exc}"
+            f"plugin {spec.source!r}: building model {spec.qualified_name!r} failed: {type(exc).__name__}: "
+            f"{exc}"
         ) from exc
     model.config = {"model": spec.name if spec.source == BUILTIN_SOURCE else spec.qualified_name, **config}
     if not getattr(model, "recipe", None):
@@ -526,7 +551,10 @@ def model_info(name: str) -> dict[str, Any]:
         "description": spec.description,
         "default_config": dict(spec.default_config),
         "weights": f"{spec.name}.{tag}" if tag is not None else None,
-        "config": {**spec.default_config, **config},  # what "parameters" counts: the weights' config for arch.tag
+        "config": {
+            **spec.default_config,
+            **config,
+        },  # what "parameters" counts: the weights' config for arch.tag
         "recipe": dict(spec.recipe),
         "pretrained": {tag: p.to_dict() for tag, p in spec.pretrained.items()},
         "default_tag": spec.default_tag,

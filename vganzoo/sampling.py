@@ -63,16 +63,28 @@ def interpolate(a: torch.Tensor, b: torch.Tensor, weight: float, method: str = "
 def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
     out = {}
     for key, value in parts[0].items():
-        out[key] = torch.cat([p[key] for p in parts]) if isinstance(value, torch.Tensor) and value.ndim else value
+        out[key] = (
+            torch.cat([p[key] for p in parts]) if isinstance(value, torch.Tensor) and value.ndim else value
+        )
     return out
 
 
 @torch.no_grad()
-def generate_from_latents(generator: torch.nn.Module, latents: Mapping[str, Any], *, device: torch.device | str | None = None,
-                          chunk: int = DEFAULT_CHUNK) -> torch.Tensor:
-    """Run ``generator(**latents)`` in eval mode, ``chunk`` samples at a time; returns (N, C, T, H, W) on the CPU."""
+def generate_from_latents(
+    generator: torch.nn.Module,
+    latents: Mapping[str, Any],
+    *,
+    device: torch.device | str | None = None,
+    chunk: int = DEFAULT_CHUNK,
+) -> torch.Tensor:
+    """Run ``generator(**latents)`` in eval mode, ``chunk`` samples at a time; returns (N, C, T, H, W) on the
+    CPU."""
     param = next(generator.parameters(), None)
-    device = torch.device(device) if device is not None else (param.device if param is not None else torch.device("cpu"))
+    device = (
+        torch.device(device)
+        if device is not None
+        else (param.device if param is not None else torch.device("cpu"))
+    )
     sizes = {v.shape[0] for v in latents.values() if isinstance(v, torch.Tensor) and v.ndim}
     if len(sizes) != 1:
         raise ValueError(f"latents must share one batch size (dim 0), got sizes {sorted(sizes)}")
@@ -82,7 +94,10 @@ def generate_from_latents(generator: torch.nn.Module, latents: Mapping[str, Any]
     outs = []
     try:
         for lo in range(0, n, chunk):
-            part = {k: (v[lo : lo + chunk].to(device) if isinstance(v, torch.Tensor) and v.ndim else v) for k, v in latents.items()}
+            part = {
+                k: (v[lo : lo + chunk].to(device) if isinstance(v, torch.Tensor) and v.ndim else v)
+                for k, v in latents.items()
+            }
             outs.append(generator(**part).clamp(-1, 1).cpu())
     finally:
         generator.train(was_training)
@@ -116,15 +131,22 @@ def latent_walk(
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
-    generator = model.generator_ema if (use_ema and getattr(model, "generator_ema", None) is not None) else model.generator
+    generator = (
+        model.generator_ema
+        if (use_ema and getattr(model, "generator_ema", None) is not None)
+        else model.generator
+    )
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
     start = generator.sample_latents(n, generator=make_generator(seed), labels=labels)
     end = generator.sample_latents(n, generator=make_generator(seed + 1), labels=labels)
     roles = latent_roles(generator, start)
     if not any(roles.values()):
         raise ValueError(f"{type(generator).__name__} draws no float latents to interpolate")
-    walks = [("content walk, motion fixed", roles["content"]), ("motion walk, content fixed", roles["motion"])] \
-        if "content" in roles else [("walk over all latents", roles["all"])]
+    walks = (
+        [("content walk, motion fixed", roles["content"]), ("motion walk, content fixed", roles["motion"])]
+        if "content" in roles
+        else [("walk over all latents", roles["all"])]
+    )
     weights = [i / (steps - 1) for i in range(steps)]
     rows: list[dict[str, Any]] = []
     descriptions = []

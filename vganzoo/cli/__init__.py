@@ -27,7 +27,10 @@ USER_ERRORS: tuple[type[BaseException], ...] = (VganzooError, ValueError, TypeEr
 def build_parser() -> argparse.ArgumentParser:
     from .. import __version__
 
-    parser = argparse.ArgumentParser(prog="vganzoo", description="A model zoo of video GANs: list, inspect, sample, train and evaluate them.")
+    parser = argparse.ArgumentParser(
+        prog="vganzoo",
+        description="A model zoo of video GANs: list, inspect, sample, train and evaluate them.",
+    )
     parser.add_argument("--version", action="version", version=f"vganzoo {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True

@@ -9,8 +9,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "convert",
         help="convert an original authors' checkpoint into a weight set",
-        description="Convert the original authors' checkpoints into a weight-set folder (generator.safetensors, "
-        "discriminator.<role>.safetensors where the original saved one, config.json, weights.json, README.md) "
+        description="Convert the original authors' checkpoints into a weight-set folder "
+        "(generator.safetensors, "
+        "discriminator.<role>.safetensors where the original saved one, config.json, weights.json, "
+        "README.md) "
         "that `vganzoo sample OUT_DIR`, eval, push and train --init-from read.",
     )
     formats = p.add_subparsers(dest="format", metavar="FORMAT")
@@ -32,7 +34,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="TGAN Chainer snapshots gen_iter_N.npz (+ vgen_, vdis_)",
         description="Convert TGAN's Chainer .npz snapshots (read without pickle).",
     )
-    t.add_argument("src", help="gen_iter_N.npz (the temporal generator), or a folder holding the snapshots (latest N)")
+    t.add_argument(
+        "src", help="gen_iter_N.npz (the temporal generator), or a folder holding the snapshots (latest N)"
+    )
     t.add_argument("out_dir", help="folder to write")
     t.add_argument("--image-generator", help="vgen_iter_N.npz (default: next to SRC)")
     t.add_argument("--discriminator", help="vdis_iter_N.npz (default: next to SRC when present)")

@@ -6,17 +6,29 @@ import argparse
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("data", help="inspect datasets", description="Inspect datasets (built-in synthetic ones or folders of videos).")
+    p = sub.add_parser(
+        "data",
+        help="inspect datasets",
+        description="Inspect datasets (built-in synthetic ones or folders of videos).",
+    )
     data_sub = p.add_subparsers(dest="data_command", metavar="ACTION")
     data_sub.required = True
-    q = data_sub.add_parser("preview", help="write a grid of a dataset's clips", description="Write the first N clips of a dataset as one grid GIF/MP4.")
+    q = data_sub.add_parser(
+        "preview",
+        help="write a grid of a dataset's clips",
+        description="Write the first N clips of a dataset as one grid GIF/MP4.",
+    )
     q.add_argument("name", metavar="NAME", help="moving-digits, moving-shapes or a folder of videos")
-    q.add_argument("--out", default="preview.gif", help="output .gif, .mp4, .webm or .avi (default preview.gif)")
+    q.add_argument(
+        "--out", default="preview.gif", help="output .gif, .mp4, .webm or .avi (default preview.gif)"
+    )
     q.add_argument("--n", type=int, default=8, help="number of clips (default 8)")
     q.add_argument("--resolution", type=int, default=64, help="frame size (default 64)")
     q.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
     q.add_argument("--frame-stride", type=int, default=1, help="take every k-th frame (default 1)")
-    q.add_argument("--channels", type=int, default=None, choices=(1, 3), help="1 or 3 (default: the dataset's)")
+    q.add_argument(
+        "--channels", type=int, default=None, choices=(1, 3), help="1 or 3 (default: the dataset's)"
+    )
     q.add_argument("--split", default="train", help="train, val or test (default train)")
     q.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     q.add_argument("--fps", type=float, default=8, help="frames per second (default 8)")
@@ -34,15 +46,24 @@ def run_preview(args: argparse.Namespace) -> int:
         raise ValueError(f"--n must be at least 1, got {args.n}")
     if not args.out.lower().endswith(vio.WRITABLE_EXTENSIONS):
         raise ValueError(f"--out must end in one of {', '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
-    dataset = build_dataset(args.name, resolution=args.resolution, frames=args.frames, frame_stride=args.frame_stride,
-                            channels=args.channels, split=args.split, seed=args.seed)
+    dataset = build_dataset(
+        args.name,
+        resolution=args.resolution,
+        frames=args.frames,
+        frame_stride=args.frame_stride,
+        channels=args.channels,
+        split=args.split,
+        seed=args.seed,
+    )
     count = min(args.n, len(dataset))
     items = [dataset[i] for i in range(count)]
     videos = torch.stack([item["video"] for item in items])
     labels = [int(item["label"]) for item in items]
     path = vio.save_video(videos, args.out, fps=args.fps, nrow=args.nrow)
-    print(f"wrote {path}: {count} clips of {args.name} ({type(dataset).__name__}, {len(dataset)} items, "
-          f"{dataset.num_classes} classes), videos {tuple(videos.shape)} (N, C, T, H, W), labels {labels}")
+    print(
+        f"wrote {path}: {count} clips of {args.name} ({type(dataset).__name__}, {len(dataset)} items, "
+        f"{dataset.num_classes} classes), videos {tuple(videos.shape)} (N, C, T, H, W), labels {labels}"
+    )
     skipped = getattr(dataset, "skipped", 0)
     if skipped:
         print(f"  skipped {skipped} unreadable or too-short files")

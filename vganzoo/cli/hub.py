@@ -9,7 +9,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "download",
         help="fetch and verify a pretrained weight set into the cache",
-        description="Fetch the files of a weight set (arch, arch.tag, hf-hub:org/repo[@rev]) into the Hugging Face "
+        description="Fetch the files of a weight set (arch, arch.tag, hf-hub:org/repo[@rev]) into the "
+        "Hugging Face "
         "cache and check their sha256, so that vganzoo.load works offline later.",
     )
     p.add_argument("name", help="e.g. mocogan-rnn.digits or hf-hub:org/repo@revision")
@@ -29,7 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "push",
         help="upload a save_pretrained folder to the Hugging Face Hub",
-        description="Verify a folder written by vganzoo.save_pretrained against its weights.json and upload it "
+        description="Verify a folder written by vganzoo.save_pretrained against its weights.json and upload "
+        "it "
         "in one commit; prints the commit to pin.",
     )
     p.add_argument("directory", help="folder written by vganzoo.save_pretrained")

@@ -9,13 +9,21 @@ from .. import registry
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("list", help="list registered models", description="List registered models (shell-style FILTER, e.g. '*gan*').")
+    p = sub.add_parser(
+        "list",
+        help="list registered models",
+        description="List registered models (shell-style FILTER, e.g. '*gan*').",
+    )
     p.add_argument("filter", nargs="?", default="*", help="shell-style wildcard (default: all)")
     p.add_argument("--pretrained", action="store_true", help="list pretrained weight sets (arch.tag) instead")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
     p.set_defaults(func=run_list)
 
-    p = sub.add_parser("info", help="show a model's config, parameter counts and weights", description="Show a model's family, paper, config, parameter counts and pretrained tags.")
+    p = sub.add_parser(
+        "info",
+        help="show a model's config, parameter counts and weights",
+        description="Show a model's family, paper, config, parameter counts and pretrained tags.",
+    )
     p.add_argument("name", help="model name, e.g. mocogan-rnn")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run_info)
@@ -23,7 +31,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
-    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()  # noqa: E731
+    line = lambda r: "  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
@@ -39,7 +47,7 @@ def run_list(args: argparse.Namespace) -> int:
     for name in names:
         try:
             spec = registry.get_model_spec(name)
-            arch, tag = registry.split_tag(name)
+            _arch, tag = registry.split_tag(name)
             if tag:
                 meta = spec.pretrained[tag].metadata
                 desc = ", ".join(f"{k}={meta[k]}" for k in ("dataset", "resolution", "frames") if k in meta)
@@ -71,5 +79,8 @@ def run_info(args: argparse.Namespace) -> int:
     print("\npretrained:", ", ".join(info["pretrained"]) or "none")
     for tag, spec in info["pretrained"].items():
         meta = spec["metadata"]
-        print(f"  {info['name']}.{tag}: {spec['repo_id'] or 'bundled'}@{(spec['revision'] or '-')[:12]} {json.dumps(meta)[:100]}")
+        print(
+            f"  {info['name']}.{tag}: {spec['repo_id'] or 'bundled'}@{(spec['revision'] or '-')[:12]} "
+            f"{json.dumps(meta)[:100]}"
+        )
     return 0

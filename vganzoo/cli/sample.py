@@ -18,19 +18,41 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "sample",
         help="generate videos from a model into a GIF/MP4 grid",
         description="Generate videos from a model and write them as one grid video. NAME with pretrained "
-        "weights (arch.tag, hf-hub:..., local-dir:... or a plain folder path, or an arch that has weight sets) is loaded; any "
+        "weights (arch.tag, hf-hub:..., local-dir:... or a plain folder path, or an arch that has weight "
+        "sets) is loaded; any "
         "other registered name is built with random weights (and says so).",
     )
-    p.add_argument("name", metavar="NAME", help="model name (e.g. mocogan-rnn or mocogan-rnn.digits) or a save_pretrained folder")
-    p.add_argument("--n", type=int, default=None, help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs, default 1)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default 0); --interpolate walks from SEED to SEED+1")
+    p.add_argument(
+        "name",
+        metavar="NAME",
+        help="model name (e.g. mocogan-rnn or mocogan-rnn.digits) or a save_pretrained folder",
+    )
+    p.add_argument(
+        "--n",
+        type=int,
+        default=None,
+        help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs, default 1)",
+    )
+    p.add_argument(
+        "--seed", type=int, default=0, help="random seed (default 0); --interpolate walks from SEED to SEED+1"
+    )
     p.add_argument("--label", type=int, default=None, help="class label for every video (conditional models)")
-    p.add_argument("--interpolate", type=int, default=None, metavar="STEPS",
-                   help="walk the content latents between two seeds with the motion fixed, and the reverse, in STEPS steps")
+    p.add_argument(
+        "--interpolate",
+        type=int,
+        default=None,
+        metavar="STEPS",
+        help="walk the content latents between two seeds with the motion fixed, and the reverse, in STEPS "
+        "steps",
+    )
     p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
-    p.add_argument("--out", default="samples.gif", help="output .gif, .mp4, .webm or .avi (default samples.gif)")
+    p.add_argument(
+        "--out", default="samples.gif", help="output .gif, .mp4, .webm or .avi (default samples.gif)"
+    )
     p.add_argument("--fps", type=float, default=8, help="frames per second (default 8)")
-    p.add_argument("--nrow", type=int, default=None, help="videos per grid row (default: square grid, or STEPS)")
+    p.add_argument(
+        "--nrow", type=int, default=None, help="videos per grid row (default: square grid, or STEPS)"
+    )
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
     p.add_argument("--resolution", type=int, default=None, help="config override for random-weight models")
     p.add_argument("--frames", type=int, default=None, help="config override for random-weight models")
@@ -88,15 +110,22 @@ def run(args: argparse.Namespace) -> int:
     model = model.to(device).eval()
     use_ema = not args.no_ema
     if args.interpolate is not None:
-        videos, rows = latent_walk(model, args.interpolate, seed=args.seed, n=n, labels=args.label, device=device, use_ema=use_ema)
+        videos, rows = latent_walk(
+            model, args.interpolate, seed=args.seed, n=n, labels=args.label, device=device, use_ema=use_ema
+        )
         nrow = args.nrow or args.interpolate
-        what = f"latent walk in {args.interpolate} steps from seed {args.seed} to {args.seed + 1}; rows: " + "; ".join(rows)
+        what = (
+            f"latent walk in {args.interpolate} steps from seed {args.seed} to {args.seed + 1}; rows: "
+            + "; ".join(rows)
+        )
         if args.label is not None:
             labels = [args.label] * n
         else:
             labels = "drawn per pair (see rows)" if model.num_classes else None
     else:
-        videos, latents = model.sample(n, seed=args.seed, labels=args.label, device=device, use_ema=use_ema, return_latents=True)
+        videos, latents = model.sample(
+            n, seed=args.seed, labels=args.label, device=device, use_ema=use_ema, return_latents=True
+        )
         videos = videos.cpu()
         nrow = args.nrow
         drawn = latents.get("labels")
@@ -106,5 +135,8 @@ def run(args: argparse.Namespace) -> int:
     weights = "pretrained weights" if pretrained else "random weights"
     shown = (getattr(model, "pretrained", None) or {}).get("name") or model.name  # e.g. mocogan-rnn.digits
     print(f"wrote {path}: {shown} ({weights}) {what}")
-    print(f"  videos {tuple(videos.shape)} (N, C, T, H, W), labels {labels if labels is not None else 'none'}, device {device}")
+    print(
+        f"  videos {tuple(videos.shape)} (N, C, T, H, W), labels {labels if labels is not None else 'none'}, "
+        f"device {device}"
+    )
     return 0

@@ -50,21 +50,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         const=True,
         default=False,
         metavar="CHECKPOINT",
-        help="continue the newest checkpoint in --out (or the given checkpoint file; put --resume after MODEL)",
+        help="continue the newest checkpoint in --out (or the given checkpoint file; put --resume after "
+        "MODEL)",
     )
     p.add_argument(
         "--init-from",
         default=None,
         metavar="WEIGHTS",
-        help="fine-tune: start from these pretrained weights (arch.tag, hf-hub:org/repo, or a weight-set folder) "
-        "instead of random ones; built with their config (model overrides on top), loaded where the tensors fit",
+        help="fine-tune: start from these pretrained weights (arch.tag, hf-hub:org/repo, or a weight-set "
+        "folder) "
+        "instead of random ones; built with their config (model overrides on top), loaded where the tensors "
+        "fit",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
     p.add_argument("--seed", type=int, default=None, help="random seed (default: 0, or the resumed run's)")
     p.add_argument(
-        "--grad-accum", type=int, default=None, help="micro-batches per optimiser step (default: 1, or the resumed run's)"
+        "--grad-accum",
+        type=int,
+        default=None,
+        help="micro-batches per optimiser step (default: 1, or the resumed run's)",
     )
     p.add_argument(
         "--checkpoint-every",
@@ -107,7 +113,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="recipe override, e.g. optimizers.generator.lr=1e-4, d_steps=2, ema.decay=0.999, ema=null (repeatable)",
+        help="recipe override, e.g. optimizers.generator.lr=1e-4, d_steps=2, ema.decay=0.999, ema=null "
+        "(repeatable)",
     )
     p.set_defaults(func=run)
 
@@ -116,21 +123,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write a training checkpoint as a weight-set folder",
         description=(
             "Write CHECKPOINT (a ckpt-*.safetensors file, or a run folder: its newest checkpoint) as a "
-            "save_pretrained folder OUT that vganzoo.load('local-dir:OUT') reads and `vganzoo push` publishes."
+            "save_pretrained folder OUT that vganzoo.load('local-dir:OUT') reads and `vganzoo push` "
+            "publishes."
         ),
     )
     e.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run folder")
     e.add_argument("out", metavar="OUT", help="weight-set folder to write")
-    e.add_argument("--step", type=int, default=None, help="with a run folder: the checkpoint of this iteration")
+    e.add_argument(
+        "--step", type=int, default=None, help="with a run folder: the checkpoint of this iteration"
+    )
     e.add_argument(
         "--generator",
         choices=("both", "ema", "raw"),
         default="both",
-        help="both: generator and EMA as trained; ema: the EMA weights as the only generator; raw: no EMA (default: both)",
+        help="both: generator and EMA as trained; ema: the EMA weights as the only generator; raw: no EMA "
+        "(default: both)",
     )
     e.add_argument("--no-discriminators", action="store_true", help="ship the generator only")
-    e.add_argument("--dtype", choices=("float32", "float16", "bfloat16"), default=None, help="storage dtype (default: as trained)")
-    e.add_argument("--metadata", metavar="JSON_FILE", default=None, help="model-card fields (steps, metrics, machine, wall_time...)")
+    e.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default=None,
+        help="storage dtype (default: as trained)",
+    )
+    e.add_argument(
+        "--metadata",
+        metavar="JSON_FILE",
+        default=None,
+        help="model-card fields (steps, metrics, machine, wall_time...)",
+    )
     e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
     e.set_defaults(func=run_export)
 
@@ -209,8 +230,10 @@ def run(args: argparse.Namespace) -> int:
         return 130
     if result.status == "time_limit":
         if main_process:
-            print(f"--max-time reached at iteration {result.step} of {args.steps}; "
-                  f"continue with --resume --out {result.run_dir}")
+            print(
+                f"--max-time reached at iteration {result.step} of {args.steps}; "
+                f"continue with --resume --out {result.run_dir}"
+            )
         return 0
     if main_process:
         print(f"trained {result.step} iterations; model saved to {result.export_dir}")
@@ -230,7 +253,9 @@ def parse_duration(text: str) -> float:
     elif re.fullmatch(r"(\d+(\.\d+)?[smh])+", spec):
         seconds = sum(float(n) * _DURATION_UNITS[u] for n, _, u in re.findall(r"(\d+(\.\d+)?)([smh])", spec))
     else:
-        raise argparse.ArgumentTypeError(f"expected a duration such as 90, 90s, 20m, 1.5h or 1h30m, got {text!r}")
+        raise argparse.ArgumentTypeError(
+            f"expected a duration such as 90, 90s, 20m, 1.5h or 1h30m, got {text!r}"
+        )
     if seconds <= 0:
         raise argparse.ArgumentTypeError(f"the duration must be > 0, got {text!r}")
     return seconds

@@ -52,7 +52,9 @@ def write_weight_folder(
     if folder.exists() and not folder.is_dir():
         raise NotADirectoryError(f"out_dir {str(folder)!r} exists and is not a folder")
     if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise FolderExistsError(f"{str(folder)!r} is not empty; pass overwrite=True (--force) to replace the folder")
+        raise FolderExistsError(
+            f"{str(folder)!r} is not empty; pass overwrite=True (--force) to replace the folder"
+        )
     try:
         model = registry.create(name, **config)
     except InvalidConfigError:
@@ -65,6 +67,8 @@ def write_weight_folder(
         if f"discriminator.{role}" not in components:
             del model.discriminators[role]
     for stem, state in components.items():
-        component_module(model, stem).load_state_dict({k: v.detach().to("cpu") for k, v in state.items()}, strict=True)
+        component_module(model, stem).load_state_dict(
+            {k: v.detach().to("cpu") for k, v in state.items()}, strict=True
+        )
     card = {"converted_from": dict(metadata or {})} if metadata else {}
     return save_pretrained(model, str(folder), metadata=card, overwrite=overwrite)

@@ -134,8 +134,13 @@ def _read(path: Path) -> Any:
         data = fh.read()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # source-change warnings about the stand-in classes
-        return torch.load(io.BytesIO(data), map_location="cpu", pickle_module=_restricted_pickle_module(),
-                          weights_only=False, encoding="latin1")
+        return torch.load(
+            io.BytesIO(data),
+            map_location="cpu",
+            pickle_module=_restricted_pickle_module(),
+            weights_only=False,
+            encoding="latin1",
+        )
 
 
 def _infer_config(state: Mapping[str, torch.Tensor], attrs: Mapping[str, Any]) -> dict[str, Any]:
@@ -146,7 +151,11 @@ def _infer_config(state: Mapping[str, torch.Tensor], attrs: Mapping[str, Any]) -
         first_channels = int(state["main.0.weight"].shape[1])
     except KeyError as exc:
         raise ValueError(f"not a MoCoGAN VideoGenerator: missing {exc.args[0]!r}") from None
-    conv_indices = sorted(int(k.split(".")[1]) for k in state if k.startswith("main.") and k.endswith(".weight") and state[k].ndim == 4)
+    conv_indices = sorted(
+        int(k.split(".")[1])
+        for k in state
+        if k.startswith("main.") and k.endswith(".weight") and state[k].ndim == 4
+    )
     blocks = len(conv_indices) - 1
     last = state[f"main.{conv_indices[-1]}.weight"]
     resolution = BOTTOM_SIZE * 2**blocks
@@ -155,13 +164,21 @@ def _infer_config(state: Mapping[str, torch.Tensor], attrs: Mapping[str, Any]) -
     if "dim_z_content" not in attrs:
         dim_z_content = dim_z - dim_z_category - dim_z_motion
     if dim_z_content + dim_z_category + dim_z_motion != dim_z or dim_z_content < 1 or dim_z_category < 0:
-        raise ValueError(f"inconsistent latent sizes: content {dim_z_content} + category {dim_z_category} + motion "
-                         f"{dim_z_motion} != {dim_z} inputs of main.0")
+        raise ValueError(
+            f"inconsistent latent sizes: content {dim_z_content} + category {dim_z_category} + motion "
+            f"{dim_z_motion} != {dim_z} inputs of main.0"
+        )
     width = first_channels / (BASE_CHANNELS * 2 ** (blocks - 1))
     frames = attrs.get("video_length", DEFAULT_CONFIG["frames"])
-    frames = frames if isinstance(frames, int) and not isinstance(frames, bool) and frames >= 1 else DEFAULT_CONFIG["frames"]
+    frames = (
+        frames
+        if isinstance(frames, int) and not isinstance(frames, bool) and frames >= 1
+        else DEFAULT_CONFIG["frames"]
+    )
     # The categorical video D covers exactly 16 frames; other clip lengths get the image D only.
-    discriminators = list(DEFAULT_CONFIG["discriminators"]) if frames == VIDEO_D_FRAMES else ["mocogan/patch-image"]
+    discriminators = (
+        list(DEFAULT_CONFIG["discriminators"]) if frames == VIDEO_D_FRAMES else ["mocogan/patch-image"]
+    )
     return {
         **DEFAULT_CONFIG,
         "discriminators": discriminators,
@@ -191,8 +208,18 @@ def load_mocogan_generator(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
         obj = _read(path)
     except UnsafeCheckpointError:
         raise
-    except (pickle.UnpicklingError, EOFError, RuntimeError, AttributeError, TypeError, ValueError, KeyError,
-            IndexError, OverflowError, UnicodeDecodeError) as exc:  # what unpickling arbitrary bytes raises
+    except (
+        pickle.UnpicklingError,
+        EOFError,
+        RuntimeError,
+        AttributeError,
+        TypeError,
+        ValueError,
+        KeyError,
+        IndexError,
+        OverflowError,
+        UnicodeDecodeError,
+    ) as exc:  # what unpickling arbitrary bytes raises
         raise ValueError(f"{str(path)!r} is not a readable PyTorch checkpoint: {exc}") from None
     if isinstance(obj, nn.Module):
         attrs = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
@@ -205,7 +232,10 @@ def load_mocogan_generator(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
     config = _infer_config(state, attrs)
     for key in [k for k in state if k.endswith(".running_mean")]:
         state[key.removesuffix("running_mean") + "num_batches_tracked"] = torch.tensor(0, dtype=torch.long)
-    shared = {k: config[k] for k in ("resolution", "frames", "channels", "width", "num_classes", "dim_z_content", "dim_z_motion")}
+    shared = {
+        k: config[k]
+        for k in ("resolution", "frames", "channels", "width", "num_classes", "dim_z_content", "dim_z_motion")
+    }
     try:
         with torch.device("meta"):
             ours = MoCoGANGenerator(**shared)
@@ -217,13 +247,17 @@ def load_mocogan_generator(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
         missing = sorted(set(expected) - set(got))
         extra = sorted(set(got) - set(expected))
         wrong = sorted(k for k in set(expected) & set(got) if expected[k] != got[k])
-        raise ValueError(f"{str(path)!r} does not match mocogan-rnn {shared}: missing {missing}, unexpected {extra}, "
-                         f"wrong shapes {[(k, got[k], expected[k]) for k in wrong]}")
+        raise ValueError(
+            f"{str(path)!r} does not match mocogan-rnn {shared}: missing {missing}, unexpected {extra}, "
+            f"wrong shapes {[(k, got[k], expected[k]) for k in wrong]}"
+        )
     state = {k: v.to(torch.float32) if v.is_floating_point() else v for k, v in state.items()}
     return config, state
 
 
-def convert_mocogan(src: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+def convert_mocogan(
+    src: str | os.PathLike[str], out_dir: str | os.PathLike[str], *, overwrite: bool = False
+) -> Path:
     """Convert ``generator_NNNNN.pytorch`` at ``src`` into a weight folder at ``out_dir``.
 
     Writes ``generator.safetensors`` and ``config.json`` (``{"model": "mocogan-rnn", ...}``);
@@ -231,7 +265,26 @@ def convert_mocogan(src: str | os.PathLike[str], out_dir: str | os.PathLike[str]
     """
     config, state = load_mocogan_generator(src)
     # Prove the weights load strictly before writing anything.
-    generator = MoCoGANGenerator(**{k: config[k] for k in ("resolution", "frames", "channels", "width", "num_classes", "dim_z_content", "dim_z_motion")})
+    generator = MoCoGANGenerator(
+        **{
+            k: config[k]
+            for k in (
+                "resolution",
+                "frames",
+                "channels",
+                "width",
+                "num_classes",
+                "dim_z_content",
+                "dim_z_motion",
+            )
+        }
+    )
     generator.load_state_dict(state, strict=True)
-    metadata = {"source": Path(src).name, "format": "mocogan-original-pickle", "converter": "vganzoo.convert.mocogan"}
-    return write_weight_folder(out_dir, {"model": MODEL_NAME, **config}, {"generator": state}, metadata=metadata, overwrite=overwrite)
+    metadata = {
+        "source": Path(src).name,
+        "format": "mocogan-original-pickle",
+        "converter": "vganzoo.convert.mocogan",
+    }
+    return write_weight_folder(
+        out_dir, {"model": MODEL_NAME, **config}, {"generator": state}, metadata=metadata, overwrite=overwrite
+    )

@@ -63,26 +63,34 @@ def _read_npz(path: Path) -> dict[str, dict[str, np.ndarray]]:
                     raise ValueError(f"{str(path)!r}: key {key!r} is not <link>/<param>")
                 link, param = parts[-2], parts[-1]
                 if param in links.setdefault(link, {}):
-                    raise ValueError(f"{str(path)!r} holds several networks (key {key!r} repeats {link}/{param}); "
-                                     "pass the per-network snapshots gen_iter_N.npz / vgen_iter_N.npz / vdis_iter_N.npz")
+                    raise ValueError(
+                        f"{str(path)!r} holds several networks (key {key!r} repeats {link}/{param}); "
+                        "pass the per-network snapshots gen_iter_N.npz / vgen_iter_N.npz / vdis_iter_N.npz"
+                    )
                 links[link][param] = npz[key]
     except (OSError, EOFError) as exc:
         raise ValueError(f"{str(path)!r} is not a readable .npz file: {exc}") from None
     return links
 
 
-def _convert_link(params: Mapping[str, np.ndarray], target: str, *, shift: bool, source: str) -> dict[str, torch.Tensor]:
+def _convert_link(
+    params: Mapping[str, np.ndarray], target: str, *, shift: bool, source: str
+) -> dict[str, torch.Tensor]:
     out: dict[str, torch.Tensor] = {}
     for param, array in params.items():
         if param not in PARAM_MAP:
             raise ValueError(f"{source}: unknown parameter {param!r} (known: {', '.join(PARAM_MAP)})")
         if param == "beta" and not shift:
             if np.any(array != 0):
-                raise ValueError(f"{source}: has a non-zero shift (beta) but TGAN's batch norm here has none; "
-                                 "this snapshot is from a 'with beta' variant vganzoo does not build")
+                raise ValueError(
+                    f"{source}: has a non-zero shift (beta) but TGAN's batch norm here has none; "
+                    "this snapshot is from a 'with beta' variant vganzoo does not build"
+                )
             continue
         if param == "N":
-            out[f"{target}.num_batches_tracked"] = torch.tensor(int(np.asarray(array).item()), dtype=torch.long)
+            out[f"{target}.num_batches_tracked"] = torch.tensor(
+                int(np.asarray(array).item()), dtype=torch.long
+            )
             continue
         if array.dtype.kind != "f":
             raise ValueError(f"{source}: {param} has dtype {array.dtype}, expected floating point")
@@ -92,10 +100,14 @@ def _convert_link(params: Mapping[str, np.ndarray], target: str, *, shift: bool,
     return out
 
 
-def _generator_state(gen: Mapping[str, Mapping[str, np.ndarray]], vgen: Mapping[str, Mapping[str, np.ndarray]]) -> dict[str, torch.Tensor]:
+def _generator_state(
+    gen: Mapping[str, Mapping[str, np.ndarray]], vgen: Mapping[str, Mapping[str, np.ndarray]]
+) -> dict[str, torch.Tensor]:
     state: dict[str, torch.Tensor] = {}
     for link, params in gen.items():
-        state.update(_convert_link(params, f"temporal.{link}", shift=not link.startswith("bn"), source=f"gen {link}"))
+        state.update(
+            _convert_link(params, f"temporal.{link}", shift=not link.startswith("bn"), source=f"gen {link}")
+        )
     for link, params in vgen.items():
         state.update(_convert_link(params, f"image.{link}", shift=True, source=f"vgen {link}"))
     return state
@@ -139,14 +151,22 @@ def _infer_config(gen: Mapping[str, Any], vgen: Mapping[str, Any]) -> dict[str, 
     return config
 
 
-def _check_shapes(what: str, expected: Mapping[str, torch.Tensor], got: Mapping[str, torch.Tensor], config: Mapping[str, Any]) -> None:
+def _check_shapes(
+    what: str,
+    expected: Mapping[str, torch.Tensor],
+    got: Mapping[str, torch.Tensor],
+    config: Mapping[str, Any],
+) -> None:
     exp = {k: tuple(v.shape) for k, v in expected.items()}
     have = {k: tuple(v.shape) for k, v in got.items()}
     if exp != have:
         missing = sorted(set(exp) - set(have))
         extra = sorted(set(have) - set(exp))
         wrong = [(k, have[k], exp[k]) for k in sorted(set(exp) & set(have)) if exp[k] != have[k]]
-        raise ValueError(f"{what} does not match tgan {dict(config)}: missing {missing}, unexpected {extra}, wrong shapes {wrong}")
+        raise ValueError(
+            f"{what} does not match tgan {dict(config)}: missing {missing}, unexpected {extra}, wrong shapes "
+            f"{wrong}"
+        )
 
 
 def load_tgan_state_dicts(
@@ -154,7 +174,8 @@ def load_tgan_state_dicts(
     image: str | os.PathLike[str],
     discriminator: str | os.PathLike[str] | None = None,
 ) -> tuple[dict[str, Any], dict[str, dict[str, torch.Tensor]]]:
-    """Read the snapshots; returns ``(config, {"generator": sd, ["discriminator.video": sd]})``, shape-checked."""
+    """Read the snapshots; returns ``(config, {"generator": sd, ["discriminator.video": sd]})``,
+    shape-checked."""
     gen, vgen = _read_npz(Path(temporal)), _read_npz(Path(image))
     config = _infer_config(gen, vgen)
     shared = {k: config[k] for k in ("resolution", "frames", "channels", "width", "num_classes")}
@@ -172,7 +193,9 @@ def load_tgan_state_dicts(
         except VganzooError as exc:
             raise ValueError(f"the critic cannot be converted for this generator: {exc}") from None
         components["discriminator.video"] = _discriminator_state(_read_npz(Path(discriminator)))
-        _check_shapes("the critic snapshot (vdis)", critic.state_dict(), components["discriminator.video"], config)
+        _check_shapes(
+            "the critic snapshot (vdis)", critic.state_dict(), components["discriminator.video"], config
+        )
     return config, components
 
 
@@ -190,11 +213,11 @@ def find_tgan_files(src: str | os.PathLike[str]) -> tuple[Path, Path | None, Pat
         if src.name.startswith(prefix):
             raise ValueError(
                 f"src: {src.name} is TGAN's {what} snapshot; give the temporal generator's "
-                f"gen_{src.name[len(prefix):]} (the other snapshots are found beside it)"
+                f"gen_{src.name[len(prefix) :]} (the other snapshots are found beside it)"
             )
     if not src.name.startswith("gen_"):
         return src, None, None
-    vgen, vdis = src.with_name("v" + src.name), src.with_name("vdis_" + src.name[len("gen_"):])
+    vgen, vdis = src.with_name("v" + src.name), src.with_name("vdis_" + src.name[len("gen_") :])
     return src, vgen if vgen.is_file() else None, vdis if vdis.is_file() else None
 
 
@@ -218,16 +241,24 @@ def convert_tgan(
     temporal, vgen, vdis = find_tgan_files(src)
     image = Path(image_generator) if image_generator is not None else vgen
     if image is None:
-        raise FileNotFoundError(f"no image generator snapshot next to {str(temporal)!r} (expected v{temporal.name}); "
-                                "pass image_generator= (--image-generator)")
+        raise FileNotFoundError(
+            f"no image generator snapshot next to {str(temporal)!r} (expected v{temporal.name}); "
+            "pass image_generator= (--image-generator)"
+        )
     if discriminator is not None and not include_discriminator:
-        raise ValueError("discriminator: given together with include_discriminator=False (--no-discriminator); choose one")
+        raise ValueError(
+            "discriminator: given together with include_discriminator=False (--no-discriminator); choose one"
+        )
     critic = (Path(discriminator) if discriminator is not None else vdis) if include_discriminator else None
     config, components = load_tgan_state_dicts(temporal, image, critic)
     # Prove the weights load strictly before writing anything.
     shared = {k: config[k] for k in ("resolution", "frames", "channels", "width", "num_classes")}
-    TGANGenerator(**shared, dim_z_slow=config["dim_z_slow"], dim_z_fast=config["dim_z_fast"]).load_state_dict(components["generator"], strict=True)
+    TGANGenerator(**shared, dim_z_slow=config["dim_z_slow"], dim_z_fast=config["dim_z_fast"]).load_state_dict(
+        components["generator"], strict=True
+    )
     if "discriminator.video" in components:
         TGANDiscriminator(**shared).load_state_dict(components["discriminator.video"], strict=True)
     metadata = {"source": temporal.name, "format": "tgan-chainer-npz", "converter": "vganzoo.convert.tgan"}
-    return write_weight_folder(out_dir, {"model": MODEL_NAME, **config}, components, metadata=metadata, overwrite=overwrite)
+    return write_weight_folder(
+        out_dir, {"model": MODEL_NAME, **config}, components, metadata=metadata, overwrite=overwrite
+    )

@@ -58,7 +58,13 @@ def build_dataset(
         **kw: passed on, e.g. ``num_digits=2, length=1000`` (digits), ``label="shape"``
             (shapes), ``random_start=False, extensions=(".mp4",)`` (folders).
     """
-    common: dict[str, Any] = {"resolution": resolution, "frames": frames, "frame_stride": frame_stride, "seed": seed, **kw}
+    common: dict[str, Any] = {
+        "resolution": resolution,
+        "frames": frames,
+        "frame_stride": frame_stride,
+        "seed": seed,
+        **kw,
+    }
     if channels is not None:
         common["channels"] = channels
     if isinstance(spec, str) and spec in BUILTIN_DATASETS:
@@ -68,7 +74,8 @@ def build_dataset(
     root = Path(spec)
     if not root.is_dir():
         raise FileNotFoundError(
-            f"unknown dataset {str(spec)!r}: not a built-in ({', '.join(BUILTIN_DATASETS)}) nor an existing folder"
+            f"unknown dataset {str(spec)!r}: not a built-in ({', '.join(BUILTIN_DATASETS)}) nor an existing "
+            "folder"
         )
     if (root / split).is_dir():
         root = root / split

@@ -44,7 +44,9 @@ def resize_center_crop(video: torch.Tensor, resolution: int) -> torch.Tensor:
     new_h, new_w = scaled_size(h, w, resolution)
     if (new_h, new_w) != (h, w):
         frames = rearrange(video, "c t h w -> t c h w")
-        frames = F.interpolate(frames, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1)
+        frames = F.interpolate(
+            frames, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=scale < 1
+        )
         video = rearrange(frames, "t c h w -> c t h w")
     top, left = (new_h - resolution) // 2, (new_w - resolution) // 2
     return video[:, :, top : top + resolution, left : left + resolution]
@@ -118,7 +120,8 @@ class VideoFolder(Dataset):
         self.class_to_idx = {name: i for i, name in enumerate(self.class_names)}
         if not self.items:
             raise FileNotFoundError(
-                f"VideoFolder: no videos ({', '.join(self.extensions)}) or frame folders found in {str(self.root)!r}"
+                f"VideoFolder: no videos ({', '.join(self.extensions)}) or frame folders found in "
+                f"{str(self.root)!r}"
             )
         self._probed: dict[int, vio.VideoInfo] = {}  # item index -> frame count and size (probed once)
         self._bad: dict[int, str] = {}  # item index -> why it is skipped
@@ -130,7 +133,9 @@ class VideoFolder(Dataset):
             skipped, self._bad = len(self._bad), {}
             self._scanned_skips = skipped
             if not self.items:
-                raise FileNotFoundError(f"VideoFolder: every video in {str(self.root)!r} is unreadable or too short")
+                raise FileNotFoundError(
+                    f"VideoFolder: every video in {str(self.root)!r} is unreadable or too short"
+                )
         else:
             self._scanned_skips = 0
 
@@ -189,7 +194,9 @@ class VideoFolder(Dataset):
         if index in self._bad:
             return
         self._bad[index] = reason
-        warnings.warn(f"VideoFolder: skipping {str(self.items[index].path)!r}: {reason}", RuntimeWarning, stacklevel=3)
+        warnings.warn(
+            f"VideoFolder: skipping {str(self.items[index].path)!r}: {reason}", RuntimeWarning, stacklevel=3
+        )
 
     def _check(self, index: int) -> bool:
         """Probe item ``index`` once; False (and counted) when it cannot give a clip."""
@@ -221,7 +228,9 @@ class VideoFolder(Dataset):
         item, info = self.items[index], self._probed[index]
         size = scaled_size(info.height, info.width, self.resolution)  # the decoder scales, we crop
         try:
-            frames = vio.read_video(item.path, frames=self.frames, start=self._start(index), stride=self.frame_stride, size=size)
+            frames = vio.read_video(
+                item.path, frames=self.frames, start=self._start(index), stride=self.frame_stride, size=size
+            )
         except (vio.VideoReadError, OSError) as exc:  # e.g. metadata promised more frames than decode
             self._mark_bad(index, str(exc))
             return None
@@ -240,11 +249,21 @@ class VideoFolder(Dataset):
             video = self._load(candidate)
             if video is not None:
                 return {"video": video, "label": torch.tensor(self.items[candidate].label, dtype=torch.long)}
-        hint = (f" ({self.frames} frames taken every {self.frame_stride}: fewer --frames, or --set frame_stride=1, "
-                "takes shorter clips)" if self.frame_stride > 1 else " (fewer --frames takes shorter clips)")
-        raise ValueError(f"data: no file in {str(self.root)!r} gives a clip of {self.span} frames{hint}; "
-                         f"skipped {self.skipped}: {next(iter(self.skipped_files.values()), '')}")
+        hint = (
+            f" ({self.frames} frames taken every {self.frame_stride}: fewer --frames, or --set "
+            "frame_stride=1, "
+            "takes shorter clips)"
+            if self.frame_stride > 1
+            else " (fewer --frames takes shorter clips)"
+        )
+        raise ValueError(
+            f"data: no file in {str(self.root)!r} gives a clip of {self.span} frames{hint}; "
+            f"skipped {self.skipped}: {next(iter(self.skipped_files.values()), '')}"
+        )
 
     def __repr__(self) -> str:
-        return (f"VideoFolder(root={str(self.root)!r}, items={len(self)}, classes={self.num_classes}, frames={self.frames}, "
-                f"frame_stride={self.frame_stride}, resolution={self.resolution}, channels={self.channels})")
+        return (
+            f"VideoFolder(root={str(self.root)!r}, items={len(self)}, classes={self.num_classes}, "
+            f"frames={self.frames}, "
+            f"frame_stride={self.frame_stride}, resolution={self.resolution}, channels={self.channels})"
+        )

@@ -80,13 +80,17 @@ def _glyph_image(digit: int, stroke: int, rotation: int) -> Any:
     canvas = Image.new("L", (side, side), 0)
     draw = ImageDraw.Draw(canvas)
     if scalable:
-        draw.text((side // 4, side // 8), str(digit), fill=255, font=font, stroke_width=stroke, stroke_fill=255)
+        draw.text(
+            (side // 4, side // 8), str(digit), fill=255, font=font, stroke_width=stroke, stroke_fill=255
+        )
     else:  # bitmap font: draw small, blow up, then thicken with a max filter
         from PIL import ImageFilter
 
         small = Image.new("L", (side // 8, side // 8), 0)
         ImageDraw.Draw(small).text((2, 1), str(digit), fill=255, font=font)
-        canvas = small.resize((side, side), Image.Resampling.BILINEAR).filter(ImageFilter.MaxFilter(stroke // 2 * 2 + 1))
+        canvas = small.resize((side, side), Image.Resampling.BILINEAR).filter(
+            ImageFilter.MaxFilter(stroke // 2 * 2 + 1)
+        )
     canvas = canvas.rotate(rotation, resample=Image.Resampling.BILINEAR, expand=True)
     return canvas.crop(canvas.getbbox())
 
@@ -178,7 +182,8 @@ class MovingDigits(Dataset):
         """Every random choice behind item ``index``.
 
         Returns digits (num_digits,), strokes, rotations, heights (the glyph's render height),
-        sizes (num_digits, 2) as (height, width) drawn, positions (T, num_digits, 2) as (top, left) of each glyph, velocities at frame
+        sizes (num_digits, 2) as (height, width) drawn, positions (T, num_digits, 2) as (top, left) of each
+        glyph, velocities at frame
         0 (num_digits, 2) as (down, right) pixels per frame, and the label.
         """
         index = self._index(index)
@@ -238,12 +243,16 @@ class MovingDigits(Dataset):
                 region = canvas[t, top : top + h, left : left + w]
                 np.maximum(region, glyph, out=region)
         # elementwise work stays in numpy: tiny torch ops pay thread-pool overhead per call
-        video = torch.from_numpy(np.ascontiguousarray(repeat(canvas * 2 - 1, "t h w -> c t h w", c=self.channels)))
+        video = torch.from_numpy(
+            np.ascontiguousarray(repeat(canvas * 2 - 1, "t h w -> c t h w", c=self.channels))
+        )
         return {"video": video, "label": torch.tensor(info["label"], dtype=torch.long)}
 
     def __repr__(self) -> str:
-        return (f"MovingDigits(num_digits={self.num_digits}, resolution={self.resolution}, frames={self.frames}, "
-                f"length={self.length}, seed={self.seed}, channels={self.channels}, split={self.split!r})")
+        return (
+            f"MovingDigits(num_digits={self.num_digits}, resolution={self.resolution}, frames={self.frames}, "
+            f"length={self.length}, seed={self.seed}, channels={self.channels}, split={self.split!r})"
+        )
 
 
 # ---- moving shapes ------------------------------------------------------------------------------
@@ -347,8 +356,14 @@ class MovingShapes(Dataset):
             along = _reflect(rng.uniform(-amplitude, amplitude) + speed * t, -amplitude, amplitude)
             centres = centre + along[:, None] * direction
         label = motion_id if self.label == "motion" else SHAPES.index(shape)
-        return {"shape": shape, "motion": motion, "radius": float(radius), "colour": colour,
-                "centres": centres, "label": label}
+        return {
+            "shape": shape,
+            "motion": motion,
+            "radius": float(radius),
+            "colour": colour,
+            "centres": centres,
+            "label": label,
+        }
 
     def _signed_distance(self, shape: str, radius: float, centres: np.ndarray) -> np.ndarray:
         """(T, H, W) distance in pixels to the shape's edge, negative inside."""
@@ -372,5 +387,7 @@ class MovingShapes(Dataset):
         return {"video": video, "label": torch.tensor(info["label"], dtype=torch.long)}
 
     def __repr__(self) -> str:
-        return (f"MovingShapes(resolution={self.resolution}, frames={self.frames}, length={self.length}, "
-                f"seed={self.seed}, channels={self.channels}, split={self.split!r}, label={self.label!r})")
+        return (
+            f"MovingShapes(resolution={self.resolution}, frames={self.frames}, length={self.length}, "
+            f"seed={self.seed}, channels={self.channels}, split={self.split!r}, label={self.label!r})"
+        )

@@ -54,4 +54,7 @@ def check_safetensors_file(path: str | os.PathLike, *, what: str = "weights") ->
         raise ValueError(f"{what}: {path} is not a safetensors file (only {len(head)} bytes)")
     (header_len,) = struct.unpack("<Q", head[:8])
     if header_len > _MAX_HEADER_BYTES or header_len > os.path.getsize(path) - 8 or head[8:9] != b"{":
-        raise ValueError(f"{what}: {path} is not a safetensors file (bad header); vganzoo reads weights as safetensors only")
+        raise ValueError(
+            f"{what}: {path} is not a safetensors file (bad header); vganzoo reads weights as safetensors "
+            "only"
+        )

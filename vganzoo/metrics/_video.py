@@ -37,8 +37,11 @@ def select_frames(videos: torch.Tensor, frames: int, stride: int = 1) -> torch.T
     """The first ``frames`` frames taken every ``stride``-th: (N, C, T, H, W) -> (N, C, frames, H, W)."""
     needed = (frames - 1) * stride + 1
     if videos.shape[2] < needed:
-        raise ValueError(f"need clips of at least {needed} frames for frames={frames}, stride={stride}; got {videos.shape[2]}")
-    return videos[:, :, : needed : stride]
+        raise ValueError(
+            f"need clips of at least {needed} frames for frames={frames}, stride={stride}; got "
+            f"{videos.shape[2]}"
+        )
+    return videos[:, :, :needed:stride]
 
 
 def to_channels(videos: torch.Tensor, channels: int) -> torch.Tensor:
@@ -53,7 +56,9 @@ def to_channels(videos: torch.Tensor, channels: int) -> torch.Tensor:
     raise ValueError(f"cannot convert {have}-channel videos to {channels} channels")
 
 
-def resize_frames(videos: torch.Tensor, size: tuple[int, int], *, mode: str = "bilinear", antialias: bool = False) -> torch.Tensor:
+def resize_frames(
+    videos: torch.Tensor, size: tuple[int, int], *, mode: str = "bilinear", antialias: bool = False
+) -> torch.Tensor:
     """Resize every frame: (N, C, T, H, W) -> (N, C, T, size[0], size[1]); no-op when already that size."""
     t = videos.shape[2]  # split by t, not n: n may be 0
     if tuple(videos.shape[-2:]) == tuple(size):

@@ -23,7 +23,15 @@ from torch import nn
 
 from ._video import RGB_CHANNELS, centre_crop, check_videos, resize_frames, to_channels
 
-__all__ = ["C3D", "C3D_CROP", "C3D_FRAMES", "C3D_NUM_CLASSES", "C3D_RESIZE", "map_c3d_state_dict", "preprocess_c3d"]
+__all__ = [
+    "C3D",
+    "C3D_CROP",
+    "C3D_FRAMES",
+    "C3D_NUM_CLASSES",
+    "C3D_RESIZE",
+    "map_c3d_state_dict",
+    "preprocess_c3d",
+]
 
 C3D_FRAMES = 16
 C3D_RESIZE = 128
@@ -60,7 +68,10 @@ class C3D(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if tuple(x.shape[2:]) != (C3D_FRAMES, C3D_CROP, C3D_CROP):
-            raise ValueError(f"C3D expects (N, 3, {C3D_FRAMES}, {C3D_CROP}, {C3D_CROP}) clips, got {tuple(x.shape)}; use preprocess_c3d")
+            raise ValueError(
+                f"C3D expects (N, 3, {C3D_FRAMES}, {C3D_CROP}, {C3D_CROP}) clips, got {tuple(x.shape)}; use "
+                "preprocess_c3d"
+            )
         for name, _, _, pool in _CONVS:
             x = F.relu(getattr(self, name)(x))
             if pool is not None:
@@ -90,7 +101,9 @@ def preprocess_c3d(videos: torch.Tensor, mean: torch.Tensor) -> torch.Tensor:
     if mean.shape == (RGB_CHANNELS,):
         mean = mean.view(1, RGB_CHANNELS, 1, 1, 1)
     elif mean.shape != (RGB_CHANNELS, C3D_FRAMES, C3D_CROP, C3D_CROP):
-        raise ValueError(f"C3D mean must be (3,) or (3, {C3D_FRAMES}, {C3D_CROP}, {C3D_CROP}), got {tuple(mean.shape)}")
+        raise ValueError(
+            f"C3D mean must be (3,) or (3, {C3D_FRAMES}, {C3D_CROP}, {C3D_CROP}), got {tuple(mean.shape)}"
+        )
     return pixels - mean
 
 

@@ -45,7 +45,10 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise ValueError(f"{path}: not a plain tensor state dict that can be loaded safely ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from exc
+        raise ValueError(
+            f"{path}: not a plain tensor state dict that can be loaded safely ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})"
+        ) from exc
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
@@ -65,10 +68,15 @@ def _parse_mean(mean: Any) -> torch.Tensor:
         return tensor
     if tensor.ndim == 4 and tensor.shape[0] == _RGB and tensor.shape[1] >= C3D_FRAMES:
         return centre_crop(tensor[:, :C3D_FRAMES], C3D_CROP).contiguous()
-    raise ValueError(f"--mean must be 3 numbers or an array of shape (3,) or (3, {C3D_FRAMES}, H, W), got shape {tuple(tensor.shape)}")
+    raise ValueError(
+        f"--mean must be 3 numbers or an array of shape (3,) or (3, {C3D_FRAMES}, H, W), got shape "
+        f"{tuple(tensor.shape)}"
+    )
 
 
-def convert_checkpoint(architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None, bgr: bool = False) -> str:
+def convert_checkpoint(
+    architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None, bgr: bool = False
+) -> str:
     """Convert ``src`` (a ``.pt`` state dict) to ``dst`` (safetensors); returns the output's sha256.
 
     ``bgr``: the source network was trained on BGR frames; reverse its first layer's input channels
@@ -116,12 +124,20 @@ class _StateHolder(torch.nn.Module):
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vganzoo.metrics.convert", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m vganzoo.metrics.convert", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("architecture", choices=("i3d", "c3d"))
     parser.add_argument("src", help="legacy .pt state dict")
     parser.add_argument("dst", help="output .safetensors")
-    parser.add_argument("--mean", help="c3d: training mean in the network's channel order, 'C0,C1,C2' or a .npy file")
-    parser.add_argument("--bgr", action="store_true", help="the network was trained on BGR frames (reorder its input channels to RGB)")
+    parser.add_argument(
+        "--mean", help="c3d: training mean in the network's channel order, 'C0,C1,C2' or a .npy file"
+    )
+    parser.add_argument(
+        "--bgr",
+        action="store_true",
+        help="the network was trained on BGR frames (reorder its input channels to RGB)",
+    )
     args = parser.parse_args(argv)
     try:
         digest = convert_checkpoint(args.architecture, args.src, args.dst, mean=args.mean, bgr=args.bgr)

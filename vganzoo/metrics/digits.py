@@ -81,7 +81,12 @@ class DigitFrameClassifier(nn.Module):
     average pooling, a 64-d ReLU layer (the features) and a linear layer to 11 logits. ~37K params.
     """
 
-    def __init__(self, widths: tuple[int, int, int] = STAGE_WIDTHS, feature_dim: int = FEATURE_DIM, num_classes: int = NUM_CLASSES) -> None:
+    def __init__(
+        self,
+        widths: tuple[int, int, int] = STAGE_WIDTHS,
+        feature_dim: int = FEATURE_DIM,
+        num_classes: int = NUM_CLASSES,
+    ) -> None:
         super().__init__()
         w1, w2, w3 = widths
         self.body = nn.Sequential(
@@ -112,7 +117,14 @@ class DigitsScorer(nn.Module):
     ``sha256`` and ``source`` identify the weights for a score's protocol.
     """
 
-    def __init__(self, classifier: DigitFrameClassifier, *, sha256: str | None = None, source: str | None = None, card: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        classifier: DigitFrameClassifier,
+        *,
+        sha256: str | None = None,
+        source: str | None = None,
+        card: dict[str, Any] | None = None,
+    ) -> None:
         super().__init__()
         self.classifier = classifier.eval()
         self.sha256 = sha256
@@ -139,8 +151,11 @@ class DigitsScorer(nn.Module):
             "name": "vganzoo-digits-classifier",
             "sha256": self.sha256,
             "source": self.source,
-            "input": f"gray {INPUT_SIZE}x{INPUT_SIZE} (3->1 channel mean, bilinear antialiased resize), [-1, 1]",
-            "features": f"{FEATURE_DIM}-d penultimate per frame f_t, pooled per clip as [mean_t f_t, RMS_t (f_(t+1) - f_t)], plus ink-centroid [mean speed, RMS acceleration, spread] in px at 32x32 ({CLIP_FEATURE_DIM}-d)",
+            "input": f"gray {INPUT_SIZE}x{INPUT_SIZE} (3->1 channel mean, bilinear antialiased resize), [-1, "
+            "1]",
+            "features": f"{FEATURE_DIM}-d penultimate per frame f_t, pooled per clip as [mean_t f_t, RMS_t "
+            "(f_(t+1) - f_t)], plus ink-centroid [mean speed, RMS acceleration, spread] in px "
+            f"at 32x32 ({CLIP_FEATURE_DIM}-d)",
             "test_accuracy": self.card.get("test_accuracy"),
         }
 
@@ -225,7 +240,9 @@ class DigitScores:
         }
 
 
-def load_digits_classifier(path: str | os.PathLike | None = None, device: torch.device | str = "cpu") -> DigitsScorer:
+def load_digits_classifier(
+    path: str | os.PathLike | None = None, device: torch.device | str = "cpu"
+) -> DigitsScorer:
     """Load the classifier from a folder (``model.safetensors`` + ``config.json`` [+ ``SHA256SUMS``]);
     default: the copy bundled with vganzoo. The weights' sha256 is checked against ``SHA256SUMS``
     when present and recorded on the returned scorer."""
@@ -245,19 +262,30 @@ def load_digits_classifier(path: str | os.PathLike | None = None, device: torch.
     digest = sha256_file(weights)
     sums = folder / SHA256_FILE
     if sums.exists():
-        expected = {name: h for h, name in (line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip())}
+        expected = {
+            name: h
+            for h, name in (line.split(maxsplit=1) for line in sums.read_text().splitlines() if line.strip())
+        }
         want = expected.get(weights.name)
         if want is not None and want != digest:
-            raise ValueError(f"{weights}: sha256 {digest} does not match {sums} ({want}); the file is corrupt or was replaced")
+            raise ValueError(
+                f"{weights}: sha256 {digest} does not match {sums} ({want}); the file is corrupt or was "
+                "replaced"
+            )
     card = json.loads((folder / CONFIG_FILE).read_text()) if (folder / CONFIG_FILE).exists() else {}
     arch = card.get("architecture", {})
     model = DigitFrameClassifier(
-        widths=tuple(arch.get("widths", STAGE_WIDTHS)), feature_dim=int(arch.get("feature_dim", FEATURE_DIM)), num_classes=int(arch.get("num_classes", NUM_CLASSES))
+        widths=tuple(arch.get("widths", STAGE_WIDTHS)),
+        feature_dim=int(arch.get("feature_dim", FEATURE_DIM)),
+        num_classes=int(arch.get("num_classes", NUM_CLASSES)),
     )
     state = load_file(str(weights))
     missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
     missing = [k for k in missing if not k.endswith("num_batches_tracked")]
     if missing or unexpected:
-        raise ValueError(f"{weights} does not hold digits-classifier weights (missing {missing[:3]}, unexpected {list(unexpected)[:3]})")
+        raise ValueError(
+            f"{weights} does not hold digits-classifier weights (missing {missing[:3]}, unexpected "
+            f"{list(unexpected)[:3]})"
+        )
     source = "bundled" if path is None else str(folder)
     return DigitsScorer(model, sha256=digest, source=source, card=card).to(device)

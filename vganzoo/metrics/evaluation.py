@@ -8,7 +8,8 @@ Metrics (several may be computed in one pass over the same samples):
   the real data's IS is computed too when ``data`` is given.
 * ``fvd-digits``: Frechet distance in the bundled digits classifier's feature space; the real data's
   own value (two disjoint real sets of the same N) is reported beside it as the floor at that N.
-* ``consistency``: the digits classifier's frame score, identity consistency and agreement, digit frame rate and
+* ``consistency``: the digits classifier's frame score, identity consistency and agreement, digit frame rate
+and
   digit histogram, for the generated and the real clips.
 
 Generated clips are drawn in batches with ``model.sample(batch, seed=seed + batch_index)``; real
@@ -49,7 +50,9 @@ STATS_PROTOCOL_KEYS = ("metric", "extractor_sha256", "frames", "stride", "resolu
 def _parse_metrics(metric: str | Sequence[str]) -> list[str]:
     names = [m.strip() for m in metric.split(",")] if isinstance(metric, str) else list(metric)
     if not names or any(m not in METRICS for m in names):
-        raise ValueError(f"metric must be one or more of {', '.join(METRICS)} (comma-separated), got {metric!r}")
+        raise ValueError(
+            f"metric must be one or more of {', '.join(METRICS)} (comma-separated), got {metric!r}"
+        )
     return list(dict.fromkeys(names))
 
 
@@ -80,7 +83,9 @@ class _Progress:
 # ---------------------------------------------------------------- video sources
 
 
-def _generated_batches(model: Any, n: int, batch_size: int, seed: int, device: torch.device) -> Iterator[torch.Tensor]:
+def _generated_batches(
+    model: Any, n: int, batch_size: int, seed: int, device: torch.device
+) -> Iterator[torch.Tensor]:
     if isinstance(model, torch.Tensor):
         check_videos(model, "generated videos")
         if model.shape[0] < n:
@@ -89,17 +94,25 @@ def _generated_batches(model: Any, n: int, batch_size: int, seed: int, device: t
             yield model[start : start + batch_size].to(device)
         return
     if not hasattr(model, "sample"):
-        raise TypeError(f"model must be a VideoGAN (with .sample) or a tensor of videos, got {type(model).__name__}")
+        raise TypeError(
+            f"model must be a VideoGAN (with .sample) or a tensor of videos, got {type(model).__name__}"
+        )
     for index, start in enumerate(range(0, n, batch_size)):
         videos = model.sample(min(batch_size, n - start), seed=seed + index, device=device)
         yield check_videos(videos, "generated videos")
 
 
 def _is_stats_file(data: Any) -> bool:
-    return isinstance(data, (str, os.PathLike)) and os.fspath(data).endswith(STATS_SUFFIX) and os.path.isfile(data)
+    return (
+        isinstance(data, (str, os.PathLike))
+        and os.fspath(data).endswith(STATS_SUFFIX)
+        and os.path.isfile(data)
+    )
 
 
-def _real_dataset(data: Any, *, resolution: int, frames: int, stride: int, seed: int, split: str | None, length: int) -> tuple[Any, str, str | None]:
+def _real_dataset(
+    data: Any, *, resolution: int, frames: int, stride: int, seed: int, split: str | None, length: int
+) -> tuple[Any, str, str | None]:
     """(indexable of videos or dataset, description, split used)."""
     if isinstance(data, torch.Tensor):
         check_videos(data, "real videos")
@@ -110,16 +123,26 @@ def _real_dataset(data: Any, *, resolution: int, frames: int, stride: int, seed:
         builtin = isinstance(data, str) and data in BUILTIN_DATASETS
         split = split or (BUILTIN_EVAL_SPLIT if builtin else FOLDER_EVAL_SPLIT)
         extra = {"length": length} if builtin else {}
-        dataset = build_dataset(data, resolution=resolution, frames=frames, frame_stride=stride, split=split, seed=seed, **extra)
+        dataset = build_dataset(
+            data, resolution=resolution, frames=frames, frame_stride=stride, split=split, seed=seed, **extra
+        )
         return dataset, os.fspath(data), split
     if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
         return data, type(data).__name__, split
-    raise TypeError(f"data must be a dataset name, a folder, a statistics file, a Dataset or a tensor of videos, got {type(data).__name__}")
+    raise TypeError(
+        "data must be a dataset name, a folder, a statistics file, a Dataset or a tensor of videos, got "
+        f"{type(data).__name__}"
+    )
 
 
-def _real_batches(source: Any, start: int, count: int, batch_size: int, frames: int, stride: int, device: torch.device) -> Iterator[torch.Tensor]:
+def _real_batches(
+    source: Any, start: int, count: int, batch_size: int, frames: int, stride: int, device: torch.device
+) -> Iterator[torch.Tensor]:
     if len(source) < start + count:
-        raise ValueError(f"the real data has {len(source)} clips but {start + count} are needed (n_real={count}); lower --n")
+        raise ValueError(
+            f"the real data has {len(source)} clips but {start + count} are needed (n_real={count}); lower "
+            "--n"
+        )
     for first in range(start, start + count, batch_size):
         indices = range(first, min(first + batch_size, start + count))
         if isinstance(source, torch.Tensor):
@@ -127,7 +150,8 @@ def _real_batches(source: Any, start: int, count: int, batch_size: int, frames: 
         else:
             items = [source[i] for i in indices]
             videos = torch.stack([item["video"] if isinstance(item, dict) else item for item in items])
-            # a dataset built for `frames` at `stride` already subsampled; a tensor or foreign dataset may not have
+            # a dataset built for `frames` at `stride` already subsampled; a tensor or foreign dataset may not
+            # have
         check_videos(videos, "real videos")
         if videos.shape[2] != frames:
             videos = select_frames(videos, frames, stride)
@@ -138,7 +162,9 @@ def _real_batches(source: Any, start: int, count: int, batch_size: int, frames: 
 
 
 class _FrechetMetric:
-    def __init__(self, name: str, features: Any, describe: dict[str, Any], cached: FeatureStats | None) -> None:
+    def __init__(
+        self, name: str, features: Any, describe: dict[str, Any], cached: FeatureStats | None
+    ) -> None:
         self.name, self.features, self.describe = name, features, describe
         self.generated = FeatureStats()
         self.real = cached if cached is not None else FeatureStats()
@@ -271,7 +297,9 @@ def evaluate(
 
     metrics = _parse_metrics(metric)
     n = _check_positive("n", n, 2 if any(m in FRECHET_METRICS for m in metrics) else 1)
-    n_real = _check_positive("n_real" if n_real is not None else "n (n_real defaults to it)", n if n_real is None else n_real, 2)
+    n_real = _check_positive(
+        "n_real" if n_real is not None else "n (n_real defaults to it)", n if n_real is None else n_real, 2
+    )
     frames = _check_positive("frames", frames)
     stride = _check_positive("stride", stride)
     if real_stride is None:
@@ -290,9 +318,13 @@ def evaluate(
     if data is None and real_stats is None and any(m != "is" for m in metrics):
         raise ValueError(f"data is required for {', '.join(m for m in metrics if m != 'is')}")
     if real_stats is not None and metrics != ["fvd"]:
-        raise ValueError("cached real statistics (a .safetensors file as data, or real_stats) serve the fvd metric alone")
+        raise ValueError(
+            "cached real statistics (a .safetensors file as data, or real_stats) serve the fvd metric alone"
+        )
     if data is None and any(m in DIGITS_METRICS for m in metrics):
-        raise ValueError("fvd-digits and consistency need real clips as data (e.g. moving-digits), not a statistics file")
+        raise ValueError(
+            "fvd-digits and consistency need real clips as data (e.g. moving-digits), not a statistics file"
+        )
 
     # extractors
     video_extractor = None
@@ -302,10 +334,18 @@ def evaluate(
         which = "fvd" if "fvd" in metrics else "is"
         if extractor is None:
             arch = "I3D (Kinetics-400)" if which == "fvd" else "C3D (UCF-101)"
-            raise ValueError(f"{which} needs {arch} weights: pass --extractor PATH.safetensors or hf-hub:org/repo (vganzoo ships none)")
-        video_extractor = load_extractor(extractor, default_architecture="i3d" if which == "fvd" else "c3d", device=device)
+            raise ValueError(
+                f"{which} needs {arch} weights: pass --extractor PATH.safetensors or hf-hub:org/repo "
+                "(vganzoo ships none)"
+            )
+        video_extractor = load_extractor(
+            extractor, default_architecture="i3d" if which == "fvd" else "c3d", device=device
+        )
         if frames < video_extractor.min_frames:
-            raise ValueError(f"{video_extractor.name} needs at least {video_extractor.min_frames} frames per clip, got frames={frames}")
+            raise ValueError(
+                f"{video_extractor.name} needs at least {video_extractor.min_frames} frames per clip, got "
+                f"frames={frames}"
+            )
     scorer = None
     if any(m in DIGITS_METRICS for m in metrics):
         from .digits import load_digits_classifier
@@ -352,17 +392,39 @@ def evaluate(
     cached = None
     stats_protocol: dict[str, Any] = {}
     if real_stats is not None:
-        stats_protocol = {"metric": "fvd", "extractor_sha256": video_extractor.sha256, "frames": frames, "stride": data_stride, "resolution": resolution, "data": None if data is None else str(data)}
+        stats_protocol = {
+            "metric": "fvd",
+            "extractor_sha256": video_extractor.sha256,
+            "frames": frames,
+            "stride": data_stride,
+            "resolution": resolution,
+            "data": None if data is None else str(data),
+        }
         if os.path.exists(real_stats):
             cached = FeatureStats.load(real_stats)
-            diffs = [f"{k}: cached {cached.protocol.get(k)!r} vs now {stats_protocol[k]!r}" for k in STATS_PROTOCOL_KEYS if cached.protocol.get(k) != stats_protocol[k]]
-            if None not in (cached.protocol.get("data"), stats_protocol["data"]) and cached.protocol.get("data") != stats_protocol["data"]:
-                diffs.append(f"data: cached {cached.protocol.get('data')!r} vs now {stats_protocol['data']!r}")
+            diffs = [
+                f"{k}: cached {cached.protocol.get(k)!r} vs now {stats_protocol[k]!r}"
+                for k in STATS_PROTOCOL_KEYS
+                if cached.protocol.get(k) != stats_protocol[k]
+            ]
+            if (
+                None not in (cached.protocol.get("data"), stats_protocol["data"])
+                and cached.protocol.get("data") != stats_protocol["data"]
+            ):
+                diffs.append(
+                    f"data: cached {cached.protocol.get('data')!r} vs now {stats_protocol['data']!r}"
+                )
             if diffs:
-                raise ValueError(f"real statistics {real_stats} were made with another protocol ({'; '.join(diffs)})")
+                raise ValueError(
+                    f"real statistics {real_stats} were made with another protocol ({'; '.join(diffs)})"
+                )
             if cached.n < 2:
                 raise ValueError(f"real statistics {real_stats} hold N={cached.n} < 2")
-            protocol["real_stats"] = {"path": os.fspath(real_stats), "n": cached.n, "data": cached.protocol.get("data")}
+            protocol["real_stats"] = {
+                "path": os.fspath(real_stats),
+                "n": cached.n,
+                "data": cached.protocol.get("data"),
+            }
             protocol["n_real"] = n_real = cached.n
         elif data is None:
             raise FileNotFoundError(f"real statistics file not found: {real_stats}")
@@ -394,14 +456,27 @@ def evaluate(
                 nxt = next(gen_iter, None)
                 batch = None if nxt is None else select_frames(nxt, frames, stride)
             if real_sets:
-                source, description, used_split = _real_dataset(data, resolution=resolution, frames=frames, stride=data_stride, seed=seed, split=split, length=n_real * len(real_sets))
+                source, description, used_split = _real_dataset(
+                    data,
+                    resolution=resolution,
+                    frames=frames,
+                    stride=data_stride,
+                    seed=seed,
+                    split=split,
+                    length=n_real * len(real_sets),
+                )
                 protocol["data"] = description
                 if used_split is not None:
                     protocol["data_split"] = used_split
                 for which, start in real_sets:
-                    for videos in _real_batches(source, start, n_real, batch_size, frames, data_stride, device):
+                    for videos in _real_batches(
+                        source, start, n_real, batch_size, frames, data_stride, device
+                    ):
                         if tuple(videos.shape[-2:]) != tuple(first.shape[-2:]):
-                            raise ValueError(f"real clips are {tuple(videos.shape[-2:])} but generated clips {tuple(first.shape[-2:])}; set resolution to match")
+                            raise ValueError(
+                                f"real clips are {tuple(videos.shape[-2:])} but generated clips "
+                                f"{tuple(first.shape[-2:])}; set resolution to match"
+                            )
                         for acc in accumulators:
                             if which == "real" and isinstance(acc, _FrechetMetric) and not acc.needs_real:
                                 continue
@@ -417,13 +492,27 @@ def evaluate(
         scores.update(s)
         real_scores.update(r)
     if "fvd-digits" in metrics:
-        real_scores["fvd_digits_note"] = "real vs real: two disjoint real sets of N each (the floor of the estimate at this N)"
+        real_scores["fvd_digits_note"] = (
+            "real vs real: two disjoint real sets of N each (the floor of the estimate at this N)"
+        )
 
     if real_stats is not None and cached is None:
         stats = next(acc.real for acc in accumulators if isinstance(acc, _FrechetMetric))
-        stats.save(real_stats, {**stats_protocol, "n": stats.n, "data_split": protocol.get("data_split"), "vganzoo_version": __version__})
+        stats.save(
+            real_stats,
+            {
+                **stats_protocol,
+                "n": stats.n,
+                "data_split": protocol.get("data_split"),
+                "vganzoo_version": __version__,
+            },
+        )
         protocol["real_stats"] = {"path": os.fspath(real_stats), "n": stats.n, "written": True}
-    return {"scores": _jsonable(scores), "real_scores": _jsonable(real_scores), "protocol": _jsonable(protocol)}
+    return {
+        "scores": _jsonable(scores),
+        "real_scores": _jsonable(real_scores),
+        "protocol": _jsonable(protocol),
+    }
 
 
 def _jsonable(obj: Any) -> Any:
@@ -438,7 +527,9 @@ def _jsonable(obj: Any) -> Any:
     return obj
 
 
-def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[str, Any] | None = None) -> Any:
+def load_model(
+    name_or_dir: str, *, random_weights: bool = False, config: dict[str, Any] | None = None
+) -> Any:
     """The model to evaluate.
 
     ``vganzoo.load(name_or_dir)`` (a pretrained ``arch.tag`` or a ``save_pretrained`` folder); with
@@ -458,11 +549,19 @@ def load_model(name_or_dir: str, *, random_weights: bool = False, config: dict[s
         try:
             return vganzoo.load(name_or_dir)
         except NotImplementedError as exc:
-            raise ValueError(f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to evaluate random weights") from exc
+            raise ValueError(
+                f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to "
+                "evaluate random weights"
+            ) from exc
     if "." in name_or_dir or name_or_dir.startswith(("local-dir:", "hf-hub:")):
         try:
             pretrained = vganzoo.load(name_or_dir)
-        except (NotImplementedError, LookupError, ValueError, OSError):  # weights unavailable: architecture defaults below
+        except (
+            NotImplementedError,
+            LookupError,
+            ValueError,
+            OSError,
+        ):  # weights unavailable: architecture defaults below
             pretrained = None
         pretrained_config = dict(pretrained.config) if pretrained is not None else {}
         if pretrained_config.get("model"):

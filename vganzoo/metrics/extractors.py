@@ -120,11 +120,16 @@ class VideoExtractor(nn.Module):
     def forward(self, videos: torch.Tensor) -> torch.Tensor:
         check_videos(videos)
         if videos.shape[2] < self.min_frames:
-            raise ValueError(f"{self.name} needs clips of at least {self.min_frames} frames, got {videos.shape[2]}")
+            raise ValueError(
+                f"{self.name} needs clips of at least {self.min_frames} frames, got {videos.shape[2]}"
+            )
         out = self.network(self.preprocess(videos))
         if not isinstance(out, torch.Tensor) or out.ndim != 2 or out.shape[0] != videos.shape[0]:
             shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
-            raise ValueError(f"extractor {self.name} must return (N, D) features for N={videos.shape[0]} videos, got {shape}")
+            raise ValueError(
+                f"extractor {self.name} must return (N, D) features for N={videos.shape[0]} videos, got "
+                f"{shape}"
+            )
         return out.float()
 
     def describe(self) -> dict[str, Any]:
@@ -135,14 +140,23 @@ class VideoExtractor(nn.Module):
 # ---------------------------------------------------------------- architectures
 
 
-def _i3d(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> tuple[nn.Module, Callable, dict, int]:
+def _i3d(
+    config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> tuple[nn.Module, Callable, dict, int]:
     num_classes = int(config.get("num_classes", I3D_NUM_CLASSES))
-    protocol = {"frames_min": I3D_MIN_FRAMES, "resize": f"bilinear {I3D_INPUT_SIZE}x{I3D_INPUT_SIZE} (no antialias)", "input_range": "[-1, 1]", "features": f"{num_classes} logits averaged over time"}
+    protocol = {
+        "frames_min": I3D_MIN_FRAMES,
+        "resize": f"bilinear {I3D_INPUT_SIZE}x{I3D_INPUT_SIZE} (no antialias)",
+        "input_range": "[-1, 1]",
+        "features": f"{num_classes} logits averaged over time",
+    }
     protocol["converted_from_bgr"] = bool(config.get("converted_from_bgr", False))
     return InceptionI3d(num_classes=num_classes), preprocess_i3d, protocol, I3D_MIN_FRAMES
 
 
-def _c3d(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> tuple[nn.Module, Callable, dict, int]:
+def _c3d(
+    config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> tuple[nn.Module, Callable, dict, int]:
     num_classes = int(config.get("num_classes", C3D_NUM_CLASSES))
     if C3D_MEAN_KEY not in tensors:
         raise ValueError(
@@ -150,36 +164,77 @@ def _c3d(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> tupl
             "add it with `python -m vganzoo.metrics.convert c3d SRC OUT --mean ...`"
         )
     mean = tensors[C3D_MEAN_KEY].float()
-    mean_desc = [round(float(v), 3) for v in mean.flatten()] if mean.numel() == RGB_CHANNELS else f"mean clip {tuple(mean.shape)}"
-    protocol = {"frames": C3D_FRAMES, "resize": f"short side {C3D_RESIZE} (bilinear, antialias), centre crop {C3D_CROP}", "input_range": "0..255 minus mean", "mean": mean_desc, "features": f"{num_classes} logits"}
+    mean_desc = (
+        [round(float(v), 3) for v in mean.flatten()]
+        if mean.numel() == RGB_CHANNELS
+        else f"mean clip {tuple(mean.shape)}"
+    )
+    protocol = {
+        "frames": C3D_FRAMES,
+        "resize": f"short side {C3D_RESIZE} (bilinear, antialias), centre crop {C3D_CROP}",
+        "input_range": "0..255 minus mean",
+        "mean": mean_desc,
+        "features": f"{num_classes} logits",
+    }
     protocol["converted_from_bgr"] = bool(config.get("converted_from_bgr", False))
     return C3D(num_classes=num_classes), lambda v: preprocess_c3d(v, mean), protocol, C3D_FRAMES
 
 
-def _tiny(config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]) -> tuple[nn.Module, Callable | None, dict, int]:
+def _tiny(
+    config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> tuple[nn.Module, Callable | None, dict, int]:
     allowed = {"width", "feature_dim", "in_channels"}
     net = TinyVideoCNN(**{k: int(v) for k, v in config.items() if k in allowed})
-    return net, None, {"input_range": "[-1, 1]", "note": "test extractor; scores carry no meaning about quality"}, 1
+    return (
+        net,
+        None,
+        {"input_range": "[-1, 1]", "note": "test extractor; scores carry no meaning about quality"},
+        1,
+    )
 
 
 # name -> builder(config, tensors) -> (network, preprocess, protocol, min_frames)
-ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, Callable | None, dict, int]]] = {"i3d": _i3d, "c3d": _c3d, "tiny-3dcnn": _tiny}
+ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, Callable | None, dict, int]]] = {
+    "i3d": _i3d,
+    "c3d": _c3d,
+    "tiny-3dcnn": _tiny,
+}
 
 
-def build_extractor(architecture: str, config: Mapping[str, Any] | None = None, tensors: Mapping[str, torch.Tensor] | None = None) -> VideoExtractor:
+def build_extractor(
+    architecture: str,
+    config: Mapping[str, Any] | None = None,
+    tensors: Mapping[str, torch.Tensor] | None = None,
+) -> VideoExtractor:
     """A :class:`VideoExtractor` with freshly initialised (random) weights for ``architecture``."""
     if architecture not in ARCHITECTURES:
-        raise ValueError(f"unknown extractor architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
-    network, preprocess, protocol, min_frames = ARCHITECTURES[architecture](dict(config or {}), dict(tensors or {}))
-    return VideoExtractor(network, name=architecture, preprocess=preprocess, protocol=protocol, min_frames=min_frames).eval()
+        raise ValueError(
+            f"unknown extractor architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}"
+        )
+    network, preprocess, protocol, min_frames = ARCHITECTURES[architecture](
+        dict(config or {}), dict(tensors or {})
+    )
+    return VideoExtractor(
+        network, name=architecture, preprocess=preprocess, protocol=protocol, min_frames=min_frames
+    ).eval()
 
 
-def save_extractor(extractor: VideoExtractor | nn.Module, path: str | os.PathLike, architecture: str, config: Mapping[str, Any] | None = None, extra_tensors: Mapping[str, torch.Tensor] | None = None) -> str:
+def save_extractor(
+    extractor: VideoExtractor | nn.Module,
+    path: str | os.PathLike,
+    architecture: str,
+    config: Mapping[str, Any] | None = None,
+    extra_tensors: Mapping[str, torch.Tensor] | None = None,
+) -> str:
     """Write an extractor's weights as a self-describing safetensors file; returns its sha256."""
     from safetensors.torch import save
 
     network = extractor.network if isinstance(extractor, VideoExtractor) else extractor
-    tensors = {k: v.detach().cpu().contiguous() for k, v in network.state_dict().items() if not k.endswith("num_batches_tracked")}
+    tensors = {
+        k: v.detach().cpu().contiguous()
+        for k, v in network.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
     tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     metadata = {META_ARCHITECTURE: architecture, META_CONFIG: json.dumps(dict(config or {}), sort_keys=True)}
     atomic_write_bytes(path, save(tensors, metadata=metadata))
@@ -187,7 +242,8 @@ def save_extractor(extractor: VideoExtractor | nn.Module, path: str | os.PathLik
 
 
 def resolve_extractor_file(spec: str | os.PathLike) -> tuple[str, str]:
-    """A local file for ``spec`` (path or ``hf-hub:org/repo[/file][@rev]``) and a description of its source."""
+    """A local file for ``spec`` (path or ``hf-hub:org/repo[/file][@rev]``) and a description of its
+    source."""
     spec = os.fspath(spec)
     if not spec.startswith(HF_HUB_PREFIX):
         return spec, spec
@@ -209,24 +265,41 @@ def resolve_extractor_file(spec: str | os.PathLike) -> tuple[str, str]:
         # the same endpoint as vganzoo.load: endpoint env vars read at call time
         local = hf_hub_download(repo_id, filename, revision=revision, endpoint=resolve_endpoint(None))
     except Exception as exc:  # offline, missing repo or file: one clear message with the cause
-        raise LookupError(f"could not get {filename} from Hub repo {repo_id}{'@' + revision if revision else ''}: {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}") from exc
+        raise LookupError(
+            f"could not get {filename} from Hub repo {repo_id}{'@' + revision if revision else ''}: "
+            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
     return local, spec
 
 
-def _check_keys(network: nn.Module, tensors: Mapping[str, torch.Tensor], architecture: str, path: str) -> None:
+def _check_keys(
+    network: nn.Module, tensors: Mapping[str, torch.Tensor], architecture: str, path: str
+) -> None:
     expected = {k: v for k, v in network.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     if missing or unexpected:
         show = lambda keys: ", ".join(keys[:4]) + (f" (+{len(keys) - 4} more)" if len(keys) > 4 else "")
-        parts = [f"missing {len(missing)}: {show(missing)}" if missing else "", f"unexpected {len(unexpected)}: {show(unexpected)}" if unexpected else ""]
+        parts = [
+            f"missing {len(missing)}: {show(missing)}" if missing else "",
+            f"unexpected {len(unexpected)}: {show(unexpected)}" if unexpected else "",
+        ]
         raise ValueError(f"{path} does not hold {architecture} weights ({'; '.join(p for p in parts if p)})")
-    wrong = [f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}" for k, v in expected.items() if tuple(tensors[k].shape) != tuple(v.shape)]
+    wrong = [
+        f"{k} {tuple(tensors[k].shape)} != {tuple(v.shape)}"
+        for k, v in expected.items()
+        if tuple(tensors[k].shape) != tuple(v.shape)
+    ]
     if wrong:
         raise ValueError(f"{path}: wrong tensor shapes for {architecture}: {', '.join(wrong[:3])}")
 
 
-def load_extractor(spec: str | os.PathLike | nn.Module, *, default_architecture: str = "i3d", device: torch.device | str = "cpu") -> VideoExtractor:
+def load_extractor(
+    spec: str | os.PathLike | nn.Module,
+    *,
+    default_architecture: str = "i3d",
+    device: torch.device | str = "cpu",
+) -> VideoExtractor:
     """Load an extractor from a safetensors file or ``hf-hub:`` spec, or wrap a module.
 
     Args:
@@ -244,7 +317,8 @@ def load_extractor(spec: str | os.PathLike | nn.Module, *, default_architecture:
         return VideoExtractor(spec, name=type(spec).__name__).to(device).eval()
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(
-            f"extractor: expected a safetensors file, an hf-hub: name or an nn.Module, got {type(spec).__name__} "
+            "extractor: expected a safetensors file, an hf-hub: name or an nn.Module, got "
+            f"{type(spec).__name__} "
             "(wrap a function in an nn.Module)"
         )
     from safetensors import safe_open

@@ -44,7 +44,10 @@ def _as_float64_2d(features: Any, name: str = "features") -> np.ndarray:
         raise ValueError(f"{name} must be a 2-D array (N, D), got shape {array.shape}")
     if not np.isfinite(array).all():
         bad = int((~np.isfinite(array)).any(axis=1).sum())
-        raise ValueError(f"{name} contain NaN or infinite values ({bad} of {array.shape[0]} rows); check the extractor's input")
+        raise ValueError(
+            f"{name} contain NaN or infinite values ({bad} of {array.shape[0]} rows); check the extractor's "
+            "input"
+        )
     return array
 
 
@@ -77,7 +80,10 @@ class FeatureStats:
         """Add a batch ``features: (B, D)`` (tensor or array); returns self."""
         x = _as_float64_2d(features)
         if self.dim is not None and x.shape[1] != self.dim:
-            raise ValueError(f"features have {x.shape[1]} dimensions but these statistics hold {self.dim}-dimensional features")
+            raise ValueError(
+                f"features have {x.shape[1]} dimensions but these statistics hold {self.dim}-dimensional "
+                "features"
+            )
         if x.shape[0] == 0:
             return self
         if self._shift is None:
@@ -94,18 +100,27 @@ class FeatureStats:
     def merge(self, other: FeatureStats) -> FeatureStats:
         """Add another accumulator's features (e.g. from another process); returns self."""
         if not isinstance(other, FeatureStats):
-            raise TypeError(f"other: expected FeatureStats, got {type(other).__name__} (use update() for raw features)")
+            raise TypeError(
+                f"other: expected FeatureStats, got {type(other).__name__} (use update() for raw features)"
+            )
         if other.n == 0:
             return self
         if self.dim is not None and other.dim != self.dim:
-            raise ValueError(f"cannot merge {other.dim}-dimensional statistics into {self.dim}-dimensional ones")
+            raise ValueError(
+                f"cannot merge {other.dim}-dimensional statistics into {self.dim}-dimensional ones"
+            )
         if self._shift is None:
             self.dim, self.n = other.dim, other.n
             self._shift, self._sum, self._outer = other._shift.copy(), other._sum.copy(), other._outer.copy()
             return self
         # re-centre the other's sums on our shift: x - a = (x - b) + (b - a)
         delta = other._shift - self._shift
-        self._outer += other._outer + np.outer(other._sum, delta) + np.outer(delta, other._sum) + other.n * np.outer(delta, delta)
+        self._outer += (
+            other._outer
+            + np.outer(other._sum, delta)
+            + np.outer(delta, other._sum)
+            + other.n * np.outer(delta, delta)
+        )
         self._sum += other._sum + other.n * delta
         self.n += other.n
         return self
@@ -137,7 +152,12 @@ class FeatureStats:
 
         self._require(1, "saving statistics")
         protocol = dict(self.protocol if protocol is None else protocol)
-        metadata = {"format": STATS_FORMAT, "n": str(self.n), "dim": str(self.dim), "protocol": json.dumps(protocol, sort_keys=True)}
+        metadata = {
+            "format": STATS_FORMAT,
+            "n": str(self.n),
+            "dim": str(self.dim),
+            "protocol": json.dumps(protocol, sort_keys=True),
+        }
         tensors = {"shift": self._shift, "sum": self._sum, "outer_sum": self._outer}
         atomic_write_bytes(path, save(tensors, metadata=metadata))
         self.protocol = protocol
@@ -151,7 +171,10 @@ class FeatureStats:
         with safe_open(os.fspath(path), framework="numpy") as f:
             metadata = f.metadata() or {}
             if metadata.get("format") != STATS_FORMAT:
-                raise ValueError(f"{path}: not a vganzoo feature-statistics file (format {metadata.get('format')!r}, expected {STATS_FORMAT!r})")
+                raise ValueError(
+                    f"{path}: not a vganzoo feature-statistics file (format {metadata.get('format')!r}, "
+                    f"expected {STATS_FORMAT!r})"
+                )
             missing = [k for k in _TENSOR_NAMES if k not in f.keys()]  # noqa: SIM118 (a safetensors handle)
             if missing:
                 raise ValueError(f"{path}: feature-statistics file lacks tensors {missing}")
@@ -159,7 +182,11 @@ class FeatureStats:
         stats = cls(protocol=json.loads(metadata.get("protocol", "{}")))
         stats.n, stats.dim = int(metadata["n"]), int(metadata["dim"])
         d = stats.dim
-        if tensors["shift"].shape != (d,) or tensors["sum"].shape != (d,) or tensors["outer_sum"].shape != (d, d):
+        if (
+            tensors["shift"].shape != (d,)
+            or tensors["sum"].shape != (d,)
+            or tensors["outer_sum"].shape != (d, d)
+        ):
             raise ValueError(f"{path}: tensor shapes do not match dim={d}")
         stats._shift, stats._sum, stats._outer = tensors["shift"], tensors["sum"], tensors["outer_sum"]
         return stats
@@ -206,20 +233,32 @@ def frechet_distance(first: Any, second: Any, cov1: Any = None, cov2: Any = None
     Returns a float >= 0 (rounding below zero is clipped).
     """
     if isinstance(first, FeatureStats) or isinstance(second, FeatureStats):
-        if not (isinstance(first, FeatureStats) and isinstance(second, FeatureStats)) or cov1 is not None or cov2 is not None:
+        if (
+            not (isinstance(first, FeatureStats) and isinstance(second, FeatureStats))
+            or cov1 is not None
+            or cov2 is not None
+        ):
             raise TypeError("pass either two FeatureStats or (mu1, mu2, cov1, cov2)")
         for label, stats in (("first", first), ("second", second)):
             if stats.n < 2:
-                raise ValueError(f"the {label} feature set has N={stats.n}; the Frechet distance needs N >= 2 in each set")
+                raise ValueError(
+                    f"the {label} feature set has N={stats.n}; the Frechet distance needs N >= 2 in each set"
+                )
         if first.dim != second.dim:
-            raise ValueError(f"feature sizes differ: {first.dim} vs {second.dim}; both sets must come from the same extractor")
+            raise ValueError(
+                f"feature sizes differ: {first.dim} vs {second.dim}; both sets must come from the same "
+                "extractor"
+            )
         first, second, cov1, cov2 = first.mean, second.mean, first.cov, second.cov
     elif cov1 is None or cov2 is None:
         raise TypeError("frechet_distance(mu1, mu2, cov1, cov2) needs both covariances")
     mu1, cov1 = _check_gaussian(first, cov1, "first")
     mu2, cov2 = _check_gaussian(second, cov2, "second")
     if mu1.shape != mu2.shape:
-        raise ValueError(f"feature sizes differ: {mu1.shape[0]} vs {mu2.shape[0]}; both sets must come from the same extractor")
+        raise ValueError(
+            f"feature sizes differ: {mu1.shape[0]} vs {mu2.shape[0]}; both sets must come from the same "
+            "extractor"
+        )
     diff = mu1 - mu2
     distance = float(diff @ diff + np.trace(cov1) + np.trace(cov2) - 2.0 * trace_sqrt_product(cov1, cov2))
     return max(distance, 0.0)

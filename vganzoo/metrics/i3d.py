@@ -94,9 +94,16 @@ def _triple(v: int | tuple[int, int, int]) -> tuple[int, int, int]:
 
 
 class ConvBNReLU3d(nn.Module):
-    """SAME-padded Conv3d (no bias) + BatchNorm3d(eps 1e-3) + ReLU: (N, C_in, T, H, W) -> (N, C_out, T', H', W')."""
+    """SAME-padded Conv3d (no bias) + BatchNorm3d(eps 1e-3) + ReLU: (N, C_in, T, H, W) -> (N, C_out, T', H',
+    W')."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: int | tuple[int, int, int] = 1, stride: int | tuple[int, int, int] = 1) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel: int | tuple[int, int, int] = 1,
+        stride: int | tuple[int, int, int] = 1,
+    ) -> None:
         super().__init__()
         self.kernel, self.stride = _triple(kernel), _triple(stride)
         self.conv = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, padding=0, bias=False)
@@ -176,7 +183,10 @@ class InceptionI3d(nn.Module):
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, T, 224, 224) -> (N, 1024, T', 1, 1) pooled features before the logits."""
         if i3d_temporal_output_size(x.shape[2]) < 1:
-            raise ValueError(f"I3D needs clips of at least {I3D_MIN_FRAMES} frames at {I3D_INPUT_SIZE} px, got {x.shape[2]} frames")
+            raise ValueError(
+                f"I3D needs clips of at least {I3D_MIN_FRAMES} frames at {I3D_INPUT_SIZE} px, got "
+                f"{x.shape[2]} frames"
+            )
         x = self.pool2a(self.conv1a(x))
         x = self.pool3a(self.conv2c(self.conv2b(x)))
         x = self.mixed3c(self.mixed3b(x))
@@ -186,7 +196,9 @@ class InceptionI3d(nn.Module):
         x = self.pool5a(x)
         x = self.mixed5c(self.mixed5b(x))
         if x.shape[-1] < HEAD_POOL[-1] or x.shape[-2] < HEAD_POOL[-2]:
-            raise ValueError(f"I3D expects {I3D_INPUT_SIZE}x{I3D_INPUT_SIZE} frames; resize with preprocess_i3d")
+            raise ValueError(
+                f"I3D expects {I3D_INPUT_SIZE}x{I3D_INPUT_SIZE} frames; resize with preprocess_i3d"
+            )
         return F.avg_pool3d(x, HEAD_POOL, stride=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -199,14 +211,24 @@ def preprocess_i3d(videos: torch.Tensor) -> torch.Tensor:
     ``tf.image.resize_bilinear``), gray repeated to RGB, clamped to [-1, 1]. Raises for T < 9."""
     check_videos(videos)
     if videos.shape[2] < I3D_MIN_FRAMES:
-        raise ValueError(f"I3D needs clips of at least {I3D_MIN_FRAMES} frames at {I3D_INPUT_SIZE} px (FVD uses 16), got {videos.shape[2]} frames")
+        raise ValueError(
+            f"I3D needs clips of at least {I3D_MIN_FRAMES} frames at {I3D_INPUT_SIZE} px (FVD uses 16), got "
+            f"{videos.shape[2]} frames"
+        )
     videos = to_channels(videos.float(), RGB_CHANNELS)
     videos = resize_frames(videos, (I3D_INPUT_SIZE, I3D_INPUT_SIZE), mode="bilinear", antialias=False)
     return videos.clamp(-1.0, 1.0)
 
 
 _BLOCK_NAMES = {"Conv3d_1a_7x7": "conv1a", "Conv3d_2b_1x1": "conv2b", "Conv3d_2c_3x3": "conv2c"}
-_BRANCH_NAMES = {"b0": "branch0", "b1a": "branch1_reduce", "b1b": "branch1", "b2a": "branch2_reduce", "b2b": "branch2", "b3b": "branch3"}
+_BRANCH_NAMES = {
+    "b0": "branch0",
+    "b1a": "branch1_reduce",
+    "b1b": "branch1",
+    "b2a": "branch2_reduce",
+    "b2b": "branch2",
+    "b3b": "branch3",
+}
 _MIXED = re.compile(r"^Mixed_(\d[a-z])\.(b\d[ab]?)\.(conv3d|bn)\.(\w+)$")
 _UNIT = re.compile(r"^(Conv3d_\w+)\.(conv3d|bn)\.(\w+)$")
 _LOGITS = re.compile(r"^logits\.conv3d\.(weight|bias)$")

@@ -1,4 +1,5 @@
-"""Inception Score from class probabilities: ``IS = exp(E_x KL(p(y|x) || p(y)))``, mean and std over splits."""
+"""Inception Score from class probabilities: ``IS = exp(E_x KL(p(y|x) || p(y)))``, mean and std over
+splits."""
 
 from __future__ import annotations
 

@@ -56,11 +56,21 @@ AUG_NOISE_MAX = 0.2
 AUG_DIM_RANGE = (0.6, 1.0)
 
 
-def _load_frames(resolution: int, clips: int, frames_per_clip: int, seed: int, split: str, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _load_frames(
+    resolution: int, clips: int, frames_per_clip: int, seed: int, split: str, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(clips * frames_per_clip, 1, 32, 32) frames and their digit labels from MovingDigits."""
     from ..data import MovingDigits
 
-    dataset = MovingDigits(num_digits=1, resolution=resolution, frames=CLIP_FRAMES, length=clips, seed=seed, channels=1, split=split)
+    dataset = MovingDigits(
+        num_digits=1,
+        resolution=resolution,
+        frames=CLIP_FRAMES,
+        length=clips,
+        seed=seed,
+        channels=1,
+        split=split,
+    )
     videos, labels = [], []
     for index in range(clips):
         item = dataset[index]
@@ -85,21 +95,41 @@ def make_negatives(count: int, positives: torch.Tensor, generator: torch.Generat
         if kind == "uniform":
             x = torch.rand(m, 1, size, size, generator=generator) * 2 - 1
         elif kind == "smooth":
-            grid = int(torch.randint(SMOOTH_GRID_RANGE[0], SMOOTH_GRID_RANGE[1] + 1, (1,), generator=generator))
-            low = torch.randn(m, 1, grid, grid, generator=generator) * (0.5 + 1.5 * torch.rand(m, 1, 1, 1, generator=generator))
-            x = torch.tanh(F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False) + torch.rand(m, 1, 1, 1, generator=generator) * 2 - 1)
+            grid = int(
+                torch.randint(SMOOTH_GRID_RANGE[0], SMOOTH_GRID_RANGE[1] + 1, (1,), generator=generator)
+            )
+            low = torch.randn(m, 1, grid, grid, generator=generator) * (
+                0.5 + 1.5 * torch.rand(m, 1, 1, 1, generator=generator)
+            )
+            x = torch.tanh(
+                F.interpolate(low, size=(size, size), mode="bilinear", align_corners=False)
+                + torch.rand(m, 1, 1, 1, generator=generator) * 2
+                - 1
+            )
         elif kind == "flat":
-            level = torch.where(torch.rand(m, 1, 1, 1, generator=generator) < 0.5, torch.full((m, 1, 1, 1), -1.0), torch.rand(m, 1, 1, 1, generator=generator) * 2 - 1)
+            level = torch.where(
+                torch.rand(m, 1, 1, 1, generator=generator) < 0.5,
+                torch.full((m, 1, 1, 1), -1.0),
+                torch.rand(m, 1, 1, 1, generator=generator) * 2 - 1,
+            )
             x = level.expand(m, 1, size, size).clone()
         elif kind == "blobs":
-            ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32), indexing="ij")
+            ys, xs = torch.meshgrid(
+                torch.arange(size, dtype=torch.float32),
+                torch.arange(size, dtype=torch.float32),
+                indexing="ij",
+            )
             x = torch.zeros(m, 1, size, size)
             for _ in range(MAX_BLOBS):
                 present = (torch.rand(m, 1, 1, 1, generator=generator) < 0.7).float()
                 cy, cx = (torch.rand(2, m, 1, 1, 1, generator=generator) * size).unbind(0)
-                sigma = BLOB_SIGMA_RANGE[0] + torch.rand(m, 1, 1, 1, generator=generator) * (BLOB_SIGMA_RANGE[1] - BLOB_SIGMA_RANGE[0])
+                sigma = BLOB_SIGMA_RANGE[0] + torch.rand(m, 1, 1, 1, generator=generator) * (
+                    BLOB_SIGMA_RANGE[1] - BLOB_SIGMA_RANGE[0]
+                )
                 blob = torch.exp(-((ys - cy) ** 2 + (xs - cx) ** 2) / (2 * sigma**2))
-                x = torch.maximum(x, present * blob * (0.5 + 0.5 * torch.rand(m, 1, 1, 1, generator=generator)))
+                x = torch.maximum(
+                    x, present * blob * (0.5 + 0.5 * torch.rand(m, 1, 1, 1, generator=generator))
+                )
             x = x * 2 - 1
         else:  # shuffled: the 8x8 patches of a real digit frame in random order
             source = positives[torch.randint(len(positives), (m,), generator=generator)]
@@ -114,23 +144,39 @@ def make_negatives(count: int, positives: torch.Tensor, generator: torch.Generat
 def _augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """Light augmentation of digit frames (B, 1, 32, 32): dimming, 3x3 blur, gaussian noise."""
     b = frames.shape[0]
-    dim = AUG_DIM_RANGE[0] + torch.rand(b, 1, 1, 1, generator=generator) * (AUG_DIM_RANGE[1] - AUG_DIM_RANGE[0])
+    dim = AUG_DIM_RANGE[0] + torch.rand(b, 1, 1, 1, generator=generator) * (
+        AUG_DIM_RANGE[1] - AUG_DIM_RANGE[0]
+    )
     use_dim = torch.rand(b, 1, 1, 1, generator=generator) < 0.3
     frames = torch.where(use_dim, (frames + 1) * dim - 1, frames)
     blurred = F.avg_pool2d(frames, 3, stride=1, padding=1, count_include_pad=False)
     frames = torch.where(torch.rand(b, 1, 1, 1, generator=generator) < 0.25, blurred, frames)
-    noise = torch.randn(frames.shape, generator=generator) * torch.rand(b, 1, 1, 1, generator=generator) * AUG_NOISE_MAX
+    noise = (
+        torch.randn(frames.shape, generator=generator)
+        * torch.rand(b, 1, 1, 1, generator=generator)
+        * AUG_NOISE_MAX
+    )
     frames = torch.where(torch.rand(b, 1, 1, 1, generator=generator) < 0.5, frames + noise, frames)
     return frames.clamp(-1, 1)
 
 
 @torch.no_grad()
-def _evaluate(model: DigitFrameClassifier, resolution: int, clips: int, seed: int, negatives: torch.Tensor) -> dict[str, Any]:
+def _evaluate(
+    model: DigitFrameClassifier, resolution: int, clips: int, seed: int, negatives: torch.Tensor
+) -> dict[str, Any]:
     from ..data import MovingDigits
     from .digits import DigitScores, DigitsScorer
 
     model.eval()
-    dataset = MovingDigits(num_digits=1, resolution=resolution, frames=CLIP_FRAMES, length=clips, seed=seed, channels=1, split="test")
+    dataset = MovingDigits(
+        num_digits=1,
+        resolution=resolution,
+        frames=CLIP_FRAMES,
+        length=clips,
+        seed=seed,
+        channels=1,
+        split="test",
+    )
     scorer = DigitsScorer(model)
     scores = DigitScores()
     correct = total = 0
@@ -155,7 +201,20 @@ def _evaluate(model: DigitFrameClassifier, resolution: int, clips: int, seed: in
     }
 
 
-def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_clips: int, frames_per_clip: int, negative_fraction: float, test_clips: int, test_negatives: int = 2000, command: str) -> dict[str, Any]:
+def train(
+    out: str,
+    *,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    train_clips: int,
+    frames_per_clip: int,
+    negative_fraction: float,
+    test_clips: int,
+    test_negatives: int = 2000,
+    command: str,
+) -> dict[str, Any]:
     started = time.time()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -168,7 +227,9 @@ def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_
 
     model = DigitFrameClassifier()
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
-    schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+    )
     n_neg = round(batch_size * negative_fraction)
     n_pos = batch_size - n_neg
     model.train()
@@ -186,7 +247,11 @@ def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_
         schedule.step()
         if step % 100 == 0 or step == steps:
             acc = float((logits.argmax(-1) == y).float().mean())
-            print(f"step {step}/{steps}  loss {loss.item():.4f}  batch acc {acc:.3f}  {time.time() - started:.0f} s", flush=True)
+            print(
+                f"step {step}/{steps}  loss {loss.item():.4f}  batch acc {acc:.3f}  "
+                f"{time.time() - started:.0f} s",
+                flush=True,
+            )
     train_seconds = time.time() - started
 
     negatives = make_negatives(test_negatives, frames, torch.Generator().manual_seed(seed + 1))
@@ -195,7 +260,11 @@ def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_
     os.makedirs(out, exist_ok=True)
     from safetensors.torch import save
 
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items() if not k.endswith("num_batches_tracked")}
+    state = {
+        k: v.detach().contiguous()
+        for k, v in model.state_dict().items()
+        if not k.endswith("num_batches_tracked")
+    }
     weights_path = os.path.join(out, WEIGHTS_FILE)
     atomic_write_bytes(weights_path, save(state, metadata={"format": "vganzoo-digits-classifier/1"}))
     digest = sha256_file(weights_path)
@@ -204,7 +273,14 @@ def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_
     card = {
         "name": "vganzoo-digits-classifier",
         "purpose": "offline quality check for moving-digits (vganzoo.metrics: fvd-digits, consistency)",
-        "architecture": {"class": "vganzoo.metrics.digits.DigitFrameClassifier", "widths": list(STAGE_WIDTHS), "feature_dim": FEATURE_DIM, "num_classes": NUM_CLASSES, "input": f"1x{INPUT_SIZE}x{INPUT_SIZE} in [-1, 1]", "parameters": sum(p.numel() for p in model.parameters())},
+        "architecture": {
+            "class": "vganzoo.metrics.digits.DigitFrameClassifier",
+            "widths": list(STAGE_WIDTHS),
+            "feature_dim": FEATURE_DIM,
+            "num_classes": NUM_CLASSES,
+            "input": f"1x{INPUT_SIZE}x{INPUT_SIZE} in [-1, 1]",
+            "parameters": sum(p.numel() for p in model.parameters()),
+        },
         "classes": [str(d) for d in range(NO_DIGIT)] + ["no-digit"],
         "weights_sha256": digest,
         "training": {
@@ -214,23 +290,36 @@ def train(out: str, *, steps: int, batch_size: int, lr: float, seed: int, train_
             "negative_fraction": negative_fraction,
             "optimizer": f"AdamW lr {lr} (cosine to 0), weight decay 1e-4",
             "seed": seed,
-            "data": f"MovingDigits(num_digits=1, frames={CLIP_FRAMES}, split='train', seed={seed}) at {list(RESOLUTIONS)} px, {train_clips} clips each, {frames_per_clip} random frames per clip, resized to {INPUT_SIZE} by prepare_frames",
+            "data": f"MovingDigits(num_digits=1, frames={CLIP_FRAMES}, split='train', seed={seed}) at "
+            f"{list(RESOLUTIONS)} px, {train_clips} clips each, {frames_per_clip} random frames per "
+            f"clip, resized to {INPUT_SIZE} by prepare_frames",
             "wall_time_s": round(wall, 1),
             "train_time_s": round(train_seconds, 1),
-            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads {torch.get_num_threads()}",
+            "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores, torch threads "
+            f"{torch.get_num_threads()}",
             "torch": torch.__version__,
             "vganzoo": __version__,
         },
-        "test": {**test, "data": f"MovingDigits(num_digits=1, split='test', seed={seed}), all {CLIP_FRAMES} frames; negatives: {test_negatives} synthetic no-digit frames (seed {seed + 1})"},
+        "test": {
+            **test,
+            "data": f"MovingDigits(num_digits=1, split='test', seed={seed}), all {CLIP_FRAMES} frames; "
+            f"negatives: {test_negatives} synthetic no-digit frames (seed {seed + 1})",
+        },
         "test_accuracy": round(min(t["frame_accuracy"] for t in test.values()), 4),
     }
     atomic_write_json(os.path.join(out, CONFIG_FILE), card)
-    atomic_write_bytes(os.path.join(out, SHA256_FILE), f"{digest}  {WEIGHTS_FILE}\n{sha256_file(os.path.join(out, CONFIG_FILE))}  {CONFIG_FILE}\n".encode())
+    atomic_write_bytes(
+        os.path.join(out, SHA256_FILE),
+        f"{digest}  {WEIGHTS_FILE}\n{sha256_file(os.path.join(out, CONFIG_FILE))}  {CONFIG_FILE}\n".encode(),
+    )
     return card
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m vganzoo.metrics.train_digits_classifier", description="Train the bundled moving-digits frame classifier.")
+    parser = argparse.ArgumentParser(
+        prog="python -m vganzoo.metrics.train_digits_classifier",
+        description="Train the bundled moving-digits frame classifier.",
+    )
     parser.add_argument("--out", required=True, help="output folder (e.g. vganzoo/weights/digits-classifier)")
     parser.add_argument("--steps", type=int, default=1500)
     parser.add_argument("--batch-size", type=int, default=128)
@@ -240,13 +329,40 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--frames-per-clip", type=int, default=4)
     parser.add_argument("--negative-fraction", type=float, default=0.25)
     parser.add_argument("--test-clips", type=int, default=500)
-    parser.add_argument("--test-negatives", type=int, default=2000, help="synthetic no-digit frames for the rejection test")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)")
+    parser.add_argument(
+        "--test-negatives", type=int, default=2000, help="synthetic no-digit frames for the rejection test"
+    )
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch CPU threads (default 1: the machine is shared)"
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python -m vganzoo.metrics.train_digits_classifier " + " ".join(sys.argv[1:] if argv is None else argv)
-    card = train(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed, train_clips=args.train_clips, frames_per_clip=args.frames_per_clip, negative_fraction=args.negative_fraction, test_clips=args.test_clips, test_negatives=args.test_negatives, command=command)
-    print(json.dumps({"test": card["test"], "wall_time_s": card["training"]["wall_time_s"], "sha256": card["weights_sha256"]}, indent=2))
+    command = "python -m vganzoo.metrics.train_digits_classifier " + " ".join(
+        sys.argv[1:] if argv is None else argv
+    )
+    card = train(
+        args.out,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        train_clips=args.train_clips,
+        frames_per_clip=args.frames_per_clip,
+        negative_fraction=args.negative_fraction,
+        test_clips=args.test_clips,
+        test_negatives=args.test_negatives,
+        command=command,
+    )
+    print(
+        json.dumps(
+            {
+                "test": card["test"],
+                "wall_time_s": card["training"]["wall_time_s"],
+                "sha256": card["weights_sha256"],
+            },
+            indent=2,
+        )
+    )
     return 0
 
 

@@ -12,4 +12,4 @@ BUILTIN_FAMILIES: tuple[str, ...] = ("mocogan", "tgan", "dvdgan", "vgan")
 for _family in BUILTIN_FAMILIES:
     importlib.import_module(f"{__name__}.{_family}")
 
-__all__ = ["DiscriminatorOutput", "VideoGAN", "check_labels", "BUILTIN_FAMILIES"]
+__all__ = ["BUILTIN_FAMILIES", "DiscriminatorOutput", "VideoGAN", "check_labels"]

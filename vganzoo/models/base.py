@@ -29,7 +29,7 @@ from torch import nn
 
 from ..errors import InvalidConfigError
 
-__all__ = ["VideoGAN", "DiscriminatorOutput", "check_labels", "make_generator"]
+__all__ = ["DiscriminatorOutput", "VideoGAN", "check_labels", "make_generator"]
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -75,13 +75,18 @@ def check_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor | None:
             raise TypeError("labels must contain ints only")
         labels = torch.tensor(list(labels), dtype=torch.long)
     else:
-        raise TypeError(f"labels must be an int, a sequence of ints or an integer tensor, got {type(labels).__name__}")
+        raise TypeError(
+            f"labels must be an int, a sequence of ints or an integer tensor, got {type(labels).__name__}"
+        )
     if labels.shape != (n,):
         raise ValueError(f"labels must have shape ({n},) for n={n}, got {tuple(labels.shape)}")
     # The range check reads the values: not possible while torch.compile / torch.export trace (the
     # traced graph then leaves out-of-range labels to the embedding's own index error).
     if n and not torch.compiler.is_compiling() and (labels.min() < 0 or labels.max() >= num_classes):
-        raise ValueError(f"labels must be in [0, {num_classes - 1}], got values from {int(labels.min())} to {int(labels.max())}")
+        raise ValueError(
+            f"labels must be in [0, {num_classes - 1}], got values from {int(labels.min())} to "
+            f"{int(labels.max())}"
+        )
     return labels
 
 
@@ -168,16 +173,23 @@ class VideoGAN(nn.Module):
             device = param.device if param is not None else torch.device("cpu")
         device = torch.device(device)
         if device.type == "meta":
-            raise ValueError("device: 'meta' tensors hold no data, so nothing can be sampled there; use 'cpu' or 'cuda'")
+            raise ValueError(
+                "device: 'meta' tensors hold no data, so nothing can be sampled there; use 'cpu' or 'cuda'"
+            )
         if param is not None and param.device != device:
-            raise ValueError(f"device: the generator's weights are on {param.device}, not {device}; call model.to({str(device)!r}) first")
+            raise ValueError(
+                f"device: the generator's weights are on {param.device}, not {device}; call "
+                f"model.to({str(device)!r}) first"
+            )
         labels = check_labels(labels, n, self.num_classes)
         latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
         # latents are drawn in float32 on the CPU (the same seed gives the same videos anywhere); a
         # model cast with .to(dtype) / load(dtype=...) gets them in its own dtype
         dtype = param.dtype if param is not None and param.is_floating_point() else None
         latents = {
-            k: v.to(device=device, dtype=dtype if v.is_floating_point() else None) if isinstance(v, torch.Tensor) else v
+            k: v.to(device=device, dtype=dtype if v.is_floating_point() else None)
+            if isinstance(v, torch.Tensor)
+            else v
             for k, v in latents.items()
         }
         was_training = gen_module.training

@@ -27,7 +27,14 @@ from ..errors import InvalidConfigError
 from ..registry import get_component
 from .base import require
 
-__all__ = ["build_discriminators", "check_shared_config", "check_video", "num_doublings", "role_of", "scaled_channels"]
+__all__ = [
+    "build_discriminators",
+    "check_shared_config",
+    "check_video",
+    "num_doublings",
+    "role_of",
+    "scaled_channels",
+]
 
 SHARED_KEYS = ("resolution", "frames", "channels", "width", "num_classes")
 
@@ -68,13 +75,17 @@ def build_discriminators(
     kwargs = {k: shared[k] for k in SHARED_KEYS}
     for name in names:
         if not isinstance(name, str):
-            raise InvalidConfigError(f"{model}: discriminators must contain component names (str), got {name!r}")
+            raise InvalidConfigError(
+                f"{model}: discriminators must contain component names (str), got {name!r}"
+            )
         factory = get_component("discriminator", name)
         try:
             module = factory(**kwargs, **_accepted(factory, extras or {}))
         except InvalidConfigError as exc:
             setting = ", ".join(f"{k}={v}" for k, v in kwargs.items())
-            raise InvalidConfigError(f"{model}: discriminator {name!r} does not fit this model ({setting}): {exc}") from None
+            raise InvalidConfigError(
+                f"{model}: discriminator {name!r} does not fit this model ({setting}): {exc}"
+            ) from None
         role = role_of(name, module)
         key, i = role, 2
         while key in out:
@@ -104,17 +115,26 @@ def check_shared_config(
     resolutions: Sequence[int],
 ) -> None:
     """Raise InvalidConfigError naming ``component`` for a bad shared keyword."""
+
     def is_int(v: Any) -> bool:
         return isinstance(v, int) and not isinstance(v, bool)
 
-    require(is_int(resolution) and resolution in resolutions,
-            f"{component}: resolution must be one of {tuple(resolutions)}, got {resolution!r}")
+    require(
+        is_int(resolution) and resolution in resolutions,
+        f"{component}: resolution must be one of {tuple(resolutions)}, got {resolution!r}",
+    )
     require(is_int(frames) and frames >= 1, f"{component}: frames must be a positive int, got {frames!r}")
-    require(is_int(channels) and channels in (1, 3), f"{component}: channels must be 1 or 3, got {channels!r}")
-    require(isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
-            f"{component}: width must be a positive number, got {width!r}")
-    require(is_int(num_classes) and num_classes >= 0,
-            f"{component}: num_classes must be a non-negative int (0 = unconditional), got {num_classes!r}")
+    require(
+        is_int(channels) and channels in (1, 3), f"{component}: channels must be 1 or 3, got {channels!r}"
+    )
+    require(
+        isinstance(width, (int, float)) and not isinstance(width, bool) and width > 0,
+        f"{component}: width must be a positive number, got {width!r}",
+    )
+    require(
+        is_int(num_classes) and num_classes >= 0,
+        f"{component}: num_classes must be a non-negative int (0 = unconditional), got {num_classes!r}",
+    )
 
 
 def check_video(video: Any, *, name: str, channels: int, resolution: int, frames: int | None = None) -> None:

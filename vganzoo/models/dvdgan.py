@@ -123,7 +123,11 @@ def validate_labels(
     if tuple(labels.shape) != (n,):
         raise ValueError(f"{owner}: labels must have shape ({n},), got {tuple(labels.shape)}")
     # the range check reads values: skipped while torch.compile / torch.export trace
-    if n and not torch.compiler.is_compiling() and (int(labels.min()) < 0 or int(labels.max()) >= num_classes):
+    if (
+        n
+        and not torch.compiler.is_compiling()
+        and (int(labels.min()) < 0 or int(labels.max()) >= num_classes)
+    ):
         raise ValueError(
             f"{owner}: labels must be in [0, {num_classes - 1}], got values from "
             f"{int(labels.min())} to {int(labels.max())}"
@@ -183,7 +187,8 @@ class GeneratorBlock(nn.Module):
 
 
 class GeneratorGroup(nn.Module):
-    """ConvGRU over time -> ResBlock -> [attention] -> [separable attention] -> ResBlock with 2x upsampling."""
+    """ConvGRU over time -> ResBlock -> [attention] -> [separable attention] -> ResBlock with 2x
+    upsampling."""
 
     def __init__(
         self,
@@ -426,7 +431,8 @@ class SpatialDiscriminator(nn.Module):
         orthogonal_spectral_norm_(self)
 
     def frame_indices(self, n: int, t: int, device: torch.device) -> torch.Tensor:
-        """(n, k) frame indices, k = min(sampled_frames, t): random per clip in training, evenly spaced in eval."""
+        """(n, k) frame indices, k = min(sampled_frames, t): random per clip in training, evenly spaced in
+        eval."""
         k = min(self.sampled_frames, t)
         if self.training:
             return torch.rand(n, t, device=device).argsort(dim=1)[:, :k]
@@ -544,7 +550,8 @@ RECIPE: dict[str, Any] = {
 @register_model(
     "dvdgan",
     family="dvdgan",
-    paper="Clark, Donahue, Simonyan: Adversarial Video Generation on Complex Datasets (2019), arXiv:1907.06571",
+    paper="Clark, Donahue, Simonyan: Adversarial Video Generation on Complex Datasets (2019), "
+    "arXiv:1907.06571",
     default_config=DEFAULT_CONFIG,
     recipe=RECIPE,
 )

@@ -90,7 +90,9 @@ def _check_latent(value: Any, name: str, shape: tuple[int | str, ...]) -> torch.
     if not isinstance(value, torch.Tensor) or not value.is_floating_point():
         got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
         raise TypeError(f"{name} must be a floating-point tensor of shape {text}, got {got}")
-    ok = value.ndim == len(shape) and all(isinstance(s, str) or value.shape[i] == s for i, s in enumerate(shape))
+    ok = value.ndim == len(shape) and all(
+        isinstance(s, str) or value.shape[i] == s for i, s in enumerate(shape)
+    )
     if not ok:
         raise ValueError(f"{name} must have shape {text}, got {tuple(value.shape)}")
     return value
@@ -126,11 +128,20 @@ class MoCoGANGenerator(nn.Module):
         dim_z_motion: int = 10,
     ) -> None:
         super().__init__()
-        check_shared_config("mocogan/rnn", resolution=resolution, frames=frames, channels=channels, width=width,
-                            num_classes=num_classes, resolutions=RESOLUTIONS)
+        check_shared_config(
+            "mocogan/rnn",
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=RESOLUTIONS,
+        )
         for key, value in (("dim_z_content", dim_z_content), ("dim_z_motion", dim_z_motion)):
-            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                    f"mocogan/rnn: {key} must be a positive int, got {value!r}")
+            require(
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                f"mocogan/rnn: {key} must be a positive int, got {value!r}",
+            )
         self.resolution, self.frames, self.channels = resolution, frames, channels
         self.num_classes, self.dim_z_content, self.dim_z_motion = num_classes, dim_z_content, dim_z_motion
         self.dim_z = dim_z_content + num_classes + dim_z_motion
@@ -154,7 +165,12 @@ class MoCoGANGenerator(nn.Module):
 
     # -- latents ---------------------------------------------------------------------------------
     def sample_latents(
-        self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None, frames: int | None = None
+        self,
+        n: int,
+        *,
+        generator: torch.Generator,
+        labels: torch.Tensor | None = None,
+        frames: int | None = None,
     ) -> dict[str, torch.Tensor]:
         """Draw every random input on the CPU from ``generator``.
 
@@ -185,14 +201,20 @@ class MoCoGANGenerator(nn.Module):
             codes.append(h)
         return torch.stack(codes, dim=1)
 
-    def category_code(self, n: int, labels: Any, z_category: torch.Tensor | None, device: torch.device) -> torch.Tensor | None:
-        """``(n, num_classes)`` one-hot (from ``labels``) or the given ``z_category``; None when unconditional."""
+    def category_code(
+        self, n: int, labels: Any, z_category: torch.Tensor | None, device: torch.device
+    ) -> torch.Tensor | None:
+        """``(n, num_classes)`` one-hot (from ``labels``) or the given ``z_category``; None when
+        unconditional."""
         if self.num_classes == 0:
             if labels is not None or z_category is not None:
                 raise ValueError("labels / z_category: this generator is unconditional (num_classes=0)")
             return None
         if (labels is None) == (z_category is None):
-            raise ValueError(f"pass exactly one of labels (N,) ints in [0, {self.num_classes - 1}] or z_category (N, {self.num_classes})")
+            raise ValueError(
+                f"pass exactly one of labels (N,) ints in [0, {self.num_classes - 1}] or z_category (N, "
+                f"{self.num_classes})"
+            )
         if z_category is not None:
             return _check_latent(z_category, "z_category", (n, self.num_classes))
         labels = check_labels(labels, n, self.num_classes)
@@ -261,10 +283,19 @@ class _FrameDiscriminator(nn.Module):
     role = "image"
     component = ""
 
-    def __init__(self, *, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> None:
+    def __init__(
+        self, *, resolution: int, frames: int, channels: int, width: float, num_classes: int
+    ) -> None:
         super().__init__()
-        check_shared_config(self.component, resolution=resolution, frames=frames, channels=channels,
-                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
+        check_shared_config(
+            self.component,
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=RESOLUTIONS,
+        )
         self.resolution, self.channels = resolution, channels
 
     def scored_frames(self, video: torch.Tensor) -> torch.Tensor:
@@ -287,9 +318,19 @@ class PatchImageDiscriminator(_FrameDiscriminator):
 
     component = "mocogan/patch-image"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
-        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes)
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        noise_sigma: float = 0.0,
+    ) -> None:
+        super().__init__(
+            resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes
+        )
         convs = num_doublings(resolution, BOTTOM_SIZE)  # the last one is the head
         layers, in_ch = _image_layers(channels, scaled_channels(BASE_CHANNELS, width), convs - 1, noise_sigma)
         layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 2, 1, bias=False)]
@@ -310,9 +351,19 @@ class ImageDiscriminator(_FrameDiscriminator):
 
     component = "mocogan/image"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
-        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes)
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        noise_sigma: float = 0.0,
+    ) -> None:
+        super().__init__(
+            resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes
+        )
         blocks = num_doublings(resolution, BOTTOM_SIZE)
         layers, in_ch = _image_layers(channels, scaled_channels(BASE_CHANNELS, width), blocks, noise_sigma)
         layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 1, 0, bias=False)]
@@ -335,10 +386,24 @@ class CategoricalImageDiscriminator(ImageDiscriminator):
 
     component = "mocogan/categorical-image"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 6, noise_sigma: float = 0.0) -> None:
-        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width,
-                         num_classes=num_classes, noise_sigma=noise_sigma)
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 6,
+        noise_sigma: float = 0.0,
+    ) -> None:
+        super().__init__(
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            noise_sigma=noise_sigma,
+        )
         self.categories = num_classes
         head = self.main[-1]
         self.class_head = (
@@ -361,8 +426,17 @@ def _video_blocks(channels: int, ndf: int, count: int, noise_sigma: float) -> tu
         out_ch = ndf * 2**i
         layers += [
             InstanceNoise(noise_sigma),
-            STConv3d(in_ch, out_ch, KERNEL, stride=(1, 2, 2), padding=(0, 1, 1), bias=False,
-                     activation="leaky_relu", negative_slope=LEAKY_SLOPE, norm="batch" if i > 0 else None),
+            STConv3d(
+                in_ch,
+                out_ch,
+                KERNEL,
+                stride=(1, 2, 2),
+                padding=(0, 1, 1),
+                bias=False,
+                activation="leaky_relu",
+                negative_slope=LEAKY_SLOPE,
+                norm="batch" if i > 0 else None,
+            ),
         ]
         in_ch = out_ch
     return layers, in_ch
@@ -377,25 +451,48 @@ class PatchVideoDiscriminator(nn.Module):
 
     role = "video"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        noise_sigma: float = 0.0,
+    ) -> None:
         super().__init__()
-        check_shared_config("mocogan/patch-video", resolution=resolution, frames=frames, channels=channels,
-                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
+        check_shared_config(
+            "mocogan/patch-video",
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=RESOLUTIONS,
+        )
         convs = num_doublings(resolution, BOTTOM_SIZE)
         min_frames = TIME_KERNEL_SHRINK * convs + 1
-        require(frames >= min_frames,
-                f"mocogan/patch-video: needs at least {min_frames} frames at resolution {resolution}, got frames={frames}")
+        require(
+            frames >= min_frames,
+            f"mocogan/patch-video: needs at least {min_frames} frames at resolution {resolution}, got "
+            f"frames={frames}",
+        )
         self.resolution, self.channels = resolution, channels
         layers, in_ch = _video_blocks(channels, scaled_channels(BASE_CHANNELS, width), convs - 1, noise_sigma)
-        layers += [InstanceNoise(noise_sigma), STConv3d(in_ch, 1, KERNEL, stride=(1, 2, 2), padding=(0, 1, 1), bias=False)]
+        layers += [
+            InstanceNoise(noise_sigma),
+            STConv3d(in_ch, 1, KERNEL, stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
+        ]
         self.main = nn.Sequential(*layers)
         self.min_frames = min_frames
 
     def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
         check_video(video, name="mocogan/patch-video", channels=self.channels, resolution=self.resolution)
         if video.shape[2] < self.min_frames:
-            raise ValueError(f"mocogan/patch-video: video needs at least {self.min_frames} frames, got {video.shape[2]}")
+            raise ValueError(
+                f"mocogan/patch-video: video needs at least {self.min_frames} frames, got {video.shape[2]}"
+            )
         return DiscriminatorOutput(self.main(video).flatten(1))
 
 
@@ -405,24 +502,52 @@ class _WholeVideoDiscriminator(nn.Module):
     role = "video"
     component = "mocogan/video"
 
-    def __init__(self, *, resolution: int, frames: int, channels: int, width: float, num_classes: int,
-                 noise_sigma: float, categories: int) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int,
+        frames: int,
+        channels: int,
+        width: float,
+        num_classes: int,
+        noise_sigma: float,
+        categories: int,
+    ) -> None:
         super().__init__()
-        check_shared_config(self.component, resolution=resolution, frames=frames, channels=channels,
-                            width=width, num_classes=num_classes, resolutions=RESOLUTIONS)
-        require(frames == VIDEO_D_FRAMES,
-                f"{self.component}: only valid for {VIDEO_D_FRAMES} frames (its last conv covers the whole clip), "
-                f"got frames={frames}; use mocogan/patch-video for other lengths")
-        self.resolution, self.channels, self.frames, self.categories = resolution, channels, frames, categories
+        check_shared_config(
+            self.component,
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=RESOLUTIONS,
+        )
+        require(
+            frames == VIDEO_D_FRAMES,
+            f"{self.component}: only valid for {VIDEO_D_FRAMES} frames (its last conv covers the whole "
+            "clip), "
+            f"got frames={frames}; use mocogan/patch-video for other lengths",
+        )
+        self.resolution, self.channels, self.frames, self.categories = (
+            resolution,
+            channels,
+            frames,
+            categories,
+        )
         blocks = num_doublings(resolution, BOTTOM_SIZE)
         layers, in_ch = _video_blocks(channels, scaled_channels(BASE_CHANNELS, width), blocks, noise_sigma)
         head_time = frames - TIME_KERNEL_SHRINK * blocks  # the head spans every remaining frame (4 at 64x64)
-        layers += [InstanceNoise(noise_sigma),
-                   STConv3d(in_ch, 1 + categories, (head_time, KERNEL, KERNEL), stride=1, padding=0, bias=False)]
+        layers += [
+            InstanceNoise(noise_sigma),
+            STConv3d(in_ch, 1 + categories, (head_time, KERNEL, KERNEL), stride=1, padding=0, bias=False),
+        ]
         self.main = nn.Sequential(*layers)
 
     def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
-        check_video(video, name=self.component, channels=self.channels, resolution=self.resolution, frames=self.frames)
+        check_video(
+            video, name=self.component, channels=self.channels, resolution=self.resolution, frames=self.frames
+        )
         out = self.main(video).flatten(1)  # (N, 1 + categories); flatten, never squeeze (batch size 1)
         return DiscriminatorOutput(out[:, :1], out[:, 1:] if self.categories else None)
 
@@ -433,10 +558,25 @@ class VideoDiscriminator(_WholeVideoDiscriminator):
 
     component = "mocogan/video"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, noise_sigma: float = 0.0) -> None:
-        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width,
-                         num_classes=num_classes, noise_sigma=noise_sigma, categories=0)
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        noise_sigma: float = 0.0,
+    ) -> None:
+        super().__init__(
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            noise_sigma=noise_sigma,
+            categories=0,
+        )
 
 
 @register_component("discriminator", "mocogan/categorical-video")
@@ -449,10 +589,25 @@ class CategoricalVideoDiscriminator(_WholeVideoDiscriminator):
 
     component = "mocogan/categorical-video"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 6, noise_sigma: float = 0.0) -> None:
-        super().__init__(resolution=resolution, frames=frames, channels=channels, width=width,
-                         num_classes=num_classes, noise_sigma=noise_sigma, categories=num_classes)
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 6,
+        noise_sigma: float = 0.0,
+    ) -> None:
+        super().__init__(
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            noise_sigma=noise_sigma,
+            categories=num_classes,
+        )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -467,13 +622,13 @@ DIGITS_WEIGHTS = PretrainedSpec(
     files={
         "generator": "generator.safetensors",
         "discriminator.image": "discriminator.image.safetensors",
-        "discriminator.video": "discriminator.video.safetensors"
+        "discriminator.video": "discriminator.video.safetensors",
     },
     sha256={
         "config.json": "a9f31096920f3df94014a26b0c3badc34b9c1fca5f8d355ebc59a640bb9c859a",
         "generator.safetensors": "9cf3582d5c5ca1ff505c8db990f78f7e51da3cd75b14a9da1ec2d716f6b7df9d",
         "discriminator.image.safetensors": "2677877480dd4ecbe5f3b30fdf444ebbd4fdaf88f1dd30e9854f12e6fc1ebcf1",
-        "discriminator.video.safetensors": "3f55ae23a1f1e6f6cca193f0c725cebffcf9afaf232422d5ac44295228efaf34"
+        "discriminator.video.safetensors": "3f55ae23a1f1e6f6cca193f0c725cebffcf9afaf232422d5ac44295228efaf34",
     },
     metadata={
         "dataset": "moving-digits",
@@ -487,8 +642,14 @@ DIGITS_WEIGHTS = PretrainedSpec(
 )
 
 
-@register_model("mocogan-rnn", family="mocogan", paper=PAPER, default_config=DEFAULT_CONFIG, recipe=RECIPE,
-                pretrained=[DIGITS_WEIGHTS])
+@register_model(
+    "mocogan-rnn",
+    family="mocogan",
+    paper=PAPER,
+    default_config=DEFAULT_CONFIG,
+    recipe=RECIPE,
+    pretrained=[DIGITS_WEIGHTS],
+)
 def mocogan_rnn(
     *,
     resolution: int,
@@ -502,10 +663,18 @@ def mocogan_rnn(
     discriminators: list[str],
 ) -> VideoGAN:
     """MoCoGAN with a GRU motion code, a patch image D and a categorical video D (CVPR 2018)."""
-    shared = {"resolution": resolution, "frames": frames, "channels": channels, "width": width, "num_classes": num_classes}
+    shared = {
+        "resolution": resolution,
+        "frames": frames,
+        "channels": channels,
+        "width": width,
+        "num_classes": num_classes,
+    }
     generator = MoCoGANGenerator(**shared, dim_z_content=dim_z_content, dim_z_motion=dim_z_motion)
-    require(isinstance(noise_sigma, (int, float)) and not isinstance(noise_sigma, bool) and noise_sigma >= 0,
-            f"mocogan-rnn: noise_sigma must be a non-negative number, got {noise_sigma!r}")
+    require(
+        isinstance(noise_sigma, (int, float)) and not isinstance(noise_sigma, bool) and noise_sigma >= 0,
+        f"mocogan-rnn: noise_sigma must be a non-negative number, got {noise_sigma!r}",
+    )
     discs = build_discriminators("mocogan-rnn", discriminators, shared, {"noise_sigma": noise_sigma})
     recipe = copy.deepcopy(RECIPE)
     if num_classes == 0:

@@ -62,7 +62,7 @@ BOTTOM_SIZE = 4  # G1's first feature map is 4x4
 D_FRAMES = 16
 D_CHANNELS = 64  # first discriminator conv at width 1.0 (64 -> 128 -> 256 -> 512)
 D_CONVS = 4
-D_DOWNSAMPLE = 2 ** D_CONVS  # each 3-D conv halves T, H and W
+D_DOWNSAMPLE = 2**D_CONVS  # each 3-D conv halves T, H and W
 G0_FIRST_CHANNELS = 512
 G0_MIN_CHANNELS = 128  # G0's hidden ladder: 512, 256, 128, 128, ...
 G1_CHANNELS = 512  # G1's 4x4 map: 256 from the slow branch + 256 from the fast branch
@@ -110,7 +110,9 @@ class _SingleValueSafeBatchNorm1d(nn.BatchNorm1d):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training and x.numel() == x.shape[1]:
             shape = (1, -1) + (1,) * (x.ndim - 2)
-            return (x - x) * self.weight.view(shape) + self.bias.view(shape)  # keeps the graph, value 0 + shift
+            return (x - x) * self.weight.view(shape) + self.bias.view(
+                shape
+            )  # keeps the graph, value 0 + shift
         return super().forward(x)
 
 
@@ -135,12 +137,19 @@ class TemporalGenerator(nn.Module):
         in_ch = in_dim
         for i in range(self.stages + 1):
             last = i == self.stages
-            out_ch = dim_z_fast if last else scaled_channels(max(G0_MIN_CHANNELS, G0_FIRST_CHANNELS >> i), width)
+            out_ch = (
+                dim_z_fast if last else scaled_channels(max(G0_MIN_CHANNELS, G0_FIRST_CHANNELS >> i), width)
+            )
             kernel, stride, padding = (1, 1, 0) if i == 0 else (4, 2, 1)
             setattr(self, f"dc{i}", nn.ConvTranspose1d(in_ch, out_ch, kernel, stride, padding))
             if not last:
-                setattr(self, f"bn{i}", batch_norm_without_shift_(
-                    _SingleValueSafeBatchNorm1d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM)))
+                setattr(
+                    self,
+                    f"bn{i}",
+                    batch_norm_without_shift_(
+                        _SingleValueSafeBatchNorm1d(out_ch, eps=BN_EPS, momentum=BN_MOMENTUM)
+                    ),
+                )
             in_ch = out_ch
 
     def forward(self, z_slow: torch.Tensor) -> torch.Tensor:
@@ -190,17 +199,42 @@ class TGANGenerator(nn.Module):
         dim_z_slow, dim_z_fast: latent sizes (100 each).
     """
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0, dim_z_slow: int = 100, dim_z_fast: int = 100) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+        dim_z_slow: int = 100,
+        dim_z_fast: int = 100,
+    ) -> None:
         super().__init__()
-        check_shared_config("tgan/generator", resolution=resolution, frames=frames, channels=channels, width=width,
-                            num_classes=num_classes, resolutions=RESOLUTIONS)
-        require(frames >= 2 and _is_power_of_two(frames),
-                f"tgan/generator: frames must be a power of two >= 2 (one 2x temporal stage each), got {frames}")
+        check_shared_config(
+            "tgan/generator",
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=RESOLUTIONS,
+        )
+        require(
+            frames >= 2 and _is_power_of_two(frames),
+            f"tgan/generator: frames must be a power of two >= 2 (one 2x temporal stage each), got {frames}",
+        )
         for key, value in (("dim_z_slow", dim_z_slow), ("dim_z_fast", dim_z_fast)):
-            require(isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                    f"tgan/generator: {key} must be a positive int, got {value!r}")
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+            require(
+                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
+                f"tgan/generator: {key} must be a positive int, got {value!r}",
+            )
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.dim_z_slow, self.dim_z_fast = dim_z_slow, dim_z_fast
         cond_dim = CLASS_EMBEDDING_DIM if num_classes else 0
         self.class_embedding = nn.Embedding(num_classes, CLASS_EMBEDDING_DIM) if num_classes else None
@@ -209,8 +243,11 @@ class TGANGenerator(nn.Module):
         _uniform_init_(self.temporal)
         _uniform_init_(self.image)
 
-    def sample_latents(self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """``z_slow (n, dim_z_slow)`` ~ U[-1, 1] and, when conditional, ``labels (n,)`` (uniform when not given)."""
+    def sample_latents(
+        self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None
+    ) -> dict[str, torch.Tensor]:
+        """``z_slow (n, dim_z_slow)`` ~ U[-1, 1] and, when conditional, ``labels (n,)`` (uniform when not
+        given)."""
         latents = {"z_slow": torch.rand(n, self.dim_z_slow, generator=generator) * 2 - 1}
         if self.num_classes > 0:
             drawn = torch.randint(0, self.num_classes, (n,), generator=generator)
@@ -221,8 +258,12 @@ class TGANGenerator(nn.Module):
 
     def forward(self, z_slow: torch.Tensor, labels: Any = None) -> torch.Tensor:
         """z_slow: (N, dim_z_slow); labels: (N,) ints when conditional. Returns (N, C, T, H, W) in [-1, 1]."""
-        if not isinstance(z_slow, torch.Tensor) or not z_slow.is_floating_point() or z_slow.ndim != 2 \
-                or z_slow.shape[1] != self.dim_z_slow:
+        if (
+            not isinstance(z_slow, torch.Tensor)
+            or not z_slow.is_floating_point()
+            or z_slow.ndim != 2
+            or z_slow.shape[1] != self.dim_z_slow
+        ):
             got = tuple(z_slow.shape) if isinstance(z_slow, torch.Tensor) else type(z_slow).__name__
             raise ValueError(f"z_slow must be a float tensor of shape (N, {self.dim_z_slow}), got {got}")
         n = z_slow.shape[0]
@@ -232,7 +273,9 @@ class TGANGenerator(nn.Module):
             z = z_slow
         else:
             if labels is None:
-                raise ValueError(f"labels: this generator is conditional; pass (N,) ints in [0, {self.num_classes - 1}]")
+                raise ValueError(
+                    f"labels: this generator is conditional; pass (N,) ints in [0, {self.num_classes - 1}]"
+                )
             labels = check_labels(labels, n, self.num_classes).to(z_slow.device)
             z = torch.cat([z_slow, self.class_embedding(labels).to(z_slow.dtype)], dim=1)
         z_fast = self.temporal(z)  # (N, dim_z_fast, T)
@@ -250,20 +293,52 @@ class TGANDiscriminator(nn.Module):
 
     role = "video"
 
-    def __init__(self, *, resolution: int = 64, frames: int = 16, channels: int = 3, width: float = 1.0,
-                 num_classes: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        resolution: int = 64,
+        frames: int = 16,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+    ) -> None:
         super().__init__()
-        check_shared_config("tgan/video", resolution=resolution, frames=frames, channels=channels, width=width,
-                            num_classes=num_classes, resolutions=RESOLUTIONS)
-        require(frames == D_FRAMES,
-                f"tgan/video: only valid for {D_FRAMES} frames (four stride-2 convs reduce them to one), got frames={frames}")
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        check_shared_config(
+            "tgan/video",
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            resolutions=RESOLUTIONS,
+        )
+        require(
+            frames == D_FRAMES,
+            f"tgan/video: only valid for {D_FRAMES} frames (four stride-2 convs reduce them to one), got "
+            f"frames={frames}",
+        )
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         in_ch = channels
         for i in range(D_CONVS):
             out_ch = scaled_channels(D_CHANNELS * 2**i, width)
-            conv = STConv3d(in_ch, out_ch, 4, stride=2, padding=1, bias=True, activation="leaky_relu",
-                            negative_slope=LEAKY_SLOPE, norm="batch" if i > 0 else None, norm_eps=BN_EPS,
-                            norm_momentum=BN_MOMENTUM)
+            conv = STConv3d(
+                in_ch,
+                out_ch,
+                4,
+                stride=2,
+                padding=1,
+                bias=True,
+                activation="leaky_relu",
+                negative_slope=LEAKY_SLOPE,
+                norm="batch" if i > 0 else None,
+                norm_eps=BN_EPS,
+                norm_momentum=BN_MOMENTUM,
+            )
             if conv.norm is not None:
                 batch_norm_without_shift_(conv.norm)
             setattr(self, f"c{i}", conv)
@@ -276,7 +351,9 @@ class TGANDiscriminator(nn.Module):
             nn.init.uniform_(self.class_projection.weight, -INIT_SCALE, INIT_SCALE)
 
     def forward(self, video: torch.Tensor, labels: Any = None) -> DiscriminatorOutput:
-        check_video(video, name="tgan/video", channels=self.channels, resolution=self.resolution, frames=self.frames)
+        check_video(
+            video, name="tgan/video", channels=self.channels, resolution=self.resolution, frames=self.frames
+        )
         h = video
         for i in range(D_CONVS):
             h = getattr(self, f"c{i}")(h)
@@ -304,7 +381,13 @@ def tgan(
     discriminators: list[str],
 ) -> VideoGAN:
     """TGAN: temporal + image generator, 3-D critic, WGAN with singular value clipping (ICCV 2017)."""
-    shared = {"resolution": resolution, "frames": frames, "channels": channels, "width": width, "num_classes": num_classes}
+    shared = {
+        "resolution": resolution,
+        "frames": frames,
+        "channels": channels,
+        "width": width,
+        "num_classes": num_classes,
+    }
     generator = TGANGenerator(**shared, dim_z_slow=dim_z_slow, dim_z_fast=dim_z_fast)
     discs = build_discriminators("tgan", discriminators, shared)
     return VideoGAN(generator, discs, recipe=copy.deepcopy(RECIPE))

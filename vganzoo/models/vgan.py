@@ -66,7 +66,8 @@ def _stages(resolution: int) -> int:
 
 
 def _check(name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> int:
-    """Validate the shared keywords and VGAN's own rules; returns the temporal kernel ``frames / 2**stages``."""
+    """Validate the shared keywords and VGAN's own rules; returns the temporal kernel ``frames /
+    2**stages``."""
     check_shared_config(
         name,
         resolution=resolution,

@@ -84,7 +84,10 @@ class FrameBatchNorm(nn.Module):
         return out
 
     def extra_repr(self) -> str:
-        return f"{self.num_features}, frames={self.frames}, eps={self.eps}, momentum={self.momentum}, affine={self.weight is not None}"
+        return (
+            f"{self.num_features}, frames={self.frames}, eps={self.eps}, momentum={self.momentum}, "
+            f"affine={self.weight is not None}"
+        )
 
 
 class ConditionalBatchNorm(nn.Module):

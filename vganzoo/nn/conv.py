@@ -7,7 +7,8 @@ Forward paths (x: (N, C_in, T, H, W) -> (N, C_out, T', H', W'), memory format of
                               batch norm, then the activation in place (stats pass + normalise pass +
                               activation pass; no extra output-sized buffers for the activation).
 * batch norm, eval mode:      the norm is folded into the conv weight and bias
-                              (w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) + beta)
+                              (w' = w * gamma / sqrt(var + eps), b' = (b - mean) * gamma / sqrt(var + eps) +
+                              beta)
                               and the whole layer is one fused op.
 Parameter names match nn.Conv3d (`weight`, `bias`) plus `norm` (a BatchNorm3d or None), so state
 dicts are laid out as `<layer>.weight`, `<layer>.bias`, `<layer>.norm.{weight,bias,running_mean,...}`.
@@ -43,12 +44,29 @@ def _activation_(y: torch.Tensor, activation: str, negative_slope: float) -> tor
 class _STConvBase(nn.Module):
     transposed = False
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOr3, stride: IntOr3 = 1,
-                 padding: IntOr3 | str = 0, dilation: IntOr3 = 1, groups: int = 1, bias: bool = True,
-                 activation: str = "none", negative_slope: float = 0.2, norm: str | None = None,
-                 norm_eps: float = 1e-5, norm_momentum: float | None = 0.1, norm_affine: bool = True,
-                 output_padding: IntOr3 = 0, *, padding_mode: str = "zeros", device: torch.device | str | None = None,
-                 dtype: torch.dtype | None = None, impl: str | None = None):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: IntOr3,
+        stride: IntOr3 = 1,
+        padding: IntOr3 | str = 0,
+        dilation: IntOr3 = 1,
+        groups: int = 1,
+        bias: bool = True,
+        activation: str = "none",
+        negative_slope: float = 0.2,
+        norm: str | None = None,
+        norm_eps: float = 1e-5,
+        norm_momentum: float | None = 0.1,
+        norm_affine: bool = True,
+        output_padding: IntOr3 = 0,
+        *,
+        padding_mode: str = "zeros",
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+        impl: str | None = None,
+    ):
         super().__init__()
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
@@ -59,10 +77,20 @@ class _STConvBase(nn.Module):
         if impl is not None and impl not in ops.IMPLS:
             raise ValueError(f"impl must be one of {ops.IMPLS} or None, got {impl!r}")
         if self.transposed and isinstance(padding, str):
-            raise ValueError(f"padding={padding!r} is not supported for transposed convolutions: give integer padding")
+            raise ValueError(
+                f"padding={padding!r} is not supported for transposed convolutions: give integer padding"
+            )
         conv_cls = nn.ConvTranspose3d if self.transposed else nn.Conv3d
-        kwargs = dict(stride=stride, padding=padding, dilation=dilation, groups=groups, bias=bias,
-                      padding_mode=padding_mode, device=device, dtype=dtype)
+        kwargs = dict(
+            stride=stride,
+            padding=padding,
+            dilation=dilation,
+            groups=groups,
+            bias=bias,
+            padding_mode=padding_mode,
+            device=device,
+            dtype=dtype,
+        )
         if self.transposed:
             kwargs["output_padding"] = output_padding
         # validates everything (string paddings, padding modes, ...) and initialises like torch
@@ -71,7 +99,8 @@ class _STConvBase(nn.Module):
         self.kernel_size, self.stride, self.padding = template.kernel_size, template.stride, template.padding
         self.dilation, self.groups, self.padding_mode = template.dilation, groups, template.padding_mode
         # What the op is called with: symmetric zero padding, after an optional F.pad of the input for
-        # padding="same" with an odd total (torch puts the extra element at the end) or a non-zero padding_mode.
+        # padding="same" with an odd total (torch puts the extra element at the end) or a non-zero
+        # padding_mode.
         pads = list(template._reversed_padding_repeated_twice)  # (W_l, W_r, H_l, H_r, T_l, T_r)
         self._input_pad: list[int] | None = None
         self._input_pad_mode = "constant"
@@ -89,9 +118,18 @@ class _STConvBase(nn.Module):
         self.bias = template.bias
         self.activation, self.negative_slope = activation, negative_slope
         self.impl = impl
-        self.norm = (nn.BatchNorm3d(out_channels, eps=norm_eps, momentum=norm_momentum, affine=norm_affine,
-                                    device=device, dtype=dtype)
-                     if norm == "batch" else None)
+        self.norm = (
+            nn.BatchNorm3d(
+                out_channels,
+                eps=norm_eps,
+                momentum=norm_momentum,
+                affine=norm_affine,
+                device=device,
+                dtype=dtype,
+            )
+            if norm == "batch"
+            else None
+        )
 
     def reset_parameters(self) -> None:
         """Re-initialise the weight and bias exactly as nn.Conv3d / nn.ConvTranspose3d do; reset the norm."""
@@ -99,19 +137,45 @@ class _STConvBase(nn.Module):
         if self.norm is not None:
             self.norm.reset_parameters()
 
-    def _conv(self, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, activation: str,
-              output_padding: Sequence[int] | None = None) -> torch.Tensor:
+    def _conv(
+        self,
+        x: torch.Tensor,
+        weight: torch.Tensor,
+        bias: torch.Tensor | None,
+        activation: str,
+        output_padding: Sequence[int] | None = None,
+    ) -> torch.Tensor:
         if self.transposed:
             out_pad = self.output_padding if output_padding is None else output_padding
-            return ops.conv_transpose3d_bias_act(x, weight, bias, self.stride, self.padding, out_pad,
-                                                 self.dilation, self.groups, activation, self.negative_slope,
-                                                 impl=self.impl)
+            return ops.conv_transpose3d_bias_act(
+                x,
+                weight,
+                bias,
+                self.stride,
+                self.padding,
+                out_pad,
+                self.dilation,
+                self.groups,
+                activation,
+                self.negative_slope,
+                impl=self.impl,
+            )
         if self._input_pad is not None:
             fmt = output_memory_format(x)  # the format the op would return for x
             # the circular mode returns a contiguous tensor; the layer keeps x's format
             x = F.pad(x, self._input_pad, mode=self._input_pad_mode).contiguous(memory_format=fmt)
-        return ops.conv3d_bias_act(x, weight, bias, self.stride, self._conv_padding, self.dilation, self.groups,
-                                   activation, self.negative_slope, impl=self.impl)
+        return ops.conv3d_bias_act(
+            x,
+            weight,
+            bias,
+            self.stride,
+            self._conv_padding,
+            self.dilation,
+            self.groups,
+            activation,
+            self.negative_slope,
+            impl=self.impl,
+        )
 
     def folded_weight_bias(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Weight and bias with the (eval-mode) batch norm folded in; differentiable."""
@@ -140,7 +204,8 @@ class _STConvBase(nn.Module):
     def __prepare_scriptable__(self) -> nn.Module:
         # torch.jit.script calls this first: say why instead of a TorchScript compiler error
         raise TypeError(
-            f"{type(self).__name__}: TorchScript is not supported (the layer picks its implementation in Python); "
+            f"{type(self).__name__}: TorchScript is not supported (the layer picks its implementation in "
+            "Python); "
             "use torch.compile, or torch.export for a serialisable graph"
         )
 
@@ -156,8 +221,10 @@ class _STConvBase(nn.Module):
 
     def extra_repr(self) -> str:
         padding = repr(self.padding) if isinstance(self.padding, str) else self.padding
-        s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
-             f"padding={padding}")
+        s = (
+            f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}, "
+            f"padding={padding}"
+        )
         if self.padding_mode != "zeros":
             s += f", padding_mode={self.padding_mode!r}"
         if self.transposed and any(self.output_padding):
@@ -175,7 +242,8 @@ class STConv3d(_STConvBase):
     """3-D convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W) -> (N, C_out, T', H', W').
 
     Drop-in for nn.Conv3d (same arguments, including padding="same" / "valid", padding_mode, device and dtype,
-    and `weight` (C_out, C_in/groups, kT, kH, kW) / `bias`; reset_parameters initialises as nn.Conv3d does), plus
+    and `weight` (C_out, C_in/groups, kT, kH, kW) / `bias`; reset_parameters initialises as nn.Conv3d does),
+    plus
     activation ("none" | "relu" | "leaky_relu" | "tanh" | "sigmoid"), negative_slope, norm (None | "batch")
     with norm_eps / norm_momentum / norm_affine, and impl (None = VGANZOO_OPS_IMPL / "auto", "ext", "ref").
     """
@@ -184,7 +252,8 @@ class STConv3d(_STConvBase):
 class STConvTranspose3d(_STConvBase):
     """3-D transposed convolution + bias (+ batch norm) + activation. x: (N, C_in, T, H, W).
 
-    Drop-in for nn.ConvTranspose3d (`weight` (C_in, C_out/groups, kT, kH, kW), `output_padding`, device, dtype;
+    Drop-in for nn.ConvTranspose3d (`weight` (C_in, C_out/groups, kT, kH, kW), `output_padding`, device,
+    dtype;
     like it, integer padding and padding_mode "zeros" only), with the same extra arguments as STConv3d.
     forward(x, output_size=None): as nn.ConvTranspose3d, output_size (the output's (T, H, W), or with N and C
     in front) picks the output padding for this call.
@@ -197,7 +266,13 @@ class STConvTranspose3d(_STConvBase):
             return self._forward(x)
         # torch's own resolution of output_size (its checks and messages), for this call only
         output_padding = nn.ConvTranspose3d._output_padding(
-            self, x, list(output_size), list(self.stride), list(self.padding), list(self.kernel_size), 3,  # type: ignore[arg-type]
+            self,
+            x,
+            list(output_size),
+            list(self.stride),
+            list(self.padding),
+            list(self.kernel_size),
+            3,  # type: ignore[arg-type]
             list(self.dilation),
         )
         return self._forward(x, tuple(output_padding))

@@ -21,8 +21,13 @@ def triple(value: int | Sequence[int], name: str) -> list[int]:
     """An int or a 3-sequence of ints -> a list of 3 ints (T, H, W)."""
     # Fast path for what the modules pass every call (tuples of plain ints): the general checks below
     # (isinstance against the Sequence ABC) cost ~2 us each, a noticeable share of a small layer's host time.
-    if type(value) is tuple and len(value) == 3 and type(value[0]) is int and type(value[1]) is int \
-            and type(value[2]) is int:
+    if (
+        type(value) is tuple
+        and len(value) == 3
+        and type(value[0]) is int
+        and type(value[1]) is int
+        and type(value[2]) is int
+    ):
         return list(value)
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or a sequence of 3 ints, got {value!r}")
@@ -34,7 +39,9 @@ def triple(value: int | Sequence[int], name: str) -> list[int]:
         raise TypeError(f"{name} must be an int or a sequence of 3 ints, got {type(value).__name__}")
     out = list(value)
     if len(out) != 3:
-        raise ValueError(f"{name} must be an int or a sequence of 3 ints (T, H, W), got {len(out)} values: {value!r}")
+        raise ValueError(
+            f"{name} must be an int or a sequence of 3 ints (T, H, W), got {len(out)} values: {value!r}"
+        )
     for v in out:
         if isinstance(v, bool) or not isinstance(v, (int, torch.SymInt)):
             raise TypeError(f"{name} must contain ints, got {value!r}")
@@ -47,8 +54,10 @@ def check_activation(activation: str, negative_slope: float) -> None:
     if isinstance(negative_slope, bool) or not isinstance(negative_slope, numbers.Real):
         raise TypeError(f"negative_slope must be a number, got {negative_slope!r}")
     if activation == "leaky_relu" and not negative_slope >= 0:  # NaN fails too
-        raise ValueError(f"negative_slope must be >= 0 for activation='leaky_relu' (the backward pass derives the "
-                         f"gradient from the saved output), got {negative_slope}")
+        raise ValueError(
+            f"negative_slope must be >= 0 for activation='leaky_relu' (the backward pass derives the "
+            f"gradient from the saved output), got {negative_slope}"
+        )
 
 
 def check_groups(op: str, groups: Any) -> None:
@@ -64,8 +73,18 @@ def output_memory_format(x: torch.Tensor) -> torch.memory_format:
     return torch.contiguous_format
 
 
-def check_conv_args(op: str, x, weight, bias, stride: list[int], padding: list[int], output_padding: list[int],
-                    dilation: list[int], groups: int, transposed: bool) -> list[int]:
+def check_conv_args(
+    op: str,
+    x,
+    weight,
+    bias,
+    stride: list[int],
+    padding: list[int],
+    output_padding: list[int],
+    dilation: list[int],
+    groups: int,
+    transposed: bool,
+) -> list[int]:
     """Validate every argument; returns the output shape [N, C_out, T_out, H_out, W_out]."""
     for name, t in (("x", x), ("weight", weight)):
         if not isinstance(t, torch.Tensor):
@@ -73,11 +92,17 @@ def check_conv_args(op: str, x, weight, bias, stride: list[int], padding: list[i
     if bias is not None and not isinstance(bias, torch.Tensor):
         raise TypeError(f"{op}: bias must be a torch.Tensor or None, got {type(bias).__name__}")
     if x.dim() != 5:
-        raise ValueError(f"{op}: x must be 5-D (N, C, T, H, W), got a {x.dim()}-D tensor of shape {tuple(x.shape)}")
+        raise ValueError(
+            f"{op}: x must be 5-D (N, C, T, H, W), got a {x.dim()}-D tensor of shape {tuple(x.shape)}"
+        )
     if weight.dim() != 5:
-        raise ValueError(f"{op}: weight must be 5-D, got a {weight.dim()}-D tensor of shape {tuple(weight.shape)}")
+        raise ValueError(
+            f"{op}: weight must be 5-D, got a {weight.dim()}-D tensor of shape {tuple(weight.shape)}"
+        )
     if x.dtype not in FLOAT_DTYPES:
-        raise TypeError(f"{op}: x must be a floating tensor (float32, float16, bfloat16 or float64), got {x.dtype}")
+        raise TypeError(
+            f"{op}: x must be a floating tensor (float32, float16, bfloat16 or float64), got {x.dtype}"
+        )
     if weight.dtype != x.dtype:
         raise TypeError(f"{op}: weight dtype {weight.dtype} does not match x dtype {x.dtype}")
     if weight.device != x.device:
@@ -95,16 +120,21 @@ def check_conv_args(op: str, x, weight, bias, stride: list[int], padding: list[i
         if any(v < 0 for v in output_padding):
             raise ValueError(f"{op}: output_padding must be >= 0 in every dimension, got {output_padding}")
         if weight.shape[0] != c_in:
-            raise ValueError(f"{op}: weight.shape[0] ({weight.shape[0]}) must equal the input channels x.shape[1] "
-                             f"({c_in}) for a transposed convolution")
+            raise ValueError(
+                f"{op}: weight.shape[0] ({weight.shape[0]}) must equal the input channels x.shape[1] "
+                f"({c_in}) for a transposed convolution"
+            )
         c_out = weight.shape[1] * groups
     else:
         if weight.shape[0] % groups != 0:
-            raise ValueError(f"{op}: groups ({groups}) must divide the output channels weight.shape[0] "
-                             f"({weight.shape[0]})")
+            raise ValueError(
+                f"{op}: groups ({groups}) must divide the output channels weight.shape[0] ({weight.shape[0]})"
+            )
         if weight.shape[1] * groups != c_in:
-            raise ValueError(f"{op}: x has {c_in} channels but weight expects {weight.shape[1]} x groups ({groups}) "
-                             f"= {weight.shape[1] * groups}")
+            raise ValueError(
+                f"{op}: x has {c_in} channels but weight expects {weight.shape[1]} x groups ({groups}) "
+                f"= {weight.shape[1] * groups}"
+            )
         c_out = weight.shape[0]
     if c_out < 1:
         raise ValueError(f"{op}: the convolution must have at least one output channel")
@@ -118,16 +148,22 @@ def check_conv_args(op: str, x, weight, bias, stride: list[int], padding: list[i
         span = dilation[d] * (k - 1) + 1
         if transposed:
             if not (output_padding[d] < stride[d] or output_padding[d] < dilation[d]):
-                raise ValueError(f"{op}: output_padding must be smaller than either stride or dilation, got "
-                                 f"output_padding={output_padding} stride={stride} dilation={dilation}")
+                raise ValueError(
+                    f"{op}: output_padding must be smaller than either stride or dilation, got "
+                    f"output_padding={output_padding} stride={stride} dilation={dilation}"
+                )
             o = (size - 1) * stride[d] - 2 * padding[d] + span + output_padding[d]
             if o < 1:
-                raise ValueError(f"{op}: padding {padding} is too large: the output would have size {o} in "
-                                 f"dimension {DIMS[d]}")
+                raise ValueError(
+                    f"{op}: padding {padding} is too large: the output would have size {o} in "
+                    f"dimension {DIMS[d]}"
+                )
         else:
             if span > size + 2 * padding[d]:
-                raise ValueError(f"{op}: kernel (dilated size {span} in dimension {DIMS[d]}) is larger than the "
-                                 f"padded input ({size} + 2*{padding[d]})")
+                raise ValueError(
+                    f"{op}: kernel (dilated size {span} in dimension {DIMS[d]}) is larger than the "
+                    f"padded input ({size} + 2*{padding[d]})"
+                )
             o = (size + 2 * padding[d] - span) // stride[d] + 1
         out.append(o)
     if bias is not None:

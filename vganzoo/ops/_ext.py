@@ -27,7 +27,8 @@ def _load() -> str | None:
 # plain constants rather than tracing the lookups.
 LOAD_ERROR: str | None = _load()
 KERNELS: dict[str, bool] = {
-    dev: LOAD_ERROR is None and torch._C._dispatch_has_kernel_for_dispatch_key("vganzoo::conv3d_bias_act", key)
+    dev: LOAD_ERROR is None
+    and torch._C._dispatch_has_kernel_for_dispatch_key("vganzoo::conv3d_bias_act", key)
     for dev, key in (("cpu", "CPU"), ("cuda", "CUDA"))
 }
 
@@ -56,5 +57,9 @@ def warn_fallback_once(device_type: str) -> None:
         return
     _warned.add(device_type)
     reason = load_error() or f"the extension was built without {device_type} support"
-    warnings.warn(f"vganzoo: fused ops for {device_type} are not available ({reason}); using the plain-PyTorch "
-                  "reference implementation", RuntimeWarning, stacklevel=4)
+    warnings.warn(
+        f"vganzoo: fused ops for {device_type} are not available ({reason}); using the plain-PyTorch "
+        "reference implementation",
+        RuntimeWarning,
+        stacklevel=4,
+    )

@@ -46,7 +46,8 @@ def _in_functorch_transform() -> bool:
 
 
 def resolve_impl(impl: str | None, device_type: str) -> str:
-    """"ext" or "ref": the implementation a call with `impl` (None = environment / "auto") takes on `device_type`."""
+    """ "ext" or "ref": the implementation a call with `impl` (None = environment / "auto") takes on
+    `device_type`."""
     choice = _resolve_env_impl() if impl is None else impl
     if choice not in IMPLS:
         source = "impl" if impl is not None else f"environment variable {ENV_VAR}"
@@ -57,7 +58,9 @@ def resolve_impl(impl: str | None, device_type: str) -> str:
         return "ext"
     if choice == "ext":
         reason = _ext.load_error() or f"the extension was built without {device_type} kernels"
-        raise RuntimeError(f"impl='ext' requested but the compiled vganzoo._C has no {device_type} kernel ({reason})")
+        raise RuntimeError(
+            f"impl='ext' requested but the compiled vganzoo._C has no {device_type} kernel ({reason})"
+        )
     _ext.warn_fallback_once(device_type)
     return "ref"
 
@@ -87,9 +90,19 @@ def _autocast_inputs(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     return cast(x), cast(weight), cast(bias)
 
 
-def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntOr3 = 1,
-                    padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, activation: str = "none",
-                    negative_slope: float = 0.2, *, impl: str | None = None) -> torch.Tensor:
+def conv3d_bias_act(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOr3 = 1,
+    padding: IntOr3 = 0,
+    dilation: IntOr3 = 1,
+    groups: int = 1,
+    activation: str = "none",
+    negative_slope: float = 0.2,
+    *,
+    impl: str | None = None,
+) -> torch.Tensor:
     """activation(conv3d(x, weight) + bias) in one op.
 
     x: (N, C_in, T, H, W); weight: (C_out, C_in/groups, kT, kH, kW); bias: (C_out,) or None.
@@ -97,24 +110,42 @@ def conv3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | 
     activation: "none" | "relu" | "leaky_relu" (negative_slope >= 0) | "tanh" | "sigmoid".
     Inside torch.autocast it runs in the autocast dtype, as F.conv3d does (float32 inputs are cast).
     """
-    stride, padding, dilation = triple(stride, "stride"), triple(padding, "padding"), triple(dilation, "dilation")
+    stride, padding, dilation = (
+        triple(stride, "stride"),
+        triple(padding, "padding"),
+        triple(dilation, "dilation"),
+    )
     check_activation(activation, negative_slope)
     _check_tensor_types(x, weight, bias)
     if resolve_impl(impl, x.device.type) == "ref":
         # The extension repeats these checks in C++ (same messages and exception types), so the
         # ext path skips the Python copy: it matters for the small heads, where the op costs < 1 ms.
         x, weight, bias = _autocast_inputs(x, weight, bias)
-        check_conv_args("conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False)
-        return conv3d_bias_act_ref(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope)
+        check_conv_args(
+            "conv3d_bias_act", x, weight, bias, stride, padding, [0, 0, 0], dilation, groups, False
+        )
+        return conv3d_bias_act_ref(
+            x, weight, bias, stride, padding, dilation, groups, activation, negative_slope
+        )
     check_groups("conv3d_bias_act", groups)
     args = (x, weight, bias, stride, padding, dilation, groups, activation, float(negative_slope))
     return torch.ops.vganzoo.conv3d_bias_act.default(*args)
 
 
-def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                              stride: IntOr3 = 1, padding: IntOr3 = 0, output_padding: IntOr3 = 0,
-                              dilation: IntOr3 = 1, groups: int = 1, activation: str = "none",
-                              negative_slope: float = 0.2, *, impl: str | None = None) -> torch.Tensor:
+def conv_transpose3d_bias_act(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOr3 = 1,
+    padding: IntOr3 = 0,
+    output_padding: IntOr3 = 0,
+    dilation: IntOr3 = 1,
+    groups: int = 1,
+    activation: str = "none",
+    negative_slope: float = 0.2,
+    *,
+    impl: str | None = None,
+) -> torch.Tensor:
     """activation(conv_transpose3d(x, weight) + bias) in one op.
 
     x: (N, C_in, T, H, W); weight: (C_in, C_out/groups, kT, kH, kW); bias: (C_out,) or None.
@@ -128,21 +159,55 @@ def conv_transpose3d_bias_act(x: torch.Tensor, weight: torch.Tensor, bias: torch
     _check_tensor_types(x, weight, bias)
     if resolve_impl(impl, x.device.type) == "ref":
         x, weight, bias = _autocast_inputs(x, weight, bias)
-        check_conv_args("conv_transpose3d_bias_act", x, weight, bias, stride, padding, output_padding, dilation,
-                        groups, True)
-        return conv_transpose3d_bias_act_ref(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                                             activation, negative_slope)
+        check_conv_args(
+            "conv_transpose3d_bias_act",
+            x,
+            weight,
+            bias,
+            stride,
+            padding,
+            output_padding,
+            dilation,
+            groups,
+            True,
+        )
+        return conv_transpose3d_bias_act_ref(
+            x, weight, bias, stride, padding, output_padding, dilation, groups, activation, negative_slope
+        )
     check_groups("conv_transpose3d_bias_act", groups)
-    args = (x, weight, bias, stride, padding, output_padding, dilation, groups, activation, float(negative_slope))
+    args = (
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding,
+        dilation,
+        groups,
+        activation,
+        float(negative_slope),
+    )
     return torch.ops.vganzoo.conv_transpose3d_bias_act.default(*args)
 
 
-def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, stride: IntOr3 = 1,
-            padding: IntOr3 = 0, dilation: IntOr3 = 1, groups: int = 1, activation: str = "none", *,
-            transposed: bool = False, output_padding: IntOr3 = 0, impl: str | None = None) -> str:
+def explain(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    stride: IntOr3 = 1,
+    padding: IntOr3 = 0,
+    dilation: IntOr3 = 1,
+    groups: int = 1,
+    activation: str = "none",
+    *,
+    transposed: bool = False,
+    output_padding: IntOr3 = 0,
+    impl: str | None = None,
+) -> str:
     """One line saying which code path the matching conv3d_bias_act / conv_transpose3d_bias_act call takes.
 
-    Validates the arguments exactly as the call would (inside torch.autocast: after its casts); computes nothing.
+    Validates the arguments exactly as the call would (inside torch.autocast: after its casts); computes
+    nothing.
     """
     _check_tensor_types(x, weight, bias)
     x, weight, bias = _autocast_inputs(x, weight, bias)
@@ -150,8 +215,18 @@ def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
     output_padding, dilation = triple(output_padding, "output_padding"), triple(dilation, "dilation")
     check_activation(activation, 0.0)
     op = "conv_transpose3d_bias_act" if transposed else "conv3d_bias_act"
-    check_conv_args(op, x, weight, bias, stride, padding, output_padding if transposed else [0, 0, 0], dilation,
-                    groups, transposed)
+    check_conv_args(
+        op,
+        x,
+        weight,
+        bias,
+        stride,
+        padding,
+        output_padding if transposed else [0, 0, 0],
+        dilation,
+        groups,
+        transposed,
+    )
     if resolve_impl(impl, x.device.type) == "ref":
         if (impl or _env_impl()) == "ref":
             why = "requested"
@@ -160,8 +235,9 @@ def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
         else:
             why = _ext.load_error() or f"extension built without {x.device.type} kernels"
         return f"ref: plain-PyTorch reference ({why})"
-    return "ext: " + torch.ops.vganzoo.explain(x, weight, bias, stride, padding, output_padding, dilation, groups,
-                                               transposed, activation)
+    return "ext: " + torch.ops.vganzoo.explain(
+        x, weight, bias, stride, padding, output_padding, dilation, groups, transposed, activation
+    )
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -171,14 +247,36 @@ def explain(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = N
 def _register() -> None:
     def conv_fake(x, weight, bias, stride, padding, dilation, groups, activation, negative_slope):
         check_activation(activation, negative_slope)
-        shape = check_conv_args("conv3d_bias_act", x, weight, bias, list(stride), list(padding), [0, 0, 0],
-                                list(dilation), groups, False)
+        shape = check_conv_args(
+            "conv3d_bias_act",
+            x,
+            weight,
+            bias,
+            list(stride),
+            list(padding),
+            [0, 0, 0],
+            list(dilation),
+            groups,
+            False,
+        )
         return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=output_memory_format(x))
 
-    def convt_fake(x, weight, bias, stride, padding, output_padding, dilation, groups, activation, negative_slope):
+    def convt_fake(
+        x, weight, bias, stride, padding, output_padding, dilation, groups, activation, negative_slope
+    ):
         check_activation(activation, negative_slope)
-        shape = check_conv_args("conv_transpose3d_bias_act", x, weight, bias, list(stride), list(padding),
-                                list(output_padding), list(dilation), groups, True)
+        shape = check_conv_args(
+            "conv_transpose3d_bias_act",
+            x,
+            weight,
+            bias,
+            list(stride),
+            list(padding),
+            list(output_padding),
+            list(dilation),
+            groups,
+            True,
+        )
         return torch.empty(shape, dtype=x.dtype, device=x.device, memory_format=output_memory_format(x))
 
     torch.library.register_fake("vganzoo::conv3d_bias_act", conv_fake)

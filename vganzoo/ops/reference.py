@@ -33,13 +33,44 @@ def apply_activation(x: torch.Tensor, activation: str, negative_slope: float = 0
     raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
 
 
-def conv3d_bias_act_ref(x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation="none", negative_slope=0.2):
-    """conv3d(x, weight) + bias, then activation. x: (N, C_in, T, H, W), weight: (C_out, C_in/groups, kT, kH, kW)."""
-    y = F.conv3d(x, weight, bias, _triple(stride, "stride"), _triple(padding, "padding"), _triple(dilation, "dilation"), groups)
+def conv3d_bias_act_ref(
+    x, weight, bias=None, stride=1, padding=0, dilation=1, groups=1, activation="none", negative_slope=0.2
+):
+    """conv3d(x, weight) + bias, then activation. x: (N, C_in, T, H, W), weight: (C_out, C_in/groups, kT, kH,
+    kW)."""
+    y = F.conv3d(
+        x,
+        weight,
+        bias,
+        _triple(stride, "stride"),
+        _triple(padding, "padding"),
+        _triple(dilation, "dilation"),
+        groups,
+    )
     return apply_activation(y, activation, negative_slope)
 
 
-def conv_transpose3d_bias_act_ref(x, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1, groups=1, activation="none", negative_slope=0.2):
+def conv_transpose3d_bias_act_ref(
+    x,
+    weight,
+    bias=None,
+    stride=1,
+    padding=0,
+    output_padding=0,
+    dilation=1,
+    groups=1,
+    activation="none",
+    negative_slope=0.2,
+):
     """conv_transpose3d + bias, then activation. weight: (C_in, C_out/groups, kT, kH, kW)."""
-    y = F.conv_transpose3d(x, weight, bias, _triple(stride, "stride"), _triple(padding, "padding"), _triple(output_padding, "output_padding"), groups, _triple(dilation, "dilation"))
+    y = F.conv_transpose3d(
+        x,
+        weight,
+        bias,
+        _triple(stride, "stride"),
+        _triple(padding, "padding"),
+        _triple(output_padding, "output_padding"),
+        groups,
+        _triple(dilation, "dilation"),
+    )
     return apply_activation(y, activation, negative_slope)

@@ -10,6 +10,7 @@ leftover temporary files are ignored and cleaned up.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -70,10 +71,8 @@ def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
-        try:
+        with contextlib.suppress(OSError):
             os.unlink(tmp)
-        except OSError:
-            pass
         raise
     fsync_dir(path.parent)
 
@@ -144,7 +143,8 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         raise CheckpointError(f"{str(path)!r} is a safetensors file but not a vganzoo training checkpoint")
     if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {metadata['format_version']}, newer than this vganzoo reads ({FORMAT_VERSION})"
+            f"checkpoint {str(path)!r} has format version {metadata['format_version']}, newer than this "
+            f"vganzoo reads ({FORMAT_VERSION})"
         )
     return tensors, json.loads(metadata["state"])
 

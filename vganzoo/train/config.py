@@ -106,7 +106,9 @@ class TrainConfig:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.max_time is not None:
             if isinstance(self.max_time, bool) or not isinstance(self.max_time, (int, float)):
-                raise TypeError(f"max_time must be a number of seconds or None, got {type(self.max_time).__name__}")
+                raise TypeError(
+                    f"max_time must be a number of seconds or None, got {type(self.max_time).__name__}"
+                )
             if not self.max_time > 0:  # also rejects NaN
                 raise ValueError(f"max_time must be > 0 seconds, got {self.max_time}")
 
@@ -153,7 +155,8 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
         unknown = sorted(set(dbs) - set(roles)) if roles else []
         if unknown:
             raise InvalidConfigError(
-                f"recipe['discriminator_batch_size']: unknown role(s) {unknown}; the model's discriminators are {roles}"
+                f"recipe['discriminator_batch_size']: unknown role(s) {unknown}; the model's discriminators "
+                f"are {roles}"
             )
     if not isinstance(merged["regularizers"], list):
         fail("regularizers", "a list of {'name': ...} dicts")
@@ -171,22 +174,26 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
     for key, value in optimizers.items():
         if key not in ("generator", "discriminators") and not key.startswith("discriminator."):
             raise InvalidConfigError(
-                f"recipe['optimizers']: unknown key {key!r}; expected 'generator', 'discriminators' or 'discriminator.<role>'"
+                f"recipe['optimizers']: unknown key {key!r}; expected 'generator', 'discriminators' or "
+                "'discriminator.<role>'"
             )
         if key.startswith("discriminator.") and roles and key.split(".", 1)[1] not in roles:
             raise InvalidConfigError(
-                f"recipe['optimizers'][{key!r}]: the model has no discriminator {key.split('.', 1)[1]!r}; it has {roles}"
+                f"recipe['optimizers'][{key!r}]: the model has no discriminator {key.split('.', 1)[1]!r}; it "
+                f"has {roles}"
             )
         if not isinstance(value, Mapping) or not isinstance(value.get("name", "adam"), str):
             raise InvalidConfigError(
-                f"recipe['optimizers'][{key!r}]: expected a dict like {{'name': 'adam', 'lr': 2e-4}}, got {value!r}"
+                f"recipe['optimizers'][{key!r}]: expected a dict like {{'name': 'adam', 'lr': 2e-4}}, got "
+                f"{value!r}"
             )
         for number in ("lr", "weight_decay", "momentum", "eps", "alpha"):
             if number in value:
                 v = value[number]
                 if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf:
                     raise InvalidConfigError(
-                        f"recipe['optimizers'][{key!r}][{number!r}]: expected a finite non-negative number, got {v!r}"
+                        f"recipe['optimizers'][{key!r}][{number!r}]: expected a finite non-negative number, "
+                        f"got {v!r}"
                     )
     return merged
 
@@ -224,7 +231,8 @@ def apply_overrides(recipe: Mapping[str, Any], overrides: Iterable[str]) -> dict
             path = ["optimizers", f"discriminator.{path[2]}", *path[3:]]
         if path[0] not in DEFAULT_RECIPE and path[0] not in out:
             raise InvalidConfigError(
-                f"--set {text!r}: unknown recipe key {path[0]!r}; known keys: {', '.join(sorted(set(DEFAULT_RECIPE) | set(out)))}"
+                f"--set {text!r}: unknown recipe key {path[0]!r}; known keys: "
+                f"{', '.join(sorted(set(DEFAULT_RECIPE) | set(out)))}"
             )
         node = out
         for part in path[:-1]:

@@ -135,7 +135,8 @@ def _collate(items: list[dict[str, Any]]) -> dict[str, Any]:
     batch = default_collate(items)
     if not isinstance(batch, dict) or "video" not in batch:
         raise TypeError(
-            "data: every dataset item must be a dict with a 'video' tensor (C, T, H, W) and an optional 'label'"
+            "data: every dataset item must be a dict with a 'video' tensor (C, T, H, W) and an optional "
+            "'label'"
         )
     return batch
 

@@ -51,7 +51,9 @@ def _load(source: str | os.PathLike[str], step: int | None) -> tuple[Path, Path 
         run_dir = path if ckpt_dir != path else path.parent
         found = ckpt.list_checkpoints(ckpt_dir)
         if not found:
-            raise ckpt.CheckpointError(f"checkpoint: no checkpoints in {str(ckpt_dir)!r} (expected ckpt-NNNNNNNN.safetensors files)")
+            raise ckpt.CheckpointError(
+                f"checkpoint: no checkpoints in {str(ckpt_dir)!r} (expected ckpt-NNNNNNNN.safetensors files)"
+            )
         if step is None:  # the newest that loads (damaged newer ones are skipped with a warning)
             latest = ckpt.latest_checkpoint(ckpt_dir)
             if latest is None:
@@ -60,10 +62,14 @@ def _load(source: str | os.PathLike[str], step: int | None) -> tuple[Path, Path 
         chosen = [p for s, p in found if s == step]
         if not chosen:
             have = ", ".join(str(s) for s, _ in found[-8:])
-            raise ckpt.CheckpointError(f"step: no checkpoint for step {step} in {str(ckpt_dir)!r} (have: {have})")
+            raise ckpt.CheckpointError(
+                f"step: no checkpoint for step {step} in {str(ckpt_dir)!r} (have: {have})"
+            )
         path = chosen[0]
     elif not path.exists():
-        raise ckpt.CheckpointError(f"checkpoint: {str(path)!r} does not exist (expected a checkpoint file or a run folder)")
+        raise ckpt.CheckpointError(
+            f"checkpoint: {str(path)!r} does not exist (expected a checkpoint file or a run folder)"
+        )
     elif step is not None:
         raise ValueError("step: only applies when the checkpoint argument is a run folder")
     else:
@@ -91,7 +97,9 @@ def model_from_checkpoint(
     config = dict(state.get("model_config") or {})
     name = config.pop("model", None)
     if not isinstance(name, str):
-        raise ckpt.CheckpointError(f"checkpoint {str(path)!r} does not record its model config; cannot rebuild the model")
+        raise ckpt.CheckpointError(
+            f"checkpoint {str(path)!r} does not record its model config; cannot rebuild the model"
+        )
     model = vganzoo.create(name, **config)
     if state.get("recipe"):
         model.recipe = dict(state["recipe"])
@@ -105,8 +113,12 @@ def model_from_checkpoint(
             run_config = json.loads((run_dir / "config.json").read_text())
         except (OSError, json.JSONDecodeError):
             run_config = {}
-    info = {"step": int(state.get("step", 0)), "checkpoint": str(path), "run_dir": str(run_dir) if run_dir else None,
-            "run_config": run_config}
+    info = {
+        "step": int(state.get("step", 0)),
+        "checkpoint": str(path),
+        "run_dir": str(run_dir) if run_dir else None,
+        "run_config": run_config,
+    }
     return model, info
 
 
@@ -143,7 +155,9 @@ def export_checkpoint(
     model, info = model_from_checkpoint(checkpoint, step=step)
     if generator == "ema":
         if model.generator_ema is None:
-            raise ValueError(f"generator='ema': the checkpoint {info['checkpoint']!r} was trained without an EMA generator")
+            raise ValueError(
+                f"generator='ema': the checkpoint {info['checkpoint']!r} was trained without an EMA generator"
+            )
         model.generator = model.generator_ema
         model.generator_ema = None
     elif generator == "raw":

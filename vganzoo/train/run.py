@@ -42,7 +42,8 @@ def _model_from_weights(model: str, init_from: str, overrides: Mapping[str, Any]
 
     if not isinstance(init_from, str) or not init_from:
         raise ValueError(
-            f"init_from: expected a weight-set name (arch.tag, hf-hub:org/repo, local-dir:/path), got {init_from!r}"
+            "init_from: expected a weight-set name (arch.tag, hf-hub:org/repo, local-dir:/path), got "
+            f"{init_from!r}"
         )
     config = hub.pretrained_config(init_from)
     trained_as = config.pop("model")
@@ -85,7 +86,12 @@ _INHERITED_ON_RESUME = ("seed", "grad_accum")
 
 
 def _check_resume_matches(
-    saved: Mapping[str, Any], saved_name: str, model: str, data: str | None, out: str, options: Mapping[str, Any]
+    saved: Mapping[str, Any],
+    saved_name: str,
+    model: str,
+    data: str | None,
+    out: str,
+    options: Mapping[str, Any],
 ) -> None:
     """Resuming continues the run in ``out``: another model is an error; other data or another seed /
     grad_accum is allowed but makes the run differ from an uninterrupted one, so it is said."""
@@ -155,12 +161,18 @@ def train(
 
     if data is None and dataset is None:
         raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
-    if batch_size is not None and (isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1):
+    if batch_size is not None and (
+        isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
+    ):
         raise ValueError(f"batch_size: expected a positive int, got {batch_size!r}")
     if isinstance(recipe_overrides, str):
-        raise TypeError(f"recipe_overrides: expected a list of 'KEY=VALUE' strings, got the string {recipe_overrides!r}")
+        raise TypeError(
+            f"recipe_overrides: expected a list of 'KEY=VALUE' strings, got the string {recipe_overrides!r}"
+        )
     if out is not None and os.path.exists(out) and not os.path.isdir(out):
-        raise NotADirectoryError(f"out: {str(out)!r} is a file; the run folder (--out) must be a folder or a new path")
+        raise NotADirectoryError(
+            f"out: {str(out)!r} is a file; the run folder (--out) must be a folder or a new path"
+        )
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     device = distributed.init_from_env(train_options.pop("device", None))
@@ -168,7 +180,9 @@ def train(
         saved = None
         if resume and out is not None and (Path(out) / "config.json").is_file():
             saved = json.loads((Path(out) / "config.json").read_text())
-        for key in _INHERITED_ON_RESUME:  # None (not given): the resumed run's value, else TrainConfig's default
+        for (
+            key
+        ) in _INHERITED_ON_RESUME:  # None (not given): the resumed run's value, else TrainConfig's default
             if key in train_options and train_options[key] is None:
                 del train_options[key]
                 if saved is not None and key in (saved.get("train") or {}):

@@ -163,7 +163,8 @@ class Trainer:
             unknown = sorted(set(reg.roles or ()) - set(self.roles))
             if unknown:
                 raise InvalidConfigError(
-                    f"recipe regularizers: {reg.name!r} names discriminator roles {unknown} this model does not have; it has {self.roles}"
+                    f"recipe regularizers: {reg.name!r} names discriminator roles {unknown} this model does "
+                    f"not have; it has {self.roles}"
                 )
         self.category_weight = float(self.recipe["category_loss_weight"])
         dbs = self.recipe["discriminator_batch_size"] or {}
@@ -317,7 +318,8 @@ class Trainer:
         if int(state.get("world_size", self.world_size)) != self.world_size:
             self._warn_once(
                 "world",
-                f"resuming a run saved with {state['world_size']} processes on {self.world_size}: the data order differs from an uninterrupted run",
+                f"resuming a run saved with {state['world_size']} processes on {self.world_size}: the data "
+                "order differs from an uninterrupted run",
             )
         self.stream.load_state(state["data_position"])
         self.step = int(state["step"])
@@ -422,7 +424,7 @@ class Trainer:
         self._reseed(iteration)
         metrics: dict[str, float] = {}
         accum = self.config.grad_accum
-        for d_step in range(self.d_steps):
+        for _ in range(self.d_steps):
             for role in self.roles:
                 d_loss = self._discriminator_update(role, iteration, accum)
                 metrics[f"d_loss/{role}"] = metrics.get(f"d_loss/{role}", 0.0) + d_loss / self.d_steps
@@ -558,7 +560,8 @@ class Trainer:
             return video, None
         if (labels >= self.num_classes).any():
             self._drop_labels(
-                f"dataset labels go up to {int(labels.max())}, beyond the model's num_classes={self.num_classes}"
+                f"dataset labels go up to {int(labels.max())}, beyond the model's "
+                f"num_classes={self.num_classes}"
             )
             return video, None
         return video, labels.to(self.device, non_blocking=True)
@@ -576,8 +579,10 @@ class Trainer:
     def _check_shapes(self, real: torch.Tensor, fake: torch.Tensor) -> None:
         if tuple(real.shape[1:]) != tuple(fake.shape[1:]):
             raise ValueError(
-                f"data: real clips have shape (C, T, H, W) = {tuple(real.shape[1:])} but the model generates {tuple(fake.shape[1:])}; "
-                "build the dataset with the model's channels, frames and resolution (or pass --resolution/--frames)"
+                f"data: real clips have shape (C, T, H, W) = {tuple(real.shape[1:])} but the model generates "
+                f"{tuple(fake.shape[1:])}; "
+                "build the dataset with the model's channels, frames and resolution (or pass "
+                "--resolution/--frames)"
             )
         self._shape_checked = True
 
@@ -670,7 +675,7 @@ class Trainer:
         if self.is_main:
             try:
                 fn()
-            except Exception as exc:  # noqa: BLE001  (re-raised below, on every rank)
+            except Exception as exc:
                 error = exc
         if distributed.all_reduce_any(error is not None, self.device):
             if error is not None:
@@ -680,7 +685,8 @@ class Trainer:
     def _prepare_run_dir(self) -> None:
         if not self.config.resume and ckpt.list_checkpoints(self.checkpoint_dir):
             raise ValueError(
-                f"out: {str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or choose another --out"
+                f"out: {str(self.run_dir)!r} already holds checkpoints; pass --resume to continue it or "
+                "choose another --out"
             )
 
         def write() -> None:
@@ -827,10 +833,8 @@ class Trainer:
                 )
 
         for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
+            with contextlib.suppress(ValueError, OSError):
                 previous[sig] = signal.signal(sig, handler)
-            except (ValueError, OSError):
-                pass
 
         def restore() -> None:
             for sig, old in previous.items():

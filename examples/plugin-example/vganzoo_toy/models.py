@@ -18,10 +18,23 @@ from vganzoo.models.base import DiscriminatorOutput, VideoGAN, require
 class ToyGenerator(nn.Module):
     """z (latent_dim) + per-frame time code -> frames through one linear layer."""
 
-    def __init__(self, *, resolution: int = 16, frames: int = 4, channels: int = 3, latent_dim: int = 8, num_classes: int = 0):
+    def __init__(
+        self,
+        *,
+        resolution: int = 16,
+        frames: int = 4,
+        channels: int = 3,
+        latent_dim: int = 8,
+        num_classes: int = 0,
+    ):
         super().__init__()
         require(resolution <= 32, f"toy/mlp: resolution must be at most 32, got {resolution}")
-        self.resolution, self.frames, self.channels, self.num_classes = resolution, frames, channels, num_classes
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
         self.latent_dim = latent_dim
         self.time_embedding = nn.Parameter(torch.randn(frames, latent_dim) * 0.1)
         self.to_frame = nn.Linear(latent_dim, channels * resolution * resolution)
@@ -53,7 +66,14 @@ class ToyDiscriminator(nn.Module):
     family="toy",
     paper="(example plugin)",
     default_config={"resolution": 16, "frames": 4, "channels": 3, "latent_dim": 8},
-    recipe={"adversarial_loss": "bce", "d_steps": 1, "optimizers": {"generator": {"name": "adam", "lr": 1e-3}, "discriminators": {"name": "adam", "lr": 1e-3}}},
+    recipe={
+        "adversarial_loss": "bce",
+        "d_steps": 1,
+        "optimizers": {
+            "generator": {"name": "adam", "lr": 1e-3},
+            "discriminators": {"name": "adam", "lr": 1e-3},
+        },
+    },
 )
 def toy_gan(*, resolution: int, frames: int, channels: int, latent_dim: int) -> VideoGAN:
     """Toy plugin model: an MLP frame generator and a frame-mean discriminator."""
