@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
-from vganzoo import io as vio
+from vganzoo import videoio as vio
 from vganzoo.data import MovingDigits, MovingShapes, VideoFolder
 
 SOURCE_VIDEO = (3, 48, 240, 320)  # (C, T, H, W): a UCF-101-sized clip, 48 frames of 320x240 (colour)

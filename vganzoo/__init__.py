@@ -67,11 +67,12 @@ _LAZY = {
     "push_to_hub": "vganzoo.hub",
 }
 _LAZY_MODULES = {
+    "files",
     "ops",
     "nn",
     "models",
     "hub",
-    "io",
+    "videoio",
     "losses",
     "train",
     "data",

@@ -25,7 +25,6 @@ Every file is accepted only if its sha256 matches; network access goes through
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -38,8 +37,8 @@ from pathlib import Path
 from typing import Any
 
 from . import registry
-from ._files import fsync_dir, safetensors_bytes, write_synced
 from .errors import UnknownModelError, VganzooError
+from .files import fsync_dir, safetensors_bytes, sha256_file, write_synced
 
 __all__ = [
     "CARD_FILE",
@@ -75,7 +74,6 @@ HF_HUB_PREFIX = "hf-hub:"
 LOCAL_DIR_PREFIX = "local-dir:"
 ENDPOINT_ENV_VARS = ("VGANZOO_ENDPOINT", "HF_ENDPOINT")
 _PACKAGE_DIR = Path(__file__).resolve().parent  # bundled weight folders are relative to this
-_HASH_CHUNK = 1 << 20
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 _ROLE = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -146,15 +144,6 @@ def _short_list(keys: Sequence[str]) -> str:
 # ----------------------------------------------------------------------------------------------
 # Small helpers
 # ----------------------------------------------------------------------------------------------
-def sha256_file(path: str | os.PathLike[str]) -> str:
-    """Lower-case hex sha256 of a file, read in chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(_HASH_CHUNK), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def resolve_endpoint(endpoint: str | None = None) -> str | None:
     """The Hub endpoint for this call: ``endpoint``, else ``VGANZOO_ENDPOINT``, else ``HF_ENDPOINT``.
 

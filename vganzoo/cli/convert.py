@@ -1,4 +1,5 @@
-"""``vganzoo convert mocogan|tgan SRC OUT_DIR``: original checkpoints -> a vganzoo weight folder."""
+"""``vganzoo convert mocogan|tgan SRC OUT_DIR``: original checkpoints -> a vganzoo weight folder;
+``vganzoo convert i3d|c3d SRC OUT.safetensors``: a legacy detector state dict -> safetensors."""
 
 from __future__ import annotations
 
@@ -43,6 +44,37 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--no-discriminator", action="store_true", help="convert the generator only")
     t.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
     t.set_defaults(func=run)
+
+    for arch, source in (("i3d", "pytorch-i3d's rgb_imagenet.pt"), ("c3d", "a C3D state dict")):
+        e = formats.add_parser(
+            arch,
+            help=f"{arch.upper()} evaluation detector: {source} -> .safetensors",
+            description=f"Convert a legacy {arch.upper()} state dict ({source}) into the safetensors file "
+            "`vganzoo eval --extractor` loads. It is read with torch.load(weights_only=True): tensors and "
+            "containers only, no code runs. The output's sha256 is printed: pin it in your notes.",
+        )
+        e.add_argument("src", help="legacy .pt state dict")
+        e.add_argument("dst", help="output .safetensors")
+        if arch == "c3d":
+            e.add_argument(
+                "--mean",
+                required=True,
+                help="training mean in the network's channel order: 'C0,C1,C2' or a .npy file",
+            )
+            e.add_argument(
+                "--bgr",
+                action="store_true",
+                help="the network was trained on BGR frames (reorder its input channels to RGB)",
+            )
+        e.set_defaults(func=run_extractor, mean=None, bgr=False)
+
+
+def run_extractor(args: argparse.Namespace) -> int:
+    from ..convert import convert_extractor
+
+    digest = convert_extractor(args.format, args.src, args.dst, mean=args.mean, bgr=args.bgr)
+    print(f"wrote {args.dst}  sha256 {digest}")
+    return 0
 
 
 def run(args: argparse.Namespace) -> int:

@@ -39,7 +39,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 def run_preview(args: argparse.Namespace) -> int:
     import torch
 
-    from .. import io as vio
+    from .. import videoio as vio
     from ..data import build_dataset
 
     if args.n < 1:

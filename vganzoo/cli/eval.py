@@ -132,7 +132,7 @@ def _parse_config(pairs: list[str]) -> dict:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..metrics._files import atomic_write_json
+    from ..files import atomic_write_json
     from ..metrics.evaluation import evaluate, load_model
 
     if args.out:  # checked before the (long) evaluation, not after it

@@ -95,7 +95,7 @@ def _device(name: str) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from .. import io as vio
+    from .. import videoio as vio
     from ..sampling import latent_walk
 
     n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)

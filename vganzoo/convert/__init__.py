@@ -9,16 +9,21 @@ card naming the source file, so ``vganzoo.load("local-dir:OUT")``, ``vganzoo sam
 * :func:`convert_mocogan`: MoCoGAN's pickled generator modules (Python 2, PyTorch 0.2/0.3). This is
   the only place vganzoo unpickles anything, and only through an allow-list.
 * :func:`convert_tgan`: TGAN's Chainer ``.npz`` snapshots (read with ``allow_pickle=False``).
+
+Evaluation detectors are converted too: :func:`convert_extractor` turns a legacy I3D / C3D ``.pt``
+state dict (read with ``torch.load(weights_only=True)``) into the safetensors file the metrics load.
 """
 
 from __future__ import annotations
 
+from .extractors import convert_extractor
 from .folder import write_weight_folder
 from .mocogan import UnsafeCheckpointError, convert_mocogan, load_mocogan_generator
 from .tgan import convert_tgan, load_tgan_state_dicts
 
 __all__ = [
     "UnsafeCheckpointError",
+    "convert_extractor",
     "convert_mocogan",
     "convert_tgan",
     "load_mocogan_generator",

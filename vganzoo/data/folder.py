@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch.utils.data import Dataset
 
-from .. import io as vio
+from .. import videoio as vio
 
 __all__ = ["VideoFolder", "resize_center_crop", "scaled_size", "to_model_range"]
 

@@ -55,9 +55,9 @@ def _check_int(name: str, value: Any, low: int, allowed: tuple[int, ...] | None 
 @functools.cache
 def _font() -> tuple[Any, bool]:
     """Pillow's bundled font: the scalable one (Pillow >= 10.1 with FreeType) or the bitmap one."""
-    from ..io import _import_pil
+    from ..videoio import import_pil
 
-    _import_pil()
+    import_pil()
     from PIL import ImageFont
 
     try:

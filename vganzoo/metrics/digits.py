@@ -1,7 +1,7 @@
 """The offline quality check for ``moving-digits``: a small frame classifier shipped with vganzoo.
 
 No published extractor knows our synthetic digits, so vganzoo trains its own
-(:mod:`vganzoo.metrics.train_digits_classifier`) and bundles the weights under
+(``benchmarks/train_digits_classifier.py`` in the source tree) and bundles the weights under
 ``vganzoo/weights/digits-classifier/``. The classifier sees single frames, gray 32x32 in [-1, 1]
 (3-channel videos are averaged to gray, other sizes resized bilinearly with antialiasing), and has
 11 classes: the digits 0-9 and ``NO_DIGIT`` (10), trained on noise, blobs, blank and scrambled frames,
@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ._files import sha256_file
+from ..files import sha256_file
 from ._video import GRAY_CHANNELS, check_videos, resize_frames, to_channels
 from .frechet import FeatureStats
 
@@ -248,7 +248,7 @@ def load_digits_classifier(
     when present and recorded on the returned scorer."""
     from safetensors.torch import load_file
 
-    from ._files import check_safetensors_file
+    from ..files import check_safetensors_file
 
     folder = Path(path) if path is not None else BUNDLED_DIR
     weights = folder / WEIGHTS_FILE if folder.is_dir() else folder
@@ -256,7 +256,7 @@ def load_digits_classifier(
     if not weights.exists():
         raise FileNotFoundError(
             f"digits classifier weights not found at {weights}; train them with "
-            f"`python -m vganzoo.metrics.train_digits_classifier --out {folder}`"
+            f"`python benchmarks/train_digits_classifier.py --out {folder}`"
         )
     check_safetensors_file(weights, what="digits classifier weights")
     digest = sha256_file(weights)

@@ -6,7 +6,7 @@ and the sha256 of the file it came from, so every score can state exactly what p
 
 Files are safetensors only. A file may say what it holds in its metadata
 (``{"vganzoo.architecture": "i3d" | "c3d" | "tiny-3dcnn", "vganzoo.config": "<json>"}``, written by
-:func:`save_extractor` and by :mod:`vganzoo.metrics.convert`); otherwise the caller's default
+:func:`save_extractor` and by :mod:`vganzoo.convert.extractors`); otherwise the caller's default
 architecture is assumed (FVD: I3D, IS: C3D). Sources:
 
 * a local path: ``/path/i3d.safetensors``;
@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ._files import atomic_write_bytes, check_safetensors_file, sha256_file
+from ..files import atomic_write_bytes, check_safetensors_file, sha256_file
 from ._video import RGB_CHANNELS, check_videos, to_channels
 from .c3d import C3D, C3D_CROP, C3D_FRAMES, C3D_NUM_CLASSES, C3D_RESIZE, map_c3d_state_dict, preprocess_c3d
 from .i3d import (
@@ -161,7 +161,7 @@ def _c3d(
     if C3D_MEAN_KEY not in tensors:
         raise ValueError(
             "C3D weights lack the 'mean' tensor (the training mean, (3,) or (3, 16, 112, 112) in 0..255); "
-            "add it with `python -m vganzoo.metrics.convert c3d SRC OUT --mean ...`"
+            "add it with `vganzoo convert c3d SRC OUT --mean ...`"
         )
     mean = tensors[C3D_MEAN_KEY].float()
     mean_desc = (

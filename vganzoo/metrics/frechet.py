@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ._files import atomic_write_bytes, check_safetensors_file
+from ..files import atomic_write_bytes, check_safetensors_file
 
 __all__ = ["STATS_FORMAT", "FeatureStats", "frechet_distance", "trace_sqrt_product"]
 

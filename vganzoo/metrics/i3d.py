@@ -27,7 +27,7 @@ a state_dict) is mapped onto this module by :func:`map_pytorch_i3d_key`:
     ==============================  ==============================
 
 Safetensors files in either naming load (see :mod:`vganzoo.metrics.extractors`); a ``.pt`` state
-dict is converted once, explicitly, by :mod:`vganzoo.metrics.convert`.
+dict is converted once, explicitly, by ``vganzoo convert i3d`` (:mod:`vganzoo.convert.extractors`).
 """
 
 from __future__ import annotations

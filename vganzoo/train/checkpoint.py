@@ -10,11 +10,9 @@ leftover temporary files are ignored and cleaned up.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
-import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -25,8 +23,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
-from .._files import fsync_dir
 from ..errors import VganzooError
+from ..files import atomic_write_bytes, remove_stale_temp_files
 
 __all__ = [
     "FORMAT",
@@ -37,6 +35,7 @@ __all__ = [
     "latest_checkpoint",
     "list_checkpoints",
     "load_checkpoint",
+    "remove_stale_temp_files",
     "save_checkpoint",
     "unflatten_optimizer_state",
 ]
@@ -44,37 +43,10 @@ __all__ = [
 FORMAT = "vganzoo-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d{8,})\.safetensors$")
-_TEMP_PREFIX = ".tmp-"
-_CHUNK_BYTES = 1 << 22
 
 
 class CheckpointError(VganzooError, ValueError):
     """A checkpoint file that is missing, truncated or not a vganzoo checkpoint."""
-
-
-def _write_all(handle: Any, data: bytes | memoryview) -> None:
-    """Write ``data`` in chunks (a separate function so tests can fail a save half-way)."""
-    view = memoryview(data)
-    for start in range(0, len(view), _CHUNK_BYTES):
-        handle.write(view[start : start + _CHUNK_BYTES])
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temp file in the same folder, fsync and rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f"{_TEMP_PREFIX}{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            _write_all(handle, data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    fsync_dir(path.parent)
 
 
 def checkpoint_path(directory: str | os.PathLike[str], step: int) -> Path:
@@ -92,18 +64,6 @@ def list_checkpoints(directory: str | os.PathLike[str]) -> list[tuple[int, Path]
         if match and entry.is_file():
             found.append((int(match.group(1)), entry))
     return sorted(found)
-
-
-def remove_stale_temp_files(directory: str | os.PathLike[str]) -> int:
-    """Delete temp files left by a process killed while saving; returns how many."""
-    directory = Path(directory)
-    count = 0
-    if directory.is_dir():
-        for entry in directory.iterdir():
-            if entry.name.startswith(_TEMP_PREFIX) and entry.is_file():
-                entry.unlink(missing_ok=True)
-                count += 1
-    return count
 
 
 def _clean(tensors: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:

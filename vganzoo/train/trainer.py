@@ -36,8 +36,8 @@ from .. import losses
 from ..errors import InvalidConfigError, VganzooError
 from . import checkpoint as ckpt
 from . import distributed
+from .batches import BatchLoader, IndexStream
 from .config import TrainConfig, resolve_recipe
-from .data import BatchLoader, IndexStream
 from .export import export_model
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged", "build_optimizer", "derive_seed"]
@@ -790,9 +790,9 @@ class Trainer:
         if not self.is_main or self.config.num_samples == 0:
             return
         try:
-            from ..io import save_video
+            from ..videoio import save_video
         except ImportError:
-            self._warn_once("io", "samples: vganzoo.io is not available; sample grids are not written")
+            self._warn_once("io", "samples: vganzoo.videoio is not available; sample grids are not written")
             return
         sample = getattr(self.model, "sample", None)
         if sample is None:

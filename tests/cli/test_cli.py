@@ -15,7 +15,7 @@ import vganzoo
 from vganzoo import registry
 from vganzoo.cli import main
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture()

@@ -1,4 +1,4 @@
-"""vganzoo.io: grids, GIF/MP4 writing (atomic), reading clips and frame folders."""
+"""vganzoo.videoio: grids, GIF/MP4 writing (atomic), reading clips and frame folders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vganzoo import io as vio
+from vganzoo import videoio as vio
 
 
 def gray_ramp_video(frames: int, height: int = 12, width: int = 14, step: int = 10) -> torch.Tensor:

@@ -1,8 +1,8 @@
 """Convert a legacy PyTorch I3D / C3D checkpoint to a vganzoo extractor safetensors file, once.
 
-    python -m vganzoo.metrics.convert i3d rgb_imagenet.pt i3d.safetensors
-    python -m vganzoo.metrics.convert c3d c3d_ucf101.pt c3d.safetensors --mean 90.25,97.66,101.41
-    python -m vganzoo.metrics.convert c3d c3d_ucf101.pt c3d.safetensors --mean mean.npy
+    vganzoo convert i3d rgb_imagenet.pt i3d.safetensors
+    vganzoo convert c3d c3d_ucf101.pt c3d.safetensors --mean 90.25,97.66,101.41
+    vganzoo convert c3d c3d_ucf101.pt c3d.safetensors --mean mean.npy
 
 The source must be a plain state dict (name -> tensor). It is read with
 ``torch.load(weights_only=True)``, which only rebuilds tensors and containers and refuses arbitrary
@@ -20,21 +20,18 @@ makes the converted network compute on RGB input exactly what the original compu
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from ._video import centre_crop
-from .c3d import C3D_CROP, C3D_FRAMES, map_c3d_state_dict
-from .extractors import C3D_MEAN_KEY, _check_keys, build_extractor, save_extractor
-from .i3d import map_pytorch_i3d_state_dict
+from ..metrics._video import centre_crop
+from ..metrics.c3d import C3D_CROP, C3D_FRAMES, map_c3d_state_dict
+from ..metrics.extractors import C3D_MEAN_KEY, _check_keys, build_extractor, save_extractor
+from ..metrics.i3d import map_pytorch_i3d_state_dict
 
-__all__ = ["convert_checkpoint", "main"]
+__all__ = ["convert_extractor"]
 
 _RGB = 3
 
@@ -74,7 +71,7 @@ def _parse_mean(mean: Any) -> torch.Tensor:
     )
 
 
-def convert_checkpoint(
+def convert_extractor(
     architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None, bgr: bool = False
 ) -> str:
     """Convert ``src`` (a ``.pt`` state dict) to ``dst`` (safetensors); returns the output's sha256.
@@ -121,32 +118,3 @@ class _StateHolder(torch.nn.Module):
 
     def state_dict(self, *args: Any, **kwargs: Any) -> dict[str, torch.Tensor]:  # type: ignore[override]
         return self._state
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m vganzoo.metrics.convert", description=__doc__.split("\n\n")[0]
-    )
-    parser.add_argument("architecture", choices=("i3d", "c3d"))
-    parser.add_argument("src", help="legacy .pt state dict")
-    parser.add_argument("dst", help="output .safetensors")
-    parser.add_argument(
-        "--mean", help="c3d: training mean in the network's channel order, 'C0,C1,C2' or a .npy file"
-    )
-    parser.add_argument(
-        "--bgr",
-        action="store_true",
-        help="the network was trained on BGR frames (reorder its input channels to RGB)",
-    )
-    args = parser.parse_args(argv)
-    try:
-        digest = convert_checkpoint(args.architecture, args.src, args.dst, mean=args.mean, bgr=args.bgr)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"convert: error: {exc}", file=sys.stderr)
-        return 2
-    print(f"wrote {args.dst}  sha256 {digest}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -15,7 +15,7 @@ import vganzoo
 from vganzoo.errors import InvalidConfigError
 from vganzoo.train import TrainConfig, Trainer, TrainingDiverged, apply_overrides, resolve_recipe
 from vganzoo.train import checkpoint as ckpt
-from vganzoo.train.data import IndexStream
+from vganzoo.train.batches import IndexStream
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 
@@ -149,7 +149,7 @@ def test_crash_mid_save_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
         handle.write(bytes(memoryview(data)[: len(data) // 2]))
         raise OSError("simulated crash while writing")
 
-    monkeypatch.setattr(ckpt, "_write_all", crash_half_way)
+    monkeypatch.setattr(vganzoo.files, "_write_all", crash_half_way)
     trainer.step = 3
     with pytest.raises(OSError, match="simulated crash"):
         trainer._save_checkpoint()
@@ -332,9 +332,9 @@ def test_shape_mismatch_is_a_clear_error(tmp_path):
 
 def test_samples_and_export(tmp_path, monkeypatch):
     written = []
-    fake_io = types.ModuleType("vganzoo.io")
+    fake_io = types.ModuleType("vganzoo.videoio")
     fake_io.save_video = lambda videos, path, **kw: written.append((tuple(videos.shape), str(path)))
-    monkeypatch.setitem(sys.modules, "vganzoo.io", fake_io)
+    monkeypatch.setitem(sys.modules, "vganzoo.videoio", fake_io)
     trainer, result = fit("toy-gan", tmp_path / "run", 4, sample_every=2, num_samples=3)
     assert [w[1].rsplit("/", 1)[1] for w in written] == ["step_00000002.gif", "step_00000004.gif"]
     assert written[0][0] == (3, 3, 4, 16, 16)
@@ -503,7 +503,7 @@ def test_index_stream_is_a_function_of_seed_and_epoch():
 
 
 def test_worker_loader_gives_the_same_batches(tmp_path):
-    from vganzoo.train.data import BatchLoader
+    from vganzoo.train.batches import BatchLoader
 
     data = h.SyntheticVideos(9)
     plan = [4, 2]
@@ -580,7 +580,7 @@ def test_a_failing_sample_grid_does_not_end_the_run(tmp_path, monkeypatch):
     def save_video(videos, path, **kw):
         raise OSError("disk full")
 
-    monkeypatch.setitem(sys.modules, "vganzoo.io", types.SimpleNamespace(save_video=save_video))
+    monkeypatch.setitem(sys.modules, "vganzoo.videoio", types.SimpleNamespace(save_video=save_video))
     with pytest.warns(UserWarning, match="could not write .*disk full"):
         _, result = fit("toy-gan", tmp_path / "run", 2, sample_every=1)
     assert result.status == "completed" and result.step == 2
@@ -605,7 +605,7 @@ class EpochRecorder(h.SyntheticVideos):
 
 @pytest.mark.parametrize("workers", [0, 2])
 def test_datasets_with_set_epoch_see_the_epoch_of_each_item(workers):
-    from vganzoo.train.data import BatchLoader
+    from vganzoo.train.batches import BatchLoader
 
     loader = BatchLoader(EpochRecorder(5), IndexStream(5, seed=2), plan=[3], num_workers=workers)
     batches = [loader.next_batch(3) for _ in range(4)]

@@ -3,6 +3,7 @@
 import hashlib
 import json
 import shutil
+from pathlib import Path
 
 import pytest
 import torch
@@ -21,6 +22,7 @@ from vganzoo.metrics.digits import (
 from vganzoo.metrics.frechet import frechet_distance
 
 # the shipped weights must stay small (the issue allows a few hundred KB)
+REPO = Path(__file__).resolve().parents[2]
 MAX_WEIGHTS_BYTES = 400_000
 EVAL_SEED = 123  # clips the classifier never saw (it trained on seed 0, split train)
 
@@ -181,8 +183,9 @@ def test_digits_metrics_end_to_end():
     assert (proto["n_generated"], proto["n_real"], proto["data_split"]) == (12, 12, "test")
 
 
-def test_training_script_smoke(tmp_path):
-    from vganzoo.metrics.train_digits_classifier import main
+def test_training_script_smoke(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(REPO / "benchmarks"))
+    from train_digits_classifier import main
 
     out = tmp_path / "dc"
     threads = torch.get_num_threads()  # the script sets its own thread count

@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(
     not dist.is_available() or not dist.is_gloo_available(), reason="needs torch.distributed with gloo"
 )
 
-TESTS = Path(__file__).resolve().parent
+TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 LAUNCH_TIMEOUT_S = 240
 MODELS = ("tiny-mask-gan", "tiny-cond-gan")  # BN + GP + SVC + EMA + mask; per-role batches + categories

@@ -1,4 +1,4 @@
-"""VideoFolder on real files written with vganzoo.io: layouts, clip sampling, bad files."""
+"""VideoFolder on real files written with vganzoo.videoio: layouts, clip sampling, bad files."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image
 
-from vganzoo import io as vio
+from vganzoo import videoio as vio
 from vganzoo.data import VideoFolder, build_dataset, resize_center_crop
 
 LEVEL_STEP = 8

@@ -1,11 +1,11 @@
 """Video files: read clips, lay batches out as a grid, write GIF, MP4, WebM and AVI atomically.
 
-    >>> from vganzoo.io import save_video, read_video
+    >>> from vganzoo.videoio import save_video, read_video
     >>> save_video(videos, "samples.gif", fps=8)      # videos: (N, C, T, H, W) in [-1, 1]
     >>> clip = read_video("clip.mp4", frames=16, stride=2)   # (16, H, W, 3) uint8
 
 Decoding and MP4/WebM/AVI encoding go through PyAV (FFmpeg); GIFs are written with Pillow. Both are
-imported on first use, so ``import vganzoo.io`` works without the ``video`` extra; a function that
+imported on first use, so ``import vganzoo.videoio`` works without the ``video`` extra; a function that
 needs them then raises :class:`MissingDependencyError` saying what to install.
 
 Known limits: GIF stores a 256-colour palette per frame (grayscale round-trips exactly, colour
@@ -28,8 +28,8 @@ import numpy as np
 import torch
 from einops import rearrange
 
-from ._files import atomic_path
 from .errors import VganzooError
+from .files import atomic_path
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -87,7 +87,7 @@ class VideoInfo(NamedTuple):
     fps: float
 
 
-def _import_av() -> Any:
+def import_av() -> Any:
     try:
         import av
     except ImportError:
@@ -98,7 +98,7 @@ def _import_av() -> Any:
     return av
 
 
-def _import_pil() -> Any:
+def import_pil() -> Any:
     try:
         from PIL import Image
     except ImportError:
@@ -267,7 +267,7 @@ def save_video(
 
 def _write_gif(frames: np.ndarray, path: Path, *, fps: float) -> None:
     """frames: (T, H, W, C) uint8, C in {1, 3}."""
-    image_mod = _import_pil()
+    image_mod = import_pil()
     if frames.shape[-1] == 1:
         images = [image_mod.fromarray(f[..., 0], mode="L") for f in frames]
     else:
@@ -291,7 +291,7 @@ def _pick_encoder(av: Any, names: tuple[str, ...], ext: str) -> str:
 
 def _write_ffmpeg(frames: np.ndarray, path: Path, *, fps: float, pad_fill: int, ext: str) -> None:
     """frames: (T, H, W, 3) uint8. yuv420p needs even sizes: pad one pixel where odd."""
-    av = _import_av()
+    av = import_av()
     from fractions import Fraction
 
     h, w = frames.shape[1:3]
@@ -394,7 +394,7 @@ def read_video(
 def _read_frame_folder(
     folder: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None
 ) -> list[np.ndarray]:
-    image_mod = _import_pil()
+    image_mod = import_pil()
     files = list_frame_files(folder)
     out = []
     first_size = None
@@ -428,7 +428,7 @@ def _read_frame_folder(
 def _read_video_file(
     path: Path, frames: int | None, start: int, stride: int, size: tuple[int, int] | None
 ) -> list[np.ndarray]:
-    av = _import_av()
+    av = import_av()
     out: list[np.ndarray] = []
     scale: dict[str, Any] = {}
     try:
@@ -468,7 +468,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
     if not path.exists():
         raise FileNotFoundError(f"no such video file or frame folder: {str(path)!r}")
     if path.is_dir():
-        image_mod = _import_pil()
+        image_mod = import_pil()
         files = list_frame_files(path)
         if not files:
             raise VideoReadError(f"{str(path)!r} holds no image frames ({', '.join(IMAGE_EXTENSIONS)})")
@@ -478,7 +478,7 @@ def probe_video(path: str | os.PathLike[str]) -> VideoInfo:
         except Exception as exc:
             raise VideoReadError(f"cannot read frame {str(files[0])!r}: {exc}") from None
         return VideoInfo(len(files), height, width, 0.0)
-    av = _import_av()
+    av = import_av()
     try:
         with av.open(str(path), mode="r") as container:
             if not container.streams.video:

@@ -14,13 +14,13 @@ from torch import nn
 
 import vganzoo
 from vganzoo import hub, registry
-from vganzoo import io as vio
+from vganzoo import videoio as vio
 from vganzoo.cli import main
 from vganzoo.models.base import VideoGAN
 from vganzoo.registry import PretrainedSpec
 from vganzoo.sampling import interpolate, latent_walk
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TOY_PLUGIN = REPO / "examples" / "plugin-example"
 RES, FRAMES = 8, 3
 

@@ -1,6 +1,6 @@
 """Train the digits frame classifier that the offline quality check uses, reproducibly.
 
-    python -m vganzoo.metrics.train_digits_classifier --out vganzoo/weights/digits-classifier
+    python benchmarks/train_digits_classifier.py --out vganzoo/weights/digits-classifier
 
 Data: ``moving-digits`` with one digit (``vganzoo.data.MovingDigits``), train split, rendered at 32
 and at 64 px and brought to the classifier's 32x32 input by the same :func:`prepare_frames` the
@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from ._files import atomic_write_bytes, atomic_write_json, sha256_file
-from .digits import (
+from vganzoo.files import atomic_write_bytes, atomic_write_json, sha256_file
+from vganzoo.metrics.digits import (
     CONFIG_FILE,
     FEATURE_DIM,
     INPUT_SIZE,
@@ -60,7 +60,7 @@ def _load_frames(
     resolution: int, clips: int, frames_per_clip: int, seed: int, split: str, rng: np.random.Generator
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """(clips * frames_per_clip, 1, 32, 32) frames and their digit labels from MovingDigits."""
-    from ..data import MovingDigits
+    from vganzoo.data import MovingDigits
 
     dataset = MovingDigits(
         num_digits=1,
@@ -164,8 +164,8 @@ def _augment(frames: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
 def _evaluate(
     model: DigitFrameClassifier, resolution: int, clips: int, seed: int, negatives: torch.Tensor
 ) -> dict[str, Any]:
-    from ..data import MovingDigits
-    from .digits import DigitScores, DigitsScorer
+    from vganzoo.data import MovingDigits
+    from vganzoo.metrics.digits import DigitScores, DigitsScorer
 
     model.eval()
     dataset = MovingDigits(
@@ -268,7 +268,7 @@ def train(
     weights_path = os.path.join(out, WEIGHTS_FILE)
     atomic_write_bytes(weights_path, save(state, metadata={"format": "vganzoo-digits-classifier/1"}))
     digest = sha256_file(weights_path)
-    from .. import __version__
+    from vganzoo import __version__
 
     card = {
         "name": "vganzoo-digits-classifier",
@@ -317,7 +317,7 @@ def train(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m vganzoo.metrics.train_digits_classifier",
+        prog="python benchmarks/train_digits_classifier.py",
         description="Train the bundled moving-digits frame classifier.",
     )
     parser.add_argument("--out", required=True, help="output folder (e.g. vganzoo/weights/digits-classifier)")
@@ -337,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    command = "python -m vganzoo.metrics.train_digits_classifier " + " ".join(
+    command = "python benchmarks/train_digits_classifier.py " + " ".join(
         sys.argv[1:] if argv is None else argv
     )
     card = train(

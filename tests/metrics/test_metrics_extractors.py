@@ -7,6 +7,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
+from vganzoo.convert import convert_extractor
 from vganzoo.metrics import (
     TinyVideoCNN,
     VideoExtractor,
@@ -16,7 +17,6 @@ from vganzoo.metrics import (
     save_extractor,
 )
 from vganzoo.metrics.c3d import C3D, preprocess_c3d
-from vganzoo.metrics.convert import convert_checkpoint
 from vganzoo.metrics.i3d import (
     I3D_MIN_FRAMES,
     InceptionI3d,
@@ -137,7 +137,7 @@ def test_convert_legacy_i3d_checkpoint(tmp_path, i3d):
     with pytest.raises(ValueError, match="legacy PyTorch checkpoint"):
         load_extractor(legacy)
     out = tmp_path / "i3d.safetensors"
-    digest = convert_checkpoint("i3d", legacy, out)
+    digest = convert_extractor("i3d", legacy, out)
     assert digest == hashlib.sha256(out.read_bytes()).hexdigest()
     extractor = load_extractor(out, default_architecture="c3d")  # the file's metadata wins
     assert extractor.name == "i3d"
@@ -145,7 +145,7 @@ def test_convert_legacy_i3d_checkpoint(tmp_path, i3d):
     assert extractor.describe()["converted_from_bgr"] is False
     # a BGR-trained network: its first layer's input channels are reversed so it takes RGB
     flipped = tmp_path / "i3d_bgr.safetensors"
-    convert_checkpoint("i3d", legacy, flipped, bgr=True)
+    convert_extractor("i3d", legacy, flipped, bgr=True)
     bgr = load_extractor(flipped)
     torch.testing.assert_close(
         bgr.network.conv1a.conv.weight, i3d.conv1a.conv.weight[:, [2, 1, 0]], rtol=0, atol=0
@@ -157,17 +157,17 @@ def test_convert_refuses_bad_sources(tmp_path):
     wrong = tmp_path / "wrong.pt"
     torch.save({"conv1.weight": torch.zeros(1)}, wrong)
     with pytest.raises(KeyError):
-        convert_checkpoint("i3d", wrong, tmp_path / "x.safetensors")
+        convert_extractor("i3d", wrong, tmp_path / "x.safetensors")
     torch.save({"fc8.bias": torch.zeros(101), "fc8.weight": torch.zeros(101, 4096)}, wrong)
     with pytest.raises(ValueError, match="--mean"):
-        convert_checkpoint("c3d", wrong, tmp_path / "x.safetensors")
+        convert_extractor("c3d", wrong, tmp_path / "x.safetensors")
     with pytest.raises(ValueError, match="does not hold c3d weights"):
-        convert_checkpoint("c3d", wrong, tmp_path / "x.safetensors", mean="90,98,102")
+        convert_extractor("c3d", wrong, tmp_path / "x.safetensors", mean="90,98,102")
 
     evil = tmp_path / "evil.pt"
     torch.save({"obj": Evil()}, evil)
     with pytest.raises(ValueError, match="loaded safely"):
-        convert_checkpoint("i3d", evil, tmp_path / "x.safetensors")
+        convert_extractor("i3d", evil, tmp_path / "x.safetensors")
     assert not (tmp_path / "x.safetensors").exists()
 
 
@@ -220,7 +220,7 @@ def test_wrong_extractor_files(tmp_path):
         load_extractor(text)
     pickled = tmp_path / "old.pth"
     torch.save({"a": torch.zeros(2)}, pickled, _use_new_zipfile_serialization=False)
-    with pytest.raises(ValueError, match="legacy PyTorch checkpoint.*vganzoo.metrics.convert"):
+    with pytest.raises(ValueError, match="legacy PyTorch checkpoint.*vganzoo convert"):
         load_extractor(pickled)
     tiny = tmp_path / "tiny.safetensors"
     save_file(dict(TinyVideoCNN().state_dict().items()), str(tiny))  # no metadata: taken as I3D
