@@ -24,6 +24,10 @@ MODELS = [
 ]
 SMALL_WIDTH = 0.25
 SHARED_KEYS = ("resolution", "frames", "channels", "width", "num_classes")
+# How far a float32 model's videos may be from the same model's in float64. StyleGAN-V's time embedding
+# takes sines of angles of ~10^2 rad built from float32 matmuls: their rounding (~2e-4, the same in the
+# authors' network) shows in its frames.
+FLOAT32_ATOL = {"stylegan-v": 1e-3}
 
 
 def small(name: str, **overrides):
@@ -125,7 +129,7 @@ def test_sampling_in_the_models_dtype(name):
     reference = model.sample(2, seed=5)
     double = copy.deepcopy(model).to(torch.float64).sample(2, seed=5)
     assert double.dtype == torch.float64
-    torch.testing.assert_close(double, reference.double(), atol=1e-4, rtol=0)
+    torch.testing.assert_close(double, reference.double(), atol=FLOAT32_ATOL.get(name, 1e-4), rtol=0)
     for dtype in (torch.bfloat16, torch.float16):
         cast = copy.deepcopy(model).to(dtype)
         videos = cast.sample(2, seed=5)

@@ -1,0 +1,1124 @@
+"""StyleGAN-V (Skorokhodov, Tulyakov and Elhoseiny, CVPR 2022): a continuous-time video generator.
+
+Written from the paper and the authors' public configuration (universome/stylegan-v); the layer
+shapes, loop order and constants are theirs, so their checkpoints convert exactly
+(:mod:`vganzoo.convert.stylegan_v`). Layout: videos ``(N, C, T, H, W)``; frame times in frames of
+the training data (``fps`` frames per second), fractional times allowed.
+
+Generator ``stylegan-v/generator``
+    A StyleGAN2 generator (mapping network, modulated / demodulated 3x3 convolutions, optional
+    noise inputs, skip-to-RGB outputs, see :mod:`vganzoo.nn.stylegan2`) that renders every frame
+    independently from the content code ``w = mapping(z)`` and a continuous time embedding fed at
+    its 4x4 input (concatenated to the learned constant). The time embedding comes from the motion
+    encoder: random motion codes ``motion_z`` placed every ``motion_z_distance`` frames along time go
+    through two unpadded 1-D convolutions (acausal: a code sees ``motion_kernel_size - 1`` neighbours
+    on each side); a frame at time ``t`` interpolates the codes left and right of it, and sine /
+    cosine features of ``t`` with learned periods and phases (predicted from the left code) are
+    aligned so that the embedding is continuous across code boundaries. Frames can be rendered at
+    any time, so clips of any length and frame rate are sampled from the same latents, and the first
+    frames of a clip do not depend on its length (:meth:`StyleGANVGenerator.sample_latents` draws the
+    motion codes of each video from its own random stream, in a fixed order along time).
+
+Discriminator ``stylegan-v/discriminator`` (role ``"video"``)
+    A StyleGAN2 ResNet discriminator that scores ``sparse_frames`` (3) frames of a clip together: the
+    frames go through the blocks separately down to ``concat_res`` (16x16), are concatenated along
+    channels (each with ``1 / frames_div_factor`` of the channels) and go on as one image. The time
+    differences between the frames (a learned embedding per whole-frame difference plus fixed
+    sine/cosine features) condition its projection head through a mapping network, with the class
+    one-hot for conditional models. Given a whole clip it picks the frames itself (at random in
+    training, as the authors' data loader does: a span from (2, 4, 8, 16, 32) up to ``max_dist`` and
+    the clip length, a random start and random middle frames; evenly in eval mode); given
+    ``frame_times`` (what the generator rendered) it scores exactly those frames.
+
+Sparse training: the generator renders only ``sparse_frames`` frames per clip at random times (in
+training mode, :meth:`StyleGANVGenerator.sample_latents` draws them with the authors' sampler over
+videos of ``max_frames`` frames, with a fractional start) and returns their times as the latent
+``frame_times``; the trainer passes them on to the discriminator (:mod:`vganzoo.train.frame_times`).
+
+Configs: :data:`DEFAULT_CONFIG` is the paper's 256x256 model (the authors' default configuration, its
+parameter counts equal theirs: generator 32,105,941 = mapping 525,312 + synthesis with the motion
+encoder 31,580,629; discriminator 25,333,568). :data:`DIGITS_CONFIG` is a small 32x32 one-channel
+model that trains on the built-in moving digits on a CPU. ``width`` multiplies the convolution
+channels (the authors' ``fmaps``: ``channels(res) = min(channel_base // res, channel_max)``).
+
+Recipe (:func:`make_recipe`): the non-saturating loss, R1 on real clips every 16 iterations with a
+16x weight (lazy regularisation; ``gamma = 0.0002 * resolution^2 / batch``, the authors' "auto"
+setting, divided by the number of frames since their penalty averages over the frames of a clip),
+Adam with their learning rates and betas as lazy regularisation leaves them (G: 0.0025 * 4/5, betas
+(0, 0.99^(4/5)); D: 0.0025 * 16/17, betas (0, 0.99^(16/17))), an EMA of the generator with a
+half-life of 10k images per 32 in the batch. Mixed precision on a GPU: ``vganzoo train --amp``
+(bfloat16 autocast; the authors ran the top four resolutions in float16). Not reproduced: their
+adaptive augmentation (ADA) and x-flips of the data.
+
+Released checkpoints: the authors' trained networks (FaceForensics, SkyTimelapse, RainbowJelly at
+256x256, MEAD at 1024x1024) are pickles on a file host linked from their README (Yandex Disk,
+``disk.yandex.ru/d/v7MS7zu4mmZxXw``), not on the Hugging Face Hub; they stay with the user:
+``vganzoo convert stylegan-v network-snapshot.pkl OUT`` turns one into a weight set for
+``vganzoo.load("local-dir:OUT")``.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import nn
+
+from ..nn.stylegan2 import (
+    EqualizedConv1d,
+    EqualizedConv2d,
+    EqualizedLinear,
+    MappingNetwork,
+    MinibatchStd,
+    ModulatedConv2d,
+    ToRGB,
+    make_resample_filter,
+    upsample2d,
+)
+from ..registry import register_component, register_model
+from .base import DiscriminatorOutput, VideoGAN, check_labels, make_generator, require
+from .common import check_shared_config, check_video
+
+__all__ = [
+    "DEFAULT_CONFIG",
+    "DIGITS_CONFIG",
+    "TOTAL_DISTS",
+    "MotionEncoder",
+    "StyleGANV",
+    "StyleGANVDiscriminator",
+    "StyleGANVGenerator",
+    "TimeDifferenceEmbedding",
+    "make_recipe",
+    "random_frame_times",
+]
+
+PAPER = (
+    "Skorokhodov, Tulyakov, Elhoseiny: StyleGAN-V: A Continuous Video Generator with the Price, Image "
+    "Quality and Perks of StyleGAN2 (CVPR 2022)"
+)
+RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
+INPUT_SIZE = 4  # the synthesis network starts from a 4x4 map; the discriminator ends on one
+# The spans between the first and the last of a clip's sparse frames that training draws from
+# (the authors' sampling.total_dists), cut to max_dist and the clip length.
+TOTAL_DISTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
+MOTION_LR_MULTIPLIER = 0.01
+FRAMES_PER_PASS = 32  # frames of each video rendered in one synthesis pass (long clips go in chunks)
+MOTION_CODE_CHUNK = 16  # motion codes drawn per random call: a video's codes never depend on its length
+
+DEFAULT_CONFIG: dict[str, Any] = {
+    "resolution": 256,
+    "frames": 16,  # the training clips' length and the default number of sampled frames
+    "channels": 3,
+    "width": 1.0,
+    "num_classes": 0,
+    "fps": 25.0,  # frame rate of the training data: sample(fps=...) is relative to it
+    "z_dim": 512,
+    "w_dim": 512,
+    "mapping_layers": 2,
+    "channel_base": 16384,  # 32768 * fmaps, fmaps = 0.5 below 512x512
+    "channel_max": 512,
+    "conv_clamp": 256,
+    "use_noise": False,
+    "motion_z_dim": 512,
+    "motion_v_dim": 512,
+    "motion_z_distance": 16,
+    "motion_kernel_size": 11,
+    "time_dim": 256,  # sine/cosine pairs of the generator's time embedding
+    "time_min_period": 16,
+    "time_max_period": 1024,
+    "max_frames": 1024,  # longest training video: random generator times and the D's difference table
+    "sparse_frames": 3,
+    "max_dist": 32,
+    "time_embed_dim": 256,  # the discriminator's learned embedding per time difference
+    "concat_res": 16,
+    "frames_div_factor": 2,
+    "mbstd_group_size": 4,
+    "mbstd_channels": 1,
+    "d_mapping_layers": 2,
+}
+
+# A small model for the built-in moving digits on a CPU: vganzoo.create("stylegan-v", **DIGITS_CONFIG).
+DIGITS_CONFIG: dict[str, Any] = {
+    "resolution": 32,
+    "frames": 16,
+    "channels": 1,
+    "width": 0.0625,  # 32 channels at every resolution
+    "fps": 8.0,
+    "z_dim": 128,
+    "w_dim": 128,
+    "motion_z_dim": 128,
+    "motion_v_dim": 128,
+    "motion_z_distance": 8,
+    "motion_kernel_size": 5,
+    "time_dim": 64,
+    "time_min_period": 8,
+    "time_max_period": 256,
+    "max_frames": 64,
+    "time_embed_dim": 32,
+}
+
+# ------------------------------------------------------------------------------------------------
+# recipe
+# ------------------------------------------------------------------------------------------------
+BASE_LR = 0.0025
+ADAM_BETA2 = 0.99
+G_REG_INTERVAL = 4  # lazy regularisation intervals of the authors' loop (G has no regulariser here,
+D_REG_INTERVAL = 16  # but its optimiser settings are still the lazily regularised ones)
+R1_GAMMA_PER_PIXEL = 0.0002  # their "auto" gamma: 0.0002 * resolution^2 / batch
+EMA_IMAGES_PER_BATCH_IMAGE = 10_000 / 32  # EMA half-life in images: 10k per 32 in the batch
+
+
+def _lazy_adam(interval: int) -> dict[str, Any]:
+    ratio = interval / (interval + 1)
+    return {"name": "adam", "lr": BASE_LR * ratio, "betas": [0.0, ADAM_BETA2**ratio], "eps": 1e-8}
+
+
+def make_recipe(resolution: int, *, batch_size: int | None = None, sparse_frames: int = 3) -> dict[str, Any]:
+    """The authors' training recipe for ``resolution`` (see the module docstring)."""
+    if batch_size is None:
+        batch_size = 64 if resolution >= 128 else 16
+    gamma = R1_GAMMA_PER_PIXEL * resolution**2 / batch_size
+    return {
+        "adversarial_loss": "bce",  # D: softplus(-real) + softplus(fake); G: softplus(-fake)
+        "d_steps": 1,
+        "batch_size": batch_size,
+        "optimizers": {"generator": _lazy_adam(G_REG_INTERVAL), "discriminators": _lazy_adam(D_REG_INTERVAL)},
+        # ours is weight/2 * ||grad over the clip's frames||^2, theirs gamma/2 * mean over the frames
+        "regularizers": [
+            {"name": "r1", "weight": gamma / sparse_frames * D_REG_INTERVAL, "every": D_REG_INTERVAL}
+        ],
+        "category_loss_weight": 0.0,
+        "ema": {"decay": 0.5 ** (1 / EMA_IMAGES_PER_BATCH_IMAGE)},
+        "frame_stride": 1,
+    }
+
+
+RECIPE = make_recipe(DEFAULT_CONFIG["resolution"], sparse_frames=DEFAULT_CONFIG["sparse_frames"])
+
+
+# ------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _check_positive_ints(component: str, **values: Any) -> None:
+    for key, value in values.items():
+        require(_is_int(value) and value >= 1, f"{component}: {key} must be a positive int, got {value!r}")
+
+
+def channel_ladder(resolution: int, *, width: float, channel_base: int, channel_max: int) -> dict[int, int]:
+    """Channels at each resolution 4, 8, ..., ``resolution``: ``min(base // res, max)`` (scaled by width)."""
+    base, top = max(1, round(channel_base * width)), max(1, round(channel_max * width))
+    return {2**i: min(base // 2**i, top) for i in range(2, int(math.log2(resolution)) + 1)}
+
+
+def allowed_spans(num_frames: int, clip_frames: int, max_dist: int) -> list[int]:
+    """Spans (last minus first frame) that sparse sampling draws from for clips of ``clip_frames``."""
+    return [d for d in TOTAL_DISTS if num_frames - 1 <= d <= min(clip_frames - 1, max_dist)]
+
+
+def random_frame_times(
+    n: int,
+    *,
+    num_frames: int,
+    clip_frames: int,
+    max_dist: int,
+    fractional: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(n, num_frames) sorted frame times inside clips of ``clip_frames`` frames, the authors' sampler.
+
+    Per clip: a span ``d`` uniform over :func:`allowed_spans`, a start uniform in
+    ``[0, clip_frames - d - 1]`` (an integer, or any real there with ``fractional``), the frames at
+    ``start`` and ``start + d`` and the others at distinct whole offsets strictly inside the span.
+    """
+    spans = allowed_spans(num_frames, clip_frames, max_dist)
+    if not spans:
+        raise ValueError(
+            f"clips of {clip_frames} frames are too short for {num_frames} sparse frames (max_dist "
+            f"{max_dist}); need at least {num_frames} frames"
+        )
+    out = torch.empty(n, num_frames, dtype=torch.float64)
+    for i in range(n):
+        span = spans[int(torch.randint(len(spans), (1,), generator=generator))]
+        if fractional:
+            start = float(torch.rand((), generator=generator, dtype=torch.float64)) * (clip_frames - span - 1)
+        else:
+            start = float(torch.randint(0, clip_frames - span, (1,), generator=generator))
+        inner = (torch.randperm(span - 1, generator=generator)[: num_frames - 2] + 1).tolist()
+        out[i] = torch.tensor(sorted([0, span, *inner]), dtype=torch.float64) + start
+    return out.float()
+
+
+def _check_latent(value: Any, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
+    """Raise a clear error unless ``value`` is a float tensor of ``shape`` (str entries: any size)."""
+    text = "(" + ", ".join(str(s) for s in shape) + ")"
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise TypeError(f"{name} must be a floating-point tensor of shape {text}, got {got}")
+    if value.ndim != len(shape) or any(
+        not isinstance(s, str) and value.shape[i] != s for i, s in enumerate(shape)
+    ):
+        raise ValueError(f"{name} must have shape {text}, got {tuple(value.shape)}")
+    return value
+
+
+def _class_codes(
+    labels: Any, n: int, num_classes: int, owner: str, like: torch.Tensor
+) -> torch.Tensor | None:
+    """One-hot class codes (n, num_classes) in ``like``'s dtype and device; None when unconditional."""
+    if num_classes == 0:
+        if labels is not None:
+            raise ValueError(f"{owner}: labels must be None for an unconditional model (num_classes=0)")
+        return None
+    if labels is None:
+        raise ValueError(
+            f"{owner}: labels are required: an int tensor of shape ({n},) in [0, {num_classes - 1}]"
+        )
+    labels = check_labels(labels, n, num_classes).to(like.device)
+    return F.one_hot(labels, num_classes).to(like.dtype)
+
+
+def linspaced_frequencies(count: int, min_period: float, max_period: float) -> torch.Tensor:
+    """(1, count) angular frequencies whose periods are log-evenly spaced in [min, max], ascending."""
+    exponents = torch.linspace(
+        math.log2(min_period), math.log2(max_period), count, dtype=torch.float64, device="cpu"
+    )
+    return (2 * math.pi / 2**exponents).flip(0).to(torch.float32).unsqueeze(0)
+
+
+def log_spaced_frequencies(max_frames: int) -> torch.Tensor:
+    """(1, ceil(log2 max_frames)) frequencies pi 2^i / T of the discriminator's time-difference features,
+    T = max_frames rounded up to a power of two."""
+    time_resolution = 2 ** math.ceil(math.log2(max_frames))
+    count = math.ceil(math.log2(time_resolution))
+    powers = torch.tensor([2], device="cpu").repeat(count).pow(torch.arange(count, device="cpu"))
+    return powers.unsqueeze(0).float() * math.pi / time_resolution
+
+
+# ------------------------------------------------------------------------------------------------
+# generator
+# ------------------------------------------------------------------------------------------------
+class MotionEncoder(nn.Module):
+    """Motion codes + frame times -> the time embedding of every frame.
+
+    forward(motion_z (N, L, motion_z_dim), times (N, T), c (N, c_dim) or None) -> (N * T, 2 * time_dim).
+    """
+
+    def __init__(
+        self,
+        *,
+        motion_z_dim: int,
+        motion_v_dim: int,
+        c_dim: int,
+        kernel_size: int,
+        distance: float,
+        time_dim: int,
+        min_period: float,
+        max_period: float,
+    ) -> None:
+        super().__init__()
+        self.motion_z_dim, self.c_dim, self.distance = motion_z_dim, c_dim, distance
+        self.extra_codes = 2 * (kernel_size - 1)  # the two unpadded convolutions eat these codes
+        self.layers = nn.Sequential(
+            EqualizedConv1d(
+                motion_z_dim + c_dim,
+                motion_z_dim,
+                kernel_size,
+                activation="lrelu",
+                lr_multiplier=MOTION_LR_MULTIPLIER,
+            ),
+            EqualizedConv1d(
+                motion_z_dim,
+                motion_v_dim,
+                kernel_size,
+                activation="lrelu",
+                lr_multiplier=MOTION_LR_MULTIPLIER,
+            ),
+        )
+        # without biases, so that a code's own magnitude (not a constant) sets its periods and phases
+        self.period = EqualizedLinear(motion_v_dim, time_dim, bias=False)
+        self.phase = EqualizedLinear(motion_v_dim, time_dim, bias=False)
+        self.aligner = EqualizedLinear(motion_v_dim, 2 * time_dim, bias=False)
+        freqs = linspaced_frequencies(time_dim, min_period, max_period)
+        self.register_buffer("freqs", freqs, persistent=False)
+        self.register_buffer("phase_scales", max_period / (2 * math.pi / freqs), persistent=False)
+
+    @property
+    def out_dim(self) -> int:
+        return self.freqs.shape[1] * 2
+
+    def codes_needed(self, max_time: float, max_frames: int) -> int:
+        """Motion codes a video needs for frames up to ``max_time`` (at least for ``max_frames``)."""
+        last = max(max_frames - 1, max_time)
+        return math.ceil(last / self.distance) + 2 + self.extra_codes
+
+    def forward(self, motion_z: torch.Tensor, times: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        # Sines of angles of up to ~10^3 rad: computed in float32 at least (bfloat16 would scramble
+        # them), without autocast, like the authors who keep all but the synthesis layers in float32.
+        dtype = self.period.weight.dtype
+        compute = torch.promote_types(dtype, torch.float32)
+        with torch.autocast(times.device.type, enabled=False):
+            out = self._embed(motion_z.to(compute), times, None if c is None else c.to(compute))
+        return out.to(dtype)
+
+    def _embed(self, motion_z: torch.Tensor, times: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
+        n, t = times.shape
+        codes = motion_z
+        if c is not None:
+            codes = torch.cat([codes, c.to(codes.dtype).unsqueeze(1).expand(-1, codes.shape[1], -1)], dim=2)
+        trajectory = self.layers(codes.transpose(1, 2)).transpose(1, 2)  # (N, L - extra, v)
+        left = torch.floor(times / self.distance).long()
+        if not torch.compiler.is_compiling() and n and t and int(left.max()) + 1 >= trajectory.shape[1]:
+            need = math.ceil(float(times.max()) / self.distance) + 2 + self.extra_codes
+            raise ValueError(
+                f"motion_z has {motion_z.shape[1]} codes per video, frames up to time {float(times.max()):g} "
+                f"need {need}; draw them with sample_latents(..., frames=...)"
+            )
+        batch = torch.arange(n, device=times.device).unsqueeze(1).expand(n, t)
+        code_left = trajectory[batch, left].reshape(n * t, -1)
+        code_right = trajectory[batch, left + 1].reshape(n * t, -1)
+        remainder = times % self.distance
+        t_left = (times - remainder).reshape(-1, 1).to(code_left.dtype)
+        t_right = t_left + self.distance
+        weight = (remainder / self.distance).reshape(-1, 1).to(code_left.dtype)
+        times = times.reshape(-1, 1).to(code_left.dtype)
+
+        periods = self.period(code_left).tanh() + 1
+        phases = self.phase(code_left)
+
+        freqs, phase_scales = self.freqs.to(code_left.dtype), self.phase_scales.to(code_left.dtype)
+
+        def features(at: torch.Tensor) -> torch.Tensor:
+            angle = freqs * periods * at + phases * phase_scales
+            return torch.cat([angle.sin(), angle.cos()], dim=1)
+
+        # the features of t, minus their interpolation between the code boundaries, plus an
+        # interpolation of learned values there: continuous in t, and free at the boundaries
+        removed = features(t_left) * (1 - weight) + features(t_right) * weight
+        added = self.aligner(code_left) * (1 - weight) + self.aligner(code_right) * weight
+        return features(times) - removed + added
+
+
+class SynthesisBlock(nn.Module):
+    """One resolution of the synthesis network: [2x upsampling conv], conv, to-RGB (skip architecture).
+
+    forward(x (N, C_in, R/2, R/2) or the 4x4 input, img (N, channels, R/2, R/2) or None,
+    ws (N, num_ws, w_dim)) -> (x (N, C_out, R, R), img (N, channels, R, R)).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        w_dim: int,
+        resolution: int,
+        channels: int,
+        first: bool,
+        conv_clamp: float | None,
+        use_noise: bool,
+    ) -> None:
+        super().__init__()
+        self.first = first
+        layer = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, use_noise=use_noise)
+        self.conv0 = None if first else ModulatedConv2d(in_channels, out_channels, up=2, **layer)
+        self.conv1 = ModulatedConv2d(in_channels if first else out_channels, out_channels, **layer)
+        self.to_rgb = ToRGB(out_channels, channels, w_dim, conv_clamp=conv_clamp)
+        self.num_conv = 1 if first else 2
+        self.register_buffer("resample_filter", make_resample_filter(), persistent=False)
+
+    def forward(
+        self, x: torch.Tensor, img: torch.Tensor | None, ws: torch.Tensor, *, fused: bool, noise_mode: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        w = iter(ws.unbind(dim=1))
+        if self.conv0 is not None:
+            x = self.conv0(x, next(w), fused=fused, noise_mode=noise_mode)
+        x = self.conv1(x, next(w), fused=fused, noise_mode=noise_mode)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)
+        y = self.to_rgb(x, next(w), fused=fused)
+        return x, (img + y if img is not None else y)
+
+
+@register_component("generator", "stylegan-v/generator")
+class StyleGANVGenerator(nn.Module):
+    """The StyleGAN-V generator (see the module docstring).
+
+    Latent codes (``forward`` keywords, drawn by :meth:`sample_latents`):
+        z: ``(N, z_dim)``, the content code, N(0, I).
+        motion_z: ``(N, L, motion_z_dim)``, motion codes every ``motion_z_distance`` frames, N(0, I).
+        frame_times: ``(N, T)``, the times of the frames to render (frames of the training data).
+        labels: ``(N,)`` int64 classes (conditional models only).
+
+    Output: ``(N, channels, T, resolution, resolution)``, unbounded (StyleGAN2 has no output
+    nonlinearity; ``sample()`` clamps to [-1, 1]).
+    """
+
+    content_latents = ("z",)
+    motion_latents = ("motion_z",)
+
+    def __init__(
+        self,
+        *,
+        resolution: int = DEFAULT_CONFIG["resolution"],
+        frames: int = DEFAULT_CONFIG["frames"],
+        channels: int = DEFAULT_CONFIG["channels"],
+        width: float = DEFAULT_CONFIG["width"],
+        num_classes: int = DEFAULT_CONFIG["num_classes"],
+        fps: float = DEFAULT_CONFIG["fps"],
+        z_dim: int = DEFAULT_CONFIG["z_dim"],
+        w_dim: int = DEFAULT_CONFIG["w_dim"],
+        mapping_layers: int = DEFAULT_CONFIG["mapping_layers"],
+        channel_base: int = DEFAULT_CONFIG["channel_base"],
+        channel_max: int = DEFAULT_CONFIG["channel_max"],
+        conv_clamp: float | None = DEFAULT_CONFIG["conv_clamp"],
+        use_noise: bool = DEFAULT_CONFIG["use_noise"],
+        motion_z_dim: int = DEFAULT_CONFIG["motion_z_dim"],
+        motion_v_dim: int = DEFAULT_CONFIG["motion_v_dim"],
+        motion_z_distance: float = DEFAULT_CONFIG["motion_z_distance"],
+        motion_kernel_size: int = DEFAULT_CONFIG["motion_kernel_size"],
+        time_dim: int = DEFAULT_CONFIG["time_dim"],
+        time_min_period: float = DEFAULT_CONFIG["time_min_period"],
+        time_max_period: float = DEFAULT_CONFIG["time_max_period"],
+        max_frames: int = DEFAULT_CONFIG["max_frames"],
+        sparse_frames: int = DEFAULT_CONFIG["sparse_frames"],
+        max_dist: int = DEFAULT_CONFIG["max_dist"],
+    ) -> None:
+        super().__init__()
+        name = "stylegan-v/generator"
+        _check_common(
+            name,
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            conv_clamp=conv_clamp,
+            fps=fps,
+            max_frames=max_frames,
+            sparse_frames=sparse_frames,
+            max_dist=max_dist,
+        )
+        _check_positive_ints(
+            name,
+            z_dim=z_dim,
+            w_dim=w_dim,
+            mapping_layers=mapping_layers,
+            motion_z_dim=motion_z_dim,
+            motion_v_dim=motion_v_dim,
+            motion_kernel_size=motion_kernel_size,
+            time_dim=time_dim,
+        )
+        for key, value in (
+            ("motion_z_distance", motion_z_distance),
+            ("time_min_period", time_min_period),
+            ("time_max_period", time_max_period),
+        ):
+            require(
+                _is_number(value) and value > 0, f"{name}: {key} must be a positive number, got {value!r}"
+            )
+        require(isinstance(use_noise, bool), f"{name}: use_noise must be true or false, got {use_noise!r}")
+        self.resolution, self.frames, self.channels, self.num_classes = (
+            resolution,
+            frames,
+            channels,
+            num_classes,
+        )
+        self.fps, self.z_dim, self.w_dim = float(fps), z_dim, w_dim
+        self.motion_z_dim, self.max_frames = motion_z_dim, max_frames
+        self.sparse_frames, self.max_dist = sparse_frames, max_dist
+
+        ladder = channel_ladder(resolution, width=width, channel_base=channel_base, channel_max=channel_max)
+        self.motion = MotionEncoder(
+            motion_z_dim=motion_z_dim,
+            motion_v_dim=motion_v_dim,
+            c_dim=num_classes,
+            kernel_size=motion_kernel_size,
+            distance=motion_z_distance,
+            time_dim=time_dim,
+            min_period=time_min_period,
+            max_period=time_max_period,
+        )
+        self.const = nn.Parameter(torch.randn(1, ladder[INPUT_SIZE], INPUT_SIZE, INPUT_SIZE))
+        blocks = []
+        for res, out_channels in ladder.items():
+            first = res == INPUT_SIZE
+            in_channels = ladder[INPUT_SIZE] + self.motion.out_dim if first else ladder[res // 2]
+            blocks.append(
+                SynthesisBlock(
+                    in_channels,
+                    out_channels,
+                    w_dim=w_dim,
+                    resolution=res,
+                    channels=channels,
+                    first=first,
+                    conv_clamp=conv_clamp,
+                    use_noise=use_noise,
+                )
+            )
+        self.blocks = nn.ModuleList(blocks)
+        # each block reads its convs' ws and the next one (its to-RGB shares the next block's first w)
+        self.num_ws = sum(b.num_conv for b in self.blocks) + 1
+        self.mapping = MappingNetwork(
+            z_dim, num_classes, w_dim, num_ws=self.num_ws, num_layers=mapping_layers
+        )
+
+    # -- latents ---------------------------------------------------------------------------------
+    def clip_times(self, frames: int | None = None, fps: float | None = None) -> torch.Tensor:
+        """(frames,) times of a clip sampled at ``fps`` frames per second (default: the data's rate)."""
+        frames = self.frames if frames is None else frames
+        fps = self.fps if fps is None else fps
+        if not _is_int(frames) or frames < 1:
+            raise ValueError(f"frames must be a positive int, got {frames!r}")
+        if not _is_number(fps) or fps <= 0:
+            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        step = self.fps / float(fps)
+        return torch.arange(frames, dtype=torch.float64).mul(step).float()
+
+    def draw_motion_codes(self, seeds: list[int], count: int) -> torch.Tensor:
+        """(len(seeds), count, motion_z_dim) N(0, I) motion codes, each video's from its own seed in
+        chunks along time, so the first codes of a video are the same whatever ``count`` is."""
+        chunks = math.ceil(count / MOTION_CODE_CHUNK)
+        videos = []
+        for seed in seeds:
+            stream = torch.Generator().manual_seed(seed)
+            codes = [
+                torch.randn(MOTION_CODE_CHUNK, self.motion_z_dim, generator=stream) for _ in range(chunks)
+            ]
+            videos.append(torch.cat(codes)[:count])
+        return torch.stack(videos) if videos else torch.empty(0, count, self.motion_z_dim)
+
+    def sample_latents(
+        self,
+        n: int,
+        *,
+        generator: torch.Generator,
+        labels: torch.Tensor | None = None,
+        frames: int | None = None,
+        fps: float | None = None,
+    ) -> dict[str, torch.Tensor]:
+        """Draw every random input on the CPU from ``generator``.
+
+        With ``frames`` / ``fps`` (or in eval mode): the clip's ``frames`` frames at ``fps`` (defaults:
+        the config's). In training mode without them: ``sparse_frames`` frames per clip at random
+        times (sparse training). Returns ``z``, ``motion_z``, ``frame_times`` and, when conditional,
+        ``labels`` (uniform when not given). Nothing drawn depends on the clip's length, so the same
+        seed gives the same start for any ``frames``.
+        """
+        if not _is_int(n) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        latents: dict[str, torch.Tensor] = {"z": torch.randn(n, self.z_dim, generator=generator)}
+        if self.num_classes > 0:
+            drawn = torch.randint(0, self.num_classes, (n,), generator=generator)
+            latents["labels"] = drawn if labels is None else check_labels(labels, n, self.num_classes)
+        elif labels is not None:
+            check_labels(labels, n, self.num_classes)  # raises: unconditional
+        motion_seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist()
+        if self.training and frames is None and fps is None:
+            times = random_frame_times(
+                n,
+                num_frames=self.sparse_frames,
+                clip_frames=self.max_frames,
+                max_dist=min(self.max_dist, self.frames - 1),
+                fractional=True,
+                generator=generator,
+            )
+        else:
+            times = self.clip_times(frames, fps).expand(n, -1).clone()
+        max_time = float(times.max()) if times.numel() else 0.0
+        latents["motion_z"] = self.draw_motion_codes(
+            motion_seeds, self.motion.codes_needed(max_time, self.max_frames)
+        )
+        latents["frame_times"] = times
+        return latents
+
+    # -- forward ---------------------------------------------------------------------------------
+    def forward(
+        self,
+        z: torch.Tensor,
+        motion_z: torch.Tensor,
+        frame_times: torch.Tensor,
+        labels: Any = None,
+        *,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        noise_mode: str | None = None,
+    ) -> torch.Tensor:
+        """Render the frames at ``frame_times`` (see the class docstring for the shapes).
+
+        ``noise_mode`` (models with noise inputs): "random", "const" or "none"; default "random" in
+        training and "const" in eval mode.
+        """
+        _check_latent(z, "z", ("N", self.z_dim))
+        n = z.shape[0]
+        _check_latent(motion_z, "motion_z", (n, "L", self.motion_z_dim))
+        _check_latent(frame_times, "frame_times", (n, "T"))
+        t = frame_times.shape[1]
+        if t < 1:
+            raise ValueError("frame_times must hold at least one time per video (shape (N, T >= 1))")
+        if noise_mode is None:
+            noise_mode = "random" if self.training else "const"
+        if noise_mode not in ("random", "const", "none"):
+            raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
+        c = _class_codes(labels, n, self.num_classes, "stylegan-v/generator", z)
+        if n == 0:
+            return z.new_zeros(0, self.channels, t, self.resolution, self.resolution)
+        ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
+        # Per-sample weights in one grouped convolution, or the styles applied to the activations: the
+        # same function. The first is faster without gradients on a GPU in full precision (the
+        # authors' rule); on the CPU the grouped convolution is the slower one.
+        fused = (
+            not self.training
+            and z.device.type == "cuda"
+            and z.dtype in (torch.float32, torch.float64)
+            and not torch.is_autocast_enabled(z.device.type)
+        )
+        clips = []
+        for start in range(0, t, FRAMES_PER_PASS):
+            times = frame_times[:, start : start + FRAMES_PER_PASS]
+            clips.append(self._render(ws, motion_z, times, c, fused=fused, noise_mode=noise_mode))
+        return torch.cat(clips, dim=2) if len(clips) > 1 else clips[0]
+
+    def _render(
+        self,
+        ws: torch.Tensor,
+        motion_z: torch.Tensor,
+        times: torch.Tensor,
+        c: torch.Tensor | None,
+        *,
+        fused: bool,
+        noise_mode: str,
+    ) -> torch.Tensor:
+        n, t = times.shape
+        time_embedding = self.motion(motion_z, times, c)  # (N*T, 2 * time_dim)
+        ws = ws.repeat_interleave(t, dim=0)  # (N*T, num_ws, w_dim)
+        x = torch.cat(
+            [
+                self.const.to(time_embedding.dtype).expand(n * t, -1, -1, -1),
+                time_embedding[:, :, None, None].expand(-1, -1, INPUT_SIZE, INPUT_SIZE),
+            ],
+            dim=1,
+        )
+        img, index = None, 0
+        for block in self.blocks:
+            x, img = block(
+                x, img, ws[:, index : index + block.num_conv + 1], fused=fused, noise_mode=noise_mode
+            )
+            index += block.num_conv
+        return rearrange(img, "(n t) c h w -> n c t h w", t=t)
+
+
+# ------------------------------------------------------------------------------------------------
+# discriminator
+# ------------------------------------------------------------------------------------------------
+class TimeDifferenceEmbedding(nn.Module):
+    """Frame times (N, k) -> an embedding of the k - 1 differences between neighbouring frames.
+
+    Each difference gets a learned vector (``table``, one row per whole number of frames below
+    ``max_frames``) and fixed sine/cosine features: output (N, (k - 1) * (embed_dim + 2 * F)).
+    """
+
+    def __init__(self, max_frames: int, embed_dim: int) -> None:
+        super().__init__()
+        self.table = nn.Parameter(torch.randn(max_frames, embed_dim))  # an nn.Embedding's weight
+        self.register_buffer("fourier_coefs", log_spaced_frequencies(max_frames), persistent=False)
+
+    def dim(self, num_frames: int) -> int:
+        return (num_frames - 1) * (self.table.shape[1] + 2 * self.fourier_coefs.shape[1])
+
+    def forward(self, times: torch.Tensor) -> torch.Tensor:
+        n = times.shape[0]
+        diffs = (times[:, 1:] - times[:, :-1]).reshape(-1)
+        index = diffs.float().round().long()
+        if (
+            not torch.compiler.is_compiling()
+            and index.numel()
+            and not (int(index.min()) >= 0 and int(index.max()) < self.table.shape[0])
+        ):
+            raise ValueError(
+                f"frame_times: the gaps between frames must be in [0, {self.table.shape[0] - 1}] "
+                f"(max_frames), got {float(diffs.min()):g} to {float(diffs.max()):g}; times must be sorted"
+            )
+        dtype = self.table.dtype
+        angle = self.fourier_coefs.to(dtype) * diffs.to(dtype).unsqueeze(1)
+        out = torch.cat([F.embedding(index, self.table), angle.sin(), angle.cos()], dim=1)
+        return out.reshape(n, -1)
+
+
+class DiscriminatorBlock(nn.Module):
+    """ResNet block: [from-RGB], conv, conv with 2x downsampling, plus a downsampled 1x1 skip; the two
+    paths are scaled by sqrt(1/2). x (M, C_in, R, R) -> (M, C_out, R/2, R/2)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        tmp_channels: int,
+        out_channels: int,
+        *,
+        channels: int,
+        conv_clamp: float | None,
+    ) -> None:
+        super().__init__()
+        first = in_channels == 0
+        self.from_rgb = (
+            EqualizedConv2d(channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+            if first
+            else None
+        )
+        conv0_in = tmp_channels if first else in_channels
+        self.conv0 = EqualizedConv2d(conv0_in, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = EqualizedConv2d(
+            tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp
+        )
+        self.skip = EqualizedConv2d(conv0_in, out_channels, 1, bias=False, down=2)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
+        if self.from_rgb is not None:
+            x = self.from_rgb(img)
+        y = self.skip(x, gain=math.sqrt(0.5))
+        x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+        return y + x
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 features (N, C, 4, 4) and the mapped conditioning (N, cmap_dim) -> logits (N,).
+
+    Minibatch standard deviation, a 3x3 conv, a dense layer, then the projection
+    ``<out(h), cmap> / sqrt(cmap_dim)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        cmap_dim: int,
+        *,
+        mbstd_group_size: int,
+        mbstd_channels: int,
+        conv_clamp: float | None,
+    ) -> None:
+        super().__init__()
+        self.cmap_dim = cmap_dim
+        self.mbstd = MinibatchStd(mbstd_group_size, mbstd_channels) if mbstd_channels > 0 else None
+        self.conv = EqualizedConv2d(
+            in_channels + mbstd_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp
+        )
+        self.fc = EqualizedLinear(in_channels * INPUT_SIZE**2, in_channels, activation="lrelu")
+        self.out = EqualizedLinear(in_channels, cmap_dim)
+
+    def forward(self, x: torch.Tensor, cmap: torch.Tensor) -> torch.Tensor:
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.out(self.fc(self.conv(x).flatten(1)))
+        return (x * cmap.to(x.dtype)).sum(dim=1) * (1 / math.sqrt(self.cmap_dim))
+
+
+@register_component("discriminator", "stylegan-v/discriminator")
+class StyleGANVDiscriminator(nn.Module):
+    """The StyleGAN-V discriminator (see the module docstring).
+
+    ``forward(video (N, C, T, H, W), labels (N,) | None, frame_times (N, T) | None)`` ->
+    ``DiscriminatorOutput(logits (N,))``. With ``T == sparse_frames`` every frame is scored;
+    longer clips have their frames picked (random in training, even in eval).
+    """
+
+    role = "video"
+
+    def __init__(
+        self,
+        *,
+        resolution: int = DEFAULT_CONFIG["resolution"],
+        frames: int = DEFAULT_CONFIG["frames"],
+        channels: int = DEFAULT_CONFIG["channels"],
+        width: float = DEFAULT_CONFIG["width"],
+        num_classes: int = DEFAULT_CONFIG["num_classes"],
+        channel_base: int = DEFAULT_CONFIG["channel_base"],
+        channel_max: int = DEFAULT_CONFIG["channel_max"],
+        conv_clamp: float | None = DEFAULT_CONFIG["conv_clamp"],
+        max_frames: int = DEFAULT_CONFIG["max_frames"],
+        sparse_frames: int = DEFAULT_CONFIG["sparse_frames"],
+        max_dist: int = DEFAULT_CONFIG["max_dist"],
+        time_embed_dim: int = DEFAULT_CONFIG["time_embed_dim"],
+        concat_res: int = DEFAULT_CONFIG["concat_res"],
+        frames_div_factor: int = DEFAULT_CONFIG["frames_div_factor"],
+        mbstd_group_size: int = DEFAULT_CONFIG["mbstd_group_size"],
+        mbstd_channels: int = DEFAULT_CONFIG["mbstd_channels"],
+        d_mapping_layers: int = DEFAULT_CONFIG["d_mapping_layers"],
+    ) -> None:
+        super().__init__()
+        name = "stylegan-v/discriminator"
+        _check_common(
+            name,
+            resolution=resolution,
+            frames=frames,
+            channels=channels,
+            width=width,
+            num_classes=num_classes,
+            channel_base=channel_base,
+            channel_max=channel_max,
+            conv_clamp=conv_clamp,
+            fps=1.0,
+            max_frames=max_frames,
+            sparse_frames=sparse_frames,
+            max_dist=max_dist,
+        )
+        _check_positive_ints(
+            name,
+            time_embed_dim=time_embed_dim,
+            frames_div_factor=frames_div_factor,
+            mbstd_group_size=mbstd_group_size,
+            d_mapping_layers=d_mapping_layers,
+        )
+        require(
+            _is_int(mbstd_channels) and mbstd_channels >= 0,
+            f"{name}: mbstd_channels must be a non-negative int, got {mbstd_channels!r}",
+        )
+        block_resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]  # R ... 8
+        require(
+            concat_res in block_resolutions[1:],
+            f"{name}: concat_res must be a power of two in [8, {resolution // 2}] (below the resolution), "
+            f"got {concat_res!r}",
+        )
+        self.resolution, self.channels, self.num_classes = resolution, channels, num_classes
+        self.sparse_frames, self.max_dist, self.concat_res = sparse_frames, max_dist, concat_res
+        ladder = channel_ladder(resolution, width=width, channel_base=channel_base, channel_max=channel_max)
+        for res in (concat_res, concat_res * 2):
+            require(
+                ladder[res] % frames_div_factor == 0,
+                f"{name}: frames_div_factor {frames_div_factor} must divide the {ladder[res]} channels at "
+                f"{res}x{res}",
+            )
+        blocks = []
+        for res in block_resolutions:
+            in_channels = ladder[res] if res < resolution else 0
+            out_channels = ladder[res // 2]
+            if res // 2 == concat_res:
+                out_channels //= frames_div_factor
+            if res == concat_res:
+                in_channels = in_channels // frames_div_factor * sparse_frames
+            blocks.append(
+                DiscriminatorBlock(
+                    in_channels, ladder[res], out_channels, channels=channels, conv_clamp=conv_clamp
+                )
+            )
+        self.blocks = nn.ModuleList(blocks)
+        self.block_resolutions = block_resolutions
+        self.time_embedding = TimeDifferenceEmbedding(max_frames, time_embed_dim)
+        cmap_dim = ladder[INPUT_SIZE]
+        self.mapping = MappingNetwork(
+            0,
+            num_classes + self.time_embedding.dim(sparse_frames),
+            cmap_dim,
+            num_ws=None,
+            num_layers=d_mapping_layers,
+            w_avg_beta=None,
+        )
+        self.epilogue = DiscriminatorEpilogue(
+            ladder[INPUT_SIZE],
+            cmap_dim,
+            mbstd_group_size=mbstd_group_size,
+            mbstd_channels=mbstd_channels,
+            conv_clamp=conv_clamp,
+        )
+
+    def pick_frames(self, n: int, clip_frames: int, device: torch.device) -> torch.Tensor:
+        """(n, sparse_frames) indices of the frames to score in clips of ``clip_frames`` frames: the
+        authors' random sampler in training (torch's global random generator), evenly spread over the
+        longest allowed span in eval mode."""
+        if self.training:
+            times = random_frame_times(
+                n, num_frames=self.sparse_frames, clip_frames=clip_frames, max_dist=self.max_dist
+            )
+            return times.long().to(device)
+        span = allowed_spans(self.sparse_frames, clip_frames, self.max_dist)[-1]
+        index = torch.linspace(0, span, self.sparse_frames, dtype=torch.float64).round().long()
+        return index.to(device).expand(n, -1)
+
+    def forward(
+        self, video: torch.Tensor, labels: Any = None, frame_times: torch.Tensor | None = None
+    ) -> DiscriminatorOutput:
+        name = "stylegan-v/discriminator"
+        check_video(video, name=name, channels=self.channels, resolution=self.resolution)
+        n, c, t, h, w = video.shape
+        k = self.sparse_frames
+        if t < k:
+            raise ValueError(f"{name}: needs clips of at least {k} frames (sparse_frames), got {t}")
+        if frame_times is None:
+            frame_times = torch.arange(t, device=video.device, dtype=video.dtype).expand(n, t)
+        else:
+            _check_latent(frame_times, "frame_times", (n, t))
+            frame_times = frame_times.to(video.device)
+        cond = _class_codes(labels, n, self.num_classes, name, video)
+        if n == 0:
+            return DiscriminatorOutput(video.new_zeros(0))
+        if t > k:
+            index = self.pick_frames(n, t, video.device)
+            video = video.gather(2, index.view(n, 1, k, 1, 1).expand(n, c, k, h, w))
+            frame_times = frame_times.gather(1, index)
+        embedding = self.time_embedding(frame_times)
+        cond = embedding if cond is None else torch.cat([cond, embedding.to(cond.dtype)], dim=1)
+        img = rearrange(video, "n c k h w -> (n k) c h w")
+        x = None
+        for res, block in zip(self.block_resolutions, self.blocks):
+            if res == self.concat_res:  # the frames of a clip become one image
+                x = rearrange(x, "(n k) c h w -> n (k c) h w", k=k)
+            x = block(x, img)
+        cmap = self.mapping(None, cond)
+        return DiscriminatorOutput(self.epilogue(x, cmap))
+
+
+def _check_common(
+    component: str,
+    *,
+    resolution: Any,
+    frames: Any,
+    channels: Any,
+    width: Any,
+    num_classes: Any,
+    channel_base: Any,
+    channel_max: Any,
+    conv_clamp: Any,
+    fps: Any,
+    max_frames: Any,
+    sparse_frames: Any,
+    max_dist: Any,
+) -> None:
+    check_shared_config(
+        component,
+        resolution=resolution,
+        frames=frames,
+        channels=channels,
+        width=width,
+        num_classes=num_classes,
+        resolutions=RESOLUTIONS,
+    )
+    _check_positive_ints(
+        component,
+        channel_base=channel_base,
+        channel_max=channel_max,
+        max_frames=max_frames,
+        sparse_frames=sparse_frames,
+        max_dist=max_dist,
+    )
+    require(
+        conv_clamp is None or (_is_number(conv_clamp) and conv_clamp > 0),
+        f"{component}: conv_clamp must be a positive number or null, got {conv_clamp!r}",
+    )
+    require(_is_number(fps) and fps > 0, f"{component}: fps must be a positive number, got {fps!r}")
+    require(sparse_frames >= 2, f"{component}: sparse_frames must be at least 2, got {sparse_frames}")
+    require(
+        frames >= sparse_frames and max_frames >= frames,
+        f"{component}: need sparse_frames ({sparse_frames}) <= frames ({frames}) <= max_frames "
+        f"({max_frames})",
+    )
+    require(
+        bool(allowed_spans(sparse_frames, frames, max_dist)),
+        f"{component}: no span between {sparse_frames} sparse frames fits clips of {frames} frames with "
+        f"max_dist {max_dist}",
+    )
+
+
+# ------------------------------------------------------------------------------------------------
+# the model
+# ------------------------------------------------------------------------------------------------
+class StyleGANV(VideoGAN):
+    """A :class:`VideoGAN` whose :meth:`sample` renders clips of any length and frame rate."""
+
+    @torch.no_grad()
+    def sample(  # type: ignore[override]
+        self,
+        n: int,
+        *,
+        seed: int | None = None,
+        labels: Any = None,
+        device: torch.device | str | None = None,
+        use_ema: bool = True,
+        return_latents: bool = False,
+        frames: int | None = None,
+        fps: float | None = None,
+        truncation_psi: float = 1.0,
+    ) -> torch.Tensor | tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Draw ``n`` videos ``(n, C, frames, H, W)`` in [-1, 1] (see :meth:`VideoGAN.sample`).
+
+        Args:
+            frames: clip length (default: the config's ``frames``).
+            fps: frame rate relative to the training data's ``fps`` (default: the same; 2x it renders
+                twice as many frames per second of motion). The first frames of a clip are the same
+                for any ``frames`` (same seed, ``n`` and ``fps``).
+            truncation_psi: pulls w towards its running average (1: no truncation).
+        """
+        if not _is_int(n) or n < 0:
+            raise ValueError(f"n must be a non-negative int, got {n!r}")
+        if not _is_number(truncation_psi):
+            raise ValueError(f"truncation_psi must be a number, got {truncation_psi!r}")
+        gen_module = self.generator_ema if (use_ema and self.generator_ema is not None) else self.generator
+        param = next(gen_module.parameters(), None)
+        device = torch.device(device) if device is not None else (param.device if param is not None else None)
+        device = device or torch.device("cpu")
+        if device.type == "meta":
+            raise ValueError(
+                "device: 'meta' tensors hold no data, so nothing can be sampled there; use 'cpu' or 'cuda'"
+            )
+        if param is not None and param.device != device:
+            raise ValueError(
+                f"device: the generator's weights are on {param.device}, not {device}; call "
+                f"model.to({str(device)!r}) first"
+            )
+        gen_module.clip_times(frames, fps)  # checks frames and fps
+        labels = check_labels(labels, n, self.num_classes)
+        latents = gen_module.sample_latents(
+            n,
+            generator=make_generator(seed),
+            labels=labels,
+            frames=frames if frames is not None else gen_module.frames,
+            fps=fps if fps is not None else gen_module.fps,
+        )
+        dtype = param.dtype if param is not None and param.is_floating_point() else None
+        latents = {
+            k: v.to(device=device, dtype=dtype if v.is_floating_point() else None) for k, v in latents.items()
+        }
+        was_training = gen_module.training
+        gen_module.eval()
+        try:
+            videos = gen_module(**latents, truncation_psi=truncation_psi)
+        finally:
+            gen_module.train(was_training)
+        videos = videos.clamp(-1.0, 1.0)
+        return (videos, latents) if return_latents else videos
+
+
+def _generator_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    keys = StyleGANVGenerator.__init__.__kwdefaults__ or {}
+    return {k: config[k] for k in keys}
+
+
+def _discriminator_kwargs(config: dict[str, Any]) -> dict[str, Any]:
+    keys = StyleGANVDiscriminator.__init__.__kwdefaults__ or {}
+    return {k: config[k] for k in keys}
+
+
+@register_model(
+    "stylegan-v",
+    family="stylegan_v",
+    paper=PAPER,
+    default_config=DEFAULT_CONFIG,
+    recipe=RECIPE,
+)
+def stylegan_v(**config: Any) -> StyleGANV:
+    """StyleGAN-V: a continuous-time StyleGAN2 video generator, sparse-frame discriminator (CVPR 2022)."""
+    generator = StyleGANVGenerator(**_generator_kwargs(config))
+    discriminator = StyleGANVDiscriminator(**_discriminator_kwargs(config))
+    recipe = make_recipe(config["resolution"], sparse_frames=config["sparse_frames"])
+    return StyleGANV(generator, {discriminator.role: discriminator}, recipe=copy.deepcopy(recipe))

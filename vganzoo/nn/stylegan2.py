@@ -1,0 +1,664 @@
+"""StyleGAN2 layers (Karras et al. 2020, as in NVlabs' stylegan2-ada-pytorch), for StyleGAN-based families.
+
+Everything here follows the published network maths exactly, so weights trained with the authors'
+code compute the same function (see :mod:`vganzoo.convert.stylegan_v`):
+
+* equalized learning rate: weights are stored unscaled (N(0, 1) at init, divided by the layer's
+  learning-rate multiplier) and scaled by ``lr_multiplier / sqrt(fan_in)`` in every forward pass;
+* ``bias_act``: bias, activation, a gain (``sqrt(2)`` after leaky ReLU 0.2) and an optional clamp;
+* FIR resampling with the [1, 3, 3, 1] filter (:func:`upfirdn2d`): 2x upsampling by zero insertion
+  + filtering, 2x downsampling by filtering + dropping pixels, each fused with its convolution as the
+  authors' ``conv2d_resample`` does;
+* modulated / demodulated convolutions (:class:`ModulatedConv2d`), in the two equivalent
+  formulations the authors use: per-sample weights in one grouped convolution (eval), or one shared
+  weight with the styles applied to the activations (training, where it is faster);
+* the mapping network, skip-to-RGB layers and the minibatch standard-deviation layer.
+
+Convolutions without resampling go through :func:`conv2d_bias_act`: the fused conv + bias +
+activation op of :mod:`vganzoo.ops` (a 2-D convolution is the 3-D op with one frame), with the
+activation gain folded into the weight and bias (leaky ReLU is positively homogeneous), or, when the
+plain-PyTorch reference is selected (``VGANZOO_OPS_IMPL=ref``), ``F.conv2d`` then :func:`bias_act` in
+the authors' order of operations. The FIR filter (:func:`upfirdn2d`) is plain PyTorch only. On the
+CPU, float16 / bfloat16 convolutions are computed in float32 and rounded back (torch's CPU kernels
+for them are 10-40x slower than float32's).
+
+Layouts: images ``(N, C, H, W)``, latents ``(N, D)``; ``w`` is a (per-layer) intermediate latent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .. import ops
+
+__all__ = [
+    "ACTIVATION_GAINS",
+    "LEAKY_SLOPE",
+    "EqualizedConv1d",
+    "EqualizedConv2d",
+    "EqualizedLinear",
+    "MappingNetwork",
+    "MinibatchStd",
+    "ModulatedConv2d",
+    "ToRGB",
+    "bias_act",
+    "conv2d_bias_act",
+    "downsample2d",
+    "make_resample_filter",
+    "modulated_conv2d",
+    "normalize_2nd_moment",
+    "upfirdn2d",
+    "upsample2d",
+]
+
+LEAKY_SLOPE = 0.2
+# The gain each activation's output is multiplied by (keeps the activations' variance).
+ACTIVATION_GAINS = {"linear": 1.0, "lrelu": math.sqrt(2)}
+RESAMPLE_TAPS = (1, 3, 3, 1)
+DEMODULATION_EPS = 1e-8
+MOMENT_EPS = 1e-8
+MAPPING_LR_MULTIPLIER = 0.01
+W_AVG_BETA = 0.995
+
+Padding = tuple[int, int, int, int]  # (x_before, x_after, y_before, y_after); negative values crop
+
+
+def _check_activation(activation: str) -> None:
+    if activation not in ACTIVATION_GAINS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATION_GAINS)}, got {activation!r}")
+
+
+# ------------------------------------------------------------------------------------------------
+# functional pieces
+# ------------------------------------------------------------------------------------------------
+def normalize_2nd_moment(x: torch.Tensor, dim: int = 1) -> torch.Tensor:
+    """``x / sqrt(mean(x^2) + 1e-8)`` along ``dim``."""
+    return x * (x.square().mean(dim=dim, keepdim=True) + MOMENT_EPS).rsqrt()
+
+
+def bias_act(
+    x: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    activation: str = "linear",
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """``clamp(act(x + bias) * gain)``; bias along dim 1; ``gain`` defaults to the activation's gain."""
+    _check_activation(activation)
+    gain = ACTIVATION_GAINS[activation] if gain is None else float(gain)
+    if bias is not None:
+        x = x + bias.reshape([-1 if i == 1 else 1 for i in range(x.ndim)])
+    if activation == "lrelu":
+        x = F.leaky_relu(x, LEAKY_SLOPE)
+    if gain != 1:
+        x = x * gain
+    if clamp is not None:
+        x = x.clamp(-clamp, clamp)
+    return x
+
+
+def conv2d_bias_act(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    bias: torch.Tensor | None = None,
+    *,
+    stride: int = 1,
+    padding: int = 0,
+    groups: int = 1,
+    activation: str = "linear",
+    gain: float | None = None,
+    clamp: float | None = None,
+) -> torch.Tensor:
+    """``bias_act(conv2d(x, weight), bias, activation, gain, clamp)`` through the fused op.
+
+    x: (N, C_in, H, W); weight: (C_out, C_in / groups, k, k); bias: (C_out,) or None.
+    """
+    _check_activation(activation)
+    gain = ACTIVATION_GAINS[activation] if gain is None else float(gain)
+    half = _slow_cpu_half(x)
+    if half is not None:
+        with torch.autocast("cpu", enabled=False):
+            y = conv2d_bias_act(
+                x.float(),
+                weight.float(),
+                bias.float() if bias is not None else None,
+                stride=stride,
+                padding=padding,
+                groups=groups,
+                activation=activation,
+                gain=gain,
+                clamp=clamp,
+            )
+        return y.to(half)
+    if ops.resolve_impl(None, x.device.type) == "ref" or x.shape[0] == 0:
+        y = F.conv2d(x, weight, stride=stride, padding=padding, groups=groups)
+        return bias_act(y, bias, activation, gain, clamp)
+    # Both activations are positively homogeneous: act(z) * g == act(g * z) for g > 0.
+    if gain != 1:
+        weight = weight * gain
+        bias = bias * gain if bias is not None else None
+    y = ops.conv3d_bias_act(
+        x.unsqueeze(2),
+        weight.unsqueeze(2),
+        bias,
+        stride=(1, stride, stride),
+        padding=(0, padding, padding),
+        groups=groups,
+        activation="leaky_relu" if activation == "lrelu" else "none",
+        negative_slope=LEAKY_SLOPE,
+    ).squeeze(2)
+    return y.clamp(-clamp, clamp) if clamp is not None else y
+
+
+def _scaled_randn(shape: tuple[int, ...], scale: float) -> torch.Tensor:
+    """N(0, scale^2) initial weights (in place: out-of-place arithmetic on "meta" tensors costs an import
+    of torch's compiler stack, seconds)."""
+    w = torch.randn(shape)
+    return w.mul_(scale) if scale != 1 else w
+
+
+def _slow_cpu_half(x: torch.Tensor) -> torch.dtype | None:
+    """float16 / bfloat16 when ``x``'s convolution would run in it on the CPU (``x`` in it, or CPU
+    autocast to it), else None. torch's CPU convolutions take a slow path there (10-40x float32's):
+    they are computed in float32 and rounded to that dtype."""
+    if x.device.type != "cpu":
+        return None
+    if x.dtype in (torch.float16, torch.bfloat16):
+        return x.dtype
+    if torch.is_autocast_enabled("cpu") and torch.get_autocast_dtype("cpu") in (
+        torch.float16,
+        torch.bfloat16,
+    ):
+        return torch.get_autocast_dtype("cpu")
+    return None
+
+
+def make_resample_filter(taps: Sequence[int] = RESAMPLE_TAPS) -> torch.Tensor:
+    """The separable low-pass filter as a normalised 2-D kernel: ``outer(taps, taps) / sum``.
+
+    Made on the CPU whatever the default device (a constant, also for models built on "meta").
+    """
+    f = torch.tensor(taps, dtype=torch.float32, device="cpu")
+    f = torch.outer(f, f)
+    return f / f.sum()
+
+
+def upfirdn2d(
+    x: torch.Tensor,
+    f: torch.Tensor,
+    *,
+    up: int = 1,
+    down: int = 1,
+    padding: Padding = (0, 0, 0, 0),
+    gain: float = 1.0,
+) -> torch.Tensor:
+    """Upsample by zero insertion, pad (negative: crop), convolve with ``f``, keep every ``down``-th pixel.
+
+    x: (N, C, H, W); f: (kh, kw) float32 (a true convolution: the filter is flipped).
+    """
+    half = _slow_cpu_half(x)
+    if half is not None:
+        with torch.autocast("cpu", enabled=False):
+            y = upfirdn2d(x.float(), f, up=up, down=down, padding=padding, gain=gain)
+        return y.to(half)
+    n, c, h, w = x.shape
+    px0, px1, py0, py1 = padding
+    if up > 1:
+        x = x.reshape(n, c, h, 1, w, 1)
+        x = F.pad(x, [0, up - 1, 0, 0, 0, up - 1])
+        x = x.reshape(n, c, h * up, w * up)
+    x = F.pad(x, [max(px0, 0), max(px1, 0), max(py0, 0), max(py1, 0)])
+    x = x[:, :, max(-py0, 0) : x.shape[2] - max(-py1, 0), max(-px0, 0) : x.shape[3] - max(-px1, 0)]
+    f = (f * gain).to(x.dtype).flip([0, 1])
+    x = F.conv2d(x, f[None, None].repeat(c, 1, 1, 1), groups=c)
+    return x[:, :, ::down, ::down] if down > 1 else x
+
+
+def upsample2d(x: torch.Tensor, f: torch.Tensor, up: int = 2) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, up H, up W), filtered (the skip-to-RGB image path)."""
+    fw = f.shape[-1]
+    pad0, pad1 = (fw + up - 1) // 2, (fw - up) // 2
+    return upfirdn2d(x, f, up=up, padding=(pad0, pad1, pad0, pad1), gain=up * up)
+
+
+def downsample2d(x: torch.Tensor, f: torch.Tensor, down: int = 2) -> torch.Tensor:
+    """(N, C, H, W) -> (N, C, H / down, W / down), filtered."""
+    fw = f.shape[-1]
+    pad0, pad1 = (fw - down + 1) // 2, (fw - down) // 2
+    return upfirdn2d(x, f, down=down, padding=(pad0, pad1, pad0, pad1))
+
+
+def _upsample_conv2d(
+    x: torch.Tensor, weight: torch.Tensor, f: torch.Tensor, *, padding: int, groups: int
+) -> torch.Tensor:
+    """2x upsampling convolution (StyleGAN2's ``up=2``): a stride-2 transposed convolution, then the FIR
+    filter. weight: (C_out, C_in / groups, k, k) as for a plain convolution."""
+    half = _slow_cpu_half(x)
+    if half is not None:
+        with torch.autocast("cpu", enabled=False):
+            y = _upsample_conv2d(x.float(), weight.float(), f, padding=padding, groups=groups)
+        return y.to(half)
+    out_channels, in_per_group, k, _ = weight.shape
+    fw, up = f.shape[-1], 2
+    pad0 = padding + (fw + up - 1) // 2 - (k - 1)
+    pad1 = padding + (fw - up) // 2 - (k - up)
+    if groups == 1:
+        weight = weight.transpose(0, 1)
+    else:  # (G * O/G, I/G, k, k) -> (G * I/G, O/G, k, k), the transposed convolution's layout
+        weight = weight.reshape(groups, out_channels // groups, in_per_group, k, k).transpose(1, 2)
+        weight = weight.reshape(groups * in_per_group, out_channels // groups, k, k)
+    transposed_pad = max(min(-pad0, -pad1), 0)
+    x = F.conv_transpose2d(x, weight, stride=up, padding=transposed_pad, groups=groups)
+    pads = (pad0 + transposed_pad, pad1 + transposed_pad) * 2
+    return upfirdn2d(x, f, padding=(pads[0], pads[1], pads[0], pads[1]), gain=up * up)
+
+
+def _filter_for_downsampling(x: torch.Tensor, f: torch.Tensor, *, kernel_size: int, padding: int):
+    """The FIR part of a 2x downsampling convolution (``down=2``); returns ``(x, stride)`` for the
+    convolution that follows: a kxk kernel filters the padded input and strides by 2, a 1x1 kernel
+    convolves the already filtered and decimated input."""
+    fw, down = f.shape[-1], 2
+    pad0 = padding + (fw - down + 1) // 2
+    pad1 = padding + (fw - down) // 2
+    if kernel_size == 1:
+        return upfirdn2d(x, f, down=down, padding=(pad0, pad1, pad0, pad1)), 1
+    return upfirdn2d(x, f, padding=(pad0, pad1, pad0, pad1)), down
+
+
+def modulated_conv2d(
+    x: torch.Tensor,
+    weight: torch.Tensor,
+    styles: torch.Tensor,
+    *,
+    noise: torch.Tensor | None = None,
+    up: int = 1,
+    padding: int = 0,
+    resample_filter: torch.Tensor | None = None,
+    demodulate: bool = True,
+    fused: bool = True,
+) -> torch.Tensor:
+    """StyleGAN2's modulated convolution (no bias); ``noise`` is added after demodulation.
+
+    x: (N, C_in, H, W); weight: (C_out, C_in, k, k); styles: (N, C_in). ``fused``: one grouped
+    convolution with per-sample weights; otherwise the shared weight with the styles and the
+    demodulation applied to the activations (the same function).
+    """
+    n = x.shape[0]
+    _, in_channels, kh, kw = weight.shape
+    if x.dtype == torch.float16 and demodulate:  # pre-normalise against float16 overflow
+        weight = weight * (
+            1 / math.sqrt(in_channels * kh * kw) / weight.norm(float("inf"), dim=[1, 2, 3], keepdim=True)
+        )
+        styles = styles / styles.norm(float("inf"), dim=1, keepdim=True)
+    w = dcoefs = None
+    if demodulate or fused:
+        w = weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)  # (N, O, I, k, k)
+    if demodulate:
+        dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMODULATION_EPS).rsqrt()  # (N, O)
+    if demodulate and fused:
+        w = w * dcoefs.reshape(n, -1, 1, 1, 1)
+
+    if not fused:
+        x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
+        weight = weight.to(x.dtype)
+        if up > 1:
+            x = _upsample_conv2d(x, weight, resample_filter, padding=padding, groups=1)
+        else:
+            x = conv2d_bias_act(x, weight, padding=padding)
+        if demodulate and noise is not None:
+            return torch.addcmul(noise.to(x.dtype), x, dcoefs.to(x.dtype).reshape(n, -1, 1, 1))
+        if demodulate:
+            return x * dcoefs.to(x.dtype).reshape(n, -1, 1, 1)
+        return x + noise.to(x.dtype) if noise is not None else x
+
+    x = x.reshape(1, -1, *x.shape[2:])
+    w = w.reshape(-1, in_channels, kh, kw).to(x.dtype)
+    if up > 1:
+        x = _upsample_conv2d(x, w, resample_filter, padding=padding, groups=n)
+    else:
+        x = F.conv2d(x, w, padding=padding, groups=n)
+    x = x.reshape(n, -1, *x.shape[2:])
+    return x + noise if noise is not None else x
+
+
+# ------------------------------------------------------------------------------------------------
+# layers
+# ------------------------------------------------------------------------------------------------
+class EqualizedLinear(nn.Module):
+    """Fully connected layer with equalized learning rate: x (N, in) -> (N, out).
+
+    ``weight`` (out, in) is N(0, 1) / lr_multiplier at init and scaled by lr_multiplier / sqrt(in);
+    ``bias`` starts at ``bias_init`` and is scaled by lr_multiplier.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        *,
+        bias: bool = True,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+        bias_init: float = 0.0,
+    ) -> None:
+        super().__init__()
+        _check_activation(activation)
+        self.activation = activation
+        self.weight = nn.Parameter(_scaled_randn((out_features, in_features), 1 / lr_multiplier))
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias
+        if b is not None:
+            b = b.to(x.dtype)
+            if self.bias_gain != 1:
+                b = b * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, self.activation)
+
+    def extra_repr(self) -> str:
+        out, inp = self.weight.shape
+        return f"in_features={inp}, out_features={out}, activation={self.activation}"
+
+
+class EqualizedConv1d(nn.Module):
+    """1-D convolution with equalized learning rate, no padding: x (N, in, L) -> (N, out, L - k + 1).
+
+    Its activation is a plain leaky ReLU 0.2 (no gain), as in StyleGAN-V's motion network.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        activation: str = "linear",
+        lr_multiplier: float = 1.0,
+    ) -> None:
+        super().__init__()
+        _check_activation(activation)
+        self.activation = activation
+        self.weight = nn.Parameter(_scaled_randn((out_channels, in_channels, kernel_size), 1 / lr_multiplier))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_gain = lr_multiplier / math.sqrt(in_channels * kernel_size)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = self.bias.to(x.dtype)
+        if self.bias_gain != 1:
+            b = b * self.bias_gain
+        y = F.conv1d(x, w, b)
+        return F.leaky_relu(y, LEAKY_SLOPE) if self.activation == "lrelu" else y
+
+
+class EqualizedConv2d(nn.Module):
+    """Convolution with equalized learning rate, 'same' padding, optional 2x FIR downsampling,
+    then bias, activation (times its gain and ``forward``'s ``gain``) and clamp.
+
+    x (N, in, H, W) -> (N, out, H / down, W / down). The discriminator's layer.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int,
+        *,
+        bias: bool = True,
+        activation: str = "linear",
+        down: int = 1,
+        conv_clamp: float | None = None,
+    ) -> None:
+        super().__init__()
+        _check_activation(activation)
+        if down not in (1, 2):
+            raise ValueError(f"down must be 1 or 2, got {down}")
+        self.activation, self.down, self.conv_clamp = activation, down, conv_clamp
+        self.padding = kernel_size // 2
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.register_buffer("resample_filter", make_resample_filter(), persistent=False)
+
+    def forward(self, x: torch.Tensor, gain: float = 1.0) -> torch.Tensor:
+        w = (self.weight * self.weight_gain).to(x.dtype)
+        b = self.bias.to(x.dtype) if self.bias is not None else None
+        act_gain = ACTIVATION_GAINS[self.activation] * gain
+        clamp = self.conv_clamp * gain if self.conv_clamp is not None else None
+        stride, padding = 1, self.padding
+        if self.down == 2:
+            x, stride = _filter_for_downsampling(
+                x, self.resample_filter, kernel_size=w.shape[-1], padding=self.padding
+            )
+            padding = 0
+        return conv2d_bias_act(
+            x, w, b, stride=stride, padding=padding, activation=self.activation, gain=act_gain, clamp=clamp
+        )
+
+    def extra_repr(self) -> str:
+        out, inp, k, _ = self.weight.shape
+        return f"{inp}, {out}, kernel_size={k}, activation={self.activation}, down={self.down}"
+
+
+class ModulatedConv2d(nn.Module):
+    """StyleGAN2's synthesis layer: modulated conv (optionally 2x upsampling), noise, bias, leaky ReLU.
+
+    forward(x (N, in, R / up, R / up), w (N, w_dim)) -> (N, out, R, R) with R = ``resolution``.
+    ``affine`` maps w to the styles (bias starts at 1); ``noise_strength`` and the fixed
+    ``noise_const`` (used by ``noise_mode="const"``) exist only with ``use_noise``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        w_dim: int,
+        resolution: int,
+        *,
+        kernel_size: int = 3,
+        up: int = 1,
+        conv_clamp: float | None = None,
+        use_noise: bool = False,
+    ) -> None:
+        super().__init__()
+        if up not in (1, 2):
+            raise ValueError(f"up must be 1 or 2, got {up}")
+        self.resolution, self.up, self.conv_clamp, self.use_noise = resolution, up, conv_clamp, use_noise
+        self.padding = kernel_size // 2
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels))
+        if use_noise:
+            self.register_buffer("noise_const", torch.randn(resolution, resolution))
+            self.noise_strength = nn.Parameter(torch.zeros([]))
+        self.register_buffer("resample_filter", make_resample_filter(), persistent=False)
+
+    def forward(
+        self, x: torch.Tensor, w: torch.Tensor, *, noise_mode: str = "random", fused: bool = True
+    ) -> torch.Tensor:
+        styles = self.affine(w)
+        noise = None
+        if self.use_noise and noise_mode == "random":
+            noise = (
+                torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device, dtype=x.dtype)
+                * self.noise_strength
+            )
+        elif self.use_noise and noise_mode == "const":
+            noise = self.noise_const * self.noise_strength
+        gain = ACTIVATION_GAINS["lrelu"]
+        bias = self.bias.to(x.dtype)
+        if fused and noise is None and self.up == 1 and x.dtype != torch.float16:  # one fused op
+            n = x.shape[0]
+            weight = modulated_weight(self.weight, styles)
+            y = conv2d_bias_act(
+                x.reshape(1, -1, *x.shape[2:]),
+                weight.reshape(-1, *weight.shape[2:]).to(x.dtype),
+                bias.repeat(n),
+                padding=self.padding,
+                groups=n,
+                activation="lrelu",
+                gain=gain,
+                clamp=self.conv_clamp,
+            )
+            return y.reshape(n, -1, *y.shape[2:])
+        x = modulated_conv2d(
+            x,
+            self.weight,
+            styles,
+            noise=noise,
+            up=self.up,
+            padding=self.padding,
+            resample_filter=self.resample_filter,
+            fused=fused,
+        )
+        return bias_act(x, bias, "lrelu", gain, self.conv_clamp)
+
+    def extra_repr(self) -> str:
+        out, inp, k, _ = self.weight.shape
+        return f"{inp}, {out}, kernel_size={k}, up={self.up}, resolution={self.resolution}"
+
+
+def modulated_weight(weight: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+    """Per-sample modulated and demodulated weights (N, O, I, k, k) of ``weight`` (O, I, k, k)."""
+    w = weight.unsqueeze(0) * styles.reshape(styles.shape[0], 1, -1, 1, 1)
+    dcoefs = (w.square().sum(dim=[2, 3, 4]) + DEMODULATION_EPS).rsqrt()
+    return w * dcoefs.reshape(styles.shape[0], -1, 1, 1, 1)
+
+
+class ToRGB(nn.Module):
+    """1x1 modulated convolution without demodulation, bias, clamp: x (N, in, H, W), w (N, w_dim) ->
+    (N, channels, H, W)."""
+
+    def __init__(self, in_channels: int, channels: int, w_dim: int, *, conv_clamp: float | None = None):
+        super().__init__()
+        self.conv_clamp = conv_clamp
+        self.affine = EqualizedLinear(w_dim, in_channels, bias_init=1.0)
+        self.weight = nn.Parameter(torch.randn(channels, in_channels, 1, 1))
+        self.bias = nn.Parameter(torch.zeros(channels))
+        self.weight_gain = 1 / math.sqrt(in_channels)
+
+    def forward(self, x: torch.Tensor, w: torch.Tensor, *, fused: bool = True) -> torch.Tensor:
+        styles = self.affine(w) * self.weight_gain
+        n = x.shape[0]
+        bias = self.bias.to(x.dtype)
+        if fused:
+            weight = (self.weight.unsqueeze(0) * styles.reshape(n, 1, -1, 1, 1)).reshape(-1, x.shape[1], 1, 1)
+            y = conv2d_bias_act(
+                x.reshape(1, -1, *x.shape[2:]),
+                weight.to(x.dtype),
+                bias.repeat(n),
+                groups=n,
+                activation="linear",
+                clamp=self.conv_clamp,
+            )
+            return y.reshape(n, -1, *y.shape[2:])
+        return conv2d_bias_act(
+            x * styles.to(x.dtype).reshape(n, -1, 1, 1),
+            self.weight.to(x.dtype),
+            bias,
+            activation="linear",
+            clamp=self.conv_clamp,
+        )
+
+
+class MappingNetwork(nn.Module):
+    """z (and a class / conditioning vector c) -> w through ``num_layers`` leaky-ReLU layers.
+
+    Both inputs are normalised to unit second moment first (c after its ``embed`` layer). With
+    ``num_ws`` the result is broadcast to (N, num_ws, w_dim), else it is (N, w_dim). ``w_avg``
+    tracks the mean w in training (decay ``w_avg_beta``; None: not tracked) for truncation.
+    """
+
+    def __init__(
+        self,
+        z_dim: int,
+        c_dim: int,
+        w_dim: int,
+        *,
+        num_ws: int | None,
+        num_layers: int,
+        lr_multiplier: float = MAPPING_LR_MULTIPLIER,
+        w_avg_beta: float | None = W_AVG_BETA,
+    ) -> None:
+        super().__init__()
+        if z_dim + c_dim < 1 or num_layers < 1:
+            raise ValueError("MappingNetwork needs an input (z_dim + c_dim >= 1) and at least one layer")
+        self.z_dim, self.c_dim, self.w_dim, self.num_ws = z_dim, c_dim, w_dim, num_ws
+        self.w_avg_beta = w_avg_beta
+        embed_features = w_dim if c_dim else 0
+        self.embed = EqualizedLinear(c_dim, embed_features) if c_dim else None
+        features = [z_dim + embed_features] + [w_dim] * num_layers
+        self.layers = nn.ModuleList(
+            EqualizedLinear(features[i], features[i + 1], activation="lrelu", lr_multiplier=lr_multiplier)
+            for i in range(num_layers)
+        )
+        if num_ws is not None and w_avg_beta is not None:
+            self.register_buffer("w_avg", torch.zeros(w_dim))
+
+    def forward(
+        self,
+        z: torch.Tensor | None,
+        c: torch.Tensor | None = None,
+        *,
+        truncation_psi: float = 1.0,
+        truncation_cutoff: int | None = None,
+        update_w_avg: bool = True,
+    ) -> torch.Tensor:
+        x = None
+        if self.z_dim:
+            x = normalize_2nd_moment(z)
+        if self.c_dim:
+            y = normalize_2nd_moment(self.embed(c))
+            x = torch.cat([x, y], dim=1) if x is not None else y
+        for layer in self.layers:
+            x = layer(x)
+        if self.w_avg_beta is not None and self.num_ws is not None and self.training and update_w_avg:
+            self.w_avg.copy_(x.detach().mean(dim=0).lerp(self.w_avg, self.w_avg_beta))
+        if self.num_ws is not None:
+            x = x.unsqueeze(1).repeat(1, self.num_ws, 1)
+        if truncation_psi != 1:
+            if self.num_ws is None or truncation_cutoff is None:
+                x = self.w_avg.to(x.dtype).lerp(x, truncation_psi)
+            else:
+                head = self.w_avg.to(x.dtype).lerp(x[:, :truncation_cutoff], truncation_psi)
+                x = torch.cat([head, x[:, truncation_cutoff:]], dim=1)
+        return x
+
+
+class MinibatchStd(nn.Module):
+    """Appends ``num_channels`` feature maps holding the standard deviation of the features across
+    groups of ``group_size`` samples: (N, C, H, W) -> (N, C + num_channels, H, W).
+
+    The group is ``min(group_size, N)``, as in the authors' code; a batch it does not divide (where
+    their code fails) uses ``gcd(group, N)``.
+    """
+
+    def __init__(self, group_size: int, num_channels: int = 1) -> None:
+        super().__init__()
+        self.group_size, self.num_channels = group_size, num_channels
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        n, c, h, w = x.shape
+        g = math.gcd(min(self.group_size, n) if self.group_size is not None else n, n)
+        f = self.num_channels
+        y = x.reshape(g, -1, f, c // f, h, w)
+        y = y - y.mean(dim=0)
+        y = y.square().mean(dim=0)
+        y = (y + MOMENT_EPS).sqrt()
+        y = y.mean(dim=[2, 3, 4])
+        y = y.reshape(-1, f, 1, 1).repeat(g, 1, h, w)
+        return torch.cat([x, y], dim=1)
+
+    def extra_repr(self) -> str:
+        return f"group_size={self.group_size}, num_channels={self.num_channels}"
