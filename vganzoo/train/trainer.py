@@ -35,7 +35,7 @@ from torch import nn
 from .. import losses
 from ..errors import InvalidConfigError, VganzooError
 from . import checkpoint as ckpt
-from . import distributed
+from . import distributed, frame_times
 from .batches import BatchLoader, IndexStream
 from .config import TrainConfig, resolve_recipe
 from .export import export_model
@@ -450,14 +450,14 @@ class Trainer:
         for micro in range(accum):
             real, real_labels = self._real_batch(batch_size)
             with torch.no_grad(), self._autocast():
-                fake, fake_labels, _ = self._generate(batch_size)
+                fake, fake_labels, _, fake_inputs = self._generate(batch_size)
             if not self._shape_checked:
-                self._check_shapes(real, fake)
+                self._check_shapes(real, fake, sparse=bool(fake_inputs))
             sync = self._maybe_no_sync(disc, last=micro == accum - 1)
             with sync:
                 with self._autocast():
                     out_real = disc(real, labels=real_labels)
-                    out_fake = disc(fake.detach(), labels=fake_labels)
+                    out_fake = disc(fake.detach(), labels=fake_labels, **fake_inputs)
                     loss = self.adversarial.d_loss(out_real.logits, out_fake.logits)
                     loss = loss + self._category_terms(
                         out_real.class_logits, real_labels, out_fake.class_logits, fake_labels
@@ -489,12 +489,14 @@ class Trainer:
                     for role in self.roles:  # D's gradients are not wanted here: no DDP reduction
                         stack.enter_context(self._maybe_no_sync(self.d_run[role], last=False))
                     with self._autocast():
-                        fake, labels, aux = self._generate(batch, grad=True, aux=bool(g_regs))
+                        fake, labels, aux, fake_inputs = self._generate(batch, grad=True, aux=bool(g_regs))
                         loss = torch.zeros((), device=self.device)
                         for role in self.roles:
                             n = self.batch_sizes[role]
                             sub_labels = labels[:n] if labels is not None else None
-                            out = self.d_run[role](fake[:n], labels=sub_labels)
+                            out = self.d_run[role](
+                                fake[:n], labels=sub_labels, **frame_times.take(fake_inputs, n)
+                            )
                             adv = self.adversarial.g_loss(out.logits)
                             metrics[f"g_adv/{role}"] = (
                                 metrics.get(f"g_adv/{role}", 0.0) + _as_float(adv) / accum
@@ -534,7 +536,8 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def _generate(
         self, n: int, *, grad: bool = False, aux: bool = False
-    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor, torch.Tensor | None, dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """(fakes, their labels, auxiliary outputs, what the discriminators get with them (frame_times))."""
         latents = self.model.generator.sample_latents(n, generator=self.latent_generator, labels=None)
         latents = {
             k: v.to(self.device, non_blocking=True) if isinstance(v, torch.Tensor) else v
@@ -545,7 +548,7 @@ class Trainer:
             video, extras = self.g_run(**latents, return_aux=True)
         else:
             video, extras = self.g_run(**latents), {}
-        return video, labels, extras
+        return video, labels, extras, frame_times.discriminator_inputs(latents)
 
     def _real_batch(self, n: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         assert self._loader is not None
@@ -576,8 +579,12 @@ class Trainer:
                 stacklevel=3,
             )
 
-    def _check_shapes(self, real: torch.Tensor, fake: torch.Tensor) -> None:
-        if tuple(real.shape[1:]) != tuple(fake.shape[1:]):
+    def _check_shapes(self, real: torch.Tensor, fake: torch.Tensor, *, sparse: bool = False) -> None:
+        if sparse:  # fakes rendered at chosen frame times: real clips may be longer (the D picks frames)
+            mismatch = real.shape[1] != fake.shape[1] or real.shape[3:] != fake.shape[3:]
+        else:
+            mismatch = tuple(real.shape[1:]) != tuple(fake.shape[1:])
+        if mismatch:
             raise ValueError(
                 f"data: real clips have shape (C, T, H, W) = {tuple(real.shape[1:])} but the model generates "
                 f"{tuple(fake.shape[1:])}; "
