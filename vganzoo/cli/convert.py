@@ -1,4 +1,4 @@
-"""``vganzoo convert mocogan|tgan SRC OUT_DIR``: original checkpoints -> a vganzoo weight folder;
+"""``vganzoo convert mocogan|tgan|stylegan-v SRC OUT_DIR``: original checkpoints -> a vganzoo weight folder;
 ``vganzoo convert i3d|c3d SRC OUT.safetensors``: a legacy detector state dict -> safetensors."""
 
 from __future__ import annotations
@@ -45,6 +45,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
     t.set_defaults(func=run)
 
+    s = formats.add_parser(
+        "stylegan-v",
+        help="StyleGAN-V network-snapshot-NNNNNN.pkl (the authors' persistence pickles)",
+        description="Convert a StyleGAN-V checkpoint (G, G_ema and D; a training snapshot's optimiser "
+        "states and other entries are ignored). The pickle is read by a restricted unpickler: tensors and "
+        "plain containers only, the network classes replaced by inert records; the source code it carries "
+        "is never run, and any other global is refused.",
+    )
+    s.add_argument("src", help="network-snapshot-NNNNNN.pkl")
+    s.add_argument("out_dir", help="folder to write")
+    s.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
+    s.set_defaults(func=run)
+
     for arch, source in (("i3d", "pytorch-i3d's rgb_imagenet.pt"), ("c3d", "a C3D state dict")):
         e = formats.add_parser(
             arch,
@@ -80,8 +93,12 @@ def run_extractor(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     from .. import convert
 
+    summary = None
     if args.format == "mocogan":
         folder = convert.convert_mocogan(args.src, args.out_dir, overwrite=args.force)
+    elif args.format == "stylegan-v":
+        folder, report = convert.convert_stylegan_v(args.src, args.out_dir, overwrite=args.force)
+        summary = report.summary()
     else:
         folder = convert.convert_tgan(
             args.src,
@@ -93,4 +110,6 @@ def run(args: argparse.Namespace) -> int:
         )
     files = ", ".join(sorted(p.name for p in folder.iterdir() if not p.name.startswith(".")))
     print(f"wrote {folder}: {files}")
+    if summary:
+        print(f"  {summary}")
     return 0
