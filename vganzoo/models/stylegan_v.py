@@ -363,6 +363,19 @@ class MotionEncoder(nn.Module):
         last = max(max_frames - 1, max_time)
         return math.ceil(last / self.distance) + 2 + self.extra_codes
 
+    def check_codes(self, motion_z: torch.Tensor, times: torch.Tensor) -> None:
+        """Raise a clear error unless ``motion_z`` has codes for every time in ``times`` (reads values:
+        skipped while torch.compile / torch.export trace)."""
+        if torch.compiler.is_compiling() or not times.numel():
+            return
+        last = float(times.max())
+        if math.floor(last / self.distance) + 1 >= motion_z.shape[1] - self.extra_codes:
+            need = math.floor(last / self.distance) + 2 + self.extra_codes
+            raise ValueError(
+                f"motion_z has {motion_z.shape[1]} codes per video, frames up to time {last:g} need {need}; "
+                "draw them with sample_latents(..., frames=...)"
+            )
+
     def forward(self, motion_z: torch.Tensor, times: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
         # Sines of angles of up to ~10^3 rad: computed in float32 at least (bfloat16 would scramble
         # them), without autocast, like the authors who keep all but the synthesis layers in float32.
@@ -377,14 +390,9 @@ class MotionEncoder(nn.Module):
         codes = motion_z
         if c is not None:
             codes = torch.cat([codes, c.to(codes.dtype).unsqueeze(1).expand(-1, codes.shape[1], -1)], dim=2)
+        self.check_codes(motion_z, times)
         trajectory = self.layers(codes.transpose(1, 2)).transpose(1, 2)  # (N, L - extra, v)
         left = torch.floor(times / self.distance).long()
-        if not torch.compiler.is_compiling() and n and t and int(left.max()) + 1 >= trajectory.shape[1]:
-            need = math.ceil(float(times.max()) / self.distance) + 2 + self.extra_codes
-            raise ValueError(
-                f"motion_z has {motion_z.shape[1]} codes per video, frames up to time {float(times.max()):g} "
-                f"need {need}; draw them with sample_latents(..., frames=...)"
-            )
         batch = torch.arange(n, device=times.device).unsqueeze(1).expand(n, t)
         code_left = trajectory[batch, left].reshape(n * t, -1)
         code_right = trajectory[batch, left + 1].reshape(n * t, -1)
@@ -674,6 +682,7 @@ class StyleGANVGenerator(nn.Module):
         if noise_mode not in ("random", "const", "none"):
             raise ValueError(f"noise_mode must be 'random', 'const' or 'none', got {noise_mode!r}")
         c = _class_codes(labels, n, self.num_classes, "stylegan-v/generator", z)
+        self.motion.check_codes(motion_z, frame_times)
         if n == 0:
             return z.new_zeros(0, self.channels, t, self.resolution, self.resolution)
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
