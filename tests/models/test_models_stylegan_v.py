@@ -307,3 +307,20 @@ def test_training_smoke_and_resume(tmp_path):
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     model = vganzoo.load(f"local-dir:{resumed.export_dir}")
     assert model.sample(1, seed=0, frames=20).shape == (1, 1, 20, 32, 32)
+
+
+def test_cli_samples_any_length_and_frame_rate(tiny, tmp_path, capsys):
+    from vganzoo import videoio
+    from vganzoo.cli import main as cli_main
+
+    folder = tmp_path / "weights"
+    vganzoo.save_pretrained(tiny, str(folder))
+    out = tmp_path / "clip.gif"
+    args = ["sample", str(folder), "--n", "1", "--seed", "3", "--out", str(out)]
+    assert cli_main([*args, "--frames", "20", "--fps", "16"]) == 0
+    assert "(1, 1, 20, 32, 32)" in capsys.readouterr().out
+    written = videoio.read_video(out)[:, 2 : 2 + 32, 2 : 2 + 32, 0]  # inside the grid's border
+    expected = tiny.sample(1, seed=3, frames=20, fps=16)
+    assert torch.equal(written, videoio.to_uint8(expected[0])[0])
+    assert cli_main(args) == 0  # default: the config's length, at the data's frame rate
+    assert "(1, 1, 16, 32, 32)" in capsys.readouterr().out

@@ -11,6 +11,7 @@ from ..errors import VganzooError
 
 PRETRAINED_PREFIXES = ("hf-hub:", "local-dir:")
 DEFAULT_N = 16
+DEFAULT_FPS = 8.0
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -49,13 +50,25 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--out", default="samples.gif", help="output .gif, .mp4, .webm or .avi (default samples.gif)"
     )
-    p.add_argument("--fps", type=float, default=8, help="frames per second (default 8)")
+    p.add_argument(
+        "--fps",
+        type=float,
+        default=None,
+        help=f"frames per second of the file (default: the model's frame rate, else {DEFAULT_FPS:g}); models "
+        "that render at any frame rate (stylegan-v) also sample at it",
+    )
     p.add_argument(
         "--nrow", type=int, default=None, help="videos per grid row (default: square grid, or STEPS)"
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
     p.add_argument("--resolution", type=int, default=None, help="config override for random-weight models")
-    p.add_argument("--frames", type=int, default=None, help="config override for random-weight models")
+    p.add_argument(
+        "--frames",
+        type=int,
+        default=None,
+        help="clip length: config override for random-weight models; models that render clips of any "
+        "length (stylegan-v) sample this many frames",
+    )
     p.set_defaults(func=run)
 
 
@@ -94,6 +107,15 @@ def _device(name: str) -> Any:
     return device
 
 
+def _clip_options(model: Any, frames: int | None, fps: float | None) -> dict[str, Any]:
+    """``frames`` / ``fps`` for a model whose ``sample()`` takes them (clips of any length and rate)."""
+    import inspect
+
+    accepted = inspect.signature(model.sample).parameters
+    options = {"frames": frames, "fps": fps}
+    return {k: v for k, v in options.items() if k in accepted and v is not None}
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import videoio as vio
     from ..sampling import latent_walk
@@ -124,14 +146,21 @@ def run(args: argparse.Namespace) -> int:
             labels = "drawn per pair (see rows)" if model.num_classes else None
     else:
         videos, latents = model.sample(
-            n, seed=args.seed, labels=args.label, device=device, use_ema=use_ema, return_latents=True
+            n,
+            seed=args.seed,
+            labels=args.label,
+            device=device,
+            use_ema=use_ema,
+            return_latents=True,
+            **_clip_options(model, args.frames, args.fps),
         )
         videos = videos.cpu()
         nrow = args.nrow
         drawn = latents.get("labels")
         labels = drawn.tolist() if drawn is not None else None
         what = f"{n} samples with seed {args.seed}"
-    path = vio.save_video(videos, args.out, fps=args.fps, nrow=nrow)
+    fps = args.fps if args.fps is not None else float(getattr(model.generator, "fps", DEFAULT_FPS))
+    path = vio.save_video(videos, args.out, fps=fps, nrow=nrow)
     weights = "pretrained weights" if pretrained else "random weights"
     shown = (getattr(model, "pretrained", None) or {}).get("name") or model.name  # e.g. mocogan-rnn.digits
     print(f"wrote {path}: {shown} ({weights}) {what}")
