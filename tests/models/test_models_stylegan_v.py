@@ -324,3 +324,12 @@ def test_cli_samples_any_length_and_frame_rate(tiny, tmp_path, capsys):
     assert torch.equal(written, videoio.to_uint8(expected[0])[0])
     assert cli_main(args) == 0  # default: the config's length, at the data's frame rate
     assert "(1, 1, 16, 32, 32)" in capsys.readouterr().out
+
+
+def test_half_precision_models_keep_exact_frame_times(tiny):
+    import copy
+
+    half = copy.deepcopy(tiny).to(torch.bfloat16)
+    videos, latents = half.sample(1, seed=0, frames=260, return_latents=True)
+    assert videos.dtype == torch.bfloat16 and latents["z"].dtype == torch.bfloat16
+    assert latents["frame_times"].dtype == torch.float32 and latents["frame_times"][0, -1] == 259  # not 260

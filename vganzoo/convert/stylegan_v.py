@@ -282,8 +282,8 @@ class _Unpickler(pickle.Unpickler):
             return _FIXED_GLOBALS[(module, name)]
         if module in ("builtins", "__builtin__") and SAFE_BUILTINS.get(name) is not None:
             return SAFE_BUILTINS[name]
-        if module == "torch" and isinstance(getattr(torch, name, None), torch.dtype):
-            return getattr(torch, name)
+        if module == "torch" and isinstance(vars(torch).get(name), torch.dtype):  # no lazy imports
+            return vars(torch)[name]
         if not self.inner and module.startswith(STAND_IN_MODULES):
             key = (module, name)
             if key not in self.stand_ins:

@@ -1094,10 +1094,12 @@ class StyleGANV(VideoGAN):
             frames=frames if frames is not None else gen_module.frames,
             fps=fps if fps is not None else gen_module.fps,
         )
-        dtype = param.dtype if param is not None and param.is_floating_point() else None
-        latents = {
-            k: v.to(device=device, dtype=dtype if v.is_floating_point() else None) for k, v in latents.items()
-        }
+        # latents follow the model's dtype; frame times stay in float32 at least (bfloat16 would round
+        # the times of long clips to every 2nd, 4th... frame)
+        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        dtypes = {k: dtype for k, v in latents.items() if v.is_floating_point()}
+        dtypes["frame_times"] = torch.promote_types(dtype, torch.float32)
+        latents = {k: v.to(device=device, dtype=dtypes.get(k)) for k, v in latents.items()}
         was_training = gen_module.training
         gen_module.eval()
         try:
