@@ -12,6 +12,14 @@ Three tables live here and nowhere else:
 
 Names are lower-case words with ``-``, ``_`` and (for components) ``/``; a dot separates a pretrained
 tag (``mocogan-rnn.digits``) and ``dist::name`` picks one plugin's registration explicitly.
+
+This is the bottom layer: it imports nothing of vganzoo's but its errors. Two hooks connect it to the
+layers above, both installed when the ``vganzoo`` package is imported:
+
+* :func:`set_builtins_loader`: a function that imports the built-in families, losses and datasets
+  (their modules register themselves); called once, before the first lookup;
+* :func:`set_plugin_hook`: the entry-point side (:mod:`vganzoo.plugins`): which names plugins declare,
+  how to import one, and which distribution is registering right now.
 """
 
 from __future__ import annotations
@@ -20,11 +28,12 @@ import dataclasses
 import difflib
 import fnmatch
 import json
+import os
 import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
 from .errors import (
     AmbiguousNameError,
@@ -38,20 +47,25 @@ from .errors import (
 __all__ = [
     "COMPONENT_KINDS",
     "ModelSpec",
+    "PluginHook",
     "PretrainedSpec",
     "create",
+    "create_dataset",
     "get_component",
     "get_model_spec",
     "list_components",
     "list_models",
     "list_pretrained",
-    "model_info",
     "register_component",
     "register_model",
+    "reset_plugins",
+    "set_builtins_loader",
+    "set_plugin_hook",
     "split_tag",
 ]
 
-COMPONENT_KINDS = ("generator", "discriminator", "loss")
+COMPONENT_KINDS = ("generator", "discriminator", "loss", "dataset")
+FOLDER_DATASET = "folder"  # the dataset component that reads a folder of videos
 BUILTIN_SOURCE = "vganzoo"
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _COMPONENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
@@ -132,20 +146,83 @@ _models: dict[str, ModelSpec] = {}
 _plugin_models: dict[str, dict[str, ModelSpec]] = {}  # name -> dist -> spec
 _components: dict[tuple[str, str], ComponentSpec] = {}
 _plugin_components: dict[tuple[str, str], dict[str, ComponentSpec]] = {}
-_builtins_loaded = False
 _warned_shadowed: set[tuple[str, str]] = set()
 
 
-def _ensure_builtins() -> None:
-    """Import the built-in model families (registration happens at import)."""
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
+# ----------------------------------------------------------------------------------------------
+# Hooks (installed by the package root; see the module docstring)
+# ----------------------------------------------------------------------------------------------
+class PluginHook(Protocol):
+    """What the registry asks of the plugin layer (:mod:`vganzoo.plugins` implements it)."""
+
+    def current_distribution(self) -> str | None: ...  # registering now (None outside a plugin load)
+    def record_registration(self, spec: ModelSpec | ComponentSpec) -> None: ...  # made while it imports
+    def entry_point_names(self, kind: str) -> set[str]: ...  # declared in group kind (models, components)
+    def entry_point_dists(self, kind: str, name: str) -> set[str]: ...  # distributions declaring name
+    def load_plugin_name(self, kind: str, name: str, dist: str) -> None: ...  # import it, or PluginError
+
+
+class _NoPlugins:
+    """The hook before (or without) :mod:`vganzoo.plugins`: no plugin names at all."""
+
+    def current_distribution(self) -> str | None:
+        return None
+
+    def record_registration(self, spec: ModelSpec | ComponentSpec) -> None:
+        pass
+
+    def entry_point_names(self, kind: str) -> set[str]:
+        return set()
+
+    def entry_point_dists(self, kind: str, name: str) -> set[str]:
+        return set()
+
+    def load_plugin_name(self, kind: str, name: str, dist: str) -> None:
+        pass
+
+
+_plugins: PluginHook = _NoPlugins()
+_builtins_loader: Callable[[], None] | None = None
+_builtins_state = "pending"  # "pending" -> "loading" -> "loaded"
+
+
+def set_plugin_hook(hook: PluginHook) -> None:
+    """Connect the entry-point side (done by :mod:`vganzoo.plugins` when it is imported)."""
+    global _plugins
+    _plugins = hook
+
+
+def set_builtins_loader(loader: Callable[[], None]) -> None:
+    """Set the function that imports the built-in families, losses and datasets (the package root's)."""
+    global _builtins_loader, _builtins_state
     with _lock:
-        if _builtins_loaded:
+        _builtins_loader = loader
+        _builtins_state = "pending"
+
+
+def _ensure_builtins() -> None:
+    """Run the built-ins loader once (registration happens as its modules import)."""
+    global _builtins_state
+    if _builtins_state == "loaded" or _builtins_loader is None:
+        return
+    with _lock:  # another thread that is loading them: wait; the loading thread itself re-enters
+        if _builtins_state != "pending":
             return
-        _builtins_loaded = True
-        from . import losses, models  # noqa: F401  (importing them registers every built-in)
+        _builtins_state = "loading"  # a family module looking names up while it imports sees the rest later
+        try:
+            _builtins_loader()
+        except BaseException:
+            _builtins_state = "pending"
+            raise
+        _builtins_state = "loaded"
+
+
+def reset_plugins() -> None:
+    """Forget every plugin registration (see :func:`vganzoo.plugins.reload`)."""
+    with _lock:
+        _plugin_models.clear()
+        _plugin_components.clear()
+        _warned_shadowed.clear()
 
 
 def _check_json(config: Mapping[str, Any], what: str) -> None:
@@ -191,9 +268,7 @@ def register_model(
         default_tag = next(iter(tags))
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        from . import plugins  # late: plugins imports this module
-
-        source = plugins.current_distribution() or BUILTIN_SOURCE
+        source = _plugins.current_distribution() or BUILTIN_SOURCE
         spec = ModelSpec(
             name=name,
             factory=factory,
@@ -215,7 +290,7 @@ def register_model(
                 _models[name] = spec
             else:
                 _plugin_models.setdefault(name, {})[source] = spec
-                plugins.record_registration(spec)
+                _plugins.record_registration(spec)
         return factory
 
     return decorator
@@ -238,9 +313,7 @@ def register_component(
         )
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        from . import plugins
-
-        source = plugins.current_distribution() or BUILTIN_SOURCE
+        source = _plugins.current_distribution() or BUILTIN_SOURCE
         spec = ComponentSpec(kind=kind, name=name, factory=factory, source=source)
         with _lock:
             if source == BUILTIN_SOURCE:
@@ -250,7 +323,7 @@ def register_component(
                 _components[(kind, name)] = spec
             else:
                 _plugin_components.setdefault((kind, name), {})[source] = spec
-                plugins.record_registration(spec)
+                _plugins.record_registration(spec)
         return factory
 
     return decorator
@@ -277,12 +350,10 @@ def split_tag(name: str) -> tuple[str, str | None]:
 
 
 def _all_model_names() -> list[str]:
-    from . import plugins
-
     _ensure_builtins()
     names = set(_models)
     names.update(_plugin_models)
-    names.update(plugins.entry_point_names("models"))
+    names.update(_plugins.entry_point_names("models"))
     return sorted(names)
 
 
@@ -297,8 +368,6 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
 
 def get_model_spec(name: str) -> ModelSpec:
     """Resolve a model name (``arch``, ``arch.tag`` or ``dist::arch``) to its spec."""
-    from . import plugins
-
     if not isinstance(name, str) or not name:
         raise UnknownModelError(f"model name must be a non-empty string, got {name!r}")
     _ensure_builtins()
@@ -311,10 +380,10 @@ def get_model_spec(name: str) -> ModelSpec:
             raise UnknownModelError(f"no built-in model {base!r}.{_suggest(base, _models)}")
         spec = _plugin_models.get(base, {}).get(dist)
         if spec is None:
-            plugins.load_plugin_name("models", base, dist)
+            _plugins.load_plugin_name("models", base, dist)
             spec = _plugin_models.get(base, {}).get(dist)
         if spec is None:
-            if dist in plugins.entry_point_dists("models", base):
+            if dist in _plugins.entry_point_dists("models", base):
                 registered = sorted(b for b, dists in _plugin_models.items() if dist in dists)
                 raise PluginError(
                     f"plugin {dist!r} declares model {base!r} in its entry points, but importing it "
@@ -328,7 +397,7 @@ def get_model_spec(name: str) -> ModelSpec:
             )
         return spec
 
-    claimants = plugins.entry_point_dists("models", arch) | set(_plugin_models.get(arch, {}))
+    claimants = _plugins.entry_point_dists("models", arch) | set(_plugin_models.get(arch, {}))
     claimants.discard(BUILTIN_SOURCE)
     if arch in _models:
         spec = _models[arch]
@@ -354,8 +423,6 @@ def get_model_spec(name: str) -> ModelSpec:
 
 def get_component(kind: str, name: str) -> Callable[..., Any]:
     """The factory registered as ``kind`` ``name`` (``dist::name`` picks a plugin's)."""
-    from . import plugins
-
     if kind not in COMPONENT_KINDS:
         raise ValueError(f"kind must be one of {COMPONENT_KINDS}, got {kind!r}")
     _ensure_builtins()
@@ -365,12 +432,12 @@ def get_component(kind: str, name: str) -> Callable[..., Any]:
             return _components[(kind, base)].factory
         spec = _plugin_components.get((kind, base), {}).get(dist)
         if spec is None:
-            plugins.load_plugin_name("components", f"{kind}/{base}", dist)
+            _plugins.load_plugin_name("components", f"{kind}/{base}", dist)
             spec = _plugin_components.get((kind, base), {}).get(dist)
         if spec is None:
             raise UnknownComponentError(f"distribution {dist!r} does not register a {kind} {base!r}")
         return spec.factory
-    claimants = plugins.entry_point_dists("components", f"{kind}/{name}") | set(
+    claimants = _plugins.entry_point_dists("components", f"{kind}/{name}") | set(
         _plugin_components.get((kind, name), {})
     )
     claimants.discard(BUILTIN_SOURCE)
@@ -429,14 +496,12 @@ def list_models(
     """
     if pretrained:
         return list_pretrained(filter, exclude_filters=exclude_filters)
-    from . import plugins
-
     names: set[str] = set()
     for name in _all_model_names():
         if name in _models:
             names.add(name)
             continue
-        claimants = plugins.entry_point_dists("models", name) | set(_plugin_models.get(name, {}))
+        claimants = _plugins.entry_point_dists("models", name) | set(_plugin_models.get(name, {}))
         claimants.discard(BUILTIN_SOURCE)
         if len(claimants) > 1:
             names.update(f"{d}::{name}" for d in claimants)
@@ -461,11 +526,9 @@ def list_pretrained(
 
 def list_components(kind: str | None = None, filter: str = "*") -> list[str]:
     """Registered component names (``kind/name`` when ``kind`` is None)."""
-    from . import plugins
-
     _ensure_builtins()
     keys = set(_components) | set(_plugin_components)
-    for ep_name in plugins.entry_point_names("components"):
+    for ep_name in _plugins.entry_point_names("components"):
         k, _, n = ep_name.partition("/")
         keys.add((k, n))
     if kind is not None:
@@ -518,45 +581,14 @@ def create(name: str, **overrides: Any) -> Any:
     return model
 
 
-def model_info(name: str) -> dict[str, Any]:
-    """Family, paper, default config, recipe, pretrained tags and parameter counts of ``name``.
+def create_dataset(spec: str | os.PathLike[str], **kwargs: Any) -> Any:
+    """A registered dataset by name (``moving-digits``), else the ``folder`` dataset reading ``spec``.
 
-    For ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
-    (read from its verified config.json), otherwise of the default config.
+    ``kwargs`` go to the dataset's factory (``resolution``, ``frames``, ``frame_stride``, ``split``,
+    ``seed``, ``channels``...; see :func:`vganzoo.data.build_dataset`).
     """
-    import torch
-
-    spec = get_model_spec(name)
-    _, tag = split_tag(name)
-    config: dict[str, Any] = {}
-    if tag is not None:  # the weight set's own config (resolution, channels, classes...), not the defaults
-        from . import hub
-
-        config = hub.pretrained_config(name)
-        config.pop("model", None)
-    try:
-        with torch.device("meta"):
-            model = create(spec.qualified_name, **config)
-    except Exception:  # some initialisers (orthogonal, SVD) do not run on meta tensors
-        model = create(spec.qualified_name, **config)
-    counts = {"generator": sum(p.numel() for p in model.generator.parameters())}
-    for dname, disc in model.discriminators.items():
-        counts[f"discriminator.{dname}"] = sum(p.numel() for p in disc.parameters())
-    counts["total"] = sum(counts.values())
-    return {
-        "name": spec.name,
-        "source": spec.source,
-        "family": spec.family,
-        "paper": spec.paper,
-        "description": spec.description,
-        "default_config": dict(spec.default_config),
-        "weights": f"{spec.name}.{tag}" if tag is not None else None,
-        "config": {
-            **spec.default_config,
-            **config,
-        },  # what "parameters" counts: the weights' config for arch.tag
-        "recipe": dict(spec.recipe),
-        "pretrained": {tag: p.to_dict() for tag, p in spec.pretrained.items()},
-        "default_tag": spec.default_tag,
-        "parameters": counts,
-    }
+    if isinstance(spec, str) and spec != FOLDER_DATASET and spec in list_components("dataset"):
+        return get_component("dataset", spec)(**kwargs)
+    if not isinstance(spec, (str, os.PathLike)) or not os.fspath(spec):
+        raise TypeError(f"dataset spec must be a dataset name or a folder path, got {spec!r}")
+    return get_component("dataset", FOLDER_DATASET)(spec, **kwargs)

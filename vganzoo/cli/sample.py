@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from .. import registry
-from ..errors import VganzooError
-
-PRETRAINED_PREFIXES = ("hf-hub:", "local-dir:")
 DEFAULT_N = 16
 
 
@@ -59,27 +54,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _wants_pretrained(name: str) -> bool:
-    if name.startswith(PRETRAINED_PREFIXES):
-        return True
-    _arch, tag = registry.split_tag(name)
-    return tag is not None or bool(registry.get_model_spec(name).pretrained)
-
-
-def load_model(name: str, **overrides: Any) -> tuple[Any, bool]:
-    """(model, pretrained): ``vganzoo.load`` for names with weights, else ``vganzoo.create``."""
-    from .. import hub
-
-    name = hub.cli_load_name(name)  # a save_pretrained folder given as a plain path
-    if _wants_pretrained(name):
-        try:
-            return hub.load(name), True
-        except NotImplementedError as exc:
-            raise VganzooError(f"cannot load pretrained weights for {name!r}: {exc}") from None
-    print(f"warning: {name} has no pretrained weights; sampling from random weights", file=sys.stderr)
-    return registry.create(name, **overrides), False
-
-
 def _device(name: str) -> Any:
     import torch
 
@@ -96,6 +70,7 @@ def _device(name: str) -> Any:
 
 def run(args: argparse.Namespace) -> int:
     from .. import videoio as vio
+    from ..hub import load_or_create
     from ..sampling import latent_walk
 
     n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)
@@ -106,7 +81,9 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(vio.WRITABLE_EXTENSIONS):
         raise ValueError(f"--out must end in one of {', '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
     device = _device(args.device)
-    model, pretrained = load_model(args.name, resolution=args.resolution, frames=args.frames)
+    model, pretrained = load_or_create(
+        args.name, overrides={"resolution": args.resolution, "frames": args.frames}
+    )
     model = model.to(device).eval()
     use_ema = not args.no_ema
     if args.interpolate is not None:

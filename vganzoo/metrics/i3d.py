@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._video import RGB_CHANNELS, check_videos, resize_frames, to_channels
+from .preprocess import RGB_CHANNELS, check_videos, resize_frames, to_channels
 
 __all__ = [
     "I3D_INPUT_SIZE",

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..ops._checks import ACTIVATIONS, output_memory_format
+from ..ops import ACTIVATIONS, output_memory_format
 
 IntOr3 = int | Sequence[int]
 

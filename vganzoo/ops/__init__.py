@@ -28,7 +28,7 @@ and ``explain`` reports the choice with both timings.
 
 from __future__ import annotations
 
-from ._checks import ACTIVATIONS
+from ._checks import ACTIVATIONS, output_memory_format
 from .fused import (
     IMPLS,
     conv3d_bias_act,
@@ -49,5 +49,6 @@ __all__ = [
     "conv_transpose3d_bias_act_ref",
     "explain",
     "extension_available",
+    "output_memory_format",
     "resolve_impl",
 ]
