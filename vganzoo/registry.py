@@ -49,13 +49,16 @@ __all__ = [
     "ModelSpec",
     "PluginHook",
     "PretrainedSpec",
+    "build_component",
     "create",
     "create_dataset",
     "get_component",
+    "get_component_spec",
     "get_model_spec",
     "list_components",
     "list_models",
     "list_pretrained",
+    "qualified_component",
     "register_component",
     "register_model",
     "reset_plugins",
@@ -421,28 +424,42 @@ def get_model_spec(name: str) -> ModelSpec:
     )
 
 
-def get_component(kind: str, name: str) -> Callable[..., Any]:
-    """The factory registered as ``kind`` ``name`` (``dist::name`` picks a plugin's)."""
+def get_component_spec(kind: str, name: str) -> ComponentSpec:
+    """The registration of ``kind`` ``name``: its factory and the distribution that made it.
+
+    ``dist::name`` picks one plugin's; a bare name is the built-in (a plugin component of the same
+    name is warned about and can be had as ``dist::name``), else the one plugin that declares it.
+    """
     if kind not in COMPONENT_KINDS:
         raise ValueError(f"kind must be one of {COMPONENT_KINDS}, got {kind!r}")
+    if not isinstance(name, str) or not name:
+        raise UnknownComponentError(f"{kind} name must be a non-empty string, got {name!r}")
     _ensure_builtins()
     dist, sep, base = name.rpartition("::")
     if sep:
         if dist == BUILTIN_SOURCE and (kind, base) in _components:
-            return _components[(kind, base)].factory
+            return _components[(kind, base)]
         spec = _plugin_components.get((kind, base), {}).get(dist)
         if spec is None:
             _plugins.load_plugin_name("components", f"{kind}/{base}", dist)
             spec = _plugin_components.get((kind, base), {}).get(dist)
         if spec is None:
             raise UnknownComponentError(f"distribution {dist!r} does not register a {kind} {base!r}")
-        return spec.factory
+        return spec
     claimants = _plugins.entry_point_dists("components", f"{kind}/{name}") | set(
         _plugin_components.get((kind, name), {})
     )
     claimants.discard(BUILTIN_SOURCE)
     if (kind, name) in _components:
-        return _components[(kind, name)].factory
+        for other in sorted(claimants):
+            if (other, f"{kind}/{name}") not in _warned_shadowed:
+                _warned_shadowed.add((other, f"{kind}/{name}"))
+                warnings.warn(
+                    f"plugin distribution {other!r} also registers {kind} {name!r}; the built-in wins. "
+                    f"Use '{other}::{name}' for the plugin's.",
+                    stacklevel=3,
+                )
+        return _components[(kind, name)]
     if len(claimants) > 1:
         options = ", ".join(f"{d}::{name}" for d in sorted(claimants))
         raise AmbiguousNameError(
@@ -450,11 +467,23 @@ def get_component(kind: str, name: str) -> Callable[..., Any]:
         )
     if len(claimants) == 1:
         (dist,) = claimants
-        return get_component(kind, f"{dist}::{name}")
+        return get_component_spec(kind, f"{dist}::{name}")
     known = list_components(kind)
     raise UnknownComponentError(
         f"unknown {kind} {name!r}.{_suggest(name, known)} Registered {kind}s: {', '.join(known) or 'none'}"
     )
+
+
+def get_component(kind: str, name: str) -> Callable[..., Any]:
+    """The factory registered as ``kind`` ``name`` (``dist::name`` picks a plugin's)."""
+    return get_component_spec(kind, name).factory
+
+
+def qualified_component(kind: str, name: str) -> str:
+    """The name to save for component ``name``: ``dist::name`` for a plugin's (so that it still
+    resolves when another plugin later declares the same name), the bare name for a built-in."""
+    spec = get_component_spec(kind, name)
+    return spec.name if spec.source == BUILTIN_SOURCE else f"{spec.source}::{spec.name}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -561,24 +590,101 @@ def create(name: str, **overrides: Any) -> Any:
     """Build model ``name`` with random weights; never touches the network.
 
     ``name`` may carry a tag (``mocogan-rnn.digits``): the architecture is built from that weight
-    set's defaults only via :func:`vganzoo.load`; here the tag is ignored.
+    set's defaults only via :func:`vganzoo.load`; here the tag is ignored. The model's ``config``
+    (what rebuilds it, saved with its weights and runs) names plugin models and the plugin
+    discriminators in its ``discriminators`` list as ``dist::name``, so that saved work still
+    resolves when another plugin later declares the same name.
     """
     spec, config = resolve_config(name, overrides)
-    try:
-        model = spec.factory(**config)
-    except VganzooError:
-        raise
-    except Exception as exc:
-        if spec.source == BUILTIN_SOURCE:
-            raise
-        raise PluginError(  # say whose code failed: the traceback is in the chained exception
-            f"plugin {spec.source!r}: building model {spec.qualified_name!r} failed: {type(exc).__name__}: "
-            f"{exc}"
-        ) from exc
-    model.config = {"model": spec.name if spec.source == BUILTIN_SOURCE else spec.qualified_name, **config}
+    what = f"building model {spec.qualified_name!r}"
+    model = _call_plugin_code(spec.source, what, lambda: spec.factory(**config))
+    _check_built_model(spec, model)
+    saved = dict(config)
+    if isinstance(saved.get("discriminators"), list):
+        saved["discriminators"] = [
+            qualified_component("discriminator", n) if isinstance(n, str) else n
+            for n in saved["discriminators"]
+        ]
+    model.config = {"model": spec.name if spec.source == BUILTIN_SOURCE else spec.qualified_name, **saved}
     if not getattr(model, "recipe", None):
         model.recipe = dict(spec.recipe)
     return model
+
+
+def _call_plugin_code(source: str, what: str, call: Callable[[], Any]) -> Any:
+    """Run a factory; a plugin's failure (any exception, even SystemExit) becomes its PluginError."""
+    try:
+        return call()
+    except (VganzooError, KeyboardInterrupt):
+        raise
+    except BaseException as exc:
+        if source == BUILTIN_SOURCE and isinstance(exc, Exception):
+            raise
+        raise PluginError(  # say whose code failed: the traceback is in the chained exception
+            f"plugin {source!r}: {what} failed: {type(exc).__name__}: {exc}"
+        ) from exc
+
+
+def _check_built_model(spec: ModelSpec, model: Any) -> None:
+    """A factory must return a VideoGAN: a generator module, a mapping of discriminator modules, sample()."""
+    from torch import nn
+
+    generator = getattr(model, "generator", None)
+    discriminators = getattr(model, "discriminators", None)
+    problem = None
+    if not isinstance(generator, nn.Module):
+        problem = f"returned {type(model).__name__}, not a VideoGAN (no generator module)"
+    elif not isinstance(discriminators, Mapping) and not isinstance(discriminators, nn.ModuleDict):
+        problem = "returned a model whose discriminators are not a mapping of role -> module"
+    elif not all(isinstance(d, nn.Module) for d in discriminators.values()):
+        problem = "returned a model with a discriminator that is not an nn.Module"
+    elif not callable(getattr(model, "sample", None)):
+        problem = "returned a model without sample()"
+    if problem is not None:
+        message = f"model {spec.qualified_name!r}: its factory {problem}; build it with vganzoo's VideoGAN"
+        raise (
+            TypeError(message)
+            if spec.source == BUILTIN_SOURCE
+            else PluginError(f"plugin {spec.source!r}: {message}")
+        )
+
+
+def build_component(kind: str, name: str, **kwargs: Any) -> Any:
+    """``kind`` ``name``'s factory called with ``kwargs``; a plugin's failure is its PluginError, and a
+    generator or discriminator factory must return an ``nn.Module``."""
+    spec = get_component_spec(kind, name)
+    where = "" if spec.source == BUILTIN_SOURCE else f" (from plugin {spec.source!r})"
+    module = _call_plugin_code(spec.source, f"building {kind} {spec.name!r}", lambda: spec.factory(**kwargs))
+    problem = _component_problem(kind, module)
+    if problem is not None:
+        message = f"{kind} {spec.name!r}{where}: its factory returned {problem}"
+        raise TypeError(message) if spec.source == BUILTIN_SOURCE else PluginError(message)
+    return module
+
+
+def _component_problem(kind: str, module: Any) -> str | None:
+    """What is wrong with a built generator or discriminator (None when it follows the protocol:
+    an nn.Module; a generator with ``sample_latents``, a discriminator whose forward takes ``labels``)."""
+    import inspect
+
+    from torch import nn
+
+    if kind not in ("generator", "discriminator"):
+        return None
+    if not isinstance(module, nn.Module):
+        return f"{type(module).__name__}, not an nn.Module"
+    if kind == "generator" and not callable(getattr(module, "sample_latents", None)):
+        return f"a {type(module).__name__} without sample_latents(n, generator=, labels=)"
+    if kind == "discriminator":
+        try:
+            params = inspect.signature(module.forward).parameters
+        except (TypeError, ValueError):
+            return None
+        if "labels" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return (
+                f"a {type(module).__name__} whose forward does not take labels (forward(video, labels=None))"
+            )
+    return None
 
 
 def create_dataset(spec: str | os.PathLike[str], **kwargs: Any) -> Any:

@@ -45,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
             else:
                 desc = spec.description or spec.paper
             rows.append([name, spec.family, spec.source, ", ".join(spec.pretrained) or "-", desc])
-        except Exception as exc:  # a broken plugin shows as such, the rest still lists
-            rows.append([name, "?", "?", "-", f"unavailable: {type(exc).__name__}"])
+        except Exception as exc:  # a broken plugin shows as such (its package and why), the rest still lists
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            rows.append([name, "?", "?", "-", f"unavailable: {reason}"])
     print(_table(rows, ["name", "family", "source", "pretrained", "description"]))
     return 0
