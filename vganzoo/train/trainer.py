@@ -32,11 +32,11 @@ from . import checkpoint as ckpt
 from . import distributed
 from .batches import BatchLoader, IndexStream
 from .config import TrainConfig, resolve_recipe
-from .optim import build_optimizer, build_optimizers, mixed_precision, update_ema
+from .optim import build_optimizers, mixed_precision, update_ema
 from .rundir import RunFolder, install_stop_signals
 from .state import capture_state, reseed, restore_state
 
-__all__ = ["TrainResult", "Trainer", "TrainingDiverged", "build_optimizer"]
+__all__ = ["TrainResult", "Trainer", "TrainingDiverged"]
 
 logger = logging.getLogger(__name__)
 
