@@ -116,7 +116,7 @@ def test_builtin_beats_plugin_with_a_warning(sandbox):
         assert registry.get_model_spec("zz-shadow::zz-shadowed").family == "plugin"
         assert vganzoo.list_models("zz-shadowed") == ["zz-shadowed"]
     finally:
-        registry._models.pop("zz-shadowed", None)
+        registry.core._models.pop("zz-shadowed", None)
 
 
 def test_autoload_can_be_disabled_and_reload_rescans(sandbox, monkeypatch):

@@ -71,7 +71,7 @@ class ContentMotionGenerator(nn.Module):
 @pytest.fixture(scope="module", autouse=True)
 def test_models():
     """Register the toy plugin model (imported directly) and two test models; undo it afterwards."""
-    models_before, components_before = set(registry._models), set(registry._components)
+    models_before, components_before = set(registry.core._models), set(registry.core._components)
     modules_before = set(sys.modules)
     sys.path.insert(0, str(TOY_PLUGIN))
     importlib.import_module("vganzoo_toy.models")  # registers "toy-gan"
@@ -89,10 +89,10 @@ def test_models():
         return VideoGAN(ContentMotionGenerator())
 
     yield
-    for name in set(registry._models) - models_before:
-        registry._models.pop(name)
-    for key in set(registry._components) - components_before:
-        registry._components.pop(key)
+    for name in set(registry.core._models) - models_before:
+        registry.core._models.pop(name)
+    for key in set(registry.core._components) - components_before:
+        registry.core._components.pop(key)
     for module in set(sys.modules) - modules_before:
         if module.startswith("vganzoo_toy"):
             sys.modules.pop(module)

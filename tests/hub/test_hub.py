@@ -81,7 +81,7 @@ def register(pretrained=()):
 def tiny_model():
     register()
     yield
-    registry._models.pop(MODEL, None)
+    registry.core._models.pop(MODEL, None)
 
 
 def spec_for(
