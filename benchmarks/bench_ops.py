@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 
 from vganzoo import ops
-from vganzoo.ops.reference import apply_activation
 
 S122, P011 = (1, 2, 2), (0, 1, 1)
 
@@ -111,7 +110,7 @@ def eager_fn(layer: Layer):
             y = F.conv_transpose3d(x, w, b, layer.stride, layer.padding)
         else:
             y = F.conv3d(x, w, b, layer.stride, layer.padding)
-        return apply_activation(y, layer.activation, 0.2)
+        return ops.apply_activation(y, layer.activation, ops.DEFAULT_NEGATIVE_SLOPE)
 
     return fn
 
@@ -313,7 +312,7 @@ def run_model(args) -> list[str]:
                 eager.append(nn.Conv3d(ci, co, 4, S122, P011, bias=False))
                 if i:
                     eager.append(nn.BatchNorm3d(co))
-                eager.append(nn.LeakyReLU(0.2))
+                eager.append(nn.LeakyReLU(ops.DEFAULT_NEGATIVE_SLOPE))  # STConv3d's default
             eager.append(nn.Conv3d(512, 1, 4, bias=False))
             ours, eager = ours.to(device, dtype), eager.to(device, dtype)
             x = torch.randn(batch, 3, 16, 64, 64, device=device, dtype=dtype)

@@ -60,9 +60,9 @@ class PluginSandbox:
         plugins.reload()
         # forget what the throw-away modules registered so later tests start clean
         plugins._registered_by_ep.clear()
-        with registry._lock:
-            for name in [n for n, s in registry._models.items() if s.factory.__module__ in self.modules]:
-                del registry._models[name]
+        with registry.core._lock:
+            for name in [n for n, s in registry.core._models.items() if s.factory.__module__ in self.modules]:
+                del registry.core._models[name]
 
 
 TOY_MODEL_SOURCE = """

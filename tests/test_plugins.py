@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import torch
 from plugin_utils import PluginSandbox, toy_source
 
 import vganzoo
@@ -114,7 +116,7 @@ def test_builtin_beats_plugin_with_a_warning(sandbox):
         assert registry.get_model_spec("zz-shadow::zz-shadowed").family == "plugin"
         assert vganzoo.list_models("zz-shadowed") == ["zz-shadowed"]
     finally:
-        registry._models.pop("zz-shadowed", None)
+        registry.core._models.pop("zz-shadowed", None)
 
 
 def test_autoload_can_be_disabled_and_reload_rescans(sandbox, monkeypatch):
@@ -184,3 +186,174 @@ def test_example_plugin_installs_and_loads(tmp_path):
         [sys.executable, "-c", code], check=True, capture_output=True, text=True, env=env, timeout=120
     )
     assert "['toy-gan'] vganzoo-toy" in out.stdout
+
+
+# ---- plugins that live together -----------------------------------------------------------------
+MIXING_SOURCE = """
+import torch
+from torch import nn
+import vganzoo
+from vganzoo.models.base import DiscriminatorOutput, VideoGAN
+
+class Gen(nn.Module):
+    num_classes = 0
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3 * 2 * 4 * 4)
+    def sample_latents(self, n, *, generator, labels=None):
+        return {"z": torch.randn(n, 4, generator=generator)}
+    def forward(self, z):
+        return self.fc(z).tanh().view(z.shape[0], 3, 2, 4, 4)
+
+@vganzoo.register_component("discriminator", "zz/d3d")
+class D3D(nn.Module):
+    def __init__(self, **shared):
+        super().__init__()
+        self.w = nn.Parameter(torch.full((1,), SCALE))
+    def forward(self, video, labels=None):
+        return DiscriminatorOutput(video.flatten(1).mean(1, keepdim=True) * self.w)
+
+MODEL = "zz-mix-gan"
+if MODEL:
+    @vganzoo.register_model(MODEL, default_config={"discriminators": ["zz/d3d"]})
+    def build(discriminators):
+        "a plugin model whose discriminators are components named in its config"
+        discs = {f"d{i}": vganzoo.get_component("discriminator", n)() for i, n in enumerate(discriminators)}
+        return VideoGAN(Gen(), discs)
+"""
+
+
+def _mixing_plugin(scale: float, model: str | None) -> str:
+    return MIXING_SOURCE.replace("SCALE", repr(scale)).replace('MODEL = "zz-mix-gan"', f"MODEL = {model!r}")
+
+
+class _Clips(torch.utils.data.Dataset):
+    num_classes = 0
+
+    def __len__(self) -> int:
+        return 8
+
+    def __getitem__(self, i: int) -> dict:
+        return {
+            "video": torch.rand(3, 2, 4, 4, generator=torch.Generator().manual_seed(i)) * 2 - 1,
+            "label": -1,
+        }
+
+
+def test_saved_work_of_a_plugin_survives_another_plugin_claiming_its_component(sandbox, tmp_path):
+    """A saved weight set and a run name their plugin components as dist::name, so a second plugin
+    declaring the same component name later does not make them ambiguous; old bare names still load
+    while there is no clash."""
+    from vganzoo.train import train
+
+    sandbox.add(
+        "zz-first",
+        "zz_first",
+        _mixing_plugin(1.0, "zz-mix-gan"),
+        models=["zz-mix-gan"],
+        components=["discriminator/zz/d3d"],
+    )
+    model = vganzoo.create("zz-mix-gan")
+    assert model.config == {"model": "zz-first::zz-mix-gan", "discriminators": ["zz-first::zz/d3d"]}
+    folder = vganzoo.save_pretrained(model, tmp_path / "weights")
+    # a folder saved by an older vganzoo, with the bare component name
+    old = tmp_path / "old"
+    shutil.copytree(folder, old)
+    (old / "config.json").write_text(
+        json.dumps({"model": "zz-first::zz-mix-gan", "discriminators": ["zz/d3d"]})
+    )
+    index = json.loads((old / "weights.json").read_text())
+    index["sha256"]["config.json"] = vganzoo.hub.sha256_file(old / "config.json")
+    (old / "weights.json").write_text(json.dumps(index))
+    assert vganzoo.load(str(old), components="all").config["discriminators"] == ["zz-first::zz/d3d"]
+    run = train(
+        "zz-mix-gan", dataset=_Clips(), out=str(tmp_path / "run"), steps=1, batch_size=2, progress=False
+    )
+    assert run.step == 1
+
+    sandbox.add("zz-second", "zz_second", _mixing_plugin(2.0, None), components=["discriminator/zz/d3d"])
+    with pytest.raises(AmbiguousNameError, match="zz-first::zz/d3d.*zz-second::zz/d3d"):
+        vganzoo.get_component("discriminator", "zz/d3d")
+    loaded = vganzoo.load(str(folder), components="all")  # generator and discriminators
+    assert loaded.discriminators["d0"].w.item() == 1.0  # the first plugin's component
+    assert vganzoo.load(str(folder)).sample(1, seed=0).shape == (1, 3, 2, 4, 4)
+    config = dict(model.config)
+    assert vganzoo.create(config.pop("model"), **config).config == model.config
+    run = train(
+        "zz-mix-gan",
+        dataset=_Clips(),
+        out=str(tmp_path / "run"),
+        steps=2,
+        batch_size=2,
+        resume=True,
+        progress=False,
+    )
+    assert run.step == 2 and run.status == "completed"
+
+
+def test_a_plugin_component_shadowed_by_a_builtin_is_warned_about(sandbox):
+    source = """
+import torch
+import vganzoo
+
+@vganzoo.register_component("discriminator", "mocogan/image")
+class Impostor(torch.nn.Module):
+    pass
+"""
+    sandbox.add("zz-impostor", "zz_impostor", source, components=["discriminator/mocogan/image"])
+    with pytest.warns(UserWarning, match="zz-impostor::mocogan/image"):
+        factory = vganzoo.get_component("discriminator", "mocogan/image")
+    assert factory.__module__ == "vganzoo.models.mocogan"
+    assert vganzoo.get_component("discriminator", "zz-impostor::mocogan/image").__name__ == "Impostor"
+
+
+@pytest.mark.parametrize("returned", ["{}", "None", "torch.nn.Linear(2, 2)", "raise SystemExit(4)"])
+def test_a_factory_returning_the_wrong_thing_names_the_plugin(sandbox, capsys, returned):
+    from vganzoo.cli import main
+
+    body = f"    {returned}\n" if returned.startswith("raise") else f"    return {returned}\n"
+    source = f"""
+import torch
+import vganzoo
+
+@vganzoo.register_model("zz-wrong-gan", default_config={{}})
+def build():
+    "returns the wrong thing"
+{body}
+@vganzoo.register_component("discriminator", "zz/wrong")
+def wrong_disc(**shared):
+{body}"""
+    sandbox.add(
+        "zz-wrong", "zz_wrong", source, models=["zz-wrong-gan"], components=["discriminator/zz/wrong"]
+    )
+    with pytest.raises(PluginError, match="plugin 'zz-wrong'") as err:
+        vganzoo.create("zz-wrong-gan")
+    assert (
+        ("SystemExit" in str(err.value)) if "SystemExit" in returned else ("not a VideoGAN" in str(err.value))
+    )
+    with pytest.raises(PluginError, match="plugin 'zz-wrong'"):
+        vganzoo.create("mocogan-rnn", discriminators=["mocogan/image", "zz/wrong"])
+    assert main(["sample", "zz-wrong-gan", "--out", str(sandbox.root / "x.gif")]) == 2
+    err_lines = [line for line in capsys.readouterr().err.splitlines() if not line.startswith("warning:")]
+    assert len(err_lines) == 1 and "plugin 'zz-wrong'" in err_lines[0]
+
+
+def test_list_names_a_broken_plugin_and_why(sandbox, capsys):
+    from vganzoo.cli import main
+
+    sandbox.add("zz-crashy", "zz_crashy", "raise ImportError('needs libfoo')\n", models=["zz-crashy-gan"])
+    assert main(["list", "zz-*"]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("zz-crashy-gan"))
+    assert "zz-crashy" in row.split("unavailable:")[1] and "needs libfoo" in row
+
+
+def test_the_example_plugins_pieces_mix_with_builtins():
+    import train_helpers  # noqa: F401  (imports the example plugin from its folder)
+
+    model = vganzoo.create("mocogan-rnn", resolution=32, discriminators=["mocogan/image", "toy/frame-mean"])
+    assert set(model.discriminators) == {"image", "video"}
+    video = model.sample(2, seed=0)
+    assert model.discriminators["video"](video).logits.shape == (2, 1)
+    # and a built-in discriminator in a plugin-style model's place: the toy model's clips scored by it
+    toy_video = vganzoo.create("toy-gan", resolution=32, frames=16, channels=3).sample(2, seed=0)
+    assert model.discriminators["image"](toy_video).logits.shape[0] == 2

@@ -22,7 +22,7 @@ def toy_models():
     exec(compile(toy_source("zz-test-gan10"), "<toy10>", "exec"), namespace)
     yield ["zz-test-gan2", "zz-test-gan10"]
     for name in ("zz-test-gan2", "zz-test-gan10"):
-        registry._models.pop(name, None)
+        registry.core._models.pop(name, None)
 
 
 def test_list_models_wildcard_and_natural_sort(toy_models):
@@ -122,7 +122,7 @@ def test_components_register_list_and_fail_clearly():
             vganzoo.get_component("discriminator", "zz-test/dsic")
         assert "zz-test/disc" in str(err.value)
     finally:
-        registry._components.pop(("discriminator", "zz-test/disc"))
+        registry.core._components.pop(("discriminator", "zz-test/disc"))
 
 
 @pytest.mark.parametrize(

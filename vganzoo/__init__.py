@@ -14,7 +14,8 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-from . import plugins
+from . import plugins, registry
+from ._version import __version__
 from .errors import (
     AmbiguousNameError,
     InvalidConfigError,
@@ -29,12 +30,9 @@ from .registry import (
     list_components,
     list_models,
     list_pretrained,
-    model_info,
     register_component,
     register_model,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AmbiguousNameError",
@@ -63,6 +61,7 @@ __all__ = [
 _LAZY = {
     "VideoGAN": "vganzoo.models.base",
     "load": "vganzoo.hub",
+    "model_info": "vganzoo.hub",
     "save_pretrained": "vganzoo.hub",
     "push_to_hub": "vganzoo.hub",
 }
@@ -81,6 +80,17 @@ _LAZY_MODULES = {
     "cli",
     "sampling",
 }
+
+
+def _load_builtins() -> None:
+    """Import the built-in families, losses and datasets; each module registers what it defines."""
+    from . import data, losses  # noqa: F401  (importing them registers their components)
+    from .models import load_builtin_families
+
+    load_builtin_families()
+
+
+registry.set_builtins_loader(_load_builtins)
 
 
 def __getattr__(name: str) -> Any:

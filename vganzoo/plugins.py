@@ -15,6 +15,9 @@ kept in :func:`errors`. Entry points are re-read on every query (never cached at
 package installed after ``import vganzoo`` is seen; :func:`reload` forgets plugin state and failures.
 
 ``VGANZOO_DISABLE_PLUGIN_AUTOLOAD=1`` turns discovery off.
+
+This module sits on the registry: importing it connects the two (``registry.set_plugin_hook``); the
+registry never imports it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from . import registry
 from .errors import PluginError
 
 __all__ = ["PluginFailure", "autoload_enabled", "current_distribution", "entry_points", "errors", "reload"]
@@ -138,8 +142,6 @@ def load_plugin_name(kind: str, name: str, dist: str) -> None:
                 continue
             failure = _failures.get((dist, ep.value))
             if failure is None and key in _registered_by_ep:
-                from . import registry
-
                 registry.restore(_registered_by_ep[key])
                 _loaded.add(key)
                 continue
@@ -174,12 +176,20 @@ def errors() -> list[PluginFailure]:
 
 def reload() -> None:
     """Forget plugin registrations and failures; the next query re-reads entry points."""
-    from . import registry
-
     with _lock:
         _loaded.clear()
         _failures.clear()
-        with registry._lock:
-            registry._plugin_models.clear()
-            registry._plugin_components.clear()
-            registry._warned_shadowed.clear()
+        registry.reset_plugins()
+
+
+class _Hook:
+    """The registry's view of this module (see :class:`vganzoo.registry.PluginHook`)."""
+
+    current_distribution = staticmethod(current_distribution)
+    record_registration = staticmethod(record_registration)
+    entry_point_names = staticmethod(entry_point_names)
+    entry_point_dists = staticmethod(entry_point_dists)
+    load_plugin_name = staticmethod(load_plugin_name)
+
+
+registry.set_plugin_hook(_Hook())

@@ -3,20 +3,9 @@
 
 namespace vganzoo {
 
-Act parse_activation(c10::string_view name, double negative_slope) {
-  if (name == "none") return Act::None;
-  if (name == "relu") return Act::Relu;
-  if (name == "leaky_relu") {
-    TORCH_CHECK_VALUE(negative_slope >= 0.0,
-                      "negative_slope must be >= 0 for activation='leaky_relu' (the backward pass derives "
-                      "the gradient from the saved output), got ", negative_slope);
-    return Act::LeakyRelu;
-  }
-  if (name == "tanh") return Act::Tanh;
-  if (name == "sigmoid") return Act::Sigmoid;
-  TORCH_CHECK_VALUE(false, "activation must be one of 'none', 'relu', 'leaky_relu', 'tanh', 'sigmoid', got '",
-                    std::string(name), "'");
-}
+// Every Act in code order. The names live in activation_name() only; vganzoo/ops/activations.py holds
+// the same table (name, code) for Python, and tests/ops/test_activations.py checks the two agree.
+static constexpr Act kActivations[] = {Act::None, Act::Relu, Act::LeakyRelu, Act::Tanh, Act::Sigmoid};
 
 const char* activation_name(Act act) {
   switch (act) {
@@ -27,6 +16,21 @@ const char* activation_name(Act act) {
     case Act::Sigmoid: return "sigmoid";
   }
   return "?";
+}
+
+Act parse_activation(c10::string_view name, double negative_slope) {
+  for (const Act act : kActivations) {
+    if (name != activation_name(act)) continue;
+    TORCH_CHECK_VALUE(act != Act::LeakyRelu || negative_slope >= 0.0,
+                      "negative_slope must be >= 0 for activation='leaky_relu' (the backward pass derives "
+                      "the gradient from the saved output), got ", negative_slope);
+    return act;
+  }
+  std::string names;
+  for (const Act act : kActivations) {
+    names += std::string(names.empty() ? "'" : ", '") + activation_name(act) + "'";
+  }
+  TORCH_CHECK_VALUE(false, "activation must be one of ", names, ", got '", std::string(name), "'");
 }
 
 static void check_triple(const char* op, const char* name, at::IntArrayRef v, int64_t min_value) {

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[2]
 def toy_model():
     exec(compile(toy_source("zz-cli-gan", family="clitest"), "<cli>", "exec"), {})
     yield "zz-cli-gan"
-    registry._models.pop("zz-cli-gan", None)
+    registry.core._models.pop("zz-cli-gan", None)
 
 
 def test_list_prints_a_table(toy_model, capsys):

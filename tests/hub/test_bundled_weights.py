@@ -82,7 +82,7 @@ def test_a_damaged_bundled_file_is_refused(tmp_path, monkeypatch):
     data = bytearray(weights.read_bytes())
     data[-1] ^= 0xFF
     weights.write_bytes(bytes(data))
-    monkeypatch.setattr(hub, "_PACKAGE_DIR", tmp_path)
+    monkeypatch.setattr(hub.weightsets, "PACKAGE_DIR", tmp_path)
     arch, tag = registry.split_tag(name)
     patched = registry.PretrainedSpec(**{**spec.to_dict(), "bundled": "copy"})
     monkeypatch.setitem(registry.get_model_spec(arch).pretrained, tag, patched)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sys
 import warnings
@@ -80,7 +81,7 @@ def register(pretrained=()):
 def tiny_model():
     register()
     yield
-    registry._models.pop(MODEL, None)
+    registry.core._models.pop(MODEL, None)
 
 
 def spec_for(
@@ -604,7 +605,7 @@ def test_hf_hub_404_kinds(online, tmp_path):
 # ----------------------------------------------------------------------------------------------
 def test_bundled_copy_is_used_first_and_verified(published, monkeypatch, tmp_path):
     model, folder, sha, cache, server = published
-    monkeypatch.setattr(hub, "_PACKAGE_DIR", tmp_path)
+    monkeypatch.setattr(hub.weightsets, "PACKAGE_DIR", tmp_path)
     bundle = tmp_path / "weights" / "tiny"
     bundle.mkdir(parents=True)
     for p in folder.iterdir():
@@ -647,10 +648,11 @@ def test_spec_from_folder_matches_weights_json(trained):
 # ----------------------------------------------------------------------------------------------
 # push_to_hub
 # ----------------------------------------------------------------------------------------------
-def test_push_model_then_load_pinned(online, trained, tmp_path, capsys):
+def test_push_model_then_load_pinned(online, trained, tmp_path, caplog):
     model, _folder = trained
-    sha = hub.push_to_hub(model, "vganzoo-test/pushed", endpoint=online.url, metadata={"license": "mit"})
-    out = capsys.readouterr().out
+    with caplog.at_level(logging.INFO, logger="vganzoo"):
+        sha = hub.push_to_hub(model, "vganzoo-test/pushed", endpoint=online.url, metadata={"license": "mit"})
+    out = caplog.text  # the library logs the name to pin (the CLI shows it)
     assert f"hf-hub:vganzoo-test/pushed@{sha}" in out and f"revision={sha!r}" in out
     assert online.repos["vganzoo-test/pushed"].refs["main"] == sha
     files = online.files("vganzoo-test/pushed", sha)

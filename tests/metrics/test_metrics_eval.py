@@ -344,13 +344,14 @@ def test_cli_digits_check_prints_real_scores_beside(tmp_path, capsys):
 
 
 def test_random_weights_baseline_of_a_saved_folder(tmp_path):
-    from vganzoo.metrics.evaluation import load_model
+    from vganzoo.hub import load_or_create
 
     torch.manual_seed(0)
     trained = vganzoo.create(TEST_MODEL, frames=6)
     folder = vganzoo.save_pretrained(trained, tmp_path / "w")
     for name in (f"local-dir:{folder}", str(folder)):
-        baseline = load_model(name, random_weights=True)
+        baseline, pretrained = load_or_create(name, random_weights=True)
+        assert not pretrained
         assert baseline.config == trained.config  # the saved architecture, not the default one
         assert not torch.equal(baseline.generator.to_video.weight, trained.generator.to_video.weight)
 

@@ -282,24 +282,29 @@ def test_inception_score_errors():
 
 
 def test_hub_extractor_follows_the_vganzoo_endpoint(monkeypatch, tmp_path):
-    """hf-hub: extractors are fetched from the endpoint vganzoo.load uses (VGANZOO_ENDPOINT at call time)."""
+    """hf-hub: extractors are fetched through vganzoo.hub (the endpoint vganzoo.load uses, VGANZOO_ENDPOINT
+    at call time), and a revision that is not a commit is reported as unpinned."""
     import huggingface_hub
 
+    from vganzoo.hub import UnpinnedWeightsWarning
     from vganzoo.metrics.extractors import resolve_extractor_file
 
     seen = {}
 
     def fake_download(repo_id, filename, **kw):
         seen.update(kw, repo_id=repo_id, filename=filename)
+        (tmp_path / filename).write_bytes(b"weights")
         return str(tmp_path / filename)
 
     monkeypatch.setattr(huggingface_hub, "hf_hub_download", fake_download)
     monkeypatch.setenv("VGANZOO_ENDPOINT", "http://127.0.0.1:9")
-    local, _ = resolve_extractor_file("hf-hub:org/feats/i3d.safetensors@v1")
-    assert seen == {
+    with pytest.warns(UnpinnedWeightsWarning, match="neither a commit nor a sha256"):
+        local, _ = resolve_extractor_file("hf-hub:org/feats/i3d.safetensors@v1")
+    wanted = {
         "repo_id": "org/feats",
         "filename": "i3d.safetensors",
         "revision": "v1",
         "endpoint": "http://127.0.0.1:9",
     }
+    assert {k: seen[k] for k in wanted} == wanted
     assert local == str(tmp_path / "i3d.safetensors")

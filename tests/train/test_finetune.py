@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -179,14 +180,19 @@ def test_train_init_from_starts_at_the_pretrained_weights(tmp_path):
     assert not torch.equal(other["to_video.weight"], want["to_video.weight"].detach())
 
 
-def test_train_init_from_with_another_num_classes(tmp_path, capsys):
+def test_train_init_from_with_another_num_classes(tmp_path, caplog):
     name, source = saved_weight_set(tmp_path, num_classes=3)
-    _result, config = run_train(
-        tmp_path, init_from=name, model_overrides={"num_classes": 5}, recipe_overrides=FROZEN, progress=True
-    )
+    with caplog.at_level(logging.INFO, logger="vganzoo.train"):
+        _result, config = run_train(
+            tmp_path,
+            init_from=name,
+            model_overrides={"num_classes": 5},
+            recipe_overrides=FROZEN,
+            progress=True,
+        )
     assert config["model"]["num_classes"] == 5 and config["model"]["resolution"] == 8
     assert "embed.weight" in config["init_from"]["partial"]["generator"]["mismatched"][0]
-    assert "initialised from" in capsys.readouterr().out
+    assert "initialised from" in caplog.text
     got = final_generator(tmp_path)
     assert got["embed.weight"].shape == (5, 6)
     torch.testing.assert_close(

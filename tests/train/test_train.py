@@ -45,7 +45,7 @@ def fit(name: str, out, steps: int, *, resume=False, callbacks=None, model_kw=No
 
 def optimizer_tensors(trainer):
     out = {}
-    for name, opt in trainer._optimizers().items():
+    for name, opt in trainer.optimizers().items():
         tensors, _ = ckpt.flatten_optimizer_state(name, opt.state_dict())
         out.update({k: v.clone() for k, v in tensors.items()})
     return out

@@ -9,15 +9,29 @@ arguments, files) end with a one-line message on stderr and exit code 2, never a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
+import logging
 import os
 import sys
-from collections.abc import Sequence
+import warnings
+from collections.abc import Iterator, Sequence
 
 from ..errors import VganzooError
 
 # Subcommand modules, in the order --help lists them.
-SUBCOMMAND_MODULES = ("models", "sample", "train", "eval", "data", "hub", "convert")
+SUBCOMMAND_MODULES = (
+    "list",
+    "info",
+    "sample",
+    "train",
+    "export",
+    "eval",
+    "data",
+    "download",
+    "push",
+    "convert",
+)
 
 # Errors that are the user's doing: shown as one line, exit code 2. OSError covers the file system's
 # answers to a path the user gave (missing, exists, not a folder, no permission, disk full).
@@ -25,7 +39,7 @@ USER_ERRORS: tuple[type[BaseException], ...] = (VganzooError, ValueError, TypeEr
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .. import __version__
+    from .._version import __version__
 
     parser = argparse.ArgumentParser(
         prog="vganzoo",
@@ -39,11 +53,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _format_warning(message: Warning | str, category: type[Warning], *args: object, **kwargs: object) -> str:
+    """Warnings as people read them: one line, no file path or source line."""
+    return f"warning: {message}\n"
+
+
+@contextlib.contextmanager
+def _user_output() -> Iterator[None]:
+    """For one command: library log messages (INFO and up, ``vganzoo.*`` loggers) on stdout, and
+    warnings formatted as one line each (which warnings show is Python's usual filter's choice)."""
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logger = logging.getLogger("vganzoo")
+    old_level, old_propagate = logger.level, logger.propagate
+    logger.addHandler(handler)
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    old_format, warnings.formatwarning = warnings.formatwarning, _format_warning
+    try:
+        yield
+    finally:
+        warnings.formatwarning = old_format
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
+        logger.propagate = old_propagate
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with _user_output():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("vganzoo: interrupted", file=sys.stderr)
         return 130

@@ -39,6 +39,27 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--metric", default="fvd", help=f"one or more of {', '.join(METRICS)}, comma-separated (default: fvd)"
     )
+    _add_protocol_arguments(p)
+    p.add_argument("--device", default="cpu")
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help="evaluate vganzoo.create(MODEL) with random weights (a baseline)",
+    )
+    p.add_argument(
+        "--config",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="with --random-weights: override a model config value (JSON value), repeatable",
+    )
+    p.add_argument("--out", help="write the JSON result here (default: print it)")
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=run)
+
+
+def _add_protocol_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that define the numbers (all recorded in the result's protocol)."""
     p.add_argument(
         "--n", type=int, default=DEFAULT_N, help=f"generated clips (default {DEFAULT_N}, the FVD convention)"
     )
@@ -84,22 +105,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=0,
         help="seed of the first generated batch and of the real clips (default 0)",
     )
-    p.add_argument("--device", default="cpu")
-    p.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="evaluate vganzoo.create(MODEL) with random weights (a baseline)",
-    )
-    p.add_argument(
-        "--config",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="with --random-weights: override a model config value (JSON value), repeatable",
-    )
-    p.add_argument("--out", help="write the JSON result here (default: print it)")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
-    p.set_defaults(func=run)
 
 
 def _summary(result: dict) -> str:
@@ -133,7 +138,8 @@ def _parse_config(pairs: list[str]) -> dict:
 
 def run(args: argparse.Namespace) -> int:
     from ..files import atomic_write_json
-    from ..metrics.evaluation import evaluate, load_model
+    from ..hub import load_or_create
+    from ..metrics.evaluation import evaluate
 
     if args.out:  # checked before the (long) evaluation, not after it
         parent = os.path.dirname(args.out) or "."
@@ -144,7 +150,12 @@ def run(args: argparse.Namespace) -> int:
             )
         if os.path.exists(parent) and not os.path.isdir(parent):
             raise NotADirectoryError(f"--out: {parent!r} is a file, not a folder")
-    model = load_model(args.model, random_weights=args.random_weights, config=_parse_config(args.config))
+    model, _pretrained = load_or_create(
+        args.model,
+        random_weights=args.random_weights,
+        overrides=_parse_config(args.config),
+        require_weights=True,
+    )
     result = evaluate(
         model,
         args.data,

@@ -3,13 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
-from .. import registry
-from ..errors import VganzooError
-
-PRETRAINED_PREFIXES = ("hf-hub:", "local-dir:")
 DEFAULT_N = 16
 DEFAULT_FPS = 8.0
 
@@ -72,27 +67,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _wants_pretrained(name: str) -> bool:
-    if name.startswith(PRETRAINED_PREFIXES):
-        return True
-    _arch, tag = registry.split_tag(name)
-    return tag is not None or bool(registry.get_model_spec(name).pretrained)
-
-
-def load_model(name: str, **overrides: Any) -> tuple[Any, bool]:
-    """(model, pretrained): ``vganzoo.load`` for names with weights, else ``vganzoo.create``."""
-    from .. import hub
-
-    name = hub.cli_load_name(name)  # a save_pretrained folder given as a plain path
-    if _wants_pretrained(name):
-        try:
-            return hub.load(name), True
-        except NotImplementedError as exc:
-            raise VganzooError(f"cannot load pretrained weights for {name!r}: {exc}") from None
-    print(f"warning: {name} has no pretrained weights; sampling from random weights", file=sys.stderr)
-    return registry.create(name, **overrides), False
-
-
 def _device(name: str) -> Any:
     import torch
 
@@ -107,13 +81,35 @@ def _device(name: str) -> Any:
     return device
 
 
-def _clip_options(model: Any, frames: int | None, fps: float | None) -> dict[str, Any]:
-    """``frames`` / ``fps`` for a model whose ``sample()`` takes them (clips of any length and rate)."""
+def _sample_parameters(model: Any) -> Any:
     import inspect
 
-    accepted = inspect.signature(model.sample).parameters
+    return inspect.signature(model.sample).parameters
+
+
+def _clip_options(model: Any, frames: int | None, fps: float | None) -> dict[str, Any]:
+    """``frames`` / ``fps`` for a model whose ``sample()`` takes them (clips of any length and rate)."""
     options = {"frames": frames, "fps": fps}
-    return {k: v for k, v in options.items() if k in accepted and v is not None}
+    return {k: v for k, v in options.items() if k in _sample_parameters(model) and v is not None}
+
+
+def _load(name: str, resolution: int | None, frames: int | None) -> tuple[Any, bool]:
+    """The model and whether its weights are pretrained. ``frames`` is sampled by models that render
+    any length; for the others it is a config override, for random weights only."""
+    from .. import registry
+    from ..errors import InvalidConfigError
+    from ..hub import load_or_create
+
+    model, pretrained = load_or_create(name, overrides={"resolution": resolution})
+    if frames is None or "frames" in _sample_parameters(model):
+        return model, pretrained
+    if pretrained:
+        raise InvalidConfigError(
+            f"frames: {name} has pretrained weights, which fix the architecture; --frames applies to random "
+            "weights only"
+        )
+    config = dict(model.config)
+    return registry.create(config.pop("model"), **{**config, "frames": frames}), False
 
 
 def run(args: argparse.Namespace) -> int:
@@ -128,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.out.lower().endswith(vio.WRITABLE_EXTENSIONS):
         raise ValueError(f"--out must end in one of {', '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
     device = _device(args.device)
-    model, pretrained = load_model(args.name, resolution=args.resolution, frames=args.frames)
+    model, pretrained = _load(args.name, args.resolution, args.frames)
     model = model.to(device).eval()
     use_ema = not args.no_ema
     if args.interpolate is not None:

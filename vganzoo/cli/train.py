@@ -62,6 +62,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "instead of random ones; built with their config (model overrides on top), loaded where the tensors "
         "fit",
     )
+    _add_run_arguments(p)
+    _add_model_arguments(p)
+    p.set_defaults(func=run)
+
+
+def _add_run_arguments(p: argparse.ArgumentParser) -> None:
+    """Device, precision, seed, checkpointing, logging and data loading."""
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
@@ -93,6 +100,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="stop cleanly (checkpoint, exit 0) once this wall time has passed: 90, 90s, 20m, 1.5h, 1h30m",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _add_model_arguments(p: argparse.ArgumentParser) -> None:
+    """Overrides of the model's config (and mixing in other discriminators)."""
     model = p.add_argument_group("model overrides (passed to vganzoo.create)")
     model.add_argument("--resolution", type=int, default=None)
     model.add_argument("--frames", type=int, default=None)
@@ -116,76 +127,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="recipe override, e.g. optimizers.generator.lr=1e-4, d_steps=2, ema.decay=0.999, ema=null "
         "(repeatable)",
     )
-    p.set_defaults(func=run)
-
-    e = sub.add_parser(
-        "export",
-        help="write a training checkpoint as a weight-set folder",
-        description=(
-            "Write CHECKPOINT (a ckpt-*.safetensors file, or a run folder: its newest checkpoint) as a "
-            "save_pretrained folder OUT that vganzoo.load('local-dir:OUT') reads and `vganzoo push` "
-            "publishes."
-        ),
-    )
-    e.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run folder")
-    e.add_argument("out", metavar="OUT", help="weight-set folder to write")
-    e.add_argument(
-        "--step", type=int, default=None, help="with a run folder: the checkpoint of this iteration"
-    )
-    e.add_argument(
-        "--generator",
-        choices=("both", "ema", "raw"),
-        default="both",
-        help="both: generator and EMA as trained; ema: the EMA weights as the only generator; raw: no EMA "
-        "(default: both)",
-    )
-    e.add_argument("--no-discriminators", action="store_true", help="ship the generator only")
-    e.add_argument(
-        "--dtype",
-        choices=("float32", "float16", "bfloat16"),
-        default=None,
-        help="storage dtype (default: as trained)",
-    )
-    e.add_argument(
-        "--metadata",
-        metavar="JSON_FILE",
-        default=None,
-        help="model-card fields (steps, metrics, machine, wall_time...)",
-    )
-    e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
-    e.set_defaults(func=run_export)
-
-
-def run_export(args: argparse.Namespace) -> int:
-    if os.path.isdir(args.out) and any(os.scandir(args.out)) and not args.overwrite:
-        raise FileExistsError(f"OUT: {args.out!r} exists and is not empty; pass --overwrite to replace it")
-    from ..train.export import export_checkpoint
-
-    metadata = None
-    if args.metadata:
-        try:
-            with open(args.metadata, encoding="utf-8") as handle:
-                metadata = json.load(handle)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--metadata: cannot read {args.metadata!r} as JSON: {exc}") from None
-        if not isinstance(metadata, dict):
-            raise ValueError(f"--metadata: {args.metadata!r} must hold a JSON object")
-    out = export_checkpoint(
-        args.checkpoint,
-        args.out,
-        step=args.step,
-        generator=args.generator,
-        discriminators=not args.no_discriminators,
-        dtype=args.dtype,
-        metadata=metadata,
-        overwrite=args.overwrite,
-    )
-    print(f"wrote {out}")
-    return 0
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..hub import cli_load_name
     from ..train import train
 
     model_overrides: dict[str, Any] = {
@@ -205,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         model_overrides=model_overrides,
         recipe_overrides=args.overrides,
         resume=args.resume,
-        init_from=None if args.init_from is None else cli_load_name(args.init_from),
+        init_from=args.init_from,
         device=args.device,
         amp=args.amp,
         compile=args.compile,

@@ -26,10 +26,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..metrics._video import centre_crop
 from ..metrics.c3d import C3D_CROP, C3D_FRAMES, map_c3d_state_dict
-from ..metrics.extractors import C3D_MEAN_KEY, _check_keys, build_extractor, save_extractor
+from ..metrics.extractors import C3D_MEAN_KEY, build_extractor, check_keys, save_extractor
 from ..metrics.i3d import map_pytorch_i3d_state_dict
+from ..metrics.preprocess import centre_crop
 
 __all__ = ["convert_extractor"]
 
@@ -105,7 +105,7 @@ def convert_extractor(
     config = {"num_classes": num_classes, "input_channels": "rgb", "converted_from_bgr": bool(bgr)}
     with torch.device("meta"):
         probe = build_extractor(architecture, config, extra or {C3D_MEAN_KEY: torch.zeros(_RGB)})
-    _check_keys(probe.network, state, architecture, src)
+    check_keys(probe.network, state, architecture, src)
     return save_extractor(_StateHolder(state), dst, architecture, config, extra_tensors=extra)
 
 

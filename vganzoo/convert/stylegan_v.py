@@ -665,11 +665,9 @@ def _d_rules(resolution: int) -> list[tuple[str, Callable[..., str] | None]]:
 
 def _fixed_buffers(module: torch.nn.Module, theirs: str) -> torch.Tensor:
     """Our value of one of the authors' fixed buffers, by its (their) name."""
-    if theirs.endswith("resample_filter"):
-        from ..nn.stylegan2 import make_resample_filter
-
-        return make_resample_filter()
     name = theirs.rsplit(".", 1)[1]
+    if name == "resample_filter":
+        return next(b for n, b in module.named_buffers() if n.endswith("resample_filter"))
     if name == "fourier_coefs":
         return module.time_embedding.fourier_coefs
     return getattr(module.motion, name)

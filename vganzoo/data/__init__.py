@@ -16,6 +16,7 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from ..registry import FOLDER_DATASET, create_dataset, register_component
 from .folder import VideoFolder, resize_center_crop, to_model_range
 from .synthetic import MOTIONS, SHAPES, MovingDigits, MovingShapes, render_digit
 
@@ -35,6 +36,24 @@ __all__ = [
 BUILTIN_DATASETS = {"moving-digits": MovingDigits, "moving-shapes": MovingShapes}
 
 
+def _folder_dataset(spec: str | os.PathLike[str], *, split: str = "train", **kwargs: Any) -> VideoFolder:
+    """The ``folder`` dataset: ``<spec>/<split>`` when it exists (``ucf101/train``), else ``spec``."""
+    root = Path(spec)
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"unknown dataset {str(spec)!r}: not a built-in ({', '.join(BUILTIN_DATASETS)}) nor an existing "
+            "folder"
+        )
+    if (root / split).is_dir():
+        root = root / split
+    return VideoFolder(root, **kwargs)
+
+
+for _name, _cls in BUILTIN_DATASETS.items():
+    register_component("dataset", _name)(_cls)
+register_component("dataset", FOLDER_DATASET)(_folder_dataset)
+
+
 def build_dataset(
     spec: str | os.PathLike[str],
     *,
@@ -46,10 +65,10 @@ def build_dataset(
     seed: int = 0,
     **kw: Any,
 ) -> Dataset:
-    """A dataset by name (``moving-digits``, ``moving-shapes``) or folder path (:class:`VideoFolder`).
+    """A dataset by registered name (``moving-digits``, ``moving-shapes``, a plugin's) or folder path.
 
     Args:
-        spec: a built-in name or a folder. For a folder, ``<folder>/<split>`` is used when it
+        spec: a registered dataset name or a folder. For a folder, ``<folder>/<split>`` is used when it
             exists (e.g. ``ucf101/train``), else the folder itself.
         resolution, frames, frame_stride: clip size and the step between its frames.
         channels: 1 or 3; None keeps the dataset's default (digits 1, shapes 3, folders 3).
@@ -63,20 +82,9 @@ def build_dataset(
         "frames": frames,
         "frame_stride": frame_stride,
         "seed": seed,
+        "split": split,
         **kw,
     }
     if channels is not None:
         common["channels"] = channels
-    if isinstance(spec, str) and spec in BUILTIN_DATASETS:
-        return BUILTIN_DATASETS[spec](split=split, **common)
-    if not isinstance(spec, (str, os.PathLike)):
-        raise TypeError(f"dataset spec must be a name or a folder path, got {type(spec).__name__}")
-    root = Path(spec)
-    if not root.is_dir():
-        raise FileNotFoundError(
-            f"unknown dataset {str(spec)!r}: not a built-in ({', '.join(BUILTIN_DATASETS)}) nor an existing "
-            "folder"
-        )
-    if (root / split).is_dir():
-        root = root / split
-    return VideoFolder(root, **common)
+    return create_dataset(spec, **common)

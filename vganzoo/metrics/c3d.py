@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._video import RGB_CHANNELS, centre_crop, check_videos, resize_frames, to_channels
+from .preprocess import RGB_CHANNELS, centre_crop, check_videos, resize_frames, to_channels
 
 __all__ = [
     "C3D",

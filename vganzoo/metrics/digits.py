@@ -43,8 +43,8 @@ from einops import rearrange
 from torch import nn
 
 from ..files import sha256_file
-from ._video import GRAY_CHANNELS, check_videos, resize_frames, to_channels
 from .frechet import FeatureStats
+from .preprocess import GRAY_CHANNELS, check_videos, resize_frames, to_channels
 
 __all__ = [
     "BUNDLED_DIR",

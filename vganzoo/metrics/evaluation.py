@@ -20,6 +20,8 @@ digits classifier's training), folders their ``train`` split unless ``split`` sa
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 import os
 import platform
 from collections.abc import Iterator, Sequence
@@ -29,11 +31,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._video import check_videos, select_frames
-from .frechet import FeatureStats, frechet_distance
-from .inception import DEFAULT_SPLITS, inception_score
+from .. import registry
+from .accumulators import DigitsMetric, FrechetMetric, InceptionMetric
+from .frechet import FeatureStats
+from .inception import DEFAULT_SPLITS
+from .preprocess import check_videos, select_frames
 
-__all__ = ["FRECHET_METRICS", "METRICS", "evaluate", "load_model"]
+__all__ = ["FRECHET_METRICS", "METRICS", "evaluate"]
 
 METRICS = ("fvd", "is", "fvd-digits", "consistency")
 FRECHET_METRICS = ("fvd", "fvd-digits")
@@ -118,12 +122,13 @@ def _real_dataset(
         check_videos(data, "real videos")
         return data, f"tensor {tuple(data.shape)}", None
     if isinstance(data, (str, os.PathLike)):
-        from ..data import BUILTIN_DATASETS, build_dataset
-
-        builtin = isinstance(data, str) and data in BUILTIN_DATASETS
-        split = split or (BUILTIN_EVAL_SPLIT if builtin else FOLDER_EVAL_SPLIT)
-        extra = {"length": length} if builtin else {}
-        dataset = build_dataset(
+        named = isinstance(data, str) and data in registry.list_components("dataset")
+        named = named and data != registry.FOLDER_DATASET
+        split = split or (BUILTIN_EVAL_SPLIT if named else FOLDER_EVAL_SPLIT)
+        extra = {}
+        if named and "length" in inspect.signature(registry.get_component("dataset", data)).parameters:
+            extra["length"] = length  # a synthetic stream: as many clips as the protocol needs
+        dataset = registry.create_dataset(
             data, resolution=resolution, frames=frames, frame_stride=stride, split=split, seed=seed, **extra
         )
         return dataset, os.fspath(data), split
@@ -156,73 +161,6 @@ def _real_batches(
         if videos.shape[2] != frames:
             videos = select_frames(videos, frames, stride)
         yield videos.to(device)
-
-
-# ---------------------------------------------------------------- metric accumulators
-
-
-class _FrechetMetric:
-    def __init__(
-        self, name: str, features: Any, describe: dict[str, Any], cached: FeatureStats | None
-    ) -> None:
-        self.name, self.features, self.describe = name, features, describe
-        self.generated = FeatureStats()
-        self.real = cached if cached is not None else FeatureStats()
-        self.needs_real = cached is None
-
-    def add(self, videos: torch.Tensor, which: str) -> None:
-        target = self.generated if which == "generated" else self.real if which == "real" else None
-        if target is not None:
-            target.update(self.features(videos))
-
-    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        key = self.name.replace("-", "_")
-        return {key: frechet_distance(self.generated, self.real)}, {}
-
-
-class _DigitsMetric:
-    """Shared by fvd-digits and consistency: one classifier pass per clip."""
-
-    def __init__(self, scorer: Any, want_fvd: bool, want_consistency: bool) -> None:
-        from .digits import DigitScores
-
-        self.scorer, self.want_fvd, self.want_consistency = scorer, want_fvd, want_consistency
-        self.scores = {"generated": DigitScores(), "real": DigitScores(), "real2": DigitScores()}
-
-    def add(self, videos: torch.Tensor, which: str) -> None:
-        features, probs = self.scorer(videos)
-        self.scores[which].update(features.cpu(), probs.cpu(), self.scorer.motion(videos).cpu())
-
-    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        gen, real, real2 = self.scores["generated"], self.scores["real"], self.scores["real2"]
-        scores: dict[str, Any] = {}
-        real_scores: dict[str, Any] = {}
-        if self.want_fvd:
-            scores["fvd_digits"] = frechet_distance(gen.stats, real.stats)
-            real_scores["fvd_digits"] = frechet_distance(real2.stats, real.stats)
-        if self.want_consistency:
-            scores.update({k: v for k, v in gen.result().items() if k != "clips"})
-            if real.clips:
-                real_scores.update({k: v for k, v in real.result().items() if k != "clips"})
-        return scores, real_scores
-
-
-class _InceptionMetric:
-    def __init__(self, extractor: Any, splits: int) -> None:
-        self.extractor, self.splits = extractor, splits
-        self.probs: dict[str, list[torch.Tensor]] = {"generated": [], "real": []}
-
-    def add(self, videos: torch.Tensor, which: str) -> None:
-        if which in self.probs:
-            self.probs[which].append(self.extractor(videos).softmax(dim=1).double().cpu())
-
-    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        mean, std = inception_score(torch.cat(self.probs["generated"]), self.splits)
-        real = {}
-        if self.probs["real"]:
-            real_mean, real_std = inception_score(torch.cat(self.probs["real"]), self.splits)
-            real = {"is_mean": real_mean, "is_std": real_std}
-        return {"is_mean": mean, "is_std": std}, real
 
 
 # ---------------------------------------------------------------- evaluate
@@ -293,45 +231,139 @@ def evaluate(
     Raises:
         ValueError / TypeError for bad arguments (N < 2, too few frames, mismatched protocols...).
     """
-    from .. import __version__
-
-    metrics = _parse_metrics(metric)
-    n = _check_positive("n", n, 2 if any(m in FRECHET_METRICS for m in metrics) else 1)
-    n_real = _check_positive(
-        "n_real" if n_real is not None else "n (n_real defaults to it)", n if n_real is None else n_real, 2
+    plan = _Plan.check(
+        model, data, metric, n, n_real, frames, stride, real_stride, batch_size, seed, device, split, splits
     )
-    frames = _check_positive("frames", frames)
-    stride = _check_positive("stride", stride)
-    if real_stride is None:
-        recipe = getattr(model, "recipe", None) if isinstance(model, nn.Module) else None
-        real_stride = int((recipe or {}).get("frame_stride") or 1)
-    real_stride = _check_positive("real_stride", real_stride)
-    data_stride = stride * real_stride
-    batch_size = _check_positive("batch_size", batch_size)
-    device = torch.device(device)
-    if "is" in metrics and n < splits:
-        raise ValueError(f"the Inception Score needs n >= splits ({splits}), got n={n}")
-    if "fvd" in metrics and "is" in metrics:
-        raise ValueError("fvd and is use different extractors (I3D, C3D); evaluate them in separate runs")
-    if _is_stats_file(data):
-        real_stats, data = data, None
-    if data is None and real_stats is None and any(m != "is" for m in metrics):
-        raise ValueError(f"data is required for {', '.join(m for m in metrics if m != 'is')}")
-    if real_stats is not None and metrics != ["fvd"]:
-        raise ValueError(
-            "cached real statistics (a .safetensors file as data, or real_stats) serve the fvd metric alone"
+    if _is_stats_file(plan.data):
+        real_stats, plan.data = plan.data, None
+    plan.check_sources(real_stats)
+    video_extractor, scorer = _load_scorers(plan, extractor, digits_classifier)
+    # one probe batch fixes the generated resolution before the real data is built
+    if isinstance(model, nn.Module):
+        model.to(plan.device)
+    gen_iter = _generated_batches(model, plan.n, plan.batch_size, plan.seed, plan.device)
+    first = select_frames(next(gen_iter), plan.frames, plan.stride)
+    resolution = resolution or int(first.shape[-2])
+    protocol = _protocol(plan, model, first, resolution, video_extractor, scorer)
+    cached, stats_protocol = None, {}
+    if real_stats is not None:
+        stats_protocol = _stats_protocol(plan, video_extractor, resolution)
+        cached = _read_real_stats(real_stats, stats_protocol, plan, protocol)
+    accumulators = _accumulators(plan, video_extractor, scorer, protocol, cached)
+    real_sets: list[tuple[str, int]] = []
+    if plan.data is not None and (cached is None or "is" in plan.metrics or scorer is not None):
+        real_sets.append(("real", 0))
+    if "fvd-digits" in plan.metrics:
+        real_sets.append(("real2", plan.n_real))
+    bar = _Progress(plan.n + plan.n_real * len(real_sets), progress)
+    try:
+        with torch.no_grad():
+            _feed_generated(accumulators, first, gen_iter, plan, bar)
+            if real_sets:
+                _feed_real(accumulators, real_sets, first, resolution, plan, protocol, bar)
+    finally:
+        bar.close()
+    scores, real_scores = _results(accumulators, plan)
+    if real_stats is not None and cached is None:
+        _write_real_stats(real_stats, accumulators, stats_protocol, protocol)
+    return {
+        "scores": _jsonable(scores),
+        "real_scores": _jsonable(real_scores),
+        "protocol": _jsonable(protocol),
+    }
+
+
+@dataclasses.dataclass
+class _Plan:
+    """The checked arguments of one :func:`evaluate` call (``n_real`` may come from cached statistics)."""
+
+    metrics: list[str]
+    data: Any
+    n: int
+    n_real: int
+    frames: int
+    stride: int
+    real_stride: int
+    batch_size: int
+    seed: int
+    device: torch.device
+    split: str | None
+    splits: int
+
+    @property
+    def data_stride(self) -> int:
+        """Real clips take every (stride * real_stride)-th frame."""
+        return self.stride * self.real_stride
+
+    @classmethod
+    def check(
+        cls,
+        model,
+        data,
+        metric,
+        n,
+        n_real,
+        frames,
+        stride,
+        real_stride,
+        batch_size,
+        seed,
+        device,
+        split,
+        splits,
+    ) -> _Plan:
+        metrics = _parse_metrics(metric)
+        n = _check_positive("n", n, 2 if any(m in FRECHET_METRICS for m in metrics) else 1)
+        n_real = _check_positive(
+            "n_real" if n_real is not None else "n (n_real defaults to it)",
+            n if n_real is None else n_real,
+            2,
         )
-    if data is None and any(m in DIGITS_METRICS for m in metrics):
-        raise ValueError(
-            "fvd-digits and consistency need real clips as data (e.g. moving-digits), not a statistics file"
+        if real_stride is None:
+            recipe = getattr(model, "recipe", None) if isinstance(model, nn.Module) else None
+            real_stride = int((recipe or {}).get("frame_stride") or 1)
+        if "is" in metrics and n < splits:
+            raise ValueError(f"the Inception Score needs n >= splits ({splits}), got n={n}")
+        if "fvd" in metrics and "is" in metrics:
+            raise ValueError("fvd and is use different extractors (I3D, C3D); evaluate them in separate runs")
+        return cls(
+            metrics=metrics,
+            data=data,
+            n=n,
+            n_real=n_real,
+            frames=_check_positive("frames", frames),
+            stride=_check_positive("stride", stride),
+            real_stride=_check_positive("real_stride", real_stride),
+            batch_size=_check_positive("batch_size", batch_size),
+            seed=seed,
+            device=torch.device(device),
+            split=split,
+            splits=splits,
         )
 
-    # extractors
+    def check_sources(self, real_stats: Any) -> None:
+        """Real clips, cached statistics or neither: what the metrics can use."""
+        if self.data is None and real_stats is None and any(m != "is" for m in self.metrics):
+            raise ValueError(f"data is required for {', '.join(m for m in self.metrics if m != 'is')}")
+        if real_stats is not None and self.metrics != ["fvd"]:
+            raise ValueError(
+                "cached real statistics (a .safetensors file as data, or real_stats) serve the fvd metric "
+                "alone"
+            )
+        if self.data is None and any(m in DIGITS_METRICS for m in self.metrics):
+            raise ValueError(
+                "fvd-digits and consistency need real clips as data (e.g. moving-digits), not a statistics "
+                "file"
+            )
+
+
+def _load_scorers(plan: _Plan, extractor: Any, digits_classifier: Any) -> tuple[Any, Any]:
+    """(the I3D / C3D extractor or None, the digits scorer or None) the metrics need."""
     video_extractor = None
-    if "fvd" in metrics or "is" in metrics:
+    if "fvd" in plan.metrics or "is" in plan.metrics:
         from .extractors import load_extractor
 
-        which = "fvd" if "fvd" in metrics else "is"
+        which = "fvd" if "fvd" in plan.metrics else "is"
         if extractor is None:
             arch = "I3D (Kinetics-400)" if which == "fvd" else "C3D (UCF-101)"
             raise ValueError(
@@ -339,44 +371,44 @@ def evaluate(
                 "(vganzoo ships none)"
             )
         video_extractor = load_extractor(
-            extractor, default_architecture="i3d" if which == "fvd" else "c3d", device=device
+            extractor, default_architecture="i3d" if which == "fvd" else "c3d", device=plan.device
         )
-        if frames < video_extractor.min_frames:
+        if plan.frames < video_extractor.min_frames:
             raise ValueError(
                 f"{video_extractor.name} needs at least {video_extractor.min_frames} frames per clip, got "
-                f"frames={frames}"
+                f"frames={plan.frames}"
             )
     scorer = None
-    if any(m in DIGITS_METRICS for m in metrics):
+    if any(m in DIGITS_METRICS for m in plan.metrics):
         from .digits import load_digits_classifier
 
-        scorer = load_digits_classifier(digits_classifier, device=device)
+        scorer = load_digits_classifier(digits_classifier, device=plan.device)
+    return video_extractor, scorer
 
-    # one probe batch fixes the generated resolution before the real data is built
-    if isinstance(model, nn.Module):
-        model.to(device)
-    gen_iter = _generated_batches(model, n, batch_size, seed, device)
-    first = select_frames(next(gen_iter), frames, stride)
-    gen_resolution = int(first.shape[-2])
-    resolution = resolution or gen_resolution
+
+def _protocol(
+    plan: _Plan, model: Any, first: torch.Tensor, resolution: int, video_extractor: Any, scorer: Any
+) -> dict[str, Any]:
+    """Everything that defines the numbers, recorded beside them."""
+    from .._version import __version__
 
     protocol: dict[str, Any] = {
-        "metrics": metrics,
-        "n_generated": n,
-        "n_real": n_real,
-        "frames": frames,
-        "stride": stride,
-        "real_stride": real_stride,
-        "real_frame_step": data_stride,  # real clips take every (stride * real_stride)-th frame
+        "metrics": plan.metrics,
+        "n_generated": plan.n,
+        "n_real": plan.n_real,
+        "frames": plan.frames,
+        "stride": plan.stride,
+        "real_stride": plan.real_stride,
+        "real_frame_step": plan.data_stride,  # real clips take every (stride * real_stride)-th frame
         "resolution": resolution,
         "generated_shape": list(first.shape[1:]),
-        "generated_seeds": f"model.sample(batch_size, seed={seed} + batch index)",
-        "batch_size": batch_size,
-        "seed": seed,
+        "generated_seeds": f"model.sample(batch_size, seed={plan.seed} + batch index)",
+        "batch_size": plan.batch_size,
+        "seed": plan.seed,
         "model": _model_description(model),
         "vganzoo_version": __version__,
         "torch_version": torch.__version__,
-        "device": str(device),
+        "device": str(plan.device),
         "machine": platform.machine(),
     }
     if video_extractor is not None:
@@ -385,134 +417,151 @@ def evaluate(
     if scorer is not None:
         protocol["digits_classifier"] = scorer.describe()
         protocol.setdefault("resize", "digits classifier: gray, bilinear antialiased to 32x32")
-    if "is" in metrics:
-        protocol["is_splits"] = splits
+    if "is" in plan.metrics:
+        protocol["is_splits"] = plan.splits
+    return protocol
 
-    # cached real statistics
-    cached = None
-    stats_protocol: dict[str, Any] = {}
-    if real_stats is not None:
-        stats_protocol = {
-            "metric": "fvd",
-            "extractor_sha256": video_extractor.sha256,
-            "frames": frames,
-            "stride": data_stride,
-            "resolution": resolution,
-            "data": None if data is None else str(data),
-        }
-        if os.path.exists(real_stats):
-            cached = FeatureStats.load(real_stats)
-            diffs = [
-                f"{k}: cached {cached.protocol.get(k)!r} vs now {stats_protocol[k]!r}"
-                for k in STATS_PROTOCOL_KEYS
-                if cached.protocol.get(k) != stats_protocol[k]
-            ]
-            if (
-                None not in (cached.protocol.get("data"), stats_protocol["data"])
-                and cached.protocol.get("data") != stats_protocol["data"]
-            ):
-                diffs.append(
-                    f"data: cached {cached.protocol.get('data')!r} vs now {stats_protocol['data']!r}"
-                )
-            if diffs:
-                raise ValueError(
-                    f"real statistics {real_stats} were made with another protocol ({'; '.join(diffs)})"
-                )
-            if cached.n < 2:
-                raise ValueError(f"real statistics {real_stats} hold N={cached.n} < 2")
-            protocol["real_stats"] = {
-                "path": os.fspath(real_stats),
-                "n": cached.n,
-                "data": cached.protocol.get("data"),
-            }
-            protocol["n_real"] = n_real = cached.n
-        elif data is None:
+
+def _stats_protocol(plan: _Plan, video_extractor: Any, resolution: int) -> dict[str, Any]:
+    """What cached real statistics must agree on to be reused."""
+    return {
+        "metric": "fvd",
+        "extractor_sha256": video_extractor.sha256,
+        "frames": plan.frames,
+        "stride": plan.data_stride,
+        "resolution": resolution,
+        "data": None if plan.data is None else str(plan.data),
+    }
+
+
+def _read_real_stats(
+    real_stats: Any, stats_protocol: dict[str, Any], plan: _Plan, protocol: dict[str, Any]
+) -> FeatureStats | None:
+    """The cached real statistics when the file exists (checked against this protocol), else None."""
+    if not os.path.exists(real_stats):
+        if plan.data is None:
             raise FileNotFoundError(f"real statistics file not found: {real_stats}")
+        return None
+    cached = FeatureStats.load(real_stats)
+    diffs = [
+        f"{k}: cached {cached.protocol.get(k)!r} vs now {stats_protocol[k]!r}"
+        for k in STATS_PROTOCOL_KEYS
+        if cached.protocol.get(k) != stats_protocol[k]
+    ]
+    if (
+        None not in (cached.protocol.get("data"), stats_protocol["data"])
+        and cached.protocol.get("data") != stats_protocol["data"]
+    ):
+        diffs.append(f"data: cached {cached.protocol.get('data')!r} vs now {stats_protocol['data']!r}")
+    if diffs:
+        raise ValueError(f"real statistics {real_stats} were made with another protocol ({'; '.join(diffs)})")
+    if cached.n < 2:
+        raise ValueError(f"real statistics {real_stats} hold N={cached.n} < 2")
+    protocol["real_stats"] = {
+        "path": os.fspath(real_stats),
+        "n": cached.n,
+        "data": cached.protocol.get("data"),
+    }
+    protocol["n_real"] = plan.n_real = cached.n
+    return cached
 
+
+def _accumulators(
+    plan: _Plan, video_extractor: Any, scorer: Any, protocol: dict[str, Any], cached: FeatureStats | None
+) -> list[Any]:
     accumulators: list[Any] = []
-    if "fvd" in metrics:
-        accumulators.append(_FrechetMetric("fvd", video_extractor, protocol["extractor"], cached))
-    if "is" in metrics:
-        accumulators.append(_InceptionMetric(video_extractor, splits))
-    digits_metric = None
+    if "fvd" in plan.metrics:
+        accumulators.append(FrechetMetric("fvd", video_extractor, protocol["extractor"], cached))
+    if "is" in plan.metrics:
+        accumulators.append(InceptionMetric(video_extractor, plan.splits))
     if scorer is not None:
-        digits_metric = _DigitsMetric(scorer, "fvd-digits" in metrics, "consistency" in metrics)
-        accumulators.append(digits_metric)
+        accumulators.append(DigitsMetric(scorer, "fvd-digits" in plan.metrics, "consistency" in plan.metrics))
+    return accumulators
 
-    real_sets: list[tuple[str, int]] = []
-    if data is not None and (cached is None or "is" in metrics or digits_metric is not None):
-        real_sets.append(("real", 0))
-    if "fvd-digits" in metrics:
-        real_sets.append(("real2", n_real))
 
-    bar = _Progress(n + n_real * len(real_sets), progress)
-    try:
-        with torch.no_grad():
-            batch: torch.Tensor | None = first
-            while batch is not None:
-                for acc in accumulators:
-                    acc.add(batch, "generated")
-                bar.update(batch.shape[0], "generated")
-                nxt = next(gen_iter, None)
-                batch = None if nxt is None else select_frames(nxt, frames, stride)
-            if real_sets:
-                source, description, used_split = _real_dataset(
-                    data,
-                    resolution=resolution,
-                    frames=frames,
-                    stride=data_stride,
-                    seed=seed,
-                    split=split,
-                    length=n_real * len(real_sets),
+def _feed_generated(
+    accumulators: list[Any],
+    first: torch.Tensor,
+    gen_iter: Iterator[torch.Tensor],
+    plan: _Plan,
+    bar: _Progress,
+) -> None:
+    batch: torch.Tensor | None = first
+    while batch is not None:
+        for acc in accumulators:
+            acc.add(batch, "generated")
+        bar.update(batch.shape[0], "generated")
+        nxt = next(gen_iter, None)
+        batch = None if nxt is None else select_frames(nxt, plan.frames, plan.stride)
+
+
+def _feed_real(
+    accumulators: list[Any],
+    real_sets: list[tuple[str, int]],
+    first: torch.Tensor,
+    resolution: int,
+    plan: _Plan,
+    protocol: dict[str, Any],
+    bar: _Progress,
+) -> None:
+    source, description, used_split = _real_dataset(
+        plan.data,
+        resolution=resolution,
+        frames=plan.frames,
+        stride=plan.data_stride,
+        seed=plan.seed,
+        split=plan.split,
+        length=plan.n_real * len(real_sets),
+    )
+    protocol["data"] = description
+    if used_split is not None:
+        protocol["data_split"] = used_split
+    for which, start in real_sets:
+        for videos in _real_batches(
+            source, start, plan.n_real, plan.batch_size, plan.frames, plan.data_stride, plan.device
+        ):
+            if tuple(videos.shape[-2:]) != tuple(first.shape[-2:]):
+                raise ValueError(
+                    f"real clips are {tuple(videos.shape[-2:])} but generated clips "
+                    f"{tuple(first.shape[-2:])}; set resolution to match"
                 )
-                protocol["data"] = description
-                if used_split is not None:
-                    protocol["data_split"] = used_split
-                for which, start in real_sets:
-                    for videos in _real_batches(
-                        source, start, n_real, batch_size, frames, data_stride, device
-                    ):
-                        if tuple(videos.shape[-2:]) != tuple(first.shape[-2:]):
-                            raise ValueError(
-                                f"real clips are {tuple(videos.shape[-2:])} but generated clips "
-                                f"{tuple(first.shape[-2:])}; set resolution to match"
-                            )
-                        for acc in accumulators:
-                            if which == "real" and isinstance(acc, _FrechetMetric) and not acc.needs_real:
-                                continue
-                            acc.add(videos, which)
-                        bar.update(videos.shape[0], which)
-    finally:
-        bar.close()
+            for acc in accumulators:
+                if which == "real" and isinstance(acc, FrechetMetric) and not acc.needs_real:
+                    continue
+                acc.add(videos, which)
+            bar.update(videos.shape[0], which)
 
+
+def _results(accumulators: list[Any], plan: _Plan) -> tuple[dict[str, Any], dict[str, Any]]:
     scores: dict[str, Any] = {}
     real_scores: dict[str, Any] = {}
     for acc in accumulators:
         s, r = acc.result()
         scores.update(s)
         real_scores.update(r)
-    if "fvd-digits" in metrics:
+    if "fvd-digits" in plan.metrics:
         real_scores["fvd_digits_note"] = (
             "real vs real: two disjoint real sets of N each (the floor of the estimate at this N)"
         )
+    return scores, real_scores
 
-    if real_stats is not None and cached is None:
-        stats = next(acc.real for acc in accumulators if isinstance(acc, _FrechetMetric))
-        stats.save(
-            real_stats,
-            {
-                **stats_protocol,
-                "n": stats.n,
-                "data_split": protocol.get("data_split"),
-                "vganzoo_version": __version__,
-            },
-        )
-        protocol["real_stats"] = {"path": os.fspath(real_stats), "n": stats.n, "written": True}
-    return {
-        "scores": _jsonable(scores),
-        "real_scores": _jsonable(real_scores),
-        "protocol": _jsonable(protocol),
-    }
+
+def _write_real_stats(
+    real_stats: Any, accumulators: list[Any], stats_protocol: dict[str, Any], protocol: dict[str, Any]
+) -> None:
+    from .._version import __version__
+
+    stats = next(acc.real for acc in accumulators if isinstance(acc, FrechetMetric))
+    stats.save(
+        real_stats,
+        {
+            **stats_protocol,
+            "n": stats.n,
+            "data_split": protocol.get("data_split"),
+            "vganzoo_version": __version__,
+        },
+    )
+    protocol["real_stats"] = {"path": os.fspath(real_stats), "n": stats.n, "written": True}
 
 
 def _jsonable(obj: Any) -> Any:
@@ -525,50 +574,3 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, torch.Tensor):
         return obj.tolist()
     return obj
-
-
-def load_model(
-    name_or_dir: str, *, random_weights: bool = False, config: dict[str, Any] | None = None
-) -> Any:
-    """The model to evaluate.
-
-    ``vganzoo.load(name_or_dir)`` (a pretrained ``arch.tag`` or a ``save_pretrained`` folder); with
-    ``random_weights`` the same architecture with random weights instead (the baseline a trained
-    model must beat): for ``arch.tag`` the weight set's config is used when it can be read, else
-    ``vganzoo.create(arch, **config)``. ``config`` overrides keywords of the random model. Never
-    falls back to random weights unless asked.
-    """
-    import vganzoo
-    from vganzoo import hub
-
-    overrides = dict(config or {})
-    name_or_dir = hub.cli_load_name(name_or_dir)  # a save_pretrained folder given as a plain path
-    if not random_weights:
-        if overrides:
-            raise ValueError("config overrides apply to --random-weights models only")
-        try:
-            return vganzoo.load(name_or_dir)
-        except NotImplementedError as exc:
-            raise ValueError(
-                f"cannot load pretrained weights for {name_or_dir!r} ({exc}); pass --random-weights to "
-                "evaluate random weights"
-            ) from exc
-    if "." in name_or_dir or name_or_dir.startswith(("local-dir:", "hf-hub:")):
-        try:
-            pretrained = vganzoo.load(name_or_dir)
-        except (
-            NotImplementedError,
-            LookupError,
-            ValueError,
-            OSError,
-        ):  # weights unavailable: architecture defaults below
-            pretrained = None
-        pretrained_config = dict(pretrained.config) if pretrained is not None else {}
-        if pretrained_config.get("model"):
-            arch = pretrained_config.pop("model")
-            model = vganzoo.create(arch, **{**pretrained_config, **overrides})
-            model.recipe = dict(pretrained.recipe)  # same training frame stride -> same real-data protocol
-            return model
-        if name_or_dir.startswith(("local-dir:", "hf-hub:")):
-            raise ValueError(f"--random-weights: cannot read the model config of {name_or_dir!r}")
-    return vganzoo.create(name_or_dir.split(".", 1)[0], **overrides)

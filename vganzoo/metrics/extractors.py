@@ -25,7 +25,6 @@ import torch
 from torch import nn
 
 from ..files import atomic_write_bytes, check_safetensors_file, sha256_file
-from ._video import RGB_CHANNELS, check_videos, to_channels
 from .c3d import C3D, C3D_CROP, C3D_FRAMES, C3D_NUM_CLASSES, C3D_RESIZE, map_c3d_state_dict, preprocess_c3d
 from .i3d import (
     I3D_INPUT_SIZE,
@@ -36,6 +35,7 @@ from .i3d import (
     map_pytorch_i3d_state_dict,
     preprocess_i3d,
 )
+from .preprocess import RGB_CHANNELS, check_videos, to_channels
 
 __all__ = [
     "ARCHITECTURES",
@@ -242,8 +242,12 @@ def save_extractor(
 
 
 def resolve_extractor_file(spec: str | os.PathLike) -> tuple[str, str]:
-    """A local file for ``spec`` (path or ``hf-hub:org/repo[/file][@rev]``) and a description of its
-    source."""
+    """A local file for ``spec`` (path or ``hf-hub:org/repo[/file][@rev]``) and a description of its source.
+
+    Hub files are fetched through :func:`vganzoo.hub.fetch_file` (cache, the same endpoint as
+    ``vganzoo.load``; a revision that is not a commit is warned about as unpinned); the file's sha256
+    is recorded with every score either way.
+    """
     spec = os.fspath(spec)
     if not spec.startswith(HF_HUB_PREFIX):
         return spec, spec
@@ -252,29 +256,25 @@ def resolve_extractor_file(spec: str | os.PathLike) -> tuple[str, str]:
     if "@" in rest:
         rest, revision = rest.rsplit("@", 1)
     parts = rest.split("/")
-    if len(parts) < 2 or not all(parts):
+    if len(parts) < 2 or not all(parts) or (revision is not None and not revision):
         raise ValueError(f"--extractor {spec!r}: expected hf-hub:org/repo[/file.safetensors][@revision]")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:]) or DEFAULT_HUB_FILENAME
     if not filename.endswith(".safetensors"):
         raise ValueError(f"--extractor {spec!r}: only .safetensors files are loaded, got {filename!r}")
+    from ..hub import WeightsError, fetch_file
+
     try:
-        from huggingface_hub import hf_hub_download
-
-        from ..hub import resolve_endpoint
-
-        # the same endpoint as vganzoo.load: endpoint env vars read at call time
-        local = hf_hub_download(repo_id, filename, revision=revision, endpoint=resolve_endpoint(None))
-    except Exception as exc:  # offline, missing repo or file: one clear message with the cause
+        local, _digest = fetch_file(repo_id, filename, revision=revision)
+    except (WeightsError, OSError) as exc:  # offline, missing repo or file: one clear message with the cause
+        where = f"{repo_id}{'@' + revision if revision else ''}"
+        first_line = str(exc).splitlines()[0] if str(exc) else ""
         raise LookupError(
-            f"could not get {filename} from Hub repo {repo_id}{'@' + revision if revision else ''}: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+            f"could not get {filename} from Hub repo {where}: {type(exc).__name__}: {first_line}"
         ) from exc
-    return local, spec
+    return str(local), spec
 
 
-def _check_keys(
-    network: nn.Module, tensors: Mapping[str, torch.Tensor], architecture: str, path: str
-) -> None:
+def check_keys(network: nn.Module, tensors: Mapping[str, torch.Tensor], architecture: str, path: str) -> None:
     expected = {k: v for k, v in network.state_dict().items() if not k.endswith("num_batches_tracked")}
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
@@ -340,7 +340,7 @@ def load_extractor(
             config["num_classes"] = int(head.shape[0])
     extractor = build_extractor(architecture, config, tensors)
     weights = {k: v for k, v in tensors.items() if k != C3D_MEAN_KEY or architecture != "c3d"}
-    _check_keys(extractor.network, weights, architecture, source)
+    check_keys(extractor.network, weights, architecture, source)
     extractor.network.load_state_dict(weights, strict=False)
     extractor.sha256 = sha256_file(path)
     extractor.source = source

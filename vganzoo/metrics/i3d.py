@@ -40,7 +40,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ._video import RGB_CHANNELS, check_videos, resize_frames, to_channels
+from ..nn import triple
+from .preprocess import RGB_CHANNELS, check_videos, resize_frames, to_channels
 
 __all__ = [
     "I3D_INPUT_SIZE",
@@ -89,10 +90,6 @@ def _pad_same(x: torch.Tensor, kernel: tuple[int, int, int], stride: tuple[int, 
     return F.pad(x, (w0, w1, h0, h1, t0, t1))
 
 
-def _triple(v: int | tuple[int, int, int]) -> tuple[int, int, int]:
-    return (v, v, v) if isinstance(v, int) else tuple(v)
-
-
 class ConvBNReLU3d(nn.Module):
     """SAME-padded Conv3d (no bias) + BatchNorm3d(eps 1e-3) + ReLU: (N, C_in, T, H, W) -> (N, C_out, T', H',
     W')."""
@@ -105,7 +102,7 @@ class ConvBNReLU3d(nn.Module):
         stride: int | tuple[int, int, int] = 1,
     ) -> None:
         super().__init__()
-        self.kernel, self.stride = _triple(kernel), _triple(stride)
+        self.kernel, self.stride = tuple(triple(kernel, "kernel")), tuple(triple(stride, "stride"))
         self.conv = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, padding=0, bias=False)
         self.bn = nn.BatchNorm3d(out_channels, eps=BN_EPS)
 

@@ -50,44 +50,65 @@ def make_generator(seed: int | None) -> torch.Generator:
     return gen
 
 
-def check_labels(labels: Any, n: int, num_classes: int) -> torch.Tensor | None:
-    """Validate ``labels`` for ``n`` samples; returns an int64 CPU tensor of shape (n,) or None.
+def check_labels(
+    labels: Any,
+    n: int,
+    num_classes: int,
+    *,
+    owner: str | None = None,
+    required: bool = False,
+    device: torch.device | str | None = None,
+) -> torch.Tensor | None:
+    """Validate ``labels`` for ``n`` samples; returns an int64 tensor of shape (n,) or None.
 
-    An int is broadcast to every sample. Raises ValueError naming ``labels`` on a wrong shape,
-    dtype or range, or when the model is unconditional.
+    An int is broadcast to every sample. The result is on ``device`` (default the CPU). Raises
+    ValueError / TypeError naming ``labels`` (after ``owner``, the module checking, when given) on a
+    wrong shape, dtype or range, when the model is unconditional, or, with ``required`` (a module's
+    forward), when a conditional model gets none.
     """
+    where = f"{owner}: " if owner else ""
     if labels is None:
+        if required and num_classes > 0:
+            raise ValueError(
+                f"{where}labels are required (an int64 tensor of shape ({n},), num_classes={num_classes})"
+            )
         return None
     if num_classes <= 0:
-        raise ValueError("labels: this model is unconditional (num_classes=0); pass labels=None")
-    if isinstance(labels, bool):
-        raise TypeError("labels must be an int, a sequence of ints or an integer tensor, not a bool")
-    if isinstance(labels, int):
-        labels = torch.full((n,), labels, dtype=torch.long)
-    elif isinstance(labels, torch.Tensor):
-        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-            raise TypeError(f"labels must be an integer tensor, got dtype {labels.dtype}")
-        labels = labels.detach().to("cpu", torch.long)
-        if labels.ndim == 0:
-            labels = labels.expand(n).clone()
-    elif isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
-        if not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
-            raise TypeError("labels must contain ints only")
-        labels = torch.tensor(list(labels), dtype=torch.long)
-    else:
-        raise TypeError(
-            f"labels must be an int, a sequence of ints or an integer tensor, got {type(labels).__name__}"
+        raise ValueError(
+            f"labels: {owner or 'this model'} is unconditional (num_classes=0); pass labels=None"
         )
+    labels = _as_label_tensor(labels, n, where, device)
     if labels.shape != (n,):
-        raise ValueError(f"labels must have shape ({n},) for n={n}, got {tuple(labels.shape)}")
+        raise ValueError(f"{where}labels must have shape ({n},) for n={n}, got {tuple(labels.shape)}")
     # The range check reads the values: not possible while torch.compile / torch.export trace (the
     # traced graph then leaves out-of-range labels to the embedding's own index error).
     if n and not torch.compiler.is_compiling() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
-            f"labels must be in [0, {num_classes - 1}], got values from {int(labels.min())} to "
+            f"{where}labels must be in [0, {num_classes - 1}], got values from {int(labels.min())} to "
             f"{int(labels.max())}"
         )
     return labels
+
+
+def _as_label_tensor(labels: Any, n: int, where: str, device: torch.device | str | None) -> torch.Tensor:
+    """An int, a sequence of ints or an integer tensor -> an int64 tensor on ``device`` (CPU if None)."""
+    device = "cpu" if device is None else device
+    if isinstance(labels, bool):
+        raise TypeError(f"{where}labels must be an int, a sequence of ints or an integer tensor, not a bool")
+    if isinstance(labels, int):
+        return torch.full((n,), labels, dtype=torch.long, device=device)
+    if isinstance(labels, torch.Tensor):
+        if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
+            raise TypeError(f"{where}labels must be an integer tensor, got dtype {labels.dtype}")
+        labels = labels.detach().to(device, torch.long)
+        return labels.expand(n).clone() if labels.ndim == 0 else labels
+    if isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
+        if not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
+            raise TypeError(f"{where}labels must contain ints only")
+        return torch.tensor(list(labels), dtype=torch.long, device=device)
+    raise TypeError(
+        f"{where}labels must be an int, a sequence of ints or an integer tensor, got {type(labels).__name__}"
+    )
 
 
 class VideoGAN(nn.Module):

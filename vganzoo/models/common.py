@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidConfigError
-from ..registry import get_component
+from ..registry import BUILTIN_SOURCE, build_component, get_component_spec
 from .base import require
 
 __all__ = [
@@ -78,13 +78,14 @@ def build_discriminators(
             raise InvalidConfigError(
                 f"{model}: discriminators must contain component names (str), got {name!r}"
             )
-        factory = get_component("discriminator", name)
+        spec = get_component_spec("discriminator", name)
         try:
-            module = factory(**kwargs, **_accepted(factory, extras or {}))
+            module = build_component("discriminator", name, **kwargs, **_accepted(spec.factory, extras or {}))
         except InvalidConfigError as exc:
             setting = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+            where = "" if spec.source == BUILTIN_SOURCE else f" (from plugin {spec.source!r})"
             raise InvalidConfigError(
-                f"{model}: discriminator {name!r} does not fit this model ({setting}): {exc}"
+                f"{model}: discriminator {name!r}{where} does not fit this model ({setting}): {exc}"
             ) from None
         role = role_of(name, module)
         key, i = role, 2

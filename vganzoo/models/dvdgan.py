@@ -41,7 +41,6 @@ discriminators (DVD-GAN's rates), EMA of G with decay 0.9999. The batch size 16 
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -61,8 +60,8 @@ from ..nn import (
     spectral_norm,
 )
 from ..registry import register_component, register_model
-from .base import DiscriminatorOutput, VideoGAN, require
-from .common import build_discriminators, check_shared_config, check_video, scaled_channels
+from .base import DiscriminatorOutput, VideoGAN, check_labels, require
+from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
 
 __all__ = ["DVDGANGenerator", "SpatialDiscriminator", "TemporalDiscriminator", "dvdgan"]
 
@@ -97,42 +96,6 @@ def orthogonal_spectral_norm_(module: nn.Module) -> nn.Module:
             nn.init.zeros_(bias)
         spectral_norm(layer)
     return module
-
-
-def validate_labels(
-    labels: Any, n: int, num_classes: int, device: torch.device, owner: str
-) -> torch.Tensor | None:
-    """Check ``labels`` for a batch of ``n`` (an integer tensor of shape (n,) in range) -> on ``device``.
-
-    Conditional modules require labels; unconditional ones require None.
-    """
-    if num_classes == 0:
-        if labels is not None:
-            raise ValueError(f"{owner}: labels must be None for an unconditional model (num_classes=0)")
-        return None
-    if labels is None:
-        raise ValueError(
-            f"{owner}: labels are required (an int64 tensor of shape ({n},), num_classes={num_classes})"
-        )
-    if not isinstance(labels, torch.Tensor):
-        raise TypeError(
-            f"{owner}: labels must be an integer tensor of shape ({n},), got {type(labels).__name__}"
-        )
-    if labels.dtype.is_floating_point or labels.dtype.is_complex or labels.dtype == torch.bool:
-        raise TypeError(f"{owner}: labels must be an integer tensor, got dtype {labels.dtype}")
-    if tuple(labels.shape) != (n,):
-        raise ValueError(f"{owner}: labels must have shape ({n},), got {tuple(labels.shape)}")
-    # the range check reads values: skipped while torch.compile / torch.export trace
-    if (
-        n
-        and not torch.compiler.is_compiling()
-        and (int(labels.min()) < 0 or int(labels.max()) >= num_classes)
-    ):
-        raise ValueError(
-            f"{owner}: labels must be in [0, {num_classes - 1}], got values from "
-            f"{int(labels.min())} to {int(labels.max())}"
-        )
-    return labels.to(device=device, dtype=torch.long)
 
 
 def _per_frame(fn, x: torch.Tensor) -> torch.Tensor:
@@ -260,7 +223,7 @@ class DVDGANGenerator(nn.Module):
             num_classes,
         )
         self.latent_dim = latent_dim
-        num_groups = int(math.log2(resolution // INITIAL_SIZE))
+        num_groups = num_doublings(resolution, INITIAL_SIZE)
         mults = [min(MAX_GENERATOR_MULT, 2 ** (num_groups - i)) for i in range(num_groups + 1)]
         widths = [_scaled_channels(width, m) for m in mults]
         self.group_channels = tuple(widths)
@@ -287,23 +250,19 @@ class DVDGANGenerator(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Draw ``{"z": (n, latent_dim)}`` (plus ``"labels": (n,)`` when conditional) on the CPU."""
         z = torch.randn(n, self.latent_dim, generator=generator)
-        if not self.num_classes:
-            if labels is not None:
-                raise ValueError(
-                    "labels: dvdgan/generator is unconditional (num_classes=0); pass labels=None"
-                )
-            return {"z": z}
-        if labels is None:
+        if labels is None and self.num_classes:
             labels = torch.randint(0, self.num_classes, (n,), generator=generator)
-        labels = validate_labels(labels, n, self.num_classes, torch.device("cpu"), "dvdgan/generator")
-        return {"z": z, "labels": labels}
+        labels = check_labels(labels, n, self.num_classes, owner="dvdgan/generator")
+        return {"z": z} if labels is None else {"z": z, "labels": labels}
 
     def forward(self, z: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:
         """z: (N, latent_dim), labels: (N,) or None -> video (N, C, T, H, W) in [-1, 1]."""
         if not isinstance(z, torch.Tensor) or z.ndim != 2 or z.shape[1] != self.latent_dim:
             shape = tuple(z.shape) if isinstance(z, torch.Tensor) else type(z).__name__
             raise ValueError(f"dvdgan/generator: z must have shape (N, {self.latent_dim}), got {shape}")
-        labels = validate_labels(labels, z.shape[0], self.num_classes, z.device, "dvdgan/generator")
+        labels = check_labels(
+            labels, z.shape[0], self.num_classes, owner="dvdgan/generator", required=True, device=z.device
+        )
         # the ConvGRUs reuse their weights at every frame: normalise each weight once per forward
         with parametrize.cached():
             cond = z if self.class_embedding is None else torch.cat([z, self.class_embedding(labels)], dim=1)
@@ -354,7 +313,7 @@ class DiscriminatorBlock(nn.Module):
 def _discriminator_blocks(
     input_resolution: int, in_channels: int, width: float, num_3d: int
 ) -> nn.ModuleList:
-    num_down = int(math.log2(input_resolution // INITIAL_SIZE))
+    num_down = num_doublings(input_resolution, INITIAL_SIZE)
     widths = [_scaled_channels(width, min(MAX_DISCRIMINATOR_MULT, 2**i)) for i in range(num_down + 1)]
     blocks = []
     for i, out_channels in enumerate(widths):
@@ -442,7 +401,9 @@ class SpatialDiscriminator(nn.Module):
     def forward(self, video: torch.Tensor, labels: torch.Tensor | None = None) -> DiscriminatorOutput:
         check_video(video, name="dvdgan/spatial", channels=self.channels, resolution=self.resolution)
         n, c, t, h, w = video.shape
-        labels = validate_labels(labels, n, self.num_classes, video.device, "dvdgan/spatial")
+        labels = check_labels(
+            labels, n, self.num_classes, owner="dvdgan/spatial", required=True, device=video.device
+        )
         index = self.frame_indices(n, t, video.device)
         k = index.shape[1]
         frames = video.gather(2, index.view(n, 1, k, 1, 1).expand(n, c, k, h, w))
@@ -507,7 +468,9 @@ class TemporalDiscriminator(nn.Module):
                 f"dvdgan/temporal: the clip must have a positive multiple of {TEMPORAL_FRAME_MULTIPLE} "
                 f"frames, got {t}"
             )
-        labels = validate_labels(labels, n, self.num_classes, video.device, "dvdgan/temporal")
+        labels = check_labels(
+            labels, n, self.num_classes, owner="dvdgan/temporal", required=True, device=video.device
+        )
         x = _avg_pool3d(video, (1, 2, 2))
         for block in self.blocks[:TEMPORAL_3D_BLOCKS]:
             x = block(x)

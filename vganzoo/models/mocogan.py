@@ -615,7 +615,7 @@ class CategoricalVideoDiscriminator(_WholeVideoDiscriminator):
 # ------------------------------------------------------------------------------------------------
 # Bundled weights (vganzoo/weights/mocogan-rnn.digits, a save_pretrained folder; its README.md is the card
 # with the training command and the evaluation). The sha256 pins are checked on every load; a change to
-# the folder must update them (tests/test_bundled_weights.py compares).
+# the folder must update them (tests/hub/test_bundled_weights.py compares).
 DIGITS_WEIGHTS = PretrainedSpec(
     tag="digits",
     bundled="weights/mocogan-rnn.digits",
@@ -629,6 +629,8 @@ DIGITS_WEIGHTS = PretrainedSpec(
         "generator.safetensors": "9cf3582d5c5ca1ff505c8db990f78f7e51da3cd75b14a9da1ec2d716f6b7df9d",
         "discriminator.image.safetensors": "2677877480dd4ecbe5f3b30fdf444ebbd4fdaf88f1dd30e9854f12e6fc1ebcf1",
         "discriminator.video.safetensors": "3f55ae23a1f1e6f6cca193f0c725cebffcf9afaf232422d5ac44295228efaf34",
+        # weights.json too: the training recipe in it is read only because this pins it
+        "weights.json": "b84de062ff04df09e0ff5efe1bb616b244a5ab7c882a15306504692633afecaf",
     },
     metadata={
         "dataset": "moving-digits",

@@ -277,16 +277,8 @@ def _class_codes(
     labels: Any, n: int, num_classes: int, owner: str, like: torch.Tensor
 ) -> torch.Tensor | None:
     """One-hot class codes (n, num_classes) in ``like``'s dtype and device; None when unconditional."""
-    if num_classes == 0:
-        if labels is not None:
-            raise ValueError(f"{owner}: labels must be None for an unconditional model (num_classes=0)")
-        return None
-    if labels is None:
-        raise ValueError(
-            f"{owner}: labels are required: an int tensor of shape ({n},) in [0, {num_classes - 1}]"
-        )
-    labels = check_labels(labels, n, num_classes).to(like.device)
-    return F.one_hot(labels, num_classes).to(like.dtype)
+    labels = check_labels(labels, n, num_classes, owner=owner, required=True, device=like.device)
+    return None if labels is None else F.one_hot(labels, num_classes).to(like.dtype)
 
 
 def linspaced_frequencies(count: int, min_period: float, max_period: float) -> torch.Tensor:

@@ -267,16 +267,12 @@ class TGANGenerator(nn.Module):
             got = tuple(z_slow.shape) if isinstance(z_slow, torch.Tensor) else type(z_slow).__name__
             raise ValueError(f"z_slow must be a float tensor of shape (N, {self.dim_z_slow}), got {got}")
         n = z_slow.shape[0]
-        if self.class_embedding is None:
-            if labels is not None:
-                raise ValueError("labels: this generator is unconditional (num_classes=0); pass labels=None")
+        labels = check_labels(
+            labels, n, self.num_classes, owner="tgan/generator", required=True, device=z_slow.device
+        )
+        if labels is None:
             z = z_slow
         else:
-            if labels is None:
-                raise ValueError(
-                    f"labels: this generator is conditional; pass (N,) ints in [0, {self.num_classes - 1}]"
-                )
-            labels = check_labels(labels, n, self.num_classes).to(z_slow.device)
             z = torch.cat([z_slow, self.class_embedding(labels).to(z_slow.dtype)], dim=1)
         z_fast = self.temporal(z)  # (N, dim_z_fast, T)
         t = z_fast.shape[2]
@@ -359,10 +355,9 @@ class TGANDiscriminator(nn.Module):
             h = getattr(self, f"c{i}")(h)
         h = rearrange(h, "n c 1 h w -> n c h w")
         out = getattr(self, f"c{D_CONVS}")(h).flatten(1)  # (N, 1)
+        n = video.shape[0]
+        labels = check_labels(labels, n, self.num_classes, owner="tgan/video", device=video.device)
         if labels is not None:
-            if self.class_projection is None:
-                raise ValueError("labels: tgan/video is unconditional (num_classes=0); pass labels=None")
-            labels = check_labels(labels, video.shape[0], self.num_classes).to(video.device)
             projection = (self.class_projection(labels) * h.sum(dim=(2, 3))).sum(dim=1, keepdim=True)
             out = out + projection
         return DiscriminatorOutput(out)

@@ -31,7 +31,6 @@ only. Recipe: BCE, Adam lr 2e-4 betas (0.5, 0.999) for both, batch 64, one D ste
 from __future__ import annotations
 
 import copy
-import math
 from collections.abc import Sequence
 from itertools import pairwise
 from typing import Any
@@ -43,7 +42,7 @@ from torch import nn
 from ..nn import STConv3d, STConvTranspose3d
 from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, require
-from .common import build_discriminators, check_shared_config, check_video, scaled_channels
+from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
 
 __all__ = ["VGANDiscriminator", "VGANGenerator", "vgan"]
 
@@ -60,11 +59,6 @@ CONV_INIT_STD = 0.01
 BN_SCALE_INIT_STD = 0.02
 
 
-def _stages(resolution: int) -> int:
-    """Number of stride-2 stages between the 4x4 maps and the full resolution (64 -> 4)."""
-    return int(math.log2(resolution // INITIAL_SIZE))
-
-
 def _check(name: str, resolution: int, frames: int, channels: int, width: float, num_classes: int) -> int:
     """Validate the shared keywords and VGAN's own rules; returns the temporal kernel ``frames /
     2**stages``."""
@@ -78,7 +72,7 @@ def _check(name: str, resolution: int, frames: int, channels: int, width: float,
         resolutions=SUPPORTED_RESOLUTIONS,
     )
     require(num_classes == 0, f"{name}: VGAN is unconditional; num_classes must be 0, got {num_classes!r}")
-    multiple = 2 ** _stages(resolution)
+    multiple = 2 ** num_doublings(resolution, INITIAL_SIZE)
     require(
         frames % multiple == 0,
         f"{name}: at resolution {resolution} frames must be a positive multiple of {multiple} "
@@ -89,7 +83,7 @@ def _check(name: str, resolution: int, frames: int, channels: int, width: float,
 
 def _stage_channels(resolution: int, width: float) -> list[int]:
     """Channels of the hidden stages from coarse to fine, e.g. [512, 256, 128, 64] at 64x64."""
-    n = _stages(resolution)
+    n = num_doublings(resolution, INITIAL_SIZE)  # stride-2 stages between the 4x4 maps and the output
     return [scaled_channels(FINEST_CHANNELS * 2 ** (n - 1 - i), width) for i in range(n)]
 
 

@@ -1,5 +1,6 @@
 """Layers shared by the model families, built on :mod:`vganzoo.ops`."""
 
+from ..ops import triple  # kernel/stride/padding normalisation, shared with layers outside nn
 from .attention import AxialSelfAttention, SelfAttention, SeparableSelfAttention
 from .cbn import ConditionalBatchNorm, FrameBatchNorm
 from .conv import STConv3d, STConvTranspose3d
@@ -21,4 +22,5 @@ __all__ = [
     "SpectralNorm",
     "singular_value_clip_",
     "spectral_norm",
+    "triple",
 ]

@@ -23,22 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import ops
-from ..ops._checks import ACTIVATIONS, output_memory_format
 
 IntOr3 = int | Sequence[int]
-
-
-def _activation_(y: torch.Tensor, activation: str, negative_slope: float) -> torch.Tensor:
-    """In-place activation (autograd-safe: none of these needs its input for the backward pass)."""
-    if activation == "none":
-        return y
-    if activation == "relu":
-        return F.relu_(y)
-    if activation == "leaky_relu":
-        return F.leaky_relu_(y, negative_slope) if negative_slope > 0 else F.relu_(y)
-    if activation == "tanh":
-        return y.tanh_()
-    return y.sigmoid_()
 
 
 class _STConvBase(nn.Module):
@@ -55,7 +41,7 @@ class _STConvBase(nn.Module):
         groups: int = 1,
         bias: bool = True,
         activation: str = "none",
-        negative_slope: float = 0.2,
+        negative_slope: float = ops.DEFAULT_NEGATIVE_SLOPE,
         norm: str | None = None,
         norm_eps: float = 1e-5,
         norm_momentum: float | None = 0.1,
@@ -68,10 +54,7 @@ class _STConvBase(nn.Module):
         impl: str | None = None,
     ):
         super().__init__()
-        if activation not in ACTIVATIONS:
-            raise ValueError(f"activation must be one of {ACTIVATIONS}, got {activation!r}")
-        if activation == "leaky_relu" and negative_slope < 0:
-            raise ValueError(f"negative_slope must be >= 0, got {negative_slope}")
+        ops.check_activation(activation, negative_slope)
         if norm not in (None, "batch"):
             raise ValueError(f"norm must be None or 'batch', got {norm!r}")
         if impl is not None and impl not in ops.IMPLS:
@@ -161,7 +144,7 @@ class _STConvBase(nn.Module):
                 impl=self.impl,
             )
         if self._input_pad is not None:
-            fmt = output_memory_format(x)  # the format the op would return for x
+            fmt = ops.output_memory_format(x)  # the format the op would return for x
             # the circular mode returns a contiguous tensor; the layer keeps x's format
             x = F.pad(x, self._input_pad, mode=self._input_pad_mode).contiguous(memory_format=fmt)
         return ops.conv3d_bias_act(
@@ -217,7 +200,7 @@ class _STConvBase(nn.Module):
             weight, bias = self.folded_weight_bias()
             return self._conv(x, weight, bias, self.activation, output_padding)
         y = norm(self._conv(x, self.weight, self.bias, "none", output_padding))
-        return _activation_(y, self.activation, self.negative_slope)
+        return ops.apply_activation_(y, self.activation, self.negative_slope)
 
     def extra_repr(self) -> str:
         padding = repr(self.padding) if isinstance(self.padding, str) else self.padding
@@ -244,7 +227,8 @@ class STConv3d(_STConvBase):
     Drop-in for nn.Conv3d (same arguments, including padding="same" / "valid", padding_mode, device and dtype,
     and `weight` (C_out, C_in/groups, kT, kH, kW) / `bias`; reset_parameters initialises as nn.Conv3d does),
     plus
-    activation ("none" | "relu" | "leaky_relu" | "tanh" | "sigmoid"), negative_slope, norm (None | "batch")
+    activation (one of vganzoo.ops.ACTIVATIONS), negative_slope (leaky_relu only; default
+    ops.DEFAULT_NEGATIVE_SLOPE), norm (None | "batch")
     with norm_eps / norm_momentum / norm_affine, and impl (None = VGANZOO_OPS_IMPL / "auto", "ext", "ref").
     """
 

@@ -8,6 +8,10 @@ Shapes: x (N, C_in, T, H, W); conv weight (C_out, C_in/groups, kT, kH, kW); tran
 (C_in, C_out/groups, kT, kH, kW); bias (C_out,). float32 / float16 / bfloat16 / float64; contiguous or
 channels_last_3d (the output keeps the input's memory format); N = 0 works.
 
+Activations: ``ACTIVATIONS`` ("none", "relu", "leaky_relu", "tanh", "sigmoid"), one table that the checks,
+the reference, the layers and the compiled extension follow (:mod:`vganzoo.ops.activations`);
+``negative_slope`` (leaky_relu only) defaults to ``DEFAULT_NEGATIVE_SLOPE`` = 0.2 everywhere.
+
 Implementations (``impl=`` argument, else the environment variable ``VGANZOO_OPS_IMPL``, else "auto"):
   "ext"  the compiled extension ``vganzoo._C`` (error if it has no kernel for the tensor's device);
   "ref"  the plain-PyTorch reference (vganzoo.ops.reference);
@@ -28,7 +32,16 @@ and ``explain`` reports the choice with both timings.
 
 from __future__ import annotations
 
-from ._checks import ACTIVATIONS
+from ._checks import output_memory_format, triple
+from .activations import (
+    ACTIVATION_TABLE,
+    ACTIVATIONS,
+    DEFAULT_NEGATIVE_SLOPE,
+    Activation,
+    apply_activation,
+    apply_activation_,
+    check_activation,
+)
 from .fused import (
     IMPLS,
     conv3d_bias_act,
@@ -37,17 +50,24 @@ from .fused import (
     extension_available,
     resolve_impl,
 )
-from .reference import apply_activation, conv3d_bias_act_ref, conv_transpose3d_bias_act_ref
+from .reference import conv3d_bias_act_ref, conv_transpose3d_bias_act_ref
 
 __all__ = [
     "ACTIVATIONS",
+    "ACTIVATION_TABLE",
+    "DEFAULT_NEGATIVE_SLOPE",
     "IMPLS",
+    "Activation",
     "apply_activation",
+    "apply_activation_",
+    "check_activation",
     "conv3d_bias_act",
     "conv3d_bias_act_ref",
     "conv_transpose3d_bias_act",
     "conv_transpose3d_bias_act_ref",
     "explain",
     "extension_available",
+    "output_memory_format",
     "resolve_impl",
+    "triple",
 ]

@@ -8,7 +8,8 @@ from collections.abc import Sequence
 import torch
 
 from . import _ext
-from ._checks import check_activation, check_conv_args, check_groups, output_memory_format, triple
+from ._checks import check_conv_args, check_groups, output_memory_format, triple
+from .activations import DEFAULT_NEGATIVE_SLOPE, check_activation
 from .reference import conv3d_bias_act_ref, conv_transpose3d_bias_act_ref
 
 IMPLS = ("auto", "ext", "ref")
@@ -99,7 +100,7 @@ def conv3d_bias_act(
     dilation: IntOr3 = 1,
     groups: int = 1,
     activation: str = "none",
-    negative_slope: float = 0.2,
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     *,
     impl: str | None = None,
 ) -> torch.Tensor:
@@ -107,7 +108,8 @@ def conv3d_bias_act(
 
     x: (N, C_in, T, H, W); weight: (C_out, C_in/groups, kT, kH, kW); bias: (C_out,) or None.
     Returns (N, C_out, T_out, H_out, W_out) in x's memory format, T_out = (T + 2p - d(k-1) - 1) // s + 1.
-    activation: "none" | "relu" | "leaky_relu" (negative_slope >= 0) | "tanh" | "sigmoid".
+    activation: one of vganzoo.ops.ACTIVATIONS ("none" | "relu" | "leaky_relu" | "tanh" | "sigmoid");
+    negative_slope (>= 0) is used by "leaky_relu" only.
     Inside torch.autocast it runs in the autocast dtype, as F.conv3d does (float32 inputs are cast).
     """
     stride, padding, dilation = (
@@ -142,7 +144,7 @@ def conv_transpose3d_bias_act(
     dilation: IntOr3 = 1,
     groups: int = 1,
     activation: str = "none",
-    negative_slope: float = 0.2,
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     *,
     impl: str | None = None,
 ) -> torch.Tensor:
@@ -199,6 +201,7 @@ def explain(
     dilation: IntOr3 = 1,
     groups: int = 1,
     activation: str = "none",
+    negative_slope: float = DEFAULT_NEGATIVE_SLOPE,
     *,
     transposed: bool = False,
     output_padding: IntOr3 = 0,
@@ -213,7 +216,7 @@ def explain(
     x, weight, bias = _autocast_inputs(x, weight, bias)
     stride, padding = triple(stride, "stride"), triple(padding, "padding")
     output_padding, dilation = triple(output_padding, "output_padding"), triple(dilation, "dilation")
-    check_activation(activation, 0.0)
+    check_activation(activation, negative_slope)
     op = "conv_transpose3d_bias_act" if transposed else "conv3d_bias_act"
     check_conv_args(
         op,

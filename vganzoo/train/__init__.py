@@ -9,13 +9,20 @@
 or from the command line, ``vganzoo train mocogan-rnn --data moving-digits --resolution 32 --steps 50``
 (prefix ``torchrun --nproc_per_node K -m`` for several processes). The recipe format is described in
 :mod:`vganzoo.train.config`; checkpoints in :mod:`vganzoo.train.checkpoint`.
+
+Modules: ``trainer`` (the loop and the D/G updates), ``run`` (``train()``: name + data -> a run),
+``config`` (TrainConfig, recipes), ``optim`` (optimisers, mixed precision, EMA), ``state`` (what a
+checkpoint holds, RNG reseeding), ``checkpoint`` (the file), ``rundir`` (the run folder, logs,
+samples, export, signals), ``batches`` (data order and loading), ``distributed`` (torchrun),
+``export`` (checkpoint -> weight set).
 """
 
 from .checkpoint import CheckpointError, latest_checkpoint, list_checkpoints, load_checkpoint, save_checkpoint
 from .config import DEFAULT_RECIPE, TrainConfig, apply_overrides, resolve_recipe
 from .export import export_checkpoint, export_model, model_from_checkpoint
+from .optim import build_optimizer
 from .run import train
-from .trainer import Trainer, TrainingDiverged, TrainResult, build_optimizer
+from .trainer import Trainer, TrainingDiverged, TrainResult
 
 __all__ = [
     "DEFAULT_RECIPE",

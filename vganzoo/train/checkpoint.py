@@ -36,6 +36,7 @@ __all__ = [
     "list_checkpoints",
     "load_checkpoint",
     "remove_stale_temp_files",
+    "resume_checkpoint",
     "save_checkpoint",
     "unflatten_optimizer_state",
 ]
@@ -131,6 +132,17 @@ def latest_checkpoint(
             continue
         return path, tensors, state
     return None
+
+
+def resume_checkpoint(
+    resume: bool | str | os.PathLike[str], directory: str | os.PathLike[str]
+) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
+    """The checkpoint a run resumes from: ``resume`` names a checkpoint file, or is True for the
+    newest valid one in ``directory`` (None when there is none)."""
+    if isinstance(resume, (str, os.PathLike)) and not isinstance(resume, bool):
+        path = Path(resume)
+        return (path, *load_checkpoint(path))
+    return latest_checkpoint(directory)
 
 
 # ----------------------------------------------------------------------------------------------

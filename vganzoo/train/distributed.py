@@ -7,24 +7,31 @@ gloo on CPU). Without those variables everything runs as a single process.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import timedelta
+from typing import Any
 
 import torch
 import torch.distributed as dist
+from torch import nn
 
 __all__ = [
     "all_reduce_any",
     "all_reduce_mean",
     "barrier",
+    "broadcast_buffers",
     "init_from_env",
     "is_distributed",
     "is_main",
     "local_rank",
+    "no_sync",
     "rank",
+    "run_on_main",
     "shutdown",
     "world_size",
+    "wrap",
 ]
 
 _STARTED_HERE = False
@@ -109,3 +116,47 @@ def all_reduce_any(flag: bool, device: torch.device) -> bool:
     tensor = torch.tensor([1.0 if flag else 0.0], device=device)
     dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
     return bool(tensor.item() > 0)
+
+
+def run_on_main(what: str, fn: Callable[[], object], device: torch.device) -> None:
+    """Run ``fn`` on rank 0 only; if it fails there, every rank raises (none waits forever).
+
+    ``what`` names the task in the error the other ranks raise ("saving a checkpoint").
+    """
+    error: BaseException | None = None
+    if is_main():
+        try:
+            fn()
+        except Exception as exc:
+            error = exc
+    if all_reduce_any(error is not None, device):
+        if error is not None:
+            raise error
+        raise RuntimeError(f"{what} failed on rank 0; see its error")
+
+
+def wrap(module: nn.Module, device: torch.device, *, find_unused_parameters: bool) -> nn.Module:
+    """``module`` in DistributedDataParallel when running distributed, else itself."""
+    if not is_distributed():
+        return module
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device] if device.type == "cuda" else None
+    return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=find_unused_parameters)
+
+
+def no_sync(module: nn.Module, *, last: bool) -> contextlib.AbstractContextManager[Any]:
+    """DDP's ``no_sync`` (no gradient all-reduce) for every micro-batch but the ``last``; a no-op for a
+    module that is not wrapped (``module`` may be a torch.compile wrapper around DDP)."""
+    inner = getattr(module, "_orig_mod", module)
+    if not last and hasattr(inner, "no_sync"):
+        return inner.no_sync()
+    return contextlib.nullcontext()
+
+
+@torch.no_grad()
+def broadcast_buffers(modules: Iterable[nn.Module]) -> None:
+    """Rank 0's buffers (BN statistics) to every rank, as DDP does before each forward."""
+    for module in modules:
+        for buffer in module.buffers():
+            dist.broadcast(buffer, src=0)

@@ -91,7 +91,7 @@ def model_from_checkpoint(
     with ``step``, ``checkpoint``, ``run_dir`` and the run's ``config.json`` (``run_config``) when found.
     Nothing is unpickled: checkpoints are safetensors with JSON metadata.
     """
-    import vganzoo
+    from ..registry import create
 
     path, run_dir, tensors, state = _load(checkpoint, step)
     config = dict(state.get("model_config") or {})
@@ -100,7 +100,7 @@ def model_from_checkpoint(
         raise ckpt.CheckpointError(
             f"checkpoint {str(path)!r} does not record its model config; cannot rebuild the model"
         )
-    model = vganzoo.create(name, **config)
+    model = create(name, **config)
     if state.get("recipe"):
         model.recipe = dict(state["recipe"])
     if any(k.startswith("model.generator_ema.") for k in tensors):

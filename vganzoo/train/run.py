@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import warnings
@@ -12,12 +13,16 @@ from typing import Any
 
 import torch
 
+from .. import registry
 from ..errors import InvalidConfigError
+from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig, apply_overrides
 from .trainer import Trainer, TrainResult
 
 __all__ = ["default_run_dir", "train"]
+
+logger = logging.getLogger(__name__)
 
 
 def default_run_dir(model_name: str, device: torch.device) -> str:
@@ -38,7 +43,7 @@ def _model_size(model: Any, key: str) -> int | None:
 
 def _model_from_weights(model: str, init_from: str, overrides: Mapping[str, Any]) -> Any:
     """``model`` built with weight set ``init_from``'s config plus ``overrides`` (weights not loaded yet)."""
-    from .. import hub, registry
+    from .. import hub
 
     if not isinstance(init_from, str) or not init_from:
         raise ValueError(
@@ -57,8 +62,6 @@ def _model_from_weights(model: str, init_from: str, overrides: Mapping[str, Any]
 
 def _has_checkpoint(resume: bool | str, out: str | None) -> bool:
     """Whether ``resume`` will load a checkpoint (which then replaces any initial weights)."""
-    from . import checkpoint as ckpt
-
     if not resume:
         return False
     if not isinstance(resume, bool):
@@ -95,9 +98,7 @@ def _check_resume_matches(
 ) -> None:
     """Resuming continues the run in ``out``: another model is an error; other data or another seed /
     grad_accum is allowed but makes the run differ from an uninterrupted one, so it is said."""
-    from ..registry import get_model_spec
-
-    if get_model_spec(model) is not get_model_spec(saved_name):
+    if registry.get_model_spec(model) is not registry.get_model_spec(saved_name):
         raise InvalidConfigError(
             f"resume: the run in {out!r} trains {saved_name!r}, not {model!r}; resume it as {saved_name!r} "
             "or give another --out"
@@ -152,13 +153,53 @@ def train(
             The model is built with the weight set's config (``model_overrides`` on top, e.g. another
             ``num_classes``) and trained with its recipe when it has one (else the model's);
             generator, EMA and discriminators are loaded where their tensors fit, the rest keep
-            their fresh initialisation (printed, and recorded in the run's config.json). ``model``
+            their fresh initialisation (logged, and recorded in the run's config.json). ``model``
             must name the same architecture. When ``resume`` finds a checkpoint, that wins.
         command: the command line, recorded in the run's config and the model card.
         train_options: any other :class:`TrainConfig` field (device, amp, seed, ...).
     """
-    from ..registry import create
+    _check_arguments(data, dataset, batch_size, recipe_overrides, out)
+    model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
+    group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
+    device = distributed.init_from_env(train_options.pop("device", None))
+    try:
+        saved = _saved_run(resume, out)
+        _inherit_options(train_options, saved)
+        seed = int(train_options.get("seed", 0))
+        torch.manual_seed(seed)  # the initial weights
+        if saved is not None:
+            gan, recipe, report = _model_to_resume(saved, model, data, out, model_overrides, train_options)
+        elif init_from is not None:
+            gan, recipe, report = _model_to_fine_tune(model, init_from, model_overrides)
+        else:
+            gan = registry.create(model, **model_overrides)
+            recipe, report = dict(gan.recipe), None
+        gan.recipe = _final_recipe(recipe, batch_size, recipe_overrides, saved)
+        if report is None and not _has_checkpoint(resume, out):
+            # a resumed run that has no checkpoint yet starts where the run was to start
+            start = init_from if init_from is not None else (saved or {}).get("init_from", {}).get("name")
+            if start is not None:
+                report = _init_weights(gan, start)
+        run_info = _run_info(gan, data, dataset, report, saved, command)
+        if dataset is None:
+            dataset = _build_dataset(gan, data, seed, dataset_kwargs)
+        config = TrainConfig(
+            steps=steps,
+            out_dir=str(out if out is not None else default_run_dir(gan.name, device)),
+            resume=resume,
+            device=str(device),
+            **train_options,
+        )
+        return Trainer(gan, dataset, config, run_info=run_info).fit()
+    finally:
+        if not group_existed:  # leave a caller's process group alone
+            distributed.shutdown()
 
+
+def _check_arguments(
+    data: str | None, dataset: Any, batch_size: int | None, recipe_overrides: Any, out: str | None
+) -> None:
+    """The argument errors ``train`` reports before it starts anything."""
     if data is None and dataset is None:
         raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
     if batch_size is not None and (
@@ -173,102 +214,117 @@ def train(
         raise NotADirectoryError(
             f"out: {str(out)!r} is a file; the run folder (--out) must be a folder or a new path"
         )
-    model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
-    group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
-    device = distributed.init_from_env(train_options.pop("device", None))
-    try:
-        saved = None
-        if resume and out is not None and (Path(out) / "config.json").is_file():
-            saved = json.loads((Path(out) / "config.json").read_text())
-        for (
-            key
-        ) in _INHERITED_ON_RESUME:  # None (not given): the resumed run's value, else TrainConfig's default
-            if key in train_options and train_options[key] is None:
-                del train_options[key]
-                if saved is not None and key in (saved.get("train") or {}):
-                    train_options[key] = saved["train"][key]
-        seed = int(train_options.get("seed", 0))
-        torch.manual_seed(seed)  # the initial weights
-        report = None  # what init_from loaded
-        if saved is not None:
-            saved_model = dict(saved["model"])
-            conflicts = {
-                k: (v, saved_model.get(k)) for k, v in model_overrides.items() if saved_model.get(k) != v
-            }
-            if conflicts:
-                raise InvalidConfigError(
-                    f"resume: the run in {out!r} was built with different settings: "
-                    + ", ".join(f"{k}={new!r} (run has {old!r})" for k, (new, old) in conflicts.items())
-                )
-            name = saved_model.pop("model")
-            _check_resume_matches(saved, name, model, data, out, train_options)
-            gan = create(name, **saved_model)
-            recipe = dict(saved["recipe"])
-        elif init_from is not None:
-            gan = _model_from_weights(model, init_from, model_overrides)
-            report = _init_weights(gan, init_from)
-            recipe = dict(report.recipe if report.recipe is not None else gan.recipe)
-        else:
-            gan = create(model, **model_overrides)
-            recipe = dict(gan.recipe)
-        if batch_size is not None:
-            recipe["batch_size"] = int(batch_size)
-            recipe["discriminator_batch_size"] = None
-        recipe = apply_overrides(recipe, recipe_overrides)
-        if saved is not None:
-            # Compare as saved (JSON: tuples become lists): repeating the run's own --set is no change.
-            now, before = json.loads(json.dumps(recipe)), saved["recipe"]
-            changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
-            if changed:
-                warnings.warn(
-                    f"resume: changing the recipe ({', '.join(changed)}) makes this run differ from an "
-                    "uninterrupted one",
-                    stacklevel=2,
-                )
-        gan.recipe = recipe
-        run_info: dict[str, Any] = {"data": data if data is not None else type(dataset).__name__}
-        if report is None and not _has_checkpoint(resume, out):
-            # a resumed run that has no checkpoint yet starts where the run was to start
-            start = init_from if init_from is not None else (saved or {}).get("init_from", {}).get("name")
-            if start is not None:
-                report = _init_weights(gan, start)
-        if report is not None:
-            if recipe.get("ema") is None and gan.generator_ema is not None:
-                _drop_ema(gan, report)
-            run_info["init_from"] = report.to_dict()
-            if distributed.rank() == 0:
-                print(report.summary())
-        elif saved is not None and "init_from" in saved:
-            run_info["init_from"] = saved["init_from"]  # where the resumed run started
 
-        if dataset is None:
-            try:
-                from ..data import build_dataset
-            except ImportError:
-                raise ValueError(
-                    "data: vganzoo.data is not available in this installation, so --data cannot be read"
-                ) from None
-            dataset = build_dataset(
-                data,
-                resolution=_model_size(gan, "resolution"),
-                frames=_model_size(gan, "frames"),
-                frame_stride=int(recipe.get("frame_stride", 1) or 1),
-                channels=_model_size(gan, "channels"),
-                split="train",
-                seed=seed,
-                **dict(dataset_kwargs or {}),
-            )
-            if len(dataset):
-                dataset[0]  # a folder with no usable clip fails here, before the run folder is written
-        if out is None:
-            out = default_run_dir(gan.name, device)
-        config = TrainConfig(
-            steps=steps, out_dir=str(out), resume=resume, device=str(device), **train_options
+
+def _saved_run(resume: bool | str, out: str | None) -> dict[str, Any] | None:
+    """The ``config.json`` of the run being resumed in ``out`` (None when not resuming one)."""
+    if resume and out is not None and (Path(out) / "config.json").is_file():
+        return json.loads((Path(out) / "config.json").read_text())
+    return None
+
+
+def _inherit_options(train_options: dict[str, Any], saved: Mapping[str, Any] | None) -> None:
+    """Options given as None (not given) take the resumed run's value, else TrainConfig's default."""
+    for key in _INHERITED_ON_RESUME:
+        if key in train_options and train_options[key] is None:
+            del train_options[key]
+            if saved is not None and key in (saved.get("train") or {}):
+                train_options[key] = saved["train"][key]
+
+
+def _model_to_resume(
+    saved: Mapping[str, Any],
+    model: str,
+    data: str | None,
+    out: str | None,
+    model_overrides: Mapping[str, Any],
+    train_options: Mapping[str, Any],
+) -> tuple[Any, dict[str, Any], None]:
+    """The resumed run's model (built as saved) and recipe; overrides that change it are refused."""
+    saved_model = dict(saved["model"])
+    conflicts = {k: (v, saved_model.get(k)) for k, v in model_overrides.items() if saved_model.get(k) != v}
+    if conflicts:
+        raise InvalidConfigError(
+            f"resume: the run in {out!r} was built with different settings: "
+            + ", ".join(f"{k}={new!r} (run has {old!r})" for k, (new, old) in conflicts.items())
         )
-        if command:
-            run_info["command"] = command
-        trainer = Trainer(gan, dataset, config, run_info=run_info)
-        return trainer.fit()
-    finally:
-        if not group_existed:  # leave a caller's process group alone
-            distributed.shutdown()
+    name = saved_model.pop("model")
+    _check_resume_matches(saved, name, model, data, out, train_options)
+    return registry.create(name, **saved_model), dict(saved["recipe"]), None
+
+
+def _model_to_fine_tune(
+    model: str, init_from: str, model_overrides: Mapping[str, Any]
+) -> tuple[Any, dict[str, Any], Any]:
+    """The model built for weight set ``init_from`` and loaded from it, its recipe, and the load report."""
+    gan = _model_from_weights(model, init_from, model_overrides)
+    report = _init_weights(gan, init_from)
+    return gan, dict(report.recipe if report.recipe is not None else gan.recipe), report
+
+
+def _final_recipe(
+    recipe: dict[str, Any],
+    batch_size: int | None,
+    recipe_overrides: Iterable[str],
+    saved: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``recipe`` with ``batch_size`` and the ``--set`` overrides applied; a resumed run's recipe
+    that changes is said (the run then differs from an uninterrupted one)."""
+    if batch_size is not None:
+        recipe["batch_size"] = int(batch_size)
+        recipe["discriminator_batch_size"] = None
+    recipe = apply_overrides(recipe, recipe_overrides)
+    if saved is not None:
+        # Compare as saved (JSON: tuples become lists): repeating the run's own --set is no change.
+        now, before = json.loads(json.dumps(recipe)), saved["recipe"]
+        changed = sorted(k for k in set(now) | set(before) if now.get(k) != before.get(k))
+        if changed:
+            warnings.warn(
+                f"resume: changing the recipe ({', '.join(changed)}) makes this run differ from an "
+                "uninterrupted one",
+                stacklevel=3,
+            )
+    return recipe
+
+
+def _run_info(
+    gan: Any,
+    data: str | None,
+    dataset: Any,
+    report: Any,
+    saved: Mapping[str, Any] | None,
+    command: str | None,
+) -> dict[str, Any]:
+    """What the run's config.json records besides the configs: the data, where the weights started
+    (the init_from report, which is also logged) and the command line."""
+    run_info: dict[str, Any] = {"data": data if data is not None else type(dataset).__name__}
+    if report is not None:
+        if gan.recipe.get("ema") is None and gan.generator_ema is not None:
+            _drop_ema(gan, report)
+        run_info["init_from"] = report.to_dict()
+        if distributed.rank() == 0:
+            logger.info("%s", report.summary())
+    elif saved is not None and "init_from" in saved:
+        run_info["init_from"] = saved["init_from"]  # where the resumed run started
+    if command:
+        run_info["command"] = command
+    return run_info
+
+
+def _build_dataset(gan: Any, data: str | None, seed: int, dataset_kwargs: Mapping[str, Any] | None) -> Any:
+    """The training split of ``data`` at the model's resolution, frames and channels."""
+    from ..data import build_dataset  # looked up when used: tests put a stand-in in its place
+
+    dataset = build_dataset(
+        data,
+        resolution=_model_size(gan, "resolution"),
+        frames=_model_size(gan, "frames"),
+        frame_stride=int(gan.recipe.get("frame_stride", 1) or 1),
+        channels=_model_size(gan, "channels"),
+        split="train",
+        seed=seed,
+        **dict(dataset_kwargs or {}),
+    )
+    if len(dataset):
+        dataset[0]  # a folder with no usable clip fails here, before the run folder is written
+    return dataset

@@ -51,10 +51,28 @@ class ToyGenerator(nn.Module):
 
 @vganzoo.register_component("discriminator", "toy/frame-mean")
 class ToyDiscriminator(nn.Module):
-    """Scores the time-averaged frame with one linear layer."""
+    """Scores the time-averaged frame with one linear layer.
 
-    def __init__(self, *, resolution: int = 16, frames: int = 4, channels: int = 3, num_classes: int = 0):
+    Every discriminator factory is called with the model's shared keywords (resolution, frames,
+    channels, width, num_classes), so that it can be mixed into any model's ``discriminators`` list;
+    it raises InvalidConfigError for settings it cannot handle. Its role (the key in
+    ``model.discriminators`` and in the recipe) is ``role``; without one, names containing "image"
+    are image discriminators, others video ones.
+    """
+
+    role = "video"
+
+    def __init__(
+        self,
+        *,
+        resolution: int = 16,
+        frames: int = 4,
+        channels: int = 3,
+        width: float = 1.0,
+        num_classes: int = 0,
+    ):
         super().__init__()
+        require(resolution <= 64, f"toy/frame-mean: resolution must be at most 64, got {resolution}")
         self.score = nn.Linear(channels * resolution * resolution, 1)
 
     def forward(self, video: torch.Tensor, labels=None) -> DiscriminatorOutput:

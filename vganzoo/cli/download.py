@@ -1,4 +1,4 @@
-"""``vganzoo download NAME`` and ``vganzoo push DIR REPO_ID``: thin layers over :mod:`vganzoo.hub`."""
+"""``vganzoo download NAME``: fetch and verify a weight set into the cache, for offline use later."""
 
 from __future__ import annotations
 
@@ -25,29 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--cache-dir", help="Hugging Face cache folder (default: HF_HUB_CACHE)")
     p.add_argument("--endpoint", help="Hub URL (default: VGANZOO_ENDPOINT, then HF_ENDPOINT)")
     p.add_argument("--token", help="Hub token for private repos (default: the stored login)")
-    p.set_defaults(func=run_download)
-
-    p = sub.add_parser(
-        "push",
-        help="upload a save_pretrained folder to the Hugging Face Hub",
-        description="Verify a folder written by vganzoo.save_pretrained against its weights.json and upload "
-        "it "
-        "in one commit; prints the commit to pin.",
-    )
-    p.add_argument("directory", help="folder written by vganzoo.save_pretrained")
-    p.add_argument("repo_id", help="org/name on the Hub (created if needed)")
-    p.add_argument("--revision", help="branch to commit to (created if needed; default main)")
-    p.add_argument("--private", action="store_true", help="create the repo as private")
-    p.add_argument(
-        "--create-pr", action="store_true", help="open a pull request instead of committing to main"
-    )
-    p.add_argument("--message", help="commit message")
-    p.add_argument("--endpoint", help="Hub URL (default: VGANZOO_ENDPOINT, then HF_ENDPOINT)")
-    p.add_argument("--token", help="Hub token (default: the stored login)")
-    p.set_defaults(func=run_push)
+    p.set_defaults(func=run)
 
 
-def run_download(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     from .. import hub
 
     components = "all" if args.components == ["all"] else args.components
@@ -62,20 +43,4 @@ def run_download(args: argparse.Namespace) -> int:
     print(f"{args.name}: {len(paths)} file(s) verified")
     for component, path in paths.items():
         print(f"  {component:<28} {path}")
-    return 0
-
-
-def run_push(args: argparse.Namespace) -> int:
-    from .. import hub
-
-    hub.push_to_hub(
-        args.directory,
-        args.repo_id,
-        revision=args.revision,
-        private=args.private,
-        create_pr=args.create_pr,
-        token=args.token,
-        endpoint=args.endpoint,
-        commit_message=args.message,
-    )
     return 0

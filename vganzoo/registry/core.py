@@ -1,18 +1,4 @@
-"""The registry: names of models and components, and how a name becomes a module.
-
-Three tables live here and nowhere else:
-
-* models (``register_model``): a factory building a whole :class:`~vganzoo.models.base.VideoGAN`
-  from a JSON-able config, with its family, paper, default config, training recipe and pretrained
-  weight specs;
-* components (``register_component``): generators, discriminators and losses that models (and users)
-  can mix by name;
-* plugin names read from entry-point metadata (see :mod:`vganzoo.plugins`); a plugin is imported only
-  when one of its names is used.
-
-Names are lower-case words with ``-``, ``_`` and (for components) ``/``; a dot separates a pretrained
-tag (``mocogan-rnn.digits``) and ``dist::name`` picks one plugin's registration explicitly.
-"""
+"""The registry's tables and lookup: specs, registration, name resolution, listing, and the hooks."""
 
 from __future__ import annotations
 
@@ -24,34 +10,18 @@ import re
 import threading
 import warnings
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, Protocol
 
-from .errors import (
+from ..errors import (
     AmbiguousNameError,
     InvalidConfigError,
     PluginError,
     UnknownComponentError,
     UnknownModelError,
-    VganzooError,
 )
 
-__all__ = [
-    "COMPONENT_KINDS",
-    "ModelSpec",
-    "PretrainedSpec",
-    "create",
-    "get_component",
-    "get_model_spec",
-    "list_components",
-    "list_models",
-    "list_pretrained",
-    "model_info",
-    "register_component",
-    "register_model",
-    "split_tag",
-]
-
-COMPONENT_KINDS = ("generator", "discriminator", "loss")
+COMPONENT_KINDS = ("generator", "discriminator", "loss", "dataset")
+FOLDER_DATASET = "folder"  # the dataset component that reads a folder of videos
 BUILTIN_SOURCE = "vganzoo"
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _COMPONENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
@@ -132,23 +102,86 @@ _models: dict[str, ModelSpec] = {}
 _plugin_models: dict[str, dict[str, ModelSpec]] = {}  # name -> dist -> spec
 _components: dict[tuple[str, str], ComponentSpec] = {}
 _plugin_components: dict[tuple[str, str], dict[str, ComponentSpec]] = {}
-_builtins_loaded = False
 _warned_shadowed: set[tuple[str, str]] = set()
 
 
-def _ensure_builtins() -> None:
-    """Import the built-in model families (registration happens at import)."""
-    global _builtins_loaded
-    if _builtins_loaded:
-        return
+# ----------------------------------------------------------------------------------------------
+# Hooks (installed by the package root; see the module docstring)
+# ----------------------------------------------------------------------------------------------
+class PluginHook(Protocol):
+    """What the registry asks of the plugin layer (:mod:`vganzoo.plugins` implements it)."""
+
+    def current_distribution(self) -> str | None: ...  # registering now (None outside a plugin load)
+    def record_registration(self, spec: ModelSpec | ComponentSpec) -> None: ...  # made while it imports
+    def entry_point_names(self, kind: str) -> set[str]: ...  # declared in group kind (models, components)
+    def entry_point_dists(self, kind: str, name: str) -> set[str]: ...  # distributions declaring name
+    def load_plugin_name(self, kind: str, name: str, dist: str) -> None: ...  # import it, or PluginError
+
+
+class _NoPlugins:
+    """The hook before (or without) :mod:`vganzoo.plugins`: no plugin names at all."""
+
+    def current_distribution(self) -> str | None:
+        return None
+
+    def record_registration(self, spec: ModelSpec | ComponentSpec) -> None:
+        pass
+
+    def entry_point_names(self, kind: str) -> set[str]:
+        return set()
+
+    def entry_point_dists(self, kind: str, name: str) -> set[str]:
+        return set()
+
+    def load_plugin_name(self, kind: str, name: str, dist: str) -> None:
+        pass
+
+
+_plugins: PluginHook = _NoPlugins()
+_builtins_loader: Callable[[], None] | None = None
+_builtins_state = "pending"  # "pending" -> "loading" -> "loaded"
+
+
+def set_plugin_hook(hook: PluginHook) -> None:
+    """Connect the entry-point side (done by :mod:`vganzoo.plugins` when it is imported)."""
+    global _plugins
+    _plugins = hook
+
+
+def set_builtins_loader(loader: Callable[[], None]) -> None:
+    """Set the function that imports the built-in families, losses and datasets (the package root's)."""
+    global _builtins_loader, _builtins_state
     with _lock:
-        if _builtins_loaded:
+        _builtins_loader = loader
+        _builtins_state = "pending"
+
+
+def _ensure_builtins() -> None:
+    """Run the built-ins loader once (registration happens as its modules import)."""
+    global _builtins_state
+    if _builtins_state == "loaded" or _builtins_loader is None:
+        return
+    with _lock:  # another thread that is loading them: wait; the loading thread itself re-enters
+        if _builtins_state != "pending":
             return
-        _builtins_loaded = True
-        from . import losses, models  # noqa: F401  (importing them registers every built-in)
+        _builtins_state = "loading"  # a family module looking names up while it imports sees the rest later
+        try:
+            _builtins_loader()
+        except BaseException:
+            _builtins_state = "pending"
+            raise
+        _builtins_state = "loaded"
 
 
-def _check_json(config: Mapping[str, Any], what: str) -> None:
+def reset_plugins() -> None:
+    """Forget every plugin registration (see :func:`vganzoo.plugins.reload`)."""
+    with _lock:
+        _plugin_models.clear()
+        _plugin_components.clear()
+        _warned_shadowed.clear()
+
+
+def check_json(config: Mapping[str, Any], what: str) -> None:
     try:
         json.dumps(config)
     except TypeError as exc:
@@ -179,7 +212,7 @@ def register_model(
             "(a '.' is reserved for pretrained tags)"
         )
     config = dict(default_config or {})
-    _check_json(config, f"default_config of {name!r}")
+    check_json(config, f"default_config of {name!r}")
     if isinstance(pretrained, Mapping):
         tags = dict(pretrained)
     else:
@@ -191,9 +224,7 @@ def register_model(
         default_tag = next(iter(tags))
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        from . import plugins  # late: plugins imports this module
-
-        source = plugins.current_distribution() or BUILTIN_SOURCE
+        source = _plugins.current_distribution() or BUILTIN_SOURCE
         spec = ModelSpec(
             name=name,
             factory=factory,
@@ -215,7 +246,7 @@ def register_model(
                 _models[name] = spec
             else:
                 _plugin_models.setdefault(name, {})[source] = spec
-                plugins.record_registration(spec)
+                _plugins.record_registration(spec)
         return factory
 
     return decorator
@@ -238,9 +269,7 @@ def register_component(
         )
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        from . import plugins
-
-        source = plugins.current_distribution() or BUILTIN_SOURCE
+        source = _plugins.current_distribution() or BUILTIN_SOURCE
         spec = ComponentSpec(kind=kind, name=name, factory=factory, source=source)
         with _lock:
             if source == BUILTIN_SOURCE:
@@ -250,7 +279,7 @@ def register_component(
                 _components[(kind, name)] = spec
             else:
                 _plugin_components.setdefault((kind, name), {})[source] = spec
-                plugins.record_registration(spec)
+                _plugins.record_registration(spec)
         return factory
 
     return decorator
@@ -277,12 +306,10 @@ def split_tag(name: str) -> tuple[str, str | None]:
 
 
 def _all_model_names() -> list[str]:
-    from . import plugins
-
     _ensure_builtins()
     names = set(_models)
     names.update(_plugin_models)
-    names.update(plugins.entry_point_names("models"))
+    names.update(_plugins.entry_point_names("models"))
     return sorted(names)
 
 
@@ -297,8 +324,6 @@ def _suggest(name: str, candidates: Iterable[str]) -> str:
 
 def get_model_spec(name: str) -> ModelSpec:
     """Resolve a model name (``arch``, ``arch.tag`` or ``dist::arch``) to its spec."""
-    from . import plugins
-
     if not isinstance(name, str) or not name:
         raise UnknownModelError(f"model name must be a non-empty string, got {name!r}")
     _ensure_builtins()
@@ -311,10 +336,10 @@ def get_model_spec(name: str) -> ModelSpec:
             raise UnknownModelError(f"no built-in model {base!r}.{_suggest(base, _models)}")
         spec = _plugin_models.get(base, {}).get(dist)
         if spec is None:
-            plugins.load_plugin_name("models", base, dist)
+            _plugins.load_plugin_name("models", base, dist)
             spec = _plugin_models.get(base, {}).get(dist)
         if spec is None:
-            if dist in plugins.entry_point_dists("models", base):
+            if dist in _plugins.entry_point_dists("models", base):
                 registered = sorted(b for b, dists in _plugin_models.items() if dist in dists)
                 raise PluginError(
                     f"plugin {dist!r} declares model {base!r} in its entry points, but importing it "
@@ -328,7 +353,7 @@ def get_model_spec(name: str) -> ModelSpec:
             )
         return spec
 
-    claimants = plugins.entry_point_dists("models", arch) | set(_plugin_models.get(arch, {}))
+    claimants = _plugins.entry_point_dists("models", arch) | set(_plugin_models.get(arch, {}))
     claimants.discard(BUILTIN_SOURCE)
     if arch in _models:
         spec = _models[arch]
@@ -352,30 +377,42 @@ def get_model_spec(name: str) -> ModelSpec:
     )
 
 
-def get_component(kind: str, name: str) -> Callable[..., Any]:
-    """The factory registered as ``kind`` ``name`` (``dist::name`` picks a plugin's)."""
-    from . import plugins
+def get_component_spec(kind: str, name: str) -> ComponentSpec:
+    """The registration of ``kind`` ``name``: its factory and the distribution that made it.
 
+    ``dist::name`` picks one plugin's; a bare name is the built-in (a plugin component of the same
+    name is warned about and can be had as ``dist::name``), else the one plugin that declares it.
+    """
     if kind not in COMPONENT_KINDS:
         raise ValueError(f"kind must be one of {COMPONENT_KINDS}, got {kind!r}")
+    if not isinstance(name, str) or not name:
+        raise UnknownComponentError(f"{kind} name must be a non-empty string, got {name!r}")
     _ensure_builtins()
     dist, sep, base = name.rpartition("::")
     if sep:
         if dist == BUILTIN_SOURCE and (kind, base) in _components:
-            return _components[(kind, base)].factory
+            return _components[(kind, base)]
         spec = _plugin_components.get((kind, base), {}).get(dist)
         if spec is None:
-            plugins.load_plugin_name("components", f"{kind}/{base}", dist)
+            _plugins.load_plugin_name("components", f"{kind}/{base}", dist)
             spec = _plugin_components.get((kind, base), {}).get(dist)
         if spec is None:
             raise UnknownComponentError(f"distribution {dist!r} does not register a {kind} {base!r}")
-        return spec.factory
-    claimants = plugins.entry_point_dists("components", f"{kind}/{name}") | set(
+        return spec
+    claimants = _plugins.entry_point_dists("components", f"{kind}/{name}") | set(
         _plugin_components.get((kind, name), {})
     )
     claimants.discard(BUILTIN_SOURCE)
     if (kind, name) in _components:
-        return _components[(kind, name)].factory
+        for other in sorted(claimants):
+            if (other, f"{kind}/{name}") not in _warned_shadowed:
+                _warned_shadowed.add((other, f"{kind}/{name}"))
+                warnings.warn(
+                    f"plugin distribution {other!r} also registers {kind} {name!r}; the built-in wins. "
+                    f"Use '{other}::{name}' for the plugin's.",
+                    stacklevel=3,
+                )
+        return _components[(kind, name)]
     if len(claimants) > 1:
         options = ", ".join(f"{d}::{name}" for d in sorted(claimants))
         raise AmbiguousNameError(
@@ -383,11 +420,23 @@ def get_component(kind: str, name: str) -> Callable[..., Any]:
         )
     if len(claimants) == 1:
         (dist,) = claimants
-        return get_component(kind, f"{dist}::{name}")
+        return get_component_spec(kind, f"{dist}::{name}")
     known = list_components(kind)
     raise UnknownComponentError(
         f"unknown {kind} {name!r}.{_suggest(name, known)} Registered {kind}s: {', '.join(known) or 'none'}"
     )
+
+
+def get_component(kind: str, name: str) -> Callable[..., Any]:
+    """The factory registered as ``kind`` ``name`` (``dist::name`` picks a plugin's)."""
+    return get_component_spec(kind, name).factory
+
+
+def qualified_component(kind: str, name: str) -> str:
+    """The name to save for component ``name``: ``dist::name`` for a plugin's (so that it still
+    resolves when another plugin later declares the same name), the bare name for a built-in."""
+    spec = get_component_spec(kind, name)
+    return spec.name if spec.source == BUILTIN_SOURCE else f"{spec.source}::{spec.name}"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -429,14 +478,12 @@ def list_models(
     """
     if pretrained:
         return list_pretrained(filter, exclude_filters=exclude_filters)
-    from . import plugins
-
     names: set[str] = set()
     for name in _all_model_names():
         if name in _models:
             names.add(name)
             continue
-        claimants = plugins.entry_point_dists("models", name) | set(_plugin_models.get(name, {}))
+        claimants = _plugins.entry_point_dists("models", name) | set(_plugin_models.get(name, {}))
         claimants.discard(BUILTIN_SOURCE)
         if len(claimants) > 1:
             names.update(f"{d}::{name}" for d in claimants)
@@ -461,102 +508,11 @@ def list_pretrained(
 
 def list_components(kind: str | None = None, filter: str = "*") -> list[str]:
     """Registered component names (``kind/name`` when ``kind`` is None)."""
-    from . import plugins
-
     _ensure_builtins()
     keys = set(_components) | set(_plugin_components)
-    for ep_name in plugins.entry_point_names("components"):
+    for ep_name in _plugins.entry_point_names("components"):
         k, _, n = ep_name.partition("/")
         keys.add((k, n))
     if kind is not None:
         return _match([n for k, n in keys if k == kind], filter, None)
     return _match([f"{k}/{n}" for k, n in keys], filter, None)
-
-
-# ----------------------------------------------------------------------------------------------
-# Building
-# ----------------------------------------------------------------------------------------------
-def resolve_config(name: str, overrides: Mapping[str, Any] | None = None) -> tuple[ModelSpec, dict[str, Any]]:
-    """Merge ``overrides`` into the model's default config, rejecting unknown keywords.
-
-    Overrides whose value is None are dropped, so generic command-line flags pass through.
-    """
-    spec = get_model_spec(name)
-    overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
-    unknown = sorted(set(overrides) - set(spec.default_config))
-    if unknown:
-        accepted = ", ".join(sorted(spec.default_config)) or "none"
-        raise InvalidConfigError(
-            f"{spec.name}: unknown keyword(s) {', '.join(map(repr, unknown))}. Accepted: {accepted}"
-        )
-    config = {**spec.default_config, **overrides}
-    _check_json(config, f"config of {spec.name!r}")
-    return spec, config
-
-
-def create(name: str, **overrides: Any) -> Any:
-    """Build model ``name`` with random weights; never touches the network.
-
-    ``name`` may carry a tag (``mocogan-rnn.digits``): the architecture is built from that weight
-    set's defaults only via :func:`vganzoo.load`; here the tag is ignored.
-    """
-    spec, config = resolve_config(name, overrides)
-    try:
-        model = spec.factory(**config)
-    except VganzooError:
-        raise
-    except Exception as exc:
-        if spec.source == BUILTIN_SOURCE:
-            raise
-        raise PluginError(  # say whose code failed: the traceback is in the chained exception
-            f"plugin {spec.source!r}: building model {spec.qualified_name!r} failed: {type(exc).__name__}: "
-            f"{exc}"
-        ) from exc
-    model.config = {"model": spec.name if spec.source == BUILTIN_SOURCE else spec.qualified_name, **config}
-    if not getattr(model, "recipe", None):
-        model.recipe = dict(spec.recipe)
-    return model
-
-
-def model_info(name: str) -> dict[str, Any]:
-    """Family, paper, default config, recipe, pretrained tags and parameter counts of ``name``.
-
-    For ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
-    (read from its verified config.json), otherwise of the default config.
-    """
-    import torch
-
-    spec = get_model_spec(name)
-    _, tag = split_tag(name)
-    config: dict[str, Any] = {}
-    if tag is not None:  # the weight set's own config (resolution, channels, classes...), not the defaults
-        from . import hub
-
-        config = hub.pretrained_config(name)
-        config.pop("model", None)
-    try:
-        with torch.device("meta"):
-            model = create(spec.qualified_name, **config)
-    except Exception:  # some initialisers (orthogonal, SVD) do not run on meta tensors
-        model = create(spec.qualified_name, **config)
-    counts = {"generator": sum(p.numel() for p in model.generator.parameters())}
-    for dname, disc in model.discriminators.items():
-        counts[f"discriminator.{dname}"] = sum(p.numel() for p in disc.parameters())
-    counts["total"] = sum(counts.values())
-    return {
-        "name": spec.name,
-        "source": spec.source,
-        "family": spec.family,
-        "paper": spec.paper,
-        "description": spec.description,
-        "default_config": dict(spec.default_config),
-        "weights": f"{spec.name}.{tag}" if tag is not None else None,
-        "config": {
-            **spec.default_config,
-            **config,
-        },  # what "parameters" counts: the weights' config for arch.tag
-        "recipe": dict(spec.recipe),
-        "pretrained": {tag: p.to_dict() for tag, p in spec.pretrained.items()},
-        "default_tag": spec.default_tag,
-        "parameters": counts,
-    }

@@ -1,4 +1,4 @@
-"""``vganzoo list`` and ``vganzoo info``."""
+"""``vganzoo list [FILTER] [--pretrained]``: the registered models (or weight sets) as a table."""
 
 from __future__ import annotations
 
@@ -17,16 +17,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("filter", nargs="?", default="*", help="shell-style wildcard (default: all)")
     p.add_argument("--pretrained", action="store_true", help="list pretrained weight sets (arch.tag) instead")
     p.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    p.set_defaults(func=run_list)
-
-    p = sub.add_parser(
-        "info",
-        help="show a model's config, parameter counts and weights",
-        description="Show a model's family, paper, config, parameter counts and pretrained tags.",
-    )
-    p.add_argument("name", help="model name, e.g. mocogan-rnn")
-    p.add_argument("--json", action="store_true", help="print JSON")
-    p.set_defaults(func=run_info)
+    p.set_defaults(func=run)
 
 
 def _table(rows: list[list[str]], header: list[str]) -> str:
@@ -35,7 +26,7 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
     return "\n".join([line(header), line(["-" * w for w in widths]), *map(line, rows)])
 
 
-def run_list(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     names = registry.list_models(args.filter, pretrained=args.pretrained)
     if args.json:
         print(json.dumps(names))
@@ -54,33 +45,8 @@ def run_list(args: argparse.Namespace) -> int:
             else:
                 desc = spec.description or spec.paper
             rows.append([name, spec.family, spec.source, ", ".join(spec.pretrained) or "-", desc])
-        except Exception as exc:  # a broken plugin shows as such, the rest still lists
-            rows.append([name, "?", "?", "-", f"unavailable: {type(exc).__name__}"])
+        except Exception as exc:  # a broken plugin shows as such (its package and why), the rest still lists
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            rows.append([name, "?", "?", "-", f"unavailable: {reason}"])
     print(_table(rows, ["name", "family", "source", "pretrained", "description"]))
-    return 0
-
-
-def run_info(args: argparse.Namespace) -> int:
-    info = registry.model_info(args.name)
-    if args.json:
-        print(json.dumps(info, indent=2, default=str))
-        return 0
-    print(f"{info['name']}  ({info['family']}, from {info['source']})")
-    if info["paper"]:
-        print(f"paper: {info['paper']}")
-    if info["description"]:
-        print(info["description"])
-    print("\nparameters:")
-    for comp, count in info["parameters"].items():
-        print(f"  {comp:<28} {count:>12,}")
-    print(f"\nconfig of the {info['weights']} weights:" if info["weights"] else "\ndefault config:")
-    for key, value in info["config"].items():
-        print(f"  {key:<28} {value!r}")
-    print("\npretrained:", ", ".join(info["pretrained"]) or "none")
-    for tag, spec in info["pretrained"].items():
-        meta = spec["metadata"]
-        print(
-            f"  {info['name']}.{tag}: {spec['repo_id'] or 'bundled'}@{(spec['revision'] or '-')[:12]} "
-            f"{json.dumps(meta)[:100]}"
-        )
     return 0

@@ -1,0 +1,74 @@
+"""``vganzoo export CHECKPOINT OUT``: a training checkpoint (or a run's newest) as a weight-set folder."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    e = sub.add_parser(
+        "export",
+        help="write a training checkpoint as a weight-set folder",
+        description=(
+            "Write CHECKPOINT (a ckpt-*.safetensors file, or a run folder: its newest checkpoint) as a "
+            "save_pretrained folder OUT that vganzoo.load('local-dir:OUT') reads and `vganzoo push` "
+            "publishes."
+        ),
+    )
+    e.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run folder")
+    e.add_argument("out", metavar="OUT", help="weight-set folder to write")
+    e.add_argument(
+        "--step", type=int, default=None, help="with a run folder: the checkpoint of this iteration"
+    )
+    e.add_argument(
+        "--generator",
+        choices=("both", "ema", "raw"),
+        default="both",
+        help="both: generator and EMA as trained; ema: the EMA weights as the only generator; raw: no EMA "
+        "(default: both)",
+    )
+    e.add_argument("--no-discriminators", action="store_true", help="ship the generator only")
+    e.add_argument(
+        "--dtype",
+        choices=("float32", "float16", "bfloat16"),
+        default=None,
+        help="storage dtype (default: as trained)",
+    )
+    e.add_argument(
+        "--metadata",
+        metavar="JSON_FILE",
+        default=None,
+        help="model-card fields (steps, metrics, machine, wall_time...)",
+    )
+    e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    e.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
+        raise FileExistsError(f"OUT: {args.out!r} exists and is not empty; pass --overwrite to replace it")
+    from ..train.export import export_checkpoint
+
+    metadata = None
+    if args.metadata:
+        try:
+            with open(args.metadata, encoding="utf-8") as handle:
+                metadata = json.load(handle)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise ValueError(f"--metadata: cannot read {args.metadata!r} as JSON: {exc}") from None
+        if not isinstance(metadata, dict):
+            raise ValueError(f"--metadata: {args.metadata!r} must hold a JSON object")
+    out = export_checkpoint(
+        args.checkpoint,
+        args.out,
+        step=args.step,
+        generator=args.generator,
+        discriminators=not args.no_discriminators,
+        dtype=args.dtype,
+        metadata=metadata,
+        overwrite=args.overwrite,
+    )
+    print(f"wrote {out}")
+    return 0
