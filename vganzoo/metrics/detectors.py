@@ -15,6 +15,7 @@ outputs are not probabilities gives a one-line error naming the file and what wa
 from __future__ import annotations
 
 import os
+import warnings
 import zipfile
 from typing import Any
 
@@ -145,7 +146,11 @@ def _load_torchscript(spec: DetectorSpec, detector: Any, device: torch.device) -
     check_torchscript_file(path)
     digest = sha256_file(path)
     try:
-        module = torch.jit.load(path, map_location=device).eval()
+        with (
+            warnings.catch_warnings()
+        ):  # TorchScript is deprecated in recent PyTorch; these files are TorchScript
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = torch.jit.load(path, map_location=device).eval()
     except RuntimeError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValueError(f"detector: {path} could not be loaded as TorchScript: {first}") from None

@@ -120,9 +120,16 @@ class _Progress:
             return
         self.estimated = True
         total = seconds / clips * self.total
+        when = (
+            f"{total:.0f} s"
+            if total < 120
+            else f"{total / 60:.1f} min"
+            if total < 7200
+            else f"{total / 3600:.1f} h"
+        )
         self.note(
-            f"estimated time: {total / 60:.1f} min for {self.total} clips on {device} (from the first "
-            f"{clips} clips at {seconds / clips:.3f} s/clip)"
+            f"estimated time: {when} for {self.total} clips on {device} (the first {clips} took "
+            f"{seconds / clips:.3f} s/clip; reading real frames may add to it)"
         )
 
     def skip(self, count: int) -> None:
@@ -354,6 +361,11 @@ def _run_all(
     proto = plan.protocol
     total = plan.n_generated * plan.num_runs + plan.n_real * len(draws)
     bar = _Progress(total, progress, f"vganzoo {proto.name}")
+    real = f" + {plan.n_real} real x {len(draws)} draw(s)" if draws else ""
+    bar.note(
+        f"{proto.name}: {plan.n_generated} generated clips x {plan.num_runs} run(s){real}, {proto.frames} "
+        f"frames every {proto.subsample}, on {plan.device}; detector sha256 {det.sha256[:16]}..."
+    )
     info: dict[str, Any] = {}
     cache: RealCache | None = None
     runs: list[dict[str, Any]] = []
@@ -493,7 +505,8 @@ def _record(
 
 # evaluate()'s arguments a protocol run takes over; the rest belong to vganzoo's own definitions
 _PASSED_ON = ("seed", "batch_size", "device", "progress")
-_NOT_OPTIONS = ("model", "data", "protocol", "protocol_options", "split", *_PASSED_ON)
+# n, n_real and split keep their meaning (counts and split override the protocol's, recorded as such)
+_NOT_OPTIONS = ("model", "data", "protocol", "protocol_options", "split", "n", "n_real", *_PASSED_ON)
 
 
 def evaluate_from_arguments(
@@ -513,8 +526,13 @@ def evaluate_from_arguments(
             f"{', '.join(fixed)}: not settable with protocol={arguments['protocol']!r}, which fixes them "
             "(its counts can be overridden with n_generated=, n_real=)"
         )
+    options = dict(options)
     if arguments.get("split") is not None:
-        options = {**options, "split": arguments["split"]}
+        options["split"] = arguments["split"]
+    if arguments.get("n_real") is not None:
+        options["n_real"] = arguments["n_real"]
+    if arguments["n"] != parameters["n"].default:
+        options.setdefault("n_generated", arguments["n"])
     passed = {k: arguments[k] for k in _PASSED_ON}
     return evaluate_protocol(
         arguments["model"], arguments["data"], arguments["protocol"], **passed, **options

@@ -8,6 +8,7 @@ throughout (float in [-1, 1] for generated videos, uint8 for real frames and qua
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import torch
@@ -139,7 +140,11 @@ def frechet_stylegan_v(generated: np.ndarray, real: np.ndarray) -> float:
     mu_g, sigma_g = mean_cov_stylegan_v(generated)
     mu_r, sigma_r = mean_cov_stylegan_v(real)
     m = np.square(mu_g - mu_r).sum()
-    s = scipy.linalg.sqrtm(np.dot(sigma_g, sigma_r))  # SciPy < 1.16 with disp=False returned (s, err)
+    with (
+        warnings.catch_warnings()
+    ):  # StyleGAN-V calls sqrtm(..., disp=False): no warning for singular products
+        warnings.simplefilter("ignore", scipy.linalg.LinAlgWarning)
+        s = scipy.linalg.sqrtm(np.dot(sigma_g, sigma_r))  # the same algorithm; disp=False returned (s, err)
     return float(np.real(m + np.trace(sigma_g + sigma_r - s * 2)))
 
 
