@@ -15,6 +15,7 @@ small real-video folders: what tests/metrics/test_protocols_*.py score with.
 from __future__ import annotations
 
 import math
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -115,8 +116,19 @@ class TinyC3DScript(nn.Module):
 
 
 def save_script(module: nn.Module, path: Path) -> Path:
-    torch.jit.script(module.eval()).save(str(path))
+    with (
+        warnings.catch_warnings()
+    ):  # TorchScript is deprecated in recent PyTorch; the originals are TorchScript
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.jit.script(module.eval()).save(str(path))
     return path
+
+
+def load_script(path: Path) -> torch.jit.ScriptModule:
+    """torch.jit.load, as StyleGAN-V's get_feature_detector does (for the direct implementations)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return torch.jit.load(str(path)).eval()
 
 
 def he_init(net: nn.Module, first_scale: float = 1.0, last_gain: float = 1.0) -> nn.Module:

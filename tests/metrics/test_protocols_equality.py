@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from protocol_fixtures import (
     TinyC3DScript,
     TinyI3DScript,
+    load_script,
     pytorch_i3d_file,
     save_script,
     tgan2_c3d_files,
@@ -105,7 +106,7 @@ def _stylegan_v_generated(model, detector, num_frames, factor, n, seed):
 
 
 def _stylegan_v_fvd(model, root, detector_path, num_frames, factor, n_gen, n_real, seed):
-    detector = torch.jit.load(str(detector_path)).eval()
+    detector = load_script(detector_path)
     with torch.no_grad():
         mu_real, sigma_real = _stylegan_v_real(root, detector, num_frames, factor, n_real, seed)
         mu_gen, sigma_gen = _stylegan_v_generated(model, detector, num_frames, factor, n_gen, seed)
@@ -272,7 +273,7 @@ def test_videogpt_and_tats_fvd_equal_the_original_arithmetic(tmp_path, protocol)
 
 
 def _stylegan_v_isv(model, detector_path, n, splits, seed):
-    detector = torch.jit.load(str(detector_path)).eval()
+    detector = load_script(detector_path)
     all_features = []
     with torch.no_grad():
         for i, start in enumerate(range(0, n, BATCH)):

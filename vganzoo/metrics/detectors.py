@@ -162,13 +162,22 @@ def _load_torchscript(spec: DetectorSpec, detector: Any, device: torch.device) -
 def _load_safetensors(
     spec: DetectorSpec, detector: Any, device: torch.device, protocol: Protocol
 ) -> Detector:
-    from .extractors import VideoExtractor, load_extractor
+    from .extractors import load_extractor
 
     architecture = {"pytorch-i3d": "i3d", "tgan2-c3d": "c3d-tgan2"}[protocol.detector]
-    if isinstance(detector, VideoExtractor):
+    if isinstance(detector, nn.Module):
         raise TypeError(
             "detector: give the safetensors file (its sha256 is part of the protocol), not a module"
         )
+    path = os.fspath(detector) if isinstance(detector, (str, os.PathLike)) else ""
+    if os.path.isfile(path) and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as archive:
+            torchscript = any("/code/" in n for n in archive.namelist())
+        if torchscript:
+            raise ValueError(
+                f"detector: {path} is TorchScript (StyleGAN-V's detectors); {protocol.name} uses "
+                f"{spec.network}: {spec.obtain}"
+            )
     extractor = load_extractor(detector, default_architecture=architecture, device="cpu")
     if extractor.name != architecture:
         raise ValueError(
