@@ -75,6 +75,8 @@ class Detector:
     def __call__(self, batch: torch.Tensor) -> torch.Tensor:
         try:
             out = self.network(batch, **self.kwargs)
+        except torch.cuda.OutOfMemoryError:
+            raise  # not the file's fault: a smaller --batch-size helps
         except RuntimeError as exc:  # a TorchScript network that does not take this input
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ValueError(

@@ -361,10 +361,11 @@ def _run_all(
     proto = plan.protocol
     total = plan.n_generated * plan.num_runs + plan.n_real * len(draws)
     bar = _Progress(total, progress, f"vganzoo {proto.name}")
-    real = f" + {plan.n_real} real x {len(draws)} draw(s)" if draws else ""
+    real_part = f" + {plan.n_real} real x {len(draws)} draw(s)" if draws else ""
     bar.note(
-        f"{proto.name}: {plan.n_generated} generated clips x {plan.num_runs} run(s){real}, {proto.frames} "
-        f"frames every {proto.subsample}, on {plan.device}; detector sha256 {det.sha256[:16]}..."
+        f"{proto.name}: {plan.n_generated} generated clips x {plan.num_runs} run(s){real_part}, "
+        f"{proto.frames} frames every {proto.subsample}, on {plan.device}; detector sha256 "
+        f"{det.sha256[:16]}..."
     )
     info: dict[str, Any] = {}
     cache: RealCache | None = None
@@ -375,13 +376,12 @@ def _run_all(
                 generated = _generated_features(model, plan, run, det, bar, info)
                 real = None
                 if listing is not None:
-                    if (
-                        cache is None
-                    ):  # the identity needs the generated resolution (VideoGPT resizes real clips to it)
-                        cache = RealCache(real_cache, _cache_identity(plan, det, listing, info["shape"][-1]))
+                    resolution = info["shape"][-2]  # VideoGPT resizes real clips to the model's size first
+                    if cache is None:  # so the cache identity waits for the first generated batch
+                        cache = RealCache(real_cache, _cache_identity(plan, det, listing, resolution))
                         cache.load()
                         bar.skip(plan.n_real * sum(1 for s in draws if s in cache.features))
-                    real = _real_for_run(plan, run, det, draws, cache, info["shape"][-1], pool, bar)
+                    real = _real_for_run(plan, run, det, draws, cache, resolution, pool, bar)
                 runs.append({"run": run, "seed": plan.run_seed(run), **_score(plan, generated, real)})
                 if listing is not None:
                     runs[-1]["real_seed"] = plan.real_seed(run)
