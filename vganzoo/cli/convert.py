@@ -1,5 +1,6 @@
-"""``vganzoo convert mocogan|tgan|stylegan-v SRC OUT_DIR``: original checkpoints -> a vganzoo weight folder;
-``vganzoo convert i3d|c3d SRC OUT.safetensors``: a legacy detector state dict -> safetensors."""
+"""``vganzoo convert mocogan|tgan|stylegan-v SRC OUT_DIR``: original checkpoints -> a vganzoo weight
+folder; ``vganzoo convert i3d|c3d SRC OUT.safetensors``: a legacy detector state dict -> safetensors;
+``vganzoo convert tgan2-c3d conv3d_deepnetA_ucf.npz OUT.safetensors --mean mean2.npz``: tgan2's C3D."""
 
 from __future__ import annotations
 
@@ -81,11 +82,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             )
         e.set_defaults(func=run_extractor, mean=None, bgr=False)
 
+    g = formats.add_parser(
+        "tgan2-c3d",
+        help="tgan2's C3D for the tgan2-is protocol: conv3d_deepnetA_ucf.npz + mean2.npz -> .safetensors",
+        description="Convert tgan2's Chainer C3D (conv3d_deepnetA_ucf.npz) and its mean clip (mean2.npz) "
+        "into the safetensors file `vganzoo eval --protocol tgan2-is --detector` loads. Both are read with "
+        "numpy.load(allow_pickle=False): arrays only. The output's sha256 is printed: pin it.",
+    )
+    g.add_argument("src", help="conv3d_deepnetA_ucf.npz")
+    g.add_argument("dst", help="output .safetensors")
+    g.add_argument("--mean", required=True, help="tgan2's mean2.npz")
+    g.set_defaults(func=run_extractor, bgr=False)
+
+
+# command-line format -> converter architecture
+_EXTRACTOR_ARCHITECTURES = {"i3d": "i3d", "c3d": "c3d", "tgan2-c3d": "c3d-tgan2"}
+
 
 def run_extractor(args: argparse.Namespace) -> int:
     from ..convert import convert_extractor
 
-    digest = convert_extractor(args.format, args.src, args.dst, mean=args.mean, bgr=args.bgr)
+    architecture = _EXTRACTOR_ARCHITECTURES[args.format]
+    digest = convert_extractor(architecture, args.src, args.dst, mean=args.mean, bgr=args.bgr)
     print(f"wrote {args.dst}  sha256 {digest}")
     return 0
 

@@ -11,6 +11,16 @@ objects, so no code from the file runs. Keys are mapped to vganzoo's names (see
 with ``{"vganzoo.architecture": ..., "vganzoo.config": ...}`` metadata; the sha256 of the output
 is printed: pin it in your evaluation notes.
 
+tgan2's C3D (the ``tgan2-is`` protocol) comes as Chainer ``.npz`` files, read with
+``numpy.load(allow_pickle=False)`` (arrays only)::
+
+    vganzoo convert tgan2-c3d conv3d_deepnetA_ucf.npz c3d_tgan2.safetensors --mean mean2.npz
+
+Its ``conv1a/W`` ... ``fc8/b`` become ``conv1a.weight`` ... ``fc8.bias``; the mean clip (mean2.npz's
+``mean``, (3, 16, >=120, >=120), BGR) is cropped at ``[8:120, 8:120]`` as tgan2 does, and both the
+mean and conv1a's input channels are reversed (tgan2's ``pre`` stage swaps RGB to BGR), so the
+converted network takes RGB frames and computes what tgan2's did.
+
 For C3D the training mean (0..255 pixel units, in the channel order the network was trained with) is
 required: three numbers, or a ``.npy`` array of shape (3,) or a mean clip (3, 16, H, W) that is
 centre-cropped to 112x112. vganzoo feeds RGB frames; for a network trained on BGR frames (the
@@ -26,14 +36,53 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..metrics.c3d import C3D_CROP, C3D_FRAMES, map_c3d_state_dict
+from ..metrics.c3d import C3D_CROP, C3D_FRAMES, TGAN2_MEAN_CROP, map_c3d_state_dict, map_tgan2_c3d_npz_key
 from ..metrics.extractors import C3D_MEAN_KEY, build_extractor, check_keys, save_extractor
-from ..metrics.i3d import map_pytorch_i3d_state_dict
+from ..metrics.i3d import i3d_width_divisor, map_pytorch_i3d_state_dict
 from ..metrics.preprocess import centre_crop
 
-__all__ = ["convert_extractor"]
+__all__ = ["ARCHITECTURES", "convert_extractor"]
 
 _RGB = 3
+ARCHITECTURES = ("i3d", "c3d", "c3d-tgan2")
+_TGAN2_MEAN_KEY = "mean"  # the array inside mean2.npz
+
+
+def _read_npz(path: str, what: str) -> dict[str, np.ndarray]:
+    """Arrays of an ``.npz`` file, refusing pickled objects."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{what} not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {k: np.asarray(archive[k]) for k in archive.files}
+    except (ValueError, OSError) as exc:  # not a zip of .npy arrays, or an object array
+        raise ValueError(f"{path}: not a numpy .npz of plain arrays ({str(exc).splitlines()[0]})") from None
+
+
+def _read_tgan2_c3d(src: str, mean: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """tgan2's conv3d_deepnetA_ucf.npz -> (our state dict, the BGR mean clip cropped to 112x112)."""
+    state: dict[str, torch.Tensor] = {}
+    for key, array in _read_npz(src, "tgan2 C3D weights").items():
+        try:
+            state[map_tgan2_c3d_npz_key(key)] = torch.from_numpy(array.astype(np.float32))
+        except KeyError:
+            raise ValueError(
+                f"{src}: {key!r} is not a parameter of tgan2's C3D (conv1a/W ... fc8/b)"
+            ) from None
+    if not isinstance(mean, (str, os.PathLike)) or not os.fspath(mean).endswith(".npz"):
+        raise ValueError("tgan2-c3d needs --mean mean2.npz (tgan2's mean clip)")
+    arrays = _read_npz(os.fspath(mean), "tgan2 mean")
+    if _TGAN2_MEAN_KEY not in arrays:
+        raise ValueError(f"{mean}: no 'mean' array (found {', '.join(arrays) or 'none'})")
+    clip = arrays[_TGAN2_MEAN_KEY]
+    end = TGAN2_MEAN_CROP + C3D_CROP
+    if clip.ndim != 4 or clip.shape[:2] != (_RGB, C3D_FRAMES) or min(clip.shape[2:]) < end:
+        raise ValueError(
+            f"{mean}: the mean must be (3, {C3D_FRAMES}, H>={end}, W>={end}) as in tgan2's mean2.npz, got "
+            f"{clip.shape}"
+        )
+    crop = clip[:, :, TGAN2_MEAN_CROP:end, TGAN2_MEAN_CROP:end]
+    return state, torch.from_numpy(np.ascontiguousarray(crop, dtype=np.float32))
 
 
 def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
@@ -74,20 +123,29 @@ def _parse_mean(mean: Any) -> torch.Tensor:
 def convert_extractor(
     architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None, bgr: bool = False
 ) -> str:
-    """Convert ``src`` (a ``.pt`` state dict) to ``dst`` (safetensors); returns the output's sha256.
+    """Convert ``src`` to ``dst`` (safetensors); returns the output's sha256.
 
+    ``architecture``: ``i3d`` or ``c3d`` (``src`` a ``.pt`` state dict), or ``c3d-tgan2`` (``src``
+    tgan2's Chainer ``conv3d_deepnetA_ucf.npz``, ``mean`` its ``mean2.npz``; always BGR).
     ``bgr``: the source network was trained on BGR frames; reverse its first layer's input channels
     (and the mean) so that it takes vganzoo's RGB frames.
     """
     src, dst = os.fspath(src), os.fspath(dst)
-    if architecture not in ("i3d", "c3d"):
-        raise ValueError(f"architecture must be i3d or c3d, got {architecture!r}")
-    state = _read_state_dict(src)
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
     extra: dict[str, torch.Tensor] = {}
-    if architecture == "i3d":
-        state = map_pytorch_i3d_state_dict(state)
+    config: dict[str, Any] = {}
+    if architecture == "c3d-tgan2":
+        state, extra[C3D_MEAN_KEY] = _read_tgan2_c3d(src, mean)
+        num_classes = int(state["fc8.bias"].shape[0]) if "fc8.bias" in state else None
+        bgr = True  # tgan2's `pre` stage feeds conv1a BGR frames
+    elif architecture == "i3d":
+        state = map_pytorch_i3d_state_dict(_read_state_dict(src))
         num_classes = int(state["logits.bias"].shape[0]) if "logits.bias" in state else None
+        if i3d_width_divisor(state) != 1:
+            config["width_divisor"] = i3d_width_divisor(state)
     else:
+        state = _read_state_dict(src)
         if mean is None:
             raise ValueError("c3d needs --mean (the training mean in 0..255 pixel units)")
         state = map_c3d_state_dict(state)
@@ -96,15 +154,19 @@ def convert_extractor(
     if num_classes is None:
         raise ValueError(f"{src} does not look like a {architecture} checkpoint (no classifier bias)")
     if bgr:
-        first = "conv1a.conv.weight" if architecture == "i3d" else "conv1.weight"
+        first = {"i3d": "conv1a.conv.weight", "c3d": "conv1.weight", "c3d-tgan2": "conv1a.weight"}[
+            architecture
+        ]
         if first not in state:
             raise ValueError(f"{src}: no {first} to reorder for --bgr")
         state[first] = state[first].flip(1).contiguous()  # (out, in=BGR, ...) -> (out, in=RGB, ...)
         if C3D_MEAN_KEY in extra:
             extra[C3D_MEAN_KEY] = extra[C3D_MEAN_KEY].flip(0).contiguous()
-    config = {"num_classes": num_classes, "input_channels": "rgb", "converted_from_bgr": bool(bgr)}
+    config.update(num_classes=num_classes, input_channels="rgb", converted_from_bgr=bool(bgr))
     with torch.device("meta"):
-        probe = build_extractor(architecture, config, extra or {C3D_MEAN_KEY: torch.zeros(_RGB)})
+        probe = build_extractor(
+            architecture, config, {**state, **(extra or {C3D_MEAN_KEY: torch.zeros(_RGB)})}
+        )
     check_keys(probe.network, state, architecture, src)
     return save_extractor(_StateHolder(state), dst, architecture, config, extra_tensors=extra)
 

@@ -199,8 +199,15 @@ def evaluate(
     splits: int = DEFAULT_SPLITS,
     real_stats: str | os.PathLike | None = None,
     progress: bool = False,
+    protocol: str | None = None,
+    **protocol_options: Any,
 ) -> dict[str, Any]:
     """Score ``model`` against ``data``; returns ``{"scores", "real_scores", "protocol"}``.
+
+    With ``protocol="stylegan-v-fvd16"`` (or another name of :mod:`vganzoo.metrics.protocols`) the
+    call is :func:`vganzoo.metrics.evaluate_protocol` with ``detector=``, ``num_runs=``,
+    ``real_cache=`` ... (``protocol_options``) and ``seed``, ``batch_size``, ``device``, ``progress``;
+    the other arguments here belong to vganzoo's own definitions and are refused.
 
     Args:
         model: a VideoGAN (anything with ``sample(n, seed=, device=)``) or generated videos
@@ -231,6 +238,14 @@ def evaluate(
     Raises:
         ValueError / TypeError for bad arguments (N < 2, too few frames, mismatched protocols...).
     """
+    if protocol is not None:
+        from .protocol_eval import evaluate_from_arguments
+
+        return evaluate_from_arguments(evaluate, dict(locals()), protocol_options)
+    if protocol_options:
+        raise TypeError(
+            f"evaluate() got unexpected keyword arguments {sorted(protocol_options)} (without protocol=)"
+        )
     plan = _Plan.check(
         model, data, metric, n, n_real, frames, stride, real_stride, batch_size, seed, device, split, splits
     )

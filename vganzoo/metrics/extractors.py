@@ -25,12 +25,26 @@ import torch
 from torch import nn
 
 from ..files import atomic_write_bytes, check_safetensors_file, sha256_file
-from .c3d import C3D, C3D_CROP, C3D_FRAMES, C3D_NUM_CLASSES, C3D_RESIZE, map_c3d_state_dict, preprocess_c3d
+from .c3d import (
+    C3D,
+    C3D_CROP,
+    C3D_FRAMES,
+    C3D_NUM_CLASSES,
+    C3D_RESIZE,
+    TGAN2_WIDTHS,
+    C3DTgan2,
+    map_c3d_state_dict,
+    preprocess_c3d,
+    preprocess_tgan2_c3d,
+    tgan2_c3d_widths,
+)
 from .i3d import (
+    BN_EPS,
     I3D_INPUT_SIZE,
     I3D_MIN_FRAMES,
     I3D_NUM_CLASSES,
     InceptionI3d,
+    i3d_width_divisor,
     is_pytorch_i3d_naming,
     map_pytorch_i3d_state_dict,
     preprocess_i3d,
@@ -151,7 +165,12 @@ def _i3d(
         "features": f"{num_classes} logits averaged over time",
     }
     protocol["converted_from_bgr"] = bool(config.get("converted_from_bgr", False))
-    return InceptionI3d(num_classes=num_classes), preprocess_i3d, protocol, I3D_MIN_FRAMES
+    bn_eps = float(config.get("bn_eps", BN_EPS))
+    width_divisor = int(config.get("width_divisor") or i3d_width_divisor(tensors))
+    if bn_eps != BN_EPS or width_divisor != 1:
+        protocol.update(bn_eps=bn_eps, width_divisor=width_divisor)
+    network = InceptionI3d(num_classes=num_classes, bn_eps=bn_eps, width_divisor=width_divisor)
+    return network, preprocess_i3d, protocol, I3D_MIN_FRAMES
 
 
 def _c3d(
@@ -180,6 +199,29 @@ def _c3d(
     return C3D(num_classes=num_classes), lambda v: preprocess_c3d(v, mean), protocol, C3D_FRAMES
 
 
+def _c3d_tgan2(
+    config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
+) -> tuple[nn.Module, Callable, dict, int]:
+    num_classes = int(config.get("num_classes", C3D_NUM_CLASSES))
+    if C3D_MEAN_KEY not in tensors:
+        raise ValueError(
+            "tgan2 C3D weights lack the 'mean' tensor (mean2.npz cropped to (3, 16, 112, 112)); convert "
+            "with `vganzoo convert tgan2-c3d conv3d_deepnetA_ucf.npz OUT --mean mean2.npz`"
+        )
+    mean = tensors[C3D_MEAN_KEY].float()
+    widths = tgan2_c3d_widths(tensors) if "fc6.weight" in tensors else TGAN2_WIDTHS
+    protocol = {
+        "frames": C3D_FRAMES,
+        "resize": f"bilinear {C3D_CROP}x{C3D_CROP}, align_corners=True (Chainer resize_images), no crop",
+        "input_range": "128 * [-1, 1] + 128 - mean clip",
+        "features": f"{num_classes} fc8 logits",
+        "pooling": "max-pools with ceil_mode (Chainer cover_all)",
+    }
+    protocol["converted_from_bgr"] = bool(config.get("converted_from_bgr", True))
+    network = C3DTgan2(num_classes=num_classes, widths=widths)
+    return network, lambda v: preprocess_tgan2_c3d(v, mean), protocol, C3D_FRAMES
+
+
 def _tiny(
     config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor]
 ) -> tuple[nn.Module, Callable | None, dict, int]:
@@ -197,6 +239,7 @@ def _tiny(
 ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, Callable | None, dict, int]]] = {
     "i3d": _i3d,
     "c3d": _c3d,
+    "c3d-tgan2": _c3d_tgan2,
     "tiny-3dcnn": _tiny,
 }
 
@@ -241,8 +284,13 @@ def save_extractor(
     return sha256_file(path)
 
 
-def resolve_extractor_file(spec: str | os.PathLike) -> tuple[str, str]:
+def resolve_extractor_file(
+    spec: str | os.PathLike, suffixes: tuple[str, ...] = (".safetensors",), what: str = "--extractor"
+) -> tuple[str, str]:
     """A local file for ``spec`` (path or ``hf-hub:org/repo[/file][@rev]``) and a description of its source.
+
+    ``suffixes``: the file names a Hub spec may point at (TorchScript detectors are ``.pt``); a spec
+    without a file name means ``model.safetensors``.
 
     Hub files are fetched through :func:`vganzoo.hub.fetch_file` (cache, the same endpoint as
     ``vganzoo.load``; a revision that is not a commit is warned about as unpinned); the file's sha256
@@ -257,10 +305,12 @@ def resolve_extractor_file(spec: str | os.PathLike) -> tuple[str, str]:
         rest, revision = rest.rsplit("@", 1)
     parts = rest.split("/")
     if len(parts) < 2 or not all(parts) or (revision is not None and not revision):
-        raise ValueError(f"--extractor {spec!r}: expected hf-hub:org/repo[/file.safetensors][@revision]")
+        raise ValueError(f"{what} {spec!r}: expected hf-hub:org/repo[/file{suffixes[0]}][@revision]")
     repo_id, filename = "/".join(parts[:2]), "/".join(parts[2:]) or DEFAULT_HUB_FILENAME
-    if not filename.endswith(".safetensors"):
-        raise ValueError(f"--extractor {spec!r}: only .safetensors files are loaded, got {filename!r}")
+    if not filename.endswith(suffixes):
+        raise ValueError(
+            f"{what} {spec!r}: only {' or '.join(suffixes)} files are loaded here, got {filename!r}"
+        )
     from ..hub import WeightsError, fetch_file
 
     try:
@@ -332,14 +382,16 @@ def load_extractor(
     config = json.loads(metadata.get(META_CONFIG, "{}"))
     if architecture == "i3d" and is_pytorch_i3d_naming(list(tensors)):
         tensors = map_pytorch_i3d_state_dict(tensors)
-    elif architecture == "c3d":
+    elif architecture in ("c3d", "c3d-tgan2"):
         tensors = map_c3d_state_dict(tensors)
-    if architecture in ("i3d", "c3d") and "num_classes" not in config:
+    if architecture in ("i3d", "c3d", "c3d-tgan2") and "num_classes" not in config:
         head = tensors.get("logits.bias" if architecture == "i3d" else "fc8.bias")
         if head is not None:
             config["num_classes"] = int(head.shape[0])
     extractor = build_extractor(architecture, config, tensors)
-    weights = {k: v for k, v in tensors.items() if k != C3D_MEAN_KEY or architecture != "c3d"}
+    weights = {
+        k: v for k, v in tensors.items() if k != C3D_MEAN_KEY or architecture not in ("c3d", "c3d-tgan2")
+    }
     check_keys(extractor.network, weights, architecture, source)
     extractor.network.load_state_dict(weights, strict=False)
     extractor.sha256 = sha256_file(path)

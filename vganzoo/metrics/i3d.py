@@ -28,6 +28,12 @@ a state_dict) is mapped onto this module by :func:`map_pytorch_i3d_key`:
 
 Safetensors files in either naming load (see :mod:`vganzoo.metrics.extractors`); a ``.pt`` state
 dict is converted once, explicitly, by ``vganzoo convert i3d`` (:mod:`vganzoo.convert.extractors`).
+
+Two construction options exist for the metric protocols (:mod:`vganzoo.metrics.protocols`):
+``bn_eps`` (TensorFlow's I3D uses 1e-3; VideoGPT's copy of pytorch-i3d, which loads
+``i3d_pretrained_400.pt``, builds its batch norms with 1e-5) and ``width_divisor`` (every channel
+count divided by it: 8 gives a network of the same layout and interface with 1/64 of the compute, so
+tests can run the full protocol on a CPU; real checkpoints are width_divisor 1).
 """
 
 from __future__ import annotations
@@ -49,6 +55,7 @@ __all__ = [
     "I3D_NUM_CLASSES",
     "InceptionI3d",
     "i3d_temporal_output_size",
+    "i3d_width_divisor",
     "map_pytorch_i3d_key",
     "map_pytorch_i3d_state_dict",
     "preprocess_i3d",
@@ -76,6 +83,9 @@ MIXED_BLOCKS: tuple[tuple[str, int, tuple[int, int, int, int, int, int]], ...] =
     ("mixed5c", 832, (384, 192, 384, 48, 128, 128)),
 )
 FEATURE_CHANNELS = 1024
+STEM_CHANNELS = 64
+CONV2C_CHANNELS = 192
+WIDTH_DIVISORS = (1, 2, 4, 8)  # every channel count above is a multiple of 8
 
 
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
@@ -100,11 +110,12 @@ class ConvBNReLU3d(nn.Module):
         out_channels: int,
         kernel: int | tuple[int, int, int] = 1,
         stride: int | tuple[int, int, int] = 1,
+        bn_eps: float = BN_EPS,
     ) -> None:
         super().__init__()
         self.kernel, self.stride = tuple(triple(kernel, "kernel")), tuple(triple(stride, "stride"))
         self.conv = nn.Conv3d(in_channels, out_channels, self.kernel, self.stride, padding=0, bias=False)
-        self.bn = nn.BatchNorm3d(out_channels, eps=BN_EPS)
+        self.bn = nn.BatchNorm3d(out_channels, eps=bn_eps)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.bn(self.conv(_pad_same(x, self.kernel, self.stride))))
@@ -124,16 +135,18 @@ class MaxPoolSame3d(nn.Module):
 class MixedBlock(nn.Module):
     """An inflated Inception block: four branches concatenated on channels."""
 
-    def __init__(self, in_channels: int, widths: tuple[int, int, int, int, int, int]) -> None:
+    def __init__(
+        self, in_channels: int, widths: tuple[int, int, int, int, int, int], bn_eps: float = BN_EPS
+    ) -> None:
         super().__init__()
         b0, b1r, b1, b2r, b2, b3 = widths
-        self.branch0 = ConvBNReLU3d(in_channels, b0)
-        self.branch1_reduce = ConvBNReLU3d(in_channels, b1r)
-        self.branch1 = ConvBNReLU3d(b1r, b1, kernel=3)
-        self.branch2_reduce = ConvBNReLU3d(in_channels, b2r)
-        self.branch2 = ConvBNReLU3d(b2r, b2, kernel=3)
+        self.branch0 = ConvBNReLU3d(in_channels, b0, bn_eps=bn_eps)
+        self.branch1_reduce = ConvBNReLU3d(in_channels, b1r, bn_eps=bn_eps)
+        self.branch1 = ConvBNReLU3d(b1r, b1, kernel=3, bn_eps=bn_eps)
+        self.branch2_reduce = ConvBNReLU3d(in_channels, b2r, bn_eps=bn_eps)
+        self.branch2 = ConvBNReLU3d(b2r, b2, kernel=3, bn_eps=bn_eps)
         self.branch3_pool = MaxPoolSame3d((3, 3, 3), (1, 1, 1))
-        self.branch3 = ConvBNReLU3d(in_channels, b3)
+        self.branch3 = ConvBNReLU3d(in_channels, b3, bn_eps=bn_eps)
         self.out_channels = b0 + b1 + b2 + b3
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -163,19 +176,29 @@ class InceptionI3d(nn.Module):
     it) to get from arbitrary (N, C, T, H, W) videos to the input this module expects.
     """
 
-    def __init__(self, num_classes: int = I3D_NUM_CLASSES, in_channels: int = RGB_CHANNELS) -> None:
+    def __init__(
+        self,
+        num_classes: int = I3D_NUM_CLASSES,
+        in_channels: int = RGB_CHANNELS,
+        *,
+        bn_eps: float = BN_EPS,
+        width_divisor: int = 1,
+    ) -> None:
         super().__init__()
-        self.num_classes = num_classes
-        self.conv1a = ConvBNReLU3d(in_channels, 64, kernel=7, stride=2)
+        if width_divisor not in WIDTH_DIVISORS:
+            raise ValueError(f"width_divisor must be one of {WIDTH_DIVISORS}, got {width_divisor!r}")
+        w = lambda channels: channels // width_divisor
+        self.num_classes, self.bn_eps, self.width_divisor = num_classes, bn_eps, width_divisor
+        self.conv1a = ConvBNReLU3d(in_channels, w(STEM_CHANNELS), kernel=7, stride=2, bn_eps=bn_eps)
         self.pool2a = MaxPoolSame3d((1, 3, 3), (1, 2, 2))
-        self.conv2b = ConvBNReLU3d(64, 64)
-        self.conv2c = ConvBNReLU3d(64, 192, kernel=3)
+        self.conv2b = ConvBNReLU3d(w(STEM_CHANNELS), w(STEM_CHANNELS), bn_eps=bn_eps)
+        self.conv2c = ConvBNReLU3d(w(STEM_CHANNELS), w(CONV2C_CHANNELS), kernel=3, bn_eps=bn_eps)
         self.pool3a = MaxPoolSame3d((1, 3, 3), (1, 2, 2))
         self.pool4a = MaxPoolSame3d((3, 3, 3), (2, 2, 2))
         self.pool5a = MaxPoolSame3d((2, 2, 2), (2, 2, 2))
         for name, in_ch, widths in MIXED_BLOCKS:
-            self.add_module(name, MixedBlock(in_ch, widths))
-        self.logits = nn.Conv3d(FEATURE_CHANNELS, num_classes, kernel_size=1, bias=True)
+            self.add_module(name, MixedBlock(w(in_ch), tuple(w(c) for c in widths), bn_eps))
+        self.logits = nn.Conv3d(w(FEATURE_CHANNELS), num_classes, kernel_size=1, bias=True)
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(N, 3, T, 224, 224) -> (N, 1024, T', 1, 1) pooled features before the logits."""
@@ -201,6 +224,14 @@ class InceptionI3d(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         logits = self.logits(self.features(x))  # (N, classes, T', H', W')
         return logits.mean(dim=(2, 3, 4))
+
+
+def i3d_width_divisor(tensors: Mapping[str, torch.Tensor]) -> int:
+    """The ``width_divisor`` of an I3D state dict in our names (1 for the published checkpoints)."""
+    stem = tensors.get("conv1a.conv.weight")
+    if stem is None or stem.ndim != 5 or stem.shape[0] < 1 or STEM_CHANNELS % stem.shape[0]:
+        return 1  # let the key/shape check report what is wrong
+    return STEM_CHANNELS // int(stem.shape[0])
 
 
 def preprocess_i3d(videos: torch.Tensor) -> torch.Tensor:

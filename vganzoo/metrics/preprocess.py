@@ -11,6 +11,7 @@ __all__ = ["centre_crop", "check_videos", "resize_frames", "select_frames", "to_
 RGB_CHANNELS = 3
 GRAY_CHANNELS = 1
 RANGE_SLACK = 1e-3  # generators clamp to [-1, 1]; resampling can overshoot by rounding
+_CORNER_MODES = ("linear", "bilinear", "bicubic", "trilinear")
 
 
 def check_videos(videos: torch.Tensor, name: str = "videos") -> torch.Tensor:
@@ -57,14 +58,24 @@ def to_channels(videos: torch.Tensor, channels: int) -> torch.Tensor:
 
 
 def resize_frames(
-    videos: torch.Tensor, size: tuple[int, int], *, mode: str = "bilinear", antialias: bool = False
+    videos: torch.Tensor,
+    size: tuple[int, int],
+    *,
+    mode: str = "bilinear",
+    antialias: bool = False,
+    align_corners: bool = False,
 ) -> torch.Tensor:
-    """Resize every frame: (N, C, T, H, W) -> (N, C, T, size[0], size[1]); no-op when already that size."""
+    """Resize every frame: (N, C, T, H, W) -> (N, C, T, size[0], size[1]); no-op when already that size.
+
+    ``align_corners=True`` maps the corner pixels' centres onto each other (Chainer's
+    ``resize_images``); False is PyTorch's and TensorFlow 2's half-pixel convention.
+    """
     t = videos.shape[2]  # split by t, not n: n may be 0
     if tuple(videos.shape[-2:]) == tuple(size):
         return videos
     frames = rearrange(videos, "n c t h w -> (n t) c h w")
-    frames = F.interpolate(frames, size=size, mode=mode, align_corners=False, antialias=antialias)
+    corners = align_corners if mode in _CORNER_MODES else None  # nearest takes no align_corners
+    frames = F.interpolate(frames, size=size, mode=mode, align_corners=corners, antialias=antialias)
     return rearrange(frames, "(n t) c h w -> n c t h w", t=t)
 
 
