@@ -11,11 +11,15 @@ Generator (``nn.Module``)
     * ``forward(**latents) -> Tensor`` of shape ``(N, C, T, H, W)`` in [-1, 1]. Generators with
       auxiliary outputs (VGAN's mask) also accept ``return_aux=True`` and then return
       ``(video, dict)``.
+    * Optional, sparse frames (StyleGAN-V): a generator that renders only some frames of a clip in
+      training returns their times as the latent ``"frame_times"`` ``(N, T)``.
 
 Discriminator (``nn.Module``)
     * ``forward(video, labels=None) -> DiscriminatorOutput``; ``video`` is always the whole clip
       ``(N, C, T, H, W)``: an image discriminator picks its own frames. ``logits`` has a leading
       batch dimension; ``class_logits`` is ``(N, num_classes)`` for categorical discriminators.
+    * Discriminators of sparse-frame generators also take ``frame_times=`` (the fakes' times; real
+      clips come whole, without it) (:mod:`vganzoo.train.frame_times`).
 """
 
 from __future__ import annotations
