@@ -40,6 +40,9 @@ parameter counts equal theirs: generator 32,105,941 = mapping 525,312 + synthesi
 encoder 31,580,629; discriminator 25,333,568). :data:`DIGITS_CONFIG` is a small 32x32 one-channel
 model that trains on the built-in moving digits on a CPU. ``width`` multiplies the convolution
 channels (the authors' ``fmaps``: ``channels(res) = min(channel_base // res, channel_max)``).
+``frames`` is the default sample length and the length of the real clips the trainer loads; the
+spans drawn in training go up to ``min(max_dist, frames - 1)``, so the authors' spans up to 32
+frames need ``frames=33`` (the default 16 gives spans 2, 4 and 8).
 
 Recipe (:func:`make_recipe`): the non-saturating loss, R1 on real clips every 16 iterations with a
 16x weight (lazy regularisation; ``gamma = 0.0002 * resolution^2 / batch``, the authors' "auto"
@@ -50,11 +53,12 @@ half-life of 10k images per 32 in the batch. Mixed precision on a GPU: ``vganzoo
 (bfloat16 autocast; the authors ran the top four resolutions in float16). Not reproduced: their
 adaptive augmentation (ADA) and x-flips of the data.
 
-Released checkpoints: the authors' trained networks (FaceForensics, SkyTimelapse, RainbowJelly at
-256x256, MEAD at 1024x1024) are pickles on a file host linked from their README (Yandex Disk,
-``disk.yandex.ru/d/v7MS7zu4mmZxXw``), not on the Hugging Face Hub; they stay with the user:
+Released checkpoints: the authors' trained networks are pickles in a folder on a file host linked
+from their README ("Pre-trained checkpoints", ``https://disk.yandex.ru/d/v7MS7zu4mmZxXw``), not on
+the Hugging Face Hub, so no weight set is registered here; they stay with the user until published:
 ``vganzoo convert stylegan-v network-snapshot.pkl OUT`` turns one into a weight set for
-``vganzoo.load("local-dir:OUT")``.
+``vganzoo.load("local-dir:OUT")`` (resolutions 256 and 1024 convert alike: the channel ladder is read
+from the file).
 """
 
 from __future__ import annotations
