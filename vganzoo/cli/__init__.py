@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from ..errors import VganzooError
 
 # Subcommand modules, in the order --help lists them.
-SUBCOMMAND_MODULES = ("models", "sample", "train", "eval", "data", "hub", "convert")
+SUBCOMMAND_MODULES = ("models", "sample", "train", "eval", "data", "hub", "convert", "serve")
 
 # Errors that are the user's doing: shown as one line, exit code 2. OSError covers the file system's
 # answers to a path the user gave (missing, exists, not a folder, no permission, disk full).
