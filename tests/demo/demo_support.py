@@ -55,7 +55,9 @@ class Server:
             "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
             "PYTHONUNBUFFERED": "1",
         }
-        env.pop("GRADIO_ANALYTICS_ENABLED", None)  # the demo must turn analytics off by itself
+        # The demo must keep itself offline: none of the switches tests/conftest.py sets for the suite.
+        for switch in ("GRADIO_ANALYTICS_ENABLED", "HF_HUB_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
+            env.pop(switch, None)
         self.process = subprocess.Popen(
             [sys.executable, str(HERE / "offline_serve.py"), "serve", "--port", str(self.port), *args],
             stdout=subprocess.PIPE,

@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 import torch
 from demo_grids import cells, decode, to_gray_uint8
+from demo_support import REPO
 
 import vganzoo
 from vganzoo.sampling import latent_walk
@@ -136,7 +137,7 @@ def test_an_unloadable_folder_says_why_and_the_server_keeps_serving(client, weig
 
 
 def test_the_server_serves_no_file_it_did_not_make(demo_server, weight_folders):
-    for path in ["/etc/passwd", str(weight_folders["copy"] / "config.json")]:
+    for path in ["/etc/passwd", str(weight_folders["copy"] / "config.json"), str(REPO / "pyproject.toml")]:
         with pytest.raises(urllib.error.HTTPError) as info:
             urllib.request.urlopen(f"{demo_server.url}gradio_api/file={path}", timeout=30)
         assert info.value.code in (403, 404)

@@ -23,7 +23,7 @@ page is built.
 
 from __future__ import annotations
 
-from .app import build_app, close, launch, serve, wait
+from .app import build_app, launch, serve, wait
 from .catalog import Catalog, DemoError, Entry, LoadedModel
 from .clips import Limits, Result, generate, interpolate
 
@@ -35,7 +35,6 @@ __all__ = [
     "LoadedModel",
     "Result",
     "build_app",
-    "close",
     "generate",
     "interpolate",
     "launch",

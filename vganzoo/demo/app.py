@@ -20,14 +20,15 @@ import shutil
 import signal
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .catalog import Catalog, DemoError, LoadedModel
+from .catalog import SCORE_REFERENCES, Catalog, DemoError, LoadedModel
 from .clips import RANDOM_LABEL, Limits, Result, generate, interpolate, new_request_folder
 
-__all__ = ["build_app", "close", "launch", "serve", "wait"]
+__all__ = ["build_app", "launch", "serve", "wait"]
 
 TITLE = "vganzoo demo"
 DEFAULT_HOST = "127.0.0.1"
@@ -47,7 +48,6 @@ CSS = """
 #summary { min-height: 3em; }
 #scores table { font-variant-numeric: tabular-nums; }
 #files .label-clear-button { display: none !important; }  /* an output: nothing to remove */
-footer { display: none !important; }
 """
 
 
@@ -107,15 +107,14 @@ def _walk_note(loaded: LoadedModel) -> str:
 def _scores_table(loaded: LoadedModel) -> str:
     if not loaded.scores:
         return "*This weight set records no scores.*"
-    columns = ["this model"] + [
-        c for c in ("real data", "random weights") if any(c in row for _, row in loaded.scores)
-    ]
+    columns = ["this model"] + [c for c in SCORE_REFERENCES if any(c in row for _, row in loaded.scores)]
     lines = ["| metric | " + " | ".join(columns) + " |", "| --- |" + " ---: |" * len(columns)]
     for metric, row in loaded.scores:
         cells = [f"{row[c]:.4g}" if c in row else "" for c in columns]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
-    note = "Each score beside real data's own and the same architecture's with random weights"
-    return "\n".join(lines) + f"\n\n*{note}; the model card has the protocol.*"
+    if len(columns) == 1:
+        return "\n".join(lines)
+    return "\n".join(lines) + f"\n\n*Beside this model's scores: {' and '.join(columns[1:])}, same protocol.*"
 
 
 def _label_choices(loaded: LoadedModel) -> list[str]:
@@ -133,13 +132,14 @@ def build_app(
 ) -> Any:
     """The demo page as a ``gradio.Blocks`` over ``catalog`` (default: every registered weight set).
 
-    Results are written under ``out_root`` (default: a new temporary folder, removed by
-    :func:`wait`); Gradio serves only those files and its own.
+    Results are written under ``out_root`` (default: a new temporary folder, removed with the app
+    or at exit); Gradio serves only those files and its own.
     """
     gr = _gradio()
     catalog = catalog if catalog is not None else Catalog()
     limits = limits or Limits()
-    out_root = Path(out_root) if out_root is not None else Path(tempfile.mkdtemp(prefix="vganzoo-demo-"))
+    own_folder = out_root is None
+    out_root = Path(tempfile.mkdtemp(prefix="vganzoo-demo-") if own_folder else out_root)
     choices = catalog.choices()
 
     def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -362,7 +362,8 @@ def build_app(
             **shared,
         )
     app.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
-    app.vganzoo_out_root = out_root  # removed by wait()
+    if own_folder:
+        weakref.finalize(app, shutil.rmtree, out_root, ignore_errors=True)  # with the app, or at exit
     return app
 
 
@@ -404,7 +405,7 @@ def launch(
 
 
 def wait(app: Any) -> None:
-    """Serve until Ctrl-C or SIGTERM, then close the server and remove the demo's files."""
+    """Serve until Ctrl-C or SIGTERM, then close the server."""
     stop = threading.Event()
     previous = None
     if threading.current_thread() is threading.main_thread():
@@ -417,17 +418,7 @@ def wait(app: Any) -> None:
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
-        close(app)
-
-
-def close(app: Any) -> None:
-    """Stop the server and remove the demo's result files."""
-    try:
         app.close()
-    finally:
-        root = getattr(app, "vganzoo_out_root", None)
-        if root is not None:
-            shutil.rmtree(root, ignore_errors=True)
 
 
 def serve(
@@ -452,7 +443,7 @@ def serve(
     try:
         url = launch(app, host=host, port=port, share=share)
     except BaseException:
-        close(app)
+        app.close()
         raise
     if ready is not None:
         ready(url, catalog)

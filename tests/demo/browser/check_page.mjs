@@ -66,7 +66,7 @@ try {
     const video = document.querySelector("#clips video");
     return video && video.readyState >= 2 && video.videoWidth > 0;
   });
-  await page.waitForFunction(() => /clips?\*\*|clip/.test(document.querySelector("#caption")?.innerText || ""));
+  await page.waitForFunction(() => /seed 7\b/.test(document.querySelector("#caption")?.innerText || ""));
   report.caption = await page.locator("#caption").innerText();
   report.video = await page.evaluate(async () => {
     const video = document.querySelector("#clips video");
