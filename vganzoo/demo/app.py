@@ -22,6 +22,7 @@ import tempfile
 import threading
 import weakref
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -122,44 +123,45 @@ def _label_choices(loaded: LoadedModel) -> list[str]:
 
 
 # ----------------------------------------------------------------------------------------------
-# The page
+# What the page does: the request handlers
 # ----------------------------------------------------------------------------------------------
-def build_app(
-    catalog: Catalog | None = None,
-    *,
-    limits: Limits | None = None,
-    out_root: str | Path | None = None,
-) -> Any:
-    """The demo page as a ``gradio.Blocks`` over ``catalog`` (default: every registered weight set).
+def _user_errors(gr: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Refusals become a message in the page (and an error for API clients), never a crash."""
 
-    Results are written under ``out_root`` (default: a new temporary folder, removed with the app
-    or at exit); Gradio serves only those files and its own.
-    """
-    gr = _gradio()
-    catalog = catalog if catalog is not None else Catalog()
-    limits = limits or Limits()
-    own_folder = out_root is None
-    out_root = Path(tempfile.mkdtemp(prefix="vganzoo-demo-") if own_folder else out_root)
-    choices = catalog.choices()
-
-    def user_errors(fn: Callable[..., Any]) -> Callable[..., Any]:
-        """Refusals become a message in the page (and an error for API clients), never a crash."""
-
-        @functools.wraps(fn)  # keeps the parameter names the API page and clients show
-        def wrapped(*args: Any) -> Any:
-            try:
-                return fn(*args)
-            except DemoError as exc:  # the user's doing: a message, no traceback on the console
-                raise gr.Error(str(exc), title="Refused", print_exception=False) from None
-            except Exception as exc:  # a bug or an unexpected library error: keep serving, show the traceback
-                raise gr.Error(f"internal error ({type(exc).__name__}): {exc}") from exc
-
-        return wrapped
-
-    def describe(name: str) -> tuple[Any, ...]:
-        """What the page shows for weight set ``name``, and the controls it allows."""
+    @functools.wraps(fn)  # keeps the parameter names the API page and clients show
+    def wrapped(*args: Any) -> Any:
         try:
-            loaded = catalog.get(name)
+            return fn(*args)
+        except DemoError as exc:  # the user's doing: a message, no traceback on the console
+            raise gr.Error(str(exc), title="Refused", print_exception=False) from None
+        except Exception as exc:  # a bug or an unexpected library error: keep serving, show the traceback
+            raise gr.Error(f"internal error ({type(exc).__name__}): {exc}") from exc
+
+    return wrapped
+
+
+def _shown(result: Result) -> tuple[Any, ...]:
+    """A result as the page's outputs: video, files, caption, details."""
+    return str(result.mp4), [str(result.mp4), str(result.gif)], result.caption, result.details
+
+
+class _Handlers:
+    """The page's requests over ``catalog``, within ``limits``, writing results under ``out_root``.
+
+    The methods' names, parameter names and docstrings are what the API page and clients show.
+    """
+
+    def __init__(self, gr: Any, catalog: Catalog, limits: Limits, out_root: Path) -> None:
+        self.gr = gr
+        self.catalog = catalog
+        self.limits = limits
+        self.out_root = out_root
+
+    def describe(self, name: str) -> tuple[Any, ...]:
+        """What the page shows for weight set ``name``, and the controls it allows."""
+        gr, limits = self.gr, self.limits
+        try:
+            loaded = self.catalog.get(name)
         except DemoError as exc:
             problem = f"**Cannot use this weight set.** {exc}"
             return (
@@ -195,12 +197,11 @@ def build_app(
             gr.update(interactive=True),
         )
 
-    def shown(result: Result) -> tuple[Any, ...]:
-        return str(result.mp4), [str(result.mp4), str(result.gif)], result.caption, result.details
-
-    def sample_clips(name: str, seed: Any, clips: Any, label: Any, frames: Any, fps: Any) -> tuple[Any, ...]:
+    def sample_clips(
+        self, name: str, seed: Any, clips: Any, label: Any, frames: Any, fps: Any
+    ) -> tuple[Any, ...]:
         """Sample CLIPS clips with SEED (CLASS 'random' or an index; FRAMES where the family allows)."""
-        loaded = catalog.get(name)
+        loaded = self.catalog.get(name)
         result = generate(
             loaded,
             seed=seed,
@@ -208,14 +209,14 @@ def build_app(
             label=label,
             frames=frames,
             fps=fps,
-            out_dir=new_request_folder(out_root),
-            limits=limits,
+            out_dir=new_request_folder(self.out_root),
+            limits=self.limits,
         )
-        return shown(result)
+        return _shown(result)
 
-    def walk(name: str, seed: Any, end_seed: Any, steps: Any, label: Any, fps: Any) -> tuple[Any, ...]:
+    def walk(self, name: str, seed: Any, end_seed: Any, steps: Any, label: Any, fps: Any) -> tuple[Any, ...]:
         """Interpolate from seed A to seed B in STEPS steps (content and motion walks where split)."""
-        loaded = catalog.get(name)
+        loaded = self.catalog.get(name)
         result = interpolate(
             loaded,
             seed=seed,
@@ -223,144 +224,255 @@ def build_app(
             steps=steps,
             label=label,
             fps=fps,
-            out_dir=new_request_folder(out_root),
-            limits=limits,
+            out_dir=new_request_folder(self.out_root),
+            limits=self.limits,
         )
-        return shown(result)
+        return _shown(result)
 
+
+# ----------------------------------------------------------------------------------------------
+# What the page looks like: the layout, piece by piece (created in page order)
+# ----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Controls:
+    """Above the tabs: the weight set, what it is, and the settings both tabs share."""
+
+    model: Any
+    summary: Any
+    label: Any
+    fps: Any
+
+
+@dataclass(frozen=True)
+class _GenerateTab:
+    seed: Any
+    clips: Any
+    frames: Any
+    button: Any
+
+
+@dataclass(frozen=True)
+class _InterpolateTab:
+    walk_note: Any
+    seed_a: Any
+    seed_b: Any
+    steps: Any
+    button: Any
+
+
+@dataclass(frozen=True)
+class _Outputs:
+    video: Any
+    caption: Any
+    files: Any
+
+
+@dataclass(frozen=True)
+class _Accordions:
+    scores: Any
+    card: Any
+    details: Any
+
+
+@dataclass(frozen=True)
+class _Page:
+    controls: _Controls
+    generate: _GenerateTab
+    interpolate: _InterpolateTab
+    outputs: _Outputs
+    accordions: _Accordions
+
+    def described(self) -> list[Any]:
+        """What :meth:`_Handlers.describe` updates, in the order it returns them."""
+        return [
+            self.controls.summary,
+            self.controls.label,
+            self.generate.frames,
+            self.controls.fps,
+            self.interpolate.walk_note,
+            self.accordions.scores,
+            self.accordions.card,
+            self.generate.button,
+            self.interpolate.button,
+        ]
+
+    def results(self) -> list[Any]:
+        """What a Generate or Interpolate request fills, in the order :func:`_shown` returns them."""
+        return [self.outputs.video, self.outputs.files, self.outputs.caption, self.accordions.details]
+
+
+def _controls(gr: Any, choices: list[tuple[str, str]], limits: Limits) -> _Controls:
+    model = gr.Dropdown(
+        choices=choices,
+        value=choices[0][1],
+        label="Weight set",
+        elem_id="model",
+        filterable=False,
+    )
+    summary = gr.Markdown(elem_id="summary")
+    with gr.Row():
+        label = gr.Dropdown(
+            choices=[RANDOM_LABEL],
+            value=RANDOM_LABEL,
+            label="Class",
+            allow_custom_value=True,
+            elem_id="label",
+            min_width=140,
+        )
+        fps = gr.Slider(
+            minimum=limits.min_fps,
+            maximum=min(limits.max_fps, 30),
+            value=8,
+            step=1,
+            label="fps",
+            elem_id="fps",
+            min_width=180,
+        )
+    return _Controls(model, summary, label, fps)
+
+
+def _generate_tab(gr: Any, limits: Limits) -> _GenerateTab:
+    with gr.Tab("Generate", elem_id="generate-tab"):
+        seed = gr.Number(
+            value=0,
+            label="Seed",
+            precision=0,
+            minimum=0,
+            maximum=limits.max_seed,
+            elem_id="seed",
+        )
+        clips = gr.Slider(
+            minimum=1,
+            maximum=limits.max_clips,
+            value=min(DEFAULT_CLIPS, limits.max_clips),
+            step=1,
+            label="Clips",
+            elem_id="clips-count",
+        )
+        frames = gr.Slider(
+            minimum=1,
+            maximum=limits.max_frames,
+            value=16,
+            step=1,
+            label="Frames per clip",
+            visible=False,
+            elem_id="frames",
+        )
+        button = gr.Button("Generate", variant="primary", elem_id="generate")
+    return _GenerateTab(seed, clips, frames, button)
+
+
+def _interpolate_tab(gr: Any, limits: Limits) -> _InterpolateTab:
+    with gr.Tab("Interpolate", elem_id="interpolate-tab"):
+        walk_note = gr.Markdown()
+        with gr.Row():
+            seed_a = gr.Number(value=0, label="Seed A", precision=0, minimum=0, maximum=limits.max_seed)
+            seed_b = gr.Number(value=1, label="Seed B", precision=0, minimum=0, maximum=limits.max_seed)
+        steps = gr.Slider(
+            minimum=2,
+            maximum=limits.max_steps,
+            value=min(DEFAULT_STEPS, limits.max_steps),
+            step=1,
+            label="Steps",
+        )
+        button = gr.Button("Interpolate", variant="primary", elem_id="interpolate")
+    return _InterpolateTab(walk_note, seed_a, seed_b, steps, button)
+
+
+def _outputs(gr: Any) -> _Outputs:
+    video = gr.Video(
+        label="Clips",
+        autoplay=True,
+        loop=True,
+        buttons=["download"],
+        interactive=False,
+        elem_id="clips",
+    )
+    caption = gr.Markdown(elem_id="caption")
+    files = gr.File(label="Download (MP4, GIF)", file_count="multiple", interactive=False, elem_id="files")
+    return _Outputs(video, caption, files)
+
+
+def _accordions(gr: Any) -> _Accordions:
+    with gr.Accordion("Scores", open=True):
+        scores = gr.Markdown(elem_id="scores")
+    with gr.Accordion("Model card", open=False):
+        card = gr.Markdown(elem_id="card")
+    with gr.Accordion("Request details", open=False):
+        details = gr.JSON(elem_id="details")
+    return _Accordions(scores, card, details)
+
+
+def _layout(gr: Any, choices: list[tuple[str, str]], limits: Limits) -> _Page:
+    """The page's components, inside the open ``gradio.Blocks``: settings left, results right."""
+    gr.Markdown(
+        "# vganzoo: video GANs in the browser\n"
+        "Pick a weight set, set a seed and press **Generate**; **Interpolate** walks between two "
+        "seeds. Same seed, same clips as `vganzoo sample NAME --seed SEED --n CLIPS`.",
+        elem_id="header",
+    )
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=2, min_width=320):
+            controls = _controls(gr, choices, limits)
+            with gr.Tabs():
+                generate_tab = _generate_tab(gr, limits)
+                interpolate_tab = _interpolate_tab(gr, limits)
+        with gr.Column(scale=3, min_width=360):
+            outputs = _outputs(gr)
+    accordions = _accordions(gr)
+    return _Page(controls, generate_tab, interpolate_tab, outputs, accordions)
+
+
+# ----------------------------------------------------------------------------------------------
+# The page
+# ----------------------------------------------------------------------------------------------
+def _wire(gr: Any, app: Any, page: _Page, handlers: _Handlers) -> None:
+    """The events: all in one concurrency group, so one request runs at a time across the page."""
+    controls, gen, walk = page.controls, page.generate, page.interpolate
+    shared = {"concurrency_id": CONCURRENCY_GROUP, "concurrency_limit": 1}
+    described = page.described()
+    controls.model.change(
+        handlers.describe, inputs=controls.model, outputs=described, api_name="describe", **shared
+    )
+    app.load(handlers.describe, inputs=controls.model, outputs=described, api_name=False, **shared)
+    gen.button.click(
+        _user_errors(gr, handlers.sample_clips),
+        inputs=[controls.model, gen.seed, gen.clips, controls.label, gen.frames, controls.fps],
+        outputs=page.results(),
+        api_name="generate",
+        **shared,
+    )
+    walk.button.click(
+        _user_errors(gr, handlers.walk),
+        inputs=[controls.model, walk.seed_a, walk.seed_b, walk.steps, controls.label, controls.fps],
+        outputs=page.results(),
+        api_name="interpolate",
+        **shared,
+    )
+
+
+def build_app(
+    catalog: Catalog | None = None,
+    *,
+    limits: Limits | None = None,
+    out_root: str | Path | None = None,
+) -> Any:
+    """The demo page as a ``gradio.Blocks`` over ``catalog`` (default: every registered weight set).
+
+    Results are written under ``out_root`` (default: a new temporary folder, removed with the app
+    or at exit); Gradio serves only those files and its own.
+    """
+    gr = _gradio()
+    catalog = catalog if catalog is not None else Catalog()
+    limits = limits or Limits()
+    own_folder = out_root is None
+    out_root = Path(tempfile.mkdtemp(prefix="vganzoo-demo-") if own_folder else out_root)
+    handlers = _Handlers(gr, catalog, limits, out_root)
     with gr.Blocks(
         title=TITLE, analytics_enabled=False, delete_cache=GRADIO_CACHE_SWEEP, fill_width=False
     ) as app:
-        gr.Markdown(
-            "# vganzoo: video GANs in the browser\n"
-            "Pick a weight set, set a seed and press **Generate**; **Interpolate** walks between two "
-            "seeds. Same seed, same clips as `vganzoo sample NAME --seed SEED --n CLIPS`.",
-            elem_id="header",
-        )
-        with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=320):
-                model = gr.Dropdown(
-                    choices=choices,
-                    value=choices[0][1],
-                    label="Weight set",
-                    elem_id="model",
-                    filterable=False,
-                )
-                summary = gr.Markdown(elem_id="summary")
-                with gr.Row():
-                    label = gr.Dropdown(
-                        choices=[RANDOM_LABEL],
-                        value=RANDOM_LABEL,
-                        label="Class",
-                        allow_custom_value=True,
-                        elem_id="label",
-                        min_width=140,
-                    )
-                    fps = gr.Slider(
-                        minimum=limits.min_fps,
-                        maximum=min(limits.max_fps, 30),
-                        value=8,
-                        step=1,
-                        label="fps",
-                        elem_id="fps",
-                        min_width=180,
-                    )
-                with gr.Tabs():
-                    with gr.Tab("Generate", elem_id="generate-tab"):
-                        seed = gr.Number(
-                            value=0,
-                            label="Seed",
-                            precision=0,
-                            minimum=0,
-                            maximum=limits.max_seed,
-                            elem_id="seed",
-                        )
-                        clips = gr.Slider(
-                            minimum=1,
-                            maximum=limits.max_clips,
-                            value=min(DEFAULT_CLIPS, limits.max_clips),
-                            step=1,
-                            label="Clips",
-                            elem_id="clips-count",
-                        )
-                        frames = gr.Slider(
-                            minimum=1,
-                            maximum=limits.max_frames,
-                            value=16,
-                            step=1,
-                            label="Frames per clip",
-                            visible=False,
-                            elem_id="frames",
-                        )
-                        generate_button = gr.Button("Generate", variant="primary", elem_id="generate")
-                    with gr.Tab("Interpolate", elem_id="interpolate-tab"):
-                        walk_note = gr.Markdown()
-                        with gr.Row():
-                            seed_a = gr.Number(
-                                value=0, label="Seed A", precision=0, minimum=0, maximum=limits.max_seed
-                            )
-                            seed_b = gr.Number(
-                                value=1, label="Seed B", precision=0, minimum=0, maximum=limits.max_seed
-                            )
-                        steps = gr.Slider(
-                            minimum=2,
-                            maximum=limits.max_steps,
-                            value=min(DEFAULT_STEPS, limits.max_steps),
-                            step=1,
-                            label="Steps",
-                        )
-                        interpolate_button = gr.Button(
-                            "Interpolate", variant="primary", elem_id="interpolate"
-                        )
-            with gr.Column(scale=3, min_width=360):
-                video = gr.Video(
-                    label="Clips",
-                    autoplay=True,
-                    loop=True,
-                    buttons=["download"],
-                    interactive=False,
-                    elem_id="clips",
-                )
-                caption = gr.Markdown(elem_id="caption")
-                files = gr.File(
-                    label="Download (MP4, GIF)", file_count="multiple", interactive=False, elem_id="files"
-                )
-        with gr.Accordion("Scores", open=True):
-            scores = gr.Markdown(elem_id="scores")
-        with gr.Accordion("Model card", open=False):
-            card = gr.Markdown(elem_id="card")
-        with gr.Accordion("Request details", open=False):
-            details = gr.JSON(elem_id="details")
-
-        described = [
-            summary,
-            label,
-            frames,
-            fps,
-            walk_note,
-            scores,
-            card,
-            generate_button,
-            interpolate_button,
-        ]
-        shared = {"concurrency_id": CONCURRENCY_GROUP, "concurrency_limit": 1}
-        model.change(describe, inputs=model, outputs=described, api_name="describe", **shared)
-        app.load(describe, inputs=model, outputs=described, api_name=False, **shared)
-        outputs = [video, files, caption, details]
-        generate_button.click(
-            user_errors(sample_clips),
-            inputs=[model, seed, clips, label, frames, fps],
-            outputs=outputs,
-            api_name="generate",
-            **shared,
-        )
-        interpolate_button.click(
-            user_errors(walk),
-            inputs=[model, seed_a, seed_b, steps, label, fps],
-            outputs=outputs,
-            api_name="interpolate",
-            **shared,
-        )
+        page = _layout(gr, catalog.choices(), limits)
+        _wire(gr, app, page, handlers)
     app.queue(default_concurrency_limit=1, max_size=QUEUE_SIZE)
     if own_folder:
         weakref.finalize(app, shutil.rmtree, out_root, ignore_errors=True)  # with the app, or at exit
