@@ -110,13 +110,14 @@ def latent_walk(
     steps: int,
     *,
     seed: int = 0,
+    end_seed: int | None = None,
     n: int = 1,
     labels: Any = None,
     device: torch.device | str | None = None,
     use_ema: bool = True,
     method: str = "slerp",
 ) -> tuple[torch.Tensor, list[str]]:
-    """Walk between the latents of ``seed`` and ``seed + 1`` in ``steps`` steps.
+    """Walk between the latents of ``seed`` and ``end_seed`` (default ``seed + 1``) in ``steps`` steps.
 
     For each of ``n`` pairs of samples and each walk (content with motion fixed, then motion with
     content fixed; or one walk over all latents) one row of ``steps`` videos is made.
@@ -131,6 +132,10 @@ def latent_walk(
         raise ValueError(f"n must be a positive int, got {n!r}")
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    if end_seed is None:
+        end_seed = seed + 1
+    elif not isinstance(end_seed, int) or isinstance(end_seed, bool):
+        raise TypeError(f"end_seed must be an int or None, got {type(end_seed).__name__}")
     generator = (
         model.generator_ema
         if (use_ema and getattr(model, "generator_ema", None) is not None)
@@ -138,7 +143,7 @@ def latent_walk(
     )
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
     start = generator.sample_latents(n, generator=make_generator(seed), labels=labels)
-    end = generator.sample_latents(n, generator=make_generator(seed + 1), labels=labels)
+    end = generator.sample_latents(n, generator=make_generator(end_seed), labels=labels)
     roles = latent_roles(generator, start)
     if not any(roles.values()):
         raise ValueError(f"{type(generator).__name__} draws no float latents to interpolate")

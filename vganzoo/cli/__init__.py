@@ -31,6 +31,7 @@ SUBCOMMAND_MODULES = (
     "download",
     "push",
     "convert",
+    "serve",
 )
 
 # Errors that are the user's doing: shown as one line, exit code 2. OSError covers the file system's
