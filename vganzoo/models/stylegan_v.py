@@ -10,25 +10,25 @@ Generator ``stylegan-v/generator``
     noise inputs, skip-to-RGB outputs, see :mod:`vganzoo.nn.stylegan2`) that renders every frame
     independently from the content code ``w = mapping(z)`` and a continuous time embedding fed at
     its 4x4 input (concatenated to the learned constant). The time embedding comes from the motion
-    encoder: random motion codes ``motion_z`` placed every ``motion_z_distance`` frames along time go
-    through two unpadded 1-D convolutions (acausal: a code sees ``motion_kernel_size - 1`` neighbours
-    on each side); a frame at time ``t`` interpolates the codes left and right of it, and sine /
-    cosine features of ``t`` with learned periods and phases (predicted from the left code) are
-    aligned so that the embedding is continuous across code boundaries. Frames can be rendered at
-    any time, so clips of any length and frame rate are sampled from the same latents, and the first
-    frames of a clip do not depend on its length (:meth:`StyleGANVGenerator.sample_latents` draws the
-    motion codes of each video from its own random stream, in a fixed order along time).
+    encoder (:class:`~vganzoo.nn.time_embedding.MotionEncoder`): random motion codes ``motion_z``
+    placed every ``motion_z_distance`` frames along time, convolved, interpolated at each frame's
+    time and turned into sine / cosine features of it, continuous across code boundaries. Frames can
+    be rendered at any time, so clips of any length and frame rate are sampled from the same
+    latents, and the first frames of a clip do not depend on its length
+    (:meth:`StyleGANVGenerator.sample_latents` draws the motion codes of each video from its own
+    random stream, in a fixed order along time).
 
 Discriminator ``stylegan-v/discriminator`` (role ``"video"``)
     A StyleGAN2 ResNet discriminator that scores ``sparse_frames`` (3) frames of a clip together: the
     frames go through the blocks separately down to ``concat_res`` (16x16), are concatenated along
     channels (each with ``1 / frames_div_factor`` of the channels) and go on as one image. The time
     differences between the frames (a learned embedding per whole-frame difference plus fixed
-    sine/cosine features) condition its projection head through a mapping network, with the class
-    one-hot for conditional models. Given a whole clip it picks the frames itself (at random in
-    training, as the authors' data loader does: a span from (2, 4, 8, 16, 32) up to ``max_dist`` and
-    the clip length, a random start and random middle frames; evenly in eval mode); given
-    ``frame_times`` (what the generator rendered) it scores exactly those frames.
+    sine/cosine features, :class:`~vganzoo.nn.time_embedding.TimeDifferenceEmbedding`) condition
+    its projection head through a mapping network, with the class one-hot for conditional models.
+    Given a whole clip it picks the frames itself (at random in training, as the authors' data
+    loader does: a span from (2, 4, 8, 16, 32) up to ``max_dist`` and the clip length, a random
+    start and random middle frames; evenly in eval mode); given ``frame_times`` (what the generator
+    rendered) it scores exactly those frames.
 
 Sparse training: the generator renders only ``sparse_frames`` frames per clip at random times (in
 training mode, :meth:`StyleGANVGenerator.sample_latents` draws them with the authors' sampler over
@@ -73,16 +73,13 @@ from einops import rearrange
 from torch import nn
 
 from ..nn.stylegan2 import (
-    EqualizedConv1d,
-    EqualizedConv2d,
-    EqualizedLinear,
+    INPUT_SIZE,
+    DiscriminatorBlock,
+    DiscriminatorEpilogue,
     MappingNetwork,
-    MinibatchStd,
-    ModulatedConv2d,
-    ToRGB,
-    make_resample_filter,
-    upsample2d,
+    SynthesisBlock,
 )
+from ..nn.time_embedding import MotionEncoder, TimeDifferenceEmbedding
 from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, check_labels, make_generator, require
 from .common import check_shared_config, check_video
@@ -105,11 +102,9 @@ PAPER = (
     "Quality and Perks of StyleGAN2 (CVPR 2022)"
 )
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
-INPUT_SIZE = 4  # the synthesis network starts from a 4x4 map; the discriminator ends on one
 # The spans between the first and the last of a clip's sparse frames that training draws from
 # (the authors' sampling.total_dists), cut to max_dist and the clip length.
 TOTAL_DISTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
-MOTION_LR_MULTIPLIER = 0.01
 FRAMES_PER_PASS = 32  # frames of each video rendered in one synthesis pass (long clips go in chunks)
 MOTION_CODE_CHUNK = 16  # motion codes drawn per random call: a video's codes never depend on its length
 
@@ -285,176 +280,9 @@ def _class_codes(
     return None if labels is None else F.one_hot(labels, num_classes).to(like.dtype)
 
 
-def linspaced_frequencies(count: int, min_period: float, max_period: float) -> torch.Tensor:
-    """(1, count) angular frequencies whose periods are log-evenly spaced in [min, max], ascending."""
-    exponents = torch.linspace(
-        math.log2(min_period), math.log2(max_period), count, dtype=torch.float64, device="cpu"
-    )
-    return (2 * math.pi / 2**exponents).flip(0).to(torch.float32).unsqueeze(0)
-
-
-def log_spaced_frequencies(max_frames: int) -> torch.Tensor:
-    """(1, ceil(log2 max_frames)) frequencies pi 2^i / T of the discriminator's time-difference features,
-    T = max_frames rounded up to a power of two."""
-    time_resolution = 2 ** math.ceil(math.log2(max_frames))
-    count = math.ceil(math.log2(time_resolution))
-    powers = torch.tensor([2], device="cpu").repeat(count).pow(torch.arange(count, device="cpu"))
-    return powers.unsqueeze(0).float() * math.pi / time_resolution
-
-
 # ------------------------------------------------------------------------------------------------
 # generator
 # ------------------------------------------------------------------------------------------------
-class MotionEncoder(nn.Module):
-    """Motion codes + frame times -> the time embedding of every frame.
-
-    forward(motion_z (N, L, motion_z_dim), times (N, T), c (N, c_dim) or None) -> (N * T, 2 * time_dim).
-    """
-
-    def __init__(
-        self,
-        *,
-        motion_z_dim: int,
-        motion_v_dim: int,
-        c_dim: int,
-        kernel_size: int,
-        distance: float,
-        time_dim: int,
-        min_period: float,
-        max_period: float,
-    ) -> None:
-        super().__init__()
-        self.motion_z_dim, self.c_dim, self.distance = motion_z_dim, c_dim, distance
-        self.extra_codes = 2 * (kernel_size - 1)  # the two unpadded convolutions eat these codes
-        self.layers = nn.Sequential(
-            EqualizedConv1d(
-                motion_z_dim + c_dim,
-                motion_z_dim,
-                kernel_size,
-                activation="lrelu",
-                lr_multiplier=MOTION_LR_MULTIPLIER,
-            ),
-            EqualizedConv1d(
-                motion_z_dim,
-                motion_v_dim,
-                kernel_size,
-                activation="lrelu",
-                lr_multiplier=MOTION_LR_MULTIPLIER,
-            ),
-        )
-        # without biases, so that a code's own magnitude (not a constant) sets its periods and phases
-        self.period = EqualizedLinear(motion_v_dim, time_dim, bias=False)
-        self.phase = EqualizedLinear(motion_v_dim, time_dim, bias=False)
-        self.aligner = EqualizedLinear(motion_v_dim, 2 * time_dim, bias=False)
-        freqs = linspaced_frequencies(time_dim, min_period, max_period)
-        self.register_buffer("freqs", freqs, persistent=False)
-        self.register_buffer("phase_scales", max_period / (2 * math.pi / freqs), persistent=False)
-
-    @property
-    def out_dim(self) -> int:
-        return self.freqs.shape[1] * 2
-
-    def codes_needed(self, max_time: float, max_frames: int) -> int:
-        """Motion codes a video needs for frames up to ``max_time`` (at least for ``max_frames``)."""
-        last = max(max_frames - 1, max_time)
-        return math.ceil(last / self.distance) + 2 + self.extra_codes
-
-    def check_codes(self, motion_z: torch.Tensor, times: torch.Tensor) -> None:
-        """Raise a clear error unless ``motion_z`` has codes for every time in ``times`` (reads values:
-        skipped while torch.compile / torch.export trace)."""
-        if torch.compiler.is_compiling() or not times.numel():
-            return
-        last = float(times.max())
-        if math.floor(last / self.distance) + 1 >= motion_z.shape[1] - self.extra_codes:
-            need = math.floor(last / self.distance) + 2 + self.extra_codes
-            raise ValueError(
-                f"motion_z has {motion_z.shape[1]} codes per video, frames up to time {last:g} need {need}; "
-                "draw them with sample_latents(..., frames=...)"
-            )
-
-    def forward(self, motion_z: torch.Tensor, times: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        # Sines of angles of up to ~10^3 rad: computed in float32 at least (bfloat16 would scramble
-        # them), without autocast, like the authors who keep all but the synthesis layers in float32.
-        dtype = self.period.weight.dtype
-        compute = torch.promote_types(dtype, torch.float32)
-        with torch.autocast(times.device.type, enabled=False):
-            out = self._embed(motion_z.to(compute), times, None if c is None else c.to(compute))
-        return out.to(dtype)
-
-    def _embed(self, motion_z: torch.Tensor, times: torch.Tensor, c: torch.Tensor | None) -> torch.Tensor:
-        n, t = times.shape
-        codes = motion_z
-        if c is not None:
-            codes = torch.cat([codes, c.to(codes.dtype).unsqueeze(1).expand(-1, codes.shape[1], -1)], dim=2)
-        self.check_codes(motion_z, times)
-        trajectory = self.layers(codes.transpose(1, 2)).transpose(1, 2)  # (N, L - extra, v)
-        left = torch.floor(times / self.distance).long()
-        batch = torch.arange(n, device=times.device).unsqueeze(1).expand(n, t)
-        code_left = trajectory[batch, left].reshape(n * t, -1)
-        code_right = trajectory[batch, left + 1].reshape(n * t, -1)
-        remainder = times % self.distance
-        t_left = (times - remainder).reshape(-1, 1).to(code_left.dtype)
-        t_right = t_left + self.distance
-        weight = (remainder / self.distance).reshape(-1, 1).to(code_left.dtype)
-        times = times.reshape(-1, 1).to(code_left.dtype)
-
-        periods = self.period(code_left).tanh() + 1
-        phases = self.phase(code_left)
-
-        freqs, phase_scales = self.freqs.to(code_left.dtype), self.phase_scales.to(code_left.dtype)
-
-        def features(at: torch.Tensor) -> torch.Tensor:
-            angle = freqs * periods * at + phases * phase_scales
-            return torch.cat([angle.sin(), angle.cos()], dim=1)
-
-        # the features of t, minus their interpolation between the code boundaries, plus an
-        # interpolation of learned values there: continuous in t, and free at the boundaries
-        removed = features(t_left) * (1 - weight) + features(t_right) * weight
-        added = self.aligner(code_left) * (1 - weight) + self.aligner(code_right) * weight
-        return features(times) - removed + added
-
-
-class SynthesisBlock(nn.Module):
-    """One resolution of the synthesis network: [2x upsampling conv], conv, to-RGB (skip architecture).
-
-    forward(x (N, C_in, R/2, R/2) or the 4x4 input, img (N, channels, R/2, R/2) or None,
-    ws (N, num_ws, w_dim)) -> (x (N, C_out, R, R), img (N, channels, R, R)).
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        out_channels: int,
-        *,
-        w_dim: int,
-        resolution: int,
-        channels: int,
-        first: bool,
-        conv_clamp: float | None,
-        use_noise: bool,
-    ) -> None:
-        super().__init__()
-        self.first = first
-        layer = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, use_noise=use_noise)
-        self.conv0 = None if first else ModulatedConv2d(in_channels, out_channels, up=2, **layer)
-        self.conv1 = ModulatedConv2d(in_channels if first else out_channels, out_channels, **layer)
-        self.to_rgb = ToRGB(out_channels, channels, w_dim, conv_clamp=conv_clamp)
-        self.num_conv = 1 if first else 2
-        self.register_buffer("resample_filter", make_resample_filter(), persistent=False)
-
-    def forward(
-        self, x: torch.Tensor, img: torch.Tensor | None, ws: torch.Tensor, *, fused: bool, noise_mode: str
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        w = iter(ws.unbind(dim=1))
-        if self.conv0 is not None:
-            x = self.conv0(x, next(w), fused=fused, noise_mode=noise_mode)
-        x = self.conv1(x, next(w), fused=fused, noise_mode=noise_mode)
-        if img is not None:
-            img = upsample2d(img, self.resample_filter)
-        y = self.to_rgb(x, next(w), fused=fused)
-        return x, (img + y if img is not None else y)
-
-
 @register_component("generator", "stylegan-v/generator")
 class StyleGANVGenerator(nn.Module):
     """The StyleGAN-V generator (see the module docstring).
@@ -729,107 +557,6 @@ class StyleGANVGenerator(nn.Module):
 # ------------------------------------------------------------------------------------------------
 # discriminator
 # ------------------------------------------------------------------------------------------------
-class TimeDifferenceEmbedding(nn.Module):
-    """Frame times (N, k) -> an embedding of the k - 1 differences between neighbouring frames.
-
-    Each difference gets a learned vector (``table``, one row per whole number of frames below
-    ``max_frames``) and fixed sine/cosine features: output (N, (k - 1) * (embed_dim + 2 * F)).
-    """
-
-    def __init__(self, max_frames: int, embed_dim: int) -> None:
-        super().__init__()
-        self.table = nn.Parameter(torch.randn(max_frames, embed_dim))  # an nn.Embedding's weight
-        self.register_buffer("fourier_coefs", log_spaced_frequencies(max_frames), persistent=False)
-
-    def dim(self, num_frames: int) -> int:
-        return (num_frames - 1) * (self.table.shape[1] + 2 * self.fourier_coefs.shape[1])
-
-    def forward(self, times: torch.Tensor) -> torch.Tensor:
-        n = times.shape[0]
-        diffs = (times[:, 1:] - times[:, :-1]).reshape(-1)
-        index = diffs.float().round().long()
-        if (
-            not torch.compiler.is_compiling()
-            and index.numel()
-            and not (int(index.min()) >= 0 and int(index.max()) < self.table.shape[0])
-        ):
-            raise ValueError(
-                f"frame_times: the gaps between frames must be in [0, {self.table.shape[0] - 1}] "
-                f"(max_frames), got {float(diffs.min()):g} to {float(diffs.max()):g}; times must be sorted"
-            )
-        dtype = self.table.dtype
-        angle = self.fourier_coefs.to(dtype) * diffs.to(dtype).unsqueeze(1)
-        out = torch.cat([F.embedding(index, self.table), angle.sin(), angle.cos()], dim=1)
-        return out.reshape(n, -1)
-
-
-class DiscriminatorBlock(nn.Module):
-    """ResNet block: [from-RGB], conv, conv with 2x downsampling, plus a downsampled 1x1 skip; the two
-    paths are scaled by sqrt(1/2). x (M, C_in, R, R) -> (M, C_out, R/2, R/2)."""
-
-    def __init__(
-        self,
-        in_channels: int,
-        tmp_channels: int,
-        out_channels: int,
-        *,
-        channels: int,
-        conv_clamp: float | None,
-    ) -> None:
-        super().__init__()
-        first = in_channels == 0
-        self.from_rgb = (
-            EqualizedConv2d(channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
-            if first
-            else None
-        )
-        conv0_in = tmp_channels if first else in_channels
-        self.conv0 = EqualizedConv2d(conv0_in, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
-        self.conv1 = EqualizedConv2d(
-            tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp
-        )
-        self.skip = EqualizedConv2d(conv0_in, out_channels, 1, bias=False, down=2)
-
-    def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
-        if self.from_rgb is not None:
-            x = self.from_rgb(img)
-        y = self.skip(x, gain=math.sqrt(0.5))
-        x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
-        return y + x
-
-
-class DiscriminatorEpilogue(nn.Module):
-    """4x4 features (N, C, 4, 4) and the mapped conditioning (N, cmap_dim) -> logits (N,).
-
-    Minibatch standard deviation, a 3x3 conv, a dense layer, then the projection
-    ``<out(h), cmap> / sqrt(cmap_dim)``.
-    """
-
-    def __init__(
-        self,
-        in_channels: int,
-        cmap_dim: int,
-        *,
-        mbstd_group_size: int,
-        mbstd_channels: int,
-        conv_clamp: float | None,
-    ) -> None:
-        super().__init__()
-        self.cmap_dim = cmap_dim
-        self.mbstd = MinibatchStd(mbstd_group_size, mbstd_channels) if mbstd_channels > 0 else None
-        self.conv = EqualizedConv2d(
-            in_channels + mbstd_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp
-        )
-        self.fc = EqualizedLinear(in_channels * INPUT_SIZE**2, in_channels, activation="lrelu")
-        self.out = EqualizedLinear(in_channels, cmap_dim)
-
-    def forward(self, x: torch.Tensor, cmap: torch.Tensor) -> torch.Tensor:
-        if self.mbstd is not None:
-            x = self.mbstd(x)
-        x = self.out(self.fc(self.conv(x).flatten(1)))
-        return (x * cmap.to(x.dtype)).sum(dim=1) * (1 / math.sqrt(self.cmap_dim))
-
-
 @register_component("discriminator", "stylegan-v/discriminator")
 class StyleGANVDiscriminator(nn.Module):
     """The StyleGAN-V discriminator (see the module docstring).

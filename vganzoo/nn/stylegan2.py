@@ -6,7 +6,9 @@ code compute the same function (see :mod:`vganzoo.convert.stylegan_v`):
 * equalized learning rate: weights are stored unscaled (N(0, 1) at init, divided by the layer's
   learning-rate multiplier) and scaled by ``lr_multiplier / sqrt(fan_in)`` in every forward pass;
 * modulated / demodulated convolutions (:class:`ModulatedConv2d`), skip-to-RGB layers (:class:`ToRGB`);
-* the mapping network and the minibatch standard-deviation layer.
+* the mapping network and the minibatch standard-deviation layer;
+* the blocks of the skip-architecture generator and the ResNet discriminator built from them
+  (:class:`SynthesisBlock`, :class:`DiscriminatorBlock`, :class:`DiscriminatorEpilogue`).
 
 The maths they run (``bias_act``, the fused ``conv2d_bias_act``, FIR resampling, the modulated
 convolution) are functions in :mod:`vganzoo.nn.stylegan2_functional`, re-exported here.
@@ -41,13 +43,17 @@ from .stylegan2_functional import (
 
 __all__ = [
     "ACTIVATION_GAINS",
+    "INPUT_SIZE",
     "LEAKY_SLOPE",
+    "DiscriminatorBlock",
+    "DiscriminatorEpilogue",
     "EqualizedConv1d",
     "EqualizedConv2d",
     "EqualizedLinear",
     "MappingNetwork",
     "MinibatchStd",
     "ModulatedConv2d",
+    "SynthesisBlock",
     "ToRGB",
     "bias_act",
     "conv2d_bias_act",
@@ -61,6 +67,7 @@ __all__ = [
 
 MAPPING_LR_MULTIPLIER = 0.01
 W_AVG_BETA = 0.995
+INPUT_SIZE = 4  # the synthesis network starts from a 4x4 map; the discriminator ends on one
 
 
 def _scaled_randn(shape: tuple[int, ...], scale: float) -> torch.Tensor:
@@ -399,3 +406,114 @@ class MinibatchStd(nn.Module):
 
     def extra_repr(self) -> str:
         return f"group_size={self.group_size}, num_channels={self.num_channels}"
+
+
+# ------------------------------------------------------------------------------------------------
+# blocks
+# ------------------------------------------------------------------------------------------------
+class SynthesisBlock(nn.Module):
+    """One resolution of the synthesis network: [2x upsampling conv], conv, to-RGB (skip architecture).
+
+    forward(x (N, C_in, R/2, R/2) or the 4x4 input, img (N, channels, R/2, R/2) or None,
+    ws (N, num_ws, w_dim)) -> (x (N, C_out, R, R), img (N, channels, R, R)).
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        w_dim: int,
+        resolution: int,
+        channels: int,
+        first: bool,
+        conv_clamp: float | None,
+        use_noise: bool,
+    ) -> None:
+        super().__init__()
+        self.first = first
+        layer = dict(w_dim=w_dim, resolution=resolution, conv_clamp=conv_clamp, use_noise=use_noise)
+        self.conv0 = None if first else ModulatedConv2d(in_channels, out_channels, up=2, **layer)
+        self.conv1 = ModulatedConv2d(in_channels if first else out_channels, out_channels, **layer)
+        self.to_rgb = ToRGB(out_channels, channels, w_dim, conv_clamp=conv_clamp)
+        self.num_conv = 1 if first else 2
+        self.register_buffer("resample_filter", make_resample_filter(), persistent=False)
+
+    def forward(
+        self, x: torch.Tensor, img: torch.Tensor | None, ws: torch.Tensor, *, fused: bool, noise_mode: str
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        w = iter(ws.unbind(dim=1))
+        if self.conv0 is not None:
+            x = self.conv0(x, next(w), fused=fused, noise_mode=noise_mode)
+        x = self.conv1(x, next(w), fused=fused, noise_mode=noise_mode)
+        if img is not None:
+            img = upsample2d(img, self.resample_filter)
+        y = self.to_rgb(x, next(w), fused=fused)
+        return x, (img + y if img is not None else y)
+
+
+class DiscriminatorBlock(nn.Module):
+    """ResNet block: [from-RGB], conv, conv with 2x downsampling, plus a downsampled 1x1 skip; the two
+    paths are scaled by sqrt(1/2). x (M, C_in, R, R) -> (M, C_out, R/2, R/2)."""
+
+    def __init__(
+        self,
+        in_channels: int,
+        tmp_channels: int,
+        out_channels: int,
+        *,
+        channels: int,
+        conv_clamp: float | None,
+    ) -> None:
+        super().__init__()
+        first = in_channels == 0
+        self.from_rgb = (
+            EqualizedConv2d(channels, tmp_channels, 1, activation="lrelu", conv_clamp=conv_clamp)
+            if first
+            else None
+        )
+        conv0_in = tmp_channels if first else in_channels
+        self.conv0 = EqualizedConv2d(conv0_in, tmp_channels, 3, activation="lrelu", conv_clamp=conv_clamp)
+        self.conv1 = EqualizedConv2d(
+            tmp_channels, out_channels, 3, activation="lrelu", down=2, conv_clamp=conv_clamp
+        )
+        self.skip = EqualizedConv2d(conv0_in, out_channels, 1, bias=False, down=2)
+
+    def forward(self, x: torch.Tensor | None, img: torch.Tensor) -> torch.Tensor:
+        if self.from_rgb is not None:
+            x = self.from_rgb(img)
+        y = self.skip(x, gain=math.sqrt(0.5))
+        x = self.conv1(self.conv0(x), gain=math.sqrt(0.5))
+        return y + x
+
+
+class DiscriminatorEpilogue(nn.Module):
+    """4x4 features (N, C, 4, 4) and the mapped conditioning (N, cmap_dim) -> logits (N,).
+
+    Minibatch standard deviation, a 3x3 conv, a dense layer, then the projection
+    ``<out(h), cmap> / sqrt(cmap_dim)``.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        cmap_dim: int,
+        *,
+        mbstd_group_size: int,
+        mbstd_channels: int,
+        conv_clamp: float | None,
+    ) -> None:
+        super().__init__()
+        self.cmap_dim = cmap_dim
+        self.mbstd = MinibatchStd(mbstd_group_size, mbstd_channels) if mbstd_channels > 0 else None
+        self.conv = EqualizedConv2d(
+            in_channels + mbstd_channels, in_channels, 3, activation="lrelu", conv_clamp=conv_clamp
+        )
+        self.fc = EqualizedLinear(in_channels * INPUT_SIZE**2, in_channels, activation="lrelu")
+        self.out = EqualizedLinear(in_channels, cmap_dim)
+
+    def forward(self, x: torch.Tensor, cmap: torch.Tensor) -> torch.Tensor:
+        if self.mbstd is not None:
+            x = self.mbstd(x)
+        x = self.out(self.fc(self.conv(x).flatten(1)))
+        return (x * cmap.to(x.dtype)).sum(dim=1) * (1 / math.sqrt(self.cmap_dim))
