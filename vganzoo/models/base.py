@@ -33,7 +33,7 @@ from torch import nn
 
 from ..errors import InvalidConfigError
 
-__all__ = ["DiscriminatorOutput", "VideoGAN", "check_labels", "make_generator"]
+__all__ = ["DiscriminatorOutput", "VideoGAN", "check_labels", "draw_labels", "make_generator"]
 
 
 class DiscriminatorOutput(NamedTuple):
@@ -92,6 +92,17 @@ def check_labels(
             f"{int(labels.max())}"
         )
     return labels
+
+
+def draw_labels(n: int, num_classes: int, labels: Any, generator: torch.Generator) -> torch.Tensor | None:
+    """A generator's ``labels`` latent: ``labels`` checked, or (n,) classes drawn uniformly from
+    ``generator`` when None; None for an unconditional model (which must get no labels). A
+    conditional model always draws, so the latents drawn after the labels do not depend on them."""
+    if num_classes > 0:
+        drawn = torch.randint(0, num_classes, (n,), generator=generator)
+        return drawn if labels is None else check_labels(labels, n, num_classes)
+    check_labels(labels, n, num_classes)  # raises unless None: unconditional
+    return None
 
 
 def _as_label_tensor(labels: Any, n: int, where: str, device: torch.device | str | None) -> torch.Tensor:

@@ -1,4 +1,4 @@
-"""Helpers shared by the built-in families: input checks, channel widths, and discriminator mixing.
+"""Helpers shared by the built-in families: config and input checks, channel widths, discriminator mixing.
 
 Mixing: a model's discriminators are built from registered component names, so families can be mixed.
 
@@ -17,6 +17,7 @@ Each factory gets the model's shared keywords (``resolution``, ``frames``, ``cha
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -29,8 +30,12 @@ from .base import require
 
 __all__ = [
     "build_discriminators",
+    "check_latent",
+    "check_positive_ints",
     "check_shared_config",
     "check_video",
+    "is_int",
+    "is_number",
     "num_doublings",
     "role_of",
     "scaled_channels",
@@ -105,6 +110,22 @@ def num_doublings(size: int, start: int) -> int:
     return (size // start).bit_length() - 1
 
 
+def is_int(value: Any) -> bool:
+    """An int that is not a bool (config values come from JSON and the command line)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float that is not a bool."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def check_positive_ints(component: str, **values: Any) -> None:
+    """Raise InvalidConfigError naming ``component`` and the keyword unless every value is an int >= 1."""
+    for key, value in values.items():
+        require(is_int(value) and value >= 1, f"{component}: {key} must be a positive int, got {value!r}")
+
+
 def check_shared_config(
     component: str,
     *,
@@ -116,10 +137,6 @@ def check_shared_config(
     resolutions: Sequence[int],
 ) -> None:
     """Raise InvalidConfigError naming ``component`` for a bad shared keyword."""
-
-    def is_int(v: Any) -> bool:
-        return isinstance(v, int) and not isinstance(v, bool)
-
     require(
         is_int(resolution) and resolution in resolutions,
         f"{component}: resolution must be one of {tuple(resolutions)}, got {resolution!r}",
@@ -154,3 +171,16 @@ def check_video(video: Any, *, name: str, channels: int, resolution: int, frames
     _, c, t, h, w = video.shape
     if c != channels or h != resolution or w != resolution or t < 1 or (frames is not None and t != frames):
         raise ValueError(f"{name}: video must have shape {expected}, got {tuple(video.shape)}")
+
+
+def check_latent(value: Any, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
+    """Raise a clear error unless ``value`` is a float tensor of ``shape`` (str entries: any size)."""
+    text = "(" + ", ".join(str(s) for s in shape) + ")"
+    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
+        got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
+        raise TypeError(f"{name} must be a floating-point tensor of shape {text}, got {got}")
+    if value.ndim != len(shape) or any(
+        not isinstance(s, str) and value.shape[i] != s for i, s in enumerate(shape)
+    ):
+        raise ValueError(f"{name} must have shape {text}, got {tuple(value.shape)}")
+    return value

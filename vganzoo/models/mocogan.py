@@ -34,8 +34,16 @@ from torch import nn
 
 from ..nn import InstanceNoise, STConv3d
 from ..registry import PretrainedSpec, register_component, register_model
-from .base import DiscriminatorOutput, VideoGAN, check_labels, require
-from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
+from .base import DiscriminatorOutput, VideoGAN, check_labels, draw_labels, require
+from .common import (
+    build_discriminators,
+    check_latent,
+    check_positive_ints,
+    check_shared_config,
+    check_video,
+    num_doublings,
+    scaled_channels,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -84,20 +92,6 @@ RECIPE: dict[str, Any] = {
 }
 
 
-def _check_latent(value: Any, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
-    """Raise a clear error unless ``value`` is a float tensor of ``shape`` (str entries: any size)."""
-    text = "(" + ", ".join(str(s) for s in shape) + ")"
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
-        raise TypeError(f"{name} must be a floating-point tensor of shape {text}, got {got}")
-    ok = value.ndim == len(shape) and all(
-        isinstance(s, str) or value.shape[i] == s for i, s in enumerate(shape)
-    )
-    if not ok:
-        raise ValueError(f"{name} must have shape {text}, got {tuple(value.shape)}")
-    return value
-
-
 @register_component("generator", "mocogan/rnn")
 class MoCoGANGenerator(nn.Module):
     """MoCoGAN's video generator.
@@ -137,11 +131,7 @@ class MoCoGANGenerator(nn.Module):
             num_classes=num_classes,
             resolutions=RESOLUTIONS,
         )
-        for key, value in (("dim_z_content", dim_z_content), ("dim_z_motion", dim_z_motion)):
-            require(
-                isinstance(value, int) and not isinstance(value, bool) and value >= 1,
-                f"mocogan/rnn: {key} must be a positive int, got {value!r}",
-            )
+        check_positive_ints("mocogan/rnn", dim_z_content=dim_z_content, dim_z_motion=dim_z_motion)
         self.resolution, self.frames, self.channels = resolution, frames, channels
         self.num_classes, self.dim_z_content, self.dim_z_motion = num_classes, dim_z_content, dim_z_motion
         self.dim_z = dim_z_content + num_classes + dim_z_motion
@@ -185,11 +175,9 @@ class MoCoGANGenerator(nn.Module):
             "motion_h0": torch.randn(n, self.dim_z_motion, generator=generator),
             "motion_noise": torch.randn(n, frames, self.dim_z_motion, generator=generator),
         }
-        if self.num_classes > 0:
-            drawn = torch.randint(0, self.num_classes, (n,), generator=generator)
-            latents["labels"] = drawn if labels is None else check_labels(labels, n, self.num_classes)
-        elif labels is not None:
-            check_labels(labels, n, self.num_classes)  # raises: unconditional
+        labels = draw_labels(n, self.num_classes, labels, generator)
+        if labels is not None:
+            latents["labels"] = labels
         return latents
 
     def motion_codes(self, motion_noise: torch.Tensor, motion_h0: torch.Tensor) -> torch.Tensor:
@@ -216,7 +204,7 @@ class MoCoGANGenerator(nn.Module):
                 f"{self.num_classes})"
             )
         if z_category is not None:
-            return _check_latent(z_category, "z_category", (n, self.num_classes))
+            return check_latent(z_category, "z_category", (n, self.num_classes))
         labels = check_labels(labels, n, self.num_classes)
         return F.one_hot(labels, self.num_classes).to(device=device, dtype=torch.float32)
 
@@ -241,10 +229,10 @@ class MoCoGANGenerator(nn.Module):
         Returns:
             (N, channels, T, resolution, resolution) in [-1, 1].
         """
-        _check_latent(z_content, "z_content", ("N", self.dim_z_content))
+        check_latent(z_content, "z_content", ("N", self.dim_z_content))
         n = z_content.shape[0]
-        _check_latent(motion_noise, "motion_noise", (n, "T", self.dim_z_motion))
-        _check_latent(motion_h0, "motion_h0", (n, self.dim_z_motion))
+        check_latent(motion_noise, "motion_noise", (n, "T", self.dim_z_motion))
+        check_latent(motion_h0, "motion_h0", (n, self.dim_z_motion))
         frames = motion_noise.shape[1]
         if frames < 1:
             raise ValueError("motion_noise must have at least one frame (shape (N, T>=1, dim_z_motion))")

@@ -81,8 +81,8 @@ from ..nn.stylegan2 import (
 )
 from ..nn.time_embedding import MotionEncoder, TimeDifferenceEmbedding
 from ..registry import register_component, register_model
-from .base import DiscriminatorOutput, VideoGAN, check_labels, make_generator, require
-from .common import check_shared_config, check_video
+from .base import DiscriminatorOutput, VideoGAN, check_labels, draw_labels, make_generator, require
+from .common import check_latent, check_positive_ints, check_shared_config, check_video, is_int, is_number
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -202,19 +202,6 @@ RECIPE = make_recipe(DEFAULT_CONFIG["resolution"], sparse_frames=DEFAULT_CONFIG[
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _check_positive_ints(component: str, **values: Any) -> None:
-    for key, value in values.items():
-        require(_is_int(value) and value >= 1, f"{component}: {key} must be a positive int, got {value!r}")
-
-
 def channel_ladder(resolution: int, *, width: float, channel_base: int, channel_max: int) -> dict[int, int]:
     """Channels at each resolution 4, 8, ..., ``resolution``: ``min(base // res, max)`` (scaled by width)."""
     base, top = max(1, round(channel_base * width)), max(1, round(channel_max * width))
@@ -257,19 +244,6 @@ def random_frame_times(
         inner = (torch.randperm(span - 1, generator=generator)[: num_frames - 2] + 1).tolist()
         out[i] = torch.tensor(sorted([0, span, *inner]), dtype=torch.float64) + start
     return out.float()
-
-
-def _check_latent(value: Any, name: str, shape: tuple[int | str, ...]) -> torch.Tensor:
-    """Raise a clear error unless ``value`` is a float tensor of ``shape`` (str entries: any size)."""
-    text = "(" + ", ".join(str(s) for s in shape) + ")"
-    if not isinstance(value, torch.Tensor) or not value.is_floating_point():
-        got = f"dtype {value.dtype}" if isinstance(value, torch.Tensor) else type(value).__name__
-        raise TypeError(f"{name} must be a floating-point tensor of shape {text}, got {got}")
-    if value.ndim != len(shape) or any(
-        not isinstance(s, str) and value.shape[i] != s for i, s in enumerate(shape)
-    ):
-        raise ValueError(f"{name} must have shape {text}, got {tuple(value.shape)}")
-    return value
 
 
 def _class_codes(
@@ -344,7 +318,7 @@ class StyleGANVGenerator(nn.Module):
             sparse_frames=sparse_frames,
             max_dist=max_dist,
         )
-        _check_positive_ints(
+        check_positive_ints(
             name,
             z_dim=z_dim,
             w_dim=w_dim,
@@ -359,9 +333,7 @@ class StyleGANVGenerator(nn.Module):
             ("time_min_period", time_min_period),
             ("time_max_period", time_max_period),
         ):
-            require(
-                _is_number(value) and value > 0, f"{name}: {key} must be a positive number, got {value!r}"
-            )
+            require(is_number(value) and value > 0, f"{name}: {key} must be a positive number, got {value!r}")
         require(isinstance(use_noise, bool), f"{name}: use_noise must be true or false, got {use_noise!r}")
         self.resolution, self.frames, self.channels, self.num_classes = (
             resolution,
@@ -413,9 +385,9 @@ class StyleGANVGenerator(nn.Module):
         """(frames,) times of a clip sampled at ``fps`` frames per second (default: the data's rate)."""
         frames = self.frames if frames is None else frames
         fps = self.fps if fps is None else fps
-        if not _is_int(frames) or frames < 1:
+        if not is_int(frames) or frames < 1:
             raise ValueError(f"frames must be a positive int, got {frames!r}")
-        if not _is_number(fps) or fps <= 0:
+        if not is_number(fps) or fps <= 0:
             raise ValueError(f"fps must be a positive number, got {fps!r}")
         step = self.fps / float(fps)
         return torch.arange(frames, dtype=torch.float64).mul(step).float()
@@ -450,14 +422,12 @@ class StyleGANVGenerator(nn.Module):
         ``labels`` (uniform when not given). Nothing drawn depends on the clip's length, so the same
         seed gives the same start for any ``frames``.
         """
-        if not _is_int(n) or n < 0:
+        if not is_int(n) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         latents: dict[str, torch.Tensor] = {"z": torch.randn(n, self.z_dim, generator=generator)}
-        if self.num_classes > 0:
-            drawn = torch.randint(0, self.num_classes, (n,), generator=generator)
-            latents["labels"] = drawn if labels is None else check_labels(labels, n, self.num_classes)
-        elif labels is not None:
-            check_labels(labels, n, self.num_classes)  # raises: unconditional
+        labels = draw_labels(n, self.num_classes, labels, generator)
+        if labels is not None:
+            latents["labels"] = labels
         motion_seeds = torch.randint(0, 2**62, (n,), generator=generator).tolist()
         if self.training and frames is None and fps is None:
             times = random_frame_times(
@@ -494,10 +464,10 @@ class StyleGANVGenerator(nn.Module):
         ``noise_mode`` (models with noise inputs): "random", "const" or "none"; default "random" in
         training and "const" in eval mode.
         """
-        _check_latent(z, "z", ("N", self.z_dim))
+        check_latent(z, "z", ("N", self.z_dim))
         n = z.shape[0]
-        _check_latent(motion_z, "motion_z", (n, "L", self.motion_z_dim))
-        _check_latent(frame_times, "frame_times", (n, "T"))
+        check_latent(motion_z, "motion_z", (n, "L", self.motion_z_dim))
+        check_latent(frame_times, "frame_times", (n, "T"))
         t = frame_times.shape[1]
         if t < 1:
             raise ValueError("frame_times must hold at least one time per video (shape (N, T >= 1))")
@@ -606,7 +576,7 @@ class StyleGANVDiscriminator(nn.Module):
             sparse_frames=sparse_frames,
             max_dist=max_dist,
         )
-        _check_positive_ints(
+        check_positive_ints(
             name,
             time_embed_dim=time_embed_dim,
             frames_div_factor=frames_div_factor,
@@ -614,7 +584,7 @@ class StyleGANVDiscriminator(nn.Module):
             d_mapping_layers=d_mapping_layers,
         )
         require(
-            _is_int(mbstd_channels) and mbstd_channels >= 0,
+            is_int(mbstd_channels) and mbstd_channels >= 0,
             f"{name}: mbstd_channels must be a non-negative int, got {mbstd_channels!r}",
         )
         block_resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]  # R ... 8
@@ -690,7 +660,7 @@ class StyleGANVDiscriminator(nn.Module):
         if frame_times is None:
             frame_times = torch.arange(t, device=video.device, dtype=video.dtype).expand(n, t)
         else:
-            _check_latent(frame_times, "frame_times", (n, t))
+            check_latent(frame_times, "frame_times", (n, t))
             frame_times = frame_times.to(video.device)
         cond = _class_codes(labels, n, self.num_classes, name, video)
         if n == 0:
@@ -736,7 +706,7 @@ def _check_common(
         num_classes=num_classes,
         resolutions=RESOLUTIONS,
     )
-    _check_positive_ints(
+    check_positive_ints(
         component,
         channel_base=channel_base,
         channel_max=channel_max,
@@ -745,10 +715,10 @@ def _check_common(
         max_dist=max_dist,
     )
     require(
-        conv_clamp is None or (_is_number(conv_clamp) and conv_clamp > 0),
+        conv_clamp is None or (is_number(conv_clamp) and conv_clamp > 0),
         f"{component}: conv_clamp must be a positive number or null, got {conv_clamp!r}",
     )
-    require(_is_number(fps) and fps > 0, f"{component}: fps must be a positive number, got {fps!r}")
+    require(is_number(fps) and fps > 0, f"{component}: fps must be a positive number, got {fps!r}")
     require(sparse_frames >= 2, f"{component}: sparse_frames must be at least 2, got {sparse_frames}")
     require(
         frames >= sparse_frames and max_frames >= frames,
@@ -791,9 +761,9 @@ class StyleGANV(VideoGAN):
                 for any ``frames`` (same seed, ``n`` and ``fps``).
             truncation_psi: pulls w towards its running average (1: no truncation).
         """
-        if not _is_int(n) or n < 0:
+        if not is_int(n) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
-        if not _is_number(truncation_psi):
+        if not is_number(truncation_psi):
             raise ValueError(f"truncation_psi must be a number, got {truncation_psi!r}")
         gen_module = self.generator_ema if (use_ema and self.generator_ema is not None) else self.generator
         param = next(gen_module.parameters(), None)

@@ -39,7 +39,7 @@ from torch import nn
 
 from ..nn import STConv3d
 from ..registry import register_component, register_model
-from .base import DiscriminatorOutput, VideoGAN, check_labels, require
+from .base import DiscriminatorOutput, VideoGAN, check_labels, draw_labels, require
 from .common import build_discriminators, check_shared_config, check_video, num_doublings, scaled_channels
 
 __all__ = [
@@ -249,11 +249,9 @@ class TGANGenerator(nn.Module):
         """``z_slow (n, dim_z_slow)`` ~ U[-1, 1] and, when conditional, ``labels (n,)`` (uniform when not
         given)."""
         latents = {"z_slow": torch.rand(n, self.dim_z_slow, generator=generator) * 2 - 1}
-        if self.num_classes > 0:
-            drawn = torch.randint(0, self.num_classes, (n,), generator=generator)
-            latents["labels"] = drawn if labels is None else check_labels(labels, n, self.num_classes)
-        elif labels is not None:
-            check_labels(labels, n, self.num_classes)  # raises: unconditional
+        labels = draw_labels(n, self.num_classes, labels, generator)
+        if labels is not None:
+            latents["labels"] = labels
         return latents
 
     def forward(self, z_slow: torch.Tensor, labels: Any = None) -> torch.Tensor:
