@@ -203,6 +203,26 @@ class VideoGAN(nn.Module):
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
+        gen_module, device, dtype = self._sampling_generator(use_ema, device)
+        labels = check_labels(labels, n, self.num_classes)
+        latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
+        # latents are drawn in float32 on the CPU (the same seed gives the same videos anywhere); a
+        # model cast with .to(dtype) / load(dtype=...) gets them in its own dtype
+        latents = {
+            k: v.to(device=device, dtype=dtype if v.is_floating_point() else None)
+            if isinstance(v, torch.Tensor)
+            else v
+            for k, v in latents.items()
+        }
+        videos = self._run_generator(gen_module, latents)
+        return (videos, latents) if return_latents else videos
+
+    def _sampling_generator(
+        self, use_ema: bool, device: torch.device | str | None
+    ) -> tuple[nn.Module, torch.device, torch.dtype | None]:
+        """What :meth:`sample` runs: the generator (its EMA copy when asked and present), the device
+        (default: where its weights are; refused: "meta", or one other than the weights') and its
+        weights' floating-point dtype (None when it has none)."""
         gen_module = self.generator_ema if (use_ema and self.generator_ema is not None) else self.generator
         param = next(gen_module.parameters(), None)
         if device is None:
@@ -217,25 +237,19 @@ class VideoGAN(nn.Module):
                 f"device: the generator's weights are on {param.device}, not {device}; call "
                 f"model.to({str(device)!r}) first"
             )
-        labels = check_labels(labels, n, self.num_classes)
-        latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
-        # latents are drawn in float32 on the CPU (the same seed gives the same videos anywhere); a
-        # model cast with .to(dtype) / load(dtype=...) gets them in its own dtype
         dtype = param.dtype if param is not None and param.is_floating_point() else None
-        latents = {
-            k: v.to(device=device, dtype=dtype if v.is_floating_point() else None)
-            if isinstance(v, torch.Tensor)
-            else v
-            for k, v in latents.items()
-        }
+        return gen_module, device, dtype
+
+    @staticmethod
+    def _run_generator(gen_module: nn.Module, latents: Mapping[str, Any], **kwargs: Any) -> torch.Tensor:
+        """``gen_module(**latents, **kwargs)`` in eval mode (its mode restored after), clamped to [-1, 1]."""
         was_training = gen_module.training
         gen_module.eval()
         try:
-            videos = gen_module(**latents)
+            videos = gen_module(**latents, **kwargs)
         finally:
             gen_module.train(was_training)
-        videos = videos.clamp(-1.0, 1.0)
-        return (videos, latents) if return_latents else videos
+        return videos.clamp(-1.0, 1.0)
 
     def extra_repr(self) -> str:
         return f"model={self.name!r}"

@@ -765,19 +765,7 @@ class StyleGANV(VideoGAN):
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         if not is_number(truncation_psi):
             raise ValueError(f"truncation_psi must be a number, got {truncation_psi!r}")
-        gen_module = self.generator_ema if (use_ema and self.generator_ema is not None) else self.generator
-        param = next(gen_module.parameters(), None)
-        device = torch.device(device) if device is not None else (param.device if param is not None else None)
-        device = device or torch.device("cpu")
-        if device.type == "meta":
-            raise ValueError(
-                "device: 'meta' tensors hold no data, so nothing can be sampled there; use 'cpu' or 'cuda'"
-            )
-        if param is not None and param.device != device:
-            raise ValueError(
-                f"device: the generator's weights are on {param.device}, not {device}; call "
-                f"model.to({str(device)!r}) first"
-            )
+        gen_module, device, dtype = self._sampling_generator(use_ema, device)
         gen_module.clip_times(frames, fps)  # checks frames and fps
         labels = check_labels(labels, n, self.num_classes)
         latents = gen_module.sample_latents(
@@ -789,17 +777,11 @@ class StyleGANV(VideoGAN):
         )
         # latents follow the model's dtype; frame times stay in float32 at least (bfloat16 would round
         # the times of long clips to every 2nd, 4th... frame)
-        dtype = param.dtype if param is not None and param.is_floating_point() else torch.float32
+        dtype = dtype or torch.float32
         dtypes = {k: dtype for k, v in latents.items() if v.is_floating_point()}
         dtypes["frame_times"] = torch.promote_types(dtype, torch.float32)
         latents = {k: v.to(device=device, dtype=dtypes.get(k)) for k, v in latents.items()}
-        was_training = gen_module.training
-        gen_module.eval()
-        try:
-            videos = gen_module(**latents, truncation_psi=truncation_psi)
-        finally:
-            gen_module.train(was_training)
-        videos = videos.clamp(-1.0, 1.0)
+        videos = self._run_generator(gen_module, latents, truncation_psi=truncation_psi)
         return (videos, latents) if return_latents else videos
 
 
