@@ -10,7 +10,7 @@ Generator ``stylegan-v/generator``
     noise inputs, skip-to-RGB outputs, see :mod:`vganzoo.nn.stylegan2`) that renders every frame
     independently from the content code ``w = mapping(z)`` and a continuous time embedding fed at
     its 4x4 input (concatenated to the learned constant). The time embedding comes from the motion
-    encoder (:class:`~vganzoo.nn.time_embedding.MotionEncoder`): random motion codes ``motion_z``
+    encoder (:class:`~vganzoo.nn.continuous_time.MotionEncoder`): random motion codes ``motion_z``
     placed every ``motion_z_distance`` frames along time, convolved, interpolated at each frame's
     time and turned into sine / cosine features of it, continuous across code boundaries. Frames can
     be rendered at any time, so clips of any length and frame rate are sampled from the same
@@ -23,7 +23,7 @@ Discriminator ``stylegan-v/discriminator`` (role ``"video"``)
     frames go through the blocks separately down to ``concat_res`` (16x16), are concatenated along
     channels (each with ``1 / frames_div_factor`` of the channels) and go on as one image. The time
     differences between the frames (a learned embedding per whole-frame difference plus fixed
-    sine/cosine features, :class:`~vganzoo.nn.time_embedding.TimeDifferenceEmbedding`) condition
+    sine/cosine features, :class:`~vganzoo.nn.continuous_time.TimeDifferenceEmbedding`) condition
     its projection head through a mapping network, with the class one-hot for conditional models.
     Given a whole clip it picks the frames itself (at random in training, as the authors' data
     loader does: a span from (2, 4, 8, 16, 32) up to ``max_dist`` and the clip length, a random
@@ -31,8 +31,9 @@ Discriminator ``stylegan-v/discriminator`` (role ``"video"``)
     rendered) it scores exactly those frames.
 
 Sparse training: the generator renders only ``sparse_frames`` frames per clip at random times (in
-training mode, :meth:`StyleGANVGenerator.sample_latents` draws them with the authors' sampler over
-videos of ``max_frames`` frames, with a fractional start) and returns their times as the latent
+training mode, :meth:`StyleGANVGenerator.sample_latents` draws them with the authors' sampler,
+:func:`~vganzoo.nn.continuous_time.random_frame_times`, over videos of ``max_frames`` frames, with a
+fractional start) and returns their times as the latent
 ``frame_times``; the trainer passes them on to the discriminator (:mod:`vganzoo.train.frame_times`).
 
 Configs: :data:`DEFAULT_CONFIG` is the paper's 256x256 model (the authors' default configuration, its
@@ -65,6 +66,7 @@ from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -72,17 +74,35 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..nn.continuous_time import (
+    TOTAL_DISTS,
+    MotionEncoder,
+    TimeDifferenceEmbedding,
+    allowed_spans,
+    draw_motion_codes,
+    random_frame_times,
+)
 from ..nn.stylegan2 import (
     INPUT_SIZE,
     DiscriminatorBlock,
     DiscriminatorEpilogue,
     MappingNetwork,
-    SynthesisBlock,
+    channel_ladder,
+    fused_modconv,
+    synthesis_blocks,
+    synthesize,
 )
-from ..nn.time_embedding import MotionEncoder, TimeDifferenceEmbedding
 from ..registry import register_component, register_model
 from .base import DiscriminatorOutput, VideoGAN, check_labels, draw_labels, make_generator, require
-from .common import check_latent, check_positive_ints, check_shared_config, check_video, is_int, is_number
+from .common import (
+    SHARED_KEYS,
+    check_latent,
+    check_positive_ints,
+    check_shared_config,
+    check_video,
+    is_int,
+    is_number,
+)
 
 __all__ = [
     "DEFAULT_CONFIG",
@@ -102,11 +122,7 @@ PAPER = (
     "Quality and Perks of StyleGAN2 (CVPR 2022)"
 )
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
-# The spans between the first and the last of a clip's sparse frames that training draws from
-# (the authors' sampling.total_dists), cut to max_dist and the clip length.
-TOTAL_DISTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 FRAMES_PER_PASS = 32  # frames of each video rendered in one synthesis pass (long clips go in chunks)
-MOTION_CODE_CHUNK = 16  # motion codes drawn per random call: a video's codes never depend on its length
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "resolution": 256,
@@ -202,50 +218,6 @@ RECIPE = make_recipe(DEFAULT_CONFIG["resolution"], sparse_frames=DEFAULT_CONFIG[
 # ------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------
-def channel_ladder(resolution: int, *, width: float, channel_base: int, channel_max: int) -> dict[int, int]:
-    """Channels at each resolution 4, 8, ..., ``resolution``: ``min(base // res, max)`` (scaled by width)."""
-    base, top = max(1, round(channel_base * width)), max(1, round(channel_max * width))
-    return {2**i: min(base // 2**i, top) for i in range(2, int(math.log2(resolution)) + 1)}
-
-
-def allowed_spans(num_frames: int, clip_frames: int, max_dist: int) -> list[int]:
-    """Spans (last minus first frame) that sparse sampling draws from for clips of ``clip_frames``."""
-    return [d for d in TOTAL_DISTS if num_frames - 1 <= d <= min(clip_frames - 1, max_dist)]
-
-
-def random_frame_times(
-    n: int,
-    *,
-    num_frames: int,
-    clip_frames: int,
-    max_dist: int,
-    fractional: bool = False,
-    generator: torch.Generator | None = None,
-) -> torch.Tensor:
-    """(n, num_frames) sorted frame times inside clips of ``clip_frames`` frames, the authors' sampler.
-
-    Per clip: a span ``d`` uniform over :func:`allowed_spans`, a start uniform in
-    ``[0, clip_frames - d - 1]`` (an integer, or any real there with ``fractional``), the frames at
-    ``start`` and ``start + d`` and the others at distinct whole offsets strictly inside the span.
-    """
-    spans = allowed_spans(num_frames, clip_frames, max_dist)
-    if not spans:
-        raise ValueError(
-            f"clips of {clip_frames} frames are too short for {num_frames} sparse frames (max_dist "
-            f"{max_dist}); need at least {num_frames} frames"
-        )
-    out = torch.empty(n, num_frames, dtype=torch.float64)
-    for i in range(n):
-        span = spans[int(torch.randint(len(spans), (1,), generator=generator))]
-        if fractional:
-            start = float(torch.rand((), generator=generator, dtype=torch.float64)) * (clip_frames - span - 1)
-        else:
-            start = float(torch.randint(0, clip_frames - span, (1,), generator=generator))
-        inner = (torch.randperm(span - 1, generator=generator)[: num_frames - 2] + 1).tolist()
-        out[i] = torch.tensor(sorted([0, span, *inner]), dtype=torch.float64) + start
-    return out.float()
-
-
 def _class_codes(
     labels: Any, n: int, num_classes: int, owner: str, like: torch.Tensor
 ) -> torch.Tensor | None:
@@ -302,46 +274,9 @@ class StyleGANVGenerator(nn.Module):
         max_dist: int = DEFAULT_CONFIG["max_dist"],
     ) -> None:
         super().__init__()
-        name = "stylegan-v/generator"
-        _check_common(
-            name,
-            resolution=resolution,
-            frames=frames,
-            channels=channels,
-            width=width,
-            num_classes=num_classes,
-            channel_base=channel_base,
-            channel_max=channel_max,
-            conv_clamp=conv_clamp,
-            fps=fps,
-            max_frames=max_frames,
-            sparse_frames=sparse_frames,
-            max_dist=max_dist,
-        )
-        check_positive_ints(
-            name,
-            z_dim=z_dim,
-            w_dim=w_dim,
-            mapping_layers=mapping_layers,
-            motion_z_dim=motion_z_dim,
-            motion_v_dim=motion_v_dim,
-            motion_kernel_size=motion_kernel_size,
-            time_dim=time_dim,
-        )
-        for key, value in (
-            ("motion_z_distance", motion_z_distance),
-            ("time_min_period", time_min_period),
-            ("time_max_period", time_max_period),
-        ):
-            require(is_number(value) and value > 0, f"{name}: {key} must be a positive number, got {value!r}")
-        require(isinstance(use_noise, bool), f"{name}: use_noise must be true or false, got {use_noise!r}")
-        self.resolution, self.frames, self.channels, self.num_classes = (
-            resolution,
-            frames,
-            channels,
-            num_classes,
-        )
-        self.fps, self.z_dim, self.w_dim = float(fps), z_dim, w_dim
+        _check_generator_config("stylegan-v/generator", locals())
+        self.resolution, self.frames, self.channels = resolution, frames, channels
+        self.num_classes, self.fps, self.z_dim, self.w_dim = num_classes, float(fps), z_dim, w_dim
         self.motion_z_dim, self.max_frames = motion_z_dim, max_frames
         self.sparse_frames, self.max_dist = sparse_frames, max_dist
 
@@ -357,25 +292,15 @@ class StyleGANVGenerator(nn.Module):
             max_period=time_max_period,
         )
         self.const = nn.Parameter(torch.randn(1, ladder[INPUT_SIZE], INPUT_SIZE, INPUT_SIZE))
-        blocks = []
-        for res, out_channels in ladder.items():
-            first = res == INPUT_SIZE
-            in_channels = ladder[INPUT_SIZE] + self.motion.out_dim if first else ladder[res // 2]
-            blocks.append(
-                SynthesisBlock(
-                    in_channels,
-                    out_channels,
-                    w_dim=w_dim,
-                    resolution=res,
-                    channels=channels,
-                    first=first,
-                    conv_clamp=conv_clamp,
-                    use_noise=use_noise,
-                )
-            )
-        self.blocks = nn.ModuleList(blocks)
-        # each block reads its convs' ws and the next one (its to-RGB shares the next block's first w)
-        self.num_ws = sum(b.num_conv for b in self.blocks) + 1
+        self.blocks = synthesis_blocks(
+            ladder,
+            input_channels=ladder[INPUT_SIZE] + self.motion.out_dim,
+            w_dim=w_dim,
+            channels=channels,
+            conv_clamp=conv_clamp,
+            use_noise=use_noise,
+        )
+        self.num_ws = sum(b.num_conv for b in self.blocks) + 1  # see synthesize()
         self.mapping = MappingNetwork(
             z_dim, num_classes, w_dim, num_ws=self.num_ws, num_layers=mapping_layers
         )
@@ -393,17 +318,8 @@ class StyleGANVGenerator(nn.Module):
         return torch.arange(frames, dtype=torch.float64).mul(step).float()
 
     def draw_motion_codes(self, seeds: list[int], count: int) -> torch.Tensor:
-        """(len(seeds), count, motion_z_dim) N(0, I) motion codes, each video's from its own seed in
-        chunks along time, so the first codes of a video are the same whatever ``count`` is."""
-        chunks = math.ceil(count / MOTION_CODE_CHUNK)
-        videos = []
-        for seed in seeds:
-            stream = torch.Generator().manual_seed(seed)
-            codes = [
-                torch.randn(MOTION_CODE_CHUNK, self.motion_z_dim, generator=stream) for _ in range(chunks)
-            ]
-            videos.append(torch.cat(codes)[:count])
-        return torch.stack(videos) if videos else torch.empty(0, count, self.motion_z_dim)
+        """(len(seeds), count, motion_z_dim) motion codes, see :func:`draw_motion_codes`."""
+        return draw_motion_codes(seeds, count, self.motion_z_dim)
 
     def sample_latents(
         self,
@@ -480,15 +396,7 @@ class StyleGANVGenerator(nn.Module):
         if n == 0:
             return z.new_zeros(0, self.channels, t, self.resolution, self.resolution)
         ws = self.mapping(z, c, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
-        # Per-sample weights in one grouped convolution, or the styles applied to the activations: the
-        # same function. The first is faster without gradients on a GPU in full precision (the
-        # authors' rule); on the CPU the grouped convolution is the slower one.
-        fused = (
-            not self.training
-            and z.device.type == "cuda"
-            and z.dtype in (torch.float32, torch.float64)
-            and not torch.is_autocast_enabled(z.device.type)
-        )
+        fused = fused_modconv(z, self.training)
         clips = []
         for start in range(0, t, FRAMES_PER_PASS):
             times = frame_times[:, start : start + FRAMES_PER_PASS]
@@ -515,12 +423,7 @@ class StyleGANVGenerator(nn.Module):
             ],
             dim=1,
         )
-        img, index = None, 0
-        for block in self.blocks:
-            x, img = block(
-                x, img, ws[:, index : index + block.num_conv + 1], fused=fused, noise_mode=noise_mode
-            )
-            index += block.num_conv
+        img = synthesize(self.blocks, x, ws, fused=fused, noise_mode=noise_mode)
         return rearrange(img, "(n t) c h w -> n c t h w", t=t)
 
 
@@ -560,63 +463,20 @@ class StyleGANVDiscriminator(nn.Module):
         d_mapping_layers: int = DEFAULT_CONFIG["d_mapping_layers"],
     ) -> None:
         super().__init__()
-        name = "stylegan-v/discriminator"
-        _check_common(
-            name,
-            resolution=resolution,
-            frames=frames,
-            channels=channels,
-            width=width,
-            num_classes=num_classes,
-            channel_base=channel_base,
-            channel_max=channel_max,
-            conv_clamp=conv_clamp,
-            fps=1.0,
-            max_frames=max_frames,
-            sparse_frames=sparse_frames,
-            max_dist=max_dist,
-        )
-        check_positive_ints(
-            name,
-            time_embed_dim=time_embed_dim,
-            frames_div_factor=frames_div_factor,
-            mbstd_group_size=mbstd_group_size,
-            d_mapping_layers=d_mapping_layers,
-        )
-        require(
-            is_int(mbstd_channels) and mbstd_channels >= 0,
-            f"{name}: mbstd_channels must be a non-negative int, got {mbstd_channels!r}",
-        )
-        block_resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]  # R ... 8
-        require(
-            concat_res in block_resolutions[1:],
-            f"{name}: concat_res must be a power of two in [8, {resolution // 2}] (below the resolution), "
-            f"got {concat_res!r}",
-        )
+        _check_discriminator_config("stylegan-v/discriminator", locals())
         self.resolution, self.channels, self.num_classes = resolution, channels, num_classes
         self.sparse_frames, self.max_dist, self.concat_res = sparse_frames, max_dist, concat_res
         ladder = channel_ladder(resolution, width=width, channel_base=channel_base, channel_max=channel_max)
-        for res in (concat_res, concat_res * 2):
-            require(
-                ladder[res] % frames_div_factor == 0,
-                f"{name}: frames_div_factor {frames_div_factor} must divide the {ladder[res]} channels at "
-                f"{res}x{res}",
-            )
-        blocks = []
-        for res in block_resolutions:
-            in_channels = ladder[res] if res < resolution else 0
-            out_channels = ladder[res // 2]
-            if res // 2 == concat_res:
-                out_channels //= frames_div_factor
-            if res == concat_res:
-                in_channels = in_channels // frames_div_factor * sparse_frames
-            blocks.append(
-                DiscriminatorBlock(
-                    in_channels, ladder[res], out_channels, channels=channels, conv_clamp=conv_clamp
-                )
-            )
-        self.blocks = nn.ModuleList(blocks)
-        self.block_resolutions = block_resolutions
+        self.block_resolutions = [2**i for i in range(int(math.log2(resolution)), 2, -1)]  # R ... 8
+        self.blocks = _discriminator_blocks(
+            ladder,
+            self.block_resolutions,
+            concat_res=concat_res,
+            frames_div_factor=frames_div_factor,
+            sparse_frames=sparse_frames,
+            channels=channels,
+            conv_clamp=conv_clamp,
+        )
         self.time_embedding = TimeDifferenceEmbedding(max_frames, time_embed_dim)
         cmap_dim = ladder[INPUT_SIZE]
         self.mapping = MappingNetwork(
@@ -681,39 +541,100 @@ class StyleGANVDiscriminator(nn.Module):
         return DiscriminatorOutput(self.epilogue(x, cmap))
 
 
-def _check_common(
-    component: str,
+def _discriminator_blocks(
+    ladder: dict[int, int],
+    block_resolutions: list[int],
     *,
-    resolution: Any,
-    frames: Any,
-    channels: Any,
-    width: Any,
-    num_classes: Any,
-    channel_base: Any,
-    channel_max: Any,
-    conv_clamp: Any,
-    fps: Any,
-    max_frames: Any,
-    sparse_frames: Any,
-    max_dist: Any,
-) -> None:
-    check_shared_config(
-        component,
-        resolution=resolution,
-        frames=frames,
-        channels=channels,
-        width=width,
-        num_classes=num_classes,
-        resolutions=RESOLUTIONS,
+    concat_res: int,
+    frames_div_factor: int,
+    sparse_frames: int,
+    channels: int,
+    conv_clamp: float | None,
+) -> nn.ModuleList:
+    """The discriminator's ResNet blocks, one per resolution R ... 8; the frames of a clip go through
+    them apart, each with ``1 / frames_div_factor`` of the channels, and are concatenated along
+    channels at ``concat_res``."""
+    resolution = block_resolutions[0]
+    blocks = []
+    for res in block_resolutions:
+        in_channels = ladder[res] if res < resolution else 0
+        out_channels = ladder[res // 2]
+        if res // 2 == concat_res:
+            out_channels //= frames_div_factor
+        if res == concat_res:
+            in_channels = in_channels // frames_div_factor * sparse_frames
+        blocks.append(
+            DiscriminatorBlock(
+                in_channels, ladder[res], out_channels, channels=channels, conv_clamp=conv_clamp
+            )
+        )
+    return nn.ModuleList(blocks)
+
+
+# ------------------------------------------------------------------------------------------------
+# config checks (InvalidConfigError naming the component and the keyword)
+# ------------------------------------------------------------------------------------------------
+# the keywords that must be positive ints: of both networks, the generator's, the discriminator's
+COMMON_INTS = ("channel_base", "channel_max", "max_frames", "sparse_frames", "max_dist")
+GENERATOR_INTS = (
+    "z_dim",
+    "w_dim",
+    "mapping_layers",
+    "motion_z_dim",
+    "motion_v_dim",
+    "motion_kernel_size",
+    "time_dim",
+)
+DISCRIMINATOR_INTS = ("time_embed_dim", "frames_div_factor", "mbstd_group_size", "d_mapping_layers")
+
+
+def _pick(args: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    return {key: args[key] for key in keys}
+
+
+def _check_generator_config(name: str, args: Mapping[str, Any]) -> None:
+    """Check the generator's constructor arguments (``args``: its ``locals()``)."""
+    _check_common(name, args, fps=args["fps"])
+    check_positive_ints(name, **_pick(args, GENERATOR_INTS))
+    for key in ("motion_z_distance", "time_min_period", "time_max_period"):
+        value = args[key]
+        require(is_number(value) and value > 0, f"{name}: {key} must be a positive number, got {value!r}")
+    use_noise = args["use_noise"]
+    require(isinstance(use_noise, bool), f"{name}: use_noise must be true or false, got {use_noise!r}")
+
+
+def _check_discriminator_config(name: str, args: Mapping[str, Any]) -> None:
+    """Check the discriminator's constructor arguments (``args``: its ``locals()``)."""
+    _check_common(name, args, fps=1.0)
+    check_positive_ints(name, **_pick(args, DISCRIMINATOR_INTS))
+    mbstd_channels, resolution, concat_res = args["mbstd_channels"], args["resolution"], args["concat_res"]
+    require(
+        is_int(mbstd_channels) and mbstd_channels >= 0,
+        f"{name}: mbstd_channels must be a non-negative int, got {mbstd_channels!r}",
     )
-    check_positive_ints(
-        component,
-        channel_base=channel_base,
-        channel_max=channel_max,
-        max_frames=max_frames,
-        sparse_frames=sparse_frames,
-        max_dist=max_dist,
+    require(
+        concat_res in [2**i for i in range(int(math.log2(resolution)) - 1, 2, -1)],  # R/2 ... 8
+        f"{name}: concat_res must be a power of two in [8, {resolution // 2}] (below the resolution), "
+        f"got {concat_res!r}",
     )
+    ladder = channel_ladder(
+        resolution, width=args["width"], channel_base=args["channel_base"], channel_max=args["channel_max"]
+    )
+    frames_div_factor = args["frames_div_factor"]
+    for res in (concat_res, concat_res * 2):
+        require(
+            ladder[res] % frames_div_factor == 0,
+            f"{name}: frames_div_factor {frames_div_factor} must divide the {ladder[res]} channels at "
+            f"{res}x{res}",
+        )
+
+
+def _check_common(component: str, args: Mapping[str, Any], *, fps: Any) -> None:
+    """The checks of the keywords both networks take."""
+    check_shared_config(component, **_pick(args, SHARED_KEYS), resolutions=RESOLUTIONS)
+    check_positive_ints(component, **_pick(args, COMMON_INTS))
+    conv_clamp, frames = args["conv_clamp"], args["frames"]
+    max_frames, sparse_frames, max_dist = args["max_frames"], args["sparse_frames"], args["max_dist"]
     require(
         conv_clamp is None or (is_number(conv_clamp) and conv_clamp > 0),
         f"{component}: conv_clamp must be a positive number or null, got {conv_clamp!r}",
@@ -785,14 +706,9 @@ class StyleGANV(VideoGAN):
         return (videos, latents) if return_latents else videos
 
 
-def _generator_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    keys = StyleGANVGenerator.__init__.__kwdefaults__ or {}
-    return {k: config[k] for k in keys}
-
-
-def _discriminator_kwargs(config: dict[str, Any]) -> dict[str, Any]:
-    keys = StyleGANVDiscriminator.__init__.__kwdefaults__ or {}
-    return {k: config[k] for k in keys}
+def _kwargs_for(component: type[nn.Module], config: dict[str, Any]) -> dict[str, Any]:
+    """The entries of ``config`` that ``component``'s constructor takes."""
+    return {k: config[k] for k in component.__init__.__kwdefaults__ or {}}
 
 
 @register_model(
@@ -804,7 +720,7 @@ def _discriminator_kwargs(config: dict[str, Any]) -> dict[str, Any]:
 )
 def stylegan_v(**config: Any) -> StyleGANV:
     """StyleGAN-V: a continuous-time StyleGAN2 video generator, sparse-frame discriminator (CVPR 2022)."""
-    generator = StyleGANVGenerator(**_generator_kwargs(config))
-    discriminator = StyleGANVDiscriminator(**_discriminator_kwargs(config))
+    generator = StyleGANVGenerator(**_kwargs_for(StyleGANVGenerator, config))
+    discriminator = StyleGANVDiscriminator(**_kwargs_for(StyleGANVDiscriminator, config))
     recipe = make_recipe(config["resolution"], sparse_frames=config["sparse_frames"])
     return StyleGANV(generator, {discriminator.role: discriminator}, recipe=copy.deepcopy(recipe))

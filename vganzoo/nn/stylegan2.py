@@ -19,6 +19,7 @@ Layouts: images ``(N, C, H, W)``, latents ``(N, D)``; ``w`` is a (per-layer) int
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
@@ -56,11 +57,15 @@ __all__ = [
     "SynthesisBlock",
     "ToRGB",
     "bias_act",
+    "channel_ladder",
     "conv2d_bias_act",
     "downsample2d",
+    "fused_modconv",
     "make_resample_filter",
     "modulated_conv2d",
     "normalize_2nd_moment",
+    "synthesis_blocks",
+    "synthesize",
     "upfirdn2d",
     "upsample2d",
 ]
@@ -517,3 +522,66 @@ class DiscriminatorEpilogue(nn.Module):
             x = self.mbstd(x)
         x = self.out(self.fc(self.conv(x).flatten(1)))
         return (x * cmap.to(x.dtype)).sum(dim=1) * (1 / math.sqrt(self.cmap_dim))
+
+
+def channel_ladder(resolution: int, *, width: float, channel_base: int, channel_max: int) -> dict[int, int]:
+    """Channels at each resolution 4, 8, ..., ``resolution``: ``min(base // res, max)`` (scaled by width)."""
+    base, top = max(1, round(channel_base * width)), max(1, round(channel_max * width))
+    return {2**i: min(base // 2**i, top) for i in range(2, int(math.log2(resolution)) + 1)}
+
+
+def synthesis_blocks(
+    ladder: Mapping[int, int],
+    *,
+    input_channels: int,
+    w_dim: int,
+    channels: int,
+    conv_clamp: float | None,
+    use_noise: bool,
+) -> nn.ModuleList:
+    """The skip generator's :class:`SynthesisBlock` for each resolution of ``ladder`` (resolution ->
+    channels, from 4x4 up): the first takes ``input_channels`` at 4x4, each next one the channels of
+    the one before."""
+    blocks = []
+    for res, out_channels in ladder.items():
+        first = res == INPUT_SIZE
+        in_channels = input_channels if first else ladder[res // 2]
+        blocks.append(
+            SynthesisBlock(
+                in_channels,
+                out_channels,
+                w_dim=w_dim,
+                resolution=res,
+                channels=channels,
+                first=first,
+                conv_clamp=conv_clamp,
+                use_noise=use_noise,
+            )
+        )
+    return nn.ModuleList(blocks)
+
+
+def synthesize(
+    blocks: nn.ModuleList, x: torch.Tensor, ws: torch.Tensor, *, fused: bool, noise_mode: str
+) -> torch.Tensor:
+    """Run :func:`synthesis_blocks` on the 4x4 input x (M, C, 4, 4) with ws (M, num_ws, w_dim); returns
+    the image (M, channels, R, R). Each block reads its convs' ws and the next one (its to-RGB shares
+    the next block's first w), so ``num_ws`` is the blocks' convolutions plus one."""
+    img, index = None, 0
+    for block in blocks:
+        x, img = block(x, img, ws[:, index : index + block.num_conv + 1], fused=fused, noise_mode=noise_mode)
+        index += block.num_conv
+    return img
+
+
+def fused_modconv(x: torch.Tensor, training: bool) -> bool:
+    """Whether the modulated convolutions on ``x`` run as per-sample weights in one grouped convolution
+    (True) or with the styles applied to the activations: the same function. The first is faster
+    without gradients on a GPU in full precision (the authors' rule); on the CPU the grouped
+    convolution is the slower one."""
+    return (
+        not training
+        and x.device.type == "cuda"
+        and x.dtype in (torch.float32, torch.float64)
+        and not torch.is_autocast_enabled(x.device.type)
+    )

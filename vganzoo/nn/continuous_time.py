@@ -1,17 +1,22 @@
-"""Embeddings of continuous frame times (StyleGAN-V, Skorokhodov et al. 2022), for continuous-time video
-generators and the discriminators that score frames at known times.
+"""Continuous-time video (StyleGAN-V, Skorokhodov et al. 2022): the times of the frames a generator
+renders and a discriminator scores, the motion codes along time, and their embeddings.
+
+Times are in frames of the training data and may be fractional, so frames can be rendered at any time.
 
 :class:`MotionEncoder` (the generator's time embedding): random motion codes ``motion_z`` placed
 every ``distance`` frames along time go through two unpadded 1-D convolutions (acausal: a code sees
 ``kernel_size - 1`` neighbours on each side); a frame at time ``t`` interpolates the codes left and
 right of it, and sine / cosine features of ``t`` with learned periods and phases (predicted from the
-left code) are aligned so that the embedding is continuous across code boundaries. Times are in
-frames and may be fractional, so frames can be rendered at any time.
+left code) are aligned so that the embedding is continuous across code boundaries.
+:func:`draw_motion_codes` draws each video's codes from its own random stream, in a fixed order along
+time, so the first frames of a clip do not depend on its length.
 
 :class:`TimeDifferenceEmbedding` (the discriminator's): the differences between the times of the
 frames it scores, as a learned vector per whole number of frames plus fixed sine / cosine features.
+:func:`random_frame_times` is the authors' sampler of those frames (sparse training: a few frames per
+clip, a span between the first and the last from :data:`TOTAL_DISTS`).
 
-Both follow the authors' layers exactly (universome/stylegan-v), so their weights convert
+The layers follow the authors' exactly (universome/stylegan-v), so their weights convert
 (:mod:`vganzoo.convert.stylegan_v`).
 """
 
@@ -26,16 +31,81 @@ from torch import nn
 from .stylegan2 import EqualizedConv1d, EqualizedLinear
 
 __all__ = [
+    "MOTION_CODE_CHUNK",
     "MOTION_LR_MULTIPLIER",
+    "TOTAL_DISTS",
     "MotionEncoder",
     "TimeDifferenceEmbedding",
+    "allowed_spans",
+    "draw_motion_codes",
     "linspaced_frequencies",
     "log_spaced_frequencies",
+    "random_frame_times",
 ]
 
 MOTION_LR_MULTIPLIER = 0.01
+MOTION_CODE_CHUNK = 16  # motion codes drawn per random call: a video's codes never depend on its length
+# The spans between the first and the last of a clip's sparse frames that training draws from
+# (the authors' sampling.total_dists), cut to max_dist and the clip length.
+TOTAL_DISTS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
 
 
+# ------------------------------------------------------------------------------------------------
+# frame times and motion codes
+# ------------------------------------------------------------------------------------------------
+def allowed_spans(num_frames: int, clip_frames: int, max_dist: int) -> list[int]:
+    """Spans (last minus first frame) that sparse sampling draws from for clips of ``clip_frames``."""
+    return [d for d in TOTAL_DISTS if num_frames - 1 <= d <= min(clip_frames - 1, max_dist)]
+
+
+def random_frame_times(
+    n: int,
+    *,
+    num_frames: int,
+    clip_frames: int,
+    max_dist: int,
+    fractional: bool = False,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """(n, num_frames) sorted frame times inside clips of ``clip_frames`` frames, the authors' sampler.
+
+    Per clip: a span ``d`` uniform over :func:`allowed_spans`, a start uniform in
+    ``[0, clip_frames - d - 1]`` (an integer, or any real there with ``fractional``), the frames at
+    ``start`` and ``start + d`` and the others at distinct whole offsets strictly inside the span.
+    """
+    spans = allowed_spans(num_frames, clip_frames, max_dist)
+    if not spans:
+        raise ValueError(
+            f"clips of {clip_frames} frames are too short for {num_frames} sparse frames (max_dist "
+            f"{max_dist}); need at least {num_frames} frames"
+        )
+    out = torch.empty(n, num_frames, dtype=torch.float64)
+    for i in range(n):
+        span = spans[int(torch.randint(len(spans), (1,), generator=generator))]
+        if fractional:
+            start = float(torch.rand((), generator=generator, dtype=torch.float64)) * (clip_frames - span - 1)
+        else:
+            start = float(torch.randint(0, clip_frames - span, (1,), generator=generator))
+        inner = (torch.randperm(span - 1, generator=generator)[: num_frames - 2] + 1).tolist()
+        out[i] = torch.tensor(sorted([0, span, *inner]), dtype=torch.float64) + start
+    return out.float()
+
+
+def draw_motion_codes(seeds: list[int], count: int, dim: int) -> torch.Tensor:
+    """(len(seeds), count, dim) N(0, I) motion codes, each video's from its own seed in chunks along
+    time, so the first codes of a video are the same whatever ``count`` is."""
+    chunks = math.ceil(count / MOTION_CODE_CHUNK)
+    videos = []
+    for seed in seeds:
+        stream = torch.Generator().manual_seed(seed)
+        codes = [torch.randn(MOTION_CODE_CHUNK, dim, generator=stream) for _ in range(chunks)]
+        videos.append(torch.cat(codes)[:count])
+    return torch.stack(videos) if videos else torch.empty(0, count, dim)
+
+
+# ------------------------------------------------------------------------------------------------
+# embeddings
+# ------------------------------------------------------------------------------------------------
 def linspaced_frequencies(count: int, min_period: float, max_period: float) -> torch.Tensor:
     """(1, count) angular frequencies whose periods are log-evenly spaced in [min, max], ascending."""
     exponents = torch.linspace(
