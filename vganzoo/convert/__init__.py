@@ -10,7 +10,8 @@ card naming the source file, so ``vganzoo.load("local-dir:OUT")``, ``vganzoo sam
   an allow-list. This and :func:`convert_stylegan_v` are the only places vganzoo unpickles anything.
 * :func:`convert_tgan`: TGAN's Chainer ``.npz`` snapshots (read with ``allow_pickle=False``).
 * :func:`convert_stylegan_v`: StyleGAN-V's network pickles (their persistence format), read by a
-  restricted unpickler that rebuilds tensors and plain containers only and runs nothing.
+  restricted unpickler that rebuilds tensors and plain containers only and runs nothing
+  (:mod:`vganzoo.convert.persistence`).
 
 Evaluation detectors are converted too: :func:`convert_extractor` turns a legacy I3D / C3D ``.pt``
 state dict (read with ``torch.load(weights_only=True)``) into the safetensors file the metrics load.
