@@ -19,33 +19,52 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     formats = p.add_subparsers(dest="format", metavar="FORMAT")
     formats.required = True
+    _add_mocogan(formats)
+    _add_tgan(formats)
+    _add_stylegan_v(formats)
+    for arch, source in (("i3d", "pytorch-i3d's rgb_imagenet.pt"), ("c3d", "a C3D state dict")):
+        _add_detector(formats, arch, source)
+    _add_tgan2_c3d(formats)
 
+
+def _add_src_and_out_dir(f: argparse.ArgumentParser, src_help: str) -> None:
+    f.add_argument("src", help=src_help)
+    f.add_argument("out_dir", help="folder to write")
+
+
+def _add_force(f: argparse.ArgumentParser) -> None:
+    """--force, the last option of every checkpoint format, and the command that runs them."""
+    f.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
+    f.set_defaults(func=run)
+
+
+def _add_mocogan(formats: argparse._SubParsersAction) -> None:
     m = formats.add_parser(
         "mocogan",
         help="MoCoGAN generator_NNNNN.pytorch (a pickled PyTorch 0.3 module)",
         description="Convert MoCoGAN's pickled generator. The file is unpickled through an allow-list "
         "(the original's model classes are replaced by stand-ins); anything else is refused.",
     )
-    m.add_argument("src", help="generator_NNNNN.pytorch")
-    m.add_argument("out_dir", help="folder to write")
-    m.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
-    m.set_defaults(func=run)
+    _add_src_and_out_dir(m, "generator_NNNNN.pytorch")
+    _add_force(m)
 
+
+def _add_tgan(formats: argparse._SubParsersAction) -> None:
     t = formats.add_parser(
         "tgan",
         help="TGAN Chainer snapshots gen_iter_N.npz (+ vgen_, vdis_)",
         description="Convert TGAN's Chainer .npz snapshots (read without pickle).",
     )
-    t.add_argument(
-        "src", help="gen_iter_N.npz (the temporal generator), or a folder holding the snapshots (latest N)"
+    _add_src_and_out_dir(
+        t, "gen_iter_N.npz (the temporal generator), or a folder holding the snapshots (latest N)"
     )
-    t.add_argument("out_dir", help="folder to write")
     t.add_argument("--image-generator", help="vgen_iter_N.npz (default: next to SRC)")
     t.add_argument("--discriminator", help="vdis_iter_N.npz (default: next to SRC when present)")
     t.add_argument("--no-discriminator", action="store_true", help="convert the generator only")
-    t.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
-    t.set_defaults(func=run)
+    _add_force(t)
 
+
+def _add_stylegan_v(formats: argparse._SubParsersAction) -> None:
     s = formats.add_parser(
         "stylegan-v",
         help="StyleGAN-V network-snapshot-NNNNNN.pkl (the authors' persistence pickles)",
@@ -54,34 +73,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "plain containers only, the network classes replaced by inert records; the source code it carries "
         "is never run, and any other global is refused.",
     )
-    s.add_argument("src", help="network-snapshot-NNNNNN.pkl")
-    s.add_argument("out_dir", help="folder to write")
-    s.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
-    s.set_defaults(func=run)
+    _add_src_and_out_dir(s, "network-snapshot-NNNNNN.pkl")
+    _add_force(s)
 
-    for arch, source in (("i3d", "pytorch-i3d's rgb_imagenet.pt"), ("c3d", "a C3D state dict")):
-        e = formats.add_parser(
-            arch,
-            help=f"{arch.upper()} evaluation detector: {source} -> .safetensors",
-            description=f"Convert a legacy {arch.upper()} state dict ({source}) into the safetensors file "
-            "`vganzoo eval --extractor` loads. It is read with torch.load(weights_only=True): tensors and "
-            "containers only, no code runs. The output's sha256 is printed: pin it in your notes.",
+
+def _add_detector(formats: argparse._SubParsersAction, arch: str, source: str) -> None:
+    e = formats.add_parser(
+        arch,
+        help=f"{arch.upper()} evaluation detector: {source} -> .safetensors",
+        description=f"Convert a legacy {arch.upper()} state dict ({source}) into the safetensors file "
+        "`vganzoo eval --extractor` loads. It is read with torch.load(weights_only=True): tensors and "
+        "containers only, no code runs. The output's sha256 is printed: pin it in your notes.",
+    )
+    e.add_argument("src", help="legacy .pt state dict")
+    e.add_argument("dst", help="output .safetensors")
+    if arch == "c3d":
+        e.add_argument(
+            "--mean",
+            required=True,
+            help="training mean in the network's channel order: 'C0,C1,C2' or a .npy file",
         )
-        e.add_argument("src", help="legacy .pt state dict")
-        e.add_argument("dst", help="output .safetensors")
-        if arch == "c3d":
-            e.add_argument(
-                "--mean",
-                required=True,
-                help="training mean in the network's channel order: 'C0,C1,C2' or a .npy file",
-            )
-            e.add_argument(
-                "--bgr",
-                action="store_true",
-                help="the network was trained on BGR frames (reorder its input channels to RGB)",
-            )
-        e.set_defaults(func=run_extractor, mean=None, bgr=False)
+        e.add_argument(
+            "--bgr",
+            action="store_true",
+            help="the network was trained on BGR frames (reorder its input channels to RGB)",
+        )
+    e.set_defaults(func=run_extractor, mean=None, bgr=False)
 
+
+def _add_tgan2_c3d(formats: argparse._SubParsersAction) -> None:
     g = formats.add_parser(
         "tgan2-c3d",
         help="tgan2's C3D for the tgan2-is protocol: conv3d_deepnetA_ucf.npz + mean2.npz -> .safetensors",
