@@ -1,4 +1,4 @@
-"""The run folder a :class:`~vganzoo.train.Trainer` writes, and the signals that stop a run.
+"""The run folder a :class:`~vganzoo.train.Trainer` writes, the rate it logs, the signals that stop a run.
 
     <out_dir>/
         config.json              the model config, recipe, TrainConfig, world size and run info
@@ -34,7 +34,7 @@ from . import distributed
 from .config import TrainConfig
 from .export import export_model
 
-__all__ = ["METRICS_FILE", "RunFolder", "install_stop_signals"]
+__all__ = ["METRICS_FILE", "RateWindow", "RunFolder", "install_stop_signals"]
 
 logger = logging.getLogger(__name__)
 
@@ -149,6 +149,21 @@ class RunFolder:
         if self._tb_writer is not None:
             self._tb_writer.close()
             self._tb_writer = None
+
+
+class RateWindow:
+    """Iterations per second over the iterations since the last logged one (the logged ``steps_per_s``):
+    count them in ``steps``, read :meth:`rate` when logging, then :meth:`restart`."""
+
+    def __init__(self) -> None:
+        self.restart()
+
+    def restart(self) -> None:
+        self.start, self.steps = time.perf_counter(), 0
+
+    def rate(self) -> float:
+        elapsed = time.perf_counter() - self.start
+        return self.steps / elapsed if elapsed > 0 else float("nan")
 
 
 def install_stop_signals(

@@ -33,7 +33,7 @@ from . import distributed, frame_times
 from .batches import BatchLoader, IndexStream
 from .config import TrainConfig, resolve_recipe
 from .optim import build_optimizers, mixed_precision, update_ema
-from .rundir import RunFolder, install_stop_signals
+from .rundir import RateWindow, RunFolder, install_stop_signals
 from .state import capture_state, reseed, restore_state
 
 __all__ = ["TrainResult", "Trainer", "TrainingDiverged"]
@@ -281,7 +281,7 @@ class Trainer:
         checkpointed. Returns the status ("completed", "interrupted" or "time_limit")."""
         status = "completed"
         last_checkpoint_step = self.step if self.last_checkpoint is not None else -1
-        window = _RateWindow()
+        window = RateWindow()
         deadline = None if self.config.max_time is None else self._fit_start + self.config.max_time
         while self.step < self.config.steps:
             metrics = self._iteration(self.step)
@@ -567,7 +567,7 @@ class Trainer:
         distributed.run_on_main("saving a checkpoint", write, self.device)
         self.last_checkpoint = path
 
-    def _log(self, metrics: dict[str, float], window: _RateWindow, progress: Any) -> None:
+    def _log(self, metrics: dict[str, float], window: RateWindow, progress: Any) -> None:
         """Average ``metrics`` over the ranks, add the rate, and log them (rank 0)."""
         rate = window.rate()
         metrics = distributed.all_reduce_mean(metrics, self.device)
@@ -589,17 +589,3 @@ class Trainer:
         if "command" in self.run_info:
             metadata["training_command"] = str(self.run_info["command"])
         return self.run.export(self.model, metadata)
-
-
-class _RateWindow:
-    """Iterations per second over the iterations since the last logged one."""
-
-    def __init__(self) -> None:
-        self.restart()
-
-    def restart(self) -> None:
-        self.start, self.steps = time.perf_counter(), 0
-
-    def rate(self) -> float:
-        elapsed = time.perf_counter() - self.start
-        return self.steps / elapsed if elapsed > 0 else float("nan")
