@@ -28,6 +28,13 @@ from ..errors import VganzooError
 from ..models.stylegan_v import DEFAULT_CONFIG, StyleGANVDiscriminator, StyleGANVGenerator, channel_ladder
 from .folder import write_weight_folder
 from .persistence import (
+    LEGACY_MAGIC,
+    LEGACY_PROTOCOL,
+    PERSISTENCE_MODULES,
+    PERSISTENCE_VERSION,
+    SAFE_BUILTINS,
+    STAND_IN_MODULES,
+    STORAGE_DTYPES,
     PersistentObject,
     SnapshotError,
     StandIn,
@@ -47,6 +54,16 @@ __all__ = [
     "convert_stylegan_v",
     "load_stylegan_v",
     "read_snapshot",
+]
+# the reader's constants, defined here before it moved to convert/persistence.py
+__all__ += [
+    "LEGACY_MAGIC",
+    "LEGACY_PROTOCOL",
+    "PERSISTENCE_MODULES",
+    "PERSISTENCE_VERSION",
+    "SAFE_BUILTINS",
+    "STAND_IN_MODULES",
+    "STORAGE_DTYPES",
 ]
 
 MODEL_NAME = "stylegan-v"

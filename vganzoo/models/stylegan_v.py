@@ -75,11 +75,15 @@ from einops import rearrange
 from torch import nn
 
 from ..nn.continuous_time import (
+    MOTION_CODE_CHUNK,
+    MOTION_LR_MULTIPLIER,
     TOTAL_DISTS,
     MotionEncoder,
     TimeDifferenceEmbedding,
     allowed_spans,
     draw_motion_codes,
+    linspaced_frequencies,
+    log_spaced_frequencies,
     random_frame_times,
 )
 from ..nn.stylegan2 import (
@@ -87,6 +91,7 @@ from ..nn.stylegan2 import (
     DiscriminatorBlock,
     DiscriminatorEpilogue,
     MappingNetwork,
+    SynthesisBlock,
     channel_ladder,
     fused_modconv,
     synthesis_blocks,
@@ -115,6 +120,17 @@ __all__ = [
     "TimeDifferenceEmbedding",
     "make_recipe",
     "random_frame_times",
+]
+# Defined here before they moved to nn (vganzoo.nn.continuous_time, vganzoo.nn.stylegan2), and still
+# importable from here.
+__all__ += [
+    "MOTION_CODE_CHUNK",
+    "MOTION_LR_MULTIPLIER",
+    "SynthesisBlock",
+    "allowed_spans",
+    "channel_ladder",
+    "linspaced_frequencies",
+    "log_spaced_frequencies",
 ]
 
 PAPER = (

@@ -27,8 +27,11 @@ from torch import nn
 
 from .stylegan2_functional import (
     ACTIVATION_GAINS,
+    DEMODULATION_EPS,
     LEAKY_SLOPE,
     MOMENT_EPS,
+    RESAMPLE_TAPS,
+    Padding,
     bias_act,
     check_activation,
     conv2d_bias_act,
@@ -69,6 +72,8 @@ __all__ = [
     "upfirdn2d",
     "upsample2d",
 ]
+# defined here before the functions moved to stylegan2_functional, and still importable from here
+__all__ += ["DEMODULATION_EPS", "RESAMPLE_TAPS", "Padding"]
 
 MAPPING_LR_MULTIPLIER = 0.01
 W_AVG_BETA = 0.995
