@@ -11,6 +11,7 @@ __all__ = [
     "AmbiguousNameError",
     "InvalidConfigError",
     "PluginError",
+    "ResourceLimitError",
     "UnknownComponentError",
     "UnknownModelError",
     "VganzooError",
@@ -45,3 +46,8 @@ class InvalidConfigError(VganzooError, ValueError):
 
 class PluginError(VganzooError, ImportError):
     """A third-party plugin failed to import or to register what its entry point promised."""
+
+
+class ResourceLimitError(VganzooError, ValueError):
+    """Work that would need more memory than this machine has (or far more than its input justifies);
+    refused before anything is allocated."""

@@ -2,8 +2,14 @@
 
 A file is written to a temporary name beside its final path (``.tmp-<name>.<random><suffix>``),
 fsynced, renamed into place, and the folder is fsynced so the rename itself survives a crash; on
-any error the temporary file is removed and the final path is left as it was. A process killed
-while writing leaves only such a temporary file, which :func:`remove_stale_temp_files` deletes.
+any error the temporary file is removed and the final path is left as it was (an error names the
+final path, not the temporary one). Folders are written the same way (``.tmp-<name>.<random>``, see
+:func:`temp_folder`). A process killed while writing leaves only such temporaries, which
+:func:`remove_stale_temp_files` deletes.
+
+Permissions: every file and folder vganzoo writes (checkpoints, weight sets, videos, logs) gets those
+of an ordinary new file, 0666 / 0777 less the process's umask (:func:`default_mode`): 0644 / 0755
+under the usual umask 022, private under 077.
 """
 
 from __future__ import annotations
@@ -12,7 +18,9 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import secrets
+import shutil
 import struct
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -24,10 +32,13 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_json",
     "check_safetensors_file",
+    "default_mode",
+    "describe_file",
     "fsync_dir",
     "remove_stale_temp_files",
     "safetensors_bytes",
     "sha256_file",
+    "temp_folder",
     "write_synced",
 ]
 
@@ -37,6 +48,9 @@ _CHUNK_BYTES = 1 << 22  # written and hashed in chunks of this size
 _MAX_HEADER_BYTES = 100_000_000
 _ZIP_MAGIC = b"PK\x03\x04"
 _PICKLE_PROTOCOL_OPCODE = 0x80
+# torch.save's legacy (pre-1.6) format starts with this number, pickled at protocol 2
+_TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
+_SNIFF_BYTES = 64
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:
@@ -73,11 +87,44 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        if exc.errno is not None and exc.filename in (None, str(tmp)):  # name the file the user knows
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
     fsync_dir(path.parent)
+
+
+def _umask() -> int:
+    """The process's umask (read from /proc where it can be, without changing it)."""
+    with contextlib.suppress(OSError, ValueError), open("/proc/self/status", encoding="ascii") as handle:
+        for line in handle:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(*, folder: bool = False) -> int:
+    """The permissions of an ordinary new file (0666) or folder (0777) under this process's umask."""
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
+def temp_folder(target: str | os.PathLike[str]) -> Path:
+    """A new empty folder beside ``target`` to write its contents into before renaming it into place
+    (``.tmp-<name>.<random>``, what :func:`remove_stale_temp_files` recognises), with the mode of an
+    ordinary new folder."""
+    target = Path(target)
+    folder = target.parent / f"{TEMP_PREFIX}{target.name}.{secrets.token_hex(6)}"
+    folder.mkdir(mode=0o700)
+    os.chmod(folder, default_mode(folder=True))
+    return folder
 
 
 def write_synced(path: str | os.PathLike[str], data: bytes) -> None:
@@ -100,15 +147,29 @@ def atomic_write_json(path: str | os.PathLike[str], obj: Any) -> None:
     atomic_write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, default=str) + "\n").encode())
 
 
+# what earlier versions named the temporary folders of weight sets: ``.<name>.tmp-*`` / ``.<name>.old-*``
+_OLD_TEMP_FOLDER = re.compile(r"^\..+\.(tmp|old)-[A-Za-z0-9_]+$")
+
+
 def remove_stale_temp_files(directory: str | os.PathLike[str]) -> int:
-    """Delete the temporary files of writes that were killed half-way; returns how many."""
+    """Delete the temporary files and folders of writes that were killed half-way in ``directory``
+    (not below it); returns how many. Only for folders one process writes at a time (a run folder):
+    a write in progress elsewhere would lose its temporary."""
     directory = Path(directory)
     count = 0
     if directory.is_dir():
         for entry in directory.iterdir():
+            if entry.is_symlink():
+                continue
             if entry.name.startswith(TEMP_PREFIX) and entry.is_file():
                 entry.unlink(missing_ok=True)
-                count += 1
+            elif entry.is_dir() and (
+                entry.name.startswith(TEMP_PREFIX) or _OLD_TEMP_FOLDER.match(entry.name)
+            ):
+                shutil.rmtree(entry, ignore_errors=True)
+            else:
+                continue
+            count += 1
     return count
 
 
@@ -165,3 +226,47 @@ def check_safetensors_file(path: str | os.PathLike[str], *, what: str = "weights
             f"{what}: {path} is not a safetensors file (bad header); vganzoo reads weights as safetensors "
             "only"
         )
+
+
+def describe_file(path: str | os.PathLike[str]) -> str:
+    """What a file is, from its first bytes, for messages about files that could not be read:
+    ``"a zip-format PyTorch checkpoint"``, ``"a pickle (protocol 2) that is not a PyTorch checkpoint"``,
+    ``"a text file"``, ``"an empty file"``..."""
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as handle:
+            head = handle.read(_SNIFF_BYTES)
+    except OSError as exc:
+        return f"unreadable ({exc.strerror or exc})"
+    if not head:
+        return "an empty file"
+    if head.startswith(_ZIP_MAGIC):
+        return _describe_zip(path)
+    if head.startswith(_TORCH_LEGACY_MAGIC):
+        return f"a legacy PyTorch checkpoint (torch.save before 1.6, {size:,} bytes)"
+    if head[0] == _PICKLE_PROTOCOL_OPCODE and len(head) > 1:
+        return f"a pickle (protocol {head[1]}, {size:,} bytes) that is not a PyTorch checkpoint"
+    if len(head) >= 9 and head[8:9] == b"{" and struct.unpack("<Q", head[:8])[0] <= size - 8:
+        return f"a safetensors file ({size:,} bytes)"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return f"binary data of {size:,} bytes starting {head[:8].hex(' ')}"
+    if text.isprintable() or all(c.isprintable() or c in "\t\r\n" for c in text):
+        return f"a text file ({size:,} bytes, starting {text[:24]!r})"
+    return f"binary data of {size:,} bytes starting {head[:8].hex(' ')}"
+
+
+def _describe_zip(path: str | os.PathLike[str]) -> str:
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = archive.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return "a damaged zip archive"
+    if any(name.endswith("data.pkl") for name in names):
+        return "a zip-format PyTorch checkpoint (torch.save since 1.6)"
+    if names and all(name.endswith(".npy") for name in names):
+        return "a NumPy .npz archive"
+    return f"a zip archive of {len(names)} file(s)"

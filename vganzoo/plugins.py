@@ -11,8 +11,9 @@ A distribution adds models and components without touching vganzoo by declaring 
 Listing reads only the entry-point metadata. The module is imported the first time one of its
 names is used; while it imports, every ``register_model`` / ``register_component`` call is recorded
 under the distribution's name. A plugin that fails to import fails only its own names; its error is
-kept in :func:`errors`. Entry points are re-read on every query (never cached at import), so a
-package installed after ``import vganzoo`` is seen; :func:`reload` forgets plugin state and failures.
+kept in :func:`errors`. Entry points are re-read on queries (never cached at import; a scan is reused
+for two seconds, since building one model looks several names up), so a package installed after
+``import vganzoo`` is seen; :func:`reload` forgets plugin state, scans and failures.
 
 ``VGANZOO_DISABLE_PLUGIN_AUTOLOAD=1`` turns discovery off.
 
@@ -26,7 +27,9 @@ import contextlib
 import contextvars
 import importlib.metadata as metadata
 import os
+import sys
 import threading
+import time
 import traceback
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -105,10 +108,21 @@ def _dist_name(ep: metadata.EntryPoint) -> str:
     return (name or "unknown").replace("_", "-").lower()
 
 
+# Reading entry points scans every installed distribution (~70 ms here) and building one model looks
+# names up several times: a scan is reused for this long, and while sys.path is the same.
+ENTRY_POINTS_TTL_S = 2.0
+_scans: dict[tuple[str, tuple[str, ...]], tuple[float, list[tuple[str, metadata.EntryPoint]]]] = {}
+
+
 def entry_points(kind: str) -> list[tuple[str, metadata.EntryPoint]]:
-    """(distribution, entry point) pairs of group ``kind`` ("models" or "components"), read fresh."""
+    """(distribution, entry point) pairs of group ``kind`` ("models" or "components"), read fresh
+    (a scan at most :data:`ENTRY_POINTS_TTL_S` old, of the same sys.path; :func:`reload` forgets it)."""
     if not autoload_enabled():
         return []
+    key, now = (kind, tuple(sys.path)), time.monotonic()
+    scanned = _scans.get(key)
+    if scanned is not None and now - scanned[0] < ENTRY_POINTS_TTL_S:
+        return list(scanned[1])
     out = []
     seen = set()
     for ep in metadata.entry_points(group=GROUPS[kind]):
@@ -120,7 +134,8 @@ def entry_points(kind: str) -> list[tuple[str, metadata.EntryPoint]]:
             continue
         seen.add(key)
         out.append((dist, ep))
-    return out
+    _scans[(kind, tuple(sys.path))] = (now, out)
+    return list(out)
 
 
 def entry_point_names(kind: str) -> set[str]:
@@ -179,6 +194,7 @@ def reload() -> None:
     with _lock:
         _loaded.clear()
         _failures.clear()
+        _scans.clear()
         registry.reset_plugins()
 
 

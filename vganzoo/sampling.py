@@ -12,14 +12,14 @@ latents. Integer latents (labels) always stay those of the first seed.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
 
 from .models.base import check_labels, make_generator
 
-__all__ = ["generate_from_latents", "interpolate", "latent_roles", "latent_walk"]
+__all__ = ["generate_from_latents", "interpolate", "latent_roles", "latent_walk", "sample_videos"]
 
 PARALLEL_EPS = 1e-6  # below this angle slerp is numerically lerp
 DEFAULT_CHUNK = 16
@@ -76,9 +76,10 @@ def generate_from_latents(
     *,
     device: torch.device | str | None = None,
     chunk: int = DEFAULT_CHUNK,
+    on_progress: Callable[[int], None] | None = None,
 ) -> torch.Tensor:
     """Run ``generator(**latents)`` in eval mode, ``chunk`` samples at a time; returns (N, C, T, H, W) on the
-    CPU."""
+    CPU. ``on_progress(k)`` is called after each chunk with the number of videos it made."""
     param = next(generator.parameters(), None)
     device = (
         torch.device(device)
@@ -99,6 +100,8 @@ def generate_from_latents(
                 for k, v in latents.items()
             }
             outs.append(generator(**part).clamp(-1, 1).cpu())
+            if on_progress is not None:
+                on_progress(outs[-1].shape[0])
     finally:
         generator.train(was_training)
     return torch.cat(outs)
@@ -116,6 +119,7 @@ def latent_walk(
     device: torch.device | str | None = None,
     use_ema: bool = True,
     method: str = "slerp",
+    on_progress: Callable[[int], None] | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """Walk between the latents of ``seed`` and ``end_seed`` (default ``seed + 1``) in ``steps`` steps.
 
@@ -125,6 +129,7 @@ def latent_walk(
     Returns:
         videos (rows * steps, C, T, H, W) in [-1, 1] on the CPU, row-major (use ``nrow=steps``
         for a grid), and one description per row, e.g. ``"pair 0 (label 3): content walk, motion fixed"``.
+        ``on_progress`` as for :func:`generate_from_latents` (rows * steps videos in all).
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
@@ -169,6 +174,44 @@ def latent_walk(
                             value = interpolate(value, end[key][pair : pair + 1], w, method)
                     latents[key] = value
                 rows.append(latents)
-    videos = generate_from_latents(generator, _concat(rows), device=device)
+    videos = generate_from_latents(generator, _concat(rows), device=device, on_progress=on_progress)
     assert videos.shape[0] == len(descriptions) * steps, "generator returned a wrong batch size"
     return videos, descriptions
+
+
+@torch.no_grad()
+def sample_videos(
+    model: Any,
+    n: int,
+    *,
+    seed: int = 0,
+    labels: Any = None,
+    device: torch.device | str | None = None,
+    use_ema: bool = True,
+    chunk: int = DEFAULT_CHUNK,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[torch.Tensor, dict[str, Any]]:
+    """``model.sample(n, seed=..., return_latents=True)`` in chunks of ``chunk`` videos, so that the
+    generator's working memory stays that of one chunk whatever ``n`` is; the latents are drawn as
+    one batch, so up to ``chunk`` videos are exactly those of ``model.sample`` and any ``n`` is the
+    same for the same seed. Returns the videos (N, C, T, H, W) on the CPU and the CPU latents.
+    """
+    if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+        raise ValueError(f"n must be a non-negative int, got {n!r}")
+    generator = (
+        model.generator_ema
+        if (use_ema and getattr(model, "generator_ema", None) is not None)
+        else model.generator
+    )
+    labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
+    latents = generator.sample_latents(n, generator=make_generator(seed), labels=labels)
+    param = next(generator.parameters(), None)
+    if param is not None and param.is_floating_point():  # a model cast to float16 gets float16 latents
+        latents = {
+            k: v.to(param.dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+            for k, v in latents.items()
+        }
+    if n == 0:
+        return model.sample(0, seed=seed, device=device, use_ema=use_ema), latents
+    videos = generate_from_latents(generator, latents, device=device, chunk=chunk, on_progress=on_progress)
+    return videos, latents

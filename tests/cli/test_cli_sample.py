@@ -257,7 +257,7 @@ def test_a_training_run_folder_points_at_its_model(tmp_path):
         (["sample", "no-such-model"], "unknown model"),
         (["sample", "test-content-motion", "--out", "x.png"], "--out"),
         (["sample", "toy-gan", "--label", "1"], "unconditional"),
-        (["sample", "test-content-motion", "--interpolate", "1"], "at least 2"),
+        (["sample", "test-content-motion", "--interpolate", "1"], "--interpolate"),
         (["sample", "test-content-motion", "--n", "0"], "--n"),
         (["sample", "test-with-weights"], "pretrained"),  # vganzoo.load is not implemented yet
         (["data", "preview", "no-such-data", "--out", "p.gif"], "unknown dataset"),

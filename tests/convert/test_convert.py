@@ -217,6 +217,77 @@ def test_mocogan_class_outside_the_allow_list_is_named(tmp_path):
         convert_mocogan(src, tmp_path / "out")
 
 
+def test_mocogan_pickle_calling_a_constructor_is_refused_before_it_runs(tmp_path, monkeypatch):
+    """41 bytes that call GRUCell(12000, 12000) (3.6 GB): modules are restored from their attributes,
+    so the constructor never runs; the message says what the file is."""
+
+    def constructed(self, *args, **kwargs):
+        raise AssertionError(f"GRUCell{args} was constructed")
+
+    monkeypatch.setattr(nn.GRUCell, "__init__", constructed)
+    src = tmp_path / "generator_1.pytorch"
+    src.write_bytes(b"\x80\x02ctorch.nn.modules.rnn\nGRUCell\nM\xe0.M\xe0.\x86R.")
+    with pytest.raises(UnsafeCheckpointError) as info:
+        convert_mocogan(src, tmp_path / "out")
+    message = str(info.value)
+    assert "calls torch.nn.modules.rnn.GRUCell(12000, 12000)" in message
+    assert "a pickle (protocol 2, 41 bytes) that is not a PyTorch checkpoint" in message
+    assert not (tmp_path / "out").exists()
+
+
+class _Storage:
+    """Pickles as a storage id declaring ``numel`` floats, as torch's legacy format does."""
+
+    def __init__(self, numel):
+        self.numel = numel
+
+
+class _LegacyPickler(__import__("pickle").Pickler):
+    def persistent_id(self, obj):
+        if isinstance(obj, _Storage):
+            return ("storage", torch.FloatStorage, "0", "cpu", obj.numel, None)
+        return None
+
+
+class _Tensor:
+    def __init__(self, numel):
+        self.numel = numel
+
+    def __reduce__(self):
+        from collections import OrderedDict
+
+        from torch._utils import _rebuild_tensor_v2
+
+        return (_rebuild_tensor_v2, (_Storage(self.numel), 0, (self.numel,), (1,), False, OrderedDict()))
+
+
+def test_mocogan_storage_larger_than_the_file_is_refused(tmp_path, monkeypatch):
+    """A legacy checkpoint whose storage ids declare 400 MB it does not hold: refused before torch
+    allocates the storage."""
+    import io
+    import pickle
+
+    buffer = io.BytesIO()
+    for header in (
+        0x1950A86A20F9469CFC6C,
+        1001,
+        {"protocol_version": 1001, "little_endian": True, "type_sizes": {"short": 2, "int": 4, "long": 4}},
+    ):
+        pickle.dump(header, buffer, protocol=2)
+    _LegacyPickler(buffer, protocol=2).dump({"main.0.weight": _Tensor(10**8)})
+    pickle.dump(["0"], buffer, protocol=2)
+    src = tmp_path / "generator_1.pytorch"
+    src.write_bytes(buffer.getvalue())
+    allocated = []
+    real = torch.UntypedStorage
+    monkeypatch.setattr(torch, "UntypedStorage", lambda *a, **k: allocated.append(a) or real(*a, **k))
+    with pytest.raises(UnsafeCheckpointError) as info:
+        convert_mocogan(src, tmp_path / "out")
+    assert "declares 400,000,000 bytes of tensor data but the file holds only" in str(info.value)
+    assert "a legacy PyTorch checkpoint" in str(info.value)
+    assert allocated == []
+
+
 def test_mocogan_stand_in_noise_is_allowed_but_not_a_generator(tmp_path, original_models_module):
     src = tmp_path / "noise.pytorch"
     _save_original(original_models_module.Noise(True, 0.1), src)
@@ -235,7 +306,9 @@ def test_mocogan_bad_files(tmp_path):
         b"\x80\x02X\x02\x00\x00\x00\xff\xfe.",
     ):
         junk.write_bytes(data)  # each ends in a different exception inside the unpickler
-        with pytest.raises(ValueError, match="not a readable"):
+        with pytest.raises(
+            ValueError, match="not a readable MoCoGAN checkpoint: it is (a text file|a pickle)"
+        ):
             convert_mocogan(junk, tmp_path / "out")
     assert not (tmp_path / "out").exists()
 

@@ -435,7 +435,7 @@ def test_cli_train_and_resume(tmp_path, fake_data, capsys):
         "3",
     ]
     assert main([*args, "--steps", "2"]) == 0
-    assert fake_data[0] == dict(
+    assert fake_data[-1] == dict(  # the training data (a first call reads the data's channels and classes)
         spec="moving-digits", resolution=8, frames=3, frame_stride=1, channels=3, seed=3
     )
     saved = json.loads((out / "config.json").read_text())

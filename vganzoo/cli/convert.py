@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import existing_path, out_dir, out_file
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -28,8 +30,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _add_src_and_out_dir(f: argparse.ArgumentParser, src_help: str) -> None:
-    f.add_argument("src", help=src_help)
-    f.add_argument("out_dir", help="folder to write")
+    f.add_argument("src", type=existing_path, help=src_help)
+    f.add_argument("out_dir", type=out_dir, help="folder to write")
 
 
 def _add_force(f: argparse.ArgumentParser) -> None:
@@ -58,8 +60,10 @@ def _add_tgan(formats: argparse._SubParsersAction) -> None:
     _add_src_and_out_dir(
         t, "gen_iter_N.npz (the temporal generator), or a folder holding the snapshots (latest N)"
     )
-    t.add_argument("--image-generator", help="vgen_iter_N.npz (default: next to SRC)")
-    t.add_argument("--discriminator", help="vdis_iter_N.npz (default: next to SRC when present)")
+    t.add_argument("--image-generator", type=existing_path, help="vgen_iter_N.npz (default: next to SRC)")
+    t.add_argument(
+        "--discriminator", type=existing_path, help="vdis_iter_N.npz (default: next to SRC when present)"
+    )
     t.add_argument("--no-discriminator", action="store_true", help="convert the generator only")
     _add_force(t)
 
@@ -85,8 +89,8 @@ def _add_detector(formats: argparse._SubParsersAction, arch: str, source: str) -
         "`vganzoo eval --extractor` loads. It is read with torch.load(weights_only=True): tensors and "
         "containers only, no code runs. The output's sha256 is printed: pin it in your notes.",
     )
-    e.add_argument("src", help="legacy .pt state dict")
-    e.add_argument("dst", help="output .safetensors")
+    e.add_argument("src", type=existing_path, help="legacy .pt state dict")
+    e.add_argument("dst", type=out_file([".safetensors"]), help="output .safetensors")
     if arch == "c3d":
         e.add_argument(
             "--mean",
@@ -109,9 +113,9 @@ def _add_tgan2_c3d(formats: argparse._SubParsersAction) -> None:
         "into the safetensors file `vganzoo eval --protocol tgan2-is --detector` loads. Both are read with "
         "numpy.load(allow_pickle=False): arrays only. The output's sha256 is printed: pin it.",
     )
-    g.add_argument("src", help="conv3d_deepnetA_ucf.npz")
-    g.add_argument("dst", help="output .safetensors")
-    g.add_argument("--mean", required=True, help="tgan2's mean2.npz")
+    g.add_argument("src", type=existing_path, help="conv3d_deepnetA_ucf.npz")
+    g.add_argument("dst", type=out_file([".safetensors"]), help="output .safetensors")
+    g.add_argument("--mean", type=existing_path, required=True, help="tgan2's mean2.npz")
     g.set_defaults(func=run_extractor, bgr=False)
 
 
@@ -128,10 +132,29 @@ def run_extractor(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_out_dir(out_dir: str, force: bool) -> None:
+    import os
+
+    if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
+        raise FileExistsError(f"OUT_DIR: {out_dir!r} is not empty; add --force to replace its weights")
+
+
 def run(args: argparse.Namespace) -> int:
     from .. import convert
 
     summary = None
+    _check_out_dir(args.out_dir, args.force)
+    if args.format == "tgan":
+        if args.discriminator is not None and args.no_discriminator:
+            raise ValueError("--discriminator: given together with --no-discriminator; choose one")
+        from ..convert.tgan import find_tgan_files
+
+        _temporal, image, _critic = find_tgan_files(args.src)
+        if image is None and args.image_generator is None:
+            raise FileNotFoundError(
+                f"--image-generator: no vgen_iter_N.npz next to {args.src!r}; give the image generator's "
+                "snapshot with --image-generator"
+            )
     if args.format == "mocogan":
         folder = convert.convert_mocogan(args.src, args.out_dir, overwrite=args.force)
     elif args.format == "stylegan-v":

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import argparse
 
+from .options import float_in, int_in, nonempty, out_file, seed_arg
+from .sample import MAX_FPS, MAX_SIZE, MIN_FPS, WRITABLE
+
+MAX_CLIPS = 100_000
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -18,21 +23,35 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="write a grid of a dataset's clips",
         description="Write the first N clips of a dataset as one grid GIF/MP4.",
     )
-    q.add_argument("name", metavar="NAME", help="moving-digits, moving-shapes or a folder of videos")
     q.add_argument(
-        "--out", default="preview.gif", help="output .gif, .mp4, .webm or .avi (default preview.gif)"
+        "name", metavar="NAME", type=nonempty, help="moving-digits, moving-shapes or a folder of videos"
     )
-    q.add_argument("--n", type=int, default=8, help="number of clips (default 8)")
-    q.add_argument("--resolution", type=int, default=64, help="frame size (default 64)")
-    q.add_argument("--frames", type=int, default=16, help="frames per clip (default 16)")
-    q.add_argument("--frame-stride", type=int, default=1, help="take every k-th frame (default 1)")
+    q.add_argument(
+        "--out",
+        type=out_file(WRITABLE),
+        default="preview.gif",
+        help="output .gif, .mp4, .webm or .avi in an existing folder (default preview.gif)",
+    )
+    q.add_argument("--n", type=int_in(1, MAX_CLIPS), default=8, help="number of clips (default 8)")
+    q.add_argument("--resolution", type=int_in(1, MAX_SIZE), default=64, help="frame size (default 64)")
+    q.add_argument("--frames", type=int_in(1, MAX_SIZE), default=16, help="frames per clip (default 16)")
+    q.add_argument(
+        "--frame-stride", type=int_in(1, MAX_SIZE), default=1, help="take every k-th frame (default 1)"
+    )
     q.add_argument(
         "--channels", type=int, default=None, choices=(1, 3), help="1 or 3 (default: the dataset's)"
     )
-    q.add_argument("--split", default="train", help="train, val or test (default train)")
-    q.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
-    q.add_argument("--fps", type=float, default=8, help="frames per second (default 8)")
-    q.add_argument("--nrow", type=int, default=None, help="clips per grid row (default: square grid)")
+    q.add_argument(
+        "--split",
+        default="train",
+        choices=("train", "val", "test"),
+        help="train, val or test (default train)",
+    )
+    q.add_argument("--seed", type=seed_arg, default=0, help="dataset seed (default 0)")
+    q.add_argument("--fps", type=float_in(MIN_FPS, MAX_FPS), default=8, help="frames per second (default 8)")
+    q.add_argument(
+        "--nrow", type=int_in(1, MAX_CLIPS), default=None, help="clips per grid row (default: square grid)"
+    )
     q.set_defaults(func=run_preview)
 
 
@@ -41,11 +60,16 @@ def run_preview(args: argparse.Namespace) -> int:
 
     from .. import videoio as vio
     from ..data import build_dataset
+    from ..resources import check_memory
+    from .sample import WRITE_BYTES_PER_ELEMENT
 
-    if args.n < 1:
-        raise ValueError(f"--n must be at least 1, got {args.n}")
-    if not args.out.lower().endswith(vio.WRITABLE_EXTENSIONS):
-        raise ValueError(f"--out must end in one of {', '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
+    channels = args.channels or 3
+    elements = args.n * channels * args.frames * args.resolution**2
+    check_memory(
+        elements * WRITE_BYTES_PER_ELEMENT,
+        f"--n {args.n} --resolution {args.resolution} --frames {args.frames}: writing {args.n} clips",
+        advice="lower --n, --resolution or --frames",
+    )
     dataset = build_dataset(
         args.name,
         resolution=args.resolution,

@@ -9,6 +9,8 @@ import json
 import os
 import sys
 
+from .options import device_arg, resolve_device
+
 # Kept literal so that building the parser does not import torch; tests check they match
 # vganzoo.metrics.evaluation.METRICS / DEFAULT_N / DEFAULT_FRAMES and vganzoo.metrics.protocols.PROTOCOLS.
 METRICS = ("fvd", "is", "fvd-digits", "consistency")
@@ -72,7 +74,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     _add_protocol_arguments(p)
     _add_named_protocol_arguments(p)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
     p.add_argument(
         "--random-weights",
         action="store_true",
@@ -283,7 +285,7 @@ def _run_protocol(args: argparse.Namespace, model) -> dict:
         num_runs=args.num_runs,
         seed=args.seed,
         batch_size=args.batch_size or PROTOCOL_BATCH,
-        device=args.device,
+        device=str(resolve_device(args.device)),
         split=split,
         n_generated=args.n,
         n_real=args.n_real,
@@ -310,7 +312,7 @@ def _run_own(args: argparse.Namespace, model) -> dict:
         digits_classifier=args.digits_classifier,
         batch_size=own["batch_size"],
         seed=args.seed,
-        device=args.device,
+        device=str(resolve_device(args.device)),
         resolution=args.resolution,
         split=args.split,
         splits=own["splits"],

@@ -6,6 +6,8 @@ import argparse
 import json
 import os
 
+from .options import existing_path, int_in, out_dir
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     e = sub.add_parser(
@@ -17,17 +19,19 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "publishes."
         ),
     )
-    e.add_argument("checkpoint", metavar="CHECKPOINT", help="checkpoint file or run folder")
-    e.add_argument("out", metavar="OUT", help="weight-set folder to write")
     e.add_argument(
-        "--step", type=int, default=None, help="with a run folder: the checkpoint of this iteration"
+        "checkpoint", metavar="CHECKPOINT", type=existing_path, help="checkpoint file or run folder"
+    )
+    e.add_argument("out", metavar="OUT", type=out_dir, help="weight-set folder to write")
+    e.add_argument(
+        "--step", type=int_in(0), default=None, help="with a run folder: the checkpoint of this iteration"
     )
     e.add_argument(
         "--generator",
         choices=("both", "ema", "raw"),
         default="both",
-        help="both: generator and EMA as trained; ema: the EMA weights as the only generator; raw: no EMA "
-        "(default: both)",
+        help="both: generator and EMA as trained; ema: the EMA weights as the only generator (runs trained "
+        "with an EMA, e.g. --set ema.decay=0.999); raw: no EMA (default: both)",
     )
     e.add_argument("--no-discriminators", action="store_true", help="ship the generator only")
     e.add_argument(
@@ -39,6 +43,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     e.add_argument(
         "--metadata",
         metavar="JSON_FILE",
+        type=existing_path,
         default=None,
         help="model-card fields (steps, metrics, machine, wall_time...)",
     )

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from .options import nonempty
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -12,7 +14,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="show a model's config, parameter counts and weights",
         description="Show a model's family, paper, config, parameter counts and pretrained tags.",
     )
-    p.add_argument("name", help="model name, e.g. mocogan-rnn")
+    p.add_argument("name", type=nonempty, help="model name, e.g. mocogan-rnn")
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=run)
 
@@ -37,9 +39,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"  {key:<28} {value!r}")
     print("\npretrained:", ", ".join(info["pretrained"]) or "none")
     for tag, spec in info["pretrained"].items():
-        meta = spec["metadata"]
-        print(
-            f"  {info['name']}.{tag}: {spec['repo_id'] or 'bundled'}@{(spec['revision'] or '-')[:12]} "
-            f"{json.dumps(meta)[:100]}"
-        )
+        print(f"  {info['name']}.{tag}: {spec['repo_id'] or 'bundled'}@{(spec['revision'] or '-')[:12]}")
+        for key, value in spec["metadata"].items():  # every field, one per line (--json for the raw form)
+            print(f"    {key}: {value if isinstance(value, str) else json.dumps(value)}")
     return 0

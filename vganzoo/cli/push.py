@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from .options import existing_path, nonempty, repo_id_arg, url_arg
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -13,15 +15,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "it "
         "in one commit; prints the commit to pin.",
     )
-    p.add_argument("directory", help="folder written by vganzoo.save_pretrained")
-    p.add_argument("repo_id", help="org/name on the Hub (created if needed)")
-    p.add_argument("--revision", help="branch to commit to (created if needed; default main)")
+    p.add_argument("directory", type=existing_path, help="folder written by vganzoo.save_pretrained")
+    p.add_argument("repo_id", type=repo_id_arg, help="org/name on the Hub (created if needed)")
+    p.add_argument("--revision", type=nonempty, help="branch to commit to (created if needed; default main)")
     p.add_argument("--private", action="store_true", help="create the repo as private")
     p.add_argument(
         "--create-pr", action="store_true", help="open a pull request instead of committing to main"
     )
     p.add_argument("--message", help="commit message")
-    p.add_argument("--endpoint", help="Hub URL (default: VGANZOO_ENDPOINT, then HF_ENDPOINT)")
+    p.add_argument("--endpoint", type=url_arg, help="Hub URL (default: VGANZOO_ENDPOINT, then HF_ENDPOINT)")
     p.add_argument("--token", help="Hub token (default: the stored login)")
     p.set_defaults(func=run)
 

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import argparse
+import math
 from typing import Any
+
+from .options import device_arg, float_in, int_in, nonempty, out_file, resolve_device, seed_arg
 
 DEFAULT_N = 16
 DEFAULT_FPS = 8.0
+MAX_N = 1_000_000  # a parse-time bound; what memory allows is checked once the model is known
+MAX_SIZE = 4096  # --resolution / --frames: no model here comes near; memory is checked as well
+WRITABLE = (".gif", ".mp4", ".webm", ".avi")  # vganzoo.videoio.WRITABLE_EXTENSIONS (no torch import)
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # vganzoo.videoio's bounds
+# Bytes per video element (C*T*H*W) that holding and writing the grid needs at least: the float32
+# videos (4), to_uint8's float temporaries (4), the uint8 copy, the grid and its frames (1 each).
+WRITE_BYTES_PER_ELEMENT = 11
+PADDING = 2  # the grid's padding (vganzoo.videoio.make_grid's default)
+MAX_GRID_SIDE = {".gif": 65_535}  # a GIF's size is 16 bits per side
+MAX_VIDEO_SIDE = 16_384  # what H.264 / VP9 / MPEG-4 encoders take
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
@@ -21,45 +34,68 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "name",
         metavar="NAME",
+        type=nonempty,
         help="model name (e.g. mocogan-rnn or mocogan-rnn.digits) or a save_pretrained folder",
     )
     p.add_argument(
         "--n",
-        type=int,
+        type=int_in(1, MAX_N),
         default=None,
         help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs, default 1)",
     )
     p.add_argument(
-        "--seed", type=int, default=0, help="random seed (default 0); --interpolate walks from SEED to SEED+1"
+        "--seed",
+        type=seed_arg,
+        default=0,
+        help="random seed (default 0); --interpolate walks from SEED to SEED+1",
     )
-    p.add_argument("--label", type=int, default=None, help="class label for every video (conditional models)")
+    p.add_argument(
+        "--label", type=int_in(0), default=None, help="class label for every video (conditional models)"
+    )
     p.add_argument(
         "--interpolate",
-        type=int,
+        type=int_in(2, MAX_N),
         default=None,
         metavar="STEPS",
         help="walk the content latents between two seeds with the motion fixed, and the reverse, in STEPS "
         "steps",
     )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
     p.add_argument(
-        "--out", default="samples.gif", help="output .gif, .mp4, .webm or .avi (default samples.gif)"
+        "--device",
+        type=device_arg,
+        default="auto",
+        help="cpu, cuda, cuda:1, ... (default: cuda when available)",
     )
     p.add_argument(
         "--fps",
-        type=float,
+        type=float_in(MIN_FPS, MAX_FPS),
         default=None,
         help=f"frames per second of the file (default: the model's frame rate, else {DEFAULT_FPS:g}); models "
         "that render at any frame rate (stylegan-v) also sample at it",
     )
     p.add_argument(
-        "--nrow", type=int, default=None, help="videos per grid row (default: square grid, or STEPS)"
+        "--out",
+        type=out_file(WRITABLE),
+        default="samples.gif",
+        help="output .gif, .mp4, .webm or .avi in an existing folder (default samples.gif)",
+    )
+    p.add_argument(
+        "--nrow",
+        type=int_in(1, MAX_N),
+        default=None,
+        help="videos per grid row (default: square grid, or STEPS)",
     )
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
-    p.add_argument("--resolution", type=int, default=None, help="config override for random-weight models")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--resolution",
+        type=int_in(1, MAX_SIZE),
+        default=None,
+        help="config override for random-weight models",
+    )
     p.add_argument(
         "--frames",
-        type=int,
+        type=int_in(1, MAX_SIZE),
         default=None,
         help="clip length: config override for random-weight models; models that render clips of any "
         "length (stylegan-v) sample this many frames",
@@ -67,18 +103,60 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _device(name: str) -> Any:
-    import torch
+def _check_label(model: Any, label: int | None, name: str) -> None:
+    if label is None:
+        return
+    classes = int(getattr(model, "num_classes", 0) or 0)
+    if classes == 0:
+        raise ValueError(f"--label: {name} is unconditional (it has no classes); leave --label out")
+    if label >= classes:
+        raise ValueError(
+            f"--label: {name} has {classes} classes, so --label is 0 to {classes - 1}; got {label}"
+        )
 
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise ValueError(f"--device: not a device: {name!r}") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device: CUDA was requested but no CUDA GPU is available")
-    return device
+
+def _walks(model: Any, use_ema: bool) -> int:
+    """Rows a latent walk makes per pair: content and motion walks, or one walk over all latents."""
+    generator = model.generator_ema if use_ema and model.generator_ema is not None else model.generator
+    named = getattr(generator, "content_latents", None) and getattr(generator, "motion_latents", None)
+    return 2 if named else 1
+
+
+def _check_size(
+    model: Any, count: int, nrow: int, ext: str, options: str, lower: str, frames: int | None = None
+) -> None:
+    """Refuse before sampling when ``count`` videos cannot be held and written (memory), or their
+    grid is larger than the format allows; ``options`` are the values given, ``lower`` what to change."""
+    from ..resources import check_memory
+
+    generator = model.generator
+    sizes = [getattr(generator, key, None) for key in ("channels", "frames", "resolution")]
+    if not all(isinstance(v, int) and v > 0 for v in sizes):
+        return  # a plugin generator that does not say: nothing to estimate from
+    channels, model_frames, resolution = sizes
+    frames = frames or model_frames  # a model that renders any length: the length asked for
+    elements = count * channels * frames * resolution * resolution
+    check_memory(
+        elements * WRITE_BYTES_PER_ELEMENT,
+        f"{options}: writing {count} videos of (C, T, H, W) = {(channels, frames, resolution, resolution)}",
+        advice=f"lower {lower}",
+    )
+    columns = min(nrow, count)
+    width = columns * (resolution + PADDING) + PADDING
+    height = math.ceil(count / columns) * (resolution + PADDING) + PADDING
+    limit = MAX_GRID_SIDE.get(ext, MAX_VIDEO_SIDE)
+    if max(width, height) > limit:
+        raise ValueError(
+            f"{options}: the grid would be {width} x {height} pixels, beyond the {limit} a {ext} file "
+            f"takes; lower {lower} or set --nrow"
+        )
+
+
+def _progress(total: int, enabled: bool) -> Any:
+    """A progress bar over ``total`` videos, shown once the work has taken a second (stderr)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="video", delay=1.0, disable=not enabled, dynamic_ncols=True, leave=False)
 
 
 def _sample_parameters(model: Any) -> Any:
@@ -114,47 +192,79 @@ def _load(name: str, resolution: int | None, frames: int | None) -> tuple[Any, b
 
 def run(args: argparse.Namespace) -> int:
     from .. import videoio as vio
-    from ..sampling import latent_walk
+    from ..errors import InvalidConfigError, ResourceLimitError
+    from ..sampling import latent_walk, sample_videos
 
     n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)
-    if n < 1:
-        raise ValueError(f"--n must be at least 1, got {n}")
-    if args.interpolate is not None and args.interpolate < 2:
-        raise ValueError(f"--interpolate needs at least 2 steps, got {args.interpolate}")
-    if not args.out.lower().endswith(vio.WRITABLE_EXTENSIONS):
-        raise ValueError(f"--out must end in one of {', '.join(vio.WRITABLE_EXTENSIONS)}, got {args.out!r}")
-    device = _device(args.device)
-    model, pretrained = _load(args.name, args.resolution, args.frames)
-    model = model.to(device).eval()
+    device = resolve_device(args.device)
+    overrides = {"resolution": args.resolution, "frames": args.frames}
+    try:
+        model, pretrained = _load(args.name, args.resolution, args.frames)
+    except (InvalidConfigError, ResourceLimitError) as exc:  # say which options, not which keywords
+        given = [
+            f"--{key} {value}" for key, value in overrides.items() if value is not None and key in str(exc)
+        ]
+        if not given:
+            raise
+        raise type(exc)(f"{' '.join(given)}: {exc}") from None
+    _check_label(model, args.label, args.name)
     use_ema = not args.no_ema
+    clip_options = _clip_options(model, args.frames, args.fps)
+    ext = "." + args.out.rpartition(".")[2].lower()
     if args.interpolate is not None:
-        videos, rows = latent_walk(
-            model, args.interpolate, seed=args.seed, n=n, labels=args.label, device=device, use_ema=use_ema
-        )
+        count = n * _walks(model, use_ema) * args.interpolate
         nrow = args.nrow or args.interpolate
-        what = (
-            f"latent walk in {args.interpolate} steps from seed {args.seed} to {args.seed + 1}; rows: "
-            + "; ".join(rows)
+        _check_size(
+            model, count, nrow, ext, f"--n {n} --interpolate {args.interpolate}", "--interpolate or --n"
         )
-        if args.label is not None:
-            labels = [args.label] * n
-        else:
-            labels = "drawn per pair (see rows)" if model.num_classes else None
     else:
-        videos, latents = model.sample(
-            n,
-            seed=args.seed,
-            labels=args.label,
-            device=device,
-            use_ema=use_ema,
-            return_latents=True,
-            **_clip_options(model, args.frames, args.fps),
-        )
-        videos = videos.cpu()
-        nrow = args.nrow
-        drawn = latents.get("labels")
-        labels = drawn.tolist() if drawn is not None else None
-        what = f"{n} samples with seed {args.seed}"
+        count, nrow = n, args.nrow or math.ceil(math.sqrt(n))
+        _check_size(model, count, nrow, ext, f"--n {n}", "--n", clip_options.get("frames"))
+    model = model.to(device).eval()
+    with _progress(count, not args.no_progress) as bar:
+        if args.interpolate is not None:
+            videos, rows = latent_walk(
+                model,
+                args.interpolate,
+                seed=args.seed,
+                n=n,
+                labels=args.label,
+                device=device,
+                use_ema=use_ema,
+                on_progress=bar.update,
+            )
+            what = (
+                f"latent walk in {args.interpolate} steps from seed {args.seed} to {args.seed + 1}; rows: "
+                + "; ".join(rows)
+            )
+            labels: Any = [args.label] * n if args.label is not None else None
+            if labels is None and model.num_classes:
+                labels = "drawn per pair (see rows)"
+        elif clip_options:  # a model that renders any length / frame rate samples through its own sample()
+            videos, latents = model.sample(
+                n,
+                seed=args.seed,
+                labels=args.label,
+                device=device,
+                use_ema=use_ema,
+                return_latents=True,
+                **clip_options,
+            )
+            videos = videos.cpu()
+            bar.update(n)
+        else:
+            videos, latents = sample_videos(
+                model,
+                n,
+                seed=args.seed,
+                labels=args.label,
+                device=device,
+                use_ema=use_ema,
+                on_progress=bar.update,
+            )
+            drawn = latents.get("labels")
+            labels = drawn.tolist() if drawn is not None else None
+            what = f"{n} samples with seed {args.seed}"
     fps = args.fps if args.fps is not None else float(getattr(model.generator, "fps", DEFAULT_FPS))
     path = vio.save_video(videos, args.out, fps=fps, nrow=nrow)
     weights = "pretrained weights" if pretrained else "random weights"

@@ -12,6 +12,15 @@ import shlex
 import sys
 from typing import Any
 
+from .options import device_arg, existing_path, float_in, int_in, nonempty, out_dir, seed_arg
+
+MAX_STEPS = 10**9
+MAX_BATCH = 1_000_000  # a parse-time bound; what memory allows is checked once the model is built
+MAX_SIZE = 4096  # --resolution / --frames
+MAX_WIDTH = 64.0  # channel multiplier
+MAX_CLASSES = 100_000
+MAX_WORKERS = 256
+
 
 def _model_arg(text: str) -> tuple[str, Any]:
     key, sep, raw = text.partition("=")
@@ -34,13 +43,17 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
             "Use torchrun --nproc_per_node K -m vganzoo train ... for several processes."
         ),
     )
-    p.add_argument("model", help="model name, e.g. mocogan-rnn (see `vganzoo list`)")
-    p.add_argument("--data", required=True, help="moving-digits, moving-shapes or a folder of videos")
-    p.add_argument("--out", default=None, help="run folder (default: runs/MODEL-TIME)")
-    p.add_argument("--steps", type=int, default=1000, help="training iterations (default: 1000)")
+    p.add_argument("model", type=nonempty, help="model name, e.g. mocogan-rnn (see `vganzoo list`)")
+    p.add_argument(
+        "--data", required=True, type=nonempty, help="moving-digits, moving-shapes or a folder of videos"
+    )
+    p.add_argument("--out", type=out_dir, default=None, help="run folder (default: runs/MODEL-TIME)")
+    p.add_argument(
+        "--steps", type=int_in(0, MAX_STEPS), default=1000, help="training iterations (default: 1000)"
+    )
     p.add_argument(
         "--batch-size",
-        type=int,
+        type=int_in(1, MAX_BATCH),
         default=None,
         help="batch size for every discriminator (default: the recipe's)",
     )
@@ -49,12 +62,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         nargs="?",
         const=True,
         default=False,
+        type=existing_path,
         metavar="CHECKPOINT",
         help="continue the newest checkpoint in --out (or the given checkpoint file; put --resume after "
         "MODEL)",
     )
     p.add_argument(
         "--init-from",
+        type=nonempty,
         default=None,
         metavar="WEIGHTS",
         help="fine-tune: start from these pretrained weights (arch.tag, hf-hub:org/repo, or a weight-set "
@@ -69,29 +84,40 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     """Device, precision, seed, checkpointing, logging and data loading."""
-    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)")
+    p.add_argument(
+        "--device", type=device_arg, default=None, help="cpu, cuda, cuda:1 ... (default: CUDA when available)"
+    )
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
-    p.add_argument("--seed", type=int, default=None, help="random seed (default: 0, or the resumed run's)")
+    p.add_argument(
+        "--seed", type=seed_arg, default=None, help="random seed (default: 0, or the resumed run's)"
+    )
     p.add_argument(
         "--grad-accum",
-        type=int,
+        type=int_in(1, 4096),
         default=None,
         help="micro-batches per optimiser step (default: 1, or the resumed run's)",
     )
     p.add_argument(
         "--checkpoint-every",
-        type=int,
+        type=int_in(0, MAX_STEPS),
         default=500,
         help="iterations between checkpoints (0: only at the end)",
     )
     p.add_argument(
-        "--sample-every", type=int, default=500, help="iterations between sample grids (0: only at the end)"
+        "--sample-every",
+        type=int_in(0, MAX_STEPS),
+        default=500,
+        help="iterations between sample grids (0: only at the end)",
     )
-    p.add_argument("--log-every", type=int, default=10, help="iterations between metric log lines")
-    p.add_argument("--keep-checkpoints", type=int, default=3, help="how many recent checkpoints to keep")
-    p.add_argument("--num-samples", type=int, default=16, help="videos per sample grid")
-    p.add_argument("--workers", type=int, default=0, help="DataLoader worker processes")
+    p.add_argument(
+        "--log-every", type=int_in(0, MAX_STEPS), default=10, help="iterations between metric log lines"
+    )
+    p.add_argument(
+        "--keep-checkpoints", type=int_in(1, 100_000), default=3, help="how many recent checkpoints to keep"
+    )
+    p.add_argument("--num-samples", type=int_in(0, 1024), default=16, help="videos per sample grid")
+    p.add_argument("--workers", type=int_in(0, MAX_WORKERS), default=0, help="DataLoader worker processes")
     p.add_argument(
         "--max-time",
         type=parse_duration,
@@ -105,11 +131,23 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
 def _add_model_arguments(p: argparse.ArgumentParser) -> None:
     """Overrides of the model's config (and mixing in other discriminators)."""
     model = p.add_argument_group("model overrides (passed to vganzoo.create)")
-    model.add_argument("--resolution", type=int, default=None)
-    model.add_argument("--frames", type=int, default=None)
-    model.add_argument("--channels", type=int, default=None)
-    model.add_argument("--width", type=float, default=None, help="channel multiplier (1.0 = paper)")
-    model.add_argument("--num-classes", type=int, default=None)
+    model.add_argument("--resolution", type=int_in(1, MAX_SIZE), default=None)
+    model.add_argument("--frames", type=int_in(1, MAX_SIZE), default=None)
+    model.add_argument(
+        "--channels", type=int, choices=(1, 3), default=None, help="1 or 3 (default: the data's)"
+    )
+    model.add_argument(
+        "--width",
+        type=float_in(0.0, MAX_WIDTH, low_open=True),
+        default=None,
+        help="channel multiplier (1.0 = paper)",
+    )
+    model.add_argument(
+        "--num-classes",
+        type=int_in(0, MAX_CLASSES),
+        default=None,
+        help="0 = unconditional (default: the data's)",
+    )
     model.add_argument(
         "--model-arg",
         action="append",

@@ -42,7 +42,7 @@ def write_weight_folder(
     """
     from .. import registry
     from ..errors import InvalidConfigError
-    from ..hub import component_module, save_pretrained
+    from ..hub import check_config_size, component_module, save_pretrained
 
     if "model" not in config:
         raise ValueError("config must name the model under 'model'")
@@ -55,6 +55,10 @@ def write_weight_folder(
         raise FolderExistsError(
             f"{str(folder)!r} is not empty; pass overwrite=True (--force) to replace the folder"
         )
+    stored = {
+        stem: sum(t.numel() * t.element_size() for t in state.values()) for stem, state in components.items()
+    }
+    check_config_size({"model": name, **config}, f"the converted {name}", stored)
     try:
         model = registry.create(name, **config)
     except InvalidConfigError:

@@ -7,8 +7,12 @@ nothing but an allow-list of globals:
 
 * ``models.VideoGenerator`` and ``models.Noise``: replaced by inert stand-ins defined here;
 * the torch.nn module classes such a generator contains (GRUCell, Sequential, ConvTranspose2d,
-  BatchNorm2d, ReLU, Tanh), ``torch.nn.Parameter`` and torch's tensor rebuild functions (storages
-  are resolved by ``torch.load`` itself);
+  BatchNorm2d, ReLU, Tanh): also replaced by inert stand-ins, restored from their attributes the way
+  ``torch.save`` pickles modules; a pickle that calls a constructor is refused, so its arguments
+  allocate nothing;
+* ``torch.nn.Parameter`` (around a tensor only) and torch's tensor rebuild functions (storages are
+  resolved by ``torch.load`` itself, each declared size checked first: together they may not exceed
+  the file's own size);
 * ``collections.OrderedDict``, ``set``, and PyTorch 0.3's module backend hook (replaced by a stub).
 
 Anything else raises :class:`UnsafeCheckpointError` naming the refused global. Python 2 strings
@@ -33,6 +37,7 @@ import torch
 from torch import nn
 
 from ..errors import VganzooError
+from ..files import describe_file
 from ..models.mocogan import BASE_CHANNELS, BOTTOM_SIZE, DEFAULT_CONFIG, VIDEO_D_FRAMES, MoCoGANGenerator
 from .folder import write_weight_folder
 
@@ -42,26 +47,73 @@ MODEL_NAME = "mocogan-rnn"
 
 
 class UnsafeCheckpointError(VganzooError, pickle.UnpicklingError):
-    """The checkpoint references a global outside the converter's allow-list."""
+    """The checkpoint references a global outside the converter's allow-list, calls a module's
+    constructor, or declares more tensor data than the file holds."""
 
 
-class OriginalVideoGenerator(nn.Module):
-    """Inert stand-in for the original ``models.VideoGenerator``: holds the unpickled attributes only."""
+class _SavedModule(nn.Module):
+    """A module restored from a pickle: its attributes only. ``torch.save`` pickles a module as
+    "an object of this class with these attributes" (``__new__`` then ``__setstate__``), never as a
+    constructor call, so a pickle that calls one (``GRUCell(12000, 12000)`` allocates 3.6 GB) is
+    refused before anything is allocated."""
+
+    saved_as = "a module"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        shown = ", ".join([*map(_short_repr, args), *(f"{k}={_short_repr(v)}" for k, v in kwargs.items())])
+        raise UnsafeCheckpointError(
+            f"the pickle calls {self.saved_as}({shown}); a saved module is restored from its attributes, "
+            "never built by calling its constructor, so this file is not a checkpoint torch.save wrote"
+        )
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
-        raise RuntimeError("the unpickled original generator is a stand-in; convert it instead of calling it")
+        raise RuntimeError("an unpickled stand-in module; convert it instead of calling it")
 
 
-class OriginalNoise(nn.Module):
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "..."
+
+
+class OriginalVideoGenerator(_SavedModule):
+    """Inert stand-in for the original ``models.VideoGenerator``: holds the unpickled attributes only."""
+
+    saved_as = "models.VideoGenerator"
+
+
+class OriginalNoise(_SavedModule):
     """Inert stand-in for the original ``models.Noise`` layer."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - never called
-        return x
+    saved_as = "models.Noise"
+
+
+def _stand_in(module: str, cls: type) -> type:
+    """An inert :class:`_SavedModule` subclass standing for torch module class ``cls``."""
+    return type(f"Saved{cls.__name__}", (_SavedModule,), {"saved_as": f"{module}.{cls.__name__}"})
 
 
 def _no_backend() -> None:
     """Stand-in for PyTorch 0.3's ``torch.nn.backends.thnn._get_thnn_function_backend``."""
     return
+
+
+def _parameter(data: Any = None, requires_grad: bool = True, *rest: Any) -> nn.Parameter:
+    """``torch.nn.Parameter`` as a pickle may call it: around a tensor the file already holds."""
+    if not isinstance(data, torch.Tensor) or rest:
+        raise UnsafeCheckpointError(
+            "the pickle builds a torch.nn.Parameter from something other than a tensor"
+        )
+    return nn.Parameter(data, requires_grad=bool(requires_grad))
+
+
+_MODULE_CLASSES = {
+    ("torch.nn.modules.rnn", "GRUCell"): nn.GRUCell,
+    ("torch.nn.modules.container", "Sequential"): nn.Sequential,
+    ("torch.nn.modules.conv", "ConvTranspose2d"): nn.ConvTranspose2d,
+    ("torch.nn.modules.batchnorm", "BatchNorm2d"): nn.BatchNorm2d,
+    ("torch.nn.modules.activation", "ReLU"): nn.ReLU,
+    ("torch.nn.modules.activation", "Tanh"): nn.Tanh,
+}
 
 
 def _allowed() -> dict[tuple[str, str], Any]:
@@ -74,14 +126,9 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("builtins", "set"): set,
         ("__builtin__", "set"): set,
         ("torch.nn.backends.thnn", "_get_thnn_function_backend"): _no_backend,
-        ("torch.nn.parameter", "Parameter"): nn.Parameter,
-        ("torch.nn.modules.rnn", "GRUCell"): nn.GRUCell,
-        ("torch.nn.modules.container", "Sequential"): nn.Sequential,
-        ("torch.nn.modules.conv", "ConvTranspose2d"): nn.ConvTranspose2d,
-        ("torch.nn.modules.batchnorm", "BatchNorm2d"): nn.BatchNorm2d,
-        ("torch.nn.modules.activation", "ReLU"): nn.ReLU,
-        ("torch.nn.modules.activation", "Tanh"): nn.Tanh,
+        ("torch.nn.parameter", "Parameter"): _parameter,
     }
+    table.update({key: _stand_in(key[0], cls) for key, cls in _MODULE_CLASSES.items()})
     for name in ("_rebuild_tensor", "_rebuild_tensor_v2", "_rebuild_parameter"):
         if hasattr(_utils, name):
             table[("torch._utils", name)] = getattr(_utils, name)
@@ -89,9 +136,20 @@ def _allowed() -> dict[tuple[str, str], Any]:
 
 
 ALLOWED_GLOBALS: tuple[str, ...] = tuple(f"{m}.{n}" for m, n in _allowed())
+_STORAGE_NUMEL = 4  # position of the element count in a ('storage', type, key, location, numel, ...) id
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
+    """Resolves only :data:`ALLOWED_GLOBALS`, and lets the tensor data a file declares (through
+    torch's storage ids) add up to no more than the file's own size (``data_limit`` bytes)."""
+
+    data_limit: int | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._torch_persistent_load: Any = None
+        self._declared: dict[Any, int] = {}
+        super().__init__(*args, **kwargs)
+
     def find_class(self, module: str, name: str) -> Any:
         found = _allowed().get((module, name))
         if found is None:
@@ -101,12 +159,45 @@ class _RestrictedUnpickler(pickle.Unpickler):
             )
         return found
 
+    # torch.load assigns its storage loader here after construction; the C unpickler took the bound
+    # method below at construction, which checks each storage before torch allocates it
+    @property  # type: ignore[override]
+    def persistent_load(self) -> Any:
+        return self._bounded_persistent_load
 
-def _restricted_pickle_module() -> types.ModuleType:
+    @persistent_load.setter
+    def persistent_load(self, function: Any) -> None:
+        self._torch_persistent_load = function
+
+    def _bounded_persistent_load(self, saved_id: Any) -> Any:
+        if self._torch_persistent_load is None:
+            raise UnsafeCheckpointError("the pickle refers to external data but is not a torch checkpoint")
+        if isinstance(saved_id, tuple) and len(saved_id) > _STORAGE_NUMEL and saved_id[0] == "storage":
+            self._declare(saved_id)
+        return self._torch_persistent_load(saved_id)
+
+    def _declare(self, saved_id: tuple) -> None:
+        from torch._utils import _element_size
+
+        storage_type, key, numel = saved_id[1], saved_id[2], saved_id[_STORAGE_NUMEL]
+        dtype = getattr(storage_type, "dtype", None)
+        if not isinstance(numel, int) or isinstance(numel, bool) or numel < 0 or dtype is None:
+            raise UnsafeCheckpointError(f"the pickle declares a malformed tensor storage {saved_id[:5]!r}")
+        self._declared[key] = numel * _element_size(dtype)
+        total = sum(self._declared.values())
+        if self.data_limit is not None and total > self.data_limit:
+            raise UnsafeCheckpointError(
+                f"the pickle declares {total:,} bytes of tensor data but the file holds only "
+                f"{self.data_limit:,} bytes; refusing to allocate them"
+            )
+
+
+def _restricted_pickle_module(data_limit: int) -> types.ModuleType:
     """What ``torch.load(pickle_module=...)`` needs: ``Unpickler`` and ``load`` (both restricted)."""
+    unpickler = type("BoundedUnpickler", (_RestrictedUnpickler,), {"data_limit": data_limit})
     module = types.ModuleType("vganzoo_restricted_pickle")
-    module.Unpickler = _RestrictedUnpickler  # type: ignore[attr-defined]
-    module.load = lambda f, **kwargs: _RestrictedUnpickler(f, **kwargs).load()  # type: ignore[attr-defined]
+    module.Unpickler = unpickler  # type: ignore[attr-defined]
+    module.load = lambda f, **kwargs: unpickler(f, **kwargs).load()  # type: ignore[attr-defined]
     return module
 
 
@@ -137,7 +228,7 @@ def _read(path: Path) -> Any:
         return torch.load(
             io.BytesIO(data),
             map_location="cpu",
-            pickle_module=_restricted_pickle_module(),
+            pickle_module=_restricted_pickle_module(len(data)),
             weights_only=False,
             encoding="latin1",
         )
@@ -206,8 +297,8 @@ def load_mocogan_generator(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
         raise FileNotFoundError(f"no such checkpoint file: {str(path)!r}")
     try:
         obj = _read(path)
-    except UnsafeCheckpointError:
-        raise
+    except UnsafeCheckpointError as exc:
+        raise UnsafeCheckpointError(f"{str(path)!r} ({describe_file(path)}): {exc}") from None
     except (
         pickle.UnpicklingError,
         EOFError,
@@ -220,7 +311,9 @@ def load_mocogan_generator(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
         OverflowError,
         UnicodeDecodeError,
     ) as exc:  # what unpickling arbitrary bytes raises
-        raise ValueError(f"{str(path)!r} is not a readable PyTorch checkpoint: {exc}") from None
+        raise ValueError(
+            f"{str(path)!r} is not a readable MoCoGAN checkpoint: it is {describe_file(path)} ({exc})"
+        ) from None
     if isinstance(obj, nn.Module):
         attrs = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
         state = _flatten(obj)

@@ -243,7 +243,7 @@ def convert_tgan(
     if image is None:
         raise FileNotFoundError(
             f"no image generator snapshot next to {str(temporal)!r} (expected v{temporal.name}); "
-            "pass image_generator= (--image-generator)"
+            "give the image generator's snapshot (--image-generator on the command line)"
         )
     if discriminator is not None and not include_discriminator:
         raise ValueError(

@@ -30,6 +30,13 @@ loading models), :mod:`.save` (writing, publishing, pinning), :mod:`.errors`.
 from __future__ import annotations
 
 from ..files import sha256_file
+from .checks import (
+    OversizedConfigError,
+    UnsafeTensorError,
+    check_config_size,
+    check_model_memory,
+    check_tensors,
+)
 from .errors import (
     HashMismatchError,
     NoPretrainedWeightsError,
@@ -60,10 +67,15 @@ __all__ = [
     "HubOptions",
     "LoadReport",
     "NoPretrainedWeightsError",
+    "OversizedConfigError",
     "StateDictMismatchError",
     "UnpinnedWeightsWarning",
+    "UnsafeTensorError",
     "WeightsError",
     "WeightsNotFoundError",
+    "check_config_size",
+    "check_model_memory",
+    "check_tensors",
     "component_file",
     "component_module",
     "download",

@@ -10,6 +10,10 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import socket
+import time
+import urllib.parse
+import urllib.request
 import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -34,9 +38,22 @@ from .weightsets import (
     to_load_name,
 )
 
-__all__ = ["ENDPOINT_ENV_VARS", "Fetcher", "download", "fetch_file", "resolve", "resolve_endpoint"]
+__all__ = [
+    "ENDPOINT_ENV_VARS",
+    "Fetcher",
+    "download",
+    "fetch_file",
+    "hub_unreachable",
+    "resolve",
+    "resolve_endpoint",
+]
 
 ENDPOINT_ENV_VARS = ("VGANZOO_ENDPOINT", "HF_ENDPOINT")
+# Before a download, a TCP connection to the Hub must open within this many seconds; without one the
+# cache is used, or the load fails at once (instead of huggingface_hub's retries, ~24 s and more).
+CONNECT_TIMEOUT_S = 3.0
+REACHABILITY_TTL_S = 30.0
+_REACHABILITY: dict[tuple[str, int], tuple[float, str | None]] = {}
 
 
 def resolve_endpoint(endpoint: str | None = None) -> str | None:
@@ -65,10 +82,38 @@ def is_offline(local_files_only: bool | None) -> bool:
     return bool(constants.HF_HUB_OFFLINE)
 
 
-def _default_endpoint() -> str:
+def default_endpoint() -> str:
     from huggingface_hub import constants
 
     return constants.ENDPOINT
+
+
+def hub_unreachable(endpoint: str | None) -> str | None:
+    """Why the Hub at ``endpoint`` cannot be reached (a TCP connection to it, or to the proxy that
+    would carry the request, within :data:`CONNECT_TIMEOUT_S`), or None when it can. Answers are
+    kept for :data:`REACHABILITY_TTL_S`, so loading several files checks once."""
+    base = endpoint or default_endpoint()
+    parts = urllib.parse.urlsplit(base)
+    host, port = parts.hostname or "", parts.port or (443 if parts.scheme == "https" else 80)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(host):
+        proxied = urllib.parse.urlsplit(proxy if "://" in proxy else f"http://{proxy}")
+        host, port = proxied.hostname or host, proxied.port or 8080
+    key, now = (host, port), time.monotonic()
+    cached = _REACHABILITY.get(key)
+    if cached is not None and now - cached[0] < REACHABILITY_TTL_S:
+        return cached[1]
+    try:
+        socket.create_connection((host, port), timeout=CONNECT_TIMEOUT_S).close()
+        reason = None
+    except socket.gaierror:
+        reason = f"the name {host!r} does not resolve (no network or DNS?)"
+    except TimeoutError:
+        reason = f"no answer from {host}:{port} within {CONNECT_TIMEOUT_S:g} s"
+    except OSError as exc:
+        reason = f"{host}:{port}: {exc.strerror or exc}"
+    _REACHABILITY[key] = (now, reason)
+    return reason
 
 
 def _remove_cached(pointer: Path) -> None:
@@ -100,7 +145,7 @@ class Fetcher:
         )
 
     def url(self, filename: str) -> str:
-        base = self.endpoint or _default_endpoint()
+        base = self.endpoint or default_endpoint()
         return f"{base}/{self.weights.repo_id}/resolve/{self.weights.revision or 'main'}/{filename}"
 
     def fetch(self, filename: str) -> Path:
@@ -147,6 +192,7 @@ class Fetcher:
 
         w = self.weights
         where = f"{w.repo_id}@{w.revision or 'main'}"
+        unreachable = None if self.offline else hub_unreachable(self.endpoint)
         try:
             return Path(
                 hf_hub_download(
@@ -154,7 +200,7 @@ class Fetcher:
                     filename,
                     revision=w.revision,
                     cache_dir=self.cache_dir,
-                    local_files_only=self.offline,
+                    local_files_only=self.offline or unreachable is not None,
                     endpoint=self.endpoint,
                     token=self.token,
                     force_download=force,
@@ -163,8 +209,8 @@ class Fetcher:
             )
         except RepositoryNotFoundError as exc:  # includes gated repos
             raise WeightsNotFoundError(
-                f"{w.name}: Hub repo {w.repo_id!r} not found at {self.endpoint or _default_endpoint()} "
-                "(wrong name, private or gated: pass token= or log in with `hf auth login`)"
+                f"{w.name}: Hub repo {w.repo_id!r} not found at {self.endpoint or default_endpoint()} "
+                "(wrong name, private or gated: log in with `hf auth login` or give a token)"
             ) from exc
         except RevisionNotFoundError as exc:
             raise WeightsNotFoundError(
@@ -173,7 +219,7 @@ class Fetcher:
         except RemoteEntryNotFoundError as exc:
             raise WeightsNotFoundError(f"{w.name}: {filename} not found in Hub repo {where}") from exc
         except LocalEntryNotFoundError as exc:
-            raise WeightsNotFoundError(self._not_cached_message(filename, where)) from exc
+            raise WeightsNotFoundError(self._not_cached_message(filename, where, unreachable)) from exc
         except (OSError, ValueError) as exc:
             raise WeightsError(
                 f"{w.name}: downloading {filename} from {self.url(filename)} failed: {exc}"
@@ -184,19 +230,27 @@ class Fetcher:
                 f"{exc}"
             ) from exc
 
-    def _not_cached_message(self, filename: str, where: str) -> str:
+    def _not_cached_message(self, filename: str, where: str, unreachable: str | None = None) -> str:
         from huggingface_hub import constants
 
-        if self.offline:
-            how = "offline mode is on (HF_HUB_OFFLINE=1 or local_files_only=True)"
-        elif constants.HF_HUB_OFFLINE:
-            how = "huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when it was imported)"
+        fetch_elsewhere = (
+            f"run `vganzoo download {self.weights.name}` on a machine with network access and copy its "
+            "cache (see HF_HUB_CACHE)"
+        )
+        endpoint = self.endpoint or default_endpoint()
+        if self.offline or constants.HF_HUB_OFFLINE:
+            how = (
+                "offline mode is on (HF_HUB_OFFLINE=1 or local_files_only=True)"
+                if self.offline
+                else "huggingface_hub is in offline mode (HF_HUB_OFFLINE was set when it was imported)"
+            )
+            advice = f"turn offline mode off to download it, or {fetch_elsewhere}"
         else:
-            how = f"the Hub at {self.endpoint or _default_endpoint()} could not be reached"
+            how = f"the Hub at {endpoint} cannot be reached ({unreachable or 'the connection failed'})"
+            advice = f"check the network connection and VGANZOO_ENDPOINT / HF_ENDPOINT, or {fetch_elsewhere}"
         return (
             f"{self.weights.name}: {filename} ({where}) is not in the local Hugging Face cache and {how}. "
-            f"Run `vganzoo download {self.weights.name}` on a machine with network access (then copy its "
-            "cache, see HF_HUB_CACHE), or turn offline mode off"
+            f"{advice[0].upper()}{advice[1:]}"
         )
 
     def _fetch_hub(self, filename: str, expected: str) -> Path:

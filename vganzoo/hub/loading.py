@@ -18,6 +18,7 @@ from typing import Any
 
 from .. import registry
 from ..errors import InvalidConfigError, UnknownModelError
+from .checks import check_config_size, check_model_memory, check_tensors
 from .errors import NothingFitsError, StateDictMismatchError, WeightsError, short_list
 from .fetch import Fetcher, resolve
 from .weightsets import (
@@ -86,6 +87,7 @@ def load_component(
     except SafetensorError as exc:  # a malformed header or truncated data
         raise WeightsError(f"{what}: {path} is not a readable safetensors file ({exc})") from None
     expected = module.state_dict()
+    check_tensors(tensors, expected, what)
     missing = sorted(set(expected) - set(tensors))
     unexpected = sorted(set(tensors) - set(expected))
     mismatched = [
@@ -131,9 +133,23 @@ def weight_set_config(weights: WeightSet, fetcher: Fetcher) -> dict[str, Any]:
     return dict(config)
 
 
-def _build_model(weights: WeightSet, fetcher: Fetcher) -> Any:
-    """The model the weight set's config builds (random weights), with the set's recipe."""
-    config = weight_set_config(weights, fetcher)
+def file_sizes(weights: WeightSet, fetched: Mapping[str, Path]) -> dict[str, int]:
+    """Bytes of each component's file: those ``fetched`` (component -> verified path), and for a
+    local or bundled set the others too (sizes only, nothing read)."""
+    sizes = {comp: path.stat().st_size for comp, path in fetched.items()}
+    folder = weights.local_dir or weights.bundled
+    if folder is not None:
+        for comp in weights.components:
+            path = folder / weights.files[comp]
+            if comp not in sizes and path.is_file():
+                sizes[comp] = path.stat().st_size
+    return sizes
+
+
+def _build_model(weights: WeightSet, config: dict[str, Any], fetched: Mapping[str, Path]) -> Any:
+    """The model the weight set's ``config`` builds (random weights), with the set's recipe; a config
+    that would build far more than the set's files hold (or than memory allows) is refused first."""
+    check_config_size(config, f"{weights.name} {CONFIG_FILE}", file_sizes(weights, fetched))
     model_name = config.pop("model")
     if weights.arch is not None and registry.get_model_spec(model_name) is not registry.get_model_spec(
         weights.arch
@@ -209,7 +225,9 @@ def load(
     weights, fetcher = resolve(name, HubOptions(revision, cache_dir, local_files_only, endpoint, token))
     wanted = select_components(weights, components)
     dtype = as_dtype(dtype)
-    model = _build_model(weights, fetcher)
+    config = weight_set_config(weights, fetcher)
+    fetched = {comp: fetcher.fetch(weights.files[comp]) for comp in wanted}
+    model = _build_model(weights, config, fetched)
     model.pretrained = {
         "name": weights.name,
         "repo_id": weights.repo_id,
@@ -218,8 +236,7 @@ def load(
         "metadata": dict(weights.metadata),
     }
     _keep_only(model, weights, wanted)
-    for comp in wanted:
-        path = fetcher.fetch(weights.files[comp])
+    for comp, path in fetched.items():
         module = component_module(model, comp)
         load_component(module, path, f"{weights.name} {comp} ({weights.files[comp]})", strict)
     if model.generator_ema is not None:
@@ -238,14 +255,21 @@ def pretrained_config(
     local_files_only: bool | None = None,
     endpoint: str | None = None,
     token: str | bool | None = None,
+    check_size: bool = False,
 ) -> dict[str, Any]:
     """The model config of weight set ``name`` (its verified ``config.json``), without building it.
 
     ``{"model": registered name, **keywords}``: ``vganzoo.create(config.pop("model"), **config)``
-    builds the architecture the weights were trained as. Names as for :func:`load`.
+    builds the architecture the weights were trained as. Names as for :func:`load`. With
+    ``check_size`` (before building a model from it) every component file is fetched and the
+    config is refused when it would build far more than they hold, or more than memory allows.
     """
     weights, fetcher = resolve(name, HubOptions(revision, cache_dir, local_files_only, endpoint, token))
-    return weight_set_config(weights, fetcher)
+    config = weight_set_config(weights, fetcher)
+    if check_size:
+        fetched = {comp: fetcher.fetch(weights.files[comp]) for comp in weights.components}
+        check_config_size(config, f"{weights.name} {CONFIG_FILE}", file_sizes(weights, fetched))
+    return config
 
 
 @dataclass
@@ -465,6 +489,7 @@ def load_or_create(
         return _random_like(name, overrides), False
     if not random_weights:
         warnings.warn(f"{name} has no pretrained weights; using random weights", stacklevel=2)
+    check_model_memory(name, overrides, advice="choose smaller settings")
     return registry.create(name, **overrides), False
 
 
@@ -477,8 +502,13 @@ def _random_like(name: str, overrides: Mapping[str, Any]) -> Any:
     except (LookupError, OSError, ValueError):
         if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):
             raise
+        check_model_memory(registry.split_tag(name)[0], overrides, advice="choose smaller settings")
         return registry.create(registry.split_tag(name)[0], **overrides)
-    model = registry.create(config.pop("model"), **{**config, **overrides})
+    check_config_size(config, f"{weights.name} {CONFIG_FILE}", file_sizes(weights, {}))
+    model_name = config.pop("model")
+    if overrides:
+        check_model_memory(model_name, {**config, **overrides}, advice="choose smaller settings")
+    model = registry.create(model_name, **{**config, **overrides})
     if weights.recipe is not None:
         model.recipe = dict(weights.recipe)  # same training frame stride -> same real-data protocol
     return model

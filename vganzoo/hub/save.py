@@ -18,9 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from .. import registry
-from ..files import fsync_dir, safetensors_bytes, sha256_file, write_synced
+from ..files import default_mode, fsync_dir, safetensors_bytes, sha256_file, temp_folder, write_synced
 from .errors import WeightsError
-from .fetch import Fetcher, is_offline, resolve_endpoint
+from .fetch import Fetcher, default_endpoint, hub_unreachable, is_offline, resolve_endpoint
 from .loading import as_dtype, component_modules
 from .weightsets import (
     CARD_FILE,
@@ -198,7 +198,7 @@ def save_pretrained(
         raise FileExistsError(f"directory: {target} is not empty; pass overwrite=True to replace it")
     target.parent.mkdir(parents=True, exist_ok=True)
 
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    tmp = temp_folder(target)
     try:
         _write_files(tmp, model, config_bytes, metadata, dtype, repo_id)
         _move_into_place(tmp, target)
@@ -211,7 +211,8 @@ def save_pretrained(
 def _write_files(
     folder: Path, model: Any, config_bytes: bytes, metadata: dict[str, Any], dtype: Any, repo_id: str | None
 ) -> None:
-    """Every file of the weight set into ``folder`` (an empty temporary folder), synced, mode 0644."""
+    """Every file of the weight set into ``folder`` (an empty temporary folder), synced, with the
+    permissions of every file vganzoo writes (:func:`vganzoo.files.default_mode`)."""
     config = json.loads(config_bytes)
     files = {"config": CONFIG_FILE}
     write_synced(folder / CONFIG_FILE, config_bytes)
@@ -232,17 +233,16 @@ def _write_files(
     }
     write_synced(folder / INDEX_FILE, (json.dumps(index, indent=2) + "\n").encode())
     write_synced(folder / CARD_FILE, model_card(model, metadata, files, repo_id).encode())
-    for written in folder.iterdir():  # safetensors writes 0600 files; a weight set is meant to be shared
-        os.chmod(written, 0o644)
+    for written in folder.iterdir():  # the same permissions as every file vganzoo writes
+        os.chmod(written, default_mode())
     fsync_dir(folder)
-    os.chmod(folder, 0o755)
 
 
 def _move_into_place(tmp: Path, target: Path) -> None:
     """Rename the finished folder ``tmp`` to ``target``; an old ``target`` is kept until the new one
     is in place, so a crash leaves one of the two whole."""
     if target.exists():
-        old = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+        old = temp_folder(target.parent / f"{target.name}.old")
         os.replace(target, old / "x")
         try:
             os.replace(tmp, target)
@@ -330,18 +330,29 @@ def push_to_hub(
                 model_or_dir, Path(scratch) / "weights", metadata=metadata, repo_id=repo_id
             )
         upload = verify_folder(folder)
+        where = endpoint or default_endpoint()
+        unreachable = hub_unreachable(endpoint)
+        if unreachable is not None:
+            raise WeightsError(
+                f"push_to_hub: the Hub at {where} cannot be reached ({unreachable}); check the network "
+                "connection and VGANZOO_ENDPOINT / HF_ENDPOINT"
+            )
         api = HfApi(endpoint=endpoint, token=token, library_name="vganzoo")
-        api.create_repo(repo_id, private=private, exist_ok=True)
-        if revision is not None and revision != "main" and not COMMIT.match(revision):
-            api.create_branch(repo_id, branch=revision, exist_ok=True)
-        info = api.upload_folder(
-            repo_id=repo_id,
-            folder_path=str(folder),
-            revision=revision,
-            create_pr=create_pr,
-            allow_patterns=upload,
-            commit_message=commit_message or f"Upload {folder.name} with vganzoo",
-        )
+        try:
+            api.create_repo(repo_id, private=private, exist_ok=True)
+            if revision is not None and revision != "main" and not COMMIT.match(revision):
+                api.create_branch(repo_id, branch=revision, exist_ok=True)
+            info = api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(folder),
+                revision=revision,
+                create_pr=create_pr,
+                allow_patterns=upload,
+                commit_message=commit_message or f"Upload {folder.name} with vganzoo",
+            )
+        except Exception as exc:  # HTTP errors and transport errors (httpx, not OSError) alike
+            reason = " ".join(str(exc).split()) or type(exc).__name__
+            raise WeightsError(f"push_to_hub: uploading to {repo_id} at {where} failed: {reason}") from exc
         sha = info.oid
         index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
     where = f" (pull request {info.pr_url})" if getattr(info, "pr_url", None) else ""

@@ -35,6 +35,9 @@ from ..errors import InvalidConfigError
 
 __all__ = ["DiscriminatorOutput", "VideoGAN", "check_labels", "draw_labels", "make_generator"]
 
+# the output batch and the clamped copy sample() returns, float32
+OUTPUT_BYTES_PER_ELEMENT = 8
+
 
 class DiscriminatorOutput(NamedTuple):
     logits: torch.Tensor
@@ -78,9 +81,7 @@ def check_labels(
             )
         return None
     if num_classes <= 0:
-        raise ValueError(
-            f"labels: {owner or 'this model'} is unconditional (num_classes=0); pass labels=None"
-        )
+        raise ValueError(f"labels: {owner or 'this model'} is unconditional (num_classes=0); give no labels")
     labels = _as_label_tensor(labels, n, where, device)
     if labels.shape != (n,):
         raise ValueError(f"{where}labels must have shape ({n},) for n={n}, got {tuple(labels.shape)}")
@@ -205,6 +206,7 @@ class VideoGAN(nn.Module):
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         gen_module, device, dtype = self._sampling_generator(use_ema, device)
         labels = check_labels(labels, n, self.num_classes)
+        _check_output_memory(gen_module, n, device)
         latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
         # latents are drawn in float32 on the CPU (the same seed gives the same videos anywhere); a
         # model cast with .to(dtype) / load(dtype=...) gets them in its own dtype
@@ -253,6 +255,22 @@ class VideoGAN(nn.Module):
 
     def extra_repr(self) -> str:
         return f"model={self.name!r}"
+
+
+def _check_output_memory(generator: nn.Module, n: int, device: torch.device) -> None:
+    """Refuse ``n`` videos whose output alone (float32, one batch) cannot fit in memory (CPU only:
+    a GPU reports its own out-of-memory error at once)."""
+    from ..resources import check_memory
+
+    sizes = [getattr(generator, key, None) for key in ("channels", "frames", "resolution")]
+    if device.type != "cpu" or not all(isinstance(v, int) and v > 0 for v in sizes):
+        return
+    channels, frames, resolution = sizes
+    check_memory(
+        n * channels * frames * resolution * resolution * OUTPUT_BYTES_PER_ELEMENT,
+        f"sample: n={n} videos of (C, T, H, W) = {(channels, frames, resolution, resolution)}",
+        advice="sample fewer at a time (vganzoo.sampling.sample_videos generates in chunks)",
+    )
 
 
 def require(condition: bool, message: str) -> None:

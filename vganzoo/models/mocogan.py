@@ -484,6 +484,20 @@ class PatchVideoDiscriminator(nn.Module):
         return DiscriminatorOutput(self.main(video).flatten(1))
 
 
+def _other_length_advice(frames: int, resolution: int) -> str:
+    """Which discriminators fit a clip of ``frames`` at ``resolution`` (only advice that works)."""
+    needs = {r: TIME_KERNEL_SHRINK * num_doublings(r, BOTTOM_SIZE) + 1 for r in RESOLUTIONS}
+    if frames >= needs.get(resolution, frames + 1):
+        return "use the discriminator mocogan/patch-video for other lengths"
+    fits = [r for r in RESOLUTIONS if frames >= needs[r]]
+    where = (
+        f" (or resolution {', '.join(map(str, fits))}, where mocogan/patch-video fits)"
+        if fits
+        else f" (mocogan/patch-video needs at least {min(needs.values())} frames)"
+    )
+    return f"for {frames} frames use the image discriminator mocogan/patch-image alone{where}"
+
+
 class _WholeVideoDiscriminator(nn.Module):
     """Shared body of the video and categorical video discriminators (16 frames only)."""
 
@@ -514,8 +528,7 @@ class _WholeVideoDiscriminator(nn.Module):
         require(
             frames == VIDEO_D_FRAMES,
             f"{self.component}: only valid for {VIDEO_D_FRAMES} frames (its last conv covers the whole "
-            "clip), "
-            f"got frames={frames}; use mocogan/patch-video for other lengths",
+            f"clip), got frames={frames}; {_other_length_advice(frames, resolution)}",
         )
         self.resolution, self.channels, self.frames, self.categories = (
             resolution,

@@ -166,7 +166,7 @@ class VGANGenerator(nn.Module):
     ) -> dict[str, torch.Tensor]:
         """Draw ``{"z": (n, latent_dim)}`` from N(0, I) on the CPU."""
         if labels is not None:
-            raise ValueError("labels: vgan/generator is unconditional (num_classes=0); pass labels=None")
+            raise ValueError("labels: vgan/generator is unconditional (num_classes=0); give no labels")
         return {"z": torch.randn(n, self.latent_dim, generator=generator)}
 
     def forward(

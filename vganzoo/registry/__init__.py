@@ -24,7 +24,7 @@ layers above, both installed when the ``vganzoo`` package is imported:
 
 from __future__ import annotations
 
-from .building import build_component, create, create_dataset, resolve_config
+from .building import ModelSize, build_component, create, create_dataset, estimate_model, resolve_config
 from .core import (
     BUILTIN_SOURCE,
     COMPONENT_KINDS,
@@ -54,12 +54,14 @@ __all__ = [
     "COMPONENT_KINDS",
     "FOLDER_DATASET",
     "ComponentSpec",
+    "ModelSize",
     "ModelSpec",
     "PluginHook",
     "PretrainedSpec",
     "build_component",
     "create",
     "create_dataset",
+    "estimate_model",
     "get_component",
     "get_component_spec",
     "get_model_spec",

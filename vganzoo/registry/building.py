@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from ..errors import InvalidConfigError, PluginError, VganzooError
@@ -61,6 +63,68 @@ def create(name: str, **overrides: Any) -> Any:
     if not getattr(model, "recipe", None):
         model.recipe = dict(spec.recipe)
     return model
+
+
+@dataclass(frozen=True)
+class ModelSize:
+    """How big a model is, known without building it (see :func:`estimate_model`).
+
+    components: bytes of parameters and buffers by weight-set component (``generator``,
+        ``generator_ema`` (the generator's size), ``discriminator.<role>``).
+    clip: ``(C, T, H, W)`` of one generated video, when the generator says (``channels``, ``frames``,
+        ``resolution``).
+    """
+
+    components: dict[str, int]
+    clip: tuple[int, int, int, int] | None
+
+    @property
+    def total(self) -> int:
+        """Bytes of the model as built (generator and discriminators; no EMA copy)."""
+        return sum(v for k, v in self.components.items() if k != "generator_ema")
+
+    @property
+    def clip_elements(self) -> int | None:
+        if self.clip is None:
+            return None
+        c, t, h, w = self.clip
+        return c * t * h * w
+
+
+def estimate_model(name: str, **overrides: Any) -> ModelSize | None:
+    """The size of ``create(name, **overrides)`` without allocating it: the model is built on the
+    meta device, whose tensors have shapes but no data (milliseconds to a second, no memory).
+
+    Config errors are raised as :func:`create` raises them. None when the model cannot be built
+    there (a plugin whose initialisers need real numbers); the caller then knows nothing more.
+    """
+    import torch
+
+    spec, config = resolve_config(name, overrides)
+    try:
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # said again by the real build
+            model = spec.factory(**config)
+            generator = model.generator
+            roles = dict(model.discriminators.items())
+    except (VganzooError, KeyboardInterrupt):
+        raise
+    except BaseException:  # what a factory does there (a plugin's SystemExit too), the real build says
+        return None
+
+    def nbytes(module: Any) -> int:
+        tensors = [*module.parameters(), *module.buffers()]
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    components = {"generator": nbytes(generator)}
+    components["generator_ema"] = components["generator"]
+    components.update({f"discriminator.{role}": nbytes(disc) for role, disc in roles.items()})
+    sizes = [getattr(generator, key, None) for key in ("channels", "frames", "resolution")]
+    clip = None
+    if all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in sizes):
+        channels, frames, resolution = sizes
+        clip = (channels, frames, resolution, resolution)
+    return ModelSize(components, clip)
 
 
 def _call_plugin_code(source: str, what: str, call: Callable[[], Any]) -> Any:

@@ -182,12 +182,29 @@ def reset_plugins() -> None:
 
 
 def check_json(config: Mapping[str, Any], what: str) -> None:
+    """``config`` must be JSON: plain values, and finite numbers (NaN and infinity are not JSON, and
+    would reach a factory as a size)."""
     try:
-        json.dumps(config)
+        json.dumps(config, allow_nan=False)
     except TypeError as exc:
         raise InvalidConfigError(
             f"{what} must be JSON-serialisable (plain numbers, strings, lists, dicts): {exc}"
         ) from None
+    except ValueError:
+        bad = [k for k, v in config.items() if _not_finite(v)]
+        raise InvalidConfigError(
+            f"{what}: {', '.join(map(repr, bad)) or 'a value'} must be a finite number, not NaN or infinity"
+        ) from None
+
+
+def _not_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return value != value or value in (float("inf"), float("-inf"))
+    if isinstance(value, Mapping):
+        return any(_not_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_not_finite(v) for v in value)
+    return False
 
 
 def register_model(

@@ -111,9 +111,16 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
 
 
 def load_model_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:
-    """Load the ``model.*`` entries of checkpoint ``tensors`` into ``model`` (strict); a mismatch is a
-    :class:`CheckpointError` naming ``source``."""
+    """Load the ``model.*`` entries of checkpoint ``tensors`` into ``model`` (strict); a mismatch, a
+    tensor of a dtype the model cannot take or a NaN / infinite value is a :class:`CheckpointError`
+    naming ``source`` and the tensor."""
+    from ..hub.checks import UnsafeTensorError, check_tensors
+
     model_sd = {k[len("model.") :]: v for k, v in tensors.items() if k.startswith("model.")}
+    try:
+        check_tensors(model_sd, model.state_dict(), source)
+    except UnsafeTensorError as exc:
+        raise CheckpointError(str(exc)) from None
     try:
         model.load_state_dict(model_sd, strict=True)
     except RuntimeError as exc:

@@ -70,7 +70,12 @@ def init_from_env(device: str | None = None) -> torch.device:
     global _STARTED_HERE
     if device is None:
         device = f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
-    dev = torch.device(device)
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device: not a device: {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "meta":
+        raise ValueError("device: 'meta' tensors hold no data, so nothing can be trained there")
     if dev.type == "cuda" and dev.index is None:
         dev = torch.device("cuda", local_rank())
     if dev.type == "cuda":

@@ -100,6 +100,10 @@ def model_from_checkpoint(
         raise ckpt.CheckpointError(
             f"checkpoint {str(path)!r} does not record its model config; cannot rebuild the model"
         )
+    from ..hub import check_config_size
+
+    stored = sum(v.numel() * v.element_size() for k, v in tensors.items() if k.startswith("model."))
+    check_config_size({"model": name, **config}, f"checkpoint {str(path)!r}", {"model": stored})
     model = create(name, **config)
     if state.get("recipe"):
         model.recipe = dict(state["recipe"])
@@ -156,7 +160,9 @@ def export_checkpoint(
     if generator == "ema":
         if model.generator_ema is None:
             raise ValueError(
-                f"generator='ema': the checkpoint {info['checkpoint']!r} was trained without an EMA generator"
+                f"generator='ema': the checkpoint {info['checkpoint']!r} was trained without an EMA "
+                "generator (the recipe's ema is null); export the generator as trained (both or raw), or "
+                "train with an EMA (--set ema.decay=0.999)"
             )
         model.generator = model.generator_ema
         model.generator_ema = None

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
+import shlex
 import time
 import warnings
 from collections.abc import Iterable, Mapping
@@ -13,16 +15,41 @@ from typing import Any
 
 import torch
 
-from .. import registry
-from ..errors import InvalidConfigError
+from .. import hub, registry
+from ..errors import InvalidConfigError, VganzooError
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig, apply_overrides
 from .trainer import Trainer, TrainResult
 
-__all__ = ["default_run_dir", "train"]
+__all__ = ["RunStoppedError", "default_run_dir", "train"]
 
 logger = logging.getLogger(__name__)
+
+# Errors of writing into the run folder that stop a run (it keeps its last checkpoint)
+WRITE_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EROFS, errno.EIO}
+
+
+class RunStoppedError(VganzooError, OSError):
+    """The run folder could not be written (disk full, quota, read-only): the run stopped, its last
+    checkpoint intact; the message names the file, that checkpoint and the command to resume."""
+
+
+def _stopped_message(exc: OSError, trainer: Any, command: str | None) -> str:
+    where = exc.filename or f"the run folder {str(trainer.run_dir)!r}"
+    last = str(trainer.last_checkpoint) if trainer.last_checkpoint else "none (no checkpoint was written)"
+    run_dir = str(trainer.run_dir)
+    if command:
+        words = shlex.split(command)
+        words += [] if "--out" in words else ["--out", run_dir]
+        words += [] if "--resume" in words else ["--resume"]
+        resume = " ".join(map(shlex.quote, words))
+    else:
+        resume = f"train(..., out={run_dir!r}, resume=True)"
+    return (
+        f"{exc.strerror or exc} while writing {where}; the run stopped at iteration {trainer.step}. "
+        f"The last good checkpoint is {last}. Free some space, then continue with: {resume}"
+    )
 
 
 def default_run_dir(model_name: str, device: torch.device) -> str:
@@ -43,20 +70,20 @@ def _model_size(model: Any, key: str) -> int | None:
 
 def _model_from_weights(model: str, init_from: str, overrides: Mapping[str, Any]) -> Any:
     """``model`` built with weight set ``init_from``'s config plus ``overrides`` (weights not loaded yet)."""
-    from .. import hub
-
     if not isinstance(init_from, str) or not init_from:
         raise ValueError(
             "init_from: expected a weight-set name (arch.tag, hf-hub:org/repo, local-dir:/path), got "
             f"{init_from!r}"
         )
-    config = hub.pretrained_config(init_from)
+    config = hub.pretrained_config(init_from, check_size=True)
     trained_as = config.pop("model")
     if registry.get_model_spec(trained_as) is not registry.get_model_spec(model):
         raise InvalidConfigError(
             f"init_from: {init_from!r} holds weights of {trained_as!r}, not of {model!r}; "
             f"train {trained_as!r} to fine-tune them"
         )
+    if overrides:
+        hub.check_model_memory(model, {**config, **overrides}, advice="choose smaller model settings")
     return registry.create(model, **{**config, **overrides})
 
 
@@ -71,8 +98,6 @@ def _has_checkpoint(resume: bool | str, out: str | None) -> bool:
 
 def _init_weights(gan: Any, init_from: str) -> Any:
     """Load ``init_from`` into ``gan`` where it fits (the fine-tuning start); returns the report."""
-    from .. import hub
-
     return hub.load_weights(gan, init_from, components="all", strict=False)
 
 
@@ -158,7 +183,7 @@ def train(
         command: the command line, recorded in the run's config and the model card.
         train_options: any other :class:`TrainConfig` field (device, amp, seed, ...).
     """
-    _check_arguments(data, dataset, batch_size, recipe_overrides, out)
+    _check_arguments(data, dataset, batch_size, recipe_overrides, out, resume)
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     device = distributed.init_from_env(train_options.pop("device", None))
@@ -172,9 +197,13 @@ def train(
         elif init_from is not None:
             gan, recipe, report = _model_to_fine_tune(model, init_from, model_overrides)
         else:
+            if dataset is None:
+                model_overrides = _with_data_defaults(model, data, model_overrides, seed, dataset_kwargs)
+            hub.check_model_memory(model, model_overrides, advice="choose smaller model settings")
             gan = registry.create(model, **model_overrides)
             recipe, report = dict(gan.recipe), None
         gan.recipe = _final_recipe(recipe, batch_size, recipe_overrides, saved)
+        _check_batch_memory(gan)
         if report is None and not _has_checkpoint(resume, out):
             # a resumed run that has no checkpoint yet starts where the run was to start
             start = init_from if init_from is not None else (saved or {}).get("init_from", {}).get("name")
@@ -190,18 +219,35 @@ def train(
             device=str(device),
             **train_options,
         )
-        return Trainer(gan, dataset, config, run_info=run_info).fit()
+        trainer = Trainer(gan, dataset, config, run_info=run_info)
+        try:
+            return trainer.fit()
+        except OSError as exc:
+            if exc.errno not in WRITE_ERRNOS:
+                raise
+            raise RunStoppedError(_stopped_message(exc, trainer, run_info.get("command"))) from exc
     finally:
         if not group_existed:  # leave a caller's process group alone
             distributed.shutdown()
 
 
 def _check_arguments(
-    data: str | None, dataset: Any, batch_size: int | None, recipe_overrides: Any, out: str | None
+    data: str | None,
+    dataset: Any,
+    batch_size: int | None,
+    recipe_overrides: Any,
+    out: str | None,
+    resume: bool | str,
 ) -> None:
-    """The argument errors ``train`` reports before it starts anything."""
+    """The argument errors ``train`` reports before it starts anything (nothing is written yet)."""
     if data is None and dataset is None:
         raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
+    if data is not None and (not isinstance(data, (str, os.PathLike)) or not str(os.fspath(data)).strip()):
+        raise ValueError(f"data: expected a dataset name or a folder, got {data!r}")
+    if out is not None and (not isinstance(out, (str, os.PathLike)) or not str(os.fspath(out)).strip()):
+        raise ValueError(
+            f"out: expected a folder path, got {out!r} (an empty path would be the current folder)"
+        )
     if batch_size is not None and (
         isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1
     ):
@@ -210,6 +256,11 @@ def _check_arguments(
         raise TypeError(
             f"recipe_overrides: expected a list of 'KEY=VALUE' strings, got the string {recipe_overrides!r}"
         )
+    if isinstance(resume, (str, os.PathLike)) and not os.path.isfile(resume):
+        raise ckpt.CheckpointError(
+            f"resume: {str(resume)!r} is not a checkpoint file (give one, or --resume alone for the newest "
+            "in --out)"
+        )
     if out is not None and os.path.exists(out) and not os.path.isdir(out):
         raise NotADirectoryError(
             f"out: {str(out)!r} is a file; the run folder (--out) must be a folder or a new path"
@@ -217,10 +268,26 @@ def _check_arguments(
 
 
 def _saved_run(resume: bool | str, out: str | None) -> dict[str, Any] | None:
-    """The ``config.json`` of the run being resumed in ``out`` (None when not resuming one)."""
-    if resume and out is not None and (Path(out) / "config.json").is_file():
-        return json.loads((Path(out) / "config.json").read_text())
-    return None
+    """The ``config.json`` of the run being resumed in ``out`` (None when not resuming one), checked:
+    its model config must not build far more than the checkpoint to resume holds."""
+    path = Path(out) / "config.json" if out is not None else None
+    if not resume or path is None or not path.is_file():
+        return None
+    try:
+        saved = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidConfigError(
+            f"resume: cannot read {str(path)!r} ({exc}); is it a vganzoo run folder?"
+        ) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("model"), dict) or "recipe" not in saved:
+        raise InvalidConfigError(f"resume: {str(path)!r} is not the config.json of a vganzoo run")
+    checkpoint = Path(resume) if isinstance(resume, str) else None
+    if checkpoint is None:
+        found = ckpt.list_checkpoints(Path(out) / "checkpoints")
+        checkpoint = found[-1][1] if found else None
+    stored = {"model": checkpoint.stat().st_size} if checkpoint is not None and checkpoint.is_file() else {}
+    hub.check_config_size(saved["model"], f"resume: {str(path)!r}", stored)
+    return saved
 
 
 def _inherit_options(train_options: dict[str, Any], saved: Mapping[str, Any] | None) -> None:
@@ -309,6 +376,67 @@ def _run_info(
     if command:
         run_info["command"] = command
     return run_info
+
+
+# Bytes per clip element a training step holds at least: the real batch, the fake batch, the
+# generator's output kept for its backward pass and the gradient flowing into it (4 bytes each), and
+# the loader's collated copy of the real batch.
+TRAIN_BYTES_PER_ELEMENT = 20
+# Per parameter byte, besides the weights themselves: gradients and two Adam moments.
+OPTIMIZER_STATE_FACTOR = 3
+
+
+def _check_batch_memory(gan: Any) -> None:
+    """Refuse, before the run starts, batches that cannot fit in memory (a lower bound: what the
+    batches themselves and the optimiser state take, before any activation)."""
+    from ..resources import check_memory
+
+    sizes = [_model_size(gan, key) for key in ("channels", "frames", "resolution")]
+    if not all(isinstance(v, int) and v > 0 for v in sizes):
+        return
+    channels, frames, resolution = sizes
+    per_role = gan.recipe.get("discriminator_batch_size") or {}
+    batch = max([int(gan.recipe.get("batch_size") or 1), *(int(v) for v in per_role.values())])
+    weights = sum(p.numel() * p.element_size() for p in gan.parameters())
+    clip = channels * frames * resolution * resolution
+    check_memory(
+        batch * clip * TRAIN_BYTES_PER_ELEMENT + OPTIMIZER_STATE_FACTOR * weights,
+        f"--batch-size {batch}: training on batches of {batch} clips of (C, T, H, W) = "
+        f"{(channels, frames, resolution, resolution)}",
+        advice="lower --batch-size (batch_size), or use --grad-accum to keep the effective batch",
+    )
+
+
+def _with_data_defaults(
+    model: str,
+    data: str | None,
+    overrides: Mapping[str, Any],
+    seed: int,
+    dataset_kwargs: Mapping[str, Any] | None,
+) -> dict[str, Any]:
+    """``overrides`` plus the data's ``channels`` and ``num_classes`` where the user set neither (and the
+    model has them): grey 10-class digits train a 1-channel, 10-class model. Logged when they change
+    the model's defaults."""
+    from ..data import build_dataset
+
+    defaults = registry.get_model_spec(model).default_config
+    wanted = [k for k in ("channels", "num_classes") if k in defaults and k not in overrides]
+    if data is None or not wanted:
+        return dict(overrides)
+    size = {k: int(overrides.get(k, defaults.get(k)) or 1) for k in ("resolution", "frames")}
+    peek = build_dataset(data, **size, split="train", seed=seed, **dict(dataset_kwargs or {}))
+    found = {k: getattr(peek, k, None) for k in wanted}
+    found = {k: v for k, v in found.items() if isinstance(v, int) and not isinstance(v, bool)}
+    changed = {k: v for k, v in found.items() if v != defaults[k]}
+    if changed:
+        logger.info(
+            "data %s: %s; building %s with %s (set --channels / --num-classes to choose otherwise)",
+            data,
+            ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in found.items()),
+            model,
+            ", ".join(f"{k}={v}" for k, v in changed.items()),
+        )
+    return {**overrides, **changed}
 
 
 def _build_dataset(gan: Any, data: str | None, seed: int, dataset_kwargs: Mapping[str, Any] | None) -> Any:

@@ -252,7 +252,10 @@ class Trainer:
         )
 
     def _start_run(self) -> None:
-        """The run folder, the resumed state (when asked) and the data loader."""
+        """The resumed state (when asked), the data loader, then the run folder: what can fail before
+        the run starts fails before anything is written."""
+        self._resume_if_asked()
+        self._loader = self._make_loader()
         self.run.prepare(
             {
                 "model": getattr(self.model, "config", {}),
@@ -262,10 +265,8 @@ class Trainer:
                 **self.run_info,
             }
         )
-        self._resume_if_asked()
         if self.is_main:
             self.run.trim_metrics_log(self.step)
-        self._loader = self._make_loader()
 
     def _open_progress_bar(self) -> Any:
         if not (self.is_main and self.config.progress):
@@ -550,8 +551,8 @@ class Trainer:
                 "nothing is trained (give a larger --steps to continue)",
                 stacklevel=3,
             )
-        if self.is_main and self.config.progress:
-            logger.info("resumed from %s at iteration %d", path, self.step)
+        if self.is_main:
+            logger.info("resumed from %s at iteration %d of %d", path, self.step, self.config.steps)
 
     def _save_checkpoint(self) -> None:
         """Write a checkpoint of the current state (rank 0) and drop the oldest beyond

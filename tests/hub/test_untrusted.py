@@ -1,0 +1,195 @@
+"""Weights from files someone else wrote: configs are sized before they are built, tensors are checked
+before they are loaded (weight sets, training runs and checkpoints, converted originals)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+import vganzoo
+from vganzoo import hub, registry
+from vganzoo.cli import main
+from vganzoo.train import checkpoint as ckpt
+
+BUNDLED = Path(vganzoo.__file__).parent / "weights" / "mocogan-rnn.digits"
+
+
+def _rehash(folder: Path) -> None:
+    index = json.loads((folder / "weights.json").read_text())
+    index["sha256"] = {f: hashlib.sha256((folder / f).read_bytes()).hexdigest() for f in index["sha256"]}
+    (folder / "weights.json").write_text(json.dumps(index))
+
+
+@pytest.fixture
+def shared(tmp_path) -> Path:
+    """A copy of the bundled digits weight set, as someone might share it."""
+    folder = tmp_path / "shared-set"
+    shutil.copytree(BUNDLED, folder)
+    return folder
+
+
+@pytest.fixture
+def nothing_built(monkeypatch):
+    """Fail the test if any model is built for real (the meta-device estimate is allowed)."""
+
+    def built(name, **config):
+        raise AssertionError(f"built {name} {config}")
+
+    monkeypatch.setattr(registry, "create", built)
+
+
+def _set_config(folder: Path, **changes) -> None:
+    config = json.loads((folder / "config.json").read_text())
+    config.update(changes)
+    (folder / "config.json").write_text(json.dumps(config))
+    _rehash(folder)
+
+
+# ----------------------------------------------------------------------------------------------
+# a config.json that builds far more than its weights
+# ----------------------------------------------------------------------------------------------
+def test_a_config_far_larger_than_its_weights_is_refused_before_building(shared, nothing_built):
+    _set_config(shared, width=40)
+    with pytest.raises(hub.OversizedConfigError) as info:
+        vganzoo.load(str(shared))
+    message = str(info.value)
+    assert "config.json" in message and "width=40" in message
+    assert "generator would allocate 4.2 GB" in message and "620.5 kB" in message
+    with pytest.raises(hub.OversizedConfigError):  # the discriminators' files bound them too
+        vganzoo.load(str(shared), components="all")
+
+
+def test_the_command_line_says_so_in_one_line(shared, tmp_path, monkeypatch, capsys):
+    _set_config(shared, width=40)
+    monkeypatch.chdir(tmp_path)
+    assert main(["sample", str(shared), "--out", "x.gif"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "config.json" in err[0] and "refusing to build it" in err[0]
+    assert not (tmp_path / "x.gif").exists()
+
+
+def test_an_honest_set_loads_and_float16_files_are_not_mistaken(shared):
+    model = vganzoo.load(str(shared), components="all")  # its files are float16: half the model's size
+    assert model.generator.main[0].weight.dtype == torch.float32
+
+
+def test_beyond_what_memory_allows_is_refused(shared, monkeypatch, nothing_built):
+    monkeypatch.setenv("VGANZOO_MEMORY_LIMIT", "1M")
+    with pytest.raises(hub.OversizedConfigError, match=r"needs at least .* but 1\.0 MB is available"):
+        vganzoo.load(str(shared))
+
+
+def test_random_weights_beyond_memory_are_refused(monkeypatch, nothing_built):
+    monkeypatch.setenv("VGANZOO_MEMORY_LIMIT", "10M")
+    with pytest.raises(vganzoo.errors.ResourceLimitError, match="building tgan .*needs at least 62"):
+        hub.load_or_create("tgan")
+
+
+def test_a_run_folder_config_is_sized_against_its_checkpoint(tmp_path, nothing_built):
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    config = {"model": "mocogan-rnn", "resolution": 32, "width": 40}
+    (run / "config.json").write_text(json.dumps({"model": config, "recipe": {}, "train": {}}))
+    ckpt.save_checkpoint(
+        run / "checkpoints" / "ckpt-00000001.safetensors", {"x": torch.zeros(4)}, {"step": 1}
+    )
+    before = sorted(p.name for p in run.rglob("*"))
+    from vganzoo.train import train
+
+    with pytest.raises(hub.OversizedConfigError, match=r"resume: .*config\.json.*width=40"):
+        train("mocogan-rnn", data="moving-digits", out=str(run), resume=True)
+    assert sorted(p.name for p in run.rglob("*")) == before
+
+
+def test_a_checkpoint_config_is_sized_against_its_tensors(tmp_path, nothing_built):
+    from vganzoo.train import export_checkpoint
+
+    path = tmp_path / "ckpt-00000001.safetensors"
+    state = {"step": 1, "model_config": {"model": "mocogan-rnn", "width": 40}}
+    ckpt.save_checkpoint(path, {"model.generator.w": torch.zeros(8)}, state)
+    with pytest.raises(hub.OversizedConfigError, match="checkpoint .*width=40.*would allocate"):
+        export_checkpoint(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_fine_tuning_from_an_oversized_set_is_refused(shared, nothing_built):
+    from vganzoo.train import train
+
+    _set_config(shared, width=40)
+    with pytest.raises(hub.OversizedConfigError, match="width=40"):
+        train("mocogan-rnn", data="moving-digits", init_from=str(shared), out=str(shared.parent / "run"))
+    assert not (shared.parent / "run").exists()
+
+
+def test_a_converter_does_not_build_more_than_it_converted(tmp_path, nothing_built):
+    from vganzoo.convert import write_weight_folder
+
+    with pytest.raises(hub.OversizedConfigError, match="converted mocogan-rnn"):
+        write_weight_folder(
+            tmp_path / "out", {"model": "mocogan-rnn", "width": 40}, {"generator": {"w": torch.zeros(8)}}
+        )
+
+
+# ----------------------------------------------------------------------------------------------
+# tensors of another dtype, NaN and inf
+# ----------------------------------------------------------------------------------------------
+def _edit_generator(folder: Path, key: str, value: torch.Tensor) -> None:
+    path = folder / "generator.safetensors"
+    tensors = load_file(str(path))
+    tensors[key] = value
+    save_file(tensors, str(path))
+    _rehash(folder)
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.bool, torch.uint8])
+def test_a_weight_of_a_non_float_dtype_is_refused_by_name(shared, dtype):
+    shape = load_file(str(shared / "generator.safetensors"))["main.0.weight"].shape
+    _edit_generator(shared, "main.0.weight", torch.zeros(shape, dtype=dtype))
+    with pytest.raises(hub.UnsafeTensorError, match=r"'main\.0\.weight' is (int64|bool|uint8).*float32"):
+        vganzoo.load(str(shared))
+
+
+def test_a_float_counter_is_refused(shared):
+    _edit_generator(shared, "main.1.num_batches_tracked", torch.tensor(3.5))
+    with pytest.raises(hub.UnsafeTensorError, match="num_batches_tracked"):
+        vganzoo.load(str(shared))
+
+
+def test_float64_weights_load_with_a_warning(shared):
+    weight = load_file(str(shared / "generator.safetensors"))["main.0.weight"].double()
+    _edit_generator(shared, "main.0.weight", weight)
+    with pytest.warns(UserWarning, match=r"float64 \('main\.0\.weight'\)"):
+        model = vganzoo.load(str(shared))
+    assert model.generator.main[0].weight.dtype == torch.float32
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_nan_or_inf_weights_are_refused_by_name(shared, bad):
+    weight = load_file(str(shared / "generator.safetensors"))["main.1.bias"].clone()
+    weight[3] = bad
+    _edit_generator(shared, "main.1.bias", weight)
+    with pytest.raises(hub.UnsafeTensorError, match=r"'main\.1\.bias' holds 1 NaN or infinite"):
+        vganzoo.load(str(shared))
+    model = vganzoo.create("mocogan-rnn", resolution=32, channels=1, width=0.5, num_classes=10)
+    with pytest.raises(hub.UnsafeTensorError):  # loading into a model you built: the same check
+        hub.load_weights(model, str(shared), strict=False)
+
+
+def test_a_checkpoint_with_nan_weights_is_refused_by_name(tmp_path):
+    from vganzoo.train import export_checkpoint
+
+    model = vganzoo.create("tgan", resolution=32, frames=16, width=0.25)
+    tensors = {f"model.{k}": v.clone() for k, v in model.state_dict().items()}
+    key = next(k for k, v in tensors.items() if v.is_floating_point())
+    tensors[key].view(-1)[0] = float("nan")
+    path = tmp_path / "ckpt-00000001.safetensors"
+    ckpt.save_checkpoint(path, tensors, {"step": 1, "model_config": dict(model.config)})
+    with pytest.raises(ckpt.CheckpointError, match=f"{key.removeprefix('model.')!r} holds 1 NaN"):
+        export_checkpoint(path, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
