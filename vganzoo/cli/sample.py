@@ -262,6 +262,7 @@ def run(args: argparse.Namespace) -> int:
                 use_ema=use_ema,
                 on_progress=bar.update,
             )
+        if args.interpolate is None:
             drawn = latents.get("labels")
             labels = drawn.tolist() if drawn is not None else None
             what = f"{n} samples with seed {args.seed}"

@@ -6,6 +6,8 @@ import argparse
 import sys
 from typing import Any
 
+from .options import device_arg, int_in, nonempty
+
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
@@ -22,10 +24,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         metavar="FOLDER",
         help="weight-set folders (written by vganzoo.save_pretrained or vganzoo export) to offer too",
     )
-    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=7860, help="port (default 7860)")
+    p.add_argument(
+        "--host", type=nonempty, default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
+    )
+    p.add_argument("--port", type=int_in(1, 65535), default=7860, help="port, 1 to 65535 (default 7860)")
     p.add_argument(
         "--models",
+        type=nonempty,
         default="*",
         metavar="PATTERN",
         help="shell-style filter on the arch.tag names listed (default '*'; folders are always listed)",
@@ -36,7 +41,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default="no",
         help="'yes' asks Gradio for a public gradio.live link (needs the network; default no)",
     )
-    p.add_argument("--device", default="auto", help="cpu, cuda, cuda:1, ... (default: cuda when available)")
+    p.add_argument(
+        "--device",
+        type=device_arg,
+        default="auto",
+        help="cpu, cuda, cuda:1, ... (default: cuda when available)",
+    )
     p.set_defaults(func=run)
 
 
