@@ -1,9 +1,11 @@
-"""``vganzoo info NAME``: a model's or weight set's family, paper, config, parameter counts and tags."""
+"""``vganzoo info NAME``: a model's or weight set's family, paper, config, parameter counts, recipes
+(each named recipe's loop, and how it and a weight set's recorded recipe differ from ``paper``) and tags."""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import Any
 
 from .options import nonempty
 
@@ -37,9 +39,56 @@ def run(args: argparse.Namespace) -> int:
     print(f"\nconfig of the {info['weights']} weights:" if info["weights"] else "\ndefault config:")
     for key, value in info["config"].items():
         print(f"  {key:<28} {value!r}")
+    _print_recipes(info)
     print("\npretrained:", ", ".join(info["pretrained"]) or "none")
     for tag, spec in info["pretrained"].items():
         print(f"  {info['name']}.{tag}: {spec['repo_id'] or 'bundled'}@{(spec['revision'] or '-')[:12]}")
         for key, value in spec["metadata"].items():  # every field, one per line (--json for the raw form)
             print(f"    {key}: {value if isinstance(value, str) else json.dumps(value)}")
     return 0
+
+
+def _loop_summary(recipe: dict[str, Any]) -> str:
+    """One line: the recipe's order of updates and which fake batches each step sees."""
+    from ..train.config import LOOPS
+
+    text = f"{recipe['loop']}: {LOOPS[recipe['loop']]}"
+    if recipe["loop"] == "alternate":
+        batches = (
+            "a separate fake batch per discriminator"
+            if recipe["g_fake_batches"] == "per-discriminator"
+            else ("one fake batch shared by the discriminators")
+        )
+        text += f" ({recipe['d_steps']} D step(s) per G step); G step: {batches}"
+    on_fakes = "real clips and fakes" if recipe["d_category_loss"] == "real-and-fake" else "real clips only"
+    return text + f"; D category loss: {on_fakes}"
+
+
+def _differences(recipe: dict[str, Any], paper: dict[str, Any]) -> str:
+    keys = [k for k in recipe if k != "name" and recipe[k] != paper.get(k)]
+    if not keys:
+        return "the same as paper"
+    return "differs from paper: " + ", ".join(
+        f"{k}={json.dumps(recipe[k])} (paper: {json.dumps(paper.get(k))})" for k in keys
+    )
+
+
+def _print_recipes(info: dict[str, Any]) -> None:
+    """Every named recipe (the first is the default) and the weight set's recorded one, each against
+    the paper recipe (keys a recipe leaves out take the trainer's defaults: the loop of recipes
+    saved before the loop keys existed)."""
+    from ..train.config import resolve_recipe
+
+    recipes = {name: resolve_recipe(r) for name, r in info["recipes"].items()}
+    if not recipes:
+        return
+    paper = recipes.get("paper", next(iter(recipes.values())))
+    print("\nrecipes (vganzoo train --recipe NAME; the first is the default):")
+    for name, recipe in recipes.items():
+        print(f"  {name}: {_loop_summary(recipe)}")
+        if recipe is not paper:
+            print(f"    {_differences(recipe, paper)}")
+    if info.get("trained_with") is not None:
+        trained = resolve_recipe(info["trained_with"])
+        print(f"\n{info['weights']} was trained with: {_loop_summary(trained)}")
+        print(f"  {_differences(trained, paper)}")

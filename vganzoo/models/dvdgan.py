@@ -507,6 +507,8 @@ RECIPE: dict[str, Any] = {
     "regularizers": [],
     "ema": {"decay": 0.9999},
     "frame_stride": 1,
+    "name": "paper",
+    "loop": "alternate",  # no official code: the paper's two D steps, then one G step on fresh fakes
 }
 
 
@@ -516,7 +518,7 @@ RECIPE: dict[str, Any] = {
     paper="Clark, Donahue, Simonyan: Adversarial Video Generation on Complex Datasets (2019), "
     "arXiv:1907.06571",
     default_config=DEFAULT_CONFIG,
-    recipe=RECIPE,
+    recipes={"paper": RECIPE},
 )
 def dvdgan(
     *,
