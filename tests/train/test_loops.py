@@ -222,3 +222,25 @@ def test_train_with_a_named_recipe(tmp_path):
     assert '"loop": "alternate"' in saved and '"name": "alternate"' in saved
     with pytest.raises(InvalidConfigError, match="no recipe 'fastest'"):
         train("tgan", dataset=data, out=str(tmp_path / "other"), steps=1, recipe="fastest", device="cpu")
+
+
+@pytest.mark.parametrize("loop", ["g-first-shared-forward", "d-first-reuse-fakes"])
+def test_shared_forward_loops_resume_to_the_same_weights(tmp_path, loop):
+    """The shared-forward loops draw every role's real batch per micro-batch: the data plan and the
+    per-iteration reseeding still make a resumed run equal an uninterrupted one."""
+
+    def fit(out, steps, resume=False):
+        torch.manual_seed(0)
+        model = vganzoo.create("tiny-mask-gan")
+        model.recipe = {**model.recipe, "loop": loop, "d_steps": 1}
+        data = h.SyntheticVideos(10, frames=4, resolution=8)
+        config = TrainConfig(steps=steps, out_dir=str(out), resume=resume, grad_accum=2, **QUIET)
+        trainer = Trainer(model, data, config)
+        trainer.fit()
+        return trainer
+
+    full = fit(tmp_path / "full", 4)
+    fit(tmp_path / "part", 2)
+    resumed = fit(tmp_path / "part", 4, resume=True)
+    h.assert_same_weights(h.weights(full.model), h.weights(resumed.model))
+    assert full.stream.state() == resumed.stream.state() == {"epoch": 3, "offset": 2}  # 4 x 2 x 4 clips

@@ -29,6 +29,9 @@ Recipes (``vganzoo info mocogan-rnn``; ``vganzoo train --recipe NAME``)
     ``shared-fake-batch``: one fake batch in the G step, cut to each discriminator's batch size.
     ``zoo-v1``: both differences: the loop every vganzoo recipe followed before issue 20 (recipes
     saved without the loop keys, such as ``mocogan-rnn.digits``'s, still mean it).
+    One difference remains in every recipe: the original's ``sample_images`` renders only the frames
+    it shows the image D (so G's batch norm sees statistics of those 10 frames), while here G renders
+    whole clips and the image D scores one random frame of each.
 
 Resolutions 32, 64 (the paper's) and 128: the number of 2x up/down-sampling blocks follows the
 resolution, the channel ladder keeps the paper's pattern (``ngf * 2**k``).
