@@ -167,6 +167,40 @@ def test_vgan_paper_loop(monkeypatch, tmp_path):
     assert rec.trace() == ["G", "D:video:real", "D:video:fake0", "step:discriminator.video", "step:generator"]
 
 
+def test_vgan_generator_gradient_is_from_the_d_output_before_the_d_update(monkeypatch, tmp_path):
+    """The G step uses the D step's fakes and D output: recomputing G's loss from the same latents
+    with the pre-update discriminator gives G's gradient; the updated one would not."""
+    torch.manual_seed(0)
+    model = vganzoo.create("vgan", frames=16, **SMALL)
+    model.recipe = {**model.recipe, "batch_size": 2}
+    g, disc = model.generator, model.discriminators["video"]
+    data = h.SyntheticVideos(8, channels=g.channels, frames=g.frames, resolution=g.resolution)
+    trainer = Trainer(model, data, TrainConfig(steps=1, out_dir=str(tmp_path / "run"), **QUIET))
+    g_before = {k: v.clone() for k, v in g.state_dict().items()}
+    d_before = {k: v.clone() for k, v in disc.state_dict().items()}
+    inputs, grads = [], {}
+    g.register_forward_pre_hook(lambda m, args, kwargs: inputs.append(dict(kwargs)), with_kwargs=True)
+    trainer.opt_g.register_step_pre_hook(
+        lambda o, a, k: grads.update({n: p.grad.clone() for n, p in g.named_parameters()})
+    )
+    trainer.fit()
+
+    def generator_grads(d_state):
+        g.load_state_dict(g_before)
+        disc.load_state_dict(d_state)
+        g.zero_grad()
+        video, aux = g(inputs[0]["z"], return_aux=True)
+        loss = trainer.adversarial.g_loss(disc(video).logits) + losses.mask_l1(aux["mask"])
+        loss.backward()
+        return {n: p.grad.clone() for n, p in g.named_parameters()}
+
+    d_after = {k: v.clone() for k, v in disc.state_dict().items()}
+    for d_state, same in ((d_before, True), (d_after, False)):
+        recomputed = generator_grads(d_state)
+        close = all(torch.allclose(recomputed[n], grads[n], rtol=1e-4, atol=1e-7) for n in grads)
+        assert close == same
+
+
 @pytest.mark.parametrize("name", ["tgan", "vgan"])
 def test_alternate_recipe_keeps_our_loop(monkeypatch, tmp_path, name):
     _, rec = one_iteration(monkeypatch, tmp_path, name, "alternate")
