@@ -237,7 +237,7 @@ def test_info_lists_the_recipes_and_how_the_weights_were_trained(capsys):
     assert "recipes (vganzoo train --recipe NAME" in out and "zoo-v1" in out
     assert 'differs from paper: d_category_loss="real-and-fake" (paper: "real")' in out
     trained = out.split("mocogan-rnn.digits was trained with:")[1]
-    assert "one fake batch shared by the discriminators" in trained  # its weights.json predates the keys
+    assert "one fake batch for all discriminators" in trained  # its weights.json predates the keys
     assert main(["info", "tgan"]) == 0
     assert "g-first-shared-forward" in capsys.readouterr().out
 

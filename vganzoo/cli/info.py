@@ -48,20 +48,24 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _loop_summary(recipe: dict[str, Any]) -> str:
-    """One line: the recipe's order of updates and which fake batches each step sees."""
+def _loop_summary(recipe: dict[str, Any], categories: bool) -> str:
+    """One line: the recipe's order of updates, which fake batches each step sees and (``categories``:
+    for a family with class-logit discriminators) where the D step's category loss applies."""
     from ..train.config import LOOPS
 
-    text = f"{recipe['loop']}: {LOOPS[recipe['loop']]}"
+    text = f"[loop {recipe['loop']}] {LOOPS[recipe['loop']]}"
     if recipe["loop"] == "alternate":
+        per_d = recipe["g_fake_batches"] == "per-discriminator"
         batches = (
-            "a separate fake batch per discriminator"
-            if recipe["g_fake_batches"] == "per-discriminator"
-            else ("one fake batch shared by the discriminators")
+            "a separate fake batch per discriminator" if per_d else "one fake batch for all discriminators"
         )
         text += f" ({recipe['d_steps']} D step(s) per G step); G step: {batches}"
-    on_fakes = "real clips and fakes" if recipe["d_category_loss"] == "real-and-fake" else "real clips only"
-    return text + f"; D category loss: {on_fakes}"
+    if categories:
+        on_fakes = (
+            "real clips and fakes" if recipe["d_category_loss"] == "real-and-fake" else "real clips only"
+        )
+        text += f"; D category loss: {on_fakes}"
+    return text
 
 
 def _differences(recipe: dict[str, Any], paper: dict[str, Any]) -> str:
@@ -83,12 +87,14 @@ def _print_recipes(info: dict[str, Any]) -> None:
     if not recipes:
         return
     paper = recipes.get("paper", next(iter(recipes.values())))
+    # the category loss's place matters where the family's recipes say where it goes (MoCoGAN)
+    categories = any("d_category_loss" in r for r in info["recipes"].values())
     print("\nrecipes (vganzoo train --recipe NAME; the first is the default):")
     for name, recipe in recipes.items():
-        print(f"  {name}: {_loop_summary(recipe)}")
+        print(f"  {name}: {_loop_summary(recipe, categories)}")
         if recipe is not paper:
             print(f"    {_differences(recipe, paper)}")
     if info.get("trained_with") is not None:
         trained = resolve_recipe(info["trained_with"])
-        print(f"\n{info['weights']} was trained with: {_loop_summary(trained)}")
+        print(f"\n{info['weights']} was trained with: {_loop_summary(trained, categories)}")
         print(f"  {_differences(trained, paper)}")

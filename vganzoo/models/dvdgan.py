@@ -35,7 +35,9 @@ Every weight layer (convolutions, linear maps, embeddings, attention projections
 orthogonally initialised and spectrally normalised. Training recipe: hinge loss, two D steps per G
 step, Adam with betas (0, 0.999) (as in BigGAN and DVD-GAN) at lr 1e-4 for G and 5e-4 for the
 discriminators (DVD-GAN's rates), EMA of G with decay 0.9999. The batch size 16 is zoo-sized
-(the paper used 512).
+(the paper used 512). The recipe is named ``paper`` (DVD-GAN has no official code, so the loop is
+the paper's description: the two D steps each on fresh fakes, then one G step on fresh fakes, the
+``alternate`` loop of :mod:`vganzoo.train.loops`); it is the only one.
 """
 
 from __future__ import annotations
