@@ -32,11 +32,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from .accumulators import DigitsMetric, FrechetMetric, InceptionMetric
+from .accumulators import DigitsMetric, FrechetMetric, InceptionMetric, LabelAccuracyMetric
 from .digits import NUM_DIGITS
 from .frechet import FeatureStats
 from .inception import DEFAULT_SPLITS
-from .label_accuracy import LabelAccuracyMetric, check_conditional, protocol_entry
+from .label_accuracy import check_conditional, protocol_entry
 from .preprocess import select_frames
 from .sources import generated_batches, is_stats_file, real_batches, real_dataset
 

@@ -21,7 +21,7 @@ import torch
 from .digits import NUM_DIGITS
 from .preprocess import select_frames
 
-__all__ = ["LabelAccuracy", "LabelAccuracyMetric", "check_conditional", "protocol_entry"]
+__all__ = ["LabelAccuracy", "check_conditional", "protocol_entry", "sample_per_label"]
 
 READ_AS = "argmax over the digits classifier's 11 classes (a 'no digit' frame counts as wrong)"
 
@@ -76,44 +76,29 @@ class LabelAccuracy:
         }
 
 
-class LabelAccuracyMetric:
-    """The accumulator: real clips arrive with their labels (``wants_labels``); the generated ones
-    are drawn per label by :meth:`sample_generated` (the unlabelled generated stream is ignored)."""
-
-    wants_labels = True
-
-    def __init__(self, scorer: Any) -> None:
-        self.scorer = scorer
-        self.generated, self.real = LabelAccuracy(), LabelAccuracy()
-
-    def add(self, videos: torch.Tensor, which: str, labels: torch.Tensor | None = None) -> None:
-        if which == "real" and labels is not None:
-            self.real.update(self.scorer(videos)[1], labels)
-
-    def sample_generated(
-        self,
-        model: Any,
-        clips_per_label: int,
-        *,
-        frames: int,
-        stride: int,
-        batch_size: int,
-        seed: int,
-        device: Any,
-    ) -> int:
-        """Draw ``clips_per_label`` clips of each digit and read them; returns the clips drawn."""
-        drawn = 0
-        for digit in range(NUM_DIGITS):
-            for index, start in enumerate(range(0, clips_per_label, batch_size)):
-                count = min(batch_size, clips_per_label - start)
-                labels = torch.full((count,), digit, dtype=torch.long)
-                videos = model.sample(count, seed=seed + index, labels=labels, device=device)
-                self.generated.update(self.scorer(select_frames(videos, frames, stride))[1], labels)
-                drawn += count
-        return drawn
-
-    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
-        return self.generated.result(), self.real.result()
+def sample_per_label(
+    model: Any,
+    scorer: Any,
+    into: LabelAccuracy,
+    clips_per_label: int,
+    *,
+    frames: int,
+    stride: int,
+    batch_size: int,
+    seed: int,
+    device: Any,
+) -> int:
+    """Draw ``clips_per_label`` clips of each digit (batch ``i`` with ``seed + i``), read them with
+    ``scorer`` into ``into``; returns the clips drawn."""
+    drawn = 0
+    for digit in range(NUM_DIGITS):
+        for index, start in enumerate(range(0, clips_per_label, batch_size)):
+            count = min(batch_size, clips_per_label - start)
+            labels = torch.full((count,), digit, dtype=torch.long)
+            videos = model.sample(count, seed=seed + index, labels=labels, device=device)
+            into.update(scorer(select_frames(videos, frames, stride))[1], labels)
+            drawn += count
+    return drawn
 
 
 def protocol_entry(clips_per_label: int, seed: int) -> dict[str, Any]:
