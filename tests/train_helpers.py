@@ -119,22 +119,21 @@ class TinyDiscriminator(nn.Module):
         return DiscriminatorOutput(out[:, :1], out[:, 1:] if self.num_classes else None)
 
 
-@vganzoo.register_model(
-    "tiny-cond-gan",
-    family="tiny",
-    default_config={"resolution": 8, "frames": 4, "channels": 3, "num_classes": 3},
-    recipe={
-        "adversarial_loss": "bce",
-        "d_steps": 1,
-        "batch_size": 4,
-        "discriminator_batch_size": {"image": 5, "video": 3},
-        "optimizers": {
-            "generator": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]},
-            "discriminators": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "weight_decay": 1e-5},
-        },
-        "category_loss_weight": 1.0,
+COND_RECIPE = {
+    "adversarial_loss": "bce",
+    "d_steps": 1,
+    "batch_size": 4,
+    "discriminator_batch_size": {"image": 5, "video": 3},
+    "optimizers": {
+        "generator": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]},
+        "discriminators": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "weight_decay": 1e-5},
     },
-)
+    "category_loss_weight": 1.0,
+}
+COND_CONFIG = {"resolution": 8, "frames": 4, "channels": 3, "num_classes": 3}
+
+
+@vganzoo.register_model("tiny-cond-gan", family="tiny", default_config=COND_CONFIG, recipe=COND_RECIPE)
 def tiny_cond_gan(*, resolution, frames, channels, num_classes):
     """Tiny conditional GAN with an image D and a categorical video D (MoCoGAN-shaped)."""
     g = TinyGenerator(resolution=resolution, frames=frames, channels=channels, num_classes=num_classes)
@@ -143,6 +142,15 @@ def tiny_cond_gan(*, resolution, frames, channels, num_classes):
         "video": TinyDiscriminator(channels=channels, num_classes=num_classes),
     }
     return VideoGAN(g, ds)
+
+
+# MoCoGAN's paper loop: a fake batch per discriminator in the G step, the D step's CE on real clips only
+vganzoo.register_model(
+    "tiny-cond-paper-gan",
+    family="tiny",
+    default_config=COND_CONFIG,
+    recipe={**COND_RECIPE, "g_fake_batches": "per-discriminator", "d_category_loss": "real"},
+)(tiny_cond_gan)
 
 
 MASK_RECIPE = {
