@@ -277,3 +277,12 @@ def test_shared_forward_loops_resume_to_the_same_weights(tmp_path, name):
     resumed = fit(tmp_path / "part", 4, resume=True)
     h.assert_same_weights(h.weights(full.model), h.weights(resumed.model))
     assert full.stream.state() == resumed.stream.state() == {"epoch": 3, "offset": 2}  # 4 x 2 x 4 clips
+
+
+def test_info_of_a_model_with_a_recipe_the_trainer_refuses_still_prints(capsys, monkeypatch):
+    from vganzoo.cli import main
+
+    monkeypatch.setitem(registry.get_model_spec("vgan").recipes, "odd", {"loop": "sideways"})
+    assert main(["info", "vgan"]) == 0
+    out = capsys.readouterr().out
+    assert "recipe odd: recipe['loop']: expected one of" in out and "paper: [loop d-first-reuse-fakes]" in out

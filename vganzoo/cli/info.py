@@ -81,9 +81,15 @@ def _print_recipes(info: dict[str, Any]) -> None:
     """Every named recipe (the first is the default) and the weight set's recorded one, each against
     the paper recipe (keys a recipe leaves out take the trainer's defaults: the loop of recipes
     saved before the loop keys existed)."""
+    from ..errors import InvalidConfigError
     from ..train.config import resolve_recipe
 
-    recipes = {name: resolve_recipe(r) for name, r in info["recipes"].items()}
+    recipes = {}
+    for name, raw in info["recipes"].items():
+        try:
+            recipes[name] = resolve_recipe(raw)
+        except InvalidConfigError as exc:  # a plugin's recipe the trainer would refuse: say so, list the rest
+            print(f"\nrecipe {name}: {exc}")
     if not recipes:
         return
     paper = recipes.get("paper", next(iter(recipes.values())))
@@ -95,6 +101,10 @@ def _print_recipes(info: dict[str, Any]) -> None:
         if recipe is not paper:
             print(f"    {_differences(recipe, paper)}")
     if info.get("trained_with") is not None:
-        trained = resolve_recipe(info["trained_with"])
+        try:
+            trained = resolve_recipe(info["trained_with"])
+        except InvalidConfigError as exc:
+            print(f"\n{info['weights']} records a recipe the trainer refuses: {exc}")
+            return
         print(f"\n{info['weights']} was trained with: {_loop_summary(trained, categories)}")
         print(f"  {_differences(trained, paper)}")
