@@ -36,6 +36,23 @@ def test_list_json(toy_model, capsys):
     assert json.loads(capsys.readouterr().out) == ["zz-cli-gan"]
 
 
+def test_list_pretrained_shows_each_weight_set_with_its_recorded_scores(capsys, monkeypatch):
+    """Scores come from the weight set's card (its pinned weights.json), beside real data's and the
+    random-weights model's; a set whose files are not here says so, without a download."""
+    from vganzoo.registry import PretrainedSpec
+
+    remote = PretrainedSpec(tag="elsewhere", repo_id="nobody/nothing", revision="0" * 40)
+    monkeypatch.setitem(registry.get_model_spec("tgan").pretrained, "elsewhere", remote)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["list", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("mocogan-rnn.digits "))
+    assert "fvd_digits 139.6 (0.8698, 591.9)" in row and "frame_score 0.7901 (0.9962, 0)" in row
+    assert "moving-digits, 32, 16" in row
+    other = next(line for line in out.splitlines() if line.startswith("tgan.elsewhere "))
+    assert "none recorded" in other
+
+
 def test_info_shows_parameters_and_config(toy_model, capsys):
     assert main(["info", "zz-cli-gan"]) == 0
     out = capsys.readouterr().out

@@ -157,6 +157,14 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="any other model config keyword (repeatable)",
     )
     p.add_argument(
+        "--recipe",
+        type=nonempty,
+        default=None,
+        metavar="NAME",
+        help="a named recipe of MODEL (default: its paper recipe, the original training loop; "
+        "`vganzoo info MODEL` lists them and how they differ); --set applies on top",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -186,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         model_overrides=model_overrides,
         recipe_overrides=args.overrides,
+        recipe=args.recipe,
         resume=args.resume,
         init_from=args.init_from,
         device=args.device,

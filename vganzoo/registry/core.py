@@ -75,6 +75,11 @@ class ModelSpec:
     description: str = ""
     default_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # named recipes: "paper" (the original training loop, the default ``recipe``) and variants
+    recipes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # values for keys that configs saved before the key existed lack (their old behaviour), where
+    # the default config gives new models another value
+    saved_config_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     pretrained: dict[str, PretrainedSpec] = dataclasses.field(default_factory=dict)
     default_tag: str | None = None
     source: str = BUILTIN_SOURCE  # "vganzoo" for built-ins, else the distribution that registered it
@@ -217,11 +222,18 @@ def register_model(
     pretrained: Iterable[PretrainedSpec] | Mapping[str, PretrainedSpec] | None = None,
     default_tag: str | None = None,
     overwrite: bool = False,
+    recipes: Mapping[str, Mapping[str, Any]] | None = None,
+    saved_config_defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``factory(**config) -> VideoGAN`` under ``name``.
 
     ``default_config`` lists every accepted keyword with its default; :func:`create` rejects
     any other keyword. The factory receives the full merged config.
+
+    ``recipes`` names training recipes (``"paper"``: the original loop, then variants); the first is
+    the default ``recipe`` unless ``recipe`` is given (a lone ``recipe`` is named ``"default"``).
+    ``saved_config_defaults`` gives keys added to ``default_config`` after configs were saved without
+    them the value that rebuilds those saved models as they were (see :func:`complete_saved_config`).
     """
     if not _MODEL_NAME.match(name):
         raise ValueError(
@@ -239,6 +251,18 @@ def register_model(
             raise ValueError(f"register_model: pretrained tag {tag!r} of {name!r} is not a valid tag")
     if default_tag is None and tags:
         default_tag = next(iter(tags))
+    named = {str(k): dict(v) for k, v in (recipes or {}).items()}
+    for recipe_name in named:
+        if not _TAG.match(recipe_name):
+            raise ValueError(f"register_model: recipe name {recipe_name!r} of {name!r} is not a valid name")
+    if recipe is None and named:
+        recipe = next(iter(named.values()))
+    if not named and recipe is not None:
+        named = {"default": dict(recipe)}
+    legacy = dict(saved_config_defaults or {})
+    unknown = sorted(set(legacy) - set(config))
+    if unknown:
+        raise ValueError(f"register_model: saved_config_defaults of {name!r} names unknown keys {unknown}")
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
         source = _plugins.current_distribution() or BUILTIN_SOURCE
@@ -250,6 +274,8 @@ def register_model(
             description=(factory.__doc__ or "").strip().split("\n")[0],
             default_config=config,
             recipe=dict(recipe or {}),
+            recipes=named,
+            saved_config_defaults=legacy,
             pretrained=tags,
             default_tag=default_tag,
             source=source,
