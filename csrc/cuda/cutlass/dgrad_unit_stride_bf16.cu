@@ -1,0 +1,10 @@
+// CUTLASS conv3d dgrad, every stride 1, fused bias + activation: bfloat16 (conv3d_cutlass.h). One kernel per source, compiled in parallel.
+#include "conv3d_cutlass.cuh"
+
+namespace vganzoo {
+namespace cutlass_conv3d {
+
+const Ops kDgradUnitStrideBFloat16 = Runner<DgradUnitStrideKernel<DType::kBFloat16>>::ops("cutlass_dgrad_unit_stride_bf16");
+
+}  // namespace cutlass_conv3d
+}  // namespace vganzoo
