@@ -1,5 +1,5 @@
 // The CUTLASS path of the CUDA ops (conv3d_cutlass.h): torch tensors in, the torch-free kernel interface
-// (cutlass/conv3d_cutlass.h) out. Everything allocated here comes from torch's caching allocator and every
+// (cutlass/conv3d_kernels.h) out. Everything allocated here comes from torch's caching allocator and every
 // launch goes to the current stream, so the path is CUDA-graph capturable (no host synchronisation).
 #include "conv3d_cutlass.h"
 
@@ -11,7 +11,7 @@
 #include <cstdint>
 
 #ifdef VGANZOO_WITH_CUTLASS
-#include "cutlass/conv3d_cutlass.h"
+#include "cutlass/conv3d_kernels.h"
 #endif
 
 namespace vganzoo {

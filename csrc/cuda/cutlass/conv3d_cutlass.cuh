@@ -1,4 +1,4 @@
-// The CUTLASS conv3d kernel configurations behind conv3d_cutlass.h, and the glue from its plain Problem /
+// The CUTLASS conv3d kernel configurations behind conv3d_kernels.h, and the glue from its plain Problem /
 // Epilogue to CUTLASS's device API. Included by one small .cu per kernel family (fprop_bf16.cu, ...), so the
 // families compile in parallel and a change to one recompiles one. Torch-free.
 //
@@ -26,7 +26,7 @@
 
 #include <type_traits>
 
-#include "conv3d_cutlass.h"
+#include "conv3d_kernels.h"
 
 namespace vganzoo {
 namespace cutlass_conv3d {

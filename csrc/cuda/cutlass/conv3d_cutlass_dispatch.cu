@@ -1,5 +1,5 @@
-// Which compiled CUTLASS kernel serves (kernel, dtype) (conv3d_cutlass.h). No CUTLASS header: quick to build.
-#include "conv3d_cutlass.h"
+// Which compiled CUTLASS kernel serves (kernel, dtype) (conv3d_kernels.h). No CUTLASS header: quick to build.
+#include "conv3d_kernels.h"
 
 namespace vganzoo {
 namespace cutlass_conv3d {

@@ -1,4 +1,5 @@
-// CUTLASS conv3d dgrad, any stride, fused bias + activation: float16 (conv3d_cutlass.h). One kernel per source, compiled in parallel.
+// CUTLASS conv3d dgrad, any stride, fused bias + activation: float16 (conv3d_kernels.h).
+// One kernel per source, so the families compile in parallel.
 #include "conv3d_cutlass.cuh"
 
 namespace vganzoo {
