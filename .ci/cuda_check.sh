@@ -55,7 +55,8 @@ fi
 echo "CUDA kernels present in the extension"
 # One CUTLASS implicit-GEMM kernel per family and dtype (csrc/cuda/cutlass/*.cu): fprop, dgrad (unit stride,
 # strided), wgrad x bfloat16, float16, TF32.
-CUTLASS_KERNELS="$(nm -C "$SO" | grep -c 'cutlass::Kernel<cutlass::conv::kernel::ImplicitGemmConvolution<' || true)"
+# (nvcc gives the kernel stubs internal linkage, _ZN7cutlassL6Kernel..., which c++filt leaves mangled)
+CUTLASS_KERNELS="$(nm "$SO" | grep -c '_ZN7cutlassL\?6KernelINS_4conv6kernel23ImplicitGemmConvolution' || true)"
 CUTLASS_TABLE="$(nm -C "$SO" | grep -c 'vganzoo::cutlass_conv3d::k\(Fprop\|DgradUnitStride\|DgradStrided\|Wgrad\)' || true)"
 echo "CUTLASS: $CUTLASS_KERNELS kernel symbols, $CUTLASS_TABLE of 12 kernel entries"
 if [[ "$CUTLASS_KERNELS" -lt 12 || "$CUTLASS_TABLE" -lt 12 ]]; then
