@@ -6,8 +6,10 @@ entry_points.txt: exactly what pip leaves behind, so importlib.metadata finds it
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 from vganzoo import plugins, registry
@@ -60,9 +62,49 @@ class PluginSandbox:
         plugins.reload()
         # forget what the throw-away modules registered so later tests start clean
         plugins._registered_by_ep.clear()
+        for dist in list(plugins._registered_directly):
+            if any(s.factory.__module__ in self.modules for s in plugins._registered_directly[dist]):
+                del plugins._registered_directly[dist]
         with registry.core._lock:
             for name in [n for n, s in registry.core._models.items() if s.factory.__module__ in self.modules]:
                 del registry.core._models[name]
+
+
+@contextlib.contextmanager
+def registry_state_restored(*packages: str) -> Iterator[None]:
+    """Everything registered or loaded inside the block is forgotten at its end: the registry's
+    tables (built-ins loaded first, so they are kept), the plugin layer's state, sys.path, and the
+    modules of top-level ``packages`` imported meanwhile."""
+    registry.core._ensure_builtins()
+    core = registry.core
+    tables = ["_models", "_components", "_plugin_models", "_plugin_components", "_warned_shadowed"]
+    state = ["_loaded", "_registered_by_ep", "_registered_directly", "_failures"]
+    # the per-distribution tables are nested dicts: copy their inner dicts, never the specs
+    saved_tables = {
+        name: {k: dict(v) if isinstance(v, dict) else v for k, v in getattr(core, name).items()}
+        if isinstance(getattr(core, name), dict)
+        else set(getattr(core, name))
+        for name in tables
+    }
+    saved_state = {name: getattr(plugins, name).copy() for name in state}
+    path, modules = list(sys.path), set(sys.modules)
+    try:
+        yield
+    finally:
+        with core._lock:
+            for name, value in saved_tables.items():
+                table = getattr(core, name)
+                table.clear()
+                table.update(value)
+            for name, value in saved_state.items():
+                current = getattr(plugins, name)
+                current.clear()
+                current.update(value)
+            plugins._scans.clear()
+        sys.path[:] = path
+        for module in set(sys.modules) - modules:
+            if module.partition(".")[0] in packages:
+                sys.modules.pop(module, None)
 
 
 TOY_MODEL_SOURCE = """

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from plugin_utils import registry_state_restored
 from torch import nn
 
 import vganzoo
-from vganzoo import hub, registry
+from vganzoo import hub
 from vganzoo import videoio as vio
 from vganzoo.cli import main
 from vganzoo.models.base import VideoGAN
@@ -70,33 +71,25 @@ class ContentMotionGenerator(nn.Module):
 
 @pytest.fixture(scope="module", autouse=True)
 def test_models():
-    """Register the toy plugin model (imported directly) and two test models; undo it afterwards."""
-    models_before, components_before = set(registry.core._models), set(registry.core._components)
-    modules_before = set(sys.modules)
-    sys.path.insert(0, str(TOY_PLUGIN))
-    importlib.import_module("vganzoo_toy.models")  # registers "toy-gan"
+    """Register the toy plugin model (imported directly) and two test models; undo it afterwards
+    (registrations, plugin state, sys.path, modules), whether the example plugin is installed or not."""
+    with registry_state_restored("vganzoo_toy"):
+        sys.path.insert(0, str(TOY_PLUGIN))
+        importlib.import_module("vganzoo_toy.models")  # registers "toy-gan"
 
-    @vganzoo.register_model(
-        "test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES}
-    )
-    def content_motion(*, resolution, frames):
-        return VideoGAN(ContentMotionGenerator(resolution=resolution, frames=frames))
+        @vganzoo.register_model(
+            "test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES}
+        )
+        def content_motion(*, resolution, frames):
+            return VideoGAN(ContentMotionGenerator(resolution=resolution, frames=frames))
 
-    @vganzoo.register_model(
-        "test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")]
-    )
-    def with_weights():
-        return VideoGAN(ContentMotionGenerator())
+        @vganzoo.register_model(
+            "test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")]
+        )
+        def with_weights():
+            return VideoGAN(ContentMotionGenerator())
 
-    yield
-    for name in set(registry.core._models) - models_before:
-        registry.core._models.pop(name)
-    for key in set(registry.core._components) - components_before:
-        registry.core._components.pop(key)
-    for module in set(sys.modules) - modules_before:
-        if module.startswith("vganzoo_toy"):
-            sys.modules.pop(module)
-    sys.path.remove(str(TOY_PLUGIN))
+        yield
 
 
 def run_cli(capsys, *argv):
