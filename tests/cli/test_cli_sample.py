@@ -326,3 +326,28 @@ def test_data_preview_writes_a_grid(tmp_path, capsys):
         "4",
     )
     assert code == 0 and "(2, 3, 4, 16, 16)" in stdout
+
+
+# ---- weights: pretrained by default, --random-weights on request; any length for MoCoGAN ----------
+def test_random_weights_builds_the_architecture_of_a_name_with_weights(tmp_path, capsys):
+    out = str(tmp_path / "s.gif")
+    code, _, err = run_cli(capsys, "sample", "mocogan-rnn", "--resolution", "32", "--out", out)
+    assert code == 2 and "--random-weights" in err  # the refusal names the way out
+    code, stdout, _ = run_cli(
+        capsys, "sample", "mocogan-rnn", "--random-weights", "--resolution", "32", "--n", "1", "--out", out
+    )
+    assert code == 0 and "(random weights)" in stdout and "(1, 3, 16, 32, 32)" in stdout
+
+
+def test_pretrained_mocogan_samples_any_clip_length(tmp_path, capsys):
+    """MoCoGAN's motion RNN runs any number of steps with the same weights: --frames is sampled."""
+    out = str(tmp_path / "s.gif")
+    code, stdout, _ = run_cli(
+        capsys, "sample", "mocogan-rnn.digits", "--frames", "32", "--n", "1", "--out", out
+    )
+    assert code == 0 and "(pretrained weights)" in stdout and "(1, 1, 32, 32, 32)" in stdout
+    assert vio.read_video(out).shape[0] == 32  # (T, H, W, 3): the file holds 32 frames
+    code, _, err = run_cli(
+        capsys, "sample", "mocogan-rnn.digits", "--frames", "8", "--interpolate", "3", "--out", out
+    )
+    assert code == 2 and "--interpolate" in err

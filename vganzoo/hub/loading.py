@@ -464,6 +464,10 @@ def _names_weight_set(name: str) -> bool:
     return name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) or registry.split_tag(name)[1] is not None
 
 
+# How load_or_create refuses config overrides for pretrained weights (the CLI names its option there).
+FIXED_BY_WEIGHTS = "has pretrained weights, which fix the architecture"
+
+
 def load_or_create(
     name: str,
     *,
@@ -487,8 +491,8 @@ def load_or_create(
     if not random_weights and (weight_set or require_weights or registry.get_model_spec(name).pretrained):
         if overrides:
             raise InvalidConfigError(
-                f"{', '.join(sorted(overrides))}: {name} has pretrained weights, which fix the architecture; "
-                "these settings apply to random weights only"
+                f"{', '.join(sorted(overrides))}: {name} {FIXED_BY_WEIGHTS}; these settings apply to "
+                "random weights only"
             )
         try:
             return load(name), True
