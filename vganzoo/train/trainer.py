@@ -184,8 +184,9 @@ class Trainer:
             self._drop_labels("the dataset has no labels")
         elif data_classes > self.num_classes:
             self._drop_labels(
-                f"the dataset has {data_classes} classes but the model num_classes={self.num_classes} "
-                f"(pass --num-classes {data_classes} / num_classes={data_classes} to condition on them)"
+                f"the dataset has {data_classes} classes, more than the model's "
+                f"num_classes={self.num_classes}",
+                fix=f"pass --num-classes {data_classes} (num_classes={data_classes}) to condition on them",
             )
 
     def _wrap_modules(self) -> None:
@@ -375,13 +376,14 @@ class Trainer:
             return video, None
         return video, labels.to(self.device, non_blocking=True)
 
-    def _drop_labels(self, why: str) -> None:
-        """From now on (for the rest of the run) real clips go to the discriminators without labels."""
+    def _drop_labels(self, why: str, fix: str = "") -> None:
+        """From now on (for the rest of the run) real clips go to the discriminators without labels;
+        the warning is one sentence: ``why``, what follows, then ``fix`` when there is one."""
         self.use_labels = False
         if self.is_main:
             warnings.warn(
-                f"data: the model is conditional but {why}; real clips are shown to the discriminators "
-                "without labels for the rest of the run",
+                f"data: {why}, so the conditional model's discriminators see real clips without labels "
+                "for the rest of the run" + (f"; {fix}" if fix else ""),
                 stacklevel=3,
             )
 
