@@ -53,6 +53,16 @@ def test_list_pretrained_shows_each_weight_set_with_its_recorded_scores(capsys, 
     assert "none recorded" in other
 
 
+def test_an_empty_pretrained_listing_names_the_models_that_matched(capsys):
+    """`list --pretrained 'tgan*'` must not read as if tgan did not exist."""
+    assert main(["list", "--pretrained", "tgan*"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "no weight set matches 'tgan*' (models matching it: tgan; it has no pretrained weights)"
+    )
+    assert main(["list", "--pretrained", "zz-nothing*"]) == 0
+    assert "no model does" in capsys.readouterr().out
+
+
 def test_info_shows_parameters_and_config(toy_model, capsys):
     assert main(["info", "zz-cli-gan"]) == 0
     out = capsys.readouterr().out
