@@ -77,6 +77,10 @@ def test_user_error_is_one_line_exit_2(capsys):
     err = capsys.readouterr().err
     assert err.startswith("vganzoo info: error: unknown model 'no-such-model'")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    # the hint names the command, not the Python call the library's message names
+    assert "(`vganzoo list` lists them all)" in err and "list_models()" not in err
+    with pytest.raises(vganzoo.UnknownModelError, match=r"vganzoo\.list_models\(\) lists them all"):
+        vganzoo.create("no-such-model")
 
 
 def test_help_everywhere():

@@ -23,6 +23,8 @@ from ..errors import (
 COMPONENT_KINDS = ("generator", "discriminator", "loss", "dataset")
 FOLDER_DATASET = "folder"  # the dataset component that reads a folder of videos
 BUILTIN_SOURCE = "vganzoo"
+# Where an unknown model's error points; the command line says `vganzoo list` instead.
+LIST_MODELS_HINT = "(vganzoo.list_models() lists them all)"
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _COMPONENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -428,9 +430,7 @@ def get_model_spec(name: str) -> ModelSpec:
     if len(claimants) == 1:
         (dist,) = claimants
         return get_model_spec(f"{dist}::{arch}")
-    raise UnknownModelError(
-        f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} (vganzoo.list_models() lists them all)"
-    )
+    raise UnknownModelError(f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} {LIST_MODELS_HINT}")
 
 
 def get_component_spec(kind: str, name: str) -> ComponentSpec:
