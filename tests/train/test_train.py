@@ -461,7 +461,10 @@ def test_cli_train_and_resume(tmp_path, fake_data, capsys):
         )
         == 0
     )
-    assert "trained 3 iterations" in capsys.readouterr().out
+    assert "trained 1 iteration (resumed at 2)" in capsys.readouterr().out  # what this call ran
+    finished = ["train", "toy-gan", "--data", "moving-digits", "--out", str(out), "--steps", "3"]
+    assert main([*finished, "--resume", "--no-progress", "--seed", "3"]) == 0
+    assert "\nalready at step 3 of 3; nothing to train (model in " in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3  # not given: the run's own
     # Resuming with the run's own command line changes nothing: no warning; a real change is named.
     import warnings as _warnings

@@ -68,6 +68,8 @@ class TrainResult:
         checkpoint: the last checkpoint written (None if none was).
         export_dir: the save_pretrained folder written at the end (None when interrupted).
         metrics: the last logged metrics (averaged over ranks).
+        start_step: the iteration the run started from (a resumed run's; 0 for a new one), so
+            ``step - start_step`` iterations ran in this call.
     """
 
     step: int
@@ -76,6 +78,7 @@ class TrainResult:
     checkpoint: Path | None
     export_dir: Path | None
     metrics: dict[str, float]
+    start_step: int = 0
 
 
 def _check_model_and_dataset(model: nn.Module, dataset: Any) -> int:
@@ -232,8 +235,10 @@ class Trainer:
             lambda: self._stop_requested, self.request_stop, announce=self.is_main
         )
         progress = None
+        start_step = 0
         try:
             self._start_run()
+            start_step = self.step
             progress = self._open_progress_bar()
             status = self._train_loop(progress)
             if status == "completed":
@@ -251,7 +256,13 @@ class Trainer:
             self.run.close()
         distributed.barrier()
         return TrainResult(
-            self.step, status, self.run_dir, self.last_checkpoint, export_dir, dict(self.last_metrics)
+            self.step,
+            status,
+            self.run_dir,
+            self.last_checkpoint,
+            export_dir,
+            dict(self.last_metrics),
+            start_step,
         )
 
     def _start_run(self) -> None:
