@@ -131,6 +131,11 @@ def test_info_of_a_weight_set_describes_those_weights(capsys):
     )
     loaded = vganzoo.load("mocogan-rnn.digits", components="all")
     assert info["parameters"]["total"] == sum(p.numel() for p in loaded.parameters())
+    # an architecture name describes its default config: no "weights", its weight sets under "pretrained"
+    arch = vganzoo.model_info("mocogan-rnn")
+    assert (
+        arch["weights"] is None and list(arch["pretrained"]) == ["digits"] and arch["default_tag"] == "digits"
+    )
     assert main(["info", "mocogan-rnn"]) == 0
     out = capsys.readouterr().out
     assert (

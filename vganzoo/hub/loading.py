@@ -419,6 +419,11 @@ def model_info(name: str) -> dict[str, Any]:
     ``recipe`` is the default (``paper``) recipe, ``recipes`` every named one; for ``arch.tag``,
     ``trained_with`` is the recipe the weight set records (None when it records none).
 
+    ``weights`` is the weight set this info describes: ``arch.tag`` when ``name`` names one (then
+    ``config`` and ``parameters`` are that set's), None for an architecture name, whose info
+    describes its default config even when it has weight sets. Those are ``pretrained`` (tag ->
+    spec), and ``default_tag`` is the one ``vganzoo.load(arch)`` picks.
+
     For ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
     (read from its verified config.json), otherwise of the default config. Nothing is allocated:
     the model is built on the meta device where its initialisers allow.
