@@ -198,6 +198,16 @@ def test_sample_label_mp4_and_interpolate(tmp_path, capsys):
     )
     assert code == 0 and "content walk" in stdout and "motion walk" in stdout
     assert vio.read_video(tmp_path / "i.gif").shape == (FRAMES, 2 * (RES + 2) + 2, 3 * (RES + 2) + 2, 3)
+    assert "from seed 0 to 1;" in stdout  # one pair
+    code, stdout, _ = run_cli(
+        capsys, "sample", "test-content-motion", "--interpolate", "2", "--n", "3", "--seed", "4",
+        "--out", str(tmp_path / "p.gif"),
+    )  # fmt: skip
+    # several pairs share the two seeds but not the videos: the summary says which video each walks
+    assert code == 0 and "of 3 pairs, pair i from video i of seed 4's batch to video i of seed 5's" in stdout
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "pair i walks from video i of SEED's batch" in " ".join(capsys.readouterr().out.split())
 
 
 def test_sample_toy_plugin_model(tmp_path, capsys):

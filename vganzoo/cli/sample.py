@@ -51,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--n",
         type=int_in(1, MAX_N),
         default=None,
-        help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs, default 1)",
+        help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs to walk, default 1)",
     )
     p.add_argument(
         "--seed",
@@ -68,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="STEPS",
         help="walk the content latents between two seeds with the motion fixed, and the reverse, in STEPS "
-        "steps",
+        "steps; with --n N, N pairs: pair i walks from video i of SEED's batch to video i of SEED+1's "
+        "(the seeds are the same for every pair, the videos are not)",
     )
     p.add_argument(
         "--device",
@@ -260,10 +261,13 @@ def run(args: argparse.Namespace) -> int:
                 use_ema=use_ema,
                 on_progress=bar.update,
             )
-            what = (
-                f"latent walk in {args.interpolate} steps from seed {args.seed} to {args.seed + 1}; rows: "
-                + "; ".join(rows)
+            ends = (
+                f"from seed {args.seed} to {args.seed + 1}"
+                if n == 1
+                else f"of {n} pairs, pair i from video i of seed {args.seed}'s batch to video i of seed "
+                f"{args.seed + 1}'s"
             )
+            what = f"latent walk in {args.interpolate} steps {ends}; rows: " + "; ".join(rows)
             labels: Any = [args.label] * n if args.label is not None else None
             if labels is None and model.num_classes:
                 labels = "drawn per pair (see rows)"
