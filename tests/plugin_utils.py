@@ -45,12 +45,14 @@ class PluginSandbox:
         self.root = root
         self.paths: list[str] = []
         self.modules: list[str] = []
+        self.dists: list[str] = []
 
     def add(self, dist: str, module: str, source: str, models=(), components=()) -> None:
         site = make_distribution(self.root, dist, module, source, models, components)
         sys.path.insert(0, str(site))
         self.paths.append(str(site))
         self.modules.append(module)
+        self.dists.append(dist)
         plugins.reload()
 
     def close(self) -> None:
@@ -61,10 +63,12 @@ class PluginSandbox:
             sys.modules.pop(module, None)
         plugins.reload()
         # forget what the throw-away modules registered so later tests start clean
-        plugins._registered_by_ep.clear()
-        for dist in list(plugins._registered_directly):
-            if any(s.factory.__module__ in self.modules for s in plugins._registered_directly[dist]):
-                del plugins._registered_directly[dist]
+        # (only the sandbox's own: an installed plugin loaded earlier, whose module stays imported, is
+        # restored from its record on the next load)
+        for key in [k for k in plugins._registered_by_ep if k[0] in self.dists]:
+            del plugins._registered_by_ep[key]
+        for dist in self.dists:
+            plugins._registered_directly.pop(dist, None)
         with registry.core._lock:
             for name in [n for n, s in registry.core._models.items() if s.factory.__module__ in self.modules]:
                 del registry.core._models[name]
