@@ -9,7 +9,7 @@ import json
 import os
 import sys
 
-from .options import device_arg, resolve_device
+from .options import device_arg, random_weights_arg, resolve_device
 
 # Kept literal so that building the parser does not import torch; tests check they match
 # vganzoo.metrics.evaluation.METRICS / DEFAULT_N / DEFAULT_FRAMES and vganzoo.metrics.protocols.PROTOCOLS.
@@ -75,11 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_protocol_arguments(p)
     _add_named_protocol_arguments(p)
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    p.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="evaluate vganzoo.create(MODEL) with random weights (a baseline)",
-    )
+    random_weights_arg(p, "evaluate")
     p.add_argument(
         "--config",
         action="append",

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(names))
         return 0
     if not names:
-        print(f"no model matches {args.filter!r}")
+        print(_nothing_matches(args.filter, args.pretrained))
         return 0
     if args.pretrained:
         print(
@@ -63,6 +63,21 @@ def run(args: argparse.Namespace) -> int:
             rows.append([name, "?", "?", "-", f"unavailable: {reason}"])
     print(_table(rows, ["name", "family", "source", "pretrained", "description"]))
     return 0
+
+
+def _nothing_matches(pattern: str | None, pretrained: bool) -> str:
+    """Why the listing is empty: no model matches, or (--pretrained) the models that match have no
+    weight sets (naming them, so that the filter is not taken for a typo)."""
+    shown = repr(pattern) if pattern else "any name"
+    if not pretrained:
+        return f"no model matches {shown}"
+    models = registry.list_models(pattern)
+    if not models:
+        return f"no weight set matches {shown} (and no model does)"
+    which = "none has" if len(models) > 1 else "it has no"
+    return (
+        f"no weight set matches {shown} (models matching it: {', '.join(models)}; {which} pretrained weights)"
+    )
 
 
 def _weight_set_row(name: str) -> list[str]:

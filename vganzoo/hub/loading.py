@@ -419,6 +419,11 @@ def model_info(name: str) -> dict[str, Any]:
     ``recipe`` is the default (``paper``) recipe, ``recipes`` every named one; for ``arch.tag``,
     ``trained_with`` is the recipe the weight set records (None when it records none).
 
+    ``weights`` is the weight set this info describes: ``arch.tag`` when ``name`` names one (then
+    ``config`` and ``parameters`` are that set's), None for an architecture name, whose info
+    describes its default config even when it has weight sets. Those are ``pretrained`` (tag ->
+    spec), and ``default_tag`` is the one ``vganzoo.load(arch)`` picks.
+
     For ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
     (read from its verified config.json), otherwise of the default config. Nothing is allocated:
     the model is built on the meta device where its initialisers allow.
@@ -464,6 +469,10 @@ def _names_weight_set(name: str) -> bool:
     return name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) or registry.split_tag(name)[1] is not None
 
 
+# How load_or_create refuses config overrides for pretrained weights (the CLI names its option there).
+FIXED_BY_WEIGHTS = "has pretrained weights, which fix the architecture"
+
+
 def load_or_create(
     name: str,
     *,
@@ -487,8 +496,8 @@ def load_or_create(
     if not random_weights and (weight_set or require_weights or registry.get_model_spec(name).pretrained):
         if overrides:
             raise InvalidConfigError(
-                f"{', '.join(sorted(overrides))}: {name} has pretrained weights, which fix the architecture; "
-                "these settings apply to random weights only"
+                f"{', '.join(sorted(overrides))}: {name} {FIXED_BY_WEIGHTS}; these settings apply to "
+                "random weights only"
             )
         try:
             return load(name), True

@@ -23,6 +23,8 @@ from ..errors import (
 COMPONENT_KINDS = ("generator", "discriminator", "loss", "dataset")
 FOLDER_DATASET = "folder"  # the dataset component that reads a folder of videos
 BUILTIN_SOURCE = "vganzoo"
+# Where an unknown model's error points; the command line says `vganzoo list` instead.
+LIST_MODELS_HINT = "(vganzoo.list_models() lists them all)"
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _COMPONENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -117,6 +119,7 @@ class PluginHook(Protocol):
     """What the registry asks of the plugin layer (:mod:`vganzoo.plugins` implements it)."""
 
     def current_distribution(self) -> str | None: ...  # registering now (None outside a plugin load)
+    def distribution_of_module(self, module: str) -> str | None: ...  # plugin owning module, if any
     def record_registration(self, spec: ModelSpec | ComponentSpec) -> None: ...  # made while it imports
     def entry_point_names(self, kind: str) -> set[str]: ...  # declared in group kind (models, components)
     def entry_point_dists(self, kind: str, name: str) -> set[str]: ...  # distributions declaring name
@@ -127,6 +130,9 @@ class _NoPlugins:
     """The hook before (or without) :mod:`vganzoo.plugins`: no plugin names at all."""
 
     def current_distribution(self) -> str | None:
+        return None
+
+    def distribution_of_module(self, module: str) -> str | None:
         return None
 
     def record_registration(self, spec: ModelSpec | ComponentSpec) -> None:
@@ -176,6 +182,15 @@ def _ensure_builtins() -> None:
             _builtins_state = "pending"
             raise
         _builtins_state = "loaded"
+
+
+def _registering_source(factory: Callable[..., Any]) -> str:
+    """Who registers ``factory``: the plugin being loaded, else the plugin distribution whose
+    package defines it (its module imported directly, before vganzoo loaded it), else built-in."""
+    dist = _plugins.current_distribution()
+    if dist is None:
+        dist = _plugins.distribution_of_module(getattr(factory, "__module__", None) or "")
+    return dist or BUILTIN_SOURCE
 
 
 def reset_plugins() -> None:
@@ -265,7 +280,7 @@ def register_model(
         raise ValueError(f"register_model: saved_config_defaults of {name!r} names unknown keys {unknown}")
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        source = _plugins.current_distribution() or BUILTIN_SOURCE
+        source = _registering_source(factory)
         spec = ModelSpec(
             name=name,
             factory=factory,
@@ -312,7 +327,7 @@ def register_component(
         )
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        source = _plugins.current_distribution() or BUILTIN_SOURCE
+        source = _registering_source(factory)
         spec = ComponentSpec(kind=kind, name=name, factory=factory, source=source)
         with _lock:
             if source == BUILTIN_SOURCE:
@@ -415,9 +430,7 @@ def get_model_spec(name: str) -> ModelSpec:
     if len(claimants) == 1:
         (dist,) = claimants
         return get_model_spec(f"{dist}::{arch}")
-    raise UnknownModelError(
-        f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} (vganzoo.list_models() lists them all)"
-    )
+    raise UnknownModelError(f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} {LIST_MODELS_HINT}")
 
 
 def get_component_spec(kind: str, name: str) -> ComponentSpec:

@@ -68,6 +68,8 @@ class TrainResult:
         checkpoint: the last checkpoint written (None if none was).
         export_dir: the save_pretrained folder written at the end (None when interrupted).
         metrics: the last logged metrics (averaged over ranks).
+        start_step: the iteration the run started from (a resumed run's; 0 for a new one), so
+            ``step - start_step`` iterations ran in this call.
     """
 
     step: int
@@ -76,6 +78,7 @@ class TrainResult:
     checkpoint: Path | None
     export_dir: Path | None
     metrics: dict[str, float]
+    start_step: int = 0
 
 
 def _check_model_and_dataset(model: nn.Module, dataset: Any) -> int:
@@ -184,8 +187,9 @@ class Trainer:
             self._drop_labels("the dataset has no labels")
         elif data_classes > self.num_classes:
             self._drop_labels(
-                f"the dataset has {data_classes} classes but the model num_classes={self.num_classes} "
-                f"(pass --num-classes {data_classes} / num_classes={data_classes} to condition on them)"
+                f"the dataset has {data_classes} classes, more than the model's "
+                f"num_classes={self.num_classes}",
+                fix=f"pass --num-classes {data_classes} (num_classes={data_classes}) to condition on them",
             )
 
     def _wrap_modules(self) -> None:
@@ -231,8 +235,10 @@ class Trainer:
             lambda: self._stop_requested, self.request_stop, announce=self.is_main
         )
         progress = None
+        start_step = 0
         try:
             self._start_run()
+            start_step = self.step
             progress = self._open_progress_bar()
             status = self._train_loop(progress)
             if status == "completed":
@@ -250,7 +256,13 @@ class Trainer:
             self.run.close()
         distributed.barrier()
         return TrainResult(
-            self.step, status, self.run_dir, self.last_checkpoint, export_dir, dict(self.last_metrics)
+            self.step,
+            status,
+            self.run_dir,
+            self.last_checkpoint,
+            export_dir,
+            dict(self.last_metrics),
+            start_step,
         )
 
     def _start_run(self) -> None:
@@ -375,13 +387,14 @@ class Trainer:
             return video, None
         return video, labels.to(self.device, non_blocking=True)
 
-    def _drop_labels(self, why: str) -> None:
-        """From now on (for the rest of the run) real clips go to the discriminators without labels."""
+    def _drop_labels(self, why: str, fix: str = "") -> None:
+        """From now on (for the rest of the run) real clips go to the discriminators without labels;
+        the warning is one sentence: ``why``, what follows, then ``fix`` when there is one."""
         self.use_labels = False
         if self.is_main:
             warnings.warn(
-                f"data: the model is conditional but {why}; real clips are shown to the discriminators "
-                "without labels for the rest of the run",
+                f"data: {why}, so the conditional model's discriminators see real clips without labels "
+                "for the rest of the run" + (f"; {fix}" if fix else ""),
                 stacklevel=3,
             )
 
