@@ -703,3 +703,22 @@ def test_labels_are_used_or_dropped_for_the_whole_run(tmp_path):
     assert all(seen[:first_bad]) and not any(seen[first_bad:])
     _tensors, state = trainer.state_tensors_and_meta()
     assert state["use_labels"] is False
+
+
+def test_resume_without_data_takes_the_runs_own(tmp_path, capsys):
+    """`--max-time` prints `continue with --resume --out RUN`: that command must work as printed."""
+    from vganzoo.cli import main
+
+    out = tmp_path / "run"
+    base = ["train", "tgan", "--resolution", "32", "--width", "0.125", "--batch-size", "2", "--no-progress"]
+    assert main([*base, "--data", "moving-digits", "--steps", "1", "--out", str(out)]) == 0
+    config = json.loads((out / "config.json").read_text())
+    assert config["data_spec"] == "moving-digits"
+    capsys.readouterr()
+    assert main([*base, "--steps", "2", "--out", str(out), "--resume"]) == 0
+    assert "trained 1 iteration (resumed at 1)" in capsys.readouterr().out
+    assert main([*base, "--steps", "1", "--out", str(tmp_path / "new")]) == 2  # no --data, no --resume
+    assert "--data is required" in capsys.readouterr().err
+    assert main([*base, "--steps", "1", "--out", str(tmp_path / "none"), "--resume"]) == 2
+    assert "found no run to continue" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists() and not (tmp_path / "none").exists()

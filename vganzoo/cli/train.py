@@ -45,7 +45,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("model", type=nonempty, help="model name, e.g. mocogan-rnn (see `vganzoo list`)")
     p.add_argument(
-        "--data", required=True, type=nonempty, help="moving-digits, moving-shapes or a folder of videos"
+        "--data",
+        type=nonempty,
+        default=None,
+        help="moving-digits, moving-shapes or a folder of videos (required; --resume takes the run's)",
     )
     p.add_argument("--out", type=out_dir, default=None, help="run folder (default: runs/MODEL-TIME)")
     p.add_argument(
@@ -177,6 +180,9 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from ..train import train
+
+    if args.data is None and not args.resume:
+        raise ValueError("--data is required (moving-digits, moving-shapes or a folder of videos)")
 
     model_overrides: dict[str, Any] = {
         "resolution": args.resolution,

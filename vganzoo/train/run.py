@@ -194,6 +194,8 @@ def train(
     device = distributed.init_from_env(train_options.pop("device", None))
     try:
         saved = _saved_run(resume, out)
+        if data is None and dataset is None:
+            data = _resumed_data(saved, out)
         _inherit_options(train_options, saved)
         seed = int(train_options.get("seed", 0))
         torch.manual_seed(seed)  # the initial weights
@@ -260,7 +262,7 @@ def _check_arguments(
     resume: bool | str,
 ) -> None:
     """The argument errors ``train`` reports before it starts anything (nothing is written yet)."""
-    if data is None and dataset is None:
+    if data is None and dataset is None and not resume:
         raise ValueError("data: pass a dataset spec (moving-digits, moving-shapes or a folder) or a dataset")
     if data is not None and (not isinstance(data, (str, os.PathLike)) or not str(os.fspath(data)).strip()):
         raise ValueError(f"data: expected a dataset name or a folder, got {data!r}")
@@ -308,6 +310,21 @@ def _saved_run(resume: bool | str, out: str | None) -> dict[str, Any] | None:
     stored = {"model": checkpoint.stat().st_size} if checkpoint is not None and checkpoint.is_file() else {}
     hub.check_config_size(saved["model"], f"resume: {str(path)!r}", stored)
     return saved
+
+
+def _resumed_data(saved: Mapping[str, Any] | None, out: str | None) -> str:
+    """The data spec of the run being resumed, for a resume that names none."""
+    if saved is None:
+        raise ValueError(
+            f"data: --resume found no run to continue in {out!r}, so the data must be given "
+            "(moving-digits, moving-shapes or a folder)"
+        )
+    spec = saved.get("data_spec", saved.get("data")) if "data_spec" in saved or "data" in saved else None
+    if not isinstance(spec, str) or not spec.strip():
+        raise ValueError(
+            "data: the run being resumed was trained on a dataset object, not a dataset spec; pass it again"
+        )
+    return spec
 
 
 def _inherit_options(train_options: dict[str, Any], saved: Mapping[str, Any] | None) -> None:
@@ -385,7 +402,10 @@ def _run_info(
 ) -> dict[str, Any]:
     """What the run's config.json records besides the configs: the data, where the weights started
     (the init_from report, which is also logged) and the command line."""
-    run_info: dict[str, Any] = {"data": data if data is not None else type(dataset).__name__}
+    run_info: dict[str, Any] = {
+        "data": data if data is not None else type(dataset).__name__,
+        "data_spec": data,  # what a resume without data rebuilds (None: a dataset object was given)
+    }
     if report is not None:
         if gan.recipe.get("ema") is None and gan.generator_ema is not None:
             _drop_ema(gan, report)
