@@ -271,6 +271,12 @@ def test_cli(snapshot, tmp_path, capsys):
     assert cli_main(["convert", "stylegan-v", str(path), str(tmp_path / "out")]) == 2  # exists
     assert "--force" in capsys.readouterr().err
     assert cli_main(["convert", "stylegan-v", str(path), str(tmp_path / "out"), "--force"]) == 0
+    victim = tmp_path / "victim"  # --force never deletes a folder that is not a weight set
+    (victim / "sub").mkdir(parents=True)
+    (victim / "notes.txt").write_text("keep")
+    assert cli_main(["convert", "stylegan-v", str(path), str(victim), "--force"]) == 2
+    assert "is not a weight set" in capsys.readouterr().err
+    assert (victim / "notes.txt").read_text() == "keep" and (victim / "sub").is_dir()
     bad = tmp_path / "bad.pkl"
     bad.write_bytes(path.read_bytes()[:1000])
     assert cli_main(["convert", "stylegan-v", str(bad), str(tmp_path / "bad-out")]) == 2

@@ -55,7 +55,7 @@ from .loading import (
     model_info,
     pretrained_config,
 )
-from .save import push_to_hub, save_pretrained, spec_from_folder
+from .save import check_replaceable, push_to_hub, save_pretrained, spec_from_folder
 from .weightsets import CARD_FILE, CONFIG_FILE, INDEX_FILE, HubOptions, component_file
 
 __all__ = [
@@ -75,6 +75,7 @@ __all__ = [
     "WeightsNotFoundError",
     "check_config_size",
     "check_model_memory",
+    "check_replaceable",
     "check_tensors",
     "component_file",
     "component_module",

@@ -36,7 +36,7 @@ from .weightsets import (
     local_weight_set,
 )
 
-__all__ = ["push_to_hub", "save_pretrained", "spec_from_folder"]
+__all__ = ["check_replaceable", "push_to_hub", "save_pretrained", "spec_from_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -148,6 +148,44 @@ def model_card(
     return "\n".join(lines)
 
 
+def _weight_set_file(entry: Path) -> bool:
+    """Whether ``entry`` is one of the files save_pretrained writes (and nothing else: no folder,
+    no link)."""
+    if entry.is_symlink() or not entry.is_file():
+        return False
+    return entry.name in (CONFIG_FILE, INDEX_FILE, CARD_FILE) or entry.name.endswith(".safetensors")
+
+
+def check_replaceable(directory: str | os.PathLike[str], overwrite: bool, what: str, flag: str) -> None:
+    """Refuse to write a weight set into ``directory`` unless it is missing, empty, or (with
+    ``overwrite``) a weight set whose files alone would be replaced.
+
+    A folder holding anything a weight set does not (notes, sub-folders, links) is never replaced,
+    whatever ``overwrite`` says: replacing it would delete those files. ``what`` names the argument
+    (``"OUT_DIR"``), ``flag`` the option that allows replacing (``"--force"``).
+    """
+    target = Path(directory).expanduser()
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{what}: {str(target)!r} exists and is not a folder")
+    if not target.is_dir():
+        return
+    entries = list(target.iterdir())
+    if not entries:
+        return
+    foreign = sorted(e.name for e in entries if not _weight_set_file(e))
+    if foreign or not (target / INDEX_FILE).is_file():
+        reason = f"it holds {foreign[0]!r}" if foreign else f"it has no {INDEX_FILE}"
+        raise FileExistsError(
+            f"{what}: {str(target)!r} is not empty and is not a weight set ({reason}); "
+            "give a new or empty folder"
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"{what}: {str(target)!r} is not empty: it holds a weight set; "
+            f"pass {flag} to replace the weight set in it"
+        )
+
+
 def save_pretrained(
     model: Any,
     directory: str | os.PathLike[str],
@@ -161,7 +199,8 @@ def save_pretrained(
 
     Args:
         model: a :class:`~vganzoo.models.base.VideoGAN` whose ``config`` rebuilds it.
-        directory: the folder to create; an existing non-empty one needs ``overwrite=True``.
+        directory: the folder to create; an existing weight set there is replaced only with
+            ``overwrite=True``, and a non-empty folder that is not a weight set never is.
         metadata: for the model card and ``weights.json``: ``license``, ``datasets`` (or
             ``dataset``), ``tags``, ``metrics`` (name -> value or ``{"value", "protocol"}``),
             ``training_command``, ``paper``, ``resolution``, ``frames``, ``fps``, ``steps``,
@@ -192,10 +231,7 @@ def save_pretrained(
     except TypeError as exc:
         raise ValueError(f"model.config and metadata must be JSON-serialisable: {exc}") from None
     target = Path(directory).expanduser().absolute()
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"directory: {target} exists and is not a folder")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"directory: {target} is not empty; pass overwrite=True to replace it")
+    check_replaceable(target, overwrite, "directory", "overwrite=True")
     target.parent.mkdir(parents=True, exist_ok=True)
 
     tmp = temp_folder(target)
