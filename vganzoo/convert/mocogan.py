@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import VganzooError
+from ..errors import VganzooError, short_repr
 from ..files import describe_file
 from ..models.mocogan import BASE_CHANNELS, BOTTOM_SIZE, DEFAULT_CONFIG, VIDEO_D_FRAMES, MoCoGANGenerator
 from .folder import write_weight_folder
@@ -60,7 +60,7 @@ class _SavedModule(nn.Module):
     saved_as = "a module"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        shown = ", ".join([*map(_short_repr, args), *(f"{k}={_short_repr(v)}" for k, v in kwargs.items())])
+        shown = ", ".join([*map(short_repr, args), *(f"{k}={short_repr(v)}" for k, v in kwargs.items())])
         raise UnsafeCheckpointError(
             f"the pickle calls {self.saved_as}({shown}); a saved module is restored from its attributes, "
             "never built by calling its constructor, so this file is not a checkpoint torch.save wrote"
@@ -68,11 +68,6 @@ class _SavedModule(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
         raise RuntimeError("an unpickled stand-in module; convert it instead of calling it")
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:40] + "..."
 
 
 class OriginalVideoGenerator(_SavedModule):

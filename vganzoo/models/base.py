@@ -206,7 +206,7 @@ class VideoGAN(nn.Module):
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         gen_module, device, dtype = self._sampling_generator(use_ema, device)
         labels = check_labels(labels, n, self.num_classes)
-        _check_output_memory(gen_module, n, device)
+        check_output_memory(gen_module, n, device)
         latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
         # latents are drawn in float32 on the CPU (the same seed gives the same videos anywhere); a
         # model cast with .to(dtype) / load(dtype=...) gets them in its own dtype
@@ -257,12 +257,17 @@ class VideoGAN(nn.Module):
         return f"model={self.name!r}"
 
 
-def _check_output_memory(generator: nn.Module, n: int, device: torch.device) -> None:
+def check_output_memory(
+    generator: nn.Module, n: int, device: torch.device, *, frames: int | None = None
+) -> None:
     """Refuse ``n`` videos whose output alone (float32, one batch) cannot fit in memory (CPU only:
-    a GPU reports its own out-of-memory error at once)."""
+    a GPU reports its own out-of-memory error at once). ``frames``: the clip length, for generators
+    that render any length (default: the generator's ``frames``)."""
     from ..resources import check_memory
 
     sizes = [getattr(generator, key, None) for key in ("channels", "frames", "resolution")]
+    if frames is not None:
+        sizes[1] = frames
     if device.type != "cpu" or not all(isinstance(v, int) and v > 0 for v in sizes):
         return
     channels, frames, resolution = sizes
