@@ -31,3 +31,18 @@ def test_sampling_more_than_memory_holds_is_refused_before_drawing(monkeypatch):
     with pytest.raises(ResourceLimitError, match=r"sample: n=1000000000 videos .* needs at least"):
         model.sample(10**9)
     assert drawn == []
+
+
+@pytest.mark.parametrize(
+    ("name", "overrides"),
+    [("mocogan-rnn", {"num_classes": 20_000_000}), ("stylegan-v", {"time_dim": 1_000_000})],
+)
+def test_create_refuses_giant_configs_before_building(name, overrides, monkeypatch):
+    from vganzoo import registry
+
+    built = []
+    monkeypatch.setenv("VGANZOO_MEMORY_LIMIT", "1G")  # far below either model, whatever the machine
+    monkeypatch.setattr(registry, "create", lambda *a, **k: built.append(a))
+    with pytest.raises(ResourceLimitError, match=r"^building .* needs at least .* choose smaller settings"):
+        vganzoo.create(name, **overrides)
+    assert built == []

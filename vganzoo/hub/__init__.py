@@ -49,6 +49,7 @@ from .fetch import ENDPOINT_ENV_VARS, download, fetch_file, recorded_metrics, re
 from .loading import (
     LoadReport,
     component_module,
+    create,
     load,
     load_or_create,
     load_weights,
@@ -79,6 +80,7 @@ __all__ = [
     "check_tensors",
     "component_file",
     "component_module",
+    "create",
     "download",
     "fetch_file",
     "load",

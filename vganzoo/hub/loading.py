@@ -35,6 +35,7 @@ from .weightsets import (
 __all__ = [
     "LoadReport",
     "component_module",
+    "create",
     "load",
     "load_or_create",
     "load_weights",
@@ -500,6 +501,14 @@ def load_or_create(
         warnings.warn(f"{name} has no pretrained weights; using random weights", stacklevel=2)
     check_model_memory(name, overrides, advice="choose smaller settings")
     return registry.create(name, **overrides), False
+
+
+def create(name: str, **overrides: Any) -> Any:
+    """:func:`vganzoo.registry.create` (``vganzoo.create``), refused before anything is allocated when
+    the model's parameters cannot fit in memory (``num_classes=20_000_000``, ``time_dim=10**6``...);
+    the size is estimated on the meta device."""
+    check_model_memory(name, overrides, advice="choose smaller settings")
+    return registry.create(name, **overrides)
 
 
 def _random_like(name: str, overrides: Mapping[str, Any]) -> Any:
