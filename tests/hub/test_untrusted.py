@@ -193,3 +193,43 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_name(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match=f"{key.removeprefix('model.')!r} holds 1 NaN"):
         export_checkpoint(path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# links out of a shared folder (a README.md -> ~/.ssh/id_rsa would be shown by serve, pushed by push)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("filename", ["README.md", "generator.safetensors", "weights.json"])
+def test_a_link_out_of_a_weight_set_is_refused_on_load_and_push(shared, tmp_path, filename):
+    from vganzoo.hub.save import verify_folder
+
+    outside = tmp_path / "secret"
+    outside.write_bytes((shared / filename).read_bytes())  # even the right bytes: it is not the folder's
+    (shared / filename).unlink()
+    (shared / filename).symlink_to(outside)
+    with pytest.raises(hub.WeightsError, match=f"{filename} in .* is a link to a file outside the folder"):
+        vganzoo.load(f"local-dir:{shared}")
+    with pytest.raises(hub.WeightsError, match="outside the folder"):
+        verify_folder(shared)  # what push_to_hub checks before uploading a folder
+    assert main(["info", f"local-dir:{shared}"]) == 2
+
+
+def test_a_link_inside_the_folder_is_fine_and_the_catalog_reads_no_card_out_of_it(shared, tmp_path):
+    from vganzoo.hub.weightsets import file_in_weight_set
+
+    (shared / "card.md").write_text("# inside\n")
+    (shared / "README.md").unlink()
+    (shared / "README.md").symlink_to(shared / "card.md")
+    vganzoo.load(f"local-dir:{shared}")
+    assert file_in_weight_set(shared, "README.md") == shared / "README.md"
+    # a Hugging Face cache snapshot links to its repo's blobs; a link beyond the repo is not read
+    snapshot = tmp_path / "models--a--b" / "snapshots" / ("0" * 40)
+    blobs = tmp_path / "models--a--b" / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    (blobs / "abc").write_text("# card\n")
+    (snapshot / "README.md").symlink_to(blobs / "abc")
+    assert file_in_weight_set(snapshot, "README.md") == snapshot / "README.md"
+    (tmp_path / "secret").write_text("key")
+    (snapshot / "README.md").unlink()
+    (snapshot / "README.md").symlink_to(tmp_path / "secret")
+    assert file_in_weight_set(snapshot, "README.md") is None

@@ -23,6 +23,7 @@ import torch
 
 from .. import hub, registry
 from ..errors import VganzooError
+from ..hub.weightsets import file_in_weight_set
 from ..models.base import make_generator
 from ..sampling import latent_roles
 
@@ -232,10 +233,12 @@ def _card_beside_config(name: str, components: list[str]) -> tuple[str, dict[str
     fetched into the same snapshot. Only the weight set's own folder is read.
     """
     folder = hub.download(name, components=components[:1])["config"].parent
-    card_file, index_file = folder / hub.CARD_FILE, folder / hub.INDEX_FILE
-    card = parse_card(card_file.read_text("utf-8")) if card_file.is_file() else ""
+    # never a link out of the weight set (a shared folder's README.md -> ~/.ssh/id_rsa)
+    card_file = file_in_weight_set(folder, hub.CARD_FILE)
+    index_file = file_in_weight_set(folder, hub.INDEX_FILE)
+    card = parse_card(card_file.read_text("utf-8")) if card_file is not None else ""
     metadata: dict[str, Any] = {}
-    if index_file.is_file():
+    if index_file is not None:
         try:
             index = json.loads(index_file.read_text("utf-8"))
         except (OSError, ValueError):

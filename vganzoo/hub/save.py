@@ -297,7 +297,7 @@ def verify_folder(folder: Path) -> list[str]:
     fetcher = Fetcher.for_weights(weights, HubOptions(local_files_only=True))
     for filename in weights.files.values():
         fetcher.fetch(filename)
-    extra = [CARD_FILE] if (folder / CARD_FILE).is_file() else []
+    extra = [CARD_FILE] if (folder / CARD_FILE).is_file() else []  # local_weight_set refused links out
     return [INDEX_FILE, *extra, *weights.files.values()]
 
 
