@@ -327,6 +327,24 @@ def test_cli_samples_any_length_and_frame_rate(tiny, tmp_path, capsys):
     assert torch.equal(written, videoio.to_uint8(expected[0])[0])
     assert cli_main(args) == 0  # default: the config's length, at the data's frame rate
     assert "(1, 1, 16, 32, 32)" in capsys.readouterr().out
+    # a latent walk renders the clip asked for too (it ignored --frames / --fps)
+    assert cli_main([*args, "--interpolate", "2", "--frames", "6", "--fps", "16"]) == 0
+    assert ", 1, 6, 32, 32)" in capsys.readouterr().out
+    assert videoio.read_video(out).shape[0] == 6
+
+
+def test_latent_walk_takes_the_clip_options(tiny):
+    from vganzoo.sampling import latent_walk
+
+    videos, _ = latent_walk(tiny, 2, clip_options={"frames": 5, "fps": 50})
+    assert videos.shape[2] == 5
+    walked, _ = latent_walk(tiny, 2, clip_options={"frames": 5, "fps": 50})
+    assert torch.equal(walked, videos)
+    with pytest.raises(ValueError, match="fps must be a number from"):
+        latent_walk(tiny, 2, clip_options={"fps": 0})
+    tgan = vganzoo.create("tgan", resolution=32, width=0.125)
+    with pytest.raises(ValueError, match=r"clip_options: TGANGenerator renders clips of a fixed length"):
+        latent_walk(tgan, 2, clip_options={"frames": 5})
 
 
 def test_half_precision_models_keep_exact_frame_times(tiny):
