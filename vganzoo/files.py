@@ -35,6 +35,7 @@ __all__ = [
     "default_mode",
     "describe_file",
     "fsync_dir",
+    "json_or_text",
     "loads_json",
     "read_json_file",
     "remove_stale_temp_files",
@@ -91,6 +92,17 @@ def loads_json(
     if _json_depth(value) > max_depth:
         raise error(f"{what}: JSON nested more than {max_depth} deep")
     return value
+
+
+def json_or_text(raw: str, what: str) -> Any:
+    """A command-line value: JSON when it parses (``1e-4``, ``[1, 2]``, ``true``), else the text
+    itself; JSON too large or too deeply nested is a ValueError naming ``what`` (``--set lr``)."""
+    try:
+        return loads_json(raw, what)
+    except ValueError as exc:
+        if "not valid JSON" in str(exc):
+            return raw
+        raise
 
 
 def read_json_file(

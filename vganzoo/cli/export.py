@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
 
+from ..files import read_json_file
 from .options import existing_path, int_in, out_dir
 
 
@@ -63,10 +63,9 @@ def run(args: argparse.Namespace) -> int:
     metadata = None
     if args.metadata:
         try:
-            with open(args.metadata, encoding="utf-8") as handle:
-                metadata = json.load(handle)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--metadata: cannot read {args.metadata!r} as JSON: {exc}") from None
+            metadata = read_json_file(args.metadata, f"--metadata: {args.metadata!r}")
+        except OSError as exc:
+            raise ValueError(f"--metadata: cannot read {args.metadata!r}: {exc.strerror or exc}") from None
         if not isinstance(metadata, dict):
             raise ValueError(f"--metadata: {args.metadata!r} must hold a JSON object")
     out = export_checkpoint(

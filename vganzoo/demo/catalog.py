@@ -9,7 +9,6 @@ last few loaded models (:class:`LoadedModel`: the model plus what the page shows
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import threading
 import time
@@ -23,6 +22,7 @@ import torch
 
 from .. import hub, registry
 from ..errors import VganzooError
+from ..files import read_json_file
 from ..hub.weightsets import file_in_weight_set
 from ..models.base import make_generator
 from ..sampling import latent_roles
@@ -240,7 +240,7 @@ def _card_beside_config(name: str, components: list[str]) -> tuple[str, dict[str
     metadata: dict[str, Any] = {}
     if index_file is not None:
         try:
-            index = json.loads(index_file.read_text("utf-8"))
+            index = read_json_file(index_file)
         except (OSError, ValueError):
             index = {}
         if isinstance(index, dict) and isinstance(index.get("metadata"), dict):

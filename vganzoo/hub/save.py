@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import registry
-from ..files import default_mode, fsync_dir, safetensors_bytes, sha256_file, temp_folder, write_synced
+from ..errors import short_repr
+from ..files import (
+    default_mode,
+    fsync_dir,
+    read_json_file,
+    safetensors_bytes,
+    sha256_file,
+    temp_folder,
+    write_synced,
+)
 from .errors import WeightsError
 from .fetch import Fetcher, default_endpoint, hub_unreachable, is_offline, resolve_endpoint
 from .loading import as_dtype, component_modules
@@ -66,6 +75,36 @@ def tensors_for_file(module: Any, what: str, dtype: Any = None) -> dict[str, Any
 
 def yaml_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON scalars and flow lists are valid YAML
+
+
+_CARD_STRINGS = ("license", "title", "load_name")  # one line each in the card
+_CARD_STRING_LISTS = ("tags", "datasets", "dataset")
+
+
+def check_card_metadata(metadata: Mapping[str, Any]) -> None:
+    """Refuse metadata that would change the model card's structure: the Hub reads ``license``,
+    ``tags`` and ``datasets`` from its YAML front matter, and a title with a line break could add
+    lines of its own (a second ``---`` block)."""
+
+    def one_line(value: Any, key: str) -> None:
+        if not isinstance(value, str) or "\n" in value or "\r" in value:
+            raise ValueError(f"metadata[{key!r}] must be a one-line string, got {short_repr(value)}")
+
+    for key in _CARD_STRINGS:
+        if metadata.get(key) is not None:
+            one_line(metadata[key], key)
+    for key in _CARD_STRING_LISTS:
+        value = metadata.get(key)
+        if value is None or isinstance(value, str):
+            if value is not None:
+                one_line(value, key)
+            continue
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(
+                f"metadata[{key!r}] must be a string or a list of strings, got {short_repr(value)}"
+            )
+        for item in value:
+            one_line(item, key)
 
 
 def model_card(
@@ -225,11 +264,14 @@ def save_pretrained(
     dtype = as_dtype(dtype)
     if dtype is not None and not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
-    try:
-        config_bytes = (json.dumps(config, indent=2, sort_keys=False) + "\n").encode()
-        json.dumps(metadata)
-    except TypeError as exc:
-        raise ValueError(f"model.config and metadata must be JSON-serialisable: {exc}") from None
+    try:  # strict JSON: NaN / Infinity would make files that JSON readers refuse
+        config_bytes = (json.dumps(config, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"model.config and metadata must be JSON-serialisable, without NaN or Infinity: {exc}"
+        ) from None
+    check_card_metadata(metadata)
     target = Path(directory).expanduser().absolute()
     check_replaceable(target, overwrite, "directory", "overwrite=True")
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -267,7 +309,7 @@ def _write_files(
         "metadata": metadata,
         "recipe": dict(getattr(model, "recipe", {}) or {}),
     }
-    write_synced(folder / INDEX_FILE, (json.dumps(index, indent=2) + "\n").encode())
+    write_synced(folder / INDEX_FILE, (json.dumps(index, indent=2, allow_nan=False) + "\n").encode())
     write_synced(folder / CARD_FILE, model_card(model, metadata, files, repo_id).encode())
     for written in folder.iterdir():  # the same permissions as every file vganzoo writes
         os.chmod(written, default_mode())
@@ -390,7 +432,7 @@ def push_to_hub(
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise WeightsError(f"push_to_hub: uploading to {repo_id} at {where} failed: {reason}") from exc
         sha = info.oid
-        index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
+        index = read_json_file(folder / INDEX_FILE, error=WeightsError)
     where = f" (pull request {info.pr_url})" if getattr(info, "pr_url", None) else ""
     files = {c: f for c, f in index["files"].items() if c != "config"}
     logger.info("pushed %s@%s%s", repo_id, sha, where)

@@ -8,7 +8,6 @@ module turns a name into a :class:`WeightSet` (no download here, except what
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from typing import Any
 
 from .. import registry
 from ..errors import VganzooError
+from ..files import read_json_file
 from .errors import NoPretrainedWeightsError, WeightsError, WeightsNotFoundError
 
 __all__ = [
@@ -141,11 +141,8 @@ def file_in_weight_set(folder: Path, filename: str) -> Path | None:
 
 
 def read_json(path: Path, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"{what}: {path} is not valid JSON ({exc})") from None
+    """An untrusted JSON file of a weight set (size and depth bounded, see ``files.read_json_file``)."""
+    return read_json_file(path, f"{what}: {path}", error=WeightsError)
 
 
 def parse_index(
