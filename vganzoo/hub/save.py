@@ -274,14 +274,18 @@ def save_pretrained(
     check_card_metadata(metadata)
     target = Path(directory).expanduser().absolute()
     check_replaceable(target, overwrite, "directory", "overwrite=True")
-    target.parent.mkdir(parents=True, exist_ok=True)
-
-    tmp = temp_folder(target)
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_folder(target)
         _write_files(tmp, model, config_bytes, metadata, dtype, repo_id)
         _move_into_place(tmp, target)
+    except OSError as exc:  # name the folder the user asked for, not a temporary file inside ours
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"cannot write the weight set: {exc.strerror}", str(target)) from exc
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 

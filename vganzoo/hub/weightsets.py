@@ -277,6 +277,8 @@ def select_components(weights: WeightSet, components: str | Iterable[str] | None
         components = [c for c in ("generator", "generator_ema") if c in available]
     if isinstance(components, str):
         components = available if components == "all" else [components]
+    if not isinstance(components, Iterable):
+        raise TypeError(f"components must be a name or a list of names, got {type(components).__name__}")
     components = list(components)
     if not components:
         raise ValueError("components: give at least one component (e.g. 'generator')")

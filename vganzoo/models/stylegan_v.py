@@ -102,6 +102,7 @@ from ..registry import register_component, register_model
 from .base import (
     DiscriminatorOutput,
     VideoGAN,
+    check_flags,
     check_labels,
     check_output_memory,
     draw_labels,
@@ -717,6 +718,7 @@ class StyleGANV(VideoGAN):
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         if not is_number(truncation_psi):
             raise ValueError(f"truncation_psi must be a number, got {truncation_psi!r}")
+        check_flags(use_ema=use_ema, return_latents=return_latents)
         gen_module, device, dtype = self._sampling_generator(use_ema, device)
         gen_module.clip_times(frames, fps)  # checks frames and fps
         labels = check_labels(labels, n, self.num_classes)
