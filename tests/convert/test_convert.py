@@ -564,3 +564,15 @@ def test_npz_archives_are_bounded_before_decompressing(tmp_path, monkeypatch):
         archive.writestr("notes.txt", "hello")
     with pytest.raises(ValueError, match="'notes.txt' is not a .npy array"):
         read_npz(bomb, "a snapshot", max_bytes=1000)
+
+
+def test_mocogan_tensors_that_expand_their_storage_are_refused(tmp_path):
+    from vganzoo.convert.mocogan import load_mocogan_generator
+
+    one = torch.zeros(1)
+    expanded = {"main.0.weight": torch.as_strided(one, (2000, 2000), (0, 0))}
+    path = tmp_path / "g.pt"
+    torch.save(expanded, path)  # torch.save keeps the view: one float stored, 4M read
+    with pytest.raises(UnsafeCheckpointError, match="reads more elements than its storage holds") as info:
+        load_mocogan_generator(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
