@@ -233,6 +233,7 @@ def test_recipe_is_the_authors():
         ({"conv_clamp": -1}, "conv_clamp must be a positive number or null"),
         ({"fps": 0}, "fps must be a number from 0.01 to 1000"),
         ({"fps": 1e308}, "fps must be a number from 0.01 to 1000"),
+        ({"max_frames": 10**12}, "max_frames must be at most 1,000,000"),
         ({"use_noise": 1}, "use_noise must be true or false"),
         ({"resolution": 16}, "resolution must be one of"),
     ],

@@ -674,6 +674,10 @@ def _check_common(component: str, args: Mapping[str, Any], *, fps: Any) -> None:
     )
     require(sparse_frames >= 2, f"{component}: sparse_frames must be at least 2, got {sparse_frames}")
     require(
+        max_frames <= MAX_CLIP_FRAMES,
+        f"{component}: max_frames must be at most {MAX_CLIP_FRAMES:,}, got {max_frames:,}",
+    )
+    require(
         frames >= sparse_frames and max_frames >= frames,
         f"{component}: need sparse_frames ({sparse_frames}) <= frames ({frames}) <= max_frames "
         f"({max_frames})",
