@@ -25,7 +25,6 @@ from .errors import (
     VganzooError,
 )
 from .registry import (
-    create,
     get_component,
     list_components,
     list_models,
@@ -60,6 +59,7 @@ __all__ = [
 # name -> module that defines it; imported on first attribute access (keeps `import vganzoo` fast)
 _LAZY = {
     "VideoGAN": "vganzoo.models.base",
+    "create": "vganzoo.hub",  # registry.create after a memory check (hub reaches resources)
     "load": "vganzoo.hub",
     "model_info": "vganzoo.hub",
     "save_pretrained": "vganzoo.hub",

@@ -7,6 +7,9 @@ bad arguments), so generic handlers keep working.
 
 from __future__ import annotations
 
+import reprlib
+from typing import Any
+
 __all__ = [
     "AmbiguousNameError",
     "InvalidConfigError",
@@ -15,6 +18,7 @@ __all__ = [
     "UnknownComponentError",
     "UnknownModelError",
     "VganzooError",
+    "short_repr",
 ]
 
 
@@ -51,3 +55,30 @@ class PluginError(VganzooError, ImportError):
 class ResourceLimitError(VganzooError, ValueError):
     """Work that would need more memory than this machine has (or far more than its input justifies);
     refused before anything is allocated."""
+
+
+SHORT_REPR_CHARS = 40  # how much of an untrusted value an error message shows
+
+
+class _ShortRepr(reprlib.Repr):
+    """reprlib with bytes cut before they are shown (reprlib would repr them whole first)."""
+
+    def repr_bytes(self, value: bytes, level: int) -> str:
+        text = repr(value[: self.maxstring])
+        return text if len(value) <= self.maxstring else text + "..."
+
+    repr_bytearray = repr_bytes
+
+
+_SHORT = _ShortRepr()
+_SHORT.maxlevel, _SHORT.maxstring, _SHORT.maxother = 3, SHORT_REPR_CHARS, SHORT_REPR_CHARS
+
+
+def short_repr(value: Any) -> str:
+    """At most about 40 characters of ``repr(value)`` for messages about untrusted values: never the
+    whole of a huge or deeply nested value (which could take gigabytes, or overflow the stack)."""
+    try:
+        text = _SHORT.repr(value)
+    except Exception:  # a value whose repr fails still gets a message
+        text = f"<{type(value).__name__}>"
+    return text if len(text) <= SHORT_REPR_CHARS else text[:SHORT_REPR_CHARS] + "..."

@@ -35,6 +35,9 @@ __all__ = [
     "default_mode",
     "describe_file",
     "fsync_dir",
+    "json_or_text",
+    "loads_json",
+    "read_json_file",
     "remove_stale_temp_files",
     "safetensors_bytes",
     "sha256_file",
@@ -51,6 +54,71 @@ _PICKLE_PROTOCOL_OPCODE = 0x80
 # torch.save's legacy (pre-1.6) format starts with this number, pickled at protocol 2
 _TORCH_LEGACY_MAGIC = b"\x80\x02\x8a\x0a\x6c\xfc\x9c\x46\xf9\x20\x6a\xa8\x50\x19"
 _SNIFF_BYTES = 64
+# JSON from files and arguments someone else wrote (weights.json, config.json, checkpoint metadata,
+# --set values...): far larger or deeper than any vganzoo writes is refused, never a RecursionError.
+MAX_JSON_BYTES = 64 * 2**20
+MAX_JSON_DEPTH = 64
+
+
+def _json_depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (without recursing)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (list, dict)):
+            deepest = max(deepest, depth)
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
+def loads_json(
+    text: str | bytes,
+    what: str,
+    *,
+    error: type[Exception] = ValueError,
+    max_bytes: int = MAX_JSON_BYTES,
+    max_depth: int = MAX_JSON_DEPTH,
+) -> Any:
+    """Parse untrusted JSON ``text``; anything wrong (not JSON, larger than ``max_bytes``, nested more
+    than ``max_depth`` deep) raises ``error`` with one line that starts with ``what``."""
+    if len(text) > max_bytes:
+        raise error(f"{what}: {len(text):,} bytes of JSON, more than the {max_bytes:,} vganzoo reads")
+    try:
+        value = json.loads(text)
+    except RecursionError:
+        raise error(f"{what}: JSON nested more than {max_depth} deep") from None
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise error(f"{what}: not valid JSON ({str(exc)[:200]})") from None
+    if _json_depth(value) > max_depth:
+        raise error(f"{what}: JSON nested more than {max_depth} deep")
+    return value
+
+
+def json_or_text(raw: str, what: str) -> Any:
+    """A command-line value: JSON when it parses (``1e-4``, ``[1, 2]``, ``true``), else the text
+    itself; JSON too large or too deeply nested is a ValueError naming ``what`` (``--set lr``)."""
+    try:
+        return loads_json(raw, what)
+    except ValueError as exc:
+        if "not valid JSON" in str(exc):
+            return raw
+        raise
+
+
+def read_json_file(
+    path: str | os.PathLike[str],
+    what: str | None = None,
+    *,
+    error: type[Exception] = ValueError,
+    **limits: Any,
+) -> Any:
+    """:func:`loads_json` of a file's text; a file larger than the limit is refused before reading.
+    ``what`` defaults to the path. OSError (missing, unreadable) propagates."""
+    what = what or str(path)
+    max_bytes = limits.get("max_bytes", MAX_JSON_BYTES)
+    with open(path, "rb") as handle:
+        data = handle.read(max_bytes + 1)
+    return loads_json(data, what, error=error, **limits)
 
 
 def fsync_dir(path: str | os.PathLike[str]) -> None:

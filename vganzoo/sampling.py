@@ -120,8 +120,12 @@ def latent_walk(
     use_ema: bool = True,
     method: str = "slerp",
     on_progress: Callable[[int], None] | None = None,
+    clip_options: Mapping[str, Any] | None = None,
 ) -> tuple[torch.Tensor, list[str]]:
     """Walk between the latents of ``seed`` and ``end_seed`` (default ``seed + 1``) in ``steps`` steps.
+
+    ``clip_options`` (``frames``, ``fps``): the clip for a generator that renders any length and
+    frame rate (StyleGAN-V), as its ``sample()`` takes them; refused for other generators.
 
     For each of ``n`` pairs of samples and each walk (content with motion fixed, then motion with
     content fixed; or one walk over all latents) one row of ``steps`` videos is made.
@@ -147,8 +151,9 @@ def latent_walk(
         else model.generator
     )
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
-    start = generator.sample_latents(n, generator=make_generator(seed), labels=labels)
-    end = generator.sample_latents(n, generator=make_generator(end_seed), labels=labels)
+    options = _clip_options(generator, clip_options)
+    start = generator.sample_latents(n, generator=make_generator(seed), labels=labels, **options)
+    end = generator.sample_latents(n, generator=make_generator(end_seed), labels=labels, **options)
     roles = latent_roles(generator, start)
     if not any(roles.values()):
         raise ValueError(f"{type(generator).__name__} draws no float latents to interpolate")
@@ -177,6 +182,25 @@ def latent_walk(
     videos = generate_from_latents(generator, _concat(rows), device=device, on_progress=on_progress)
     assert videos.shape[0] == len(descriptions) * steps, "generator returned a wrong batch size"
     return videos, descriptions
+
+
+def _clip_options(generator: Any, clip_options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``clip_options`` without None values, checked against what ``generator.sample_latents`` takes."""
+    import inspect
+
+    if clip_options is None:
+        return {}
+    if not isinstance(clip_options, Mapping):
+        raise TypeError(f"clip_options must be a dict of frames / fps, got {type(clip_options).__name__}")
+    options = {k: v for k, v in clip_options.items() if v is not None}
+    accepted = inspect.signature(generator.sample_latents).parameters
+    unknown = sorted(k for k in options if k not in ("frames", "fps") or k not in accepted)
+    if unknown:
+        raise ValueError(
+            f"clip_options: {type(generator).__name__} renders clips of a fixed length and rate; it takes "
+            f"no {', '.join(map(repr, unknown))}"
+        )
+    return options
 
 
 @torch.no_grad()

@@ -148,7 +148,7 @@ def test_convert_errors_name_options_not_keywords(tmp_path, capsys):
     line = one_error_line(capsys)
     assert "--image-generator" in line and "image_generator=" not in line
     (tmp_path / "full").mkdir()
-    (tmp_path / "full" / "x").write_text("x")
+    (tmp_path / "full" / "weights.json").write_text("{}")  # a weight set: --force replaces it
     assert main(["convert", "tgan", str(tmp_path / "gen_iter_1.npz"), str(tmp_path / "full")]) == 2
     line = one_error_line(capsys)
     assert "--force" in line and "overwrite=True" not in line

@@ -519,3 +519,60 @@ def test_cli_convert(tmp_path, capsys, original_models_module):
     assert not (tmp_path / "tg" / "discriminator.video.safetensors").exists()
     assert vganzoo.load(f"local-dir:{tmp_path / 'tg'}", components="all").discriminators.keys() == set()
     assert cli_main(["convert", "tgan", str(tmp_path / "missing.npz"), str(tmp_path / "x")]) == 2
+
+
+def _declared_npz(path, key, shape, dtype="<f4", data=b""):
+    """An .npz whose member declares ``shape`` but holds only ``data``: what a zip bomb's header says
+    before gigabytes of deflated zeros."""
+    import io
+    import zipfile
+
+    header = io.BytesIO()
+    np.lib.format.write_array_header_1_0(header, {"descr": dtype, "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr(f"{key}.npy", header.getvalue() + data)
+
+
+def test_npz_archives_are_bounded_before_decompressing(tmp_path, monkeypatch):
+    from vganzoo.convert import tgan
+    from vganzoo.convert.npz import read_npz
+
+    bomb = tmp_path / "gen_iter_1.npz"
+    _declared_npz(bomb, "dc0/W", (500_000_000,))  # 2 GB declared in a few hundred bytes
+    np.savez(tmp_path / "vgen_iter_1.npz", x=np.zeros(1, np.float32))
+    with pytest.raises(ValueError, match="declare more than .* refused before decompressing") as info:
+        convert_tgan(bomb, tmp_path / "out")
+    assert "\n" not in str(info.value)
+    # the bound, just over and just under (a small limit instead of a gigabyte file)
+    np.savez(bomb, **{"dc0/W": np.zeros(251, np.float32)})
+    with pytest.raises(ValueError, match="declare more than"):
+        read_npz(bomb, "a snapshot", max_bytes=1000)
+    assert read_npz(bomb, "a snapshot", max_bytes=1004)["dc0/W"].shape == (251,)
+    monkeypatch.setattr(tgan, "SNAPSHOT_BUDGET_FACTOR", 0)
+    with pytest.raises(ValueError, match="declare more than"):
+        convert_tgan(bomb, tmp_path / "out")
+    # a header that declares more than the member holds, objects, and foreign members: one line each
+    _declared_npz(bomb, "dc0/W", (10,), data=b"\0" * 8)
+    with pytest.raises(ValueError, match="ends early"):
+        read_npz(bomb, "a snapshot", max_bytes=1000)
+    _declared_npz(bomb, "dc0/W", (1,), dtype="|O")
+    with pytest.raises(ValueError, match="not a numpy .npz of plain arrays"):
+        read_npz(bomb, "a snapshot", max_bytes=1000)
+    import zipfile
+
+    with zipfile.ZipFile(bomb, "w") as archive:
+        archive.writestr("notes.txt", "hello")
+    with pytest.raises(ValueError, match="'notes.txt' is not a .npy array"):
+        read_npz(bomb, "a snapshot", max_bytes=1000)
+
+
+def test_mocogan_tensors_that_expand_their_storage_are_refused(tmp_path):
+    from vganzoo.convert.mocogan import load_mocogan_generator
+
+    one = torch.zeros(1)
+    expanded = {"main.0.weight": torch.as_strided(one, (2000, 2000), (0, 0))}
+    path = tmp_path / "g.pt"
+    torch.save(expanded, path)  # torch.save keeps the view: one float stored, 4M read
+    with pytest.raises(UnsafeCheckpointError, match="reads more elements than its storage holds") as info:
+        load_mocogan_generator(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

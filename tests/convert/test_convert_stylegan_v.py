@@ -271,8 +271,204 @@ def test_cli(snapshot, tmp_path, capsys):
     assert cli_main(["convert", "stylegan-v", str(path), str(tmp_path / "out")]) == 2  # exists
     assert "--force" in capsys.readouterr().err
     assert cli_main(["convert", "stylegan-v", str(path), str(tmp_path / "out"), "--force"]) == 0
+    victim = tmp_path / "victim"  # --force never deletes a folder that is not a weight set
+    (victim / "sub").mkdir(parents=True)
+    (victim / "notes.txt").write_text("keep")
+    assert cli_main(["convert", "stylegan-v", str(path), str(victim), "--force"]) == 2
+    assert "is not a weight set" in capsys.readouterr().err
+    assert (victim / "notes.txt").read_text() == "keep" and (victim / "sub").is_dir()
     bad = tmp_path / "bad.pkl"
     bad.write_bytes(path.read_bytes()[:1000])
     assert cli_main(["convert", "stylegan-v", str(bad), str(tmp_path / "bad-out")]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "error:" in err and "truncated" in err
+
+
+# ------------------------------------------------------------------------------------------------
+# crafted files: tiny pickles that would allocate gigabytes or recurse without bound
+# ------------------------------------------------------------------------------------------------
+def _one_line(path, tmp_path, match):
+    with pytest.raises(ValueError, match=match) as info:
+        convert_stylegan_v(path, tmp_path / "out")
+    assert "\n" not in str(info.value) and len(str(info.value)) < 400
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_tiny_pickle_cannot_allocate_gigabytes(tmp_path):
+    # {"G": bytes(100_000_000)} in 47 bytes, as protocol 2 writes a builtin call
+    bomb = tmp_path / "bytes.pkl"
+    bomb.write_bytes(
+        bytes.fromhex(
+            "80027d71005801000000477101635f5f6275696c74696e5f5f0a62797465730a71024a00e1f50585710352710473"
+        )
+        + b"."
+    )
+    assert len(bomb.read_bytes()) == 47
+    _one_line(bomb, tmp_path, r"calls bytes\(100000000\)")
+    # a container built from the same string over and over (memo references) is bounded by the file
+    text = "x" * 100_000
+
+    class Many:
+        def __reduce__(self):
+            return (list, (text,))
+
+    bomb.write_bytes(pickle.dumps({"G": [Many() for _ in range(200)]}, protocol=2))
+    data = bomb.read_bytes()
+    assert len(data) < 200_000  # the string once, then 200 calls on its memo entry
+    _one_line(bomb, tmp_path, "more than a file of")
+
+
+def _stored(n):
+    """A legacy-format storage of n floats, as the authors' pickles hold each tensor's data."""
+    import io
+
+    buf = io.BytesIO()
+    torch.save(torch.zeros(n).storage(), buf, _use_new_zipfile_serialization=False)
+    return buf.getvalue()
+
+
+class _Storage:
+    def __init__(self, n):
+        self.blob = _stored(n)
+
+    def __reduce__(self):
+        return (torch.storage._load_from_bytes, (self.blob,))
+
+
+class _Tensor:
+    def __init__(self, storage, size, stride):
+        self.storage, self.size, self.stride = storage, size, stride
+
+    def __reduce__(self):
+        return (torch._utils._rebuild_tensor_v2, (self.storage, 0, self.size, self.stride, False, {}))
+
+
+def test_strides_that_expand_a_storage_are_refused(tmp_path):
+    path = tmp_path / "stride.pkl"
+    one = _Storage(1)
+    path.write_bytes(pickle.dumps({"G": _Tensor(one, (20000, 20000), (0, 0))}, protocol=2))
+    _one_line(path, tmp_path, "zero stride")
+    four = _Storage(4)  # overlapping rows: 3 x 3 elements read from 4
+    path.write_bytes(pickle.dumps({"G": _Tensor(four, (3, 3), (1, 1))}, protocol=2))
+    _one_line(path, tmp_path, "more elements than its storage")
+    path.write_bytes(pickle.dumps({"G": _Tensor(four, (2, 2), (2, 1))}, protocol=2))
+    assert read_snapshot(path)["G"].shape == (2, 2)  # an ordinary layout still reads
+    # one storage blob rebuilt many times through the memo: bounded by the file's size
+    big = _Storage(100_000)
+
+    class Again:
+        def __reduce__(self):
+            return (torch.storage._load_from_bytes, (big.blob,))
+
+    path.write_bytes(pickle.dumps({"G": [Again() for _ in range(100)]}, protocol=2))
+    _one_line(path, tmp_path, "more than a file of")
+
+
+@pytest.fixture
+def authors_globals(monkeypatch):
+    """The two globals an authors' network pickle names, importable while the test writes one."""
+    import types
+
+    persistence = types.ModuleType("torch_utils.persistence")
+    networks = types.ModuleType("training.networks")
+
+    def _reconstruct_persistent_obj(meta):
+        raise AssertionError("never called: the test only writes")
+
+    _reconstruct_persistent_obj.__module__ = persistence.__name__
+    _reconstruct_persistent_obj.__qualname__ = "_reconstruct_persistent_obj"
+    persistence._reconstruct_persistent_obj = _reconstruct_persistent_obj
+    module_type = type("Module", (), {"__module__": networks.__name__, "__qualname__": "Module"})
+    networks.Module = module_type
+    for name, module in (
+        ("torch_utils", types.ModuleType("torch_utils")),
+        ("torch_utils.persistence", persistence),
+        ("training", types.ModuleType("training")),
+        ("training.networks", networks),
+    ):
+        monkeypatch.setitem(sys.modules, name, module)
+
+    class Persistent:
+        def __init__(self, modules):
+            self.meta = {
+                "type": "class",
+                "version": 6,
+                "module_src": "",
+                "class_name": "Generator",
+                "state": {"_parameters": {}, "_buffers": {}, "_modules": modules},
+            }
+
+        def __reduce__(self):
+            return (_reconstruct_persistent_obj, (self.meta,))
+
+    def module(children):
+        obj = module_type()
+        obj.__dict__ = {"_parameters": {}, "_buffers": {}, "_modules": children}
+        return obj
+
+    return Persistent, module
+
+
+def _deep_dumps(obj):
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(50_000)
+    try:
+        return pickle.dumps(obj, protocol=4)
+    finally:
+        sys.setrecursionlimit(limit)
+
+
+def test_cyclic_and_deep_networks_and_values_are_refused_in_one_line(tmp_path, authors_globals):
+    persistent, module = authors_globals
+    loop = module({})
+    loop._modules["self"] = loop
+    path = tmp_path / "cycle.pkl"
+    path.write_bytes(pickle.dumps({"G": persistent({"synthesis": loop})}, protocol=4))
+    _one_line(path, tmp_path, "cycle.pkl'?: G: 'synthesis.self' contains itself")
+    deep = module({})
+    for _ in range(100):
+        deep = module({"c": deep})
+    path.write_bytes(_deep_dumps({"G": persistent({"synthesis": deep})}))
+    _one_line(path, tmp_path, "nests submodules more than")
+    nested = []
+    for _ in range(5000):
+        nested = [nested]
+    path.write_bytes(_deep_dumps({"G": nested}))
+    _one_line(path, tmp_path, r"G is \[\[\[")
+
+
+def _tampered(tmp_path, name, change):
+    G, D, G_ema, root = ref.build(seed=1)
+    for g in (G, G_ema):
+        change(g)
+    path = tmp_path / f"{name}.pkl"
+    ref.write_snapshot(path, G, D, G_ema, root, training_state=False)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("value", "match"),
+    [
+        ("abc", r"sampling_dict.fps is 'abc', not a finite number"),
+        (1e308, "fps must be a number from 0.01 to 1000"),
+        (0.001, "fps must be a number from 0.01 to 1000"),
+    ],
+)
+def test_a_weight_set_vganzoo_would_refuse_is_refused_at_convert_time(tmp_path, value, match):
+    def set_fps(g):
+        g.sampling_dict = dict(g.sampling_dict, fps=value)
+
+    _one_line(_tampered(tmp_path, "fps", set_fps), tmp_path, match)
+
+
+def test_damaged_weights_and_time_frequencies_are_refused(tmp_path):
+    def nan_weight(g):
+        with torch.no_grad():
+            g.mapping.fc0.weight[0, 0] = float("nan")
+
+    _one_line(_tampered(tmp_path, "nan", nan_weight), tmp_path, "tensor 'mapping.layers.0.weight' holds NaN")
+
+    def zero_frequency(g):
+        g.synthesis.motion_encoder.time_encoder.freqs[0, 0] = 0.0
+
+    _one_line(_tampered(tmp_path, "freq", zero_frequency), tmp_path, "time_encoder.freqs")

@@ -198,3 +198,20 @@ def test_build_dataset_uses_the_split_subfolder(tmp_path):
     assert isinstance(train, VideoFolder) and train.class_names == ["walk"] and train.channels == 1
     assert test.class_names == ["run"] and test.channels == 3 and not test.random_start
     assert train[0]["video"].shape == (1, 4, 8, 8)
+
+
+def test_frames_of_extreme_aspect_ratio_are_skipped_before_resizing(tmp_path, monkeypatch):
+    """A 1x2000 frame scaled so its short side is the resolution would be 16x32000 per frame (a
+    1x20000 one, gigabytes per clip): such files are skipped, as unreadable ones are."""
+    from vganzoo.data import folder
+
+    root = tmp_path / "videos"
+    write_frame_folder(root / "thin", ramp(8, height=1, width=2000))
+    write_frame_folder(root / "ok", ramp(8, height=RES, width=RES * 4))  # at the limit: kept
+    ds = VideoFolder(root, frames=4, resolution=RES, seed=0)
+    resized = []
+    monkeypatch.setattr(folder, "resize_center_crop", lambda v, r: resized.append(v.shape) or v[..., :r, :r])
+    with pytest.warns(RuntimeWarning, match=r"2000x1 are wider than 4:1"):
+        items = [ds[i] for i in range(len(ds))]
+    assert ds.skipped == 1 and all(item["video"].shape == (3, 4, RES, RES) for item in items)
+    assert all(shape[-1] <= 4 * RES for shape in resized)

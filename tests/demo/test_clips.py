@@ -176,3 +176,23 @@ def test_building_the_page_without_gradio_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "gradio", None)  # import gradio -> ImportError
     with pytest.raises(DemoError, match=r"pip install 'vganzoo\[demo\]'"):
         build_app(Catalog(BUNDLED))
+
+
+def test_old_request_folders_go_but_nothing_else_in_the_output_folder(tmp_path):
+    import os
+    import time
+
+    from vganzoo.demo.clips import KEEP_SECONDS, new_request_folder
+
+    mine = tmp_path / "photos"
+    mine.mkdir()
+    (mine / "a.jpg").write_text("x")
+    old_request = tmp_path / "request-old"
+    old_request.mkdir()
+    long_ago = time.time() - 2 * KEEP_SECONDS
+    for folder in (mine, old_request):
+        os.utime(folder, (long_ago, long_ago))
+    fresh = new_request_folder(tmp_path)
+    assert fresh.is_dir() and fresh.name.startswith("request-")
+    assert (mine / "a.jpg").read_text() == "x"  # a user's folder in out_root is never removed
+    assert not old_request.exists()

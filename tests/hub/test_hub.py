@@ -752,3 +752,23 @@ def test_cli_offline_error_is_one_line(published, monkeypatch, capsys):
     assert main(["download", f"{MODEL}.tiny", "--cache-dir", str(cache)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "vganzoo download" in err
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_weight_set(trained, tmp_path):
+    model, folder = trained
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "notes.txt").write_text("keep me")
+    with pytest.raises(FileExistsError, match="is not a weight set") as info:
+        hub.save_pretrained(model, victim, overwrite=True)
+    assert len(str(info.value).splitlines()) == 1
+    assert (victim / "notes.txt").read_text() == "keep me" and (victim / "sub").is_dir()
+    # a weight set with a stranger file in it is not replaced either (the stranger would be lost)
+    (folder / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="notes.txt"):
+        hub.save_pretrained(model, folder, overwrite=True)
+    assert (folder / "notes.txt").read_text() == "mine"
+    (folder / "notes.txt").unlink()
+    with pytest.raises(FileExistsError, match="replace the weight set"):
+        hub.save_pretrained(model, folder)
+    hub.save_pretrained(model, folder, overwrite=True)

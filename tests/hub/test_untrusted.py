@@ -193,3 +193,115 @@ def test_a_checkpoint_with_nan_weights_is_refused_by_name(tmp_path):
     with pytest.raises(ckpt.CheckpointError, match=f"{key.removeprefix('model.')!r} holds 1 NaN"):
         export_checkpoint(path, tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+# ----------------------------------------------------------------------------------------------
+# links out of a shared folder (a README.md -> ~/.ssh/id_rsa would be shown by serve, pushed by push)
+# ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("filename", ["README.md", "generator.safetensors", "weights.json"])
+def test_a_link_out_of_a_weight_set_is_refused_on_load_and_push(shared, tmp_path, filename):
+    from vganzoo.hub.save import verify_folder
+
+    outside = tmp_path / "secret"
+    outside.write_bytes((shared / filename).read_bytes())  # even the right bytes: it is not the folder's
+    (shared / filename).unlink()
+    (shared / filename).symlink_to(outside)
+    with pytest.raises(hub.WeightsError, match=f"{filename} in .* is a link to a file outside the folder"):
+        vganzoo.load(f"local-dir:{shared}")
+    with pytest.raises(hub.WeightsError, match="outside the folder"):
+        verify_folder(shared)  # what push_to_hub checks before uploading a folder
+    assert main(["info", f"local-dir:{shared}"]) == 2
+
+
+def test_a_link_inside_the_folder_is_fine_and_the_catalog_reads_no_card_out_of_it(shared, tmp_path):
+    from vganzoo.hub.weightsets import file_in_weight_set
+
+    (shared / "card.md").write_text("# inside\n")
+    (shared / "README.md").unlink()
+    (shared / "README.md").symlink_to(shared / "card.md")
+    vganzoo.load(f"local-dir:{shared}")
+    assert file_in_weight_set(shared, "README.md") == shared / "README.md"
+    # a Hugging Face cache snapshot links to its repo's blobs; a link beyond the repo is not read
+    snapshot = tmp_path / "models--a--b" / "snapshots" / ("0" * 40)
+    blobs = tmp_path / "models--a--b" / "blobs"
+    snapshot.mkdir(parents=True)
+    blobs.mkdir()
+    (blobs / "abc").write_text("# card\n")
+    (snapshot / "README.md").symlink_to(blobs / "abc")
+    assert file_in_weight_set(snapshot, "README.md") == snapshot / "README.md"
+    (tmp_path / "secret").write_text("key")
+    (snapshot / "README.md").unlink()
+    (snapshot / "README.md").symlink_to(tmp_path / "secret")
+    assert file_in_weight_set(snapshot, "README.md") is None
+
+
+# ----------------------------------------------------------------------------------------------
+# deeply nested or non-standard JSON: one line naming the file or option, never a RecursionError
+# ----------------------------------------------------------------------------------------------
+DEEP = "[" * 100_000 + "]" * 100_000
+
+
+@pytest.mark.parametrize("filename", ["weights.json", "config.json"])
+def test_deeply_nested_json_in_a_weight_set_is_one_error(shared, filename, capsys):
+    (shared / filename).write_text(DEEP)
+    if filename == "config.json":
+        _rehash(shared)
+    with pytest.raises(hub.WeightsError, match=f"{filename}: JSON nested more than 64 deep"):
+        vganzoo.load(f"local-dir:{shared}")
+    assert main(["info", f"local-dir:{shared}"]) == 2
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_the_shared_json_reader_bounds_size_and_depth(tmp_path):
+    from vganzoo.files import json_or_text, loads_json, read_json_file
+
+    assert loads_json("[[1]]", "x", max_depth=2) == [[1]]
+    with pytest.raises(ValueError, match="^x: JSON nested more than 2 deep$"):
+        loads_json("[[[1]]]", "x", max_depth=2)
+    with pytest.raises(ValueError, match="^x: 11 bytes of JSON, more than the 10"):
+        loads_json('"123456789"', "x", max_bytes=10)
+    (tmp_path / "big.json").write_text("[" + "1," * 100 + "1]")
+    with pytest.raises(ValueError, match="more than the 100 vganzoo reads"):
+        read_json_file(tmp_path / "big.json", max_bytes=100)
+    assert json_or_text("1e-4", "--set lr") == 1e-4 and json_or_text("adam", "--set name") == "adam"
+    with pytest.raises(ValueError, match="--set lr: JSON nested"):
+        json_or_text(DEEP, "--set lr")
+
+
+def test_command_line_json_is_bounded(tmp_path, capsys):
+    deep = tmp_path / "meta.json"
+    deep.write_text(DEEP)
+    assert main(["export", str(tmp_path / "run"), str(tmp_path / "out"), "--metadata", str(deep)]) == 2
+    for args in (
+        ["train", "tgan", "--data", "moving-digits", "--out", str(tmp_path / "r"), "--set", f"lr={DEEP}"],
+        [
+            "train",
+            "tgan",
+            "--data",
+            "moving-digits",
+            "--out",
+            str(tmp_path / "r"),
+            "--model-arg",
+            f"width={DEEP}",
+        ],
+    ):
+        assert main(args) == 2
+        err = capsys.readouterr().err
+        assert "JSON nested more than" in err and len(err.strip().splitlines()) <= 2, err[-300:]
+
+
+@pytest.mark.parametrize(
+    ("metadata", "match"),
+    [
+        ({"metrics": {"fvd": float("nan")}}, "without NaN or Infinity"),
+        ({"steps": float("inf")}, "without NaN or Infinity"),
+        ({"title": "x\n---\nlicense: evil"}, r"metadata\['title'\] must be a one-line string"),
+        ({"license": {"name": "mit"}}, r"metadata\['license'\] must be a one-line string"),
+        ({"tags": ["ok", "a\nb"]}, r"metadata\['tags'\] must be a one-line string"),
+    ],
+)
+def test_metadata_that_would_break_weights_json_or_the_card_is_refused(shared, tmp_path, metadata, match):
+    model = vganzoo.load(f"local-dir:{shared}")
+    with pytest.raises(ValueError, match=match):
+        hub.save_pretrained(model, tmp_path / "out", metadata=metadata)
+    assert not (tmp_path / "out").exists()

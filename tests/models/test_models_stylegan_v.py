@@ -231,7 +231,9 @@ def test_recipe_is_the_authors():
         ({"concat_res": 4}, "concat_res"),
         ({"motion_z_distance": 0}, "motion_z_distance must be a positive number"),
         ({"conv_clamp": -1}, "conv_clamp must be a positive number or null"),
-        ({"fps": 0}, "fps must be a positive number"),
+        ({"fps": 0}, "fps must be a number from 0.01 to 1000"),
+        ({"fps": 1e308}, "fps must be a number from 0.01 to 1000"),
+        ({"max_frames": 10**12}, "max_frames must be at most 1,000,000"),
         ({"use_noise": 1}, "use_noise must be true or false"),
         ({"resolution": 16}, "resolution must be one of"),
     ],
@@ -242,10 +244,12 @@ def test_bad_configs_name_the_setting(overrides, match):
 
 
 def test_bad_inputs_name_the_argument(tiny):
-    with pytest.raises(ValueError, match="frames must be a positive int"):
+    with pytest.raises(ValueError, match="frames must be an int from 1 to"):
         tiny.sample(1, frames=0)
-    with pytest.raises(ValueError, match="fps must be a positive number"):
+    with pytest.raises(ValueError, match="fps must be a number from 0.01 to 1000"):
         tiny.sample(1, fps=-2)
+    with pytest.raises(ValueError, match="fps must be a number from 0.01 to 1000"):
+        tiny.sample(1, frames=8, fps=1e-7)  # the CLI's --fps bounds
     g, d = tiny.generator, tiny.discriminators["video"]
     latents = g.sample_latents(2, generator=torch.Generator().manual_seed(0), frames=3)
     with pytest.raises(ValueError, match=r"motion_z must have shape \(2, L, 16\)"):
@@ -324,6 +328,24 @@ def test_cli_samples_any_length_and_frame_rate(tiny, tmp_path, capsys):
     assert torch.equal(written, videoio.to_uint8(expected[0])[0])
     assert cli_main(args) == 0  # default: the config's length, at the data's frame rate
     assert "(1, 1, 16, 32, 32)" in capsys.readouterr().out
+    # a latent walk renders the clip asked for too (it ignored --frames / --fps)
+    assert cli_main([*args, "--interpolate", "2", "--frames", "6", "--fps", "16"]) == 0
+    assert ", 1, 6, 32, 32)" in capsys.readouterr().out
+    assert videoio.read_video(out).shape[0] == 6
+
+
+def test_latent_walk_takes_the_clip_options(tiny):
+    from vganzoo.sampling import latent_walk
+
+    videos, _ = latent_walk(tiny, 2, clip_options={"frames": 5, "fps": 50})
+    assert videos.shape[2] == 5
+    walked, _ = latent_walk(tiny, 2, clip_options={"frames": 5, "fps": 50})
+    assert torch.equal(walked, videos)
+    with pytest.raises(ValueError, match="fps must be a number from"):
+        latent_walk(tiny, 2, clip_options={"fps": 0})
+    tgan = vganzoo.create("tgan", resolution=32, width=0.125)
+    with pytest.raises(ValueError, match=r"clip_options: TGANGenerator renders clips of a fixed length"):
+        latent_walk(tgan, 2, clip_options={"frames": 5})
 
 
 def test_half_precision_models_keep_exact_frame_times(tiny):
@@ -333,3 +355,17 @@ def test_half_precision_models_keep_exact_frame_times(tiny):
     videos, latents = half.sample(1, seed=0, frames=260, return_latents=True)
     assert videos.dtype == torch.bfloat16 and latents["z"].dtype == torch.bfloat16
     assert latents["frame_times"].dtype == torch.float32 and latents["frame_times"][0, -1] == 259  # not 260
+
+
+def test_motion_codes_count_in_the_memory_check(tiny, monkeypatch):
+    """Slow clips need frames x (data fps / fps) motion codes: refused before they are drawn."""
+    from vganzoo.errors import ResourceLimitError
+
+    g = tiny.generator
+    codes = g.motion.codes_needed((8 - 1) * g.fps / 0.01, g.max_frames)
+    needed = codes * g.motion_z_dim * 4
+    monkeypatch.setenv("VGANZOO_MEMORY_LIMIT", str(needed - 1))
+    with pytest.raises(ResourceLimitError, match=r"fps=0.01 \(.* motion codes each\)"):
+        tiny.sample(1, frames=8, fps=0.01)
+    monkeypatch.setenv("VGANZOO_MEMORY_LIMIT", str(needed + 10**7))
+    assert tiny.sample(1, frames=2, fps=0.01).shape[2] == 2

@@ -149,7 +149,14 @@ def test_cli_export(run, tmp_path, capsys):
     # file-system refusals are user errors too: one line, exit 2, no traceback
     assert main(["export", str(out), str(tmp_path / "w")]) == 2  # exists (no --overwrite)
     err = capsys.readouterr().err
-    assert "is not empty; pass --overwrite" in err and len(err.strip().splitlines()) == 1
+    assert "pass --overwrite to replace the weight set" in err and len(err.strip().splitlines()) == 1
+    victim = tmp_path / "victim"
+    (victim / "sub").mkdir(parents=True)
+    (victim / "notes.txt").write_text("keep")
+    assert main(["export", str(out), str(victim), "--overwrite"]) == 2  # not a weight set: kept
+    err = capsys.readouterr().err
+    assert "is not a weight set" in err and len(err.strip().splitlines()) == 1
+    assert (victim / "notes.txt").read_text() == "keep" and (victim / "sub").is_dir()
     (tmp_path / "afile").write_text("x")
     assert main(["export", str(out), str(tmp_path / "afile" / "sub")]) == 2
     err = capsys.readouterr().err

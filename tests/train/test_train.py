@@ -722,3 +722,104 @@ def test_resume_without_data_takes_the_runs_own(tmp_path, capsys):
     assert main([*base, "--steps", "1", "--out", str(tmp_path / "none"), "--resume"]) == 2
     assert "found no run to continue" in capsys.readouterr().err
     assert not (tmp_path / "new").exists() and not (tmp_path / "none").exists()
+
+
+# ------------------------------------------------------------------------------------------------
+# tampered checkpoints: every field is checked, errors name the file and the field
+# ------------------------------------------------------------------------------------------------
+def _tamper(path, change_state=None, change_tensors=None, raw_state=None):
+    import json
+    import struct
+
+    from safetensors.torch import load, save
+
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    meta = json.loads(data[8 : 8 + size])["__metadata__"]
+    tensors = load(data)
+    state = json.loads(meta["state"])
+    if change_state:
+        change_state(state)
+    if change_tensors:
+        change_tensors(tensors)
+    meta["state"] = raw_state if raw_state is not None else json.dumps(state)
+    if raw_state == "":
+        del meta["state"]
+    path.write_bytes(save(tensors, metadata=meta))
+
+
+@pytest.fixture(scope="module")
+def saved_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("tamper") / "run"
+    fit("toy-gan", out, 2)
+    return out
+
+
+def _set(key, value, inner=None):
+    def change(state):
+        if inner is None:
+            state[key] = value
+        else:
+            state[key][inner] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "raw", "match"),
+    [
+        (_set("step", -5), None, r"field step is -5, expected an int from 0"),
+        (_set("step", 1.5), None, r"field step is 1.5"),
+        (_set("step", 10**18), None, r"field step is 1000000000000000000"),
+        (_set("step", "abc"), None, r"field step is 'abc'"),
+        (_set("data_position", -100, "offset"), None, r"field data_position.offset is -100"),
+        (_set("data_position", 10**15, "epoch"), None, r"field data_position.epoch is 1000000000000000"),
+        (_set("world_size", 0), None, r"field world_size is 0"),
+        (None, "[1, 2]", r"field state is a JSON list, expected an object"),
+        (None, "", r"has no 'state' field"),
+        (None, "[" * 100_000 + "]" * 100_000, r"field state: JSON nested more than"),
+    ],
+)
+def test_a_tampered_checkpoint_is_refused_naming_the_field(saved_run, tmp_path, change, raw, match):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    path = ckpt.latest_checkpoint(run / "checkpoints")[0]
+    _tamper(path, change, raw_state=raw)
+    with pytest.raises(ckpt.CheckpointError, match=match) as info:
+        ckpt.load_checkpoint(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_checkpoint_without_what_resuming_needs_is_refused(saved_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    path = ckpt.latest_checkpoint(run / "checkpoints")[0]
+    _tamper(path, lambda s: s.pop("optimizers"))
+    with pytest.raises(ckpt.CheckpointError, match=r"has no 'optimizers' field"):
+        fit("toy-gan", tmp_path / "other", 3, resume=str(path))
+
+
+def test_an_rng_state_of_the_wrong_size_is_refused(saved_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(saved_run, run)
+    path = ckpt.latest_checkpoint(run / "checkpoints")[0]
+
+    def shrink(tensors):
+        tensors["rng.torch"] = torch.zeros(3, dtype=torch.uint8)
+
+    _tamper(path, change_tensors=shrink)
+    with pytest.raises(ckpt.CheckpointError, match=r"tensor rng.torch is torch.uint8 of shape \(3,\)"):
+        fit("toy-gan", run, 3, resume=True)
+
+    def python_state(state):
+        state["rng"]["python"] = [3, [1, 2], None]
+
+    _tamper(path, python_state, change_tensors=lambda t: t.update(rng_torch=t.pop("rng.torch")))
+    with pytest.raises(ckpt.CheckpointError, match=r"field rng.python is not a Python RNG state"):
+        fit("toy-gan", run, 3, resume=True)

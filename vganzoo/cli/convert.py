@@ -36,7 +36,11 @@ def _add_src_and_out_dir(f: argparse.ArgumentParser, src_help: str) -> None:
 
 def _add_force(f: argparse.ArgumentParser) -> None:
     """--force, the last option of every checkpoint format, and the command that runs them."""
-    f.add_argument("--force", action="store_true", help="replace the weights in an existing folder")
+    f.add_argument(
+        "--force",
+        action="store_true",
+        help="replace the weight set in OUT_DIR (never a folder that is not one)",
+    )
     f.set_defaults(func=run)
 
 
@@ -133,10 +137,9 @@ def run_extractor(args: argparse.Namespace) -> int:
 
 
 def _check_out_dir(out_dir: str, force: bool) -> None:
-    import os
+    from ..hub import check_replaceable
 
-    if os.path.isdir(out_dir) and os.listdir(out_dir) and not force:
-        raise FileExistsError(f"OUT_DIR: {out_dir!r} is not empty; add --force to replace its weights")
+    check_replaceable(out_dir, force, "OUT_DIR", "--force")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 
+from ..files import json_or_text
 from .options import device_arg, random_weights_arg, resolve_device
 
 # Kept literal so that building the parser does not import torch; tests check they match
@@ -227,10 +228,7 @@ def _parse_config(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ValueError(f"--config expects KEY=VALUE, got {pair!r}")
-        try:
-            config[key] = json.loads(value)
-        except json.JSONDecodeError:
-            config[key] = value
+        config[key] = json_or_text(value, f"--config {key}")
     return config
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import json
-import os
 
+from ..files import read_json_file
 from .options import existing_path, int_in, out_dir
 
 
@@ -47,22 +46,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="model-card fields (steps, metrics, machine, wall_time...)",
     )
-    e.add_argument("--overwrite", action="store_true", help="replace OUT if it exists")
+    e.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the weight set in OUT (never a folder that is not one)",
+    )
     e.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    if os.path.isdir(args.out) and os.listdir(args.out) and not args.overwrite:
-        raise FileExistsError(f"OUT: {args.out!r} exists and is not empty; pass --overwrite to replace it")
+    from ..hub import check_replaceable
     from ..train.export import export_checkpoint
+
+    check_replaceable(args.out, args.overwrite, "OUT", "--overwrite")
 
     metadata = None
     if args.metadata:
         try:
-            with open(args.metadata, encoding="utf-8") as handle:
-                metadata = json.load(handle)
-        except (OSError, json.JSONDecodeError) as exc:
-            raise ValueError(f"--metadata: cannot read {args.metadata!r} as JSON: {exc}") from None
+            metadata = read_json_file(args.metadata, f"--metadata: {args.metadata!r}")
+        except OSError as exc:
+            raise ValueError(f"--metadata: cannot read {args.metadata!r}: {exc.strerror or exc}") from None
         if not isinstance(metadata, dict):
             raise ValueError(f"--metadata: {args.metadata!r} must hold a JSON object")
     out = export_checkpoint(

@@ -243,7 +243,13 @@ def run(args: argparse.Namespace) -> int:
         count = n * _walks(model, use_ema) * args.interpolate
         nrow = args.nrow or args.interpolate
         _check_size(
-            model, count, nrow, ext, f"--n {n} --interpolate {args.interpolate}", "--interpolate or --n"
+            model,
+            count,
+            nrow,
+            ext,
+            f"--n {n} --interpolate {args.interpolate}",
+            "--interpolate or --n",
+            clip_options.get("frames"),
         )
     else:
         count, nrow = n, args.nrow or math.ceil(math.sqrt(n))
@@ -260,6 +266,7 @@ def run(args: argparse.Namespace) -> int:
                 device=device,
                 use_ema=use_ema,
                 on_progress=bar.update,
+                clip_options=clip_options,  # StyleGAN-V: --frames / --fps apply to the walk too
             )
             ends = (
                 f"from seed {args.seed} to {args.seed + 1}"

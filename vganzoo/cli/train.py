@@ -6,12 +6,12 @@ Several processes: ``torchrun --nproc_per_node K -m vganzoo train MODEL ...``.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shlex
 import sys
 from typing import Any
 
+from ..files import json_or_text
 from .options import device_arg, existing_path, float_in, int_in, nonempty, out_dir, seed_arg
 
 MAX_STEPS = 10**9
@@ -27,9 +27,9 @@ def _model_arg(text: str) -> tuple[str, Any]:
     if not sep or not key.strip():
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
+        value = json_or_text(raw, f"--model-arg {key.strip()}")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return key.strip(), value
 
 

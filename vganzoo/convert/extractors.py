@@ -36,10 +36,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..metrics.c3d import C3D_CROP, C3D_FRAMES, TGAN2_MEAN_CROP, map_c3d_state_dict, map_tgan2_c3d_npz_key
+from ..errors import short_repr
+from ..metrics.c3d import (
+    C3D_CROP,
+    C3D_FRAMES,
+    TGAN2_MEAN_CROP,
+    C3DTgan2,
+    map_c3d_state_dict,
+    map_tgan2_c3d_npz_key,
+)
 from ..metrics.extractors import C3D_MEAN_KEY, build_extractor, check_keys, save_extractor
 from ..metrics.i3d import i3d_width_divisor, map_pytorch_i3d_state_dict
 from ..metrics.preprocess import centre_crop
+from .npz import read_npz
 
 __all__ = ["ARCHITECTURES", "convert_extractor"]
 
@@ -48,30 +57,29 @@ ARCHITECTURES = ("i3d", "c3d", "c3d-tgan2")
 _TGAN2_MEAN_KEY = "mean"  # the array inside mean2.npz
 
 
-def _read_npz(path: str, what: str) -> dict[str, np.ndarray]:
-    """Arrays of an ``.npz`` file, refusing pickled objects."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"{what} not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            return {k: np.asarray(archive[k]) for k in archive.files}
-    except (ValueError, OSError) as exc:  # not a zip of .npy arrays, or an object array
-        raise ValueError(f"{path}: not a numpy .npz of plain arrays ({str(exc).splitlines()[0]})") from None
+# what tgan2's C3D weights may take: twice the float32 bytes of its parameters (float64 files fit)
+C3D_BUDGET_FACTOR = 2 * 4
+MEAN_MAX_BYTES = 64 * 2**20  # tgan2's mean2.npz holds one (3, 16, 128, 171) clip: about 8 MB in float64
+
+
+def _c3d_budget() -> int:
+    with torch.device("meta"):
+        return C3D_BUDGET_FACTOR * sum(t.numel() for t in C3DTgan2().state_dict().values())
 
 
 def _read_tgan2_c3d(src: str, mean: Any) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """tgan2's conv3d_deepnetA_ucf.npz -> (our state dict, the BGR mean clip cropped to 112x112)."""
     state: dict[str, torch.Tensor] = {}
-    for key, array in _read_npz(src, "tgan2 C3D weights").items():
+    for key, array in read_npz(src, "tgan2 C3D weights", max_bytes=_c3d_budget()).items():
         try:
             state[map_tgan2_c3d_npz_key(key)] = torch.from_numpy(array.astype(np.float32))
         except KeyError:
             raise ValueError(
-                f"{src}: {key!r} is not a parameter of tgan2's C3D (conv1a/W ... fc8/b)"
+                f"{src}: {short_repr(key)} is not a parameter of tgan2's C3D (conv1a/W ... fc8/b)"
             ) from None
     if not isinstance(mean, (str, os.PathLike)) or not os.fspath(mean).endswith(".npz"):
         raise ValueError("tgan2-c3d needs --mean mean2.npz (tgan2's mean clip)")
-    arrays = _read_npz(os.fspath(mean), "tgan2 mean")
+    arrays = read_npz(os.fspath(mean), "tgan2 mean", max_bytes=MEAN_MAX_BYTES)
     if _TGAN2_MEAN_KEY not in arrays:
         raise ValueError(f"{mean}: no 'mean' array (found {', '.join(arrays) or 'none'})")
     clip = arrays[_TGAN2_MEAN_KEY]
@@ -104,7 +112,8 @@ def _read_state_dict(path: str) -> dict[str, torch.Tensor]:
 
 def _parse_mean(mean: Any) -> torch.Tensor:
     if isinstance(mean, str) and mean.endswith(".npy"):
-        array = np.load(mean, allow_pickle=False)
+        # mapped, so a header that declares more than the file holds fails instead of allocating it
+        array = np.array(np.load(mean, allow_pickle=False, mmap_mode="r"))
     elif isinstance(mean, str):
         array = np.array([float(v) for v in mean.split(",")])
     else:

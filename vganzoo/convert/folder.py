@@ -35,26 +35,25 @@ def write_weight_folder(
     by :func:`vganzoo.save_pretrained` (weights.json with sha256 pins, model card, atomic).
 
     Args:
-        out_dir: the folder to write; an existing non-empty one is replaced only with ``overwrite``.
+        out_dir: the folder to write; an existing weight set there is replaced only with ``overwrite``;
+            a non-empty folder that is not a weight set is refused.
         config: JSON-able, with ``"model"``.
         components: ``"generator"``, ``"generator_ema"``, ``"discriminator.<role>"`` -> state dict.
         metadata: provenance (source file, format, converter) for the model card.
     """
     from .. import registry
     from ..errors import InvalidConfigError
-    from ..hub import check_config_size, component_module, save_pretrained
+    from ..hub import check_config_size, check_replaceable, component_module, save_pretrained
 
     if "model" not in config:
         raise ValueError("config must name the model under 'model'")
     config = dict(config)
     name = config.pop("model")
     folder = Path(out_dir)
-    if folder.exists() and not folder.is_dir():
-        raise NotADirectoryError(f"out_dir {str(folder)!r} exists and is not a folder")
-    if folder.is_dir() and any(folder.iterdir()) and not overwrite:
-        raise FolderExistsError(
-            f"{str(folder)!r} is not empty; pass overwrite=True (--force) to replace the folder"
-        )
+    try:  # a folder that is not a weight set is never replaced (its other files would be lost)
+        check_replaceable(folder, overwrite, "out_dir", "overwrite=True (--force)")
+    except FileExistsError as exc:
+        raise FolderExistsError(str(exc)) from None
     stored = {
         stem: sum(t.numel() * t.element_size() for t in state.values()) for stem, state in components.items()
     }

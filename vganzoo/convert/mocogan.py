@@ -36,7 +36,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import VganzooError
+from ..errors import VganzooError, short_repr
 from ..files import describe_file
 from ..models.mocogan import BASE_CHANNELS, BOTTOM_SIZE, DEFAULT_CONFIG, VIDEO_D_FRAMES, MoCoGANGenerator
 from .folder import write_weight_folder
@@ -60,7 +60,7 @@ class _SavedModule(nn.Module):
     saved_as = "a module"
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
-        shown = ", ".join([*map(_short_repr, args), *(f"{k}={_short_repr(v)}" for k, v in kwargs.items())])
+        shown = ", ".join([*map(short_repr, args), *(f"{k}={short_repr(v)}" for k, v in kwargs.items())])
         raise UnsafeCheckpointError(
             f"the pickle calls {self.saved_as}({shown}); a saved module is restored from its attributes, "
             "never built by calling its constructor, so this file is not a checkpoint torch.save wrote"
@@ -68,11 +68,6 @@ class _SavedModule(nn.Module):
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:  # pragma: no cover - never called
         raise RuntimeError("an unpickled stand-in module; convert it instead of calling it")
-
-
-def _short_repr(value: Any) -> str:
-    text = repr(value)
-    return text if len(text) <= 40 else text[:40] + "..."
 
 
 class OriginalVideoGenerator(_SavedModule):
@@ -201,10 +196,28 @@ def _restricted_pickle_module(data_limit: int) -> types.ModuleType:
     return module
 
 
-def _flatten(module: Any, prefix: str = "") -> dict[str, torch.Tensor]:
+MAX_MODULE_DEPTH = 64  # nested submodules; MoCoGAN's generator is 3 deep
+
+
+def _check_layout(tensor: torch.Tensor, name: str) -> None:
+    """Refuse a tensor that reads more elements than its storage holds (zero or overlapping strides):
+    converting it would copy one stored value into gigabytes."""
+    zero_stride = any(size > 1 and stride == 0 for size, stride in zip(tensor.shape, tensor.stride()))
+    if tensor.numel() and (
+        zero_stride or tensor.numel() * tensor.element_size() > tensor.untyped_storage().nbytes()
+    ):
+        raise UnsafeCheckpointError(
+            f"{name}: a tensor of size {tuple(tensor.shape)} reads more elements than its storage holds "
+            "(zero or overlapping strides)"
+        )
+
+
+def _flatten(module: Any, prefix: str = "", _parents: tuple[int, ...] = ()) -> dict[str, torch.Tensor]:
     """Parameters and buffers of an unpickled module tree, read from its dicts (no method calls)."""
     if not isinstance(module, nn.Module):
         raise ValueError(f"expected a module at {prefix or 'the top level'}, got {type(module).__name__}")
+    if id(module) in _parents or len(_parents) > MAX_MODULE_DEPTH:
+        raise ValueError(f"{prefix or 'the top level'}: submodules nest in a cycle or too deeply")
     state = vars(module)
     out: dict[str, torch.Tensor] = {}
     for table in ("_parameters", "_buffers"):
@@ -213,10 +226,11 @@ def _flatten(module: Any, prefix: str = "") -> dict[str, torch.Tensor]:
                 continue
             if not isinstance(value, torch.Tensor):
                 raise ValueError(f"{prefix}{name} is a {type(value).__name__}, not a tensor")
+            _check_layout(value, prefix + name)
             out[prefix + name] = value.detach()
     for name, child in state.get("_modules", {}).items():
         if child is not None:
-            out.update(_flatten(child, f"{prefix}{name}."))
+            out.update(_flatten(child, f"{prefix}{name}.", (*_parents, id(module))))
     return out
 
 
@@ -314,13 +328,18 @@ def load_mocogan_generator(path: str | os.PathLike[str]) -> tuple[dict[str, Any]
         raise ValueError(
             f"{str(path)!r} is not a readable MoCoGAN checkpoint: it is {describe_file(path)} ({exc})"
         ) from None
-    if isinstance(obj, nn.Module):
-        attrs = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
-        state = _flatten(obj)
-    elif isinstance(obj, Mapping) and all(isinstance(v, torch.Tensor) for v in obj.values()):
-        attrs, state = {}, {str(k): v.detach() for k, v in obj.items()}
-    else:
-        raise ValueError(f"{str(path)!r} holds a {type(obj).__name__}, not a generator module or state dict")
+    try:
+        if isinstance(obj, nn.Module):
+            attrs = {k: v for k, v in vars(obj).items() if not k.startswith("_")}
+            state = _flatten(obj)
+        elif isinstance(obj, Mapping) and all(isinstance(v, torch.Tensor) for v in obj.values()):
+            attrs, state = {}, {str(k): v.detach() for k, v in obj.items()}
+            for key, value in state.items():
+                _check_layout(value, short_repr(key))
+        else:
+            raise ValueError(f"holds a {type(obj).__name__}, not a generator module or state dict")
+    except (UnsafeCheckpointError, ValueError) as exc:
+        raise type(exc)(f"{str(path)!r}: {exc}") from None
     state = {k: v for k, v in state.items() if not k.endswith("num_batches_tracked")}
     config = _infer_config(state, attrs)
     for key in [k for k in state if k.endswith(".running_mean")]:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import builtins
 import collections
+import contextvars
 import io
 import math
 import os
@@ -44,7 +45,7 @@ from typing import Any
 
 import torch
 
-from ..errors import VganzooError
+from ..errors import VganzooError, short_repr
 from .mocogan import UnsafeCheckpointError
 
 __all__ = [
@@ -77,7 +78,8 @@ STAND_IN_MODULES = (
     "numpy",
     "typing",
 )
-# Builtins a pickle may call or name: constructors of plain values and containers only.
+# Builtins a pickle may call or name: constructors of plain values and containers only, called
+# through :func:`_bounded_call` (no ``bytes(10**9)``, no copies beyond the file's size).
 SAFE_BUILTINS = {
     name: getattr(builtins, name)
     for name in [
@@ -111,8 +113,66 @@ STORAGE_DTYPES = {
 }
 
 
+# What a file of N bytes may make while it is read: storages, tensor copies and containers built by
+# constructor calls, in bytes. A real snapshot needs about N (each storage once, each tensor a copy of
+# its own storage); a pickle that reuses one blob or container many times through its memo is refused.
+BUDGET_FILE_MULTIPLE = 4
+BUDGET_SLACK_BYTES = 1 << 20
+MAX_NETWORK_DEPTH = 64  # nested submodules; the authors' networks are under 10 deep
+_POINTER_BYTES = 8
+
+
 class SnapshotError(VganzooError, ValueError):
     """The file is not a StyleGAN-V checkpoint this converter can read (the message says why)."""
+
+
+class _Budget:
+    """Bytes that reading one file may still allocate (see ``BUDGET_FILE_MULTIPLE``)."""
+
+    def __init__(self, file_bytes: int) -> None:
+        self.file_bytes = file_bytes
+        self.left = BUDGET_FILE_MULTIPLE * file_bytes + BUDGET_SLACK_BYTES
+
+    def charge(self, nbytes: int, what: str) -> None:
+        if nbytes > self.left:
+            raise SnapshotError(
+                f"{what} would take {nbytes:,} bytes, more than a file of {self.file_bytes:,} bytes can "
+                "hold (a crafted pickle, refused before allocating)"
+            )
+        self.left -= nbytes
+
+
+_BUDGET: contextvars.ContextVar[_Budget | None] = contextvars.ContextVar("snapshot_budget", default=None)
+
+
+def _charge(nbytes: int, what: str) -> None:
+    budget = _BUDGET.get()
+    if budget is None:  # called outside read_snapshot: nothing to bound against
+        return
+    budget.charge(nbytes, what)
+
+
+_CONSTRUCTOR_ARGS = (str, bytes, bytearray, list, tuple, dict, set, frozenset, int, float, complex, bool)
+
+
+def _bounded_call(name: str) -> Callable[..., Any]:
+    """The builtin ``name`` for a pickle to call: only with plain values, never ``bytes(n)`` /
+    ``bytearray(n)`` (n zero bytes), and charged for the container it builds."""
+    constructor = SAFE_BUILTINS[name]
+
+    def call(*args: Any) -> Any:
+        for arg in args:
+            if arg is not None and not isinstance(arg, _CONSTRUCTOR_ARGS):
+                raise SnapshotError(f"the pickle calls {name}() on a {type(arg).__name__}")
+        if name in ("bytes", "bytearray") and args and isinstance(args[0], int):
+            raise SnapshotError(f"the pickle calls {name}({short_repr(args[0])}); a checkpoint never does")
+        size = len(args[0]) if args and hasattr(args[0], "__len__") else 0
+        unit = 1 if args and isinstance(args[0], (str, bytes, bytearray)) else _POINTER_BYTES
+        _charge(size * unit, f"{name}() of {size:,} items")
+        return constructor(*args)
+
+    call.__name__ = name
+    return call
 
 
 # ------------------------------------------------------------------------------------------------
@@ -198,9 +258,23 @@ def _tensor_from_storage(
         raise SnapshotError("a tensor's offset, size or stride is not made of ints")
     data = storage.data if dtype is None or dtype == storage.data.dtype else storage.data.view(dtype)
     if len(size) != len(stride) or offset < 0 or min(size + stride, default=0) < 0:
-        raise SnapshotError(f"a tensor has an invalid layout: size {size}, stride {stride}, offset {offset}")
-    if math.prod(size) and offset + sum((s - 1) * st for s, st in zip(size, stride)) >= data.numel():
-        raise SnapshotError(f"a tensor of size {size} reaches past its storage of {data.numel()} elements")
+        raise SnapshotError(
+            f"a tensor has an invalid layout: size {short_repr(size)}, stride {short_repr(stride)}, "
+            f"offset {offset}"
+        )
+    numel = math.prod(size)
+    if numel and any(s > 1 and st == 0 for s, st in zip(size, stride)):
+        # a stride of 0 repeats one element: a tiny storage would expand into a huge copy
+        raise SnapshotError(f"a tensor of size {short_repr(size)} has a zero stride {short_repr(stride)}")
+    if numel > data.numel():  # overlapping strides: more elements than the storage holds
+        raise SnapshotError(
+            f"a tensor of size {short_repr(size)} has more elements than its storage of {data.numel()}"
+        )
+    if numel and offset + sum((s - 1) * st for s, st in zip(size, stride)) >= data.numel():
+        raise SnapshotError(
+            f"a tensor of size {short_repr(size)} reaches past its storage of {data.numel()} elements"
+        )
+    _charge(numel * data.element_size(), f"a tensor of size {short_repr(size)}")
     return torch.as_strided(data, size, stride, offset).clone()
 
 
@@ -242,7 +316,7 @@ def _reconstructor(cls: Any, base: Any, state: Any) -> Any:
     """copyreg._reconstructor for stand-ins only."""
     if isinstance(cls, type) and issubclass(cls, StandIn):
         return cls()
-    raise SnapshotError(f"copyreg._reconstructor called on {cls!r}")
+    raise SnapshotError(f"copyreg._reconstructor called on {short_repr(cls)}")
 
 
 def _encode(text: Any, encoding: str = "latin1") -> bytes:
@@ -275,7 +349,7 @@ class _Unpickler(pickle.Unpickler):
         if (module, name) in _FIXED_GLOBALS:
             return _FIXED_GLOBALS[(module, name)]
         if module in ("builtins", "__builtin__") and SAFE_BUILTINS.get(name) is not None:
-            return SAFE_BUILTINS[name]
+            return _bounded_call(name)
         if module == "torch" and isinstance(vars(torch).get(name), torch.dtype):  # no lazy imports
             return vars(torch)[name]
         if not self.inner and module.startswith(STAND_IN_MODULES):
@@ -290,12 +364,14 @@ class _Unpickler(pickle.Unpickler):
 
     def persistent_load(self, pid: Any) -> Any:
         if not self.inner:
-            raise UnsafeCheckpointError(f"{self.source}: unexpected persistent id {pid!r} in the pickle")
+            raise UnsafeCheckpointError(
+                f"{self.source}: unexpected persistent id {short_repr(pid)} in the pickle"
+            )
         if not (isinstance(pid, tuple) and len(pid) == 6 and pid[0] == "storage"):
-            raise SnapshotError(f"a storage's pickle has an unknown persistent id {pid!r}")
+            raise SnapshotError(f"a storage's pickle has an unknown persistent id {short_repr(pid)}")
         _, dtype, key, location, numel, view = pid
         if not isinstance(dtype, torch.dtype) or not isinstance(key, str) or not isinstance(numel, int):
-            raise SnapshotError(f"a storage's pickle has a malformed persistent id {pid!r}")
+            raise SnapshotError(f"a storage's pickle has a malformed persistent id {short_repr(pid)}")
         ref = self.refs.setdefault(key, _StorageRef(key, dtype, str(location), numel, None))
         if view is not None:
             return _StorageRef(key, dtype, str(location), numel, view)
@@ -325,7 +401,7 @@ def _load_storage(blob: Any) -> _Storage:
     for key in keys:
         root = unpickler.refs.get(key)
         if root is None:
-            raise SnapshotError(f"a storage's data names an unknown key {key!r}")
+            raise SnapshotError(f"a storage's data names an unknown key {short_repr(key)}")
         head = f.read(8)
         if len(head) != 8:
             raise SnapshotError("a storage's data ends early (truncated file)")
@@ -334,6 +410,7 @@ def _load_storage(blob: Any) -> _Storage:
         raw = f.read(nbytes) if 0 <= nbytes <= len(blob) else b""
         if numel < 0 or len(raw) != nbytes:
             raise SnapshotError("a storage's data ends early (truncated file)")
+        _charge(2 * nbytes, f"a storage of {nbytes:,} bytes")  # read, then copied into a tensor
         data[key] = (
             torch.frombuffer(bytearray(raw), dtype=root.dtype) if nbytes else torch.empty(0, dtype=root.dtype)
         )
@@ -376,6 +453,7 @@ def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no such checkpoint file: {str(path)!r}")
     source = repr(str(path))
+    token = _BUDGET.set(_Budget(path.stat().st_size))
     with open(path, "rb") as fh:
         try:
             data = _Unpickler(fh, source=source).load()
@@ -396,7 +474,12 @@ def read_snapshot(path: str | os.PathLike[str]) -> dict[str, Any]:
             MemoryError,
             RuntimeError,
         ) as exc:  # what unpickling arbitrary bytes raises
-            raise SnapshotError(f"{source} is not a readable pickle: {type(exc).__name__}: {exc}") from None
+            reason = "nested too deeply" if isinstance(exc, RecursionError) else short_repr(str(exc))
+            raise SnapshotError(
+                f"{source} is not a readable pickle: {type(exc).__name__}: {reason}"
+            ) from None
+        finally:
+            _BUDGET.reset(token)
     if not isinstance(data, dict):
         raise SnapshotError(f"{source} holds a {type(data).__name__}, not a StyleGAN-V snapshot dict")
     return data
@@ -410,12 +493,23 @@ def _module_state(obj: Any, where: str) -> dict[str, Any]:
         return obj.state
     if isinstance(obj, StandIn) and isinstance(obj.state, dict):
         return obj.state
-    raise SnapshotError(f"{where} is not a network module ({obj!r})")
+    raise SnapshotError(f"{where} is not a network module ({short_repr(obj)})")
 
 
-def flatten_network(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
-    """Parameters and buffers (``name -> tensor``) and each module's plain attributes (``path -> dict``)."""
-    state = _module_state(obj, prefix.rstrip(".") or "the network")
+def flatten_network(
+    obj: Any, prefix: str = "", _parents: tuple[int, ...] = ()
+) -> tuple[dict[str, torch.Tensor], dict[str, dict[str, Any]]]:
+    """Parameters and buffers (``name -> tensor``) and each module's plain attributes (``path -> dict``).
+
+    A module that contains itself (a cycle) or submodules nested deeper than ``MAX_NETWORK_DEPTH``
+    are refused: no network of the authors' is like that.
+    """
+    where = prefix.rstrip(".") or "the network"
+    if id(obj) in _parents:
+        raise SnapshotError(f"{short_repr(where)} contains itself (a cycle of submodules)")
+    if len(_parents) > MAX_NETWORK_DEPTH:
+        raise SnapshotError(f"the network nests submodules more than {MAX_NETWORK_DEPTH} deep")
+    state = _module_state(obj, short_repr(where))
     tensors: dict[str, torch.Tensor] = {}
     attrs = {prefix.rstrip("."): {k: v for k, v in state.items() if not k.startswith("_")}}
     for table in ("_parameters", "_buffers"):
@@ -423,11 +517,13 @@ def flatten_network(obj: Any, prefix: str = "") -> tuple[dict[str, torch.Tensor]
             if value is None:
                 continue
             if not isinstance(value, torch.Tensor):
-                raise SnapshotError(f"{prefix}{name} is a {type(value).__name__}, not a tensor")
+                raise SnapshotError(
+                    f"{short_repr(prefix + str(name))} is a {type(value).__name__}, not a tensor"
+                )
             tensors[prefix + name] = value
     for name, child in (state.get("_modules") or {}).items():
         if child is not None:
-            t, a = flatten_network(child, f"{prefix}{name}.")
+            t, a = flatten_network(child, f"{prefix}{name}.", (*_parents, id(obj)))
             tensors.update(t)
             attrs.update(a)
     return tensors, attrs

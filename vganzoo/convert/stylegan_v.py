@@ -24,7 +24,7 @@ from typing import Any
 
 import torch
 
-from ..errors import VganzooError
+from ..errors import VganzooError, short_repr
 from ..models.stylegan_v import DEFAULT_CONFIG, StyleGANVDiscriminator, StyleGANVGenerator, channel_ladder
 from .folder import write_weight_folder
 from .persistence import (
@@ -93,8 +93,14 @@ class ConversionReport:
 
 def _int(value: Any, what: str) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
-        raise SnapshotError(f"{what} is {value!r}, not an int")
+        raise SnapshotError(f"{what} is {short_repr(value)}, not an int")
     return int(value)
+
+
+def _number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise SnapshotError(f"{what} is {short_repr(value)}, not a finite number")
+    return float(value)
 
 
 def _nice(value: float) -> float | int:
@@ -187,6 +193,10 @@ def _infer_motion(
     if conv0.shape[1] != conv0.shape[0] + c_dim:
         raise SnapshotError("the motion network's input is not motion codes plus the class code")
     freqs = g[motion + "time_encoder.freqs"].double()
+    if freqs.ndim != 2 or freqs.shape[1] < 1 or not bool((freqs.isfinite() & (freqs > 0)).all()):
+        raise SnapshotError(
+            "the time encoder's frequencies (time_encoder.freqs) are not finite positive numbers"
+        )
     put("time_dim", freqs.shape[1], "time frequencies")
     put("time_max_period", _nice(2 * math.pi / float(freqs[0, 0])), "time frequencies")
     put("time_min_period", _nice(2 * math.pi / float(freqs[0, -1])), "time frequencies")
@@ -212,7 +222,9 @@ def _infer_sampling(found: _Found, g_attrs: dict[str, dict[str, Any]]) -> None:
         if key in sampling:
             found.put(
                 ours,
-                float(sampling[key]) if ours == "fps" else _int(sampling[key], key),
+                _number(sampling[key], f"sampling_dict.{key}")
+                if ours == "fps"
+                else _int(sampling[key], f"sampling_dict.{key}"),
                 f"sampling_dict.{key}",
             )
     if "max_dist" in sampling:
@@ -369,11 +381,16 @@ def load_stylegan_v(
     flat = {}
     for key, net in nets.items():
         if not isinstance(net, PersistentObject):
-            raise SnapshotError(f"{source}: {key} is {net!r}, not one of the authors' persistent networks")
+            raise SnapshotError(
+                f"{source}: {key} is {short_repr(net)}, not one of the authors' persistent networks"
+            )
         expected = "Discriminator" if key == "D" else "Generator"
         if net.class_name != expected:
             raise SnapshotError(f"{source}: {key} is a {net.class_name}, not a StyleGAN-V {expected}")
-        flat[key] = flatten_network(net)
+        try:
+            flat[key] = flatten_network(net)
+        except SnapshotError as exc:
+            raise SnapshotError(f"{source}: {key}: {exc}") from None
     g_key = "G_ema" if "G_ema" in nets else "G"
     try:
         config = _infer_config(*flat[g_key], *(flat.get("D") or (None, None)), report)
@@ -399,6 +416,13 @@ def load_stylegan_v(
             )
     except SnapshotError as exc:
         raise SnapshotError(f"{source}: {exc}") from None
+    for component, state in components.items():  # vganzoo refuses such weights at load: say so now
+        for name, tensor in state.items():
+            if tensor.is_floating_point() and not bool(tensor.isfinite().all()):
+                raise SnapshotError(
+                    f"{source}: {component} tensor {name!r} holds NaN or infinite values (damaged or "
+                    "diverged weights)"
+                )
     return config, components, report
 
 

@@ -3,7 +3,8 @@
 The authors' trainer saves each network with ``snapshot_object``: the temporal generator G0 as
 ``gen_iter_N.npz``, the image generator G1 as ``vgen_iter_N.npz`` and the critic as
 ``vdis_iter_N.npz``. Keys are ``<link>/<param>``; the files are read with
-``numpy.load(allow_pickle=False)``, so nothing is unpickled.
+:func:`vganzoo.convert.npz.read_npz` (nothing is unpickled, and an archive declaring far more data
+than TGAN's networks have is refused before it is decompressed).
 
 Key map (Chainer's array layouts equal PyTorch's for Linear, ConvolutionND, Convolution2D,
 DeconvolutionND and Deconvolution2D)::
@@ -31,9 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import VganzooError
+from ..errors import VganzooError, short_repr
 from ..models.tgan import BOTTOM_SIZE, D_FRAMES, DEFAULT_CONFIG, G1_CHANNELS, TGANDiscriminator, TGANGenerator
 from .folder import write_weight_folder
+from .npz import read_npz
 
 __all__ = ["PARAM_MAP", "convert_tgan", "find_tgan_files", "load_tgan_state_dicts"]
 
@@ -48,6 +50,19 @@ PARAM_MAP = {
     "N": "num_batches_tracked",
 }
 _GEN_FILE = re.compile(r"^gen_iter_(\d+)\.npz$")
+# A snapshot may hold at most this many times the float32 bytes of TGAN's largest default network
+# (the critic): room for wider variants, not for a zip bomb.
+SNAPSHOT_BUDGET_FACTOR = 4
+FLOAT32_BYTES = 4
+
+
+def _snapshot_budget() -> int:
+    with torch.device("meta"):
+        largest = max(
+            sum(t.numel() for t in module.state_dict().values())
+            for module in (TGANGenerator(), TGANDiscriminator())
+        )
+    return SNAPSHOT_BUDGET_FACTOR * FLOAT32_BYTES * largest
 
 
 def _read_npz(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -55,21 +70,17 @@ def _read_npz(path: Path) -> dict[str, dict[str, np.ndarray]]:
     if not path.is_file():
         raise FileNotFoundError(f"no such snapshot file: {str(path)!r}")
     links: dict[str, dict[str, np.ndarray]] = {}
-    try:
-        with np.load(path, allow_pickle=False) as npz:
-            for key in npz.files:
-                parts = key.strip("/").split("/")
-                if len(parts) < 2:
-                    raise ValueError(f"{str(path)!r}: key {key!r} is not <link>/<param>")
-                link, param = parts[-2], parts[-1]
-                if param in links.setdefault(link, {}):
-                    raise ValueError(
-                        f"{str(path)!r} holds several networks (key {key!r} repeats {link}/{param}); "
-                        "pass the per-network snapshots gen_iter_N.npz / vgen_iter_N.npz / vdis_iter_N.npz"
-                    )
-                links[link][param] = npz[key]
-    except (OSError, EOFError) as exc:
-        raise ValueError(f"{str(path)!r} is not a readable .npz file: {exc}") from None
+    for key, array in read_npz(path, "a TGAN snapshot", max_bytes=_snapshot_budget()).items():
+        parts = key.strip("/").split("/")
+        if len(parts) < 2:
+            raise ValueError(f"{str(path)!r}: key {short_repr(key)} is not <link>/<param>")
+        link, param = parts[-2], parts[-1]
+        if param in links.setdefault(link, {}):
+            raise ValueError(
+                f"{str(path)!r} holds several networks (key {short_repr(key)} repeats a parameter); "
+                "pass the per-network snapshots gen_iter_N.npz / vgen_iter_N.npz / vdis_iter_N.npz"
+            )
+        links[link][param] = array
     return links
 
 
@@ -79,7 +90,9 @@ def _convert_link(
     out: dict[str, torch.Tensor] = {}
     for param, array in params.items():
         if param not in PARAM_MAP:
-            raise ValueError(f"{source}: unknown parameter {param!r} (known: {', '.join(PARAM_MAP)})")
+            raise ValueError(
+                f"{source}: unknown parameter {short_repr(param)} (known: {', '.join(PARAM_MAP)})"
+            )
         if param == "beta" and not shift:
             if np.any(array != 0):
                 raise ValueError(

@@ -20,6 +20,9 @@ __all__ = ["VideoFolder", "resize_center_crop", "scaled_size", "to_model_range"]
 # ITU-R BT.601 luma weights for RGB -> gray
 LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 UINT8_MAX = 255.0
+# Widest frames a folder may hold (long side / short side): 21:9 cinema is 2.33. Scaling a 1x20000
+# frame's short side to the resolution would make frames of gigabytes; such files are skipped.
+MAX_ASPECT_RATIO = 4.0
 
 
 class _Item(NamedTuple):
@@ -211,6 +214,13 @@ class VideoFolder(Dataset):
             return False
         if info.frames < self.span:
             self._mark_bad(index, f"too short: {info.frames} frames, a clip needs {self.span}")
+            return False
+        if max(info.height, info.width) > MAX_ASPECT_RATIO * min(info.height, info.width):
+            self._mark_bad(
+                index,
+                f"frames of {info.width}x{info.height} are wider than {MAX_ASPECT_RATIO:g}:1 (scaled to the "
+                "resolution they would take far more memory than a clip)",
+            )
             return False
         self._probed[index] = info
         return True

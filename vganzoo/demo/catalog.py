@@ -9,7 +9,6 @@ last few loaded models (:class:`LoadedModel`: the model plus what the page shows
 from __future__ import annotations
 
 import inspect
-import json
 import math
 import threading
 import time
@@ -23,6 +22,8 @@ import torch
 
 from .. import hub, registry
 from ..errors import VganzooError
+from ..files import read_json_file
+from ..hub.weightsets import file_in_weight_set
 from ..models.base import make_generator
 from ..sampling import latent_roles
 
@@ -232,12 +233,14 @@ def _card_beside_config(name: str, components: list[str]) -> tuple[str, dict[str
     fetched into the same snapshot. Only the weight set's own folder is read.
     """
     folder = hub.download(name, components=components[:1])["config"].parent
-    card_file, index_file = folder / hub.CARD_FILE, folder / hub.INDEX_FILE
-    card = parse_card(card_file.read_text("utf-8")) if card_file.is_file() else ""
+    # never a link out of the weight set (a shared folder's README.md -> ~/.ssh/id_rsa)
+    card_file = file_in_weight_set(folder, hub.CARD_FILE)
+    index_file = file_in_weight_set(folder, hub.INDEX_FILE)
+    card = parse_card(card_file.read_text("utf-8")) if card_file is not None else ""
     metadata: dict[str, Any] = {}
-    if index_file.is_file():
+    if index_file is not None:
         try:
-            index = json.loads(index_file.read_text("utf-8"))
+            index = read_json_file(index_file)
         except (OSError, ValueError):
             index = {}
         if isinstance(index, dict) and isinstance(index.get("metadata"), dict):

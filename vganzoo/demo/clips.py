@@ -259,18 +259,28 @@ def interpolate(
 # ----------------------------------------------------------------------------------------------
 # Files
 # ----------------------------------------------------------------------------------------------
+REQUEST_PREFIX = "request-"
+
+
 def new_request_folder(root: str | Path) -> Path:
-    """A fresh folder under ``root`` for one request's files; folders older than an hour are removed."""
+    """A fresh folder under ``root`` for one request's files; request folders (``request-*``, made
+    here) older than an hour are removed. Nothing else in ``root`` is touched: it may be a folder of
+    the user's (``out_root``)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
     now = time.time()
     for old in root.iterdir():
         try:
-            if old.is_dir() and now - old.stat().st_mtime > KEEP_SECONDS:
+            if (
+                old.name.startswith(REQUEST_PREFIX)
+                and not old.is_symlink()
+                and old.is_dir()
+                and now - old.stat().st_mtime > KEEP_SECONDS
+            ):
                 shutil.rmtree(old, ignore_errors=True)
         except OSError:  # removed meanwhile by another request
             continue
-    return Path(tempfile.mkdtemp(prefix="request-", dir=root))
+    return Path(tempfile.mkdtemp(prefix=REQUEST_PREFIX, dir=root))
 
 
 def _file_stem(loaded: LoadedModel) -> str:

@@ -49,13 +49,14 @@ from .fetch import ENDPOINT_ENV_VARS, download, fetch_file, recorded_metrics, re
 from .loading import (
     LoadReport,
     component_module,
+    create,
     load,
     load_or_create,
     load_weights,
     model_info,
     pretrained_config,
 )
-from .save import push_to_hub, save_pretrained, spec_from_folder
+from .save import check_replaceable, push_to_hub, save_pretrained, spec_from_folder
 from .weightsets import CARD_FILE, CONFIG_FILE, INDEX_FILE, HubOptions, component_file
 
 __all__ = [
@@ -75,9 +76,11 @@ __all__ = [
     "WeightsNotFoundError",
     "check_config_size",
     "check_model_memory",
+    "check_replaceable",
     "check_tensors",
     "component_file",
     "component_module",
+    "create",
     "download",
     "fetch_file",
     "load",

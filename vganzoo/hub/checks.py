@@ -113,7 +113,9 @@ def check_tensors(tensors: Mapping[str, Any], expected: Mapping[str, Any], what:
                 f"{what}: tensor {key!r} is {_dtype(tensor)}, but the model's is {_dtype(target)}; weights "
                 "must be stored as float32, float16 or bfloat16"
             )
-        if not target.is_floating_point() and (tensor.is_floating_point() or tensor.dtype == torch.bool):
+        if not target.is_floating_point() and (
+            tensor.is_floating_point() or tensor.is_complex() or tensor.dtype == torch.bool
+        ):
             raise UnsafeTensorError(
                 f"{what}: tensor {key!r} is {_dtype(tensor)}, but the model's is {_dtype(target)}"
             )

@@ -35,6 +35,7 @@ from .weightsets import (
 __all__ = [
     "LoadReport",
     "component_module",
+    "create",
     "load",
     "load_or_create",
     "load_weights",
@@ -222,9 +223,18 @@ def load(
     Returns:
         A :class:`~vganzoo.models.base.VideoGAN` in eval mode.
     """
+    from ..models.base import as_device
+
+    if revision is not None and not isinstance(revision, str):
+        raise TypeError(
+            f"revision must be a branch, tag or commit name (a string), got {type(revision).__name__}"
+        )
+    dtype = as_dtype(dtype)
+    if dtype is not None and not dtype.is_floating_point:
+        raise TypeError(f"dtype must be a floating-point dtype (float32, float16, bfloat16...), got {dtype}")
+    device = as_device(device)
     weights, fetcher = resolve(name, HubOptions(revision, cache_dir, local_files_only, endpoint, token))
     wanted = select_components(weights, components)
-    dtype = as_dtype(dtype)
     config = weight_set_config(weights, fetcher)
     fetched = {comp: fetcher.fetch(weights.files[comp]) for comp in wanted}
     model = _build_model(weights, config, fetched)
@@ -424,19 +434,31 @@ def model_info(name: str) -> dict[str, Any]:
     describes its default config even when it has weight sets. Those are ``pretrained`` (tag ->
     spec), and ``default_tag`` is the one ``vganzoo.load(arch)`` picks.
 
-    For ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
+    ``name`` may also be a weight set (``local-dir:``, ``hf-hub:``, a folder path). For those and
+    for ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
     (read from its verified config.json), otherwise of the default config. Nothing is allocated:
     the model is built on the meta device where its initialisers allow.
     """
     import torch
 
-    spec = registry.get_model_spec(name)
-    _, tag = registry.split_tag(name)
-    config, trained_with = {}, None
-    if tag is not None:
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"name must be a non-empty string, got {name!r}")
+    name = to_load_name(name)  # a folder path, as load() and sample take it
+    config, trained_with, weights_name = {}, None, None
+    if name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)):  # a weight set: its model, its config
         weights, fetcher = resolve(name, HubOptions())
-        config = {k: v for k, v in weight_set_config(weights, fetcher).items() if k != "model"}
-        trained_with = weights.recipe  # from the pinned weights.json, when the set records one
+        config = weight_set_config(weights, fetcher)
+        check_config_size(config, f"{weights.name} {CONFIG_FILE}", file_sizes(weights, {}))
+        spec = registry.get_model_spec(config.pop("model"))
+        trained_with, weights_name = weights.recipe, name
+    else:
+        spec = registry.get_model_spec(name)
+        _, tag = registry.split_tag(name)
+        if tag is not None:
+            weights, fetcher = resolve(name, HubOptions())
+            config = {k: v for k, v in weight_set_config(weights, fetcher).items() if k != "model"}
+            trained_with = weights.recipe  # from the pinned weights.json, when the set records one
+            weights_name = f"{spec.name}.{tag}"
     try:
         with torch.device("meta"):
             model = registry.create(spec.qualified_name, **config)
@@ -453,7 +475,7 @@ def model_info(name: str) -> dict[str, Any]:
         "paper": spec.paper,
         "description": spec.description,
         "default_config": dict(spec.default_config),
-        "weights": f"{spec.name}.{tag}" if tag is not None else None,
+        "weights": weights_name,
         "config": {**spec.default_config, **config},  # what "parameters" counts
         "recipe": dict(spec.recipe),
         "recipes": {n: dict(r) for n, r in spec.recipes.items()},
@@ -509,6 +531,14 @@ def load_or_create(
         warnings.warn(f"{name} has no pretrained weights; using random weights", stacklevel=2)
     check_model_memory(name, overrides, advice="choose smaller settings")
     return registry.create(name, **overrides), False
+
+
+def create(name: str, **overrides: Any) -> Any:
+    """:func:`vganzoo.registry.create` (``vganzoo.create``), refused before anything is allocated when
+    the model's parameters cannot fit in memory (``num_classes=20_000_000``, ``time_dim=10**6``...);
+    the size is estimated on the meta device."""
+    check_model_memory(name, overrides, advice="choose smaller settings")
+    return registry.create(name, **overrides)
 
 
 def _random_like(name: str, overrides: Mapping[str, Any]) -> Any:

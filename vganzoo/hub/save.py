@@ -18,7 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from .. import registry
-from ..files import default_mode, fsync_dir, safetensors_bytes, sha256_file, temp_folder, write_synced
+from ..errors import short_repr
+from ..files import (
+    default_mode,
+    fsync_dir,
+    read_json_file,
+    safetensors_bytes,
+    sha256_file,
+    temp_folder,
+    write_synced,
+)
 from .errors import WeightsError
 from .fetch import Fetcher, default_endpoint, hub_unreachable, is_offline, resolve_endpoint
 from .loading import as_dtype, component_modules
@@ -36,7 +45,7 @@ from .weightsets import (
     local_weight_set,
 )
 
-__all__ = ["push_to_hub", "save_pretrained", "spec_from_folder"]
+__all__ = ["check_replaceable", "push_to_hub", "save_pretrained", "spec_from_folder"]
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +75,36 @@ def tensors_for_file(module: Any, what: str, dtype: Any = None) -> dict[str, Any
 
 def yaml_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)  # JSON scalars and flow lists are valid YAML
+
+
+_CARD_STRINGS = ("license", "title", "load_name")  # one line each in the card
+_CARD_STRING_LISTS = ("tags", "datasets", "dataset")
+
+
+def check_card_metadata(metadata: Mapping[str, Any]) -> None:
+    """Refuse metadata that would change the model card's structure: the Hub reads ``license``,
+    ``tags`` and ``datasets`` from its YAML front matter, and a title with a line break could add
+    lines of its own (a second ``---`` block)."""
+
+    def one_line(value: Any, key: str) -> None:
+        if not isinstance(value, str) or "\n" in value or "\r" in value:
+            raise ValueError(f"metadata[{key!r}] must be a one-line string, got {short_repr(value)}")
+
+    for key in _CARD_STRINGS:
+        if metadata.get(key) is not None:
+            one_line(metadata[key], key)
+    for key in _CARD_STRING_LISTS:
+        value = metadata.get(key)
+        if value is None or isinstance(value, str):
+            if value is not None:
+                one_line(value, key)
+            continue
+        if not isinstance(value, (list, tuple)):
+            raise ValueError(
+                f"metadata[{key!r}] must be a string or a list of strings, got {short_repr(value)}"
+            )
+        for item in value:
+            one_line(item, key)
 
 
 def model_card(
@@ -148,6 +187,44 @@ def model_card(
     return "\n".join(lines)
 
 
+def _weight_set_file(entry: Path) -> bool:
+    """Whether ``entry`` is one of the files save_pretrained writes (and nothing else: no folder,
+    no link)."""
+    if entry.is_symlink() or not entry.is_file():
+        return False
+    return entry.name in (CONFIG_FILE, INDEX_FILE, CARD_FILE) or entry.name.endswith(".safetensors")
+
+
+def check_replaceable(directory: str | os.PathLike[str], overwrite: bool, what: str, flag: str) -> None:
+    """Refuse to write a weight set into ``directory`` unless it is missing, empty, or (with
+    ``overwrite``) a weight set whose files alone would be replaced.
+
+    A folder holding anything a weight set does not (notes, sub-folders, links) is never replaced,
+    whatever ``overwrite`` says: replacing it would delete those files. ``what`` names the argument
+    (``"OUT_DIR"``), ``flag`` the option that allows replacing (``"--force"``).
+    """
+    target = Path(directory).expanduser()
+    if target.exists() and not target.is_dir():
+        raise NotADirectoryError(f"{what}: {str(target)!r} exists and is not a folder")
+    if not target.is_dir():
+        return
+    entries = list(target.iterdir())
+    if not entries:
+        return
+    foreign = sorted(e.name for e in entries if not _weight_set_file(e))
+    if foreign or not (target / INDEX_FILE).is_file():
+        reason = f"it holds {foreign[0]!r}" if foreign else f"it has no {INDEX_FILE}"
+        raise FileExistsError(
+            f"{what}: {str(target)!r} is not empty and is not a weight set ({reason}); "
+            "give a new or empty folder"
+        )
+    if not overwrite:
+        raise FileExistsError(
+            f"{what}: {str(target)!r} is not empty: it holds a weight set; "
+            f"pass {flag} to replace the weight set in it"
+        )
+
+
 def save_pretrained(
     model: Any,
     directory: str | os.PathLike[str],
@@ -161,7 +238,8 @@ def save_pretrained(
 
     Args:
         model: a :class:`~vganzoo.models.base.VideoGAN` whose ``config`` rebuilds it.
-        directory: the folder to create; an existing non-empty one needs ``overwrite=True``.
+        directory: the folder to create; an existing weight set there is replaced only with
+            ``overwrite=True``, and a non-empty folder that is not a weight set never is.
         metadata: for the model card and ``weights.json``: ``license``, ``datasets`` (or
             ``dataset``), ``tags``, ``metrics`` (name -> value or ``{"value", "protocol"}``),
             ``training_command``, ``paper``, ``resolution``, ``frames``, ``fps``, ``steps``,
@@ -186,24 +264,28 @@ def save_pretrained(
     dtype = as_dtype(dtype)
     if dtype is not None and not dtype.is_floating_point:
         raise TypeError(f"dtype must be a floating-point dtype, got {dtype}")
-    try:
-        config_bytes = (json.dumps(config, indent=2, sort_keys=False) + "\n").encode()
-        json.dumps(metadata)
-    except TypeError as exc:
-        raise ValueError(f"model.config and metadata must be JSON-serialisable: {exc}") from None
+    try:  # strict JSON: NaN / Infinity would make files that JSON readers refuse
+        config_bytes = (json.dumps(config, indent=2, sort_keys=False, allow_nan=False) + "\n").encode()
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            f"model.config and metadata must be JSON-serialisable, without NaN or Infinity: {exc}"
+        ) from None
+    check_card_metadata(metadata)
     target = Path(directory).expanduser().absolute()
-    if target.exists() and not target.is_dir():
-        raise NotADirectoryError(f"directory: {target} exists and is not a folder")
-    if target.is_dir() and any(target.iterdir()) and not overwrite:
-        raise FileExistsError(f"directory: {target} is not empty; pass overwrite=True to replace it")
-    target.parent.mkdir(parents=True, exist_ok=True)
-
-    tmp = temp_folder(target)
+    check_replaceable(target, overwrite, "directory", "overwrite=True")
+    tmp = None
     try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = temp_folder(target)
         _write_files(tmp, model, config_bytes, metadata, dtype, repo_id)
         _move_into_place(tmp, target)
+    except OSError as exc:  # name the folder the user asked for, not a temporary file inside ours
+        if exc.errno is None:
+            raise
+        raise OSError(exc.errno, f"cannot write the weight set: {exc.strerror}", str(target)) from exc
     finally:
-        if tmp.exists():
+        if tmp is not None and tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return target
 
@@ -231,7 +313,7 @@ def _write_files(
         "metadata": metadata,
         "recipe": dict(getattr(model, "recipe", {}) or {}),
     }
-    write_synced(folder / INDEX_FILE, (json.dumps(index, indent=2) + "\n").encode())
+    write_synced(folder / INDEX_FILE, (json.dumps(index, indent=2, allow_nan=False) + "\n").encode())
     write_synced(folder / CARD_FILE, model_card(model, metadata, files, repo_id).encode())
     for written in folder.iterdir():  # the same permissions as every file vganzoo writes
         os.chmod(written, default_mode())
@@ -261,7 +343,7 @@ def verify_folder(folder: Path) -> list[str]:
     fetcher = Fetcher.for_weights(weights, HubOptions(local_files_only=True))
     for filename in weights.files.values():
         fetcher.fetch(filename)
-    extra = [CARD_FILE] if (folder / CARD_FILE).is_file() else []
+    extra = [CARD_FILE] if (folder / CARD_FILE).is_file() else []  # local_weight_set refused links out
     return [INDEX_FILE, *extra, *weights.files.values()]
 
 
@@ -354,7 +436,7 @@ def push_to_hub(
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise WeightsError(f"push_to_hub: uploading to {repo_id} at {where} failed: {reason}") from exc
         sha = info.oid
-        index = json.loads((folder / INDEX_FILE).read_text(encoding="utf-8"))
+        index = read_json_file(folder / INDEX_FILE, error=WeightsError)
     where = f" (pull request {info.pr_url})" if getattr(info, "pr_url", None) else ""
     files = {c: f for c, f in index["files"].items() if c != "config"}
     logger.info("pushed %s@%s%s", repo_id, sha, where)

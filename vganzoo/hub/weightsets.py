@@ -8,7 +8,6 @@ module turns a name into a :class:`WeightSet` (no download here, except what
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Iterable
@@ -18,6 +17,7 @@ from typing import Any
 
 from .. import registry
 from ..errors import VganzooError
+from ..files import read_json_file
 from .errors import NoPretrainedWeightsError, WeightsError, WeightsNotFoundError
 
 __all__ = [
@@ -28,7 +28,9 @@ __all__ = [
     "LOCAL_DIR_PREFIX",
     "HubOptions",
     "WeightSet",
+    "check_inside",
     "component_file",
+    "file_in_weight_set",
     "local_weight_set",
     "parse_index",
     "registry_weight_set",
@@ -113,12 +115,34 @@ def check_component_name(component: str) -> None:
     )
 
 
+def check_inside(folder: Path, filename: str, name: str) -> None:
+    """Refuse ``folder/filename`` when it is a link that leads out of ``folder``: a shared folder whose
+    README.md links to ~/.ssh/id_rsa would otherwise be shown by ``vganzoo serve`` or uploaded by push."""
+    path = folder / filename
+    if path.is_symlink() and not path.resolve().is_relative_to(folder.resolve()):
+        raise WeightsError(
+            f"{name}: {filename} in {folder} is a link to a file outside the folder; a weight set's files "
+            "must be inside it (copy the file in instead)"
+        )
+
+
+def file_in_weight_set(folder: Path, filename: str) -> Path | None:
+    """``folder/filename`` when it is a file that stays inside its weight set, else None: inside the
+    folder, or for a Hugging Face cache snapshot (``.../snapshots/<commit>/``, whose files link to the
+    repo's ``blobs/``) inside that repo's cache folder. For files such as the model card that no
+    sha256 pins."""
+    path = folder / filename
+    if not path.is_file():
+        return None
+    root = folder.resolve()
+    if folder.parent.name == "snapshots":
+        root = folder.parent.parent.resolve()
+    return path if path.resolve().is_relative_to(root) else None
+
+
 def read_json(path: Path, what: str) -> Any:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            return json.load(handle)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise WeightsError(f"{what}: {path} is not valid JSON ({exc})") from None
+    """An untrusted JSON file of a weight set (size and depth bounded, see ``files.read_json_file``)."""
+    return read_json_file(path, f"{what}: {path}", error=WeightsError)
 
 
 def parse_index(
@@ -233,7 +257,10 @@ def local_weight_set(name: str, path: str | os.PathLike[str]) -> WeightSet:
                 f"`vganzoo export {folder} OUT --step N`"
             )
         raise WeightsNotFoundError(f"{name}: {folder} has no {INDEX_FILE}; {hint}")
+    check_inside(folder, INDEX_FILE, name)
     files, hashes, metadata, recipe = parse_index(read_json(folder / INDEX_FILE, name), str(folder))
+    for filename in (CARD_FILE, *files.values()):
+        check_inside(folder, filename, name)
     return WeightSet(
         name=name, files=files, sha256=hashes, local_dir=folder, recipe=recipe, metadata=metadata
     )
@@ -250,6 +277,8 @@ def select_components(weights: WeightSet, components: str | Iterable[str] | None
         components = [c for c in ("generator", "generator_ema") if c in available]
     if isinstance(components, str):
         components = available if components == "all" else [components]
+    if not isinstance(components, Iterable):
+        raise TypeError(f"components must be a name or a list of names, got {type(components).__name__}")
     components = list(components)
     if not components:
         raise ValueError("components: give at least one component (e.g. 'generator')")

@@ -31,7 +31,6 @@ Scores computed from it on a set of clips (one digit per clip, ``moving-digits``
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -42,7 +41,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
-from ..files import sha256_file
+from ..files import read_json_file, sha256_file
 from .frechet import FeatureStats
 from .preprocess import GRAY_CHANNELS, check_videos, resize_frames, to_channels
 
@@ -272,7 +271,7 @@ def load_digits_classifier(
                 f"{weights}: sha256 {digest} does not match {sums} ({want}); the file is corrupt or was "
                 "replaced"
             )
-    card = json.loads((folder / CONFIG_FILE).read_text()) if (folder / CONFIG_FILE).exists() else {}
+    card = read_json_file(folder / CONFIG_FILE) if (folder / CONFIG_FILE).exists() else {}
     arch = card.get("architecture", {})
     model = DigitFrameClassifier(
         widths=tuple(arch.get("widths", STAGE_WIDTHS)),

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import atomic_write_bytes, check_safetensors_file, sha256_file
+from ..files import atomic_write_bytes, check_safetensors_file, loads_json, sha256_file
 from .c3d import (
     C3D,
     C3D_CROP,
@@ -379,7 +379,7 @@ def load_extractor(
         metadata = f.metadata() or {}
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     architecture = metadata.get(META_ARCHITECTURE, default_architecture)
-    config = json.loads(metadata.get(META_CONFIG, "{}"))
+    config = loads_json(metadata.get(META_CONFIG, "{}"), f"{path}: {META_CONFIG}")
     if architecture == "i3d" and is_pytorch_i3d_naming(list(tensors)):
         tensors = map_pytorch_i3d_state_dict(tensors)
     elif architecture in ("c3d", "c3d-tgan2"):

@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..files import atomic_write_bytes, check_safetensors_file
+from ..files import atomic_write_bytes, check_safetensors_file, loads_json
 
 __all__ = ["STATS_FORMAT", "FeatureStats", "frechet_distance", "trace_sqrt_product"]
 
@@ -179,7 +179,7 @@ class FeatureStats:
             if missing:
                 raise ValueError(f"{path}: feature-statistics file lacks tensors {missing}")
             tensors = {k: f.get_tensor(k).astype(np.float64) for k in _TENSOR_NAMES}
-        stats = cls(protocol=json.loads(metadata.get("protocol", "{}")))
+        stats = cls(protocol=loads_json(metadata.get("protocol", "{}"), f"{path}: protocol"))
         stats.n, stats.dim = int(metadata["n"]), int(metadata["dim"])
         d = stats.dim
         if (

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_write_bytes, check_safetensors_file
+from ..files import atomic_write_bytes, check_safetensors_file, loads_json
 
 __all__ = ["CACHE_FORMAT", "RealCache", "default_cache_dir"]
 
@@ -77,7 +77,9 @@ class RealCache:
         with safe_open(str(self.path), framework="numpy") as f:
             metadata = f.metadata() or {}
         stored = (
-            json.loads(metadata.get("identity", "{}")) if metadata.get("format") == CACHE_FORMAT else None
+            loads_json(metadata.get("identity", "{}"), f"{self.path}: identity")
+            if metadata.get("format") == CACHE_FORMAT
+            else None
         )
         if stored != self.identity:
             if not self.named:

@@ -31,7 +31,7 @@ from typing import Any, NamedTuple
 import torch
 from torch import nn
 
-from ..errors import InvalidConfigError
+from ..errors import InvalidConfigError, short_repr
 
 __all__ = ["DiscriminatorOutput", "VideoGAN", "check_labels", "draw_labels", "make_generator"]
 
@@ -106,6 +106,43 @@ def draw_labels(n: int, num_classes: int, labels: Any, generator: torch.Generato
     return None
 
 
+def check_flags(**flags: Any) -> None:
+    """Refuse a flag that is not True or False (``return_latents="no"`` would count as true)."""
+    for name, value in flags.items():
+        if not isinstance(value, bool):
+            raise TypeError(f"{name} must be True or False, got {short_repr(value)}")
+
+
+def as_device(device: Any, what: str = "device") -> torch.device | None:
+    """``device`` (a name such as ``"cuda:0"``, a ``torch.device`` or None) as a torch.device this
+    machine has; one-line ValueError / TypeError naming ``what`` otherwise (not torch's assertion
+    "Torch not compiled with CUDA enabled" at the first tensor moved)."""
+    if device is None:
+        return None
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise TypeError(
+            f"{what} must be a device name such as 'cpu' or 'cuda:0', got {type(device).__name__}"
+        )
+    if isinstance(device, int):
+        raise ValueError(f"{what}: give a device name such as 'cuda:{device}', not the number {device}")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{what}: {short_repr(device)} is not a device; use 'cpu' or 'cuda[:N]'") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"{what}: {str(device)!r}, but this PyTorch has no usable CUDA device; use 'cpu'"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"{what}: {str(device)!r}, but there are {torch.cuda.device_count()} CUDA devices"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"{what}: 'mps', but this PyTorch has no usable MPS device; use 'cpu'")
+    return device
+
+
 def _as_label_tensor(labels: Any, n: int, where: str, device: torch.device | str | None) -> torch.Tensor:
     """An int, a sequence of ints or an integer tensor -> an int64 tensor on ``device`` (CPU if None)."""
     device = "cpu" if device is None else device
@@ -121,6 +158,8 @@ def _as_label_tensor(labels: Any, n: int, where: str, device: torch.device | str
     if isinstance(labels, Sequence) and not isinstance(labels, (str, bytes)):
         if not all(isinstance(v, int) and not isinstance(v, bool) for v in labels):
             raise TypeError(f"{where}labels must contain ints only")
+        if any(not -(2**63) <= v < 2**63 for v in labels):  # torch would say "Overflow when unpacking"
+            raise ValueError(f"{where}labels must be class indices, got {short_repr(list(labels))}")
         return torch.tensor(list(labels), dtype=torch.long, device=device)
     raise TypeError(
         f"{where}labels must be an int, a sequence of ints or an integer tensor, got {type(labels).__name__}"
@@ -204,9 +243,10 @@ class VideoGAN(nn.Module):
         """
         if not isinstance(n, int) or isinstance(n, bool) or n < 0:
             raise ValueError(f"n must be a non-negative int, got {n!r}")
+        check_flags(use_ema=use_ema, return_latents=return_latents)
         gen_module, device, dtype = self._sampling_generator(use_ema, device)
         labels = check_labels(labels, n, self.num_classes)
-        _check_output_memory(gen_module, n, device)
+        check_output_memory(gen_module, n, device)
         latents = gen_module.sample_latents(n, generator=make_generator(seed), labels=labels)
         # latents are drawn in float32 on the CPU (the same seed gives the same videos anywhere); a
         # model cast with .to(dtype) / load(dtype=...) gets them in its own dtype
@@ -229,7 +269,7 @@ class VideoGAN(nn.Module):
         param = next(gen_module.parameters(), None)
         if device is None:
             device = param.device if param is not None else torch.device("cpu")
-        device = torch.device(device)
+        device = as_device(device)
         if device.type == "meta":
             raise ValueError(
                 "device: 'meta' tensors hold no data, so nothing can be sampled there; use 'cpu' or 'cuda'"
@@ -257,12 +297,17 @@ class VideoGAN(nn.Module):
         return f"model={self.name!r}"
 
 
-def _check_output_memory(generator: nn.Module, n: int, device: torch.device) -> None:
+def check_output_memory(
+    generator: nn.Module, n: int, device: torch.device, *, frames: int | None = None
+) -> None:
     """Refuse ``n`` videos whose output alone (float32, one batch) cannot fit in memory (CPU only:
-    a GPU reports its own out-of-memory error at once)."""
+    a GPU reports its own out-of-memory error at once). ``frames``: the clip length, for generators
+    that render any length (default: the generator's ``frames``)."""
     from ..resources import check_memory
 
     sizes = [getattr(generator, key, None) for key in ("channels", "frames", "resolution")]
+    if frames is not None:
+        sizes[1] = frames
     if device.type != "cpu" or not all(isinstance(v, int) and v > 0 for v in sizes):
         return
     channels, frames, resolution = sizes

@@ -74,6 +74,7 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
+from ..errors import short_repr
 from ..nn.continuous_time import (
     MOTION_CODE_CHUNK,
     MOTION_LR_MULTIPLIER,
@@ -98,7 +99,16 @@ from ..nn.stylegan2 import (
     synthesize,
 )
 from ..registry import register_component, register_model
-from .base import DiscriminatorOutput, VideoGAN, check_labels, draw_labels, make_generator, require
+from .base import (
+    DiscriminatorOutput,
+    VideoGAN,
+    check_flags,
+    check_labels,
+    check_output_memory,
+    draw_labels,
+    make_generator,
+    require,
+)
 from .common import (
     SHARED_KEYS,
     check_latent,
@@ -138,6 +148,9 @@ PAPER = (
     "Quality and Perks of StyleGAN2 (CVPR 2022)"
 )
 RESOLUTIONS = (32, 64, 128, 256, 512, 1024)
+MIN_FPS, MAX_FPS = 0.01, 1000.0  # frame rates of the data and of sample(fps=...): the CLI's --fps bounds
+MAX_CLIP_FRAMES = 1_000_000  # sample(frames=...): far past any use; memory is checked as well
+MOTION_CODE_BYTES = 4  # float32 motion codes, drawn on the CPU whatever the device
 FRAMES_PER_PASS = 32  # frames of each video rendered in one synthesis pass (long clips go in chunks)
 
 DEFAULT_CONFIG: dict[str, Any] = {
@@ -326,10 +339,10 @@ class StyleGANVGenerator(nn.Module):
         """(frames,) times of a clip sampled at ``fps`` frames per second (default: the data's rate)."""
         frames = self.frames if frames is None else frames
         fps = self.fps if fps is None else fps
-        if not is_int(frames) or frames < 1:
-            raise ValueError(f"frames must be a positive int, got {frames!r}")
-        if not is_number(fps) or fps <= 0:
-            raise ValueError(f"fps must be a positive number, got {fps!r}")
+        if not is_int(frames) or not 1 <= frames <= MAX_CLIP_FRAMES:
+            raise ValueError(f"frames must be an int from 1 to {MAX_CLIP_FRAMES:,}, got {short_repr(frames)}")
+        if not is_number(fps) or not MIN_FPS <= fps <= MAX_FPS:
+            raise ValueError(f"fps must be a number from {MIN_FPS} to {MAX_FPS}, got {short_repr(fps)}")
         step = self.fps / float(fps)
         return torch.arange(frames, dtype=torch.float64).mul(step).float()
 
@@ -655,8 +668,15 @@ def _check_common(component: str, args: Mapping[str, Any], *, fps: Any) -> None:
         conv_clamp is None or (is_number(conv_clamp) and conv_clamp > 0),
         f"{component}: conv_clamp must be a positive number or null, got {conv_clamp!r}",
     )
-    require(is_number(fps) and fps > 0, f"{component}: fps must be a positive number, got {fps!r}")
+    require(
+        is_number(fps) and MIN_FPS <= fps <= MAX_FPS,
+        f"{component}: fps must be a number from {MIN_FPS} to {MAX_FPS}, got {fps!r}",
+    )
     require(sparse_frames >= 2, f"{component}: sparse_frames must be at least 2, got {sparse_frames}")
+    require(
+        max_frames <= MAX_CLIP_FRAMES,
+        f"{component}: max_frames must be at most {MAX_CLIP_FRAMES:,}, got {max_frames:,}",
+    )
     require(
         frames >= sparse_frames and max_frames >= frames,
         f"{component}: need sparse_frames ({sparse_frames}) <= frames ({frames}) <= max_frames "
@@ -702,9 +722,11 @@ class StyleGANV(VideoGAN):
             raise ValueError(f"n must be a non-negative int, got {n!r}")
         if not is_number(truncation_psi):
             raise ValueError(f"truncation_psi must be a number, got {truncation_psi!r}")
+        check_flags(use_ema=use_ema, return_latents=return_latents)
         gen_module, device, dtype = self._sampling_generator(use_ema, device)
         gen_module.clip_times(frames, fps)  # checks frames and fps
         labels = check_labels(labels, n, self.num_classes)
+        _check_clip_memory(gen_module, n, device, frames, fps)
         latents = gen_module.sample_latents(
             n,
             generator=make_generator(seed),
@@ -720,6 +742,25 @@ class StyleGANV(VideoGAN):
         latents = {k: v.to(device=device, dtype=dtypes.get(k)) for k, v in latents.items()}
         videos = self._run_generator(gen_module, latents, truncation_psi=truncation_psi)
         return (videos, latents) if return_latents else videos
+
+
+def _check_clip_memory(
+    generator: StyleGANVGenerator, n: int, device: torch.device, frames: int | None, fps: float | None
+) -> None:
+    """Refuse clips whose motion codes (their count grows as frames x data fps / fps) or output
+    cannot fit in memory, before drawing anything."""
+    from ..resources import check_memory
+
+    frames = generator.frames if frames is None else frames
+    fps = generator.fps if fps is None else float(fps)
+    max_time = (frames - 1) * generator.fps / fps
+    codes = generator.motion.codes_needed(max_time, generator.max_frames)
+    check_memory(
+        n * codes * generator.motion_z_dim * MOTION_CODE_BYTES,
+        f"sample: n={n} videos of {frames} frames at fps={fps:g} ({codes:,} motion codes each)",
+        advice="sample fewer or shorter videos, or at a higher fps",
+    )
+    check_output_memory(generator, n, device, frames=frames)
 
 
 def _kwargs_for(component: type[nn.Module], config: dict[str, Any]) -> dict[str, Any]:

@@ -532,6 +532,8 @@ def list_models(
     are listed as ``dist::name`` for each. With ``pretrained=True`` the ``arch.tag`` names of
     every weight set are listed instead (this imports plugins to read their specs).
     """
+    if not isinstance(pretrained, bool):  # "no" would count as true
+        raise TypeError(f"pretrained must be True or False, got {pretrained!r}")
     if pretrained:
         return list_pretrained(filter, exclude_filters=exclude_filters)
     names: set[str] = set()

@@ -24,7 +24,7 @@ from safetensors.torch import load as st_load
 from safetensors.torch import save as st_save
 
 from ..errors import VganzooError
-from ..files import atomic_write_bytes, remove_stale_temp_files
+from ..files import atomic_write_bytes, loads_json, remove_stale_temp_files
 
 __all__ = [
     "FORMAT",
@@ -44,6 +44,11 @@ __all__ = [
 FORMAT = "vganzoo-checkpoint"
 FORMAT_VERSION = 1
 _NAME = re.compile(r"^ckpt-(\d{8,})\.safetensors$")
+# Bounds of the counters a checkpoint records: far past any real run, so that a tampered file's
+# step=1e18 or epoch=-1 is refused instead of silently trusted.
+MAX_STEP = 10**12
+MAX_WORLD_SIZE = 1_000_000
+OBJECT_FIELDS = ("optimizers", "scalers", "rng", "model_config", "recipe", "train_config")
 
 
 class CheckpointError(VganzooError, ValueError):
@@ -96,18 +101,62 @@ def load_checkpoint(path: str | os.PathLike[str]) -> tuple[dict[str, torch.Tenso
         header_len = int.from_bytes(data[:8], "little")
         header = json.loads(data[8 : 8 + header_len])
         metadata = header.get("__metadata__") or {}
-    except (SafetensorError, ValueError, json.JSONDecodeError, OSError) as exc:
+    except (SafetensorError, ValueError, json.JSONDecodeError, OSError, RecursionError) as exc:
+        detail = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
         raise CheckpointError(
-            f"checkpoint {str(path)!r} is damaged or not a safetensors file: {exc}"
+            f"checkpoint {str(path)!r} is damaged or not a safetensors file: {detail}"
         ) from None
-    if metadata.get("format") != FORMAT:
+    if not isinstance(metadata, dict) or metadata.get("format") != FORMAT:
         raise CheckpointError(f"{str(path)!r} is a safetensors file but not a vganzoo training checkpoint")
-    if int(metadata.get("format_version", "0")) > FORMAT_VERSION:
+    version = metadata.get("format_version", "0")
+    if not isinstance(version, str) or not version.isdigit():
+        raise CheckpointError(f"checkpoint {str(path)!r}: field format_version is {version!r}, not a number")
+    if int(version) > FORMAT_VERSION:
         raise CheckpointError(
-            f"checkpoint {str(path)!r} has format version {metadata['format_version']}, newer than this "
-            f"vganzoo reads ({FORMAT_VERSION})"
+            f"checkpoint {str(path)!r} has format version {version}, newer than this vganzoo reads "
+            f"({FORMAT_VERSION})"
         )
-    return tensors, json.loads(metadata["state"])
+    source = f"checkpoint {str(path)!r}"
+    if not isinstance(metadata.get("state"), str):
+        raise CheckpointError(f"{source} has no 'state' field (not a complete vganzoo training checkpoint)")
+    state = loads_json(metadata["state"], f"{source}: field state", error=CheckpointError)
+    check_state(state, source)
+    return tensors, state
+
+
+def _int_field(value: Any, field: str, source: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        shown = repr(value) if len(repr(value)) < 40 else repr(value)[:40] + "..."
+        raise CheckpointError(f"{source}: field {field} is {shown}, expected an int from {low} to {high:,}")
+    return value
+
+
+def require_field(state: Mapping[str, Any], field: str, source: str) -> Any:
+    """``state[field]``, or a :class:`CheckpointError` saying the checkpoint lacks it."""
+    if field not in state:
+        raise CheckpointError(f"{source} has no {field!r} field (not a complete vganzoo training checkpoint)")
+    return state[field]
+
+
+def check_state(state: Any, source: str) -> None:
+    """Refuse a checkpoint state whose counters or sections have the wrong type or range (a tampered
+    or damaged file), naming the field: the trainer would otherwise trust them silently."""
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{source}: field state is a JSON {type(state).__name__}, expected an object")
+    _int_field(require_field(state, "step", source), "step", source, 0, MAX_STEP)
+    if "world_size" in state:
+        _int_field(state["world_size"], "world_size", source, 1, MAX_WORLD_SIZE)
+    if "data_position" in state:
+        position = state["data_position"]
+        if not isinstance(position, dict):
+            raise CheckpointError(f"{source}: field data_position is not an object")
+        for key in ("epoch", "offset"):
+            _int_field(require_field(position, key, source), f"data_position.{key}", source, 0, MAX_STEP)
+    for field in OBJECT_FIELDS:
+        if field in state and not isinstance(state[field], dict):
+            raise CheckpointError(
+                f"{source}: field {field} is a JSON {type(state[field]).__name__}, expected an object"
+            )
 
 
 def load_model_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor], source: str) -> None:

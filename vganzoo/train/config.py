@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ..errors import InvalidConfigError
+from ..files import json_or_text
 
 __all__ = [
     "DEFAULT_RECIPE",
@@ -248,10 +248,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
             f"--set: expected KEY=VALUE with a dotted KEY (e.g. optimizers.generator.lr=1e-4), got {text!r}"
         )
     raw = raw.strip()
-    try:
-        value = json.loads(raw)
-    except json.JSONDecodeError:
-        value = raw
+    value = json_or_text(raw, f"--set {key}")
     return key.split("."), value
 
 

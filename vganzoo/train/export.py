@@ -10,7 +10,6 @@ bundled inside a package (see ``vganzoo.hub.spec_from_folder``).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 
 from torch import nn
 
+from ..files import read_json_file
 from . import checkpoint as ckpt
 
 GENERATOR_CHOICES = ("both", "ema", "raw")
@@ -115,8 +115,8 @@ def model_from_checkpoint(
     run_config: dict[str, Any] = {}
     if run_dir is not None and (run_dir / "config.json").is_file():
         try:
-            run_config = json.loads((run_dir / "config.json").read_text())
-        except (OSError, json.JSONDecodeError):
+            run_config = read_json_file(run_dir / "config.json")
+        except (OSError, ValueError):
             run_config = {}
     info = {
         "step": int(state.get("step", 0)),

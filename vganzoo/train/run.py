@@ -17,6 +17,7 @@ import torch
 
 from .. import hub, registry
 from ..errors import InvalidConfigError, VganzooError
+from ..files import read_json_file
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig, apply_overrides
@@ -296,8 +297,8 @@ def _saved_run(resume: bool | str, out: str | None) -> dict[str, Any] | None:
     if not resume or path is None or not path.is_file():
         return None
     try:
-        saved = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        saved = read_json_file(path)
+    except (OSError, ValueError) as exc:
         raise InvalidConfigError(
             f"resume: cannot read {str(path)!r} ({exc}); is it a vganzoo run folder?"
         ) from None

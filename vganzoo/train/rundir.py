@@ -28,7 +28,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import atomic_write_bytes, remove_stale_temp_files
+from ..files import atomic_write_bytes, loads_json, remove_stale_temp_files
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig
@@ -95,9 +95,9 @@ class RunFolder:
         kept = []
         for line in self.metrics_path.read_text().splitlines():
             try:
-                if int(json.loads(line).get("step", 0)) <= step:
+                if int(loads_json(line, "metrics log").get("step", 0)) <= step:
                     kept.append(line)
-            except (json.JSONDecodeError, ValueError, AttributeError):
+            except (ValueError, AttributeError, TypeError):
                 continue  # a line cut short by a crash
         atomic_write_bytes(self.metrics_path, ("\n".join(kept) + ("\n" if kept else "")).encode())
 

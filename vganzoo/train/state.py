@@ -68,11 +68,17 @@ def restore_state(
     """Put ``trainer`` back where :func:`capture_state` found it (``source`` names the checkpoint in
     errors). The optimisers keep the hyperparameters of the recipe in effect now."""
     current_config = getattr(trainer.model, "config", {}) or {}
+    ckpt.check_state(meta, source)  # types and ranges, also of a state not read by load_checkpoint
     check_model_config(meta.get("model_config") or {}, current_config, source=source)
     ckpt.load_model_state(trainer.model, tensors, source)
-    restore_optimizers(trainer.optimizers(), tensors, meta["optimizers"], source=source)
-    restore_scalers(trainer.scalers, meta.get("scalers", {}))
-    restore_rng(tensors, meta.get("rng", {}), trainer.latent_generator, trainer.device)
+    optimizers = ckpt.require_field(meta, "optimizers", source)
+    position = ckpt.require_field(meta, "data_position", source)
+    restore_optimizers(trainer.optimizers(), tensors, optimizers, source=source)
+    try:
+        restore_scalers(trainer.scalers, meta.get("scalers", {}))
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as exc:
+        raise ckpt.CheckpointError(f"{source}: field scalers is malformed ({str(exc)[:100]})") from None
+    restore_rng(tensors, meta.get("rng", {}), trainer.latent_generator, trainer.device, source=source)
     saved_world = int(meta.get("world_size", trainer.world_size))
     if saved_world != trainer.world_size and trainer.is_main:
         warnings.warn(
@@ -80,7 +86,7 @@ def restore_state(
             "order differs from an uninterrupted run",
             stacklevel=4,
         )
-    trainer.stream.load_state(meta["data_position"])
+    trainer.stream.load_state(position)
     trainer.step = int(meta["step"])
     if trainer.use_labels and meta.get("use_labels") is False:  # the run had stopped using labels
         trainer.use_labels = False
@@ -114,7 +120,15 @@ def restore_optimizers(
         if name not in meta:
             raise ckpt.CheckpointError(f"{source} has no optimizer state for {name!r}")
         current = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
-        opt.load_state_dict(ckpt.unflatten_optimizer_state(f"{OPTIM_PREFIX}.{name}", tensors, meta[name]))
+        try:
+            opt.load_state_dict(ckpt.unflatten_optimizer_state(f"{OPTIM_PREFIX}.{name}", tensors, meta[name]))
+        except ckpt.CheckpointError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
+            raise ckpt.CheckpointError(
+                f"{source}: field optimizers.{name} does not fit this optimiser ({type(exc).__name__}: "
+                f"{str(exc)[:100]})"
+            ) from None
         for group, settings in zip(opt.param_groups, current):
             group.update(settings)
 
@@ -169,12 +183,23 @@ def restore_rng(
     saved: Mapping[str, Any],
     latent_generator: torch.Generator,
     device: torch.device,
+    *,
+    source: str = "the checkpoint",
 ) -> None:
-    """Inverse of :func:`capture_rng`; states a checkpoint lacks are left as they are."""
-    if "rng.torch" in tensors:
-        torch.set_rng_state(tensors["rng.torch"])
-    if "rng.latent" in tensors:
-        latent_generator.set_state(tensors["rng.latent"])
+    """Inverse of :func:`capture_rng`; states a checkpoint lacks are left as they are. A state of the
+    wrong size or type is a :class:`CheckpointError` naming ``source`` and the field."""
+    for name, target in (("rng.torch", torch.default_generator), ("rng.latent", latent_generator)):
+        if name in tensors:
+            state = tensors[name]
+            if state.dtype != torch.uint8 or state.shape != target.get_state().shape:
+                raise ckpt.CheckpointError(
+                    f"{source}: tensor {name} is {state.dtype} of shape {tuple(state.shape)}, not the "
+                    f"{tuple(target.get_state().shape)} bytes of a torch RNG state"
+                )
+            try:
+                target.set_state(state)
+            except RuntimeError as exc:
+                raise ckpt.CheckpointError(f"{source}: tensor {name} is not an RNG state ({exc})") from None
     if device.type == "cuda":
         count = torch.cuda.device_count()
         states = [tensors[f"rng.cuda.{i}"] for i in range(count) if f"rng.cuda.{i}" in tensors]
@@ -182,7 +207,12 @@ def restore_rng(
             torch.cuda.set_rng_state_all(states)
     python = saved.get("python")
     if python:
-        random.setstate((python[0], tuple(python[1]), python[2]))
+        try:
+            random.setstate((python[0], tuple(python[1]), python[2]))
+        except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
+            raise ckpt.CheckpointError(
+                f"{source}: field rng.python is not a Python RNG state ({exc})"
+            ) from None
 
 
 def check_model_config(saved: Mapping[str, Any], current: Mapping[str, Any], *, source: str) -> None:
