@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Compile-check the CUDA part of vganzoo on a machine without a GPU (nothing is run).
 #   1. a fresh virtual environment (local disk) with the CUDA build of torch;
-#   2. FORCE_CUDA=1 build of vganzoo._C in a scratch copy of the tree (compile + link only);
+#   2. FORCE_CUDA=1 build of vganzoo._C and vganzoo._C_cuda in a scratch copy of the tree (compile + link
+#      only);
 #   3. where bare nvcc exists, `nvcc -Xptxas -v` on the torch-free .cuh kernels (register/spill report),
 #      failing if any kernel spills.
 # Usage: .ci/cuda_check.sh [VENV_DIR]   (default: /tmp/vganzoo-cuda-venv; reused if present)
@@ -32,18 +33,23 @@ else
 fi
 "$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda); assert torch.version.cuda, "not a CUDA build of torch"'
 
-step "FORCE_CUDA=1 build of vganzoo._C (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset})"
+step "FORCE_CUDA=1 build of vganzoo._C and _C_cuda (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset})"
 # A scratch copy so the developer's in-place CPU build is not clobbered.
 tar -C "$ROOT" --exclude=.git --exclude='build' --exclude='*.so' --exclude='.venv*' -cf - . | tar -C "$SCRATCH" -xf -
 (cd "$SCRATCH" && FORCE_CUDA=1 MAX_JOBS="${MAX_JOBS:-2}" "$VENV/bin/python" setup.py build_ext --inplace \
    --build-temp "$SCRATCH/build-temp" 2>&1 | grep -Ev '^\s*$' | tail -n 20)
-SO="$(ls "$SCRATCH"/vganzoo/_C*.so)"
-echo "built $SO"
+SO="$(ls "$SCRATCH"/vganzoo/_C_cuda.*.so)"
+CPU_SO="$(ls "$SCRATCH"/vganzoo/_C.*.so)"
+echo "built $CPU_SO and $SO"
 if ! nm -C "$SO" | grep 'conv3d_igemm_wmma_kernel' >/dev/null; then  # no -q: SIGPIPE + pipefail
   echo "FAIL: the CUDA kernels are missing from $SO" >&2
   exit 1
 fi
-echo "CUDA kernels present in the extension"
+if readelf -d "$CPU_SO" | grep NEEDED | grep -E 'cuda'; then  # its own links (ldd adds torch's)
+  echo "FAIL: $CPU_SO (the CPU operators) links CUDA libraries (above): it must not need them" >&2
+  exit 1
+fi
+echo "CUDA kernels present in vganzoo._C_cuda; vganzoo._C links no CUDA library"
 
 if command -v "$NVCC" >/dev/null 2>&1; then
   step "nvcc -Xptxas -v on the .cuh kernels (sm_${TORCH_CUDA_ARCH_LIST%%[ ;]*})"
