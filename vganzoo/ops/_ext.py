@@ -202,7 +202,10 @@ _warned: set[str] = set()
 
 def warn_fallback_once(device_type: str) -> None:
     """Warn that the reference implementation is used instead of the extension: once per reason (a build
-    for another torch is one warning, whichever devices fall back)."""
+    for another torch is one warning, whichever devices fall back). Not for the meta device: shapes only,
+    which models are first built on with warnings silenced (that would use up the warning)."""
+    if device_type == "meta":
+        return
     failure = _failure(device_type)
     key = failure.reason if failure is not None else device_type
     if key in _warned:
