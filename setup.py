@@ -175,7 +175,7 @@ def _build_info(with_cuda: bool, version: str) -> str:
     facts = {
         "VERSION": version,
         "TORCH_VERSION": torch.__version__,
-        "CUDA_VERSION": torch.version.cuda if with_cuda else None,
+        "CUDA_VERSION": torch.version.cuda,  # torch's (None: a CPU-only torch), even without _C_cuda
         "CXX11_ABI": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
         "CUDA_ARCHS": os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None,
         "EXTENSIONS": ("_C", "_C_cuda") if with_cuda else ("_C",),

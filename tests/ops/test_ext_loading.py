@@ -123,13 +123,19 @@ def test_missing_extension_is_the_plain_fallback():
 
 
 @pytest.mark.skipif(not _ext.available(), reason="vganzoo._C not built")
-@pytest.mark.parametrize("torch_cuda", [None, "13.0"])
-def test_cuda_kernels_load_only_under_a_cuda_torch(monkeypatch, torch_cuda):
+@pytest.mark.parametrize(
+    ("torch_cuda", "extensions", "expected"),
+    [
+        (None, ("_C", "_C_cuda"), ["vganzoo._C"]),  # a CPU-only torch never loads CUDA code
+        ("13.0", ("_C", "_C_cuda"), ["vganzoo._C", "vganzoo._C_cuda"]),
+        ("13.0", ("_C",), ["vganzoo._C"]),  # a source build under a CUDA torch without FORCE_CUDA
+    ],
+)
+def test_cuda_kernels_load_only_under_a_cuda_torch(monkeypatch, torch_cuda, extensions, expected):
     monkeypatch.setattr(torch.version, "cuda", torch_cuda)
-    info = _build_info(CUDA_VERSION=torch_cuda, EXTENSIONS=("_C", "_C_cuda"))
+    info = _build_info(CUDA_VERSION=torch_cuda, EXTENSIONS=extensions)
     importer = RecordingImporter()
     assert _ext.load(info, importer) == {"cpu": None, "cuda": None}
-    expected = ["vganzoo._C"] if torch_cuda is None else ["vganzoo._C", "vganzoo._C_cuda"]
     assert importer.imported == expected
 
 
