@@ -139,8 +139,9 @@ def _fingerprint(ext) -> str:
     sources (so a CUDA-only change keeps the CPU build), the flags, torch, Python, CUDA."""
     import torch
 
-    folders = {os.path.dirname(os.path.join(ROOT, source)) for source in ext.sources}
-    files = set(glob.glob(os.path.join(ROOT, "csrc", "*")))
+    csrc = os.path.join(ROOT, "csrc")
+    folders = {os.path.dirname(os.path.join(ROOT, source)) for source in ext.sources} - {csrc}
+    files = set(glob.glob(os.path.join(csrc, "*")))  # its own files only: csrc/cuda/ is not _C's
     for folder in folders:
         files.update(glob.glob(os.path.join(folder, "**", "*"), recursive=True))
     digest = hashlib.sha256()
