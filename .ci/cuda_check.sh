@@ -50,6 +50,16 @@ if readelf -d "$CPU_SO" | grep NEEDED | grep -E 'cuda'; then  # its own links (l
   exit 1
 fi
 echo "CUDA kernels present in vganzoo._C_cuda; vganzoo._C links no CUDA library"
+# Loading both without a GPU resolves every symbol (a shared library links with undefined ones: a CUDA
+# source calling code that only _C compiles would fail here, not at link time) and registers the kernels.
+"$VENV/bin/python" - "$CPU_SO" "$SO" <<'PY'
+import sys, torch
+for library in sys.argv[1:]:
+    torch.ops.load_library(library)
+has = torch._C._dispatch_has_kernel_for_dispatch_key
+assert has("vganzoo::conv3d_bias_act", "CPU") and has("vganzoo::conv3d_bias_act", "CUDA"), "kernels not registered"
+print("both libraries load without a GPU; CPU and CUDA kernels registered")
+PY
 
 if command -v "$NVCC" >/dev/null 2>&1; then
   step "nvcc -Xptxas -v on the .cuh kernels (sm_${TORCH_CUDA_ARCH_LIST%%[ ;]*})"
