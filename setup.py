@@ -19,6 +19,11 @@ pyproject.toml).
   architecture list) and ``CUDA_HOME`` to /usr/local/cuda when it exists (torch guesses it wrong from
   an nvcc wrapper). Both must be set before torch.utils.cpp_extension is imported.
 * ``VGANZOO_SKIP_EXT=1`` builds no extension at all (pure-Python install; ops use the reference).
+* The CUDA build adds NVIDIA CUTLASS conv3d kernels (csrc/cuda/cutlass/*.cu) when CUTLASS's headers are
+  found: ``CUTLASS_HOME`` (its ``include/`` or the folder itself), else third_party/cutlass/include
+  (filled by .ci/fetch_cutlass.sh), else the installed ``cutlass_library`` package (pip install
+  nvidia-cutlass). Without them it builds without those kernels (a note says so), unless
+  ``VGANZOO_REQUIRE_CUTLASS=1`` makes that an error. The CPU-only build never looks for CUTLASS.
 
 As fast and as quiet as it can be:
 
@@ -164,6 +169,40 @@ def _fingerprint(ext) -> str:
     return digest.hexdigest()[:20]
 
 
+def _find_cutlass() -> str | None:
+    """The folder holding CUTLASS's ``cutlass/cutlass.h`` (and ``cute/``), or None: ``CUTLASS_HOME`` (its
+    include/ or itself), then third_party/cutlass/include, then the ``cutlass_library`` package's copy."""
+    candidates = []
+    home = os.environ.get("CUTLASS_HOME")
+    if home:
+        candidates += [os.path.join(home, "include"), home]
+    candidates.append(os.path.join(ROOT, "third_party", "cutlass", "include"))
+    try:
+        import importlib.util
+
+        spec = importlib.util.find_spec("cutlass_library")
+    except (ImportError, ValueError):
+        spec = None
+    if spec is not None and spec.submodule_search_locations:
+        candidates += [os.path.join(p, "source", "include") for p in spec.submodule_search_locations]
+    for folder in candidates:
+        if os.path.isfile(os.path.join(folder, "cutlass", "cutlass.h")):
+            return os.path.abspath(folder)
+    if _env_flag("VGANZOO_REQUIRE_CUTLASS"):
+        raise RuntimeError(
+            "VGANZOO_REQUIRE_CUTLASS=1 but no CUTLASS headers were found (looked in: "
+            + ", ".join(candidates)
+            + "): run .ci/fetch_cutlass.sh, set CUTLASS_HOME, or pip install nvidia-cutlass"
+        )
+    _log("no CUTLASS headers: building the CUDA ops without the CUTLASS kernels (.ci/fetch_cutlass.sh)")
+    return None
+
+
+def _cutlass_sources() -> list[str]:
+    """The CUTLASS kernel instantiations: one kernel family per source, so ninja compiles them in parallel."""
+    return _sources("csrc/cuda/cutlass/*.cu")
+
+
 def _is_cuda(ext) -> bool:
     return any(source.endswith(".cu") for source in ext.sources)
 
@@ -263,6 +302,12 @@ def _cuda_extension(CUDAExtension):
         "--expt-relaxed-constexpr",
         "-Xptxas=-warn-spills",
     ]
+    cutlass_include = _find_cutlass()
+    if cutlass_include is not None:
+        sources += _cutlass_sources()
+        macros.append(("VGANZOO_WITH_CUTLASS", None))
+        # nvcc only: no C++ source includes CUTLASS (the path is in the flags, so in the fingerprint)
+        nvcc_flags.append(f"-I{cutlass_include}")
     return CUDAExtension(
         "vganzoo._C_cuda",
         sources,

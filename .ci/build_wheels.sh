@@ -121,8 +121,13 @@ for kind in $BUILDS; do
     cpu) build cpu "$CPU_TORCH" ;;
     cuda)
       CUDA_HOME="${CUDA_HOME:-/usr/local/cuda}"
-      build cuda "$CUDA_TORCH" FORCE_CUDA=1 TORCH_CUDA_ARCH_LIST="$CUDA_ARCHS" CUDA_HOME="$CUDA_HOME" \
-        PATH="$CUDA_HOME/bin:$PATH"
+      # the CUTLASS kernels are part of the CUDA wheel: their headers first (as .ci/cuda_check.sh does)
+      if [[ -z "${CUTLASS_HOME:-}" && ! -f "$ROOT/third_party/cutlass/include/cutlass/cutlass.h" ]]; then
+        provision "$VENVS/cuda" "$CUDA_TORCH" >/dev/null
+        PYTHON="$VENVS/cuda/bin/python" bash "$ROOT/.ci/fetch_cutlass.sh"
+      fi
+      build cuda "$CUDA_TORCH" FORCE_CUDA=1 VGANZOO_REQUIRE_CUTLASS=1 TORCH_CUDA_ARCH_LIST="$CUDA_ARCHS" \
+        CUDA_HOME="$CUDA_HOME" CUTLASS_HOME="${CUTLASS_HOME:-$ROOT/third_party/cutlass}" PATH="$CUDA_HOME/bin:$PATH"
       ;;
     *) echo "unknown build $kind (cpu, cuda)" >&2; exit 2 ;;
   esac

@@ -2,7 +2,9 @@
 # Compile-check the CUDA part of vganzoo on a machine without a GPU (nothing is run).
 #   1. a fresh virtual environment (local disk) with the CUDA build of torch;
 #   2. FORCE_CUDA=1 build of vganzoo._C and vganzoo._C_cuda in a scratch copy of the tree (compile + link
-#      only);
+#      only), with the CUTLASS kernels required (VGANZOO_REQUIRE_CUTLASS=1; .ci/fetch_cutlass.sh fills
+#      third_party/cutlass first where it is absent), then checks that the CUDA and CUTLASS kernels are in
+#      _C_cuda, that _C links no CUDA library and that both load without a GPU, and the build's wall time;
 #   3. where bare nvcc exists, `nvcc -Xptxas -v` on the torch-free .cuh kernels (register/spill report),
 #      failing if any kernel spills.
 # Usage: .ci/cuda_check.sh [VENV_DIR]   (default: /tmp/vganzoo-cuda-venv; reused if present)
@@ -33,11 +35,18 @@ else
 fi
 "$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "CUDA", torch.version.cuda); assert torch.version.cuda, "not a CUDA build of torch"'
 
-step "FORCE_CUDA=1 build of vganzoo._C and _C_cuda (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset})"
+if [[ -z "${CUTLASS_HOME:-}" && ! -f "$ROOT/third_party/cutlass/include/cutlass/cutlass.h" ]]; then
+  step "CUTLASS headers (third_party/cutlass is absent)"
+  PYTHON="$VENV/bin/python" bash "$ROOT/.ci/fetch_cutlass.sh"
+fi
+
+step "FORCE_CUDA=1 build of vganzoo._C and _C_cuda (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset}, MAX_JOBS ${MAX_JOBS:-2}, load $(cut -d' ' -f1-3 /proc/loadavg))"
 # A scratch copy so the developer's in-place CPU build is not clobbered.
 tar -C "$ROOT" --exclude=.git --exclude='build' --exclude='*.so' --exclude='.venv*' -cf - . | tar -C "$SCRATCH" -xf -
-(cd "$SCRATCH" && FORCE_CUDA=1 MAX_JOBS="${MAX_JOBS:-2}" "$VENV/bin/python" setup.py build_ext --inplace \
-   --build-temp "$SCRATCH/build-temp" 2>&1 | grep -Ev '^\s*$' | tail -n 20)
+BUILD_START=$SECONDS
+(cd "$SCRATCH" && FORCE_CUDA=1 VGANZOO_REQUIRE_CUTLASS=1 MAX_JOBS="${MAX_JOBS:-2}" "$VENV/bin/python" setup.py \
+   build_ext --inplace --build-temp "$SCRATCH/build-temp" 2>&1 | grep -Ev '^\s*$' | tail -n 20)
+echo "build took $((SECONDS - BUILD_START)) s with MAX_JOBS=${MAX_JOBS:-2} on $(nproc) cores (load now $(cut -d' ' -f1-3 /proc/loadavg))"
 SO="$(ls "$SCRATCH"/vganzoo/_C_cuda.*.so)"
 CPU_SO="$(ls "$SCRATCH"/vganzoo/_C.*.so)"
 echo "built $CPU_SO and $SO"
@@ -50,6 +59,16 @@ if readelf -d "$CPU_SO" | grep NEEDED | grep -E 'cuda'; then  # its own links (l
   exit 1
 fi
 echo "CUDA kernels present in vganzoo._C_cuda; vganzoo._C links no CUDA library"
+# One CUTLASS implicit-GEMM kernel per family and dtype (csrc/cuda/cutlass/*.cu): fprop, dgrad (unit stride,
+# strided), wgrad x bfloat16, float16, TF32.
+# (nvcc gives the kernel stubs internal linkage, _ZN7cutlassL6Kernel..., which c++filt leaves mangled)
+CUTLASS_KERNELS="$(nm "$SO" | grep -c '_ZN7cutlassL\?6KernelINS_4conv6kernel23ImplicitGemmConvolution' || true)"
+CUTLASS_TABLE="$(nm -C "$SO" | grep -c 'vganzoo::cutlass_conv3d::k\(Fprop\|DgradUnitStride\|DgradStrided\|Wgrad\)' || true)"
+echo "CUTLASS: $CUTLASS_KERNELS kernel symbols, $CUTLASS_TABLE of 12 kernel entries"
+if [[ "$CUTLASS_KERNELS" -lt 12 || "$CUTLASS_TABLE" -lt 12 ]]; then
+  echo "FAIL: the CUTLASS kernels are missing from $SO" >&2
+  exit 1
+fi
 # Loading both without a GPU resolves every symbol (a shared library links with undefined ones: a CUDA
 # source calling code that only _C compiles would fail here, not at link time) and registers the kernels.
 "$VENV/bin/python" - "$CPU_SO" "$SO" <<'PY'

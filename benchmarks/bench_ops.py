@@ -5,7 +5,8 @@
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --batch 16 64 --dtype float32 bfloat16 --model
     PYTHONPATH=. python benchmarks/bench_ops.py --strategies aten onednn onednn_cl gemm direct   # CPU path
     tuning
-    PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --strategies igemm aten  # CUDA path tuning
+    PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --strategies igemm aten cutlass  # CUDA paths
+    PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --dtype bfloat16 --backward  # fwd + bwd per layer
     PYTHONPATH=. python benchmarks/bench_ops.py --device cuda --dtype tf32   # float32, TF32 allowed (torch's
     default)
 
@@ -13,7 +14,9 @@ Eager baseline = F.conv3d / F.conv_transpose3d with the bias, then the activatio
 memory format (contiguous in, contiguous out). Runs are interleaved (ours, eager, compiled, ours, ...)
 and the median is reported; "ratio" = eager time / ours (> 1: ours is faster). On CUDA "float32" is exact
 float32 on both sides (TF32 off for cuDNN and matmuls); "tf32" is float32 tensors with TF32 allowed on
-both sides, torch's default for convolutions. Prints a markdown table
+both sides, torch's default for convolutions. With --backward every timing is forward + backward (x, weight
+and bias gradients: the extension's dgrad + wgrad against cuDNN's convolution backward) and GFLOP/s counts
+the three GEMMs. Prints a markdown table
 (shape, ours, eager, compiled, ratio, GFLOP/s, GB/s) and the geometric mean; with --out the table is
 also written to that file. Also prints the `import vganzoo` overhead over `import torch`.
 """
@@ -197,6 +200,10 @@ def run_layers(args) -> list[str]:
     for dtype_name in args.dtype:
         dtype = select_dtype(dtype_name, device)
         for batch in args.batch:
+            if args.backward:
+                lines.append(
+                    f"forward + backward (x, weight and bias gradients), {dtype_name}, batch {batch}"
+                )
             lines += [header, "|" + "---|" * ncols]
             ratios, cratios = [], []
             for layer in zoo_layers():
@@ -211,16 +218,23 @@ def run_layers(args) -> list[str]:
                     torch._dynamo.reset()  # one code object for every layer: never hit the recompile limit
                     fns["compiled"] = torch.compile(eager_fn(layer), fullgraph=True)
                 y = fns["eager"](x, w, b)
+                if args.backward:
+                    x, w, b = (t.requires_grad_() for t in (x, w, b))
+                    grad_out = torch.randn_like(y)
+                    fns = {name: _forward_backward(fn, grad_out) for name, fn in fns.items()}
+                want = fns["eager"](x, w, b)
                 for name, fn in fns.items():
                     if name != "eager":
                         out = fn(x, w, b)
                         tol = 1e-3 if dtype_name == "float32" else 3e-2
-                        torch.testing.assert_close(out, y, atol=tol, rtol=tol)
-                        assert out.is_contiguous(memory_format=fmt), (
+                        _assert_close_scaled(out, want, tol)
+                        assert args.backward or out.is_contiguous(memory_format=fmt), (
                             f"{layer.name}: {name} changed the memory format"
                         )
                 t = bench_interleaved(fns, (x, w, b), clock, args.warmup, args.reps)
                 flops, nbytes = flops_and_bytes(layer, x, w, y)
+                if args.backward:  # dgrad and wgrad are one forward's GEMM each; every tensor read twice more
+                    flops, nbytes = 3 * flops, 3 * nbytes
                 ratio = t["eager"] / t["ours"]
                 ratios.append(ratio)
                 comp = "-"
@@ -256,8 +270,26 @@ def run_layers(args) -> list[str]:
 
 # The extension's developer overrides (read per call): CPU "aten" | "onednn" | "onednn_cl" | "gemm" |
 # "direct";
-# CUDA "igemm" (our kernel wherever it covers the call) | "aten" (cuDNN + our fused epilogue).
+# CUDA "igemm" (our kernel wherever it covers the call) | "aten" (cuDNN + our fused epilogue) | "cutlass"
+# (the CUTLASS kernels where they can run the call, forward and backward) | "no-cutlass" (autotuned without).
 STRATEGY_ENV = {"cpu": "VGANZOO_CPU_STRATEGY", "cuda": "VGANZOO_CUDA_STRATEGY"}
+
+
+def _assert_close_scaled(got, want, tol: float) -> None:
+    """got == want (a tensor or a tuple of gradients) within tol of the largest magnitude of each tensor
+    (a weight gradient sums a whole batch: its small entries carry that sum's absolute error)."""
+    for g, e in zip(got, want) if isinstance(want, tuple) else [(got, want)]:
+        scale = e.detach().abs().max().item() + 1.0
+        torch.testing.assert_close(g / scale, e / scale, atol=tol, rtol=tol)
+
+
+def _forward_backward(fn, grad_out: torch.Tensor):
+    """fn's forward and its x, weight and bias gradients for `grad_out` (a first-order backward)."""
+
+    def step(x, w, b):
+        return torch.autograd.grad(fn(x, w, b), (x, w, b), grad_out)
+
+    return step
 
 
 def _with_strategy(fn, env_var: str, strategy: str):
@@ -352,6 +384,11 @@ def main(argv=None) -> int:
     )
     p.add_argument("--compile", action="store_true", help="also time torch.compile(eager)")
     p.add_argument("--model", action="store_true", help="also time fwd+bwd of a whole video discriminator")
+    p.add_argument(
+        "--backward",
+        action="store_true",
+        help="time forward + backward of each layer (not the forward alone)",
+    )
     p.add_argument("--only", nargs="*", help="substrings of layer names to run")
     p.add_argument(
         "--compile-batch",

@@ -13,6 +13,10 @@ also carries the data-batching cost (visible only for toy-sized models).
     PYTHONPATH=. python benchmarks/bench_train.py                    # every registered model
     PYTHONPATH=. python benchmarks/bench_train.py --models 'mocogan*' --resolution 32 --batch-size 4
     PYTHONPATH=. python benchmarks/bench_train.py --plugin-example   # include the toy plugin model
+    PYTHONPATH=. python benchmarks/bench_train.py --models tgan --compare-recipes   # paper vs the others
+
+With --compare-recipes each model's default (``paper``) recipe is timed against each of its other
+named recipes instead of the bare loop, alternately in the same way ("ratio" = paper / other).
 """
 
 from __future__ import annotations
@@ -47,11 +51,14 @@ class RandomClips(torch.utils.data.Dataset):
         return {"video": self.videos[i], "label": torch.tensor(-1)}
 
 
-def build(name: str, args: argparse.Namespace):
+def build(name: str, args: argparse.Namespace, recipe: str | None = None):
+    """The model (with its named ``recipe``, default: its default one) and a random dataset for it."""
     overrides = {"resolution": args.resolution, "frames": args.frames, "width": args.width}
     spec_config = vganzoo.registry.get_model_spec(name).default_config
     torch.manual_seed(0)
     model = vganzoo.create(name, **{k: v for k, v in overrides.items() if k in spec_config})
+    if recipe is not None:
+        model.recipe = vganzoo.registry.get_recipe(name, recipe)
     if args.batch_size is not None:
         model.recipe = {**model.recipe, "batch_size": args.batch_size, "discriminator_batch_size": None}
     g = model.generator
@@ -148,6 +155,9 @@ def main() -> None:
     p.add_argument("--dataset-size", type=int, default=32)
     p.add_argument("--device", default="cpu", help="cpu or cuda (default: cpu)")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    p.add_argument(
+        "--compare-recipes", action="store_true", help="time the paper recipe against each other named one"
+    )
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -167,6 +177,9 @@ def main() -> None:
         f"# timed {args.steps} iterations after {args.warmup} warm-up; overrides: "
         f"resolution={args.resolution} frames={args.frames} width={args.width} batch={args.batch_size}"
     )
+    if args.compare_recipes:
+        compare_recipes(names, args)
+        return
     print("| model | batch (per role) | d_steps | Trainer it/s | bare loop it/s | ratio |")
     print("| --- | --- | --- | --- | --- | --- |")
     for name in names:
@@ -191,6 +204,26 @@ def main() -> None:
                 args.device,
             )
         print(f"| {name} | {batches} | {recipe['d_steps']} | {rate:.2f} | {bare:.2f} | {rate / bare:.2f} |")
+
+
+def compare_recipes(names: list[str], args: argparse.Namespace) -> None:
+    """Each model's default recipe against each of its other named recipes, timed alternately."""
+    print("| model | recipe | it/s | other recipe | it/s | ratio |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name in names:
+        spec = vganzoo.registry.get_model_spec(name)
+        default = next(iter(spec.recipes), None)
+        for other in list(spec.recipes)[1:]:
+            with tempfile.TemporaryDirectory() as tmp_a, tempfile.TemporaryDirectory() as tmp_b:
+                rate, other_rate = interleaved_rates(
+                    trainer_step(*build(name, args, default), args, tmp_a),
+                    trainer_step(*build(name, args, other), args, tmp_b),
+                    args.steps,
+                    args.device,
+                )
+            print(
+                f"| {name} | {default} | {rate:.2f} | {other} | {other_rate:.2f} | {rate / other_rate:.2f} |"
+            )
 
 
 if __name__ == "__main__":

@@ -3,15 +3,20 @@
 // Backward: the activation's derivative from the saved output (never the pre-activation) with ATen's
 // activation-backward kernels, then input, weight and bias gradients from ATen's convolution_backward. Every step is
 // an ATen op, so the backward is itself differentiable (R1 / gradient penalties need double backward).
+// A first-order backward of CUDA tensors (create_graph=False: grad mode off) goes through
+// vganzoo::conv3d_bias_act_backward instead, whose CUDA kernel may take the CUTLASS kernels
+// (csrc/cuda/conv3d_cuda.cu); other devices get the same convolution_backward from it (registered below).
 //
 // This used to be torch.library.register_autograd in Python; its wrapper costs ~0.14 ms of host time per
 // call (it re-fills the schema defaults every time), which left a GPU waiting on small layers. Fake
 // (meta) kernels stay in Python (vganzoo/ops/fused.py); under torch.compile the forward below reaches
 // them through the dispatcher and AOTAutograd traces the backward's ATen ops.
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 #include <torch/autograd.h>
 #include <torch/library.h>
 
+#include <array>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -82,6 +87,36 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> full_window_backward(const at::Te
   return {grad_x, grad_w, grad_b};
 }
 
+// vganzoo::conv3d_bias_act_backward on every device without its own kernel: ATen's convolution_backward.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> conv_backward_aten(const at::Tensor& grad, const at::Tensor& x,
+                                                                  const at::Tensor& weight, at::IntArrayRef stride,
+                                                                  at::IntArrayRef padding,
+                                                                  at::IntArrayRef output_padding,
+                                                                  at::IntArrayRef dilation, int64_t groups,
+                                                                  bool transposed, std::array<bool, 3> mask) {
+  const std::vector<c10::SymInt> bias_sizes{grad.sym_size(1)};
+  const std::vector<int64_t> no_output_padding{0, 0, 0};
+  return at::convolution_backward_symint(
+      grad, x, weight, mask[2] ? at::OptionalSymIntArrayRef(bias_sizes) : at::OptionalSymIntArrayRef(),
+      c10::fromIntArrayRefSlow(stride), c10::fromIntArrayRefSlow(padding), c10::fromIntArrayRefSlow(dilation),
+      transposed, c10::fromIntArrayRefSlow(transposed ? output_padding : at::IntArrayRef(no_output_padding)),
+      c10::SymInt(groups), mask);
+}
+
+// Whether the backward may call vganzoo::conv3d_bias_act_backward (the device's own gradient kernels): a
+// first-order backward (grad mode off; a double backward needs ATen's differentiable ops) of concrete CUDA
+// tensors (not traced by torch.compile: no symbolic sizes, no Python subclass such as FakeTensor), so a
+// compiled graph keeps exactly the ATen ops it had.
+bool device_backward_applies(const at::Tensor& g, const at::Tensor& x, const at::Tensor& weight) {
+  if (c10::GradMode::is_enabled() || !g.is_cuda()) return false;
+  for (const at::Tensor* t : {&g, &x, &weight}) {
+    if (t->unsafeGetTensorImpl()->has_symbolic_sizes_strides() || t->key_set().has(c10::DispatchKey::Python)) {
+      return false;
+    }
+  }
+  return true;
+}
+
 struct ConvBiasAct : public torch::autograd::Function<ConvBiasAct> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& weight,
                             const std::optional<at::Tensor>& bias, at::IntArrayRef stride, at::IntArrayRef padding,
@@ -131,6 +166,11 @@ struct ConvBiasAct : public torch::autograd::Function<ConvBiasAct> {
       const int64_t groups = ctx->saved_data["groups"].toInt();
       if (full_window_grads_apply(x, weight, padding, output_padding, dilation, groups, transposed)) {
         std::tie(grad_x, grad_w, grad_b) = full_window_backward(g, x, weight, transposed, need_x, need_w, need_b);
+      } else if (device_backward_applies(g, x, weight)) {
+        at::AutoDispatchBelowADInplaceOrView below;
+        std::tie(grad_x, grad_w, grad_b) = conv_backward_op().call(g, x, weight, stride, padding, output_padding,
+                                                                   dilation, groups, transposed,
+                                                                   {need_x, need_w, need_b});
       } else {
         // The bias gradient comes from the same call (the backends reduce it alongside).
         const std::vector<c10::SymInt> bias_sizes{g.sym_size(1)};
@@ -164,6 +204,10 @@ at::Tensor conv_transpose3d_autograd(const at::Tensor& x, const at::Tensor& weig
 
 }  // namespace
 }  // namespace vganzoo
+
+TORCH_LIBRARY_IMPL(vganzoo, CompositeExplicitAutograd, m) {
+  m.impl("conv3d_bias_act_backward", &vganzoo::conv_backward_aten);
+}
 
 TORCH_LIBRARY_IMPL(vganzoo, Autograd, m) {
   m.impl("conv3d_bias_act", &vganzoo::conv3d_autograd);

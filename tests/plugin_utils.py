@@ -6,8 +6,10 @@ entry_points.txt: exactly what pip leaves behind, so importlib.metadata finds it
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 from vganzoo import plugins, registry
@@ -43,12 +45,14 @@ class PluginSandbox:
         self.root = root
         self.paths: list[str] = []
         self.modules: list[str] = []
+        self.dists: list[str] = []
 
     def add(self, dist: str, module: str, source: str, models=(), components=()) -> None:
         site = make_distribution(self.root, dist, module, source, models, components)
         sys.path.insert(0, str(site))
         self.paths.append(str(site))
         self.modules.append(module)
+        self.dists.append(dist)
         plugins.reload()
 
     def close(self) -> None:
@@ -59,10 +63,52 @@ class PluginSandbox:
             sys.modules.pop(module, None)
         plugins.reload()
         # forget what the throw-away modules registered so later tests start clean
-        plugins._registered_by_ep.clear()
+        # (only the sandbox's own: an installed plugin loaded earlier, whose module stays imported, is
+        # restored from its record on the next load)
+        for key in [k for k in plugins._registered_by_ep if k[0] in self.dists]:
+            del plugins._registered_by_ep[key]
+        for dist in self.dists:
+            plugins._registered_directly.pop(dist, None)
         with registry.core._lock:
             for name in [n for n, s in registry.core._models.items() if s.factory.__module__ in self.modules]:
                 del registry.core._models[name]
+
+
+@contextlib.contextmanager
+def registry_state_restored(*packages: str) -> Iterator[None]:
+    """Everything registered or loaded inside the block is forgotten at its end: the registry's
+    tables (built-ins loaded first, so they are kept), the plugin layer's state, sys.path, and the
+    modules of top-level ``packages`` imported meanwhile."""
+    registry.core._ensure_builtins()
+    core = registry.core
+    tables = ["_models", "_components", "_plugin_models", "_plugin_components", "_warned_shadowed"]
+    state = ["_loaded", "_registered_by_ep", "_registered_directly", "_failures"]
+    # the per-distribution tables are nested dicts: copy their inner dicts, never the specs
+    saved_tables = {
+        name: {k: dict(v) if isinstance(v, dict) else v for k, v in getattr(core, name).items()}
+        if isinstance(getattr(core, name), dict)
+        else set(getattr(core, name))
+        for name in tables
+    }
+    saved_state = {name: getattr(plugins, name).copy() for name in state}
+    path, modules = list(sys.path), set(sys.modules)
+    try:
+        yield
+    finally:
+        with core._lock:
+            for name, value in saved_tables.items():
+                table = getattr(core, name)
+                table.clear()
+                table.update(value)
+            for name, value in saved_state.items():
+                current = getattr(plugins, name)
+                current.clear()
+                current.update(value)
+            plugins._scans.clear()
+        sys.path[:] = path
+        for module in set(sys.modules) - modules:
+            if module.partition(".")[0] in packages:
+                sys.modules.pop(module, None)
 
 
 TOY_MODEL_SOURCE = """

@@ -357,3 +357,27 @@ def test_the_example_plugins_pieces_mix_with_builtins():
     # and a built-in discriminator in a plugin-style model's place: the toy model's clips scored by it
     toy_video = vganzoo.create("toy-gan", resolution=32, frames=16, channels=3).sample(2, seed=0)
     assert model.discriminators["image"](toy_video).logits.shape[0] == 2
+
+
+def test_a_plugin_module_imported_directly_is_still_that_plugins(sandbox):
+    """`import plugin.module` before vganzoo loads it registers under the plugin's name (not as a
+    built-in that 'wins' over the plugin), and a later load, after reload(), gets the same names."""
+    import importlib
+    import warnings
+
+    source = toy_source("zz-direct-gan") + (
+        '\n@vganzoo.register_component("discriminator", "zz/direct")\nclass ZZDirect(Disc):\n    pass\n'
+    )
+    sandbox.add(
+        "zz-direct", "zz_direct", source, models=["zz-direct-gan"], components=["discriminator/zz/direct"]
+    )
+    importlib.import_module("zz_direct")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "the built-in wins" about a model no built-in has
+        assert registry.get_model_spec("zz-direct-gan").source == "zz-direct"
+        assert vganzoo.create("zz-direct-gan").config["model"] == "zz-direct::zz-direct-gan"
+    assert "zz-direct-gan" not in registry.core._models
+    plugins.reload()  # the module stays imported: loading it again must not come back empty
+    assert vganzoo.create("zz-direct-gan").sample(1, seed=0).shape == (1, 3, 2, 4, 4)
+    assert vganzoo.get_component("discriminator", "zz-direct::zz/direct").__name__ == "ZZDirect"
+    assert plugins.errors() == []

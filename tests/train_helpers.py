@@ -119,22 +119,21 @@ class TinyDiscriminator(nn.Module):
         return DiscriminatorOutput(out[:, :1], out[:, 1:] if self.num_classes else None)
 
 
-@vganzoo.register_model(
-    "tiny-cond-gan",
-    family="tiny",
-    default_config={"resolution": 8, "frames": 4, "channels": 3, "num_classes": 3},
-    recipe={
-        "adversarial_loss": "bce",
-        "d_steps": 1,
-        "batch_size": 4,
-        "discriminator_batch_size": {"image": 5, "video": 3},
-        "optimizers": {
-            "generator": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]},
-            "discriminators": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "weight_decay": 1e-5},
-        },
-        "category_loss_weight": 1.0,
+COND_RECIPE = {
+    "adversarial_loss": "bce",
+    "d_steps": 1,
+    "batch_size": 4,
+    "discriminator_batch_size": {"image": 5, "video": 3},
+    "optimizers": {
+        "generator": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]},
+        "discriminators": {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999], "weight_decay": 1e-5},
     },
-)
+    "category_loss_weight": 1.0,
+}
+COND_CONFIG = {"resolution": 8, "frames": 4, "channels": 3, "num_classes": 3}
+
+
+@vganzoo.register_model("tiny-cond-gan", family="tiny", default_config=COND_CONFIG, recipe=COND_RECIPE)
 def tiny_cond_gan(*, resolution, frames, channels, num_classes):
     """Tiny conditional GAN with an image D and a categorical video D (MoCoGAN-shaped)."""
     g = TinyGenerator(resolution=resolution, frames=frames, channels=channels, num_classes=num_classes)
@@ -145,30 +144,63 @@ def tiny_cond_gan(*, resolution, frames, channels, num_classes):
     return VideoGAN(g, ds)
 
 
+# MoCoGAN's paper loop: a fake batch per discriminator in the G step, the D step's CE on real clips only
+vganzoo.register_model(
+    "tiny-cond-paper-gan",
+    family="tiny",
+    default_config=COND_CONFIG,
+    recipe={**COND_RECIPE, "g_fake_batches": "per-discriminator", "d_category_loss": "real"},
+)(tiny_cond_gan)
+
+
+MASK_RECIPE = {
+    "adversarial_loss": "wasserstein",
+    "d_steps": 2,
+    "batch_size": 4,
+    "optimizers": {
+        "generator": {"name": "rmsprop", "lr": 5e-4},
+        "discriminators": {"name": "rmsprop", "lr": 5e-4},
+    },
+    "regularizers": [
+        {"name": "singular_value_clipping", "every": 2},
+        {"name": "gradient_penalty", "weight": 1.0},
+        {"name": "mask_l1", "weight": 0.1},
+    ],
+    "ema": {"decay": 0.9},
+}
+
+
 @vganzoo.register_model(
     "tiny-mask-gan",
     family="tiny",
     default_config={"resolution": 8, "frames": 4, "channels": 3},
-    recipe={
-        "adversarial_loss": "wasserstein",
-        "d_steps": 2,
-        "batch_size": 4,
-        "optimizers": {
-            "generator": {"name": "rmsprop", "lr": 5e-4},
-            "discriminators": {"name": "rmsprop", "lr": 5e-4},
-        },
-        "regularizers": [
-            {"name": "singular_value_clipping", "every": 2},
-            {"name": "gradient_penalty", "weight": 1.0},
-            {"name": "mask_l1", "weight": 0.1},
-        ],
-        "ema": {"decay": 0.9},
-    },
+    recipe=MASK_RECIPE,
 )
 def tiny_mask_gan(*, resolution, frames, channels):
     """Tiny two-stream-like GAN: the generator also returns a mask (VGAN-shaped), WGAN losses."""
     g = TinyGenerator(resolution=resolution, frames=frames, channels=channels, with_mask=True)
     return VideoGAN(g, {"video": TinyDiscriminator(channels=channels)})
+
+
+def _shared_forward_gan(loop: str):
+    """tiny-mask-gan's networks and regularisers on one of the shared-forward loops (TGAN's, VGAN's)."""
+
+    @vganzoo.register_model(
+        f"tiny-{loop.split('-')[0]}-first-gan",
+        family="tiny",
+        default_config={"resolution": 8, "frames": 4, "channels": 3},
+        recipe={**MASK_RECIPE, "loop": loop, "d_steps": 1},
+    )
+    def factory(*, resolution, frames, channels):
+        """Tiny GAN on a shared-forward loop."""
+        g = TinyGenerator(resolution=resolution, frames=frames, channels=channels, with_mask=True)
+        return VideoGAN(g, {"video": TinyDiscriminator(channels=channels)})
+
+    return factory
+
+
+tiny_g_first_gan = _shared_forward_gan("g-first-shared-forward")  # "tiny-g-first-gan"
+tiny_d_first_gan = _shared_forward_gan("d-first-reuse-fakes")  # "tiny-d-first-gan"
 
 
 def weights(model: nn.Module) -> dict[str, torch.Tensor]:

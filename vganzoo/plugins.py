@@ -10,10 +10,13 @@ A distribution adds models and components without touching vganzoo by declaring 
 
 Listing reads only the entry-point metadata. The module is imported the first time one of its
 names is used; while it imports, every ``register_model`` / ``register_component`` call is recorded
-under the distribution's name. A plugin that fails to import fails only its own names; its error is
-kept in :func:`errors`. Entry points are re-read on queries (never cached at import; a scan is reused
-for two seconds, since building one model looks several names up), so a package installed after
-``import vganzoo`` is seen; :func:`reload` forgets plugin state, scans and failures.
+under the distribution's name. A plugin's module imported directly (``import vganzoo_toy.models``)
+registers under its distribution too (the one whose entry points import that top-level package), and
+a later load of that entry point stands on those registrations. A plugin that fails to import fails
+only its own names; its error is kept in :func:`errors`. Entry points are re-read on queries (never
+cached at import; a scan is reused for two seconds, since building one model looks several names
+up), so a package installed after ``import vganzoo`` is seen; :func:`reload` forgets plugin state,
+scans and failures.
 
 ``VGANZOO_DISABLE_PLUGIN_AUTOLOAD=1`` turns discovery off.
 
@@ -49,6 +52,10 @@ _loaded: set[tuple[str, str]] = set()  # (dist, entry-point value) already impor
 # after reload() its registrations are restored from here instead of re-running its decorators.
 _registered_by_ep: dict[tuple[str, str], list] = {}
 _failures: dict[tuple[str, str], PluginFailure] = {}
+# Registrations a plugin's module made when imported directly (``import vganzoo_toy.models`` before
+# vganzoo loaded it): attributed to its distribution, and what a later load of it stands on, since
+# importing the module again registers nothing.
+_registered_directly: dict[str, list] = {}
 
 
 @dataclass(frozen=True)
@@ -85,10 +92,29 @@ def current_distribution() -> str | None:
 
 
 def record_registration(spec: object) -> None:
-    """Called by the registry for every registration made while a plugin imports."""
+    """Called by the registry for every plugin registration: made while a plugin imports, or by a
+    plugin's module imported directly (see :func:`distribution_of_module`)."""
     current = _current_dist.get()
     if current is not None:
         current[1].append(spec)
+    else:
+        with _lock:
+            _registered_directly.setdefault(spec.source, []).append(spec)
+
+
+def distribution_of_module(module: str) -> str | None:
+    """The plugin distribution whose entry points import the top-level package of ``module``
+    (None for vganzoo's own modules, user code, or a package no plugin declares)."""
+    top = module.partition(".")[0]
+    if not top or top in {"vganzoo", "__main__"}:
+        return None
+    owners = {
+        dist
+        for kind in GROUPS
+        for dist, ep in entry_points(kind)
+        if ep.value.partition(":")[0].strip().partition(".")[0] == top
+    }
+    return owners.pop() if len(owners) == 1 else None
 
 
 @contextlib.contextmanager
@@ -164,6 +190,9 @@ def load_plugin_name(kind: str, name: str, dist: str) -> None:
                 try:
                     with registering_as(dist) as collected:
                         ep.load()
+                    if not collected:  # imported directly earlier: its registrations were made then
+                        collected = list(_registered_directly.get(dist, ()))
+                        registry.restore(collected)
                     _registered_by_ep[key] = collected
                     _loaded.add(key)
                     continue
@@ -202,6 +231,7 @@ class _Hook:
     """The registry's view of this module (see :class:`vganzoo.registry.PluginHook`)."""
 
     current_distribution = staticmethod(current_distribution)
+    distribution_of_module = staticmethod(distribution_of_module)
     record_registration = staticmethod(record_registration)
     entry_point_names = staticmethod(entry_point_names)
     entry_point_dists = staticmethod(entry_point_dists)

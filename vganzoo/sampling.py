@@ -190,11 +190,14 @@ def sample_videos(
     use_ema: bool = True,
     chunk: int = DEFAULT_CHUNK,
     on_progress: Callable[[int], None] | None = None,
+    frames: int | None = None,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """``model.sample(n, seed=..., return_latents=True)`` in chunks of ``chunk`` videos, so that the
     generator's working memory stays that of one chunk whatever ``n`` is; the latents are drawn as
     one batch, so up to ``chunk`` videos are exactly those of ``model.sample`` and any ``n`` is the
     same for the same seed. Returns the videos (N, C, T, H, W) on the CPU and the CPU latents.
+    ``frames``: clips of that length, for a generator whose ``sample_latents`` takes ``frames``
+    (MoCoGAN's motion RNN runs any number of steps with the same weights).
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
@@ -204,7 +207,8 @@ def sample_videos(
         else model.generator
     )
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
-    latents = generator.sample_latents(n, generator=make_generator(seed), labels=labels)
+    length = {} if frames is None else {"frames": frames}
+    latents = generator.sample_latents(n, generator=make_generator(seed), labels=labels, **length)
     param = next(generator.parameters(), None)
     if param is not None and param.is_floating_point():  # a model cast to float16 gets float16 latents
         latents = {

@@ -11,6 +11,14 @@
 // activation epilogue kernel; a layer whose whole input is one window (score heads, 1x1x1-input
 // transposed layers) is one matrix product. `vganzoo.ops.explain` reports which path a call takes.
 //
+// Where the build has CUTLASS (VGANZOO_WITH_CUTLASS) its implicit-GEMM kernels are a third candidate
+// (conv3d_cutlass.h): fprop for convolutions, dgrad for transposed ones, bias + activation fused in their
+// epilogue; bfloat16 / float16, and float32 as TF32 where torch allows TF32 for convolutions; groups 1,
+// dilation 1, channel counts multiples of 8 (16-bit) or 4 (TF32). The autotuner times it beside the others
+// per configuration. The backward (conv3d_bias_act_backward, called by csrc/autograd.cpp) is tuned the same
+// way: CUTLASS dgrad + wgrad (fprop + wgrad for a transposed convolution) against ATen's
+// convolution_backward (cuDNN).
+//
 // Only c10/cuda headers are used for streams, guards and launch checks (no cuBLAS / ATen-CUDA headers).
 #include <ATen/ATen.h>
 #include <c10/cuda/CUDAException.h>
@@ -28,10 +36,13 @@
 #include <limits>
 #include <type_traits>
 #include <string>
+#include <tuple>
+#include <vector>
 
 #include "common.h"
 #include "entry_points.h"
 #include "kernels/common.cuh"
+#include "conv3d_cutlass.h"
 #include "kernels/conv3d_igemm.cuh"
 
 namespace vganzoo {
@@ -40,7 +51,7 @@ namespace {
 
 namespace ck = vganzoo::cuda_kernels;
 
-enum class Path { Empty, IgemmTensorCore, IgemmTf32, IgemmFp32, AtenEpilogue, FullWindowGemm };
+enum class Path { Empty, IgemmTensorCore, IgemmTf32, IgemmFp32, AtenEpilogue, FullWindowGemm, Cutlass };
 
 // Whether float32 convolutions may use TF32: torch's own switch for cuDNN convolutions
 // (torch.backends.cudnn.allow_tf32 / torch.backends.cudnn.conv.fp32_precision; on by default), so our
@@ -59,7 +70,9 @@ bool tf32_kernel_enabled() {
 struct Plan {
   Path path;
   std::string reason;
-  bool tune = false;  // time our kernel against ATen + epilogue on this call and keep the faster
+  bool tune = false;         // time the candidates on this call and keep the fastest
+  Path igemm = Path::Empty;  // our kernel's variant where it is a candidate (Empty: not one)
+  bool cutlass = false;      // CUTLASS is a candidate
 };
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -70,27 +83,44 @@ constexpr int64_t kChannelPad = 4;
 constexpr int64_t kInt32Max = std::numeric_limits<int32_t>::max();
 
 // Developer override, read per call so a benchmark can switch: "igemm" (our kernel wherever it covers
-// the call), "aten" (ATen + fused epilogue everywhere); unset or "auto": autotuned (below).
-enum class Strategy { Auto, Igemm, Aten };
+// the call), "aten" (ATen + fused epilogue everywhere), "cutlass" (the CUTLASS kernels wherever they can
+// run it), "no-cutlass" (autotuned without CUTLASS); unset or "auto": autotuned (below). The backward
+// follows the same variable ("igemm" and "aten": ATen's convolution_backward).
+enum class Strategy { Auto, Igemm, Aten, Cutlass, NoCutlass };
 
 Strategy forced_strategy() {
   const char* env = std::getenv("VGANZOO_CUDA_STRATEGY");
   if (env == nullptr || env[0] == '\0' || std::strcmp(env, "auto") == 0) return Strategy::Auto;
   if (std::strcmp(env, "igemm") == 0) return Strategy::Igemm;
   if (std::strcmp(env, "aten") == 0) return Strategy::Aten;
-  TORCH_CHECK(false, "VGANZOO_CUDA_STRATEGY must be 'auto', 'igemm' or 'aten', got '", env, "'");
+  if (std::strcmp(env, "cutlass") == 0) return Strategy::Cutlass;
+  if (std::strcmp(env, "no-cutlass") == 0) return Strategy::NoCutlass;
+  TORCH_CHECK(false, "VGANZOO_CUDA_STRATEGY must be 'auto', 'igemm', 'aten', 'cutlass' or 'no-cutlass', got '", env,
+              "'");
+}
+
+// Why CUTLASS is not a candidate for this forward call ("" where it is).
+std::string cutlass_excluded(const ConvGeometry& g, const at::Tensor& x, Strategy forced) {
+  if (forced == Strategy::NoCutlass) return "excluded by VGANZOO_CUDA_STRATEGY=no-cutlass";
+  if (forced == Strategy::Igemm) return "excluded by VGANZOO_CUDA_STRATEGY=igemm";
+  return cutlass_forward_ineligible(g, x);
 }
 
 // Autotuning. Neither path wins everywhere (measured on an H200, benchmarks/RESULTS.md): our kernel is
 // up to 3x faster than cuDNN on the zoo's middle discriminator layers, cuDNN several times faster on
 // the 1-2 channel heads and on some wide layers. So, like cudnn.benchmark, the first call of each
-// configuration times both (a few runs each, on the current stream) and the faster is remembered for
-// the process. Not during CUDA graph capture (no timing possible): our kernel then, nothing cached.
-using TuneKey = std::array<int64_t, 25>;
+// configuration times every candidate (our kernel, cuDNN + epilogue, CUTLASS; a few runs each, on the
+// current stream) and the fastest is remembered for the process. Not during CUDA graph capture (no
+// timing possible): the first candidate then (our kernel, else CUTLASS), nothing cached.
+// The key: dtype, TF32 mode, device, memory format, bias, activation, whether CUTLASS may compete, forward
+// or backward (with the backward's gradient mask), and the geometry (transposed and output padding too).
+using TuneKey = std::array<int64_t, 31>;
+
+constexpr float kNotTimed = -1.f;
 
 struct Tuned {
-  Path path;
-  float igemm_ms, aten_ms;
+  Path path;                            // backward: Cutlass or AtenEpilogue (ATen's convolution_backward)
+  float igemm_ms, aten_ms, cutlass_ms;  // kNotTimed where not a candidate
 };
 
 std::mutex& tune_mutex() {
@@ -103,14 +133,17 @@ std::map<TuneKey, Tuned>& tune_cache() {
   return cache;
 }
 
-TuneKey tune_key(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act) {
+// `pass`: 0 for the forward; for the backward 1 + its gradient mask (x, weight, bias bits).
+TuneKey tune_key(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act, bool with_cutlass,
+                 int64_t pass = 0) {
   const bool cl = output_memory_format(x) == at::MemoryFormat::ChannelsLast3d;
-  // Both candidates change with TF32 (cuDNN's math, and which of our kernels runs).
+  // Every candidate changes with TF32 (cuDNN's math, and which of our kernels runs).
   const int64_t tf32 = x.scalar_type() == at::kFloat ? tf32_allowed() + 2 * tf32_kernel_enabled() : 0;
   return {static_cast<int64_t>(x.scalar_type()), tf32, x.device().index(), cl, has_bias, static_cast<int64_t>(act),
+          with_cutlass, pass, g.transposed,
           g.n, g.c_in, g.c_out, g.in[0], g.in[1], g.in[2], g.k[0], g.k[1], g.k[2],
           g.stride[0], g.stride[1], g.stride[2], g.pad[0], g.pad[1], g.pad[2], g.dil[0], g.dil[1], g.dil[2],
-          g.groups};
+          g.out_pad[0], g.out_pad[1], g.out_pad[2], g.groups};
 }
 
 bool find_tuned(const TuneKey& key, Tuned* out) {
@@ -133,64 +166,102 @@ int compute_major(const at::Tensor& x) {
   return major;
 }
 
-Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act) {
-  if (g.n == 0) return {Path::Empty, "empty batch: output allocated, nothing computed"};
-  const Strategy forced = forced_strategy();
-  if (forced == Strategy::Aten) {
-    return {Path::AtenEpilogue, "forced by VGANZOO_CUDA_STRATEGY=aten: ATen (cuDNN) + fused bias/act epilogue"};
-  }
-  if (is_full_window(g) && forced != Strategy::Igemm) {
-    // One matrix product (cuBLAS through at::mm) instead of a convolution: the score heads and VGAN's
-    // 1x1x1-input first layer, where cuDNN + epilogue and our kernel both ran 0.73-0.89x eager (RESULTS.md).
-    return {Path::FullWindowGemm, g.transposed ? "1x1x1 input spread over one kernel-sized output: one matrix product (at::mm), then fused bias/act epilogue"
-                                               : "kernel covers the whole unpadded input: one matrix product (at::addmm / at::mm), then fused bias/act epilogue"};
-  }
-  if (g.transposed) return {Path::AtenEpilogue, "transposed convolution: ATen (cuDNN) + fused bias/act epilogue"};
-  if (g.groups != 1) return {Path::AtenEpilogue, "groups > 1: ATen (cuDNN) + fused bias/act epilogue"};
+// Our kernel's variant for this call, or Path::Empty with the reason it cannot run it.
+Path igemm_variant(const ConvGeometry& g, const at::Tensor& x, std::string* why_not) {
+  if (g.transposed) return *why_not = "transposed convolution", Path::Empty;
+  if (g.groups != 1) return *why_not = "groups > 1", Path::Empty;
   const int64_t m = g.n * g.out[0] * g.out[1] * g.out[2];
   const int64_t k = g.k[0] * g.k[1] * g.k[2] * round_up(g.c_in, kChannelPad);
   if (m > kInt32Max || k > kInt32Max || x.numel() > kInt32Max * 8 || m * g.c_out > kInt32Max * 8) {
-    return {Path::AtenEpilogue, "tensor too large for the 32-bit GEMM indexing: ATen + fused epilogue"};
+    return *why_not = "tensor too large for the 32-bit GEMM indexing", Path::Empty;
   }
-  Plan plan;
   switch (x.scalar_type()) {
     case at::kHalf:
-    case at::kBFloat16: {
-      if (compute_major(x) < 8) return {Path::AtenEpilogue, "tensor-core kernel needs sm_80+: ATen + fused epilogue"};
-      plan = {Path::IgemmTensorCore, "implicit-GEMM kernel, tensor cores (WMMA), fused bias/act epilogue"};
-      break;
-    }
+    case at::kBFloat16:
+      if (compute_major(x) < 8) return *why_not = "tensor-core kernel needs sm_80+", Path::Empty;
+      return Path::IgemmTensorCore;
     case at::kFloat:
-      if (tf32_allowed() && tf32_kernel_enabled() && compute_major(x) >= 8) {
-        plan = {Path::IgemmTf32, "implicit-GEMM kernel, TF32 tensor cores (WMMA; torch allows TF32 for convolutions), "
-                                 "fused bias/act epilogue"};
-      } else {
-        plan = {Path::IgemmFp32, "implicit-GEMM kernel, float32 FMA, fused bias/act epilogue"};
-      }
-      break;
+      return tf32_allowed() && tf32_kernel_enabled() && compute_major(x) >= 8 ? Path::IgemmTf32 : Path::IgemmFp32;
     default:
-      return {Path::AtenEpilogue, "float64: ATen + fused bias/act epilogue"};
+      return *why_not = "float64", Path::Empty;
+  }
+}
+
+const char* igemm_reason(Path p) {
+  switch (p) {
+    case Path::IgemmTensorCore: return "implicit-GEMM kernel, tensor cores (WMMA), fused bias/act epilogue";
+    case Path::IgemmTf32:
+      return "implicit-GEMM kernel, TF32 tensor cores (WMMA; torch allows TF32 for convolutions), fused bias/act "
+             "epilogue";
+    default: return "implicit-GEMM kernel, float32 FMA, fused bias/act epilogue";
+  }
+}
+
+constexpr const char* kCutlassReason = "CUTLASS implicit GEMM (multistage mma.sync), fused bias/act epilogue";
+constexpr const char* kAtenReason = "ATen (cuDNN) + fused bias/act epilogue";
+
+std::string timing_note(const Tuned& t) {
+  std::string note = "autotuned for this configuration:";
+  if (t.igemm_ms != kNotTimed) note += " our kernel " + fmt_ms(t.igemm_ms) + ",";
+  if (t.cutlass_ms != kNotTimed) note += " CUTLASS " + fmt_ms(t.cutlass_ms) + ",";
+  return note + " cuDNN + fused epilogue " + fmt_ms(t.aten_ms);
+}
+
+Plan choose_path(const ConvGeometry& g, const at::Tensor& x, bool has_bias, Act act) {
+  if (g.n == 0) return {Path::Empty, "empty batch: output allocated, nothing computed"};
+  const Strategy forced = forced_strategy();
+  if (forced == Strategy::Aten) return {Path::AtenEpilogue, std::string(kAtenReason) + "; forced by VGANZOO_CUDA_STRATEGY=aten"};
+  const std::string no_cutlass = cutlass_excluded(g, x, forced);
+  const bool cutlass = no_cutlass.empty();
+  if (forced == Strategy::Cutlass && cutlass) {
+    return {Path::Cutlass, std::string(kCutlassReason) + "; forced by VGANZOO_CUDA_STRATEGY=cutlass"};
+  }
+  // Forced CUTLASS that cannot run the call takes the usual choice and says why.
+  const std::string forced_note =
+      forced == Strategy::Cutlass ? "; VGANZOO_CUDA_STRATEGY=cutlass, but not CUTLASS: " + no_cutlass : "";
+  if (is_full_window(g) && forced != Strategy::Igemm) {
+    // One matrix product (cuBLAS through at::mm) instead of a convolution: the score heads and VGAN's
+    // 1x1x1-input first layer, where cuDNN + epilogue and our kernel both ran 0.73-0.89x eager (RESULTS.md).
+    return {Path::FullWindowGemm, std::string(g.transposed ? "1x1x1 input spread over one kernel-sized output: one matrix product (at::mm), then fused bias/act epilogue"
+                                                           : "kernel covers the whole unpadded input: one matrix product (at::addmm / at::mm), then fused bias/act epilogue") +
+                                      forced_note};
+  }
+  std::string no_igemm;
+  const Path igemm = igemm_variant(g, x, &no_igemm);
+  if (igemm == Path::Empty && !cutlass) {
+    return {Path::AtenEpilogue, no_igemm + ": " + kAtenReason + forced_note};
   }
   if (forced == Strategy::Igemm) {
-    plan.reason += "; forced by VGANZOO_CUDA_STRATEGY=igemm";
-    return plan;
+    if (igemm == Path::Empty) return {Path::AtenEpilogue, no_igemm + ": " + kAtenReason};
+    return {igemm, std::string(igemm_reason(igemm)) + "; forced by VGANZOO_CUDA_STRATEGY=igemm"};
   }
   // Timing-based choices can differ from process to process (as with cudnn.benchmark), so under
   // torch.use_deterministic_algorithms(True) nothing is timed: our kernel, whose reduction order is fixed
-  // (no atomics, no split-K), gives the same bits in every run.
+  // (no atomics, no split-K), gives the same bits in every run; without it, ATen as before.
   if (at::globalContext().deterministicAlgorithms()) {
-    plan.reason += "; torch.use_deterministic_algorithms(True): our kernel without autotuning, bitwise repeatable";
-    return plan;
+    if (igemm == Path::Empty) return {Path::AtenEpilogue, no_igemm + ": " + kAtenReason + "; deterministic algorithms"};
+    return {igemm, std::string(igemm_reason(igemm)) +
+                       "; torch.use_deterministic_algorithms(True): our kernel without autotuning, bitwise repeatable"};
   }
+  Plan plan;
+  plan.igemm = igemm;
+  plan.cutlass = cutlass;
   Tuned tuned{};
-  if (find_tuned(tune_key(g, x, has_bias, act), &tuned)) {
-    const std::string timing = "autotuned for this configuration: our kernel " + fmt_ms(tuned.igemm_ms) +
-                               ", cuDNN + fused epilogue " + fmt_ms(tuned.aten_ms);
-    if (tuned.path == Path::AtenEpilogue) return {Path::AtenEpilogue, "ATen (cuDNN) + fused bias/act epilogue; " + timing};
-    plan.reason += "; " + timing;
+  if (find_tuned(tune_key(g, x, has_bias, act, cutlass), &tuned)) {
+    plan.path = tuned.path;
+    plan.reason = tuned.path == Path::AtenEpilogue ? kAtenReason
+                  : tuned.path == Path::Cutlass    ? kCutlassReason
+                                                   : igemm_reason(tuned.path);
+    plan.reason += "; " + timing_note(tuned) + forced_note;
     return plan;
   }
-  plan.reason += "; not tuned yet: its first call times it against cuDNN + fused epilogue and keeps the faster";
+  plan.path = igemm != Path::Empty ? igemm : Path::Cutlass;
+  plan.reason = plan.path == Path::Cutlass ? kCutlassReason : igemm_reason(igemm);
+  plan.reason += std::string("; not tuned yet: its first call times ") +
+                 (igemm != Path::Empty && cutlass ? "our kernel, CUTLASS and cuDNN + fused epilogue"
+                  : cutlass                       ? "CUTLASS against cuDNN + fused epilogue"
+                                                  : "it against cuDNN + fused epilogue") +
+                 " and keeps the fastest" + (cutlass ? "" : " (not CUTLASS: " + no_cutlass + ")") + forced_note;
   plan.tune = true;
   return plan;
 }
@@ -203,6 +274,7 @@ const char* path_name(Path p) {
     case Path::IgemmFp32: return "igemm_fp32";
     case Path::AtenEpilogue: return "aten_conv+bias_act_epilogue";
     case Path::FullWindowGemm: return "full_window_gemm+bias_act_epilogue";
+    case Path::Cutlass: return "cutlass_implicit_gemm";
   }
   return "?";
 }
@@ -402,26 +474,39 @@ float time_ms(Fn&& fn, cudaStream_t stream, int reps) {
 }
 
 at::Tensor run_tuned(const ConvGeometry& g, const at::Tensor& x, const at::Tensor& weight,
-                     const std::optional<at::Tensor>& bias, Act act, double slope, Path igemm_path,
+                     const std::optional<at::Tensor>& bias, Act act, double slope, const Plan& plan,
                      const TuneKey& key) {
-  const bool tensor_cores = igemm_path != Path::IgemmFp32;
+  const bool tensor_cores = plan.igemm != Path::IgemmFp32;
+  const auto igemm = [&] { return run_igemm(g, x, weight, bias, act, slope, tensor_cores); };
+  const auto aten = [&] { return run_aten(g, x, weight, bias, act, slope); };
+  const auto cutlass = [&] { return cutlass_forward(g, x, weight, bias, act, slope); };
+  const auto first = [&] { return plan.igemm != Path::Empty ? igemm() : cutlass(); };
   auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  if (capture != cudaStreamCaptureStatusNone) return run_igemm(g, x, weight, bias, act, slope, tensor_cores);
-  const auto igemm = [&] { return run_igemm(g, x, weight, bias, act, slope, tensor_cores); };
-  const auto aten = [&] { return run_aten(g, x, weight, bias, act, slope); };
-  // Alternate the two twice and keep each one's best, so a clock ramp or a stray kernel does not decide.
+  if (capture != cudaStreamCaptureStatusNone) return first();
+  // Time each candidate twice, alternating, and keep each one's best, so a clock ramp or a stray kernel
+  // does not decide.
   constexpr int kReps = 3;
-  float t_igemm = time_ms(igemm, stream, kReps), t_aten = time_ms(aten, stream, kReps);
-  t_igemm = std::min(t_igemm, time_ms(igemm, stream, kReps));
-  t_aten = std::min(t_aten, time_ms(aten, stream, kReps));
-  const Path winner = t_igemm <= t_aten ? igemm_path : Path::AtenEpilogue;
+  Tuned t{Path::AtenEpilogue, kNotTimed, kNotTimed, kNotTimed};
+  for (int round = 0; round < 2; ++round) {
+    const auto best = [](float previous, float now) { return previous == kNotTimed ? now : std::min(previous, now); };
+    if (plan.igemm != Path::Empty) t.igemm_ms = best(t.igemm_ms, time_ms(igemm, stream, kReps));
+    if (plan.cutlass) t.cutlass_ms = best(t.cutlass_ms, time_ms(cutlass, stream, kReps));
+    t.aten_ms = best(t.aten_ms, time_ms(aten, stream, kReps));
+  }
+  float fastest = t.aten_ms;
+  if (t.igemm_ms != kNotTimed && t.igemm_ms <= fastest) t.path = plan.igemm, fastest = t.igemm_ms;
+  if (t.cutlass_ms != kNotTimed && t.cutlass_ms < fastest) t.path = Path::Cutlass, fastest = t.cutlass_ms;
   {
     std::lock_guard<std::mutex> lock(tune_mutex());
-    tune_cache()[key] = Tuned{winner, t_igemm, t_aten};
+    tune_cache()[key] = t;
   }
-  return winner == Path::AtenEpilogue ? aten() : igemm();
+  switch (t.path) {
+    case Path::AtenEpilogue: return aten();
+    case Path::Cutlass: return cutlass();
+    default: return igemm();
+  }
 }
 
 at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight, const std::optional<at::Tensor>& bias,
@@ -434,18 +519,20 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
   const c10::cuda::CUDAGuard guard(x.device());
   const bool has_bias = bias.has_value() && bias->defined();
   const Plan plan = choose_path(g, x, has_bias, act);
+  if (plan.tune) {
+    return run_tuned(g, x, weight, bias, act, negative_slope, plan, tune_key(g, x, has_bias, act, plan.cutlass));
+  }
   switch (plan.path) {
     case Path::Empty:
       return at::empty(output_sizes(g), x.options().memory_format(output_memory_format(x)));
     case Path::IgemmTensorCore:
     case Path::IgemmTf32:
-    case Path::IgemmFp32: {
-      const bool tc = plan.path != Path::IgemmFp32;
-      if (plan.tune) return run_tuned(g, x, weight, bias, act, negative_slope, plan.path, tune_key(g, x, has_bias, act));
-      return run_igemm(g, x, weight, bias, act, negative_slope, tc);
-    }
+    case Path::IgemmFp32:
+      return run_igemm(g, x, weight, bias, act, negative_slope, plan.path != Path::IgemmFp32);
     case Path::FullWindowGemm:
       return run_full_window(g, x, weight, bias, act, negative_slope);
+    case Path::Cutlass:
+      return cutlass_forward(g, x, weight, bias, act, negative_slope);
     case Path::AtenEpilogue:
       break;
   }
@@ -453,6 +540,56 @@ at::Tensor forward(const char* op, const at::Tensor& x, const at::Tensor& weight
 }
 
 VGANZOO_DEVICE_ENTRY_POINTS("ext/cuda:")
+
+// vganzoo::conv3d_bias_act_backward on CUDA: the gradients of the convolution (x, weight, bias as `mask`
+// asks) from `grad`, the gradient of the pre-activation. CUTLASS (dgrad + wgrad; fprop + wgrad for a
+// transposed convolution) where it can run the call and is measured faster than ATen's
+// convolution_backward (cuDNN), or is forced; ATen otherwise.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> backward_entry(const at::Tensor& grad, const at::Tensor& x,
+                                                              const at::Tensor& weight, at::IntArrayRef stride,
+                                                              at::IntArrayRef padding, at::IntArrayRef output_padding,
+                                                              at::IntArrayRef dilation, int64_t groups,
+                                                              bool transposed, std::array<bool, 3> mask) {
+  const char* op = transposed ? "conv_transpose3d_bias_act" : "conv3d_bias_act";
+  const ConvGeometry g =
+      check_conv_args(op, x, weight, std::nullopt, stride, padding, output_padding, dilation, groups, transposed);
+  TORCH_CHECK_VALUE(grad.sizes() == at::IntArrayRef(output_sizes(g)), "conv3d_bias_act_backward: grad has shape ",
+                    grad.sizes(), ", the layer's output ", at::IntArrayRef(output_sizes(g)));
+  const c10::cuda::CUDAGuard guard(x.device());
+  const std::vector<int64_t> bias_sizes{g.c_out};
+  const std::vector<int64_t> no_output_padding{0, 0, 0};
+  const auto aten = [&] {
+    return at::convolution_backward(grad, x, weight, mask[2] ? at::OptionalIntArrayRef(bias_sizes) : at::OptionalIntArrayRef(),
+                                    stride, padding, dilation, transposed,
+                                    transposed ? output_padding : at::IntArrayRef(no_output_padding), groups, mask);
+  };
+  const Strategy forced = forced_strategy();
+  if (forced == Strategy::Aten || forced == Strategy::Igemm || forced == Strategy::NoCutlass || g.n == 0) return aten();
+  if (!cutlass_backward_ineligible(g, x, mask).empty()) return aten();
+  const auto cutlass = [&] { return cutlass_backward(g, grad, x, weight, mask); };
+  if (forced == Strategy::Cutlass) return cutlass();
+  if (at::globalContext().deterministicAlgorithms()) return aten();  // nothing timed (see choose_path)
+  const int64_t pass = 1 + mask[0] + 2 * mask[1] + 4 * mask[2];
+  const TuneKey key = tune_key(g, x, false, Act::None, true, pass);
+  Tuned tuned{};
+  if (find_tuned(key, &tuned)) return tuned.path == Path::Cutlass ? cutlass() : aten();
+  auto stream = c10::cuda::getCurrentCUDAStream(x.device().index());
+  cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
+  C10_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
+  if (capture != cudaStreamCaptureStatusNone) return aten();  // untuned under capture: no timing possible
+  constexpr int kReps = 3;
+  Tuned t{Path::AtenEpilogue, kNotTimed, kNotTimed, kNotTimed};
+  t.cutlass_ms = time_ms(cutlass, stream, kReps);
+  t.aten_ms = time_ms(aten, stream, kReps);
+  t.cutlass_ms = std::min(t.cutlass_ms, time_ms(cutlass, stream, kReps));
+  t.aten_ms = std::min(t.aten_ms, time_ms(aten, stream, kReps));
+  if (t.cutlass_ms < t.aten_ms) t.path = Path::Cutlass;
+  {
+    std::lock_guard<std::mutex> lock(tune_mutex());
+    tune_cache()[key] = t;
+  }
+  return t.path == Path::Cutlass ? cutlass() : aten();
+}
 
 }  // namespace
 }  // namespace cuda
@@ -462,4 +599,5 @@ TORCH_LIBRARY_IMPL(vganzoo, CUDA, m) {
   m.impl("conv3d_bias_act", &vganzoo::cuda::conv3d_entry);
   m.impl("conv_transpose3d_bias_act", &vganzoo::cuda::conv_transpose3d_entry);
   m.impl("explain", &vganzoo::cuda::explain_entry);
+  m.impl("conv3d_bias_act_backward", &vganzoo::cuda::backward_entry);
 }

@@ -36,6 +36,33 @@ def test_list_json(toy_model, capsys):
     assert json.loads(capsys.readouterr().out) == ["zz-cli-gan"]
 
 
+def test_list_pretrained_shows_each_weight_set_with_its_recorded_scores(capsys, monkeypatch):
+    """Scores come from the weight set's card (its pinned weights.json), beside real data's and the
+    random-weights model's; a set whose files are not here says so, without a download."""
+    from vganzoo.registry import PretrainedSpec
+
+    remote = PretrainedSpec(tag="elsewhere", repo_id="nobody/nothing", revision="0" * 40)
+    monkeypatch.setitem(registry.get_model_spec("tgan").pretrained, "elsewhere", remote)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    assert main(["list", "--pretrained"]) == 0
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("mocogan-rnn.digits "))
+    assert "fvd_digits 139.6 (0.8698, 591.9)" in row and "frame_score 0.7901 (0.9962, 0)" in row
+    assert "moving-digits, 32, 16" in row
+    other = next(line for line in out.splitlines() if line.startswith("tgan.elsewhere "))
+    assert "none recorded" in other
+
+
+def test_an_empty_pretrained_listing_names_the_models_that_matched(capsys):
+    """`list --pretrained 'tgan*'` must not read as if tgan did not exist."""
+    assert main(["list", "--pretrained", "tgan*"]) == 0
+    assert capsys.readouterr().out.strip() == (
+        "no weight set matches 'tgan*' (models matching it: tgan; it has no pretrained weights)"
+    )
+    assert main(["list", "--pretrained", "zz-nothing*"]) == 0
+    assert "no model does" in capsys.readouterr().out
+
+
 def test_info_shows_parameters_and_config(toy_model, capsys):
     assert main(["info", "zz-cli-gan"]) == 0
     out = capsys.readouterr().out
@@ -50,6 +77,10 @@ def test_user_error_is_one_line_exit_2(capsys):
     err = capsys.readouterr().err
     assert err.startswith("vganzoo info: error: unknown model 'no-such-model'")
     assert len(err.strip().splitlines()) == 1 and "Traceback" not in err
+    # the hint names the command, not the Python call the library's message names
+    assert "(`vganzoo list` lists them all)" in err and "list_models()" not in err
+    with pytest.raises(vganzoo.UnknownModelError, match=r"vganzoo\.list_models\(\) lists them all"):
+        vganzoo.create("no-such-model")
 
 
 def test_help_everywhere():
@@ -100,6 +131,11 @@ def test_info_of_a_weight_set_describes_those_weights(capsys):
     )
     loaded = vganzoo.load("mocogan-rnn.digits", components="all")
     assert info["parameters"]["total"] == sum(p.numel() for p in loaded.parameters())
+    # an architecture name describes its default config: no "weights", its weight sets under "pretrained"
+    arch = vganzoo.model_info("mocogan-rnn")
+    assert (
+        arch["weights"] is None and list(arch["pretrained"]) == ["digits"] and arch["default_tag"] == "digits"
+    )
     assert main(["info", "mocogan-rnn"]) == 0
     out = capsys.readouterr().out
     assert (

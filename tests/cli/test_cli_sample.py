@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from plugin_utils import registry_state_restored
 from torch import nn
 
 import vganzoo
-from vganzoo import hub, registry
+from vganzoo import hub
 from vganzoo import videoio as vio
 from vganzoo.cli import main
 from vganzoo.models.base import VideoGAN
@@ -70,33 +71,25 @@ class ContentMotionGenerator(nn.Module):
 
 @pytest.fixture(scope="module", autouse=True)
 def test_models():
-    """Register the toy plugin model (imported directly) and two test models; undo it afterwards."""
-    models_before, components_before = set(registry.core._models), set(registry.core._components)
-    modules_before = set(sys.modules)
-    sys.path.insert(0, str(TOY_PLUGIN))
-    importlib.import_module("vganzoo_toy.models")  # registers "toy-gan"
+    """Register the toy plugin model (imported directly) and two test models; undo it afterwards
+    (registrations, plugin state, sys.path, modules), whether the example plugin is installed or not."""
+    with registry_state_restored("vganzoo_toy"):
+        sys.path.insert(0, str(TOY_PLUGIN))
+        importlib.import_module("vganzoo_toy.models")  # registers "toy-gan"
 
-    @vganzoo.register_model(
-        "test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES}
-    )
-    def content_motion(*, resolution, frames):
-        return VideoGAN(ContentMotionGenerator(resolution=resolution, frames=frames))
+        @vganzoo.register_model(
+            "test-content-motion", family="test", default_config={"resolution": RES, "frames": FRAMES}
+        )
+        def content_motion(*, resolution, frames):
+            return VideoGAN(ContentMotionGenerator(resolution=resolution, frames=frames))
 
-    @vganzoo.register_model(
-        "test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")]
-    )
-    def with_weights():
-        return VideoGAN(ContentMotionGenerator())
+        @vganzoo.register_model(
+            "test-with-weights", family="test", default_config={}, pretrained=[PretrainedSpec("demo")]
+        )
+        def with_weights():
+            return VideoGAN(ContentMotionGenerator())
 
-    yield
-    for name in set(registry.core._models) - models_before:
-        registry.core._models.pop(name)
-    for key in set(registry.core._components) - components_before:
-        registry.core._components.pop(key)
-    for module in set(sys.modules) - modules_before:
-        if module.startswith("vganzoo_toy"):
-            sys.modules.pop(module)
-    sys.path.remove(str(TOY_PLUGIN))
+        yield
 
 
 def run_cli(capsys, *argv):
@@ -205,6 +198,16 @@ def test_sample_label_mp4_and_interpolate(tmp_path, capsys):
     )
     assert code == 0 and "content walk" in stdout and "motion walk" in stdout
     assert vio.read_video(tmp_path / "i.gif").shape == (FRAMES, 2 * (RES + 2) + 2, 3 * (RES + 2) + 2, 3)
+    assert "from seed 0 to 1;" in stdout  # one pair
+    code, stdout, _ = run_cli(
+        capsys, "sample", "test-content-motion", "--interpolate", "2", "--n", "3", "--seed", "4",
+        "--out", str(tmp_path / "p.gif"),
+    )  # fmt: skip
+    # several pairs share the two seeds but not the videos: the summary says which video each walks
+    assert code == 0 and "of 3 pairs, pair i from video i of seed 4's batch to video i of seed 5's" in stdout
+    with pytest.raises(SystemExit):
+        main(["sample", "--help"])
+    assert "pair i walks from video i of SEED's batch" in " ".join(capsys.readouterr().out.split())
 
 
 def test_sample_toy_plugin_model(tmp_path, capsys):
@@ -333,3 +336,28 @@ def test_data_preview_writes_a_grid(tmp_path, capsys):
         "4",
     )
     assert code == 0 and "(2, 3, 4, 16, 16)" in stdout
+
+
+# ---- weights: pretrained by default, --random-weights on request; any length for MoCoGAN ----------
+def test_random_weights_builds_the_architecture_of_a_name_with_weights(tmp_path, capsys):
+    out = str(tmp_path / "s.gif")
+    code, _, err = run_cli(capsys, "sample", "mocogan-rnn", "--resolution", "32", "--out", out)
+    assert code == 2 and "--random-weights" in err  # the refusal names the way out
+    code, stdout, _ = run_cli(
+        capsys, "sample", "mocogan-rnn", "--random-weights", "--resolution", "32", "--n", "1", "--out", out
+    )
+    assert code == 0 and "(random weights)" in stdout and "(1, 3, 16, 32, 32)" in stdout
+
+
+def test_pretrained_mocogan_samples_any_clip_length(tmp_path, capsys):
+    """MoCoGAN's motion RNN runs any number of steps with the same weights: --frames is sampled."""
+    out = str(tmp_path / "s.gif")
+    code, stdout, _ = run_cli(
+        capsys, "sample", "mocogan-rnn.digits", "--frames", "32", "--n", "1", "--out", out
+    )
+    assert code == 0 and "(pretrained weights)" in stdout and "(1, 1, 32, 32, 32)" in stdout
+    assert vio.read_video(out).shape[0] == 32  # (T, H, W, 3): the file holds 32 frames
+    code, _, err = run_cli(
+        capsys, "sample", "mocogan-rnn.digits", "--frames", "8", "--interpolate", "3", "--out", out
+    )
+    assert code == 2 and "--interpolate" in err

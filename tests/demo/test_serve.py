@@ -6,6 +6,7 @@ broken folder. The returned videos are decoded and compared with what the librar
 
 from __future__ import annotations
 
+import time
 import urllib.error
 import urllib.request
 
@@ -120,6 +121,17 @@ def test_bad_inputs_are_refused_with_a_message(client, inputs, message):
     with pytest.raises(AppError) as info:
         client.predict(*inputs, api_name="/generate")
     assert message in str(info.value)
+
+
+def test_inputs_gradio_refuses_leave_no_traceback_in_the_server_log(client, demo_server):
+    """Out of a slider's range is the user's doing: a message in the page, not a server traceback."""
+    from gradio_client.exceptions import AppError
+
+    before = len(demo_server.log())
+    with pytest.raises(AppError, match="maximum"):
+        client.predict(BUNDLED, 0, 500, "random", 16, 8, api_name="/generate")
+    time.sleep(1.0)  # the server writes its log from another thread
+    assert "Traceback" not in demo_server.log()[before:], demo_server.log()[before:]
 
 
 def test_an_unloadable_folder_says_why_and_the_server_keeps_serving(client, weight_folders):

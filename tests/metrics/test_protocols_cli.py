@@ -171,6 +171,18 @@ def test_too_few_clips_and_a_stale_cache_are_one_line_errors(setup, capsys):
     _fails(capsys, [*base, "--n-real", "4", "--real-cache", str(cache)], "made from other data files")
 
 
+def test_a_built_in_dataset_as_protocol_data_says_what_protocols_read(setup, capsys, monkeypatch):
+    tmp_path, weights, _, detector = setup
+    monkeypatch.chdir(tmp_path)  # no folder named moving-digits here
+    argv = _eval(str(weights), "--protocol", "stylegan-v-fvd16", "--data", "moving-digits", "--no-progress")
+    _fails(
+        capsys,
+        [*argv, "--detector", str(detector), "--n", "4", "--n-real", "4"],
+        "'moving-digits' is a built-in dataset, but protocols read a folder of videos",
+        "fvd-digits",
+    )
+
+
 def test_option_families_do_not_mix(setup, capsys):
     _, weights, data, detector = setup
     base = _eval(str(weights), "--data", str(data), "--no-progress")

@@ -234,11 +234,56 @@ def test_instance_noise_is_active_in_eval_mode():
     with torch.no_grad():
         assert not torch.equal(noisy(video).logits, noisy(video).logits)
         assert torch.equal(clean(video).logits, clean(video).logits)
-    assert sum(isinstance(m, InstanceNoise) for m in noisy.modules()) == 3  # one before each conv
+    assert sum(isinstance(m, InstanceNoise) for m in noisy.modules()) == 3  # a slot before each conv
     with pytest.raises(ValueError, match="sigma"):
         InstanceNoise(-1.0)
-    model = vganzoo.create("mocogan-rnn", resolution=32, noise_sigma=0.1, **TINY)
+    model = vganzoo.create("mocogan-rnn", resolution=32, noise_sigma=0.1, noise_layout="every-conv", **TINY)
     assert {m.sigma for m in model.discriminators.modules() if isinstance(m, InstanceNoise)} == {0.1}
+
+
+def _head_noise(model) -> dict[str, float]:
+    """role -> sigma of the noise layer before the head conv (the last layer of ``main``)."""
+    return {role: d.main[-2].sigma for role, d in model.discriminators.items()}
+
+
+def _body_noise(model) -> set[float]:
+    return {
+        m.sigma for d in model.discriminators.values() for m in d.main[:-2] if isinstance(m, InstanceNoise)
+    }
+
+
+@pytest.mark.parametrize(
+    "discriminators",
+    [["mocogan/patch-image", "mocogan/categorical-video"], ["mocogan/image", "mocogan/patch-video"]],
+)
+def test_noise_layout_paper_has_head_noise_only_in_the_patch_image_discriminator(discriminators):
+    kw = {"resolution": 32, "noise_sigma": 0.1, "discriminators": discriminators, **TINY}
+    paper = vganzoo.create("mocogan-rnn", **kw)
+    assert paper.config["noise_layout"] == "paper"
+    expected = {
+        role: (0.1 if name == "mocogan/patch-image" else 0.0)
+        for role, name in zip(("image", "video"), discriminators)
+    }
+    assert _head_noise(paper) == expected and _body_noise(paper) == {0.1}
+    old = vganzoo.create("mocogan-rnn", **kw, noise_layout="every-conv")
+    assert set(_head_noise(old).values()) == {0.1}
+    # the same parameters and buffers: weights of one layout load into the other
+    assert paper.state_dict().keys() == old.state_dict().keys()
+    with pytest.raises(InvalidConfigError, match="noise_layout"):
+        vganzoo.create("mocogan-rnn", **kw, noise_layout="heads")
+
+
+def test_a_config_saved_without_noise_layout_rebuilds_the_old_layout():
+    """mocogan-rnn.digits's config.json predates the key: it loads as it was trained (noise before
+    every head), while a new model gets the paper's layout."""
+    model = vganzoo.load("mocogan-rnn.digits", components="all")
+    assert model.config["noise_layout"] == "every-conv"
+    assert set(_head_noise(model).values()) == {0.1}
+    saved = {"model": "mocogan-rnn", "resolution": 32}
+    assert vganzoo.registry.complete_saved_config(saved)["noise_layout"] == "every-conv"
+    assert (
+        vganzoo.registry.complete_saved_config({**saved, "noise_layout": "paper"})["noise_layout"] == "paper"
+    )
 
 
 def test_recipe():
@@ -254,6 +299,13 @@ def test_recipe():
     assert r["optimizers"]["discriminators"] == r["optimizers"]["generator"]
     assert r["discriminator_batch_size"] == {"image": 10, "video": 3}
     assert r["frame_stride"] == 2 and r["category_loss_weight"] == 1.0
+    # the original trainers.py loop (tests/train/test_loops.py pins the order it runs in)
+    assert (r["name"], r["loop"], r["g_fake_batches"], r["d_category_loss"]) == (
+        "paper",
+        "alternate",
+        "per-discriminator",
+        "real",
+    )
     assert (
         vganzoo.create("mocogan-rnn", resolution=32, num_classes=0, **TINY).recipe["category_loss_weight"]
         == 0.0

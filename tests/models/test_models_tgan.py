@@ -65,6 +65,22 @@ def test_weights_start_uniform():
     assert d.c0.weight.abs().max() <= 0.01 and torch.equal(d.c0.bias, torch.zeros_like(d.c0.bias))
 
 
+def test_default_init_variant_follows_the_no_beta_configs():
+    """init="default": G0 and the critic with Chainer's LeCun normal (std sqrt(1/fan_in)), G1 uniform."""
+    torch.manual_seed(0)
+    model = vganzoo.create("tgan", resolution=32, init="default", **TINY)
+    g, d = model.generator, model.discriminators["video"]
+    w = g.temporal.dc1.weight  # (in, out, k): fan_in = out * k, as Chainer counts it
+    assert w.abs().max() > 0.01
+    torch.testing.assert_close(w.std().item(), (1.0 / (w.shape[1] * w.shape[2])) ** 0.5, rtol=0.1, atol=0)
+    c = d.c1.weight
+    torch.testing.assert_close(c.std().item(), (1.0 / c[0].numel()) ** 0.5, rtol=0.1, atol=0)
+    assert g.image.dc1.weight.abs().max() <= 0.01  # VideoGeneratorInitUniform in those configs
+    assert vganzoo.create("tgan", resolution=32, **TINY).config["init"] == "uniform-all"
+    with pytest.raises(InvalidConfigError, match="init"):
+        vganzoo.create("tgan", resolution=32, init="xavier", **TINY)
+
+
 def test_latents_and_z_fast():
     g = TGANGenerator(resolution=32, **TINY).eval()
     lat = g.sample_latents(3, generator=torch.Generator().manual_seed(0))

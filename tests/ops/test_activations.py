@@ -44,6 +44,13 @@ def test_cuda_kernel_codes_match_the_table():
     assert enum == {f"kAct{row.cpp_name}": row.code for row in ops.ACTIVATION_TABLE}
 
 
+def test_cutlass_epilogue_codes_match_the_table():
+    """The CUTLASS kernels' epilogue (csrc/cuda/cutlass/) reads the code at run time: same ``kAct<Name>``."""
+    epilogue = (CSRC / "cuda" / "cutlass" / "conv3d_cutlass.cuh").read_text()
+    enum = _enum(epilogue, r"enum\s+RuntimeActCode\s*:\s*int\s*\{([^}]*)\}")
+    assert enum == {f"kAct{row.cpp_name}": row.code for row in ops.ACTIVATION_TABLE}
+
+
 def _raw_op(activation: str, negative_slope: float = ops.DEFAULT_NEGATIVE_SLOPE) -> torch.Tensor:
     """The compiled operator called directly (no Python checks in front of its C++ parser)."""
     x, w = torch.randn(1, 2, 3, 4, 4), torch.randn(3, 2, 1, 3, 3)

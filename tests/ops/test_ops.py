@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import warnings
 
 import pytest
@@ -385,6 +386,37 @@ def test_opcheck_direct_kernel(layout):
     torch.library.opcheck(
         torch.ops.vganzoo.conv3d_bias_act, (x, w, b, [1, 2, 2], [1, 1, 1], [1, 1, 1], 1, "leaky_relu", SLOPE)
     )
+
+
+@needs_ext
+@pytest.mark.parametrize("transposed", [False, True])
+def test_backward_op_is_atens_convolution_backward(transposed):
+    """vganzoo::conv3d_bias_act_backward (what a CUDA backward dispatches through, for the CUTLASS kernels) is
+    ATen's convolution_backward on every other device: each gradient the mask asks for, none it does not."""
+    g = torch.Generator().manual_seed(11)
+    x = torch.randn(2, 4, 5, 6, 7, generator=g, dtype=torch.float64)
+    w_shape = (4, 3, 3, 2, 3) if transposed else (3, 4, 3, 2, 3)
+    w = torch.randn(*w_shape, generator=g, dtype=torch.float64)
+    stride, padding, dilation = [1, 2, 2], [1, 0, 1], [1, 1, 2]
+    output_padding = [0, 1, 1] if transposed else [0, 0, 0]
+    if transposed:
+        y = F.conv_transpose3d(x, w, None, stride, padding, output_padding, 1, dilation)
+    else:
+        y = F.conv3d(x, w, None, stride, padding, dilation)
+    grad = torch.randn(y.shape, generator=g, dtype=torch.float64)
+    c_out = w.shape[1] if transposed else w.shape[0]
+    for mask in itertools.product([False, True], repeat=3):
+        got = torch.ops.vganzoo.conv3d_bias_act_backward(
+            grad, x, w, stride, padding, output_padding, dilation, 1, transposed, list(mask)
+        )
+        want = torch.ops.aten.convolution_backward(
+            grad, x, w, [c_out], stride, padding, dilation, transposed, output_padding, 1, list(mask)
+        )
+        for asked, a, b in zip(mask, got, want):
+            if asked:
+                torch.testing.assert_close(a, b)
+            else:
+                assert a is None and b is None
 
 
 @needs_ext

@@ -248,14 +248,17 @@ def test_autotuning_picks_a_path_once_per_configuration(monkeypatch):
     y = ops.conv3d_bias_act(x, w, b, 1, 1, activation="relu", impl="ext")
     after = ops.explain(x, w, b, 1, 1, activation="relu")
     assert "autotuned for this configuration" in after, after
-    assert ("igemm_tensor_core" in after) != ("aten" in after.split("(")[0])
+    chosen = after.split("(")[0]  # "ext/cuda:<path> "
+    assert sum(name in chosen for name in ("igemm_tensor_core", "aten", "cutlass")) == 1, after
     ref = ops.conv3d_bias_act_ref(x.double(), w.double(), b.double(), 1, 1, activation="relu")
     torch.testing.assert_close(y.double(), ref, atol=2e-2, rtol=2e-2)
     assert "not tuned yet" in ops.explain(x[:1], w, b, 1, 1, activation="relu")  # another batch size
     monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "igemm")
     assert "forced by VGANZOO_CUDA_STRATEGY=igemm" in ops.explain(x, w, b, 1, 1, activation="relu")
     monkeypatch.setenv("VGANZOO_CUDA_STRATEGY", "fastest")
-    with pytest.raises(RuntimeError, match="VGANZOO_CUDA_STRATEGY must be 'auto', 'igemm' or 'aten'"):
+    with pytest.raises(
+        RuntimeError, match="VGANZOO_CUDA_STRATEGY must be 'auto', 'igemm', 'aten', 'cutlass' or 'no-cutlass'"
+    ):
         ops.conv3d_bias_act(x, w, b, 1, 1, impl="ext")
 
 

@@ -461,7 +461,10 @@ def test_cli_train_and_resume(tmp_path, fake_data, capsys):
         )
         == 0
     )
-    assert "trained 3 iterations" in capsys.readouterr().out
+    assert "trained 1 iteration (resumed at 2)" in capsys.readouterr().out  # what this call ran
+    finished = ["train", "toy-gan", "--data", "moving-digits", "--out", str(out), "--steps", "3"]
+    assert main([*finished, "--resume", "--no-progress", "--seed", "3"]) == 0
+    assert "\nalready at step 3 of 3; nothing to train (model in " in capsys.readouterr().out
     assert json.loads((out / "config.json").read_text())["train"]["seed"] == 3  # not given: the run's own
     # Resuming with the run's own command line changes nothing: no warning; a real change is named.
     import warnings as _warnings
@@ -664,10 +667,14 @@ def test_labels_are_used_or_dropped_for_the_whole_run(tmp_path):
     """Conditioning is decided once per run, never batch by batch."""
     model = make("tiny-cond-gan")  # num_classes=3
     wide = h.SyntheticVideos(10, num_classes=5)  # labels 0-4: some batches would fit, some not
-    with pytest.warns(
-        UserWarning, match="dataset has 5 classes but the model num_classes=3 .*--num-classes 5"
-    ):
+    with pytest.warns(UserWarning) as caught:
         trainer = Trainer(model, wide, TrainConfig(steps=1, out_dir=str(tmp_path / "a"), **QUIET))
+    (message,) = [str(w.message) for w in caught if "num_classes" in str(w.message)]
+    assert message == (  # one sentence: what is wrong, what follows, how to condition on the labels
+        "data: the dataset has 5 classes, more than the model's num_classes=3, so the conditional "
+        "model's discriminators see real clips without labels for the rest of the run; pass "
+        "--num-classes 5 (num_classes=5) to condition on them"
+    )
     trainer._loader = trainer._make_loader()
     assert all(trainer._real_batch(2)[1] is None for _ in range(5))
 

@@ -25,7 +25,9 @@ pytestmark = pytest.mark.skipif(
 TESTS = Path(__file__).resolve().parents[1]
 ROOT = TESTS.parent
 LAUNCH_TIMEOUT_S = 240
-MODELS = ("tiny-mask-gan", "tiny-cond-gan")  # BN + GP + SVC + EMA + mask; per-role batches + categories
+# BN + GP + SVC + EMA + mask; per-role batches + categories (with MoCoGAN's paper loop too); the
+# shared-forward loops (TGAN's, VGAN's)
+MODELS = ("tiny-mask-gan", "tiny-cond-gan", "tiny-cond-paper-gan", "tiny-g-first-gan", "tiny-d-first-gan")
 
 
 def free_port() -> int:

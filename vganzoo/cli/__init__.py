@@ -119,6 +119,13 @@ def _user_output() -> Iterator[None]:
         logger.propagate = old_propagate
 
 
+def _for_the_command_line(message: str) -> str:
+    """A library message's pointers to Python calls, as the command that does the same."""
+    from ..registry.core import LIST_MODELS_HINT
+
+    return message.replace(LIST_MODELS_HINT, "(`vganzoo list` lists them all)")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     from .options import UsageError
 
@@ -144,5 +151,5 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("VGANZOO_DEBUG"):
             raise
         message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"vganzoo {args.command}: error: {message}", file=sys.stderr)
+        print(f"vganzoo {args.command}: error: {_for_the_command_line(message)}", file=sys.stderr)
         return 2

@@ -9,11 +9,11 @@ import json
 import os
 import sys
 
-from .options import device_arg, resolve_device
+from .options import device_arg, random_weights_arg, resolve_device
 
 # Kept literal so that building the parser does not import torch; tests check they match
 # vganzoo.metrics.evaluation.METRICS / DEFAULT_N / DEFAULT_FRAMES and vganzoo.metrics.protocols.PROTOCOLS.
-METRICS = ("fvd", "is", "fvd-digits", "consistency")
+METRICS = ("fvd", "is", "fvd-digits", "consistency", "label-accuracy")
 DEFAULT_N = 2048
 DEFAULT_FRAMES = 16
 PROTOCOLS = (
@@ -52,7 +52,7 @@ PROTOCOL_BATCH = 16
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "eval",
-        help="evaluate a model (fvd, is, fvd-digits, consistency)",
+        help="evaluate a model (fvd, is, fvd-digits, consistency, label-accuracy)",
         description=(
             "Score MODEL_OR_DIR (a pretrained name like mocogan-rnn.digits, a save_pretrained folder, or a "
             "model name with --random-weights) against real clips. The JSON output holds the scores, the "
@@ -75,11 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _add_protocol_arguments(p)
     _add_named_protocol_arguments(p)
     p.add_argument("--device", type=device_arg, default="cpu", help="cpu, cuda, cuda:1, ... (default cpu)")
-    p.add_argument(
-        "--random-weights",
-        action="store_true",
-        help="evaluate vganzoo.create(MODEL) with random weights (a baseline)",
-    )
+    random_weights_arg(p, "evaluate")
     p.add_argument(
         "--config",
         action="append",

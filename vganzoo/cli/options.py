@@ -27,6 +27,7 @@ __all__ = [
     "nonempty",
     "out_dir",
     "out_file",
+    "random_weights_arg",
     "repo_id_arg",
     "resolve_device",
     "seed_arg",
@@ -248,3 +249,23 @@ def _device_choices() -> str:
     if getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
         choices.append("xpu")
     return ", ".join(choices)
+
+
+def random_weights_arg(p: argparse.ArgumentParser, verb: str) -> None:
+    """``--random-weights``: the architecture with random weights even where the name has weight sets
+    (an architecture name with weight sets otherwise means its default weight set)."""
+    p.add_argument(
+        "--random-weights",
+        action="store_true",
+        help=f"{verb} the architecture with random weights (vganzoo.create), even for a name that has "
+        "pretrained weights (mocogan-rnn, mocogan-rnn.digits)",
+    )
+
+
+def fixed_by_weights_hint(message: str) -> str:
+    """``message`` with the option that lifts it, when it refuses settings because weights fix them."""
+    from ..hub.loading import FIXED_BY_WEIGHTS
+
+    if FIXED_BY_WEIGHTS not in message:
+        return message
+    return f"{message}; add --random-weights for the architecture with random weights"

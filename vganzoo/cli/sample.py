@@ -6,7 +6,17 @@ import argparse
 import math
 from typing import Any
 
-from .options import device_arg, float_in, int_in, nonempty, out_file, resolve_device, seed_arg
+from .options import (
+    device_arg,
+    fixed_by_weights_hint,
+    float_in,
+    int_in,
+    nonempty,
+    out_file,
+    random_weights_arg,
+    resolve_device,
+    seed_arg,
+)
 
 DEFAULT_N = 16
 DEFAULT_FPS = 8.0
@@ -28,8 +38,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="generate videos from a model into a GIF/MP4 grid",
         description="Generate videos from a model and write them as one grid video. NAME with pretrained "
         "weights (arch.tag, hf-hub:..., local-dir:... or a plain folder path, or an arch that has weight "
-        "sets) is loaded; any "
-        "other registered name is built with random weights (and says so).",
+        "sets) is loaded, unless --random-weights; any other registered name is built with random "
+        "weights (and says so).",
     )
     p.add_argument(
         "name",
@@ -41,7 +51,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--n",
         type=int_in(1, MAX_N),
         default=None,
-        help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs, default 1)",
+        help=f"number of videos (default {DEFAULT_N}; with --interpolate: pairs to walk, default 1)",
     )
     p.add_argument(
         "--seed",
@@ -58,7 +68,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="STEPS",
         help="walk the content latents between two seeds with the motion fixed, and the reverse, in STEPS "
-        "steps",
+        "steps; with --n N, N pairs: pair i walks from video i of SEED's batch to video i of SEED+1's "
+        "(the seeds are the same for every pair, the videos are not)",
     )
     p.add_argument(
         "--device",
@@ -85,20 +96,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="videos per grid row (default: square grid, or STEPS)",
     )
+    random_weights_arg(p, "sample")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument(
         "--resolution",
         type=int_in(1, MAX_SIZE),
         default=None,
-        help="config override for random-weight models",
+        help="config override for random weights (see --random-weights)",
     )
     p.add_argument(
         "--frames",
         type=int_in(1, MAX_SIZE),
         default=None,
-        help="clip length: config override for random-weight models; models that render clips of any "
-        "length (stylegan-v) sample this many frames",
+        help="clip length: models that draw clips of any length (stylegan-v, mocogan) sample this many "
+        "frames with any weights; for the others a config override for random weights",
     )
     p.set_defaults(func=run)
 
@@ -171,20 +183,29 @@ def _clip_options(model: Any, frames: int | None, fps: float | None) -> dict[str
     return {k: v for k, v in options.items() if k in _sample_parameters(model) and v is not None}
 
 
-def _load(name: str, resolution: int | None, frames: int | None) -> tuple[Any, bool]:
+def _draws_any_length(model: Any) -> bool:
+    """Whether the generator draws latents for clips of any length (``sample_latents(frames=)``)."""
+    import inspect
+
+    return "frames" in inspect.signature(model.generator.sample_latents).parameters
+
+
+def _load(name: str, resolution: int | None, frames: int | None, random_weights: bool) -> tuple[Any, bool]:
     """The model and whether its weights are pretrained. ``frames`` is sampled by models that render
-    any length; for the others it is a config override, for random weights only."""
+    or draw any length; for the others it is a config override, for random weights only."""
     from .. import registry
     from ..errors import InvalidConfigError
     from ..hub import load_or_create
+    from ..hub.loading import FIXED_BY_WEIGHTS
 
-    model, pretrained = load_or_create(name, overrides={"resolution": resolution})
-    if frames is None or "frames" in _sample_parameters(model):
+    model, pretrained = load_or_create(
+        name, random_weights=random_weights, overrides={"resolution": resolution}
+    )
+    if frames is None or "frames" in _sample_parameters(model) or _draws_any_length(model):
         return model, pretrained
     if pretrained:
         raise InvalidConfigError(
-            f"frames: {name} has pretrained weights, which fix the architecture; --frames applies to random "
-            "weights only"
+            f"frames: {name} {FIXED_BY_WEIGHTS}; --frames applies to random weights only"
         )
     config = dict(model.config)
     return registry.create(config.pop("model"), **{**config, "frames": frames}), False
@@ -199,17 +220,24 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     overrides = {"resolution": args.resolution, "frames": args.frames}
     try:
-        model, pretrained = _load(args.name, args.resolution, args.frames)
+        model, pretrained = _load(args.name, args.resolution, args.frames, args.random_weights)
     except (InvalidConfigError, ResourceLimitError) as exc:  # say which options, not which keywords
         given = [
             f"--{key} {value}" for key, value in overrides.items() if value is not None and key in str(exc)
         ]
         if not given:
             raise
-        raise type(exc)(f"{' '.join(given)}: {exc}") from None
+        raise type(exc)(fixed_by_weights_hint(f"{' '.join(given)}: {exc}")) from None
     _check_label(model, args.label, args.name)
     use_ema = not args.no_ema
     clip_options = _clip_options(model, args.frames, args.fps)
+    # a generator that draws latents for any length (MoCoGAN's motion RNN) samples --frames directly
+    drawn_frames = args.frames if "frames" not in clip_options and _draws_any_length(model) else None
+    if args.interpolate is not None and drawn_frames not in (None, model.generator.frames):
+        raise ValueError(
+            f"--frames {args.frames}: --interpolate walks clips of the model's own length "
+            f"({model.generator.frames} frames); leave --frames out"
+        )
     ext = "." + args.out.rpartition(".")[2].lower()
     if args.interpolate is not None:
         count = n * _walks(model, use_ema) * args.interpolate
@@ -219,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         count, nrow = n, args.nrow or math.ceil(math.sqrt(n))
-        _check_size(model, count, nrow, ext, f"--n {n}", "--n", clip_options.get("frames"))
+        _check_size(model, count, nrow, ext, f"--n {n}", "--n", clip_options.get("frames") or drawn_frames)
     model = model.to(device).eval()
     with _progress(count, not args.no_progress) as bar:
         if args.interpolate is not None:
@@ -233,10 +261,13 @@ def run(args: argparse.Namespace) -> int:
                 use_ema=use_ema,
                 on_progress=bar.update,
             )
-            what = (
-                f"latent walk in {args.interpolate} steps from seed {args.seed} to {args.seed + 1}; rows: "
-                + "; ".join(rows)
+            ends = (
+                f"from seed {args.seed} to {args.seed + 1}"
+                if n == 1
+                else f"of {n} pairs, pair i from video i of seed {args.seed}'s batch to video i of seed "
+                f"{args.seed + 1}'s"
             )
+            what = f"latent walk in {args.interpolate} steps {ends}; rows: " + "; ".join(rows)
             labels: Any = [args.label] * n if args.label is not None else None
             if labels is None and model.num_classes:
                 labels = "drawn per pair (see rows)"
@@ -261,6 +292,7 @@ def run(args: argparse.Namespace) -> int:
                 device=device,
                 use_ema=use_ema,
                 on_progress=bar.update,
+                frames=drawn_frames,
             )
         if args.interpolate is None:
             drawn = latents.get("labels")

@@ -157,6 +157,14 @@ def _add_model_arguments(p: argparse.ArgumentParser) -> None:
         help="any other model config keyword (repeatable)",
     )
     p.add_argument(
+        "--recipe",
+        type=nonempty,
+        default=None,
+        metavar="NAME",
+        help="a named recipe of MODEL (default: its paper recipe, the original training loop; "
+        "`vganzoo info MODEL` lists them and how they differ); --set applies on top",
+    )
+    p.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -186,6 +194,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         model_overrides=model_overrides,
         recipe_overrides=args.overrides,
+        recipe=args.recipe,
         resume=args.resume,
         init_from=args.init_from,
         device=args.device,
@@ -218,8 +227,17 @@ def run(args: argparse.Namespace) -> int:
             )
         return 0
     if main_process:
-        print(f"trained {result.step} iterations; model saved to {result.export_dir}")
+        print(_completed(result, args.steps))
     return 0
+
+
+def _completed(result, steps: int) -> str:
+    """What a completed run did: the iterations this call ran (none when resumed at the end)."""
+    ran = result.step - result.start_step
+    if ran == 0:
+        return f"already at step {result.step} of {steps}; nothing to train (model in {result.export_dir})"
+    resumed = f" (resumed at {result.start_step})" if result.start_step else ""
+    return f"trained {ran} iteration{'s' if ran != 1 else ''}{resumed}; model saved to {result.export_dir}"
 
 
 _DURATION_UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0}

@@ -140,6 +140,24 @@ def _user_errors(gr: Any, fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapped
 
 
+def _refuse_quietly(gr: Any, components: Iterable[Any]) -> None:
+    """Gradio's own checks of an input (a slider's range, a dropdown's choices) raise ``gr.Error``
+    with a traceback on the server's console; like a DemoError they are the user's doing, so the
+    page shows the message and the log stays clean."""
+    for component in components:
+        check = component.preprocess
+
+        def preprocess(payload: Any, _check: Callable[[Any], Any] = check) -> Any:
+            try:
+                return _check(payload)
+            except gr.Error as exc:
+                if not exc.print_exception:
+                    raise
+                raise gr.Error(exc.message, title="Refused", print_exception=False) from None
+
+        component.preprocess = preprocess
+
+
 def _shown(result: Result) -> tuple[Any, ...]:
     """A result as the page's outputs: video, files, caption, details."""
     return str(result.mp4), [str(result.mp4), str(result.gif)], result.caption, result.details
@@ -435,16 +453,19 @@ def _wire(gr: Any, app: Any, page: _Page, handlers: _Handlers) -> None:
         handlers.describe, inputs=controls.model, outputs=described, api_name="describe", **shared
     )
     app.load(handlers.describe, inputs=controls.model, outputs=described, api_name=False, **shared)
+    generate_inputs = [controls.model, gen.seed, gen.clips, controls.label, gen.frames, controls.fps]
+    walk_inputs = [controls.model, walk.seed_a, walk.seed_b, walk.steps, controls.label, controls.fps]
+    _refuse_quietly(gr, {id(c): c for c in generate_inputs + walk_inputs}.values())
     gen.button.click(
         _user_errors(gr, handlers.sample_clips),
-        inputs=[controls.model, gen.seed, gen.clips, controls.label, gen.frames, controls.fps],
+        inputs=generate_inputs,
         outputs=page.results(),
         api_name="generate",
         **shared,
     )
     walk.button.click(
         _user_errors(gr, handlers.walk),
-        inputs=[controls.model, walk.seed_a, walk.seed_b, walk.steps, controls.label, controls.fps],
+        inputs=walk_inputs,
         outputs=page.results(),
         api_name="interpolate",
         **shared,

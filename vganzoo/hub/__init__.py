@@ -45,7 +45,7 @@ from .errors import (
     WeightsError,
     WeightsNotFoundError,
 )
-from .fetch import ENDPOINT_ENV_VARS, download, fetch_file, resolve_endpoint
+from .fetch import ENDPOINT_ENV_VARS, download, fetch_file, recorded_metrics, resolve_endpoint
 from .loading import (
     LoadReport,
     component_module,
@@ -86,6 +86,7 @@ __all__ = [
     "model_info",
     "pretrained_config",
     "push_to_hub",
+    "recorded_metrics",
     "resolve_endpoint",
     "save_pretrained",
     "sha256_file",

@@ -18,6 +18,7 @@ import warnings
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..files import sha256_file
 from .errors import HashMismatchError, UnpinnedWeightsWarning, WeightsError, WeightsNotFoundError
@@ -44,6 +45,7 @@ __all__ = [
     "download",
     "fetch_file",
     "hub_unreachable",
+    "recorded_metrics",
     "resolve",
     "resolve_endpoint",
 ]
@@ -382,3 +384,26 @@ def fetch_file(
         )
     path = fetcher.download(filename)
     return path, sha256_file(path)
+
+
+def recorded_metrics(name: str) -> dict[str, Any]:
+    """The scores weight set ``name`` records: its spec's ``metrics`` metadata, then those of its
+    pinned weights.json (the card's numbers), read only from files already on this machine (bundled,
+    or in the cache): listing never downloads. ``{}`` when none are here.
+
+    Each value is ``{"value": number, "protocol": text}`` keyed by metric (``"fvd_digits"``,
+    ``"fvd_digits, real data"``, ...), as :func:`vganzoo.hub.save_pretrained` writes them.
+    """
+    metrics: dict[str, Any] = {}
+    try:
+        weights, fetcher = resolve(name, HubOptions(local_files_only=True))
+    except (LookupError, OSError, ValueError, WeightsError):
+        return metrics
+    metrics.update(dict(weights.metadata.get("metrics") or {}))
+    if weights.index_pinned:
+        try:
+            recorded = parse_index(read_json(fetcher.fetch(INDEX_FILE), name), weights.name)[2]
+        except (LookupError, OSError, ValueError, WeightsError):
+            return metrics
+        metrics.update(dict(recorded.get("metrics") or {}))
+    return metrics

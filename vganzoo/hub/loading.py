@@ -130,7 +130,7 @@ def weight_set_config(weights: WeightSet, fetcher: Fetcher) -> dict[str, Any]:
     config = read_json(fetcher.fetch(weights.files["config"]), f"{weights.name} {CONFIG_FILE}")
     if not isinstance(config, dict) or not isinstance(config.get("model"), str):
         raise WeightsError(f'{weights.name}: {CONFIG_FILE} must be an object with a "model" name')
-    return dict(config)
+    return registry.complete_saved_config(config)  # a set saved before a key existed builds as it was
 
 
 def file_sizes(weights: WeightSet, fetched: Mapping[str, Path]) -> dict[str, int]:
@@ -414,7 +414,15 @@ def _load_into(
 
 
 def model_info(name: str) -> dict[str, Any]:
-    """Family, paper, default config, recipe, pretrained tags and parameter counts of ``name``.
+    """Family, paper, default config, recipes, pretrained tags and parameter counts of ``name``.
+
+    ``recipe`` is the default (``paper``) recipe, ``recipes`` every named one; for ``arch.tag``,
+    ``trained_with`` is the recipe the weight set records (None when it records none).
+
+    ``weights`` is the weight set this info describes: ``arch.tag`` when ``name`` names one (then
+    ``config`` and ``parameters`` are that set's), None for an architecture name, whose info
+    describes its default config even when it has weight sets. Those are ``pretrained`` (tag ->
+    spec), and ``default_tag`` is the one ``vganzoo.load(arch)`` picks.
 
     For ``arch.tag`` the parameter counts and ``config`` are those of that weight set's config
     (read from its verified config.json), otherwise of the default config. Nothing is allocated:
@@ -424,7 +432,11 @@ def model_info(name: str) -> dict[str, Any]:
 
     spec = registry.get_model_spec(name)
     _, tag = registry.split_tag(name)
-    config = {} if tag is None else {k: v for k, v in pretrained_config(name).items() if k != "model"}
+    config, trained_with = {}, None
+    if tag is not None:
+        weights, fetcher = resolve(name, HubOptions())
+        config = {k: v for k, v in weight_set_config(weights, fetcher).items() if k != "model"}
+        trained_with = weights.recipe  # from the pinned weights.json, when the set records one
     try:
         with torch.device("meta"):
             model = registry.create(spec.qualified_name, **config)
@@ -444,6 +456,8 @@ def model_info(name: str) -> dict[str, Any]:
         "weights": f"{spec.name}.{tag}" if tag is not None else None,
         "config": {**spec.default_config, **config},  # what "parameters" counts
         "recipe": dict(spec.recipe),
+        "recipes": {n: dict(r) for n, r in spec.recipes.items()},
+        "trained_with": dict(trained_with) if trained_with is not None else None,
         "pretrained": {t: p.to_dict() for t, p in spec.pretrained.items()},
         "default_tag": spec.default_tag,
         "parameters": counts,
@@ -453,6 +467,10 @@ def model_info(name: str) -> dict[str, Any]:
 def _names_weight_set(name: str) -> bool:
     """``arch.tag``, ``hf-hub:`` or ``local-dir:``: a name that means one weight set."""
     return name.startswith((HF_HUB_PREFIX, LOCAL_DIR_PREFIX)) or registry.split_tag(name)[1] is not None
+
+
+# How load_or_create refuses config overrides for pretrained weights (the CLI names its option there).
+FIXED_BY_WEIGHTS = "has pretrained weights, which fix the architecture"
 
 
 def load_or_create(
@@ -478,8 +496,8 @@ def load_or_create(
     if not random_weights and (weight_set or require_weights or registry.get_model_spec(name).pretrained):
         if overrides:
             raise InvalidConfigError(
-                f"{', '.join(sorted(overrides))}: {name} has pretrained weights, which fix the architecture; "
-                "these settings apply to random weights only"
+                f"{', '.join(sorted(overrides))}: {name} {FIXED_BY_WEIGHTS}; these settings apply to "
+                "random weights only"
             )
         try:
             return load(name), True

@@ -9,7 +9,7 @@ import torch
 from .frechet import FeatureStats, frechet_distance
 from .inception import inception_score
 
-__all__ = ["DigitsMetric", "FrechetMetric", "InceptionMetric"]
+__all__ = ["DigitsMetric", "FrechetMetric", "InceptionMetric", "LabelAccuracyMetric"]
 
 
 class FrechetMetric:
@@ -56,6 +56,33 @@ class DigitsMetric:
             if real.clips:
                 real_scores.update({k: v for k, v in real.result().items() if k != "clips"})
         return scores, real_scores
+
+
+class LabelAccuracyMetric:
+    """label-accuracy: real clips arrive with their labels (``wants_labels``); the generated ones are
+    drawn per label by :meth:`sample_generated` (the unlabelled generated stream is ignored)."""
+
+    wants_labels = True
+
+    def __init__(self, scorer: Any) -> None:
+        from .label_accuracy import LabelAccuracy
+
+        self.scorer = scorer
+        self.generated, self.real = LabelAccuracy(), LabelAccuracy()
+
+    def add(self, videos: torch.Tensor, which: str, labels: torch.Tensor | None = None) -> None:
+        if which == "real" and labels is not None:
+            self.real.update(self.scorer(videos)[1], labels)
+
+    def sample_generated(self, model: Any, clips_per_label: int, **how: Any) -> int:
+        """Draw and read ``clips_per_label`` clips of each digit (see
+        :func:`~vganzoo.metrics.label_accuracy.sample_per_label`); returns the clips drawn."""
+        from .label_accuracy import sample_per_label
+
+        return sample_per_label(model, self.scorer, self.generated, clips_per_label, **how)
+
+    def result(self) -> tuple[dict[str, Any], dict[str, Any]]:
+        return self.generated.result(), self.real.result()
 
 
 class InceptionMetric:

@@ -9,8 +9,10 @@ Metrics (several may be computed in one pass over the same samples):
 * ``fvd-digits``: Frechet distance in the bundled digits classifier's feature space; the real data's
   own value (two disjoint real sets of the same N) is reported beside it as the floor at that N.
 * ``consistency``: the digits classifier's frame score, identity consistency and agreement, digit frame rate
-and
-  digit histogram, for the generated and the real clips.
+  and digit histogram, for the generated and the real clips.
+* ``label-accuracy``: for a class-conditional digits model, the fraction of frames the digits
+  classifier reads as the requested digit, averaged over the ten digits (``n // 10`` clips drawn per
+  digit; see :mod:`vganzoo.metrics.label_accuracy`); the real clips' own value when they have labels.
 
 Generated clips are drawn in batches with ``model.sample(batch, seed=seed + batch_index)``; real
 clips are items ``0 .. n_real - 1`` of the dataset (the second real set for ``fvd-digits`` is items
@@ -21,7 +23,6 @@ digits classifier's training), folders their ``train`` split unless ``split`` sa
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import os
 import platform
 from collections.abc import Iterator, Sequence
@@ -31,22 +32,22 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import registry
-from .accumulators import DigitsMetric, FrechetMetric, InceptionMetric
+from .accumulators import DigitsMetric, FrechetMetric, InceptionMetric, LabelAccuracyMetric
+from .digits import NUM_DIGITS
 from .frechet import FeatureStats
 from .inception import DEFAULT_SPLITS
-from .preprocess import check_videos, select_frames
+from .label_accuracy import check_conditional, protocol_entry
+from .preprocess import select_frames
+from .sources import generated_batches, is_stats_file, real_batches, real_dataset
 
 __all__ = ["FRECHET_METRICS", "METRICS", "evaluate"]
 
-METRICS = ("fvd", "is", "fvd-digits", "consistency")
+METRICS = ("fvd", "is", "fvd-digits", "consistency", "label-accuracy")
 FRECHET_METRICS = ("fvd", "fvd-digits")
-DIGITS_METRICS = ("fvd-digits", "consistency")
+DIGITS_METRICS = ("fvd-digits", "consistency", "label-accuracy")  # the bundled digits classifier's
+NO_DATA_METRICS = ("is", "label-accuracy")  # scored without real clips (their real values need them)
 DEFAULT_N = 2048
 DEFAULT_FRAMES = 16
-BUILTIN_EVAL_SPLIT = "test"
-FOLDER_EVAL_SPLIT = "train"
-STATS_SUFFIX = ".safetensors"
 # protocol keys that must agree between cached real statistics and the current run
 STATS_PROTOCOL_KEYS = ("metric", "extractor_sha256", "frames", "stride", "resolution")
 
@@ -82,85 +83,6 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
-
-
-# ---------------------------------------------------------------- video sources
-
-
-def _generated_batches(
-    model: Any, n: int, batch_size: int, seed: int, device: torch.device
-) -> Iterator[torch.Tensor]:
-    if isinstance(model, torch.Tensor):
-        check_videos(model, "generated videos")
-        if model.shape[0] < n:
-            raise ValueError(f"n={n} but only {model.shape[0]} generated videos were given")
-        for start in range(0, n, batch_size):
-            yield model[start : start + batch_size].to(device)
-        return
-    if not hasattr(model, "sample"):
-        raise TypeError(
-            f"model must be a VideoGAN (with .sample) or a tensor of videos, got {type(model).__name__}"
-        )
-    for index, start in enumerate(range(0, n, batch_size)):
-        videos = model.sample(min(batch_size, n - start), seed=seed + index, device=device)
-        yield check_videos(videos, "generated videos")
-
-
-def _is_stats_file(data: Any) -> bool:
-    return (
-        isinstance(data, (str, os.PathLike))
-        and os.fspath(data).endswith(STATS_SUFFIX)
-        and os.path.isfile(data)
-    )
-
-
-def _real_dataset(
-    data: Any, *, resolution: int, frames: int, stride: int, seed: int, split: str | None, length: int
-) -> tuple[Any, str, str | None]:
-    """(indexable of videos or dataset, description, split used)."""
-    if isinstance(data, torch.Tensor):
-        check_videos(data, "real videos")
-        return data, f"tensor {tuple(data.shape)}", None
-    if isinstance(data, (str, os.PathLike)):
-        named = isinstance(data, str) and data in registry.list_components("dataset")
-        named = named and data != registry.FOLDER_DATASET
-        split = split or (BUILTIN_EVAL_SPLIT if named else FOLDER_EVAL_SPLIT)
-        extra = {}
-        if named and "length" in inspect.signature(registry.get_component("dataset", data)).parameters:
-            extra["length"] = length  # a synthetic stream: as many clips as the protocol needs
-        dataset = registry.create_dataset(
-            data, resolution=resolution, frames=frames, frame_stride=stride, split=split, seed=seed, **extra
-        )
-        return dataset, os.fspath(data), split
-    if hasattr(data, "__getitem__") and hasattr(data, "__len__"):
-        return data, type(data).__name__, split
-    raise TypeError(
-        "data must be a dataset name, a folder, a statistics file, a Dataset or a tensor of videos, got "
-        f"{type(data).__name__}"
-    )
-
-
-def _real_batches(
-    source: Any, start: int, count: int, batch_size: int, frames: int, stride: int, device: torch.device
-) -> Iterator[torch.Tensor]:
-    if len(source) < start + count:
-        raise ValueError(
-            f"the real data has {len(source)} clips but {start + count} are needed (n_real={count}); lower "
-            "--n"
-        )
-    for first in range(start, start + count, batch_size):
-        indices = range(first, min(first + batch_size, start + count))
-        if isinstance(source, torch.Tensor):
-            videos = source[first : indices[-1] + 1]
-        else:
-            items = [source[i] for i in indices]
-            videos = torch.stack([item["video"] if isinstance(item, dict) else item for item in items])
-            # a dataset built for `frames` at `stride` already subsampled; a tensor or foreign dataset may not
-            # have
-        check_videos(videos, "real videos")
-        if videos.shape[2] != frames:
-            videos = select_frames(videos, frames, stride)
-        yield videos.to(device)
 
 
 # ---------------------------------------------------------------- evaluate
@@ -249,14 +171,14 @@ def evaluate(
     plan = _Plan.check(
         model, data, metric, n, n_real, frames, stride, real_stride, batch_size, seed, device, split, splits
     )
-    if _is_stats_file(plan.data):
+    if is_stats_file(plan.data):
         real_stats, plan.data = plan.data, None
     plan.check_sources(real_stats)
     video_extractor, scorer = _load_scorers(plan, extractor, digits_classifier)
     # one probe batch fixes the generated resolution before the real data is built
     if isinstance(model, nn.Module):
         model.to(plan.device)
-    gen_iter = _generated_batches(model, plan.n, plan.batch_size, plan.seed, plan.device)
+    gen_iter = generated_batches(model, plan.n, plan.batch_size, plan.seed, plan.device)
     first = select_frames(next(gen_iter), plan.frames, plan.stride)
     resolution = resolution or int(first.shape[-2])
     protocol = _protocol(plan, model, first, resolution, video_extractor, scorer)
@@ -270,10 +192,19 @@ def evaluate(
         real_sets.append(("real", 0))
     if "fvd-digits" in plan.metrics:
         real_sets.append(("real2", plan.n_real))
-    bar = _Progress(plan.n + plan.n_real * len(real_sets), progress)
+    labelled = [acc for acc in accumulators if isinstance(acc, LabelAccuracyMetric)]
+    per_label = plan.clips_per_label * NUM_DIGITS if labelled else 0
+    bar = _Progress(plan.n + plan.n_real * len(real_sets) + per_label, progress)
     try:
         with torch.no_grad():
-            _feed_generated(accumulators, first, gen_iter, plan, bar)
+            if plan.metrics != ["label-accuracy"]:  # it draws its own, labelled, clips
+                _feed_generated(accumulators, first, gen_iter, plan, bar)
+            for acc in labelled:
+                drawn = acc.sample_generated(
+                    model, plan.clips_per_label, frames=plan.frames, stride=plan.stride,
+                    batch_size=plan.batch_size, seed=plan.seed, device=plan.device,
+                )  # fmt: skip
+                bar.update(drawn, "generated, per label")
             if real_sets:
                 _feed_real(accumulators, real_sets, first, resolution, plan, protocol, bar)
     finally:
@@ -304,6 +235,11 @@ class _Plan:
     device: torch.device
     split: str | None
     splits: int
+
+    @property
+    def clips_per_label(self) -> int:
+        """label-accuracy: clips drawn for each digit (n split over the ten)."""
+        return max(1, self.n // NUM_DIGITS)
 
     @property
     def data_stride(self) -> int:
@@ -341,6 +277,8 @@ class _Plan:
             raise ValueError(f"the Inception Score needs n >= splits ({splits}), got n={n}")
         if "fvd" in metrics and "is" in metrics:
             raise ValueError("fvd and is use different extractors (I3D, C3D); evaluate them in separate runs")
+        if "label-accuracy" in metrics:
+            check_conditional(model)
         return cls(
             metrics=metrics,
             data=data,
@@ -358,14 +296,15 @@ class _Plan:
 
     def check_sources(self, real_stats: Any) -> None:
         """Real clips, cached statistics or neither: what the metrics can use."""
-        if self.data is None and real_stats is None and any(m != "is" for m in self.metrics):
-            raise ValueError(f"data is required for {', '.join(m for m in self.metrics if m != 'is')}")
+        needs_data = [m for m in self.metrics if m not in NO_DATA_METRICS]
+        if self.data is None and real_stats is None and needs_data:
+            raise ValueError(f"data is required for {', '.join(needs_data)}")
         if real_stats is not None and self.metrics != ["fvd"]:
             raise ValueError(
                 "cached real statistics (a .safetensors file as data, or real_stats) serve the fvd metric "
                 "alone"
             )
-        if self.data is None and any(m in DIGITS_METRICS for m in self.metrics):
+        if self.data is None and any(m in ("fvd-digits", "consistency") for m in self.metrics):
             raise ValueError(
                 "fvd-digits and consistency need real clips as data (e.g. moving-digits), not a statistics "
                 "file"
@@ -489,8 +428,11 @@ def _accumulators(
         accumulators.append(FrechetMetric("fvd", video_extractor, protocol["extractor"], cached))
     if "is" in plan.metrics:
         accumulators.append(InceptionMetric(video_extractor, plan.splits))
-    if scorer is not None:
+    if "fvd-digits" in plan.metrics or "consistency" in plan.metrics:
         accumulators.append(DigitsMetric(scorer, "fvd-digits" in plan.metrics, "consistency" in plan.metrics))
+    if "label-accuracy" in plan.metrics:
+        accumulators.append(LabelAccuracyMetric(scorer))
+        protocol["label_accuracy"] = protocol_entry(plan.clips_per_label, plan.seed)
     return accumulators
 
 
@@ -519,7 +461,7 @@ def _feed_real(
     protocol: dict[str, Any],
     bar: _Progress,
 ) -> None:
-    source, description, used_split = _real_dataset(
+    source, description, used_split = real_dataset(
         plan.data,
         resolution=resolution,
         frames=plan.frames,
@@ -532,7 +474,7 @@ def _feed_real(
     if used_split is not None:
         protocol["data_split"] = used_split
     for which, start in real_sets:
-        for videos in _real_batches(
+        for videos, labels in real_batches(
             source, start, plan.n_real, plan.batch_size, plan.frames, plan.data_stride, plan.device
         ):
             if tuple(videos.shape[-2:]) != tuple(first.shape[-2:]):
@@ -543,7 +485,9 @@ def _feed_real(
             for acc in accumulators:
                 if which == "real" and isinstance(acc, FrechetMetric) and not acc.needs_real:
                     continue
-                acc.add(videos, which)
+                acc.add(videos, which, labels) if getattr(acc, "wants_labels", False) else acc.add(
+                    videos, which
+                )
             bar.update(videos.shape[0], which)
 
 

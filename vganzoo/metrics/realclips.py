@@ -136,12 +136,25 @@ def _split_folders(root: Path, split: str | None) -> list[Path]:
     return folders
 
 
+def _names_a_dataset(data: str | os.PathLike) -> bool:
+    """Whether ``data`` is the name of a registered dataset (moving-digits), not a path."""
+    from ..registry import FOLDER_DATASET, list_components
+
+    return isinstance(data, str) and data != FOLDER_DATASET and data in list_components("dataset")
+
+
 def list_real_videos(data: str | os.PathLike, split: str | None) -> RealListing:
     """List the videos of ``data`` (a folder) for ``split`` in StyleGAN-V's order, with a fingerprint."""
     if not isinstance(data, (str, os.PathLike)):
         raise TypeError(f"data: expected a video folder, got {type(data).__name__}")
     root = Path(data).expanduser().resolve()
     if not root.is_dir():
+        if _names_a_dataset(data):
+            raise ValueError(
+                f"data: {os.fspath(data)!r} is a built-in dataset, but protocols read a folder of videos; "
+                "built-in datasets are for vganzoo's own metrics (fvd-digits, consistency, ...), without a "
+                "protocol"
+            )
         raise FileNotFoundError(f"data: {root} is not a folder of videos")
     digest = hashlib.sha256()
     videos: list[RealVideo] = []

@@ -35,7 +35,9 @@ Every weight layer (convolutions, linear maps, embeddings, attention projections
 orthogonally initialised and spectrally normalised. Training recipe: hinge loss, two D steps per G
 step, Adam with betas (0, 0.999) (as in BigGAN and DVD-GAN) at lr 1e-4 for G and 5e-4 for the
 discriminators (DVD-GAN's rates), EMA of G with decay 0.9999. The batch size 16 is zoo-sized
-(the paper used 512).
+(the paper used 512). The recipe is named ``paper`` (DVD-GAN has no official code, so the loop is
+the paper's description: the two D steps each on fresh fakes, then one G step on fresh fakes, the
+``alternate`` loop of :mod:`vganzoo.train.loops`); it is the only one.
 """
 
 from __future__ import annotations
@@ -507,6 +509,8 @@ RECIPE: dict[str, Any] = {
     "regularizers": [],
     "ema": {"decay": 0.9999},
     "frame_stride": 1,
+    "name": "paper",
+    "loop": "alternate",  # no official code: the paper's two D steps, then one G step on fresh fakes
 }
 
 
@@ -516,7 +520,7 @@ RECIPE: dict[str, Any] = {
     paper="Clark, Donahue, Simonyan: Adversarial Video Generation on Complex Datasets (2019), "
     "arXiv:1907.06571",
     default_config=DEFAULT_CONFIG,
-    recipe=RECIPE,
+    recipes={"paper": RECIPE},
 )
 def dvdgan(
     *,

@@ -13,7 +13,25 @@ Discriminators
     ``mocogan/categorical-image`` (the same plus class logits for that frame: a frame-level category loss),
     ``mocogan/patch-video`` (3-D, patch logits), ``mocogan/video`` and
     ``mocogan/categorical-video`` (3-D, one logit, plus class logits for the categorical one;
-    16 frames only). Every conv may be preceded by an instance-noise layer (``noise_sigma``).
+    16 frames only). An instance-noise layer (``noise_sigma``) precedes every body conv, and the
+    head conv of the patch image discriminator only, as in the original code (``noise_layout:
+    "paper"``); ``"every-conv"`` puts one before every head as well: the layout vganzoo built before
+    issue 20, which configs saved without the key (``mocogan-rnn.digits``) rebuild. The head's layer
+    is an identity slot in the paper layout, so both layouts have the same state_dict keys.
+
+Recipes (``vganzoo info mocogan-rnn``; ``vganzoo train --recipe NAME``)
+    ``paper`` (the default) is the authors' ``trainers.py`` loop: the image D updated on a real
+    image batch and fresh fakes, then the video D on a real video batch and fresh fakes with the
+    category cross-entropy on the *real* clips' labels only, then G on a fresh fake batch for the
+    image D and a separate fresh fake batch for the video D (BCE with target real on both, plus the
+    InfoGAN cross-entropy of the video D's class logits on the fakes' drawn labels).
+    ``fake-category-loss``: the D step's category cross-entropy also on the fakes' drawn labels.
+    ``shared-fake-batch``: one fake batch in the G step, cut to each discriminator's batch size.
+    ``zoo-v1``: both differences: the loop every vganzoo recipe followed before issue 20 (recipes
+    saved without the loop keys, such as ``mocogan-rnn.digits``'s, still mean it).
+    One difference remains in every recipe: the original's ``sample_images`` renders only the frames
+    it shows the image D (so G's batch norm sees statistics of those 10 frames), while here G renders
+    whole clips and the image D scores one random frame of each.
 
 Resolutions 32, 64 (the paper's) and 128: the number of 2x up/down-sampling blocks follows the
 resolution, the channel ladder keeps the paper's pattern (``ngf * 2**k``).
@@ -49,6 +67,7 @@ __all__ = [
     "DEFAULT_CONFIG",
     "DIGITS_WEIGHTS",
     "RECIPE",
+    "RECIPES",
     "CategoricalVideoDiscriminator",
     "ImageDiscriminator",
     "MoCoGANGenerator",
@@ -74,12 +93,16 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "num_classes": 6,  # dim_z_category of the paper's code; 0 = no categorical code
     "dim_z_content": 50,
     "dim_z_motion": 10,
-    "noise_sigma": 0.0,  # instance noise before each discriminator conv (0 = off)
+    "noise_sigma": 0.0,  # instance noise before discriminator convs (0 = off)
+    "noise_layout": "paper",  # or "every-conv": noise before every head conv too (see the docstring)
     "discriminators": ["mocogan/patch-image", "mocogan/categorical-video"],
 }
+NOISE_LAYOUTS = ("paper", "every-conv")
+# configs saved before "noise_layout" existed were built with noise before every head conv
+SAVED_CONFIG_DEFAULTS = {"noise_layout": "every-conv"}
 
 _ADAM = {"name": "adam", "lr": 2e-4, "betas": [0.5, 0.999], "weight_decay": 1e-5}
-RECIPE: dict[str, Any] = {
+_BASE_RECIPE: dict[str, Any] = {
     "adversarial_loss": "bce",
     "d_steps": 1,
     "batch_size": 3,
@@ -89,7 +112,20 @@ RECIPE: dict[str, Any] = {
     "category_loss_weight": 1.0,
     "ema": None,
     "frame_stride": 2,
+    "loop": "alternate",
 }
+# name -> (fake batches of the G step, category loss of the D step); see the module docstring
+_LOOP_VARIANTS = {
+    "paper": ("per-discriminator", "real"),
+    "fake-category-loss": ("per-discriminator", "real-and-fake"),
+    "shared-fake-batch": ("shared", "real"),
+    "zoo-v1": ("shared", "real-and-fake"),
+}
+RECIPES: dict[str, dict[str, Any]] = {
+    name: {**copy.deepcopy(_BASE_RECIPE), "name": name, "g_fake_batches": g_fakes, "d_category_loss": d_cat}
+    for name, (g_fakes, d_cat) in _LOOP_VARIANTS.items()
+}
+RECIPE = RECIPES["paper"]
 
 
 @register_component("generator", "mocogan/rnn")
@@ -265,6 +301,12 @@ def _image_layers(channels: int, ndf: int, count: int, noise_sigma: float) -> tu
     return layers, in_ch
 
 
+def _head_sigma(noise_sigma: float, head_noise: bool | None, *, paper: bool) -> float:
+    """The noise before a head conv: ``noise_sigma`` where ``head_noise`` (None: where the original
+    has a layer there, ``paper``), else 0 (the layer stays as an identity, keeping the state_dict keys)."""
+    return noise_sigma if (paper if head_noise is None else head_noise) else 0.0
+
+
 class _FrameDiscriminator(nn.Module):
     """Scores one randomly chosen frame per video (training randomness: torch's global RNG)."""
 
@@ -315,13 +357,15 @@ class PatchImageDiscriminator(_FrameDiscriminator):
         width: float = 1.0,
         num_classes: int = 0,
         noise_sigma: float = 0.0,
+        head_noise: bool | None = None,
     ) -> None:
         super().__init__(
             resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes
         )
         convs = num_doublings(resolution, BOTTOM_SIZE)  # the last one is the head
         layers, in_ch = _image_layers(channels, scaled_channels(BASE_CHANNELS, width), convs - 1, noise_sigma)
-        layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 2, 1, bias=False)]
+        head_sigma = _head_sigma(noise_sigma, head_noise, paper=True)
+        layers += [InstanceNoise(head_sigma), nn.Conv2d(in_ch, 1, KERNEL, 2, 1, bias=False)]
         self.main = nn.Sequential(*layers)
 
 
@@ -348,13 +392,15 @@ class ImageDiscriminator(_FrameDiscriminator):
         width: float = 1.0,
         num_classes: int = 0,
         noise_sigma: float = 0.0,
+        head_noise: bool | None = None,
     ) -> None:
         super().__init__(
             resolution=resolution, frames=frames, channels=channels, width=width, num_classes=num_classes
         )
         blocks = num_doublings(resolution, BOTTOM_SIZE)
         layers, in_ch = _image_layers(channels, scaled_channels(BASE_CHANNELS, width), blocks, noise_sigma)
-        layers += [InstanceNoise(noise_sigma), nn.Conv2d(in_ch, 1, KERNEL, 1, 0, bias=False)]
+        head_sigma = _head_sigma(noise_sigma, head_noise, paper=False)
+        layers += [InstanceNoise(head_sigma), nn.Conv2d(in_ch, 1, KERNEL, 1, 0, bias=False)]
         self.main = nn.Sequential(*layers)
 
 
@@ -383,6 +429,7 @@ class CategoricalImageDiscriminator(ImageDiscriminator):
         width: float = 1.0,
         num_classes: int = 6,
         noise_sigma: float = 0.0,
+        head_noise: bool | None = None,
     ) -> None:
         super().__init__(
             resolution=resolution,
@@ -391,6 +438,7 @@ class CategoricalImageDiscriminator(ImageDiscriminator):
             width=width,
             num_classes=num_classes,
             noise_sigma=noise_sigma,
+            head_noise=head_noise,
         )
         self.categories = num_classes
         head = self.main[-1]
@@ -448,6 +496,7 @@ class PatchVideoDiscriminator(nn.Module):
         width: float = 1.0,
         num_classes: int = 0,
         noise_sigma: float = 0.0,
+        head_noise: bool | None = None,
     ) -> None:
         super().__init__()
         check_shared_config(
@@ -469,7 +518,7 @@ class PatchVideoDiscriminator(nn.Module):
         self.resolution, self.channels = resolution, channels
         layers, in_ch = _video_blocks(channels, scaled_channels(BASE_CHANNELS, width), convs - 1, noise_sigma)
         layers += [
-            InstanceNoise(noise_sigma),
+            InstanceNoise(_head_sigma(noise_sigma, head_noise, paper=False)),
             STConv3d(in_ch, 1, KERNEL, stride=(1, 2, 2), padding=(0, 1, 1), bias=False),
         ]
         self.main = nn.Sequential(*layers)
@@ -514,6 +563,7 @@ class _WholeVideoDiscriminator(nn.Module):
         num_classes: int,
         noise_sigma: float,
         categories: int,
+        head_noise: bool | None,
     ) -> None:
         super().__init__()
         check_shared_config(
@@ -540,7 +590,7 @@ class _WholeVideoDiscriminator(nn.Module):
         layers, in_ch = _video_blocks(channels, scaled_channels(BASE_CHANNELS, width), blocks, noise_sigma)
         head_time = frames - TIME_KERNEL_SHRINK * blocks  # the head spans every remaining frame (4 at 64x64)
         layers += [
-            InstanceNoise(noise_sigma),
+            InstanceNoise(_head_sigma(noise_sigma, head_noise, paper=False)),
             STConv3d(in_ch, 1 + categories, (head_time, KERNEL, KERNEL), stride=1, padding=0, bias=False),
         ]
         self.main = nn.Sequential(*layers)
@@ -568,6 +618,7 @@ class VideoDiscriminator(_WholeVideoDiscriminator):
         width: float = 1.0,
         num_classes: int = 0,
         noise_sigma: float = 0.0,
+        head_noise: bool | None = None,
     ) -> None:
         super().__init__(
             resolution=resolution,
@@ -577,6 +628,7 @@ class VideoDiscriminator(_WholeVideoDiscriminator):
             num_classes=num_classes,
             noise_sigma=noise_sigma,
             categories=0,
+            head_noise=head_noise,
         )
 
 
@@ -599,6 +651,7 @@ class CategoricalVideoDiscriminator(_WholeVideoDiscriminator):
         width: float = 1.0,
         num_classes: int = 6,
         noise_sigma: float = 0.0,
+        head_noise: bool | None = None,
     ) -> None:
         super().__init__(
             resolution=resolution,
@@ -608,6 +661,7 @@ class CategoricalVideoDiscriminator(_WholeVideoDiscriminator):
             num_classes=num_classes,
             noise_sigma=noise_sigma,
             categories=num_classes,
+            head_noise=head_noise,
         )
 
 
@@ -650,7 +704,8 @@ DIGITS_WEIGHTS = PretrainedSpec(
     family="mocogan",
     paper=PAPER,
     default_config=DEFAULT_CONFIG,
-    recipe=RECIPE,
+    recipes=RECIPES,
+    saved_config_defaults=SAVED_CONFIG_DEFAULTS,
     pretrained=[DIGITS_WEIGHTS],
 )
 def mocogan_rnn(
@@ -663,6 +718,7 @@ def mocogan_rnn(
     dim_z_content: int,
     dim_z_motion: int,
     noise_sigma: float,
+    noise_layout: str,
     discriminators: list[str],
 ) -> VideoGAN:
     """MoCoGAN with a GRU motion code, a patch image D and a categorical video D (CVPR 2018)."""
@@ -678,7 +734,12 @@ def mocogan_rnn(
         isinstance(noise_sigma, (int, float)) and not isinstance(noise_sigma, bool) and noise_sigma >= 0,
         f"mocogan-rnn: noise_sigma must be a non-negative number, got {noise_sigma!r}",
     )
-    discs = build_discriminators("mocogan-rnn", discriminators, shared, {"noise_sigma": noise_sigma})
+    require(
+        noise_layout in NOISE_LAYOUTS,
+        f"mocogan-rnn: noise_layout must be one of {', '.join(NOISE_LAYOUTS)}, got {noise_layout!r}",
+    )
+    extras = {"noise_sigma": noise_sigma, "head_noise": True if noise_layout == "every-conv" else None}
+    discs = build_discriminators("mocogan-rnn", discriminators, shared, extras)
     recipe = copy.deepcopy(RECIPE)
     if num_classes == 0:
         recipe["category_loss_weight"] = 0.0  # no categorical code to recover

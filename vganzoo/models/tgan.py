@@ -14,8 +14,20 @@ Discriminator (``tgan/video``)
 
 BN without shift (the paper's "no beta"): a normal batch norm whose ``bias`` is a zero buffer
 (not a parameter, not saved), so optimisers, weight decay and clipping never see it.
-All TGAN BNs use eps 2e-5 and momentum 0.1 (Chainer's defaults). All weights start U(-0.01, 0.01),
-biases 0 (the authors' "init-uniform-all" configs).
+All TGAN BNs use eps 2e-5 and momentum 0.1 (Chainer's defaults). Initialisation (``init``):
+``"uniform-all"`` (the default; the authors' ``*_init-uniform-all`` configs): every weight
+U(-0.01, 0.01), biases 0; ``"default"`` (their ``*_zdim-100_no-beta`` configs, which pick
+``FrameSeedGeneratorNoBetaInitDefault``, ``VideoGeneratorInitUniform`` and
+``VideoDiscriminatorNoBetaInitDefault``): G0 and the critic with Chainer's default initialiser
+(LeCun normal, std ``sqrt(1 / fan_in)``, fan_in = ``prod(weight.shape[1:])`` for convs, transposed
+convs and linears alike), biases 0, and G1 still U(-0.01, 0.01).
+
+Recipes (``vganzoo info tgan``; ``vganzoo train --recipe NAME``)
+    ``paper`` (the default) is the authors' ``TGANUpdaterWGANSVC``: one forward pass (fakes, then
+    the critic on the fakes and on the real batch), the generator updated first from
+    ``-mean D(fake)``, then the critic from ``mean D(fake) - mean D(real)`` on the same fakes and
+    outputs, then singular value clipping after every 5th iteration. ``alternate``: vganzoo's loop
+    before issue 20: the critic updated on fresh fakes, then the generator on fresh fakes.
 
 Class conditioning (``num_classes > 0``, our documented variant of the paper's conditional TGAN):
 the generator concatenates a learned class embedding (``CLASS_EMBEDDING_DIM`` numbers) to
@@ -31,6 +43,7 @@ discriminator is 16-frame only, needs 16.
 from __future__ import annotations
 
 import copy
+import math
 from typing import Any
 
 import torch
@@ -45,6 +58,7 @@ from .common import build_discriminators, check_shared_config, check_video, num_
 __all__ = [
     "DEFAULT_CONFIG",
     "RECIPE",
+    "RECIPES",
     "ImageGenerator",
     "TGANDiscriminator",
     "TGANGenerator",
@@ -76,11 +90,13 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "num_classes": 0,
     "dim_z_slow": 100,
     "dim_z_fast": 100,
+    "init": "uniform-all",  # or "default" (see the module docstring)
     "discriminators": ["tgan/video"],
 }
+INITS = ("uniform-all", "default")
 
 _RMSPROP = {"name": "rmsprop", "lr": 5e-5, "alpha": 0.99, "eps": 1e-8}
-RECIPE: dict[str, Any] = {
+_BASE_RECIPE: dict[str, Any] = {
     "adversarial_loss": "wasserstein",
     "d_steps": 1,
     "batch_size": 32,
@@ -89,6 +105,11 @@ RECIPE: dict[str, Any] = {
     "ema": None,
     "frame_stride": 1,
 }
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {**copy.deepcopy(_BASE_RECIPE), "name": "paper", "loop": "g-first-shared-forward"},
+    "alternate": {**copy.deepcopy(_BASE_RECIPE), "name": "alternate", "loop": "alternate"},
+}
+RECIPE = RECIPES["paper"]
 
 
 def batch_norm_without_shift_(bn: nn.modules.batchnorm._BatchNorm) -> nn.modules.batchnorm._BatchNorm:
@@ -120,6 +141,16 @@ def _uniform_init_(module: nn.Module) -> None:
     for sub in module.modules():
         if isinstance(sub, (nn.Linear, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, STConv3d)):
             nn.init.uniform_(sub.weight, -INIT_SCALE, INIT_SCALE)
+            if sub.bias is not None:
+                nn.init.zeros_(sub.bias)
+
+
+def _chainer_default_init_(module: nn.Module) -> None:
+    """Chainer's default initialiser (LeCun normal: std sqrt(1 / fan_in)), biases 0."""
+    for sub in module.modules():
+        if isinstance(sub, (nn.Linear, nn.Conv2d, nn.ConvTranspose1d, nn.ConvTranspose2d, STConv3d)):
+            fan_in = math.prod(sub.weight.shape[1:])  # Chainer's fan-in, for its (and our) layouts
+            nn.init.normal_(sub.weight, 0.0, math.sqrt(1.0 / fan_in))
             if sub.bias is not None:
                 nn.init.zeros_(sub.bias)
 
@@ -209,6 +240,7 @@ class TGANGenerator(nn.Module):
         num_classes: int = 0,
         dim_z_slow: int = 100,
         dim_z_fast: int = 100,
+        init: str = "uniform-all",
     ) -> None:
         super().__init__()
         check_shared_config(
@@ -240,8 +272,9 @@ class TGANGenerator(nn.Module):
         self.class_embedding = nn.Embedding(num_classes, CLASS_EMBEDDING_DIM) if num_classes else None
         self.temporal = TemporalGenerator(dim_z_slow + cond_dim, dim_z_fast, frames, width)
         self.image = ImageGenerator(dim_z_slow + cond_dim, dim_z_fast, channels, resolution, width)
-        _uniform_init_(self.temporal)
-        _uniform_init_(self.image)
+        require(init in INITS, f"tgan/generator: init must be one of {', '.join(INITS)}, got {init!r}")
+        (_uniform_init_ if init == "uniform-all" else _chainer_default_init_)(self.temporal)
+        _uniform_init_(self.image)  # the default-init configs keep G1 uniform too
 
     def sample_latents(
         self, n: int, *, generator: torch.Generator, labels: torch.Tensor | None = None
@@ -295,8 +328,10 @@ class TGANDiscriminator(nn.Module):
         channels: int = 3,
         width: float = 1.0,
         num_classes: int = 0,
+        init: str = "uniform-all",
     ) -> None:
         super().__init__()
+        require(init in INITS, f"tgan/video: init must be one of {', '.join(INITS)}, got {init!r}")
         check_shared_config(
             "tgan/video",
             resolution=resolution,
@@ -340,7 +375,7 @@ class TGANDiscriminator(nn.Module):
         self.top = resolution // D_DOWNSAMPLE
         setattr(self, f"c{D_CONVS}", nn.Conv2d(in_ch, 1, self.top, 1, 0, bias=True))
         self.class_projection = nn.Embedding(num_classes, in_ch) if num_classes else None
-        _uniform_init_(self)
+        (_uniform_init_ if init == "uniform-all" else _chainer_default_init_)(self)
         if self.class_projection is not None:
             nn.init.uniform_(self.class_projection.weight, -INIT_SCALE, INIT_SCALE)
 
@@ -361,7 +396,7 @@ class TGANDiscriminator(nn.Module):
         return DiscriminatorOutput(out)
 
 
-@register_model("tgan", family="tgan", paper=PAPER, default_config=DEFAULT_CONFIG, recipe=RECIPE)
+@register_model("tgan", family="tgan", paper=PAPER, default_config=DEFAULT_CONFIG, recipes=RECIPES)
 def tgan(
     *,
     resolution: int,
@@ -371,6 +406,7 @@ def tgan(
     num_classes: int,
     dim_z_slow: int,
     dim_z_fast: int,
+    init: str,
     discriminators: list[str],
 ) -> VideoGAN:
     """TGAN: temporal + image generator, 3-D critic, WGAN with singular value clipping (ICCV 2017)."""
@@ -381,6 +417,6 @@ def tgan(
         "width": width,
         "num_classes": num_classes,
     }
-    generator = TGANGenerator(**shared, dim_z_slow=dim_z_slow, dim_z_fast=dim_z_fast)
-    discs = build_discriminators("tgan", discriminators, shared)
+    generator = TGANGenerator(**shared, dim_z_slow=dim_z_slow, dim_z_fast=dim_z_fast, init=init)
+    discs = build_discriminators("tgan", discriminators, shared, {"init": init})
     return VideoGAN(generator, discs, recipe=copy.deepcopy(RECIPE))

@@ -25,7 +25,13 @@ Other resolutions drop (32) or add (128) one stride-2 stage at the coarse end; c
 last D layer's temporal kernel is ``frames / 2**stages``, so ``frames`` must be a positive multiple
 of 16 at 64x64 (the published 32 and 16 both work), of 8 at 32x32 and of 32 at 128x128.
 Convs (all with bias) are initialised N(0, 0.01), BN scales N(1, 0.02), biases 0. Unconditional
-only. Recipe: BCE, Adam lr 2e-4 betas (0.5, 0.999) for both, batch 64, one D step per G step.
+only.
+
+Recipes (``vganzoo info vgan``; ``vganzoo train --recipe NAME``): BCE, Adam lr 2e-4 betas
+(0.5, 0.999) for both, batch 64, one D step per G step, mask L1 0.1.
+    ``paper`` (the default) is ``main.lua``'s loop: D on a real batch, then on one fake batch;
+    D updated; then G from that same fake batch and that D output (computed before the D update;
+    no fresh sample). ``alternate``: vganzoo's loop before issue 20: the G step draws fresh fakes.
 """
 
 from __future__ import annotations
@@ -259,7 +265,7 @@ DEFAULT_CONFIG: dict[str, Any] = {
     "discriminators": ["vgan/video"],
 }
 
-RECIPE: dict[str, Any] = {
+_BASE_RECIPE: dict[str, Any] = {
     "adversarial_loss": "bce",
     "d_steps": 1,
     "batch_size": 64,
@@ -271,6 +277,11 @@ RECIPE: dict[str, Any] = {
     "ema": None,
     "frame_stride": 1,
 }
+RECIPES: dict[str, dict[str, Any]] = {
+    "paper": {**copy.deepcopy(_BASE_RECIPE), "name": "paper", "loop": "d-first-reuse-fakes"},
+    "alternate": {**copy.deepcopy(_BASE_RECIPE), "name": "alternate", "loop": "alternate"},
+}
+RECIPE = RECIPES["paper"]
 
 
 @register_model(
@@ -278,7 +289,7 @@ RECIPE: dict[str, Any] = {
     family="vgan",
     paper="Vondrick, Pirsiavash, Torralba: Generating Videos with Scene Dynamics (NeurIPS 2016)",
     default_config=DEFAULT_CONFIG,
-    recipe=RECIPE,
+    recipes=RECIPES,
 )
 def vgan(
     *,

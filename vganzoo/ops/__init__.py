@@ -24,10 +24,22 @@ Inside ``torch.autocast`` both run in the autocast dtype, as F.conv3d / F.conv_t
 x, weight and bias are cast; float64 is left alone), so STConv3d stays a drop-in for nn.Conv3d under AMP.
 
 On CUDA the extension autotunes: the first call of each configuration (shape, dtype, memory format,
-strides...) times our implicit-GEMM kernel against cuDNN + our fused bias/activation epilogue and keeps the
-faster for the process (not under ``torch.use_deterministic_algorithms(True)``: then our kernel, untimed,
-so runs repeat bit for bit); ``VGANZOO_CUDA_STRATEGY=igemm`` or ``aten`` forces one path (read at every call),
-and ``explain`` reports the choice with both timings.
+strides...) times the candidates that can run it and keeps the fastest for the process: our implicit-GEMM
+kernel, cuDNN + our fused bias/activation epilogue, and, where the build has CUTLASS (see setup.py), the
+CUTLASS implicit-GEMM kernels (fprop for convolutions, dgrad for transposed ones, bias + activation fused in
+their epilogue; bfloat16 / float16, float32 as TF32 only where torch allows TF32 for convolutions; groups 1,
+dilation 1, channels multiples of 8, or 4 for TF32). Not under ``torch.use_deterministic_algorithms(True)``:
+then our kernel, untimed, so runs repeat bit for bit. The first-order backward is tuned the same way
+(CUTLASS dgrad + wgrad against cuDNN's convolution backward); a double backward takes ATen's ops.
+``VGANZOO_CUDA_STRATEGY`` (read at every call) overrides the choice:
+
+  "auto"        (or unset) autotuned as above;
+  "igemm"       our kernel wherever it covers the call (backward: cuDNN);
+  "aten"        cuDNN + fused epilogue everywhere (backward: cuDNN);
+  "cutlass"     the CUTLASS kernels wherever they can run the call, forward and backward (the rest as auto);
+  "no-cutlass"  autotuned without CUTLASS.
+
+``explain`` reports the choice with every candidate's timing.
 """
 
 from __future__ import annotations

@@ -24,7 +24,16 @@ layers above, both installed when the ``vganzoo`` package is imported:
 
 from __future__ import annotations
 
-from .building import ModelSize, build_component, create, create_dataset, estimate_model, resolve_config
+from .building import (
+    ModelSize,
+    build_component,
+    complete_saved_config,
+    create,
+    create_dataset,
+    estimate_model,
+    get_recipe,
+    resolve_config,
+)
 from .core import (
     BUILTIN_SOURCE,
     COMPONENT_KINDS,
@@ -59,12 +68,14 @@ __all__ = [
     "PluginHook",
     "PretrainedSpec",
     "build_component",
+    "complete_saved_config",
     "create",
     "create_dataset",
     "estimate_model",
     "get_component",
     "get_component_spec",
     "get_model_spec",
+    "get_recipe",
     "list_components",
     "list_models",
     "list_pretrained",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from collections.abc import Callable, Mapping
@@ -63,6 +64,38 @@ def create(name: str, **overrides: Any) -> Any:
     if not getattr(model, "recipe", None):
         model.recipe = dict(spec.recipe)
     return model
+
+
+def complete_saved_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A saved model config (``{"model": name, **keywords}``: a weight set's config.json, a run's or a
+    checkpoint's) with the keys it lacks that its model names in ``saved_config_defaults`` filled in:
+    a config written before such a key existed rebuilds the model it was saved from, while
+    :func:`create` gives new models the key's default. Other missing keys keep the default
+    config's value; a config naming no registered model comes back as it is (building it says why).
+    """
+    out = dict(config)
+    name = out.get("model")
+    if not isinstance(name, str):
+        return out
+    try:
+        spec = get_model_spec(name)
+    except LookupError:
+        return out
+    for key, value in spec.saved_config_defaults.items():
+        out.setdefault(key, value)
+    return out
+
+
+def get_recipe(name: str, recipe: str | None = None) -> dict[str, Any]:
+    """Model ``name``'s recipe called ``recipe`` (None: its default, the ``paper`` one for built-ins);
+    an unknown recipe name raises InvalidConfigError listing the known ones."""
+    spec = get_model_spec(name)
+    if recipe is None:
+        return copy.deepcopy(spec.recipe)
+    if recipe not in spec.recipes:
+        known = ", ".join(spec.recipes) or "none"
+        raise InvalidConfigError(f"recipe: {spec.name} has no recipe {recipe!r}; its recipes: {known}")
+    return copy.deepcopy(spec.recipes[recipe])
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,8 @@ from ..errors import (
 COMPONENT_KINDS = ("generator", "discriminator", "loss", "dataset")
 FOLDER_DATASET = "folder"  # the dataset component that reads a folder of videos
 BUILTIN_SOURCE = "vganzoo"
+# Where an unknown model's error points; the command line says `vganzoo list` instead.
+LIST_MODELS_HINT = "(vganzoo.list_models() lists them all)"
 _MODEL_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
 _COMPONENT_NAME = re.compile(r"^[a-z0-9][a-z0-9_\-/]*$")
 _TAG = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")
@@ -75,6 +77,11 @@ class ModelSpec:
     description: str = ""
     default_config: dict[str, Any] = dataclasses.field(default_factory=dict)
     recipe: dict[str, Any] = dataclasses.field(default_factory=dict)
+    # named recipes: "paper" (the original training loop, the default ``recipe``) and variants
+    recipes: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
+    # values for keys that configs saved before the key existed lack (their old behaviour), where
+    # the default config gives new models another value
+    saved_config_defaults: dict[str, Any] = dataclasses.field(default_factory=dict)
     pretrained: dict[str, PretrainedSpec] = dataclasses.field(default_factory=dict)
     default_tag: str | None = None
     source: str = BUILTIN_SOURCE  # "vganzoo" for built-ins, else the distribution that registered it
@@ -112,6 +119,7 @@ class PluginHook(Protocol):
     """What the registry asks of the plugin layer (:mod:`vganzoo.plugins` implements it)."""
 
     def current_distribution(self) -> str | None: ...  # registering now (None outside a plugin load)
+    def distribution_of_module(self, module: str) -> str | None: ...  # plugin owning module, if any
     def record_registration(self, spec: ModelSpec | ComponentSpec) -> None: ...  # made while it imports
     def entry_point_names(self, kind: str) -> set[str]: ...  # declared in group kind (models, components)
     def entry_point_dists(self, kind: str, name: str) -> set[str]: ...  # distributions declaring name
@@ -122,6 +130,9 @@ class _NoPlugins:
     """The hook before (or without) :mod:`vganzoo.plugins`: no plugin names at all."""
 
     def current_distribution(self) -> str | None:
+        return None
+
+    def distribution_of_module(self, module: str) -> str | None:
         return None
 
     def record_registration(self, spec: ModelSpec | ComponentSpec) -> None:
@@ -173,6 +184,15 @@ def _ensure_builtins() -> None:
         _builtins_state = "loaded"
 
 
+def _registering_source(factory: Callable[..., Any]) -> str:
+    """Who registers ``factory``: the plugin being loaded, else the plugin distribution whose
+    package defines it (its module imported directly, before vganzoo loaded it), else built-in."""
+    dist = _plugins.current_distribution()
+    if dist is None:
+        dist = _plugins.distribution_of_module(getattr(factory, "__module__", None) or "")
+    return dist or BUILTIN_SOURCE
+
+
 def reset_plugins() -> None:
     """Forget every plugin registration (see :func:`vganzoo.plugins.reload`)."""
     with _lock:
@@ -217,11 +237,18 @@ def register_model(
     pretrained: Iterable[PretrainedSpec] | Mapping[str, PretrainedSpec] | None = None,
     default_tag: str | None = None,
     overwrite: bool = False,
+    recipes: Mapping[str, Mapping[str, Any]] | None = None,
+    saved_config_defaults: Mapping[str, Any] | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Decorator registering ``factory(**config) -> VideoGAN`` under ``name``.
 
     ``default_config`` lists every accepted keyword with its default; :func:`create` rejects
     any other keyword. The factory receives the full merged config.
+
+    ``recipes`` names training recipes (``"paper"``: the original loop, then variants); the first is
+    the default ``recipe`` unless ``recipe`` is given (a lone ``recipe`` is named ``"default"``).
+    ``saved_config_defaults`` gives keys added to ``default_config`` after configs were saved without
+    them the value that rebuilds those saved models as they were (see :func:`complete_saved_config`).
     """
     if not _MODEL_NAME.match(name):
         raise ValueError(
@@ -239,9 +266,21 @@ def register_model(
             raise ValueError(f"register_model: pretrained tag {tag!r} of {name!r} is not a valid tag")
     if default_tag is None and tags:
         default_tag = next(iter(tags))
+    named = {str(k): dict(v) for k, v in (recipes or {}).items()}
+    for recipe_name in named:
+        if not _TAG.match(recipe_name):
+            raise ValueError(f"register_model: recipe name {recipe_name!r} of {name!r} is not a valid name")
+    if recipe is None and named:
+        recipe = next(iter(named.values()))
+    if not named and recipe is not None:
+        named = {"default": dict(recipe)}
+    legacy = dict(saved_config_defaults or {})
+    unknown = sorted(set(legacy) - set(config))
+    if unknown:
+        raise ValueError(f"register_model: saved_config_defaults of {name!r} names unknown keys {unknown}")
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        source = _plugins.current_distribution() or BUILTIN_SOURCE
+        source = _registering_source(factory)
         spec = ModelSpec(
             name=name,
             factory=factory,
@@ -250,6 +289,8 @@ def register_model(
             description=(factory.__doc__ or "").strip().split("\n")[0],
             default_config=config,
             recipe=dict(recipe or {}),
+            recipes=named,
+            saved_config_defaults=legacy,
             pretrained=tags,
             default_tag=default_tag,
             source=source,
@@ -286,7 +327,7 @@ def register_component(
         )
 
     def decorator(factory: Callable[..., Any]) -> Callable[..., Any]:
-        source = _plugins.current_distribution() or BUILTIN_SOURCE
+        source = _registering_source(factory)
         spec = ComponentSpec(kind=kind, name=name, factory=factory, source=source)
         with _lock:
             if source == BUILTIN_SOURCE:
@@ -389,9 +430,7 @@ def get_model_spec(name: str) -> ModelSpec:
     if len(claimants) == 1:
         (dist,) = claimants
         return get_model_spec(f"{dist}::{arch}")
-    raise UnknownModelError(
-        f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} (vganzoo.list_models() lists them all)"
-    )
+    raise UnknownModelError(f"unknown model {arch!r}.{_suggest(arch, _all_model_names())} {LIST_MODELS_HINT}")
 
 
 def get_component_spec(kind: str, name: str) -> ComponentSpec:

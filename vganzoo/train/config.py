@@ -11,10 +11,33 @@ from typing import Any
 
 from ..errors import InvalidConfigError
 
-__all__ = ["DEFAULT_RECIPE", "TrainConfig", "apply_overrides", "parse_override", "resolve_recipe"]
+__all__ = [
+    "DEFAULT_RECIPE",
+    "LOOPS",
+    "TrainConfig",
+    "apply_overrides",
+    "parse_override",
+    "resolve_recipe",
+]
 
-# What a recipe holds when the family's recipe leaves a key out.
+# The order of updates in one iteration and which fake batches each step sees (vganzoo.train.loops):
+LOOPS = {
+    # d_steps rounds of D updates (each on its own fresh fakes), then one G update on fresh fakes
+    "alternate": "D updates on fresh fakes, then a G update on fresh fakes",
+    # TGAN's updater: one forward pass; G updated first, then D on the same fakes and outputs
+    "g-first-shared-forward": "one forward pass; G updated first, then D on the same fakes and outputs",
+    # VGAN's main.lua: D updated, then G from the D step's fakes and its output before the D update
+    "d-first-reuse-fakes": "D updated, then G from the D step's fake batch and its D output from before "
+    "the D update",
+}
+G_FAKE_BATCHES = ("shared", "per-discriminator")  # the G step of "alternate": one batch, or one per D
+D_CATEGORY_LOSS = ("real-and-fake", "real")  # the class cross-entropy in the D step
+
+# What a recipe holds when the family's recipe leaves a key out. The loop keys default to the loop
+# every recipe followed before they existed (recipes saved then, e.g. in weights.json, lack them);
+# each family's named recipes set them explicitly.
 DEFAULT_RECIPE: dict[str, Any] = {
+    "name": None,  # the named recipe this one started from (registry.get_recipe), for the record
     "adversarial_loss": "bce",
     "d_steps": 1,
     "batch_size": 16,
@@ -28,6 +51,9 @@ DEFAULT_RECIPE: dict[str, Any] = {
     "category_loss_weight": 1.0,
     "ema": None,
     "frame_stride": 1,
+    "loop": "alternate",
+    "g_fake_batches": "shared",
+    "d_category_loss": "real-and-fake",
 }
 
 
@@ -158,6 +184,17 @@ def resolve_recipe(recipe: Mapping[str, Any] | None, roles: Iterable[str] = ()) 
                 f"recipe['discriminator_batch_size']: unknown role(s) {unknown}; the model's discriminators "
                 f"are {roles}"
             )
+    for key, allowed in (
+        ("loop", tuple(LOOPS)),
+        ("g_fake_batches", G_FAKE_BATCHES),
+        ("d_category_loss", D_CATEGORY_LOSS),
+    ):
+        if merged[key] not in allowed:
+            fail(key, "one of " + ", ".join(map(repr, allowed)))
+    if merged["name"] is not None and not isinstance(merged["name"], str):
+        fail("name", "null or a recipe name")
+    if merged["loop"] != "alternate" and merged["d_steps"] != 1:
+        fail("d_steps", f"1 with loop {merged['loop']!r} (one shared forward pass per iteration)")
     if not isinstance(merged["regularizers"], list):
         fail("regularizers", "a list of {'name': ...} dicts")
     weight = merged["category_loss_weight"]

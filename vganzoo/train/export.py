@@ -91,7 +91,7 @@ def model_from_checkpoint(
     with ``step``, ``checkpoint``, ``run_dir`` and the run's ``config.json`` (``run_config``) when found.
     Nothing is unpickled: checkpoints are safetensors with JSON metadata.
     """
-    from ..registry import create
+    from ..registry import complete_saved_config, create
 
     path, run_dir, tensors, state = _load(checkpoint, step)
     config = dict(state.get("model_config") or {})
@@ -104,7 +104,8 @@ def model_from_checkpoint(
 
     stored = sum(v.numel() * v.element_size() for k, v in tensors.items() if k.startswith("model."))
     check_config_size({"model": name, **config}, f"checkpoint {str(path)!r}", {"model": stored})
-    model = create(name, **config)
+    config = complete_saved_config({"model": name, **config})  # saved before a key existed: as it was
+    model = create(config.pop("model"), **config)
     if state.get("recipe"):
         model.recipe = dict(state["recipe"])
     if any(k.startswith("model.generator_ema.") for k in tensors):

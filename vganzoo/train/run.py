@@ -156,6 +156,7 @@ def train(
     init_from: str | None = None,
     dataset_kwargs: Mapping[str, Any] | None = None,
     command: str | None = None,
+    recipe: str | None = None,
     **train_options: Any,
 ) -> TrainResult:
     """Build ``model``, its dataset and a :class:`Trainer`, and train.
@@ -171,6 +172,9 @@ def train(
         model_overrides: keywords for ``vganzoo.create`` (resolution, frames, width,
             num_classes...; None values are ignored).
         recipe_overrides: ``KEY=VALUE`` strings (``optimizers.generator.lr=1e-4``, ``d_steps=2``).
+        recipe: a named recipe of the model (``vganzoo info MODEL`` lists them; default: the
+            family's ``paper`` recipe, or the recipe a resumed run or ``init_from`` weight set has);
+            ``batch_size`` and ``recipe_overrides`` apply on top.
         resume: True continues the newest checkpoint in ``out`` (with the model config and
             recipe saved there); a path continues that checkpoint file.
         init_from: fine-tune: start from weight set ``init_from`` (anything ``vganzoo.load`` takes:
@@ -184,6 +188,7 @@ def train(
         train_options: any other :class:`TrainConfig` field (device, amp, seed, ...).
     """
     _check_arguments(data, dataset, batch_size, recipe_overrides, out, resume)
+    recipe_name = recipe
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     device = distributed.init_from_env(train_options.pop("device", None))
@@ -202,6 +207,8 @@ def train(
             hub.check_model_memory(model, model_overrides, advice="choose smaller model settings")
             gan = registry.create(model, **model_overrides)
             recipe, report = dict(gan.recipe), None
+        if recipe_name is not None:
+            recipe = _named_recipe(model, recipe_name, saved)
         gan.recipe = _final_recipe(recipe, batch_size, recipe_overrides, saved)
         _check_batch_memory(gan)
         if report is None and not _has_checkpoint(resume, out):
@@ -229,6 +236,19 @@ def train(
     finally:
         if not group_existed:  # leave a caller's process group alone
             distributed.shutdown()
+
+
+def _named_recipe(model: str, name: Any, saved: Mapping[str, Any] | None) -> dict[str, Any]:
+    """Recipe ``name`` of ``model``; a resumed run keeps the recipe it started with."""
+    if not isinstance(name, str) or not name:
+        raise InvalidConfigError(f"recipe: expected a recipe name, got {name!r}")
+    recipe = registry.get_recipe(model, name)
+    if saved is not None and saved["recipe"].get("name") != name:
+        raise InvalidConfigError(
+            f"resume: the run was started with recipe {saved['recipe'].get('name')!r}, not {name!r}; "
+            "resume without --recipe, or start a new run (--out) with it"
+        )
+    return saved["recipe"] if saved is not None else recipe
 
 
 def _check_arguments(
@@ -315,8 +335,9 @@ def _model_to_resume(
             f"resume: the run in {out!r} was built with different settings: "
             + ", ".join(f"{k}={new!r} (run has {old!r})" for k, (new, old) in conflicts.items())
         )
+    _check_resume_matches(saved, saved_model["model"], model, data, out, train_options)
+    saved_model = registry.complete_saved_config(saved_model)  # a run saved before a key existed
     name = saved_model.pop("model")
-    _check_resume_matches(saved, name, model, data, out, train_options)
     return registry.create(name, **saved_model), dict(saved["recipe"]), None
 
 

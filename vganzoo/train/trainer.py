@@ -1,10 +1,12 @@
 """The adversarial training loop, driven by the model's recipe.
 
-One iteration = ``d_steps`` rounds of discriminator updates (every role in turn, each on its own
-real batch of its own size and freshly generated fakes), then one generator update against every
-discriminator. Per-family extras come from the recipe: regularisers on the D loss (WGAN-GP, R1),
-singular value clipping after D updates, the mask L1 on the generator, the InfoGAN category loss
-whenever a discriminator returns ``class_logits``, and an EMA of the generator.
+One iteration follows the recipe's ``loop`` (:mod:`vganzoo.train.loops`): by default ``d_steps``
+rounds of discriminator updates (every role in turn, each on its own real batch of its own size and
+freshly generated fakes), then one generator update against every discriminator; TGAN's and VGAN's
+original loops share one forward pass between both updates. Per-family extras come from the
+recipe: regularisers on the D loss (WGAN-GP, R1), singular value clipping after D updates, the
+mask L1 on the generator, the InfoGAN category loss whenever a discriminator returns
+``class_logits``, and an EMA of the generator.
 
 Determinism: iteration ``i`` on rank ``r`` reseeds torch, Python, NumPy and the latent generator
 from ``(seed, r, i)``, and the data order depends only on ``(seed, epoch)``; a checkpoint therefore
@@ -29,7 +31,7 @@ from torch import nn
 from .. import losses
 from ..errors import InvalidConfigError, VganzooError
 from . import checkpoint as ckpt
-from . import distributed, frame_times
+from . import distributed, frame_times, loops
 from .batches import BatchLoader, IndexStream
 from .config import TrainConfig, resolve_recipe
 from .optim import build_optimizers, mixed_precision, update_ema
@@ -66,6 +68,8 @@ class TrainResult:
         checkpoint: the last checkpoint written (None if none was).
         export_dir: the save_pretrained folder written at the end (None when interrupted).
         metrics: the last logged metrics (averaged over ranks).
+        start_step: the iteration the run started from (a resumed run's; 0 for a new one), so
+            ``step - start_step`` iterations ran in this call.
     """
 
     step: int
@@ -74,6 +78,7 @@ class TrainResult:
     checkpoint: Path | None
     export_dir: Path | None
     metrics: dict[str, float]
+    start_step: int = 0
 
 
 def _check_model_and_dataset(model: nn.Module, dataset: Any) -> int:
@@ -182,8 +187,9 @@ class Trainer:
             self._drop_labels("the dataset has no labels")
         elif data_classes > self.num_classes:
             self._drop_labels(
-                f"the dataset has {data_classes} classes but the model num_classes={self.num_classes} "
-                f"(pass --num-classes {data_classes} / num_classes={data_classes} to condition on them)"
+                f"the dataset has {data_classes} classes, more than the model's "
+                f"num_classes={self.num_classes}",
+                fix=f"pass --num-classes {data_classes} (num_classes={data_classes}) to condition on them",
             )
 
     def _wrap_modules(self) -> None:
@@ -229,8 +235,10 @@ class Trainer:
             lambda: self._stop_requested, self.request_stop, announce=self.is_main
         )
         progress = None
+        start_step = 0
         try:
             self._start_run()
+            start_step = self.step
             progress = self._open_progress_bar()
             status = self._train_loop(progress)
             if status == "completed":
@@ -248,7 +256,13 @@ class Trainer:
             self.run.close()
         distributed.barrier()
         return TrainResult(
-            self.step, status, self.run_dir, self.last_checkpoint, export_dir, dict(self.last_metrics)
+            self.step,
+            status,
+            self.run_dir,
+            self.last_checkpoint,
+            export_dir,
+            dict(self.last_metrics),
+            start_step,
         )
 
     def _start_run(self) -> None:
@@ -328,115 +342,12 @@ class Trainer:
     # ------------------------------------------------------------------------------------------
     def _iteration(self, iteration: int) -> dict[str, float]:
         reseed(self.config.seed, self.rank, iteration, self.latent_generator, self.device)
-        metrics: dict[str, float] = {}
-        accum = self.config.grad_accum
-        for _ in range(self.d_steps):
-            for role in self.roles:
-                d_loss = self._discriminator_update(role, iteration, accum)
-                metrics[f"d_loss/{role}"] = metrics.get(f"d_loss/{role}", 0.0) + d_loss / self.d_steps
-        after_step = [r for r in self.regularizers if r.stage == "d_after_step" and r.active(iteration)]
-        if after_step and distributed.is_distributed():
-            # clipping reads BN statistics: use the same on every rank
-            distributed.broadcast_buffers(self.model.discriminators.values())
-        for reg in after_step:
-            for role in self.roles:
-                if reg.applies_to(role):
-                    reg(self.model.discriminators[role])
-        metrics.update(self._generator_update(iteration, accum))
+        metrics = loops.run_updates(self, iteration)  # the recipe's loop: order of updates, fake batches
         if distributed.is_distributed():  # the ranks end every iteration, and the run, with identical state
             distributed.broadcast_buffers([self.model.generator, *self.model.discriminators.values()])
         if self.model.generator_ema is not None:
             update_ema(self.model.generator_ema, self.model.generator, float(self.recipe["ema"]["decay"]))
         return metrics
-
-    def _discriminator_update(self, role: str, iteration: int, accum: int) -> float:
-        disc, opt, scaler = self.d_run[role], self.opt_d[role], self.scalers[f"discriminator.{role}"]
-        batch_size = self.batch_sizes[role]
-        opt.zero_grad(set_to_none=True)
-        total = 0.0
-        for micro in range(accum):
-            real, real_labels = self._real_batch(batch_size)
-            with torch.no_grad(), self._autocast():
-                fake, fake_labels, _, fake_inputs = self._generate(batch_size)
-            if not self._shape_checked:
-                self._check_shapes(real, fake, sparse=bool(fake_inputs))
-            sync = distributed.no_sync(disc, last=micro == accum - 1)
-            with sync:
-                with self._autocast():
-                    out_real = disc(real, labels=real_labels)
-                    out_fake = disc(fake.detach(), labels=fake_labels, **fake_inputs)
-                    loss = self.adversarial.d_loss(out_real.logits, out_fake.logits)
-                    loss = loss + self._category_terms(
-                        out_real.class_logits, real_labels, out_fake.class_logits, fake_labels
-                    )
-                for reg in self.regularizers:
-                    if reg.stage == "d_loss" and reg.active(iteration) and reg.applies_to(role):
-                        critic = lambda x, lab=real_labels: disc(x, labels=lab).logits
-                        loss = loss + reg(critic, real, fake.detach(), generator=self.latent_generator)
-                self._check_finite(loss, f"discriminator loss ({role})")
-                scaler.scale(loss / accum).backward()
-            total += _as_float(loss) / accum
-        scaler.step(opt)
-        scaler.update()
-        return total
-
-    def _generator_update(self, iteration: int, accum: int) -> dict[str, float]:
-        scaler = self.scalers["generator"]
-        self.opt_g.zero_grad(set_to_none=True)
-        g_regs = [r for r in self.regularizers if r.stage == "g_loss" and r.active(iteration)]
-        batch = max(self.batch_sizes.values())
-        metrics: dict[str, float] = {"g_loss": 0.0}
-        raw_discriminators = [self.model.discriminators[r] for r in self.roles]
-        for d in raw_discriminators:
-            d.requires_grad_(False)  # the G step needs gradients through D, not for D's weights
-        try:
-            for micro in range(accum):
-                with contextlib.ExitStack() as stack:
-                    stack.enter_context(distributed.no_sync(self.g_run, last=micro == accum - 1))
-                    for role in self.roles:  # D's gradients are not wanted here: no DDP reduction
-                        stack.enter_context(distributed.no_sync(self.d_run[role], last=False))
-                    with self._autocast():
-                        fake, labels, aux, fake_inputs = self._generate(batch, grad=True, aux=bool(g_regs))
-                        loss = torch.zeros((), device=self.device)
-                        for role in self.roles:
-                            n = self.batch_sizes[role]
-                            sub_labels = labels[:n] if labels is not None else None
-                            out = self.d_run[role](
-                                fake[:n], labels=sub_labels, **frame_times.take(fake_inputs, n)
-                            )
-                            adv = self.adversarial.g_loss(out.logits)
-                            metrics[f"g_adv/{role}"] = (
-                                metrics.get(f"g_adv/{role}", 0.0) + _as_float(adv) / accum
-                            )
-                            loss = loss + adv + self._category_terms(None, None, out.class_logits, sub_labels)
-                    for reg in g_regs:
-                        loss = loss + reg(aux)
-                    self._check_finite(loss, "generator loss")
-                    scaler.scale(loss / accum).backward()
-                metrics["g_loss"] += _as_float(loss) / accum
-        finally:
-            for d in raw_discriminators:
-                d.requires_grad_(True)
-        scaler.step(self.opt_g)
-        scaler.update()
-        return metrics
-
-    def _category_terms(
-        self,
-        real_class: torch.Tensor | None,
-        real_labels: torch.Tensor | None,
-        fake_class: torch.Tensor | None,
-        fake_labels: torch.Tensor | None,
-    ) -> torch.Tensor | float:
-        """InfoGAN category CE on the fakes' drawn labels (and on real labels when the data has them)."""
-        if self.category_weight == 0:
-            return 0.0
-        total: torch.Tensor | float = 0.0
-        if fake_class is not None and fake_labels is not None:
-            total = total + losses.category_loss(fake_class, fake_labels)
-        if real_class is not None and real_labels is not None:
-            total = total + losses.category_loss(real_class, real_labels)
-        return self.category_weight * total
 
     # ------------------------------------------------------------------------------------------
     # pieces
@@ -476,13 +387,14 @@ class Trainer:
             return video, None
         return video, labels.to(self.device, non_blocking=True)
 
-    def _drop_labels(self, why: str) -> None:
-        """From now on (for the rest of the run) real clips go to the discriminators without labels."""
+    def _drop_labels(self, why: str, fix: str = "") -> None:
+        """From now on (for the rest of the run) real clips go to the discriminators without labels;
+        the warning is one sentence: ``why``, what follows, then ``fix`` when there is one."""
         self.use_labels = False
         if self.is_main:
             warnings.warn(
-                f"data: the model is conditional but {why}; real clips are shown to the discriminators "
-                "without labels for the rest of the run",
+                f"data: {why}, so the conditional model's discriminators see real clips without labels "
+                "for the rest of the run" + (f"; {fix}" if fix else ""),
                 stacklevel=3,
             )
 
@@ -514,12 +426,15 @@ class Trainer:
         return every > 0 and self.step % every == 0
 
     def _make_loader(self) -> BatchLoader:
-        plan = [
-            self.batch_sizes[role]
-            for _ in range(self.d_steps)
-            for role in self.roles
-            for _ in range(self.config.grad_accum)
-        ]
+        if self.recipe["loop"] == "alternate":  # real batches in the order the loop draws them
+            plan = [
+                self.batch_sizes[role]
+                for _ in range(self.d_steps)
+                for role in self.roles
+                for _ in range(self.config.grad_accum)
+            ]
+        else:  # one shared forward pass per micro-batch: every role's real batch each time
+            plan = [self.batch_sizes[role] for _ in range(self.config.grad_accum) for role in self.roles]
         return BatchLoader(
             self.dataset,
             self.stream,

@@ -1,0 +1,11 @@
+// CUTLASS conv3d dgrad, any stride, fused bias + activation: float16 (conv3d_kernels.h).
+// One kernel per source, so the families compile in parallel.
+#include "conv3d_cutlass.cuh"
+
+namespace vganzoo {
+namespace cutlass_conv3d {
+
+const Ops kDgradStridedHalf = Runner<DgradStridedKernel<DType::kHalf>>::ops("cutlass_dgrad_strided_f16");
+
+}  // namespace cutlass_conv3d
+}  // namespace vganzoo

@@ -1,0 +1,11 @@
+// CUTLASS conv3d wgrad, float32 output, serial split-K: bfloat16 (conv3d_kernels.h).
+// One kernel per source, so the families compile in parallel.
+#include "conv3d_cutlass.cuh"
+
+namespace vganzoo {
+namespace cutlass_conv3d {
+
+const Ops kWgradBFloat16 = Runner<WgradKernel<DType::kBFloat16>>::ops("cutlass_wgrad_bf16");
+
+}  // namespace cutlass_conv3d
+}  // namespace vganzoo

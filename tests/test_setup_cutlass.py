@@ -1,0 +1,75 @@
+"""setup.py's CUTLASS lookup for the CUDA build (issue 18): CUTLASS_HOME, then third_party/cutlass/include,
+then the installed cutlass_library package; VGANZOO_REQUIRE_CUTLASS=1 turns "not found" into an error.
+setup.py's functions are loaded without running its module-level build (which would call setup())."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+MODULE_LEVEL_BUILD = {"_extensions", "setup"}
+
+
+def _calls_build(node: ast.stmt) -> bool:
+    value = getattr(node, "value", None)
+    return isinstance(value, ast.Call) and getattr(value.func, "id", None) in MODULE_LEVEL_BUILD
+
+
+@pytest.fixture
+def setup_module(tmp_path, monkeypatch):
+    """setup.py's namespace with ROOT at an empty tmp folder and no CUTLASS in the environment."""
+    tree = ast.parse((REPO / "setup.py").read_text())
+    tree.body = [node for node in tree.body if not _calls_build(node)]
+    namespace = {"__file__": str(REPO / "setup.py"), "__name__": "vganzoo_setup_under_test"}
+    exec(compile(tree, "setup.py", "exec"), namespace)
+    namespace["ROOT"] = str(tmp_path / "repo")
+    for name in ("CUTLASS_HOME", "VGANZOO_REQUIRE_CUTLASS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("importlib.util.find_spec", lambda name, *a, **k: None)  # no cutlass_library
+    return namespace
+
+
+def _headers(folder: Path) -> Path:
+    (folder / "cutlass").mkdir(parents=True)
+    (folder / "cutlass" / "cutlass.h").write_text("// stand-in\n")
+    return folder
+
+
+def test_third_party_copy_is_found(setup_module, tmp_path):
+    include = _headers(tmp_path / "repo" / "third_party" / "cutlass" / "include")
+    assert setup_module["_find_cutlass"]() == str(include)
+
+
+def test_cutlass_home_comes_first(setup_module, tmp_path, monkeypatch):
+    _headers(tmp_path / "repo" / "third_party" / "cutlass" / "include")
+    home = tmp_path / "cutlass-src"
+    include = _headers(home / "include")
+    monkeypatch.setenv("CUTLASS_HOME", str(home))
+    assert setup_module["_find_cutlass"]() == str(include)
+    # CUTLASS_HOME may also name the include folder itself
+    monkeypatch.setenv("CUTLASS_HOME", str(include))
+    assert setup_module["_find_cutlass"]() == str(include)
+
+
+def test_missing_cutlass_builds_without_it_unless_required(setup_module, monkeypatch, capsys):
+    assert setup_module["_find_cutlass"]() is None
+    assert "without the CUTLASS kernels" in capsys.readouterr().err
+    monkeypatch.setenv("VGANZOO_REQUIRE_CUTLASS", "1")
+    with pytest.raises(RuntimeError, match="VGANZOO_REQUIRE_CUTLASS=1 but no CUTLASS headers"):
+        setup_module["_find_cutlass"]()
+
+
+def test_cutlass_sources_are_the_kernel_families(setup_module):
+    """One CUTLASS kernel family per source (they compile in parallel), apart from the other CUDA sources."""
+    setup_module["ROOT"] = str(REPO)
+    sources = [Path(p).name for p in setup_module["_cutlass_sources"]()]
+    families = [
+        f"{kind}_{dtype}.cu"
+        for kind in ("dgrad_strided", "dgrad_unit_stride", "fprop", "wgrad")
+        for dtype in ("bf16", "f16", "tf32")
+    ]
+    assert sorted(sources) == sorted([*families, "conv3d_cutlass_dispatch.cu"])
+    assert not set(sources) & {Path(p).name for p in setup_module["_sources"]("csrc/cuda/*.cu")}
