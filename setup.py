@@ -1,8 +1,20 @@
-"""Build script for the compiled extension ``vganzoo._C`` (metadata lives in pyproject.toml).
+"""Build script for the compiled extensions ``vganzoo._C`` and ``vganzoo._C_cuda`` (metadata lives in
+pyproject.toml).
 
-* The C++ CPU operators (csrc/ops.cpp, csrc/cpu/*.cpp) are always built.
-* The CUDA operators (csrc/cuda/*.cu) are built too when the installed torch is a CUDA build and
-  either a GPU is visible or ``FORCE_CUDA=1`` is set (compile-only CI machines).
+* ``vganzoo._C``: every operator's schema, the CPU kernels, autograd and autocast (csrc/ops.cpp,
+  csrc/autograd.cpp, csrc/autocast.cpp, csrc/cpu/*.cpp); always built.
+* ``vganzoo._C_cuda``: the CUDA kernels (csrc/cuda/*.cu), registered into the same operators; built when
+  the installed torch is a CUDA build and either a GPU is visible or ``FORCE_CUDA=1`` is set (compile-only
+  CI and wheel machines). A separate library, so a CUDA build's CPU operators load without a GPU and a
+  CPU-only torch never loads CUDA code.
+* ``vganzoo/_build_info.py`` (not in git) is written beside them: the torch, CUDA, C++ ABI and GPU
+  architectures they were built for, which the loader (vganzoo/ops/_ext.py) checks against the running
+  torch before loading them.
+* The version is ``vganzoo/_version.py``'s, plus a local tag from ``VGANZOO_LOCAL_VERSION`` when set:
+  ``auto`` names the torch and CUDA the wheel is built for (``0.1.0+torch2.13.cpu``,
+  ``0.1.0+torch2.14.cu130``: one wheel per torch minor and CUDA, .ci/build_wheels.sh), anything else
+  is used as given. ``VGANZOO_WHEEL_INDEX`` (the find-links folder or URL the wheel is published to) is
+  recorded in the build info, so a mismatch message can name the command that fetches the right wheel.
 * With no GPU visible, ``TORCH_CUDA_ARCH_LIST`` defaults to 9.0 (torch's build crashes on an empty
   architecture list) and ``CUDA_HOME`` to /usr/local/cuda when it exists (torch guesses it wrong from
   an nvcc wrapper). Both must be set before torch.utils.cpp_extension is imported.
@@ -25,7 +37,8 @@ As fast and as quiet as it can be:
   versions, CUDA settings, flags): installing again (``pip install -e ".[test]"`` after
   ``".[video]"``) reuses it instead of compiling again.
 
-Install: ``pip install --no-build-isolation -e .`` or ``python setup.py build_ext --inplace``.
+Install: ``pip install --no-build-isolation -e .`` or ``python setup.py build_ext --inplace``; wheels:
+``bash .ci/build_wheels.sh OUT_DIR``.
 """
 
 from __future__ import annotations
@@ -45,6 +58,11 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 DEFAULT_ARCH_LIST = "9.0"
 DEFAULT_CUDA_HOME = "/usr/local/cuda"
 CACHE_DIR = os.path.join(ROOT, "build", "vganzoo-ext")
+VERSION_FILE = os.path.join(ROOT, "vganzoo", "_version.py")
+BUILD_INFO_NAME = "_build_info.py"
+# argument checks and shape rules (csrc/common.h) that both devices' kernels call: compiled into both
+# libraries, as neither exports symbols to the other (-fvisibility=hidden)
+SHARED_SOURCES = ["csrc/cpu/checks.cpp"]
 # what else a build depends on besides its sources: the environment variables that change it
 BUILD_ENV = ("TORCH_CUDA_ARCH_LIST", "CUDA_HOME", "CXX", "CC", "CFLAGS", "CXXFLAGS", "LDFLAGS", "NVCC_FLAGS")
 # (VGANZOO_BUILD_DEBUG changes the flags, which are part of the fingerprint too)
@@ -121,20 +139,26 @@ def _quiet_ninja() -> None:
     cpp_extension._run_ninja_build = run_ninja
 
 
-def _fingerprint(ext, with_cuda: bool) -> str:
-    """What a build of ``ext`` depends on: every file under csrc/, the flags, torch, Python, CUDA."""
+def _fingerprint(ext) -> str:
+    """What a build of ``ext`` depends on: csrc/'s own files and every folder under csrc/ holding one of its
+    sources (so a CUDA-only change keeps the CPU build), the flags, torch, Python, CUDA."""
     import torch
 
+    csrc = os.path.join(ROOT, "csrc")
+    folders = {os.path.dirname(os.path.join(ROOT, source)) for source in ext.sources} - {csrc}
+    files = set(glob.glob(os.path.join(csrc, "*")))  # its own files only: csrc/cuda/ is not _C's
+    for folder in folders:
+        files.update(glob.glob(os.path.join(folder, "**", "*"), recursive=True))
     digest = hashlib.sha256()
-    for path in sorted(glob.glob(os.path.join(ROOT, "csrc", "**", "*"), recursive=True)):
+    for path in sorted(files):
         if os.path.isfile(path):
             digest.update(os.path.relpath(path, ROOT).encode() + b"\0")
             with open(path, "rb") as handle:
                 digest.update(hashlib.sha256(handle.read()).digest())
     facts = [
+        ext.name,
         torch.__version__,
         str(torch.version.cuda),
-        str(with_cuda),
         sysconfig.get_config_var("EXT_SUFFIX") or "",
         repr(sorted(ext.sources)),
         repr(ext.extra_compile_args),
@@ -179,26 +203,70 @@ def _cutlass_sources() -> list[str]:
     return _sources("csrc/cuda/cutlass/*.cu")
 
 
-def _build_ext_class(base, with_cuda: bool):
-    """``base`` (torch's BuildExtension) that reuses a kept build with the same fingerprint."""
+def _is_cuda(ext) -> bool:
+    return any(source.endswith(".cu") for source in ext.sources)
+
+
+def _build_info(with_cuda: bool, version: str) -> str:
+    """The text of vganzoo/_build_info.py: what the extensions were built for (read by vganzoo/ops/_ext.py
+    before it loads them)."""
+    import torch
+
+    facts = {
+        "VERSION": version,
+        "TORCH_VERSION": torch.__version__,
+        "CUDA_VERSION": torch.version.cuda,  # torch's (None: a CPU-only torch), even without _C_cuda
+        "CXX11_ABI": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
+        "CUDA_ARCHS": os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None,
+        "EXTENSIONS": ("_C", "_C_cuda") if with_cuda else ("_C",),
+        "WHEEL_INDEX": os.environ.get("VGANZOO_WHEEL_INDEX") or None,
+    }
+    lines = [
+        "# Written by setup.py when vganzoo's compiled extensions were built (not in git): what they were",
+        "# built for. vganzoo/ops/_ext.py compares it with the running torch before loading them.",
+        *(f"{name} = {value!r}" for name, value in facts.items()),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _build_ext_class(base, version: str):
+    """``base`` (torch's BuildExtension) that reuses a kept build with the same fingerprint and writes
+    vganzoo/_build_info.py beside the extensions."""
 
     class ReusingBuildExtension(base):
         def build_extension(self, ext) -> None:
             target = self.get_ext_fullpath(ext.name)
-            kept = os.path.join(CACHE_DIR, _fingerprint(ext, with_cuda), os.path.basename(target))
+            kept = os.path.join(CACHE_DIR, _fingerprint(ext), os.path.basename(target))
             os.makedirs(os.path.dirname(target) or ".", exist_ok=True)
             if os.path.isfile(kept):
-                _log(f"reusing the compiled extension {os.path.relpath(kept, ROOT)} (sources unchanged)")
+                _log(f"reusing the compiled {ext.name} {os.path.relpath(kept, ROOT)} (sources unchanged)")
                 shutil.copy2(kept, target)
                 return
             jobs = os.environ.get("MAX_JOBS")
             how = ", through ccache" if _CCACHE else ""
-            took = "CUDA included: several minutes" if with_cuda else "about a minute per source per core"
-            _log(f"compiling vganzoo._C: {len(ext.sources)} sources, {jobs} at a time{how} ({took})")
+            took = "several minutes per source" if _is_cuda(ext) else "about a minute per source per core"
+            _log(f"compiling {ext.name}: {len(ext.sources)} sources, {jobs} at a time{how} ({took})")
             super().build_extension(ext)
             os.makedirs(os.path.dirname(kept), exist_ok=True)
             shutil.copy2(target, kept + ".part")
             os.replace(kept + ".part", kept)
+
+        def run(self) -> None:
+            super().run()
+            if not self.extensions:
+                return
+            text = _build_info(any(_is_cuda(ext) for ext in self.extensions), version)
+            # beside the built extensions: build/lib* for a wheel, and the source tree when in place
+            # (setuptools builds in build/lib* and then copies in place, as for an editable install)
+            folders = {os.path.dirname(self.get_ext_fullpath(self.extensions[0].name))}
+            if self.inplace:
+                self.inplace = 0
+                folders.add(os.path.dirname(self.get_ext_fullpath(self.extensions[0].name)))
+                self.inplace = 1
+            for folder in folders:
+                os.makedirs(folder, exist_ok=True)
+                with open(os.path.join(folder, BUILD_INFO_NAME), "w") as handle:
+                    handle.write(text)
 
     return ReusingBuildExtension
 
@@ -206,7 +274,50 @@ def _build_ext_class(base, with_cuda: bool):
 _CCACHE = False
 
 
-def _extensions() -> tuple[list, dict]:
+def _cxx_flags() -> list[str]:
+    # -g0: Python's CFLAGS ask for debug info, which more than doubled the compile time of a source
+    # here (autocast.cpp: 74-110 s with -g, 48 s without, on the 2-core box) and made a 16 MB library
+    return ["-O3", "-fvisibility=hidden", *([] if _env_flag("VGANZOO_BUILD_DEBUG") else ["-g0"])]
+
+
+def _cpu_extension(CppExtension):
+    """``vganzoo._C``: the operators' schemas, autograd, autocast and the CPU kernels."""
+    sources = ["csrc/ops.cpp", "csrc/autograd.cpp", "csrc/autocast.cpp", *_sources("csrc/cpu/*.cpp")]
+    return CppExtension(
+        "vganzoo._C",
+        sources,
+        include_dirs=[os.path.join(ROOT, "csrc")],
+        extra_compile_args={"cxx": _cxx_flags()},
+    )
+
+
+def _cuda_extension(CUDAExtension):
+    """``vganzoo._C_cuda``: the CUDA kernels, registered into ``vganzoo._C``'s operators."""
+    sources = [*SHARED_SOURCES, *_sources("csrc/cuda/*.cpp"), *_sources("csrc/cuda/*.cu")]
+    macros = [("VGANZOO_WITH_CUDA", None)]
+    nvcc_flags = [
+        "-O3",
+        "--use_fast_math",
+        "-lineinfo",
+        "--expt-relaxed-constexpr",
+        "-Xptxas=-warn-spills",
+    ]
+    cutlass_include = _find_cutlass()
+    if cutlass_include is not None:
+        sources += _cutlass_sources()
+        macros.append(("VGANZOO_WITH_CUTLASS", None))
+        # nvcc only: no C++ source includes CUTLASS (the path is in the flags, so in the fingerprint)
+        nvcc_flags.append(f"-I{cutlass_include}")
+    return CUDAExtension(
+        "vganzoo._C_cuda",
+        sources,
+        include_dirs=[os.path.join(ROOT, "csrc")],
+        define_macros=macros,
+        extra_compile_args={"cxx": _cxx_flags(), "nvcc": nvcc_flags},
+    )
+
+
+def _extensions(version: str) -> tuple[list, dict]:
     global _CCACHE
     if _env_flag("VGANZOO_SKIP_EXT"):
         return [], {}
@@ -217,46 +328,45 @@ def _extensions() -> tuple[list, dict]:
     from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
     _quiet_ninja()
-    sources = ["csrc/ops.cpp", "csrc/autograd.cpp", "csrc/autocast.cpp", *_sources("csrc/cpu/*.cpp")]
-    # -g0: Python's CFLAGS ask for debug info, which more than doubled the compile time of a source
-    # here (autocast.cpp: 74-110 s with -g, 48 s without, on the 2-core box) and made a 16 MB library
-    cxx_flags = ["-O3", "-fvisibility=hidden", *([] if _env_flag("VGANZOO_BUILD_DEBUG") else ["-g0"])]
-    macros = []
-    include_dirs = [os.path.join(ROOT, "csrc")]
+    extensions = [_cpu_extension(CppExtension)]
     if with_cuda:
-        sources += _sources("csrc/cuda/*.cu")
-        macros.append(("VGANZOO_WITH_CUDA", None))
-        nvcc_flags = [
-            "-O3",
-            "--use_fast_math",
-            "-lineinfo",
-            "--expt-relaxed-constexpr",
-            "-Xptxas=-warn-spills",
-        ]
-        cutlass_include = _find_cutlass()
-        if cutlass_include is not None:
-            sources += _cutlass_sources()
-            macros.append(("VGANZOO_WITH_CUTLASS", None))
-            # nvcc only: no C++ source includes CUTLASS (the path is in the flags, so in the fingerprint)
-            nvcc_flags.append(f"-I{cutlass_include}")
-        ext = CUDAExtension(
-            "vganzoo._C",
-            sources,
-            include_dirs=include_dirs,
-            define_macros=macros,
-            extra_compile_args={"cxx": cxx_flags, "nvcc": nvcc_flags},
-        )
-    else:
-        ext = CppExtension(
-            "vganzoo._C",
-            sources,
-            include_dirs=include_dirs,
-            define_macros=macros,
-            extra_compile_args={"cxx": cxx_flags},
-        )
-    build_ext = _build_ext_class(BuildExtension.with_options(use_ninja=True), with_cuda)
-    return [ext], {"build_ext": build_ext}
+        extensions.append(_cuda_extension(CUDAExtension))
+    build_ext = _build_ext_class(BuildExtension.with_options(use_ninja=True), version)
+    return extensions, {"build_ext": build_ext}
 
 
-ext_modules, cmdclass = _extensions()
-setup(ext_modules=ext_modules, cmdclass=cmdclass)
+def _local_version_tag() -> str:
+    """``torch2.13.cpu`` / ``torch2.14.cu130``: the torch minor release and CUDA a wheel is built for."""
+    import torch
+
+    major, minor = torch.__version__.split("+")[0].split(".")[:2]
+    if torch.version.cuda is None:
+        return f"torch{major}.{minor}.cpu"
+    if not _want_cuda():
+        raise RuntimeError(
+            "VGANZOO_LOCAL_VERSION=auto with a CUDA build of torch names a CUDA wheel, but the CUDA kernels "
+            "would not be built here (no GPU visible): set FORCE_CUDA=1"
+        )
+    return f"torch{major}.{minor}.cu{torch.version.cuda.replace('.', '')}"
+
+
+def _version() -> str:
+    """vganzoo/_version.py's version, plus the local tag ``VGANZOO_LOCAL_VERSION`` asks for (``auto``:
+    the torch and CUDA this build is for)."""
+    with open(VERSION_FILE) as handle:
+        base = re.search(r'^__version__ = "([^"]+)"', handle.read(), re.M).group(1)
+    local = os.environ.get("VGANZOO_LOCAL_VERSION", "").strip()
+    if not local:
+        return base
+    if _env_flag("VGANZOO_SKIP_EXT"):
+        raise RuntimeError("VGANZOO_LOCAL_VERSION names a compiled build, but VGANZOO_SKIP_EXT=1 builds none")
+    if local == "auto":
+        local = _local_version_tag()
+    if not re.fullmatch(r"[a-z0-9]+(\.[a-z0-9]+)*", local):
+        raise RuntimeError(f"VGANZOO_LOCAL_VERSION={local!r} is not a PEP 440 local tag (e.g. torch2.13.cpu)")
+    return f"{base}+{local}"
+
+
+VERSION = _version()
+ext_modules, cmdclass = _extensions(VERSION)
+setup(version=VERSION, ext_modules=ext_modules, cmdclass=cmdclass)

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Compile-check the CUDA part of vganzoo on a machine without a GPU (nothing is run).
 #   1. a fresh virtual environment (local disk) with the CUDA build of torch;
-#   2. FORCE_CUDA=1 build of vganzoo._C in a scratch copy of the tree (compile + link only), with the CUTLASS
-#      kernels required (VGANZOO_REQUIRE_CUTLASS=1; .ci/fetch_cutlass.sh fills third_party/cutlass first where
-#      it is absent), then a check that the CUTLASS kernels are in the library, and the build's wall time;
+#   2. FORCE_CUDA=1 build of vganzoo._C and vganzoo._C_cuda in a scratch copy of the tree (compile + link
+#      only), with the CUTLASS kernels required (VGANZOO_REQUIRE_CUTLASS=1; .ci/fetch_cutlass.sh fills
+#      third_party/cutlass first where it is absent), then checks that the CUDA and CUTLASS kernels are in
+#      _C_cuda, that _C links no CUDA library and that both load without a GPU, and the build's wall time;
 #   3. where bare nvcc exists, `nvcc -Xptxas -v` on the torch-free .cuh kernels (register/spill report),
 #      failing if any kernel spills.
 # Usage: .ci/cuda_check.sh [VENV_DIR]   (default: /tmp/vganzoo-cuda-venv; reused if present)
@@ -39,20 +40,25 @@ if [[ -z "${CUTLASS_HOME:-}" && ! -f "$ROOT/third_party/cutlass/include/cutlass/
   PYTHON="$VENV/bin/python" bash "$ROOT/.ci/fetch_cutlass.sh"
 fi
 
-step "FORCE_CUDA=1 build of vganzoo._C (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset}, MAX_JOBS ${MAX_JOBS:-2}, load $(cut -d' ' -f1-3 /proc/loadavg))"
+step "FORCE_CUDA=1 build of vganzoo._C and _C_cuda (compile + link only; arch $TORCH_CUDA_ARCH_LIST, CUDA_HOME ${CUDA_HOME:-unset}, MAX_JOBS ${MAX_JOBS:-2}, load $(cut -d' ' -f1-3 /proc/loadavg))"
 # A scratch copy so the developer's in-place CPU build is not clobbered.
 tar -C "$ROOT" --exclude=.git --exclude='build' --exclude='*.so' --exclude='.venv*' -cf - . | tar -C "$SCRATCH" -xf -
 BUILD_START=$SECONDS
 (cd "$SCRATCH" && FORCE_CUDA=1 VGANZOO_REQUIRE_CUTLASS=1 MAX_JOBS="${MAX_JOBS:-2}" "$VENV/bin/python" setup.py \
    build_ext --inplace --build-temp "$SCRATCH/build-temp" 2>&1 | grep -Ev '^\s*$' | tail -n 20)
 echo "build took $((SECONDS - BUILD_START)) s with MAX_JOBS=${MAX_JOBS:-2} on $(nproc) cores (load now $(cut -d' ' -f1-3 /proc/loadavg))"
-SO="$(ls "$SCRATCH"/vganzoo/_C*.so)"
-echo "built $SO"
+SO="$(ls "$SCRATCH"/vganzoo/_C_cuda.*.so)"
+CPU_SO="$(ls "$SCRATCH"/vganzoo/_C.*.so)"
+echo "built $CPU_SO and $SO"
 if ! nm -C "$SO" | grep 'conv3d_igemm_wmma_kernel' >/dev/null; then  # no -q: SIGPIPE + pipefail
   echo "FAIL: the CUDA kernels are missing from $SO" >&2
   exit 1
 fi
-echo "CUDA kernels present in the extension"
+if readelf -d "$CPU_SO" | grep NEEDED | grep -E 'cuda'; then  # its own links (ldd adds torch's)
+  echo "FAIL: $CPU_SO (the CPU operators) links CUDA libraries (above): it must not need them" >&2
+  exit 1
+fi
+echo "CUDA kernels present in vganzoo._C_cuda; vganzoo._C links no CUDA library"
 # One CUTLASS implicit-GEMM kernel per family and dtype (csrc/cuda/cutlass/*.cu): fprop, dgrad (unit stride,
 # strided), wgrad x bfloat16, float16, TF32.
 # (nvcc gives the kernel stubs internal linkage, _ZN7cutlassL6Kernel..., which c++filt leaves mangled)
@@ -63,6 +69,16 @@ if [[ "$CUTLASS_KERNELS" -lt 12 || "$CUTLASS_TABLE" -lt 12 ]]; then
   echo "FAIL: the CUTLASS kernels are missing from $SO" >&2
   exit 1
 fi
+# Loading both without a GPU resolves every symbol (a shared library links with undefined ones: a CUDA
+# source calling code that only _C compiles would fail here, not at link time) and registers the kernels.
+"$VENV/bin/python" - "$CPU_SO" "$SO" <<'PY'
+import sys, torch
+for library in sys.argv[1:]:
+    torch.ops.load_library(library)
+has = torch._C._dispatch_has_kernel_for_dispatch_key
+assert has("vganzoo::conv3d_bias_act", "CPU") and has("vganzoo::conv3d_bias_act", "CUDA"), "kernels not registered"
+print("both libraries load without a GPU; CPU and CUDA kernels registered")
+PY
 
 if command -v "$NVCC" >/dev/null 2>&1; then
   step "nvcc -Xptxas -v on the .cuh kernels (sm_${TORCH_CUDA_ARCH_LIST%%[ ;]*})"

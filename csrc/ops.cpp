@@ -1,5 +1,6 @@
 // Operator schemas (namespace `vganzoo`) and the import-only Python module `vganzoo._C`.
-// Implementations are registered per device in csrc/cpu/*.cpp and csrc/cuda/*.cu.
+// Implementations are registered per device: csrc/cpu/*.cpp in `vganzoo._C`, csrc/cuda/*.cu in the
+// separate `vganzoo._C_cuda` (csrc/cuda/module.cpp), which is loaded after this one.
 #include <Python.h>
 #include <torch/library.h>
 

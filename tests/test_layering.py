@@ -29,7 +29,7 @@ ALLOWED: dict[str, set[str]] = {
     "losses": {"nn"},
     "data": {"videoio"},
     "nn": {"ops"},
-    "ops": {"_C"},
+    "ops": {"_C", "_C_cuda", "_build_info"},  # the compiled extensions and their build record
     "plugins": set(),
     "videoio": set(),
     "registry": set(),  # errors only (checked below: not even the other bottom units)
@@ -37,10 +37,12 @@ ALLOWED: dict[str, set[str]] = {
     "files": set(),
     "resources": set(),
     "_version": set(),
+    "_build_info": set(),  # written by setup.py (not in git): what the extensions were built for
 }
 # Units that may reach only part of another unit: the public types of models, not the families.
 PUBLIC_PART = {("hub", "models"): {"vganzoo.models", "vganzoo.models.base"}}
 ROOT_ONLY = {"__init__", "__main__"}  # the package root wires the layers; __main__ runs the CLI
+PRIVATE_UNITS = ("_version", "_C", "_C_cuda", "_build_info")  # private names that are units of their own
 
 
 def _modules() -> dict[str, Path]:
@@ -132,7 +134,7 @@ def test_no_private_names_across_units():
     for module, target, path, line in _edges():
         if _unit(module) == _unit(target) or _unit(module) in ROOT_ONLY:
             continue
-        private = [p for p in target.split(".")[1:] if p.startswith("_") and p not in ("_version", "_C")]
+        private = [p for p in target.split(".")[1:] if p.startswith("_") and p not in PRIVATE_UNITS]
         if private:
             bad.append(f"{Path(path).relative_to(PACKAGE.parent)}:{line}: {module} uses {target}")
     assert not bad, "private names used across units (make them public where they live):\n" + "\n".join(bad)

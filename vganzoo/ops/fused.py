@@ -58,7 +58,7 @@ def resolve_impl(impl: str | None, device_type: str) -> str:
     if _ext.has_kernel(device_type):
         return "ext"
     if choice == "ext":
-        reason = _ext.load_error() or f"the extension was built without {device_type} kernels"
+        reason = _ext.load_error(device_type) or f"the extension was built without {device_type} kernels"
         raise RuntimeError(
             f"impl='ext' requested but the compiled vganzoo._C has no {device_type} kernel ({reason})"
         )
@@ -236,7 +236,7 @@ def explain(
         elif _in_functorch_transform():
             why = "inside a torch.func transform, which cannot run the extension's C++ autograd"
         else:
-            why = _ext.load_error() or f"extension built without {x.device.type} kernels"
+            why = _ext.load_error(x.device.type) or f"extension built without {x.device.type} kernels"
         return f"ref: plain-PyTorch reference ({why})"
     return "ext: " + torch.ops.vganzoo.explain(
         x, weight, bias, stride, padding, output_padding, dilation, groups, transposed, activation
