@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from .models.base import check_labels, make_generator
+from .models.base import check_labels, make_generator, sampling_generator
 
 __all__ = ["generate_from_latents", "interpolate", "latent_roles", "latent_walk", "sample_videos"]
 
@@ -145,11 +145,7 @@ def latent_walk(
         end_seed = seed + 1
     elif not isinstance(end_seed, int) or isinstance(end_seed, bool):
         raise TypeError(f"end_seed must be an int or None, got {type(end_seed).__name__}")
-    generator = (
-        model.generator_ema
-        if (use_ema and getattr(model, "generator_ema", None) is not None)
-        else model.generator
-    )
+    generator = sampling_generator(model, use_ema)
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
     options = _clip_options(generator, clip_options)
     start = generator.sample_latents(n, generator=make_generator(seed), labels=labels, **options)
@@ -225,11 +221,7 @@ def sample_videos(
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
-    generator = (
-        model.generator_ema
-        if (use_ema and getattr(model, "generator_ema", None) is not None)
-        else model.generator
-    )
+    generator = sampling_generator(model, use_ema)
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
     length = {} if frames is None else {"frames": frames}
     latents = generator.sample_latents(n, generator=make_generator(seed), labels=labels, **length)

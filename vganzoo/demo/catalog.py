@@ -24,7 +24,7 @@ from .. import hub, registry
 from ..errors import VganzooError
 from ..files import read_json_file
 from ..hub.weightsets import file_in_weight_set
-from ..models.base import make_generator
+from ..models.base import make_generator, sampling_generator
 from ..sampling import latent_roles
 
 __all__ = ["Catalog", "DemoError", "Entry", "LoadedModel", "parse_card"]
@@ -191,7 +191,7 @@ def _resolve_device(device: str | torch.device) -> torch.device:
 
 def _load(entry: Entry, device: torch.device) -> LoadedModel:
     model = hub.load(entry.name, device=device)
-    generator = model.generator_ema if model.generator_ema is not None else model.generator
+    generator = sampling_generator(model)
     pretrained = getattr(model, "pretrained", None) or {}
     metadata = dict(pretrained.get("metadata") or {})
     card, card_metadata = _card_beside_config(entry.name, pretrained.get("components") or ["generator"])

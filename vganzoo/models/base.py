@@ -33,7 +33,14 @@ from torch import nn
 
 from ..errors import InvalidConfigError, short_repr
 
-__all__ = ["DiscriminatorOutput", "VideoGAN", "check_labels", "draw_labels", "make_generator"]
+__all__ = [
+    "DiscriminatorOutput",
+    "VideoGAN",
+    "check_labels",
+    "draw_labels",
+    "make_generator",
+    "sampling_generator",
+]
 
 # the output batch and the clamped copy sample() returns, float32
 OUTPUT_BYTES_PER_ELEMENT = 8
@@ -104,6 +111,13 @@ def draw_labels(n: int, num_classes: int, labels: Any, generator: torch.Generato
         return drawn if labels is None else check_labels(labels, n, num_classes)
     check_labels(labels, n, num_classes)  # raises unless None: unconditional
     return None
+
+
+def sampling_generator(model: Any, use_ema: bool = True) -> nn.Module:
+    """The generator that sampling runs: ``model.generator_ema`` when ``use_ema`` and the model has
+    one (a plugin model may have no such attribute), else ``model.generator``."""
+    ema = getattr(model, "generator_ema", None)
+    return ema if (use_ema and ema is not None) else model.generator
 
 
 def check_flags(**flags: Any) -> None:
@@ -265,7 +279,7 @@ class VideoGAN(nn.Module):
         """What :meth:`sample` runs: the generator (its EMA copy when asked and present), the device
         (default: where its weights are; refused: "meta", or one other than the weights') and its
         weights' floating-point dtype (None when it has none)."""
-        gen_module = self.generator_ema if (use_ema and self.generator_ema is not None) else self.generator
+        gen_module = sampling_generator(self, use_ema)
         param = next(gen_module.parameters(), None)
         if device is None:
             device = param.device if param is not None else torch.device("cpu")
