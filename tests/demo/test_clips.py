@@ -196,3 +196,20 @@ def test_old_request_folders_go_but_nothing_else_in_the_output_folder(tmp_path):
     assert fresh.is_dir() and fresh.name.startswith("request-")
     assert (mine / "a.jpg").read_text() == "x"  # a user's folder in out_root is never removed
     assert not old_request.exists()
+
+
+@pytest.mark.parametrize(
+    ("device", "match"),
+    [
+        ("potato", "^device: 'potato' is not a device"),
+        (3, "^device: give a device name such as 'cuda:3'"),
+        pytest.param(
+            "cuda",
+            "^device: 'cuda', but this PyTorch has no usable CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA"),
+        ),
+    ],
+)
+def test_the_catalog_checks_its_device_as_the_library_does(device, match):
+    with pytest.raises(DemoError, match=match):
+        Catalog("*", [], device=device)

@@ -24,7 +24,7 @@ from .. import hub, registry
 from ..errors import VganzooError
 from ..files import read_json_file
 from ..hub.weightsets import file_in_weight_set
-from ..models.base import make_generator, sampling_generator
+from ..models.base import as_device, make_generator, sampling_generator
 from ..sampling import latent_roles
 
 __all__ = ["Catalog", "DemoError", "Entry", "LoadedModel", "parse_card"]
@@ -181,12 +181,9 @@ def _resolve_device(device: str | torch.device) -> torch.device:
     if isinstance(device, str) and device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise DemoError(f"device: not a device: {device!r}") from None
-    if resolved.type == "cuda" and not torch.cuda.is_available():
-        raise DemoError("device: CUDA was requested but no CUDA GPU is available")
-    return resolved
+        return as_device(device)  # the library's one device check (index, CUDA/MPS availability)
+    except (ValueError, TypeError) as exc:
+        raise DemoError(str(exc)) from None
 
 
 def _load(entry: Entry, device: torch.device) -> LoadedModel:
