@@ -12,8 +12,15 @@ cross-entropy when a discriminator returns class logits. Singular value clipping
 has it) is timed separately (column ``svc``), since it runs every few iterations only. This is a
 self-contained step for timing, not the trainer.
 
+``--amp`` runs sampling and the iteration under bf16 autocast (CUDA), as ``vganzoo train --amp``.
+``--cuda-graphs`` (CUDA) adds two columns measured with the default ops: sampling replayed from a CUDA
+graph (``vganzoo.nn.graphs.GraphedInference``, as ``vganzoo sample --cuda-graphs``) and the iteration with
+the generator and discriminators compiled with torch.compile's ``cudagraphs`` backend (as ``vganzoo train
+--cuda-graphs``), each as a ratio to the eager default-ops time (> 1: the graphs are faster).
+
     python benchmarks/bench_models.py                 # all models, CPU, batch 4
     python benchmarks/bench_models.py --models 'mocogan*' --repeat 7 --device cuda
+    python benchmarks/bench_models.py --models 'mocogan-rnn' --device cuda --batch 16 --amp --cuda-graphs
 """
 
 from __future__ import annotations
@@ -108,12 +115,32 @@ def _g_loss(kind: str, fake):
     return -fake.mean()  # hinge and wasserstein
 
 
-def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, Any]:
+def _timed(fn, device, repeat: int, warmup: int) -> float:
+    """Median seconds of ``fn`` with the default ops, after ``warmup`` untimed calls."""
+    _set_impl(None)
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        _sync(device)
+        start = time.perf_counter()
+        fn()
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def measure(
+    name: str, batch: int, repeat: int, device_name: str, *, amp: bool = False, cuda_graphs: bool = False
+) -> dict[str, Any]:
+    import contextlib
+
     import torch
     import torch.nn.functional as F
 
     import vganzoo
     from vganzoo.nn import singular_value_clip_
+    from vganzoo.nn.graphs import GraphedInference
 
     device = torch.device(device_name)
     torch.manual_seed(0)
@@ -122,11 +149,31 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
     g = model.generator
     out: dict[str, Any] = {"model": name, "batch": batch, "device": device_name}
 
+    def autocast():
+        if not amp:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
     # sampling
     model.eval()
-    out["sample_s"], out["ref_sample_s"], out["sample_ratio_iqr"] = _timed_pair(
-        lambda: model.sample(batch, seed=0), device, repeat
-    )
+
+    def sample_eager():
+        with autocast():
+            model.sample(batch, seed=0)
+
+    out["sample_s"], out["ref_sample_s"], out["sample_ratio_iqr"] = _timed_pair(sample_eager, device, repeat)
+    if cuda_graphs:  # the same work: latents drawn on the CPU, the generator replayed
+        replay = GraphedInference(g)
+
+        @torch.no_grad()
+        def sample_graphed():
+            latents = g.sample_latents(batch, generator=torch.Generator().manual_seed(0), labels=None)
+            latents = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in latents.items()}
+            with autocast():
+                replay(**latents)
+
+        out["graph_sample_s"] = _timed(sample_graphed, device, repeat, warmup=2)
+        assert replay.replays > 0, "the sampling graph was not recorded"
 
     # one training iteration
     model.train()
@@ -146,45 +193,57 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
         device
     )
 
-    def fake_batch():
+    def fake_batch(g_run):
         latents = g.sample_latents(batch, generator=gen, labels=None)
         labels = latents.get("labels")
         latents = {k: v.to(device) for k, v in latents.items()}
         if wants_mask:
-            video, aux = g(**latents, return_aux=True)
+            video, aux = g_run(**latents, return_aux=True)
             return video, labels, aux
-        return g(**latents), labels, {}
+        return g_run(**latents), labels, {}
 
-    def iteration() -> None:
+    def iteration(g_run=g, d_run=None) -> None:
+        d_run = dict(model.discriminators) if d_run is None else d_run
         for _ in range(int(recipe.get("d_steps", 1))):
-            with torch.no_grad():
-                fake, labels, _ = fake_batch()
+            with torch.no_grad(), autocast():
+                fake, labels, _ = fake_batch(g_run)
             lab = labels.to(device) if labels is not None else None
-            for role, d in model.discriminators.items():
+            for role, d in d_run.items():
                 d_opts[role].zero_grad(set_to_none=True)
-                out_real, out_fake = d(real, None), d(fake, lab)
-                loss = _d_loss(loss_kind, out_real.logits, out_fake.logits)
-                if category_weight and out_fake.class_logits is not None and lab is not None:
-                    loss = loss + category_weight * F.cross_entropy(out_fake.class_logits, lab)
+                with autocast():
+                    out_real, out_fake = d(real, None), d(fake, lab)
+                    loss = _d_loss(loss_kind, out_real.logits.float(), out_fake.logits.float())
+                    if category_weight and out_fake.class_logits is not None and lab is not None:
+                        loss = loss + category_weight * F.cross_entropy(out_fake.class_logits.float(), lab)
                 loss.backward()
                 d_opts[role].step()
         g_opt.zero_grad(set_to_none=True)
-        fake, labels, aux = fake_batch()
-        lab = labels.to(device) if labels is not None else None
-        loss = fake.new_zeros(())
-        for d in model.discriminators.values():
-            o = d(fake, lab)
-            loss = loss + _g_loss(loss_kind, o.logits)
-            if category_weight and o.class_logits is not None and lab is not None:
-                loss = loss + category_weight * F.cross_entropy(o.class_logits, lab)
-        if "mask" in aux:
-            loss = loss + aux["mask"].abs().mean()
+        with autocast():
+            fake, labels, aux = fake_batch(g_run)
+            lab = labels.to(device) if labels is not None else None
+            loss = fake.new_zeros((), dtype=torch.float32)
+            for d in d_run.values():
+                o = d(fake, lab)
+                loss = loss + _g_loss(loss_kind, o.logits.float())
+                if category_weight and o.class_logits is not None and lab is not None:
+                    loss = loss + category_weight * F.cross_entropy(o.class_logits.float(), lab)
+            if "mask" in aux:
+                loss = loss + aux["mask"].float().abs().mean()
         loss.backward()
         g_opt.step()
 
     out["train_iter_s"], out["ref_train_iter_s"], out["train_ratio_iqr"] = _timed_pair(
         iteration, device, repeat
     )
+    if cuda_graphs:  # cudagraph trees, as the trainer's cuda_graphs option; the first calls record
+        g_graphs = torch.compile(g, backend="cudagraphs")
+        d_graphs = {role: torch.compile(d, backend="cudagraphs") for role, d in model.discriminators.items()}
+
+        def iteration_graphed() -> None:
+            torch.compiler.cudagraph_mark_step_begin()
+            iteration(g_graphs, d_graphs)
+
+        out["graph_train_iter_s"] = _timed(iteration_graphed, device, repeat, warmup=3)
     if any(r.get("name") == "singular_value_clipping" for r in recipe.get("regularizers", [])):
         out["svc_s"], _, _ = _timed_pair(
             lambda: [singular_value_clip_(d) for d in model.discriminators.values()], device, 1
@@ -197,13 +256,23 @@ def measure(name: str, batch: int, repeat: int, device_name: str) -> dict[str, A
 # ------------------------------------------------------------------------------------------------
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", default="*", help="shell-style filter over vganzoo.list_models()")
+    parser.add_argument(
+        "--models", default="*", help="shell-style filters over vganzoo.list_models(), comma-separated"
+    )
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument(
         "--repeat", type=int, default=5, help="timed calls per implementation, alternating (median reported)"
     )
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--amp", action="store_true", help="bf16 autocast around sampling and the iteration")
+    parser.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="also time sampling and the iteration replayed from CUDA graphs (CUDA only)",
+    )
     args = parser.parse_args(argv)
+    if args.cuda_graphs and not args.device.startswith("cuda"):
+        parser.error("--cuda-graphs: CUDA graphs need --device cuda")
 
     sys.path.insert(0, str(ROOT))
     import torch
@@ -211,13 +280,16 @@ def main(argv: list[str] | None = None) -> int:
     import vganzoo
     from vganzoo import ops
 
-    names = [n for n in vganzoo.list_models() if fnmatch.fnmatch(n, args.models)]
+    patterns = [p.strip() for p in args.models.split(",") if p.strip()]
+    names = [n for n in vganzoo.list_models() if any(fnmatch.fnmatch(n, p) for p in patterns)]
     path = ops.resolve_impl(None, torch.device(args.device).type)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch "
-        f"{args.batch}, "
+        f"{args.batch}, {'bf16 autocast, ' if args.amp else ''}"
         f"median of {args.repeat} alternating calls each; default ops = {path!r}, ref = {IMPL_ENV}=ref"
     )
+    if args.cuda_graphs:
+        print("graphs = eager default-ops time / CUDA-graph time (default ops both; > 1: graphs faster)")
     print(
         "ratio = ref time / default time (median of each); 'pairs' = 25th-75th percentile of the per-pair "
         "ratios"
@@ -225,12 +297,15 @@ def main(argv: list[str] | None = None) -> int:
     header = (
         f"{'model':<14} {'sample v/s':>10} {'ref v/s':>9} {'ratio':>6} {'pairs':>11} | {'train s/it':>10} "
         f"{'ref s/it':>9} {'ratio':>6} {'pairs':>11} | {'svc s':>6}"
+        + (f" | {'graph v/s':>9} {'graphs':>6} {'graph s/it':>10} {'graphs':>6}" if args.cuda_graphs else "")
     )
     print(header)
     print("-" * len(header))
     for name in names:
         try:
-            r = measure(name, args.batch, args.repeat, args.device)
+            r = measure(
+                name, args.batch, args.repeat, args.device, amp=args.amp, cuda_graphs=args.cuda_graphs
+            )
         except Exception as exc:
             print(f"{name:<14} error: {type(exc).__name__}: {exc}")
             continue
@@ -241,7 +316,13 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['ref_sample_s'] / r['sample_s']:>6.2f} {f'{sq[0]:.2f}-{sq[1]:.2f}':>11} | "
             f"{r['train_iter_s']:>10.3f} "
             f"{r['ref_train_iter_s']:>9.3f} {r['ref_train_iter_s'] / r['train_iter_s']:>6.2f} "
-            f"{f'{tq[0]:.2f}-{tq[1]:.2f}':>11} | {svc:>6}",
+            f"{f'{tq[0]:.2f}-{tq[1]:.2f}':>11} | {svc:>6}"
+            + (
+                f" | {args.batch / r['graph_sample_s']:>9.2f} {r['sample_s'] / r['graph_sample_s']:>6.2f} "
+                f"{r['graph_train_iter_s']:>10.3f} {r['train_iter_s'] / r['graph_train_iter_s']:>6.2f}"
+                if args.cuda_graphs
+                else ""
+            ),
             flush=True,
         )
     if path == "ref":

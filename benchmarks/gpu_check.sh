@@ -9,10 +9,13 @@
 #      (batch 16 and 64, fp32 and bf16; ours = the default dispatch, plus each forced CUDA path: our
 #      implicit-GEMM kernel / cuDNN + our fused epilogue / CUTLASS) and a whole video discriminator fwd+bwd;
 #      6. per-layer forward + backward, bf16 batch 16 (CUTLASS dgrad + wgrad vs cuDNN's backward); 7. batch 16
-#      fp32 with TF32 allowed; 8. per-model sampling + training iteration (bench_models); 9. torch.compile
-#      baseline (bf16, batch 16). Benchmarks print their rows as they go; markdown tables go to $OUT
-#      (gpu_bench.md, gpu_bench_bwd.md, gpu_bench_tf32.md, gpu_models.md, gpu_compile.md) when OUT is set, and
-#      are printed last; a line "RESULT <step> ok|FAIL|SKIPPED" per step makes the log easy to scan.
+#      fp32 with TF32 allowed; 8. per-model sampling + training iteration (bench_models); 9. the same with
+#      --amp (bf16) and CUDA graphs (bench_models --amp --cuda-graphs, batch 16); 10. torch.compile baseline
+#      (bf16, batch 16). Benchmarks print their rows as they go; markdown tables go to $OUT (gpu_bench.md,
+#      gpu_bench_bwd.md, gpu_bench_tf32.md, gpu_models.md, gpu_models_graphs.md, gpu_compile.md) when OUT is
+#      set, and are printed last; a line "RESULT <step> ok|FAIL|SKIPPED" per step makes the log easy to scan.
+# GPU_CHECK_STEPS="bench_models_graphs cuda_tests" runs only those measured steps (after the environment,
+# the build and the smoke test), e.g. for a rerun that measures what the first run had no time left for.
 # Run from anywhere: benchmarks/gpu_check.sh   (uses $PYTHON, else python3; installs nothing, no network)
 set -uo pipefail
 
@@ -38,6 +41,9 @@ CAP_MIN_S=20
 # it goes and keeping it in LOG; SKIPPED when no time is left.
 timed() {
   local name="$1" cap="$2" log="$3"; shift 3
+  if [[ -n "${GPU_CHECK_STEPS:-}" && " $GPU_CHECK_STEPS " != *" $name "* ]]; then
+    echo "RESULT $name SKIPPED (not in GPU_CHECK_STEPS)"; return
+  fi
   local limit; limit="$(budget "$cap")"
   if [[ "$limit" == 0 ]]; then echo "RESULT $name SKIPPED (deadline: $((DEADLINE - SECONDS)) s left)"; return; fi
   timeout "$limit" "$@" 2>&1 | tee "$log"
@@ -103,12 +109,18 @@ step "GPU model benchmarks (sampling + one training iteration, default ops vs re
 timed bench_models 100 "$DEST/gpu_models.md" env PYTHONPATH="$ROOT" "$PY" benchmarks/bench_models.py \
   --device cuda --batch 16 --repeat 7
 
+step "GPU model benchmarks, bf16 autocast, eager vs CUDA graphs (batch 16; the first calls record)"
+timed bench_models_graphs 120 "$DEST/gpu_models_graphs.md" env PYTHONPATH="$ROOT" "$PY" \
+  benchmarks/bench_models.py --device cuda --batch 16 --repeat 7 --amp --cuda-graphs \
+  --models 'mocogan-rnn,tgan,vgan,dvdgan'
+
 step "torch.compile baseline (bfloat16, batch 16)"
 timed bench_compile 90 /tmp/vganzoo_compile.log env PYTHONPATH="$ROOT" "$PY" benchmarks/bench_ops.py \
   --device cuda --batch 16 --dtype bfloat16 --compile --reps 10 --warmup 3 --out "$DEST/gpu_compile.md"
 
 step "results (status $STATUS, $((DEADLINE - SECONDS)) s before the deadline)"
-for f in "$TABLE" "$DEST/gpu_bench_bwd.md" "$DEST/gpu_bench_tf32.md" "$DEST/gpu_models.md" "$DEST/gpu_compile.md"; do
+for f in "$TABLE" "$DEST/gpu_bench_bwd.md" "$DEST/gpu_bench_tf32.md" "$DEST/gpu_models.md" \
+  "$DEST/gpu_models_graphs.md" "$DEST/gpu_compile.md"; do
   echo "--- $f"; cat "$f" 2>/dev/null || echo "(not written: the rows printed above are what was measured)"
 done
 exit $STATUS

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from .models.base import check_labels, make_generator, sampling_generator
+from .nn.graphs import GraphedInference, require_cuda
 
 __all__ = ["generate_from_latents", "interpolate", "latent_roles", "latent_walk", "sample_videos"]
 
@@ -77,9 +78,13 @@ def generate_from_latents(
     device: torch.device | str | None = None,
     chunk: int = DEFAULT_CHUNK,
     on_progress: Callable[[int], None] | None = None,
+    cuda_graphs: bool = False,
 ) -> torch.Tensor:
     """Run ``generator(**latents)`` in eval mode, ``chunk`` samples at a time; returns (N, C, T, H, W) on the
-    CPU. ``on_progress(k)`` is called after each chunk with the number of videos it made."""
+    CPU. ``on_progress(k)`` is called after each chunk with the number of videos it made.
+    ``cuda_graphs``: replay each chunk's forward from a CUDA graph recorded at the first chunk of that
+    size (:class:`vganzoo.nn.graphs.GraphedInference`; CUDA devices only): one launch per chunk instead
+    of one per kernel, the same videos."""
     param = next(generator.parameters(), None)
     device = (
         torch.device(device)
@@ -90,6 +95,10 @@ def generate_from_latents(
     if len(sizes) != 1:
         raise ValueError(f"latents must share one batch size (dim 0), got sizes {sorted(sizes)}")
     (n,) = sizes
+    run: Callable[..., torch.Tensor] = generator
+    if cuda_graphs:
+        require_cuda(device, "cuda_graphs")
+        run = GraphedInference(generator, max_graphs=2)  # the chunk size, and the last chunk's
     was_training = generator.training
     generator.eval()
     outs = []
@@ -99,7 +108,7 @@ def generate_from_latents(
                 k: (v[lo : lo + chunk].to(device) if isinstance(v, torch.Tensor) and v.ndim else v)
                 for k, v in latents.items()
             }
-            outs.append(generator(**part).clamp(-1, 1).cpu())
+            outs.append(run(**part).clamp(-1, 1).cpu())
             if on_progress is not None:
                 on_progress(outs[-1].shape[0])
     finally:
@@ -121,6 +130,7 @@ def latent_walk(
     method: str = "slerp",
     on_progress: Callable[[int], None] | None = None,
     clip_options: Mapping[str, Any] | None = None,
+    cuda_graphs: bool = False,
 ) -> tuple[torch.Tensor, list[str]]:
     """Walk between the latents of ``seed`` and ``end_seed`` (default ``seed + 1``) in ``steps`` steps.
 
@@ -133,7 +143,7 @@ def latent_walk(
     Returns:
         videos (rows * steps, C, T, H, W) in [-1, 1] on the CPU, row-major (use ``nrow=steps``
         for a grid), and one description per row, e.g. ``"pair 0 (label 3): content walk, motion fixed"``.
-        ``on_progress`` as for :func:`generate_from_latents` (rows * steps videos in all).
+        ``on_progress`` and ``cuda_graphs`` as for :func:`generate_from_latents` (rows * steps videos in all).
     """
     if not isinstance(steps, int) or isinstance(steps, bool) or steps < 2:
         raise ValueError(f"steps must be an int >= 2, got {steps!r}")
@@ -175,7 +185,9 @@ def latent_walk(
                             value = interpolate(value, end[key][pair : pair + 1], w, method)
                     latents[key] = value
                 rows.append(latents)
-    videos = generate_from_latents(generator, _concat(rows), device=device, on_progress=on_progress)
+    videos = generate_from_latents(
+        generator, _concat(rows), device=device, on_progress=on_progress, cuda_graphs=cuda_graphs
+    )
     assert videos.shape[0] == len(descriptions) * steps, "generator returned a wrong batch size"
     return videos, descriptions
 
@@ -211,6 +223,7 @@ def sample_videos(
     chunk: int = DEFAULT_CHUNK,
     on_progress: Callable[[int], None] | None = None,
     frames: int | None = None,
+    cuda_graphs: bool = False,
 ) -> tuple[torch.Tensor, dict[str, Any]]:
     """``model.sample(n, seed=..., return_latents=True)`` in chunks of ``chunk`` videos, so that the
     generator's working memory stays that of one chunk whatever ``n`` is; the latents are drawn as
@@ -218,6 +231,7 @@ def sample_videos(
     same for the same seed. Returns the videos (N, C, T, H, W) on the CPU and the CPU latents.
     ``frames``: clips of that length, for a generator whose ``sample_latents`` takes ``frames``
     (MoCoGAN's motion RNN runs any number of steps with the same weights).
+    ``cuda_graphs``: see :func:`generate_from_latents`.
     """
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
@@ -233,5 +247,7 @@ def sample_videos(
         }
     if n == 0:
         return model.sample(0, seed=seed, device=device, use_ema=use_ema), latents
-    videos = generate_from_latents(generator, latents, device=device, chunk=chunk, on_progress=on_progress)
+    videos = generate_from_latents(
+        generator, latents, device=device, chunk=chunk, on_progress=on_progress, cuda_graphs=cuda_graphs
+    )
     return videos, latents

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 from typing import Any
 
 from .options import (
@@ -99,6 +100,11 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     random_weights_arg(p, "sample")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even when an EMA copy exists")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="replay the generator from a CUDA graph (CUDA devices; same videos, fewer kernel launches)",
+    )
     p.add_argument(
         "--resolution",
         type=int_in(1, MAX_SIZE),
@@ -218,6 +224,8 @@ def run(args: argparse.Namespace) -> int:
 
     n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)
     device = resolve_device(args.device)
+    if args.cuda_graphs and device.type != "cuda":
+        raise ValueError(f"--cuda-graphs: CUDA graphs need a CUDA device, got {str(device)!r} (see --device)")
     overrides = {"resolution": args.resolution, "frames": args.frames}
     try:
         model, pretrained = _load(args.name, args.resolution, args.frames, args.random_weights)
@@ -267,6 +275,7 @@ def run(args: argparse.Namespace) -> int:
                 use_ema=use_ema,
                 on_progress=bar.update,
                 clip_options=clip_options,  # StyleGAN-V: --frames / --fps apply to the walk too
+                cuda_graphs=args.cuda_graphs,
             )
             ends = (
                 f"from seed {args.seed} to {args.seed + 1}"
@@ -279,6 +288,11 @@ def run(args: argparse.Namespace) -> int:
             if labels is None and model.num_classes:
                 labels = "drawn per pair (see rows)"
         elif clip_options:  # a model that renders any length / frame rate samples through its own sample()
+            if args.cuda_graphs:
+                print(
+                    "note: --cuda-graphs is not used for clips rendered at a chosen --frames / --fps",
+                    file=sys.stderr,
+                )
             videos, latents = model.sample(
                 n,
                 seed=args.seed,
@@ -300,6 +314,7 @@ def run(args: argparse.Namespace) -> int:
                 use_ema=use_ema,
                 on_progress=bar.update,
                 frames=drawn_frames,
+                cuda_graphs=args.cuda_graphs,
             )
         if args.interpolate is None:
             drawn = latents.get("labels")

@@ -93,6 +93,12 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--amp", action="store_true", help="mixed precision (bf16; CUDA only)")
     p.add_argument("--compile", action="store_true", help="torch.compile the generator and discriminators")
     p.add_argument(
+        "--cuda-graphs",
+        action="store_true",
+        help="record the generator's and discriminators' forward and backward passes in CUDA graphs and "
+        "replay them (CUDA, one process; with --compile: torch.compile's reduce-overhead mode)",
+    )
+    p.add_argument(
         "--seed", type=seed_arg, default=None, help="random seed (default: 0, or the resumed run's)"
     )
     p.add_argument(
@@ -206,6 +212,7 @@ def run(args: argparse.Namespace) -> int:
         device=args.device,
         amp=args.amp,
         compile=args.compile,
+        cuda_graphs=args.cuda_graphs,
         seed=args.seed,
         grad_accum=args.grad_accum,
         checkpoint_every=args.checkpoint_every,

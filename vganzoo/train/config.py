@@ -70,6 +70,10 @@ class TrainConfig:
             resumed run draws the same numbers as an uninterrupted one.
         amp: bf16 autocast (fp16 with a grad scaler where bf16 is unsupported); CUDA only.
         compile: wrap the generator and discriminators in ``torch.compile``.
+        cuda_graphs: record each forward and backward pass of the generator and discriminators in
+            CUDA graphs and replay them (torch.compile's ``cudagraphs`` backend, cudagraph trees; with
+            ``compile`` too, its ``reduce-overhead`` mode). CUDA only, one process; for the models
+            that are host-bound at small batches. The first iterations record (slow), later ones replay.
         grad_accum: micro-batches accumulated per optimiser step.
         checkpoint_every / sample_every / log_every: in iterations; 0 disables (a checkpoint is
             still written at the end and on interrupt).
@@ -93,6 +97,7 @@ class TrainConfig:
     seed: int = 0
     amp: bool = False
     compile: bool = False
+    cuda_graphs: bool = False
     grad_accum: int = 1
     checkpoint_every: int = 500
     sample_every: int = 500

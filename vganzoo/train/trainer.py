@@ -30,6 +30,7 @@ from torch import nn
 
 from .. import losses
 from ..errors import InvalidConfigError, VganzooError
+from ..nn.graphs import require_cuda
 from . import checkpoint as ckpt
 from . import distributed, frame_times, loops
 from .batches import BatchLoader, IndexStream
@@ -131,6 +132,13 @@ class Trainer:
         self.device = distributed.init_from_env(self.config.device)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.is_main = self.rank == 0
+        if self.config.cuda_graphs:
+            require_cuda(self.device, "cuda_graphs")
+            if self.world_size > 1:
+                raise ValueError(
+                    "cuda_graphs: CUDA graphs are for one process for now (not measured under "
+                    f"DistributedDataParallel); this run has {self.world_size}: leave --cuda-graphs out"
+                )
 
         self.roles = list(model.discriminators.keys())
         self._read_recipe()
@@ -198,6 +206,10 @@ class Trainer:
         def wrap(module: nn.Module) -> nn.Module:
             unused = self.config.find_unused_parameters
             module = distributed.wrap(module, self.device, find_unused_parameters=unused)
+            if self.config.cuda_graphs:  # cudagraph trees: forward and backward recorded, then replayed
+                if self.config.compile:
+                    return torch.compile(module, mode="reduce-overhead")
+                return torch.compile(module, backend="cudagraphs")
             return torch.compile(module) if self.config.compile else module
 
         self.g_run = wrap(self.model.generator)
@@ -341,6 +353,8 @@ class Trainer:
     # one iteration
     # ------------------------------------------------------------------------------------------
     def _iteration(self, iteration: int) -> dict[str, float]:
+        if self.config.cuda_graphs:  # outputs of the last iteration's replays may be overwritten now
+            torch.compiler.cudagraph_mark_step_begin()
         reseed(self.config.seed, self.rank, iteration, self.latent_generator, self.device)
         metrics = loops.run_updates(self, iteration)  # the recipe's loop: order of updates, fake batches
         if distributed.is_distributed():  # the ranks end every iteration, and the run, with identical state
