@@ -165,8 +165,34 @@ def _fingerprint(ext) -> str:
         repr(ext.define_macros),
         *(f"{k}={os.environ.get(k, '')}" for k in BUILD_ENV),
     ]
+    cutlass = _cutlass_include(ext)
+    if cutlass is not None:  # the headers at one path may be replaced by another release
+        facts.append(f"cutlass={_cutlass_version(cutlass)}")
+        with open(os.path.join(cutlass, "cutlass", "version.h"), "rb") as handle:
+            facts.append(hashlib.sha256(handle.read()).hexdigest())
     digest.update("\n".join(facts).encode())
     return digest.hexdigest()[:20]
+
+
+def _cutlass_version(include: str) -> str | None:
+    """CUTLASS's version ("4.2.0") from ``include``/cutlass/version.h, or None when it is not there."""
+    path = os.path.join(include, "cutlass", "version.h")
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            text = handle.read(1 << 16)
+    except OSError:
+        return None
+    parts = [re.search(rf"#define\s+CUTLASS_{key}\s+(\d+)", text) for key in ("MAJOR", "MINOR", "PATCH")]
+    return ".".join(m.group(1) for m in parts) if all(parts) else None
+
+
+def _cutlass_include(ext) -> str | None:
+    """The CUTLASS include folder in ``ext``'s nvcc flags (see _find_cutlass), or None."""
+    flags = ext.extra_compile_args.get("nvcc", []) if isinstance(ext.extra_compile_args, dict) else []
+    for flag in flags:
+        if flag.startswith("-I") and os.path.isfile(os.path.join(flag[2:], "cutlass", "cutlass.h")):
+            return flag[2:]
+    return None
 
 
 def _find_cutlass() -> str | None:
@@ -207,7 +233,7 @@ def _is_cuda(ext) -> bool:
     return any(source.endswith(".cu") for source in ext.sources)
 
 
-def _build_info(with_cuda: bool, version: str) -> str:
+def _build_info(with_cuda: bool, version: str, cutlass: str | None = None) -> str:
     """The text of vganzoo/_build_info.py: what the extensions were built for (read by vganzoo/ops/_ext.py
     before it loads them)."""
     import torch
@@ -218,6 +244,7 @@ def _build_info(with_cuda: bool, version: str) -> str:
         "CUDA_VERSION": torch.version.cuda,  # torch's (None: a CPU-only torch), even without _C_cuda
         "CXX11_ABI": bool(torch._C._GLIBCXX_USE_CXX11_ABI),
         "CUDA_ARCHS": os.environ.get("TORCH_CUDA_ARCH_LIST") if with_cuda else None,
+        "CUTLASS_VERSION": cutlass if with_cuda else None,  # the CUTLASS kernels' headers (None: not built)
         "EXTENSIONS": ("_C", "_C_cuda") if with_cuda else ("_C",),
         "WHEEL_INDEX": os.environ.get("VGANZOO_WHEEL_INDEX") or None,
     }
@@ -255,7 +282,9 @@ def _build_ext_class(base, version: str):
             super().run()
             if not self.extensions:
                 return
-            text = _build_info(any(_is_cuda(ext) for ext in self.extensions), version)
+            cutlass = next((c for c in map(_cutlass_include, self.extensions) if c is not None), None)
+            cutlass_version = (_cutlass_version(cutlass) or "unknown") if cutlass is not None else None
+            text = _build_info(any(_is_cuda(ext) for ext in self.extensions), version, cutlass_version)
             # beside the built extensions: build/lib* for a wheel, and the source tree when in place
             # (setuptools builds in build/lib* and then copies in place, as for an editable install)
             folders = {os.path.dirname(self.get_ext_fullpath(self.extensions[0].name))}

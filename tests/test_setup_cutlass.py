@@ -73,3 +73,40 @@ def test_cutlass_sources_are_the_kernel_families(setup_module):
     ]
     assert sorted(sources) == sorted([*families, "conv3d_cutlass_dispatch.cu"])
     assert not set(sources) & {Path(p).name for p in setup_module["_sources"]("csrc/cuda/*.cu")}
+
+
+def _versioned(folder: Path, major: int, minor: int, patch: int) -> Path:
+    _headers(folder)
+    numbers = zip(("MAJOR", "MINOR", "PATCH"), (major, minor, patch))
+    text = "#pragma once\n" + "".join(f"#define CUTLASS_{k} {v}\n" for k, v in numbers)
+    (folder / "cutlass" / "version.h").write_text(text)
+    return folder
+
+
+def test_cutlass_release_is_part_of_the_build_fingerprint(setup_module, tmp_path):
+    """A kept build is reused only with the same CUTLASS release at the same path (the path alone is in
+    the flags), and _build_info records the release."""
+    import types
+
+    include = _versioned(tmp_path / "repo" / "third_party" / "cutlass" / "include", 4, 2, 0)
+    ext = types.SimpleNamespace(
+        name="vganzoo._C_cuda",
+        sources=["csrc/cuda/x.cu"],
+        extra_compile_args={"cxx": [], "nvcc": ["-O3", f"-I{include}"]},
+        define_macros=[],
+    )
+    assert setup_module["_cutlass_include"](ext) == str(include)
+    assert setup_module["_cutlass_version"](str(include)) == "4.2.0"
+    before = setup_module["_fingerprint"](ext)
+    assert setup_module["_fingerprint"](ext) == before
+    _versioned(include.parent / "new", 4, 3, 0)  # another release copied over the same path
+    newer = (include.parent / "new" / "cutlass" / "version.h").read_text()
+    (include / "cutlass" / "version.h").write_text(newer)
+    assert setup_module["_cutlass_version"](str(include)) == "4.3.0"
+    assert setup_module["_fingerprint"](ext) != before
+    info = setup_module["_build_info"](True, "0.1", "4.3.0")
+    assert "CUTLASS_VERSION = '4.3.0'" in info
+    assert "CUTLASS_VERSION = None" in setup_module["_build_info"](False, "0.1", "4.3.0")  # no CUDA build
+    no_cutlass = types.SimpleNamespace(**{**vars(ext), "extra_compile_args": {"cxx": [], "nvcc": ["-O3"]}})
+    assert setup_module["_cutlass_include"](no_cutlass) is None
+    assert setup_module["_cutlass_version"](str(tmp_path)) is None
