@@ -153,6 +153,26 @@ def test_convert_legacy_i3d_checkpoint(tmp_path, i3d):
     assert bgr.describe()["converted_from_bgr"] is True
 
 
+def test_convert_keeps_an_existing_destination(tmp_path, i3d):
+    legacy = tmp_path / "rgb_imagenet.pt"
+    torch.save(as_pytorch_i3d(i3d), legacy)
+    out = tmp_path / "i3d.safetensors"
+    out.write_bytes(b"my notes")
+    with pytest.raises(FileExistsError, match=r"^dst: .*i3d.safetensors already exists; .*overwrite=True"):
+        convert_extractor("i3d", legacy, out)
+    assert out.read_bytes() == b"my notes"
+    digest = convert_extractor("i3d", legacy, out, overwrite=True)
+    assert digest == hashlib.sha256(out.read_bytes()).hexdigest()
+    with pytest.raises(ValueError, match="dst: .* is the source file"):
+        convert_extractor("i3d", legacy, legacy, overwrite=True)
+    assert torch.load(legacy, weights_only=True).keys() == as_pytorch_i3d(i3d).keys()
+    (tmp_path / "folder").mkdir()
+    with pytest.raises(IsADirectoryError, match="dst: .* is a folder"):
+        convert_extractor("i3d", legacy, tmp_path / "folder", overwrite=True)
+    with pytest.raises(TypeError, match="overwrite must be a bool"):
+        convert_extractor("i3d", legacy, out, overwrite="yes")
+
+
 def test_convert_refuses_bad_sources(tmp_path):
     wrong = tmp_path / "wrong.pt"
     torch.save({"conv1.weight": torch.zeros(1)}, wrong)

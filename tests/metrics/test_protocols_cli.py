@@ -206,13 +206,22 @@ def test_cli_converts_tgan2_c3d(tmp_path, capsys):
     out = tmp_path / "cli.safetensors"
     args = ["convert", "tgan2-c3d", str(tmp_path / "conv3d_deepnetA_ucf.npz"), str(out)]
     assert main([*args, "--mean", str(tmp_path / "mean2.npz")]) == 0
-    assert hashlib.sha256(out.read_bytes()).hexdigest() in capsys.readouterr().out
+    written = out.read_bytes()
+    assert hashlib.sha256(written).hexdigest() in capsys.readouterr().out
+    # an existing DST is kept unless --force
+    assert main([*args, "--mean", str(tmp_path / "mean2.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "dst: " in err and "already exists" in err and "--force" in err and "Traceback" not in err
+    assert main([*args, "--mean", str(tmp_path / "mean2.npz"), "--force"]) == 0
+    assert out.read_bytes() == written  # the same conversion, replaced
     evil = tmp_path / "objects.npz"
     import numpy as np
 
     np.savez(evil, **{"conv1a/W": np.array([object()], dtype=object)})
-    assert main(["convert", "tgan2-c3d", str(evil), str(out), "--mean", str(tmp_path / "mean2.npz")]) == 2
+    bad = ["convert", "tgan2-c3d", str(evil), str(out), "--mean", str(tmp_path / "mean2.npz"), "--force"]
+    assert main(bad) == 2
     assert "not a numpy .npz of plain arrays" in capsys.readouterr().err
+    assert out.read_bytes() == written  # a failed conversion leaves the old file whole
 
 
 def test_protocol_model_is_registered():

@@ -44,6 +44,10 @@ def _add_force(f: argparse.ArgumentParser) -> None:
     f.set_defaults(func=run)
 
 
+def _add_replace_file(f: argparse.ArgumentParser) -> None:
+    f.add_argument("--force", action="store_true", help="replace DST when it exists")
+
+
 def _add_mocogan(formats: argparse._SubParsersAction) -> None:
     m = formats.add_parser(
         "mocogan",
@@ -106,6 +110,7 @@ def _add_detector(formats: argparse._SubParsersAction, arch: str, source: str) -
             action="store_true",
             help="the network was trained on BGR frames (reorder its input channels to RGB)",
         )
+    _add_replace_file(e)
     e.set_defaults(func=run_extractor, mean=None, bgr=False)
 
 
@@ -120,6 +125,7 @@ def _add_tgan2_c3d(formats: argparse._SubParsersAction) -> None:
     g.add_argument("src", type=existing_path, help="conv3d_deepnetA_ucf.npz")
     g.add_argument("dst", type=out_file([".safetensors"]), help="output .safetensors")
     g.add_argument("--mean", type=existing_path, required=True, help="tgan2's mean2.npz")
+    _add_replace_file(g)
     g.set_defaults(func=run_extractor, bgr=False)
 
 
@@ -131,7 +137,9 @@ def run_extractor(args: argparse.Namespace) -> int:
     from ..convert import convert_extractor
 
     architecture = _EXTRACTOR_ARCHITECTURES[args.format]
-    digest = convert_extractor(architecture, args.src, args.dst, mean=args.mean, bgr=args.bgr)
+    digest = convert_extractor(
+        architecture, args.src, args.dst, mean=args.mean, bgr=args.bgr, overwrite=args.force
+    )
     print(f"wrote {args.dst}  sha256 {digest}")
     return 0
 

@@ -130,9 +130,16 @@ def _parse_mean(mean: Any) -> torch.Tensor:
 
 
 def convert_extractor(
-    architecture: str, src: str | os.PathLike, dst: str | os.PathLike, *, mean: Any = None, bgr: bool = False
+    architecture: str,
+    src: str | os.PathLike,
+    dst: str | os.PathLike,
+    *,
+    mean: Any = None,
+    bgr: bool = False,
+    overwrite: bool = False,
 ) -> str:
     """Convert ``src`` to ``dst`` (safetensors); returns the output's sha256.
+    An existing ``dst`` is replaced (atomically) only with ``overwrite=True``, and never when it is ``src``.
 
     ``architecture``: ``i3d`` or ``c3d`` (``src`` a ``.pt`` state dict), or ``c3d-tgan2`` (``src``
     tgan2's Chainer ``conv3d_deepnetA_ucf.npz``, ``mean`` its ``mean2.npz``; always BGR).
@@ -142,6 +149,18 @@ def convert_extractor(
     src, dst = os.fspath(src), os.fspath(dst)
     if architecture not in ARCHITECTURES:
         raise ValueError(f"architecture must be one of {', '.join(ARCHITECTURES)}, got {architecture!r}")
+    if not isinstance(overwrite, bool):
+        raise TypeError(f"overwrite must be a bool, got {type(overwrite).__name__}")
+    if os.path.lexists(dst):
+        if os.path.exists(src) and os.path.exists(dst) and os.path.samefile(src, dst):
+            raise ValueError(f"dst: {dst} is the source file; write the conversion to another file")
+        if not overwrite:
+            raise FileExistsError(
+                f"dst: {dst} already exists; choose another file, or pass overwrite=True (--force) to "
+                "replace it"
+            )
+        if os.path.isdir(dst):
+            raise IsADirectoryError(f"dst: {dst} is a folder; give a .safetensors file path")
     extra: dict[str, torch.Tensor] = {}
     config: dict[str, Any] = {}
     if architecture == "c3d-tgan2":
