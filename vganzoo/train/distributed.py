@@ -17,6 +17,8 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from ..models.base import as_device
+
 __all__ = [
     "all_reduce_any",
     "all_reduce_mean",
@@ -70,17 +72,12 @@ def init_from_env(device: str | None = None) -> torch.device:
     global _STARTED_HERE
     if device is None:
         device = f"cuda:{local_rank()}" if torch.cuda.is_available() else "cpu"
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device: not a device: {device!r}; use 'cpu', 'cuda' or 'cuda:N'") from None
+    dev = as_device(device, "device")  # the library's one check: a device this machine has
     if dev.type == "meta":
         raise ValueError("device: 'meta' tensors hold no data, so nothing can be trained there")
     if dev.type == "cuda" and dev.index is None:
-        dev = torch.device("cuda", local_rank())
+        dev = as_device(torch.device("cuda", local_rank()), "device")
     if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(f"device: {device!r} was asked for but CUDA is not available here")
         torch.cuda.set_device(dev)
     if launched_by_torchrun() and not dist.is_initialized():
         backend = "nccl" if dev.type == "cuda" else "gloo"
