@@ -12,7 +12,8 @@ cross-entropy when a discriminator returns class logits. Singular value clipping
 has it) is timed separately (column ``svc``), since it runs every few iterations only. This is a
 self-contained step for timing, not the trainer.
 
-``--amp`` runs sampling and the iteration under bf16 autocast (CUDA), as ``vganzoo train --amp``.
+``--amp`` runs sampling and the iteration under bf16 autocast (CUDA only), as ``vganzoo train --amp``.
+A model that fails is reported in its row and makes the exit status 1.
 ``--cuda-graphs`` (CUDA) adds two columns measured with the default ops: sampling replayed from a CUDA
 graph (``vganzoo.nn.graphs.GraphedInference``, as ``vganzoo sample --cuda-graphs``) and the iteration with
 the generator and discriminators compiled with torch.compile's ``cudagraphs`` backend (as ``vganzoo train
@@ -259,11 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--models", default="*", help="shell-style filters over vganzoo.list_models(), comma-separated"
     )
-    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=4, help="videos per call (default 4)")
     parser.add_argument(
         "--repeat", type=int, default=5, help="timed calls per implementation, alternating (median reported)"
     )
-    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (default cpu)")
     parser.add_argument("--amp", action="store_true", help="bf16 autocast around sampling and the iteration")
     parser.add_argument(
         "--cuda-graphs",
@@ -271,8 +272,14 @@ def main(argv: list[str] | None = None) -> int:
         help="also time sampling and the iteration replayed from CUDA graphs (CUDA only)",
     )
     args = parser.parse_args(argv)
-    if args.cuda_graphs and not args.device.startswith("cuda"):
+    for name in ("batch", "repeat"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
+    cuda = args.device.startswith("cuda")
+    if args.cuda_graphs and not cuda:
         parser.error("--cuda-graphs: CUDA graphs need --device cuda")
+    if args.amp and not cuda:
+        parser.error("--amp: mixed precision is CUDA-only, as in vganzoo train --amp; use --device cuda")
 
     sys.path.insert(0, str(ROOT))
     import torch
@@ -280,8 +287,12 @@ def main(argv: list[str] | None = None) -> int:
     import vganzoo
     from vganzoo import ops
 
+    if cuda and not torch.cuda.is_available():
+        parser.error(f"--device {args.device}: this PyTorch ({torch.__version__}) sees no CUDA device")
     patterns = [p.strip() for p in args.models.split(",") if p.strip()]
     names = [n for n in vganzoo.list_models() if any(fnmatch.fnmatch(n, p) for p in patterns)]
+    if not names:
+        parser.error(f"--models {args.models!r}: matches none of {', '.join(vganzoo.list_models())}")
     path = ops.resolve_impl(None, torch.device(args.device).type)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch "
@@ -301,13 +312,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(header)
     print("-" * len(header))
+    failed: list[str] = []
     for name in names:
         try:
             r = measure(
                 name, args.batch, args.repeat, args.device, amp=args.amp, cuda_graphs=args.cuda_graphs
             )
         except Exception as exc:
-            print(f"{name:<14} error: {type(exc).__name__}: {exc}")
+            print(f"{name:<14} error: {type(exc).__name__}: {exc}", flush=True)
+            failed.append(name)
             continue
         svc = f"{r['svc_s']:.3f}" if "svc_s" in r else "-"
         sq, tq = r["sample_ratio_iqr"], r["train_ratio_iqr"]
@@ -330,6 +343,9 @@ def main(argv: list[str] | None = None) -> int:
             f"note: the compiled ops are not available on {args.device}; both columns ran the reference path "
             "(noise only)."
         )
+    if failed:
+        print(f"failed: {', '.join(failed)}", file=sys.stderr)
+        return 1
     return 0
 
 

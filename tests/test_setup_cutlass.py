@@ -104,6 +104,9 @@ def test_cutlass_release_is_part_of_the_build_fingerprint(setup_module, tmp_path
     (include / "cutlass" / "version.h").write_text(newer)
     assert setup_module["_cutlass_version"](str(include)) == "4.3.0"
     assert setup_module["_fingerprint"](ext) != before
+    after_release = setup_module["_fingerprint"](ext)
+    (include / "cutlass" / "cutlass.h").write_text("// patched, same version.h\n")
+    assert setup_module["_fingerprint"](ext) != after_release
     info = setup_module["_build_info"](True, "0.1", "4.3.0")
     assert "CUTLASS_VERSION = '4.3.0'" in info
     assert "CUTLASS_VERSION = None" in setup_module["_build_info"](False, "0.1", "4.3.0")  # no CUDA build

@@ -96,6 +96,8 @@ def generate_from_latents(
         raise ValueError(f"latents must share one batch size (dim 0), got sizes {sorted(sizes)}")
     (n,) = sizes
     run: Callable[..., torch.Tensor] = generator
+    if not isinstance(cuda_graphs, bool):
+        raise TypeError(f"cuda_graphs must be True or False, got {cuda_graphs!r}")
     if cuda_graphs:
         require_cuda(device, "cuda_graphs")
         run = GraphedInference(generator, max_graphs=2)  # the chunk size, and the last chunk's
@@ -236,6 +238,11 @@ def sample_videos(
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     generator = sampling_generator(model, use_ema)
+    if not isinstance(cuda_graphs, bool):
+        raise TypeError(f"cuda_graphs must be True or False, got {cuda_graphs!r}")
+    if cuda_graphs:  # checked for every n, n = 0 included
+        param = next(generator.parameters(), None)
+        require_cuda(device if device is not None else (param.device if param is not None else "cpu"))
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
     length = {} if frames is None else {"frames": frames}
     latents = generator.sample_latents(n, generator=make_generator(seed), labels=labels, **length)

@@ -39,8 +39,12 @@ class Affine(nn.Module):
 # everywhere
 # ------------------------------------------------------------------------------------------------
 def test_require_cuda_refuses_the_cpu():
-    with pytest.raises(ValueError, match=r"^cuda_graphs: CUDA graphs need a CUDA device, got 'cpu'$"):
+    expected = r"^cuda_graphs: CUDA graphs need a CUDA device, got 'cpu'; "
+    with pytest.raises(ValueError, match=expected) as info:
         require_cuda("cpu")
+    assert "\n" not in str(info.value)
+    if torch.version.cuda is None:  # the way out, said at once
+        assert "is a CPU-only build; install a CUDA build of torch" in str(info.value)
     with pytest.raises(ValueError, match=r"^--cuda-graphs: .*got 'cpu'"):
         require_cuda(torch.device("cpu"), "--cuda-graphs")
 
@@ -64,12 +68,51 @@ def test_cpu_tensors_run_eagerly_with_the_same_result():
     assert torch.equal(out, torch.tanh(x * 2 + 0.5))
     assert not out.requires_grad  # inference: no graph of autograd either
     assert graphed.num_graphs == 0 and graphed.replays == 0 and module.calls == 1
+    assert torch.equal(graphed(x, 0.5), out)  # positional arguments too
+
+
+class Zeros(nn.Module):
+    def forward(self, n: int = 2) -> torch.Tensor:
+        return torch.zeros(n)
+
+
+def test_calls_without_tensors_run_eagerly():
+    graphed = GraphedInference(Zeros())
+    assert torch.equal(graphed(), torch.zeros(2)) and torch.equal(graphed(n=3), torch.zeros(3))
+    assert graphed.num_graphs == 0
+
+
+def test_signature_tells_graphs_apart(monkeypatch):
+    from vganzoo.nn import graphs
+
+    monkeypatch.setattr(torch.Tensor, "device", property(lambda t: torch.device("cuda", 0)))  # pretend
+    x = torch.zeros(2, 3)
+    base = graphs._signature((x,), {"shift": 0.5})
+    assert base is not None and graphs._signature((x,), {"shift": 0.5}) == base
+    for other in (
+        graphs._signature((torch.zeros(3, 2),), {"shift": 0.5}),  # shape
+        graphs._signature((x.double(),), {"shift": 0.5}),  # dtype
+        graphs._signature((x.t().contiguous().t(),), {"shift": 0.5}),  # strides
+        graphs._signature((x,), {"shift": 0.25}),  # a scalar
+        graphs._signature((), {"x": x, "shift": 0.5}),  # positional vs keyword
+    ):
+        assert other != base
+    monkeypatch.setattr(torch, "is_autocast_enabled", lambda *a: True)  # under torch.autocast
+    assert graphs._signature((x,), {"shift": 0.5}) != base
+    assert graphs._signature((x,), {"shift": [1]}) is None  # not a plain scalar: eager
+    assert graphs._signature((x.requires_grad_(),), {}) is None  # needs grad: eager
 
 
 def test_sampling_and_training_refuse_cuda_graphs_on_the_cpu(tmp_path):
     model = vganzoo.create("tgan", resolution=32, width=0.125, channels=1)
-    with pytest.raises(ValueError, match="cuda_graphs: CUDA graphs need a CUDA device, got 'cpu'"):
-        sample_videos(model, 2, device="cpu", cuda_graphs=True)
+    for n in (2, 0):
+        with pytest.raises(ValueError, match="cuda_graphs: CUDA graphs need a CUDA device, got 'cpu'"):
+            sample_videos(model, n, device="cpu", cuda_graphs=True)
+    with pytest.raises(TypeError, match="cuda_graphs must be True or False, got 'yes'"):
+        sample_videos(model, 2, cuda_graphs="yes")
+    for name in ("cuda_graphs", "amp", "compile"):
+        with pytest.raises(TypeError, match=f"^{name} must be True or False, got 'yes'"):
+            TrainConfig(**{name: "yes"})
     with pytest.raises(ValueError, match="cuda_graphs: CUDA graphs need a CUDA device"):
         latent_walk(model, 2, device="cpu", cuda_graphs=True)
     data = h.SyntheticVideos(4, channels=1, frames=16, resolution=32)
@@ -111,12 +154,18 @@ def test_trainer_compiles_with_the_cuda_graph_backend(tmp_path, monkeypatch, com
     assert len(steps) == 2
 
 
-def test_cli_refuses_cuda_graphs_on_the_cpu(capsys):
+def test_cli_refuses_cuda_graphs_on_the_cpu(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     from vganzoo.cli import main
 
     assert main(["sample", "mocogan-rnn.digits", "--device", "cpu", "--cuda-graphs", "--out", "x.gif"]) == 2
     err = capsys.readouterr().err
     assert "--cuda-graphs: CUDA graphs need a CUDA device, got 'cpu'" in err and "Traceback" not in err
+    assert main(["train", "tgan", "--data", "moving-digits", "--cuda-graphs", "--out", "run"]) == 2
+    captured = capsys.readouterr()
+    assert captured.err.startswith("vganzoo train: error: --cuda-graphs: CUDA graphs need a CUDA device")
+    assert "building" not in captured.out + captured.err  # refused before the model is built
+    assert not (tmp_path / "x.gif").exists() and not (tmp_path / "run").exists()
 
 
 # ------------------------------------------------------------------------------------------------
@@ -154,6 +203,18 @@ def test_unrecordable_forward_runs_eagerly_with_one_warning(caplog):
     # the device is usable after the aborted capture, and other signatures still record
     torch.testing.assert_close(graphed(x=x), torch.tanh(x * 2), rtol=0, atol=0)
     assert graphed.num_graphs == 1
+
+
+@pytest.mark.cuda
+def test_autocast_gets_its_own_graph():
+    lin = nn.Linear(8, 8).cuda()
+    graphed = GraphedInference(lin, warmup=1)
+    x = torch.randn(4, 8, device="cuda")
+    full = graphed(x)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        half = graphed(x)
+    assert full.dtype == torch.float32 and half.dtype == torch.bfloat16 and graphed.num_graphs == 2
+    assert graphed(x).dtype == torch.float32  # the float32 graph again
 
 
 @pytest.mark.cuda

@@ -823,3 +823,28 @@ def test_an_rng_state_of_the_wrong_size_is_refused(saved_run, tmp_path):
     _tamper(path, python_state, change_tensors=lambda t: t.update(rng_torch=t.pop("rng.torch")))
     with pytest.raises(ckpt.CheckpointError, match=r"field rng.python is not a Python RNG state"):
         fit("toy-gan", run, 3, resume=True)
+
+
+def test_resumes_keep_the_first_command_and_the_card_lists_each(tmp_path, fake_data):
+    """The card's training command must reproduce the run: the command that started it, then every
+    resume, not just the last `--resume` line (which lacks the data and model options)."""
+    from vganzoo.train import train
+
+    out = tmp_path / "run"
+    common = dict(data="moving-digits", out=str(out), model_overrides={"resolution": 8, "frames": 3})
+    first = "vganzoo train toy-gan --data moving-digits --resolution 8 --frames 3 --steps 1"
+    train("toy-gan", steps=1, command=first, progress=False, **common)
+    for step in (2, 3):
+        train(
+            "toy-gan",
+            steps=step,
+            resume=True,
+            command=f"vganzoo train toy-gan --resume --steps {step}",
+            progress=False,
+            **common,
+        )
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["command"] == first
+    assert saved["resume_commands"] == [f"vganzoo train toy-gan --resume --steps {s}" for s in (2, 3)]
+    card = (out / "model" / "README.md").read_text()
+    assert f"{first}\n# resumed with:\nvganzoo train toy-gan --resume --steps 2\n" in card

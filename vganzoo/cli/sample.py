@@ -103,7 +103,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--cuda-graphs",
         action="store_true",
-        help="replay the generator from a CUDA graph (CUDA devices; same videos, fewer kernel launches)",
+        help="replay the generator from a CUDA graph recorded at the first batch (CUDA only; the same "
+        "videos, fewer kernel launches; not used for stylegan-v clips at a chosen --frames / --fps)",
     )
     p.add_argument(
         "--resolution",
@@ -220,12 +221,13 @@ def _load(name: str, resolution: int | None, frames: int | None, random_weights:
 def run(args: argparse.Namespace) -> int:
     from .. import videoio as vio
     from ..errors import InvalidConfigError, ResourceLimitError
+    from ..nn.graphs import require_cuda
     from ..sampling import latent_walk, sample_videos
 
     n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)
     device = resolve_device(args.device)
-    if args.cuda_graphs and device.type != "cuda":
-        raise ValueError(f"--cuda-graphs: CUDA graphs need a CUDA device, got {str(device)!r} (see --device)")
+    if args.cuda_graphs:
+        require_cuda(device, "--cuda-graphs")
     overrides = {"resolution": args.resolution, "frames": args.frames}
     try:
         model, pretrained = _load(args.name, args.resolution, args.frames, args.random_weights)

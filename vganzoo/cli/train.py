@@ -12,7 +12,16 @@ import sys
 from typing import Any
 
 from ..files import json_or_text
-from .options import device_arg, existing_path, float_in, int_in, nonempty, out_dir, seed_arg
+from .options import (
+    device_arg,
+    existing_path,
+    float_in,
+    int_in,
+    nonempty,
+    out_dir,
+    resolve_device,
+    seed_arg,
+)
 
 MAX_STEPS = 10**9
 MAX_BATCH = 1_000_000  # a parse-time bound; what memory allows is checked once the model is built
@@ -96,7 +105,8 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
         "--cuda-graphs",
         action="store_true",
         help="record the generator's and discriminators' forward and backward passes in CUDA graphs and "
-        "replay them (CUDA, one process; with --compile: torch.compile's reduce-overhead mode)",
+        "replay them (CUDA only, refused on the CPU; one process; the first iterations record and are slow; "
+        "with --compile: torch.compile's reduce-overhead mode)",
     )
     p.add_argument(
         "--seed", type=seed_arg, default=None, help="random seed (default: 0, or the resumed run's)"
@@ -189,6 +199,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.data is None and not args.resume:
         raise ValueError("--data is required (moving-digits, moving-shapes or a folder of videos)")
+    if args.cuda_graphs:  # before anything is built or written
+        from ..nn.graphs import require_cuda
+
+        require_cuda(resolve_device(args.device), "--cuda-graphs")
 
     model_overrides: dict[str, Any] = {
         "resolution": args.resolution,

@@ -5,6 +5,7 @@ from .attention import AxialSelfAttention, SelfAttention, SeparableSelfAttention
 from .cbn import ConditionalBatchNorm, FrameBatchNorm
 from .conv import STConv3d, STConvTranspose3d
 from .convgru import ConvGRU
+from .graphs import GraphedInference
 from .noise import InstanceNoise
 from .spectral import SpectralNorm, spectral_norm
 from .svc import singular_value_clip_
@@ -14,6 +15,7 @@ __all__ = [
     "ConditionalBatchNorm",
     "ConvGRU",
     "FrameBatchNorm",
+    "GraphedInference",
     "InstanceNoise",
     "STConv3d",
     "STConvTranspose3d",

@@ -127,6 +127,21 @@ def model_from_checkpoint(
     return model, info
 
 
+def run_card_fields(run_config: Mapping[str, Any]) -> dict[str, str]:
+    """What a run's config.json gives its model card: ``dataset``, and ``training_command``: the
+    command that started the run, then each resume's command line."""
+    card: dict[str, str] = {}
+    if "data" in run_config:
+        card["dataset"] = str(run_config["data"])
+    if "command" in run_config:
+        resumes = run_config.get("resume_commands")
+        lines = [str(run_config["command"])]
+        if isinstance(resumes, list) and resumes:
+            lines += ["# resumed with:", *map(str, resumes)]
+        card["training_command"] = "\n".join(lines)
+    return card
+
+
 def export_checkpoint(
     checkpoint: str | os.PathLike[str],
     directory: str | os.PathLike[str],
@@ -171,12 +186,7 @@ def export_checkpoint(
         model.generator_ema = None
     if not discriminators:
         model.discriminators = nn.ModuleDict()
-    card: dict[str, Any] = {"steps": info["step"]}
-    run_config = info["run_config"]
-    if "data" in run_config:
-        card["dataset"] = str(run_config["data"])
-    if "command" in run_config:
-        card["training_command"] = str(run_config["command"])
+    card: dict[str, Any] = {"steps": info["step"], **run_card_fields(info["run_config"])}
     if generator != "both":
         card["generator_weights"] = generator
     card.update(dict(metadata or {}))

@@ -415,9 +415,20 @@ def _run_info(
             logger.info("%s", report.summary())
     elif saved is not None and "init_from" in saved:
         run_info["init_from"] = saved["init_from"]  # where the resumed run started
-    if command:
+    first = saved.get("command") if saved is not None else None
+    if isinstance(first, str) and first:  # a resume: the command that started the run stays the command
+        run_info["command"] = first
+        earlier = saved.get("resume_commands") if saved is not None else None
+        resumes = [c for c in earlier if isinstance(c, str)] if isinstance(earlier, list) else []
+        if command:
+            resumes.append(command)
+        run_info["resume_commands"] = resumes[-MAX_RESUME_COMMANDS:]
+    elif command:
         run_info["command"] = command
     return run_info
+
+
+MAX_RESUME_COMMANDS = 50  # the newest resume command lines a run's config.json keeps
 
 
 # Bytes per clip element a training step holds at least: the real batch, the fake batch, the

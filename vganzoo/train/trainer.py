@@ -35,6 +35,7 @@ from . import checkpoint as ckpt
 from . import distributed, frame_times, loops
 from .batches import BatchLoader, IndexStream
 from .config import TrainConfig, resolve_recipe
+from .export import run_card_fields
 from .optim import build_optimizers, mixed_precision, update_ema
 from .rundir import RateWindow, RunFolder, install_stop_signals
 from .state import capture_state, reseed, restore_state
@@ -514,8 +515,5 @@ class Trainer:
     def _export(self) -> Path:
         """The final model as a save_pretrained folder, with what the model card records."""
         metadata: dict[str, Any] = {"steps": self.step, "seed": self.config.seed}
-        if "data" in self.run_info:
-            metadata["dataset"] = str(self.run_info["data"])
-        if "command" in self.run_info:
-            metadata["training_command"] = str(self.run_info["command"])
+        metadata.update(run_card_fields(self.run_info))
         return self.run.export(self.model, metadata)
