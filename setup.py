@@ -153,8 +153,7 @@ def _fingerprint(ext) -> str:
     for path in sorted(files):
         if os.path.isfile(path):
             digest.update(os.path.relpath(path, ROOT).encode() + b"\0")
-            with open(path, "rb") as handle:
-                digest.update(hashlib.sha256(handle.read()).digest())
+            digest.update(_file_digest(path))
     facts = [
         ext.name,
         torch.__version__,
@@ -172,30 +171,45 @@ def _fingerprint(ext) -> str:
     return digest.hexdigest()[:20]
 
 
+def _file_digest(path: str) -> bytes:
+    """sha256 of a regular file's contents, read 1 MiB at a time (constant memory for any size)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.digest()
+
+
 def _tree_digest(folder: str) -> str:
-    """sha256 over every regular file's path and contents under ``folder`` (CUTLASS: 27 MB, well under
-    a second); links are not followed."""
+    """sha256 over the path and contents of every regular file under ``folder``, a symlinked file's
+    target included (a symlink farm's headers count); FIFOs, devices and symlinked folders are not
+    read (CUTLASS: 27 MB, well under a second)."""
     digest = hashlib.sha256()
     for base, dirs, names in os.walk(folder):
         dirs.sort()
         for name in sorted(names):
             path = os.path.join(base, name)
-            if os.path.isfile(path) and not os.path.islink(path):
+            if os.path.isfile(path):  # regular files only (after links): never blocks on a FIFO
                 digest.update(os.path.relpath(path, folder).encode() + b"\0")
-                with open(path, "rb") as handle:
-                    digest.update(hashlib.sha256(handle.read()).digest())
+                digest.update(_file_digest(path))
     return digest.hexdigest()
 
 
 def _cutlass_version(include: str) -> str | None:
-    """CUTLASS's version ("4.2.0") from ``include``/cutlass/version.h, or None when it is not there."""
+    """CUTLASS's version ("4.2.0") from ``include``/cutlass/version.h's ``#define CUTLASS_MAJOR`` etc.
+    lines, or None when it is not a regular file or they are not there (read at most 1 MiB)."""
     path = os.path.join(include, "cutlass", "version.h")
+    if not os.path.isfile(path):  # a FIFO or a device would block or never end
+        return None
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            text = handle.read(1 << 16)
+            text = handle.read(1 << 20)
     except OSError:
         return None
-    parts = [re.search(rf"#define\s+CUTLASS_{key}\s+(\d+)", text) for key in ("MAJOR", "MINOR", "PATCH")]
+    parts = [
+        re.search(rf"^[ \t]*#[ \t]*define[ \t]+CUTLASS_{key}[ \t]+(\d+)", text, re.M)
+        for key in ("MAJOR", "MINOR", "PATCH")
+    ]
     return ".".join(m.group(1) for m in parts) if all(parts) else None
 
 

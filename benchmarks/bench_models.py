@@ -275,11 +275,6 @@ def main(argv: list[str] | None = None) -> int:
     for name in ("batch", "repeat"):
         if getattr(args, name) < 1:
             parser.error(f"--{name}: must be >= 1, got {getattr(args, name)}")
-    cuda = args.device.startswith("cuda")
-    if args.cuda_graphs and not cuda:
-        parser.error("--cuda-graphs: CUDA graphs need --device cuda")
-    if args.amp and not cuda:
-        parser.error("--amp: mixed precision is CUDA-only, as in vganzoo train --amp; use --device cuda")
 
     sys.path.insert(0, str(ROOT))
     import torch
@@ -287,6 +282,14 @@ def main(argv: list[str] | None = None) -> int:
     import vganzoo
     from vganzoo import ops
 
+    try:
+        cuda = torch.device(args.device).type == "cuda"
+    except (RuntimeError, ValueError):
+        parser.error(f"--device {args.device!r}: not a device; use cpu, cuda or cuda:N")
+    if args.cuda_graphs and not cuda:
+        parser.error("--cuda-graphs: CUDA graphs need --device cuda")
+    if args.amp and not cuda:
+        parser.error("--amp: mixed precision is CUDA-only, as in vganzoo train --amp; use --device cuda")
     if cuda and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: this PyTorch ({torch.__version__}) sees no CUDA device")
     patterns = [p.strip() for p in args.models.split(",") if p.strip()]

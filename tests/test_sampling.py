@@ -19,3 +19,12 @@ def test_latent_walk_goes_to_the_end_seed():
     assert not torch.allclose(elsewhere[1], default[1])  # and end at seed 9's latents
     with pytest.raises(TypeError, match="end_seed"):
         latent_walk(model, 2, seed=3, end_seed="9")
+
+
+@pytest.mark.parametrize("chunk", [0, -1, 1.5, True])
+def test_chunk_is_checked(chunk):
+    from vganzoo.sampling import sample_videos
+
+    model = vganzoo.load("mocogan-rnn.digits")
+    with pytest.raises(ValueError, match=r"^chunk must be a positive int \(videos per forward pass\)"):
+        sample_videos(model, 2, chunk=chunk)

@@ -113,3 +113,41 @@ def test_cutlass_release_is_part_of_the_build_fingerprint(setup_module, tmp_path
     no_cutlass = types.SimpleNamespace(**{**vars(ext), "extra_compile_args": {"cxx": [], "nvcc": ["-O3"]}})
     assert setup_module["_cutlass_include"](no_cutlass) is None
     assert setup_module["_cutlass_version"](str(tmp_path)) is None
+
+
+def test_cutlass_version_and_digest_never_block_and_read_defines_only(setup_module, tmp_path):
+    import os
+    import threading
+
+    include = _headers(tmp_path / "inc")
+    version = include / "cutlass" / "version.h"
+    version.write_text(
+        "// #define CUTLASS_MAJOR 9\n#define CUTLASS_MAJOR 4\n"
+        "# define CUTLASS_MINOR 2\n#define CUTLASS_PATCH 1\n"
+    )
+    assert setup_module["_cutlass_version"](str(include)) == "4.2.1"  # not the commented-out 9
+    version.unlink()
+    os.mkfifo(version)  # a FIFO would block open() until a writer comes
+    result = {}
+    worker = threading.Thread(
+        target=lambda: result.update(
+            v=setup_module["_cutlass_version"](str(include)), d=setup_module["_tree_digest"](str(include))
+        ),
+        daemon=True,
+    )
+    worker.start()
+    worker.join(10)
+    assert not worker.is_alive(), "blocked on a FIFO"
+    assert result["v"] is None and len(result["d"]) == 64
+
+
+def test_tree_digest_follows_symlinked_files(setup_module, tmp_path):
+    """A symlink farm (Nix, Spack, stow): patching the target of a linked header changes the digest."""
+    real = tmp_path / "store" / "gemm.h"
+    real.parent.mkdir()
+    real.write_text("// v1\n")
+    include = _headers(tmp_path / "farm")
+    (include / "cutlass" / "gemm.h").symlink_to(real)
+    before = setup_module["_tree_digest"](str(include))
+    real.write_text("// v2\n")
+    assert setup_module["_tree_digest"](str(include)) != before

@@ -91,6 +91,8 @@ def generate_from_latents(
         if device is not None
         else (param.device if param is not None else torch.device("cpu"))
     )
+    if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
+        raise ValueError(f"chunk must be a positive int (videos per forward pass), got {chunk!r}")
     sizes = {v.shape[0] for v in latents.values() if isinstance(v, torch.Tensor) and v.ndim}
     if len(sizes) != 1:
         raise ValueError(f"latents must share one batch size (dim 0), got sizes {sorted(sizes)}")

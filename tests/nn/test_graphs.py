@@ -50,8 +50,37 @@ def test_require_cuda_refuses_the_cpu():
 
 
 @pytest.mark.parametrize(
+    ("device", "error", "match"),
+    [
+        ("garbage", ValueError, r"^cuda_graphs: 'garbage' is not a device; use 'cuda' or 'cuda:N'$"),
+        ("", ValueError, "is not a device"),
+        (3, TypeError, "the device must be a name such as 'cuda:0', got int"),
+        (None, TypeError, "got NoneType"),
+    ],
+)
+def test_require_cuda_names_bad_devices_in_one_line(device, error, match):
+    with pytest.raises(error, match=match) as info:
+        require_cuda(device)
+    assert "\n" not in str(info.value)
+
+
+def test_library_training_refuses_cuda_graphs_before_a_process_group_waits(tmp_path, monkeypatch):
+    from vganzoo.train import train
+
+    for key, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0", "MASTER_PORT": "29622"}.items():
+        monkeypatch.setenv(key, value)  # a torchrun launch whose peer never comes: must not wait for it
+    with pytest.raises(ValueError, match="cuda_graphs: CUDA graphs are for one process .* WORLD_SIZE=2"):
+        train("tgan", data="moving-digits", steps=1, cuda_graphs=True, device="cpu", out=str(tmp_path / "r"))
+    assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize(
     ("kw", "match"),
-    [({"max_graphs": 0}, "max_graphs must be an int >= 1"), ({"warmup": True}, "warmup must be an int >= 1")],
+    [
+        ({"max_graphs": 0}, r"max_graphs must be an int in \[1, 64\]"),
+        ({"warmup": True}, r"warmup must be an int in \[1, 100\]"),
+        ({"warmup": 10**12}, r"warmup must be an int in \[1, 100\]"),
+    ],
 )
 def test_graphed_inference_checks_its_arguments(kw, match):
     with pytest.raises(ValueError, match=match):
@@ -100,7 +129,39 @@ def test_signature_tells_graphs_apart(monkeypatch):
     monkeypatch.setattr(torch, "is_autocast_enabled", lambda *a: True)  # under torch.autocast
     assert graphs._signature((x,), {"shift": 0.5}) != base
     assert graphs._signature((x,), {"shift": [1]}) is None  # not a plain scalar: eager
+    assert graphs._signature((x,), {"shift": float("nan")}) is None  # NaN would record at every call
     assert graphs._signature((x.requires_grad_(),), {}) is None  # needs grad: eager
+
+
+class _NoHostReads(torch.utils._python_dispatch.TorchDispatchMode):
+    """Fails on any op that copies a tensor value to the host (what a CUDA graph cannot record)."""
+
+    READS = (
+        torch.ops.aten._local_scalar_dense.default,
+        torch.ops.aten.item.default,
+        torch.ops.aten.is_nonzero.default,
+    )
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        assert func not in self.READS, f"host read {func} while a CUDA graph records"
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("name", ["mocogan-rnn", "tgan", "vgan", "dvdgan", "stylegan-v"])
+def test_generators_read_no_values_while_a_graph_records(name, monkeypatch):
+    """Every family's generator forward, conditional ones included, can be recorded: its input checks
+    that read values (labels in range, enough motion codes) stand aside while a capture runs."""
+    torch.manual_seed(0)
+    kw = {"num_classes": 10} if name != "vgan" else {}
+    g = vganzoo.create(name, width=0.125, resolution=32, **kw).generator.eval()
+    latents = g.sample_latents(2, generator=torch.Generator().manual_seed(0), labels=None)
+    with torch.no_grad():
+        eager = g(**latents)  # not capturing: the checks run (and read values)
+        monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+        monkeypatch.setattr(torch.cuda, "is_current_stream_capturing", lambda: True)
+        with _NoHostReads():
+            recorded = g(**latents)
+    torch.testing.assert_close(recorded, eager, rtol=0, atol=0)
 
 
 def test_sampling_and_training_refuse_cuda_graphs_on_the_cpu(tmp_path):
@@ -152,6 +213,28 @@ def test_trainer_compiles_with_the_cuda_graph_backend(tmp_path, monkeypatch, com
     assert [kw for _, kw in compiled] == [expected] * (1 + len(model.discriminators))
     assert {id(m) for m, _ in compiled} == {id(model.generator), *map(id, model.discriminators.values())}
     assert len(steps) == 2
+
+
+@pytest.mark.parametrize("reg", ["r1", "gradient_penalty"])
+def test_compiled_training_runs_double_backward_regularizers_uncompiled(tmp_path, monkeypatch, reg):
+    """R1 and the gradient penalty differentiate the discriminator twice, which AOTAutograd (under
+    torch.compile and the cudagraphs backend) refuses: they go through the uncompiled module.
+    aot_eager on the CPU takes the same AOTAutograd path as the cudagraphs backend."""
+    real_compile = torch.compile
+    monkeypatch.setattr(trainer_module, "require_cuda", lambda device, what: device)
+    monkeypatch.setattr(torch, "compile", lambda module, **kw: real_compile(module, backend="aot_eager"))
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: None)
+    torch.manual_seed(0)
+    model = vganzoo.create("tiny-cond-gan")
+    model.recipe = {**model.recipe, "regularizers": [{"name": reg, "weight": 1.0, "every": 1}]}
+    g = model.generator
+    data = h.SyntheticVideos(8, channels=g.channels, frames=g.frames, resolution=g.resolution)
+    config = TrainConfig(
+        steps=1, out_dir=str(tmp_path / "run"), device="cpu", cuda_graphs=True, progress=False
+    )
+    trainer = Trainer(model, data, config)
+    assert trainer.fit().status == "completed"
+    assert all(not hasattr(d, "_orig_mod") for d in trainer.d_eager.values())
 
 
 def test_cli_refuses_cuda_graphs_on_the_cpu(capsys, tmp_path, monkeypatch):

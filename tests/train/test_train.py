@@ -848,3 +848,15 @@ def test_resumes_keep_the_first_command_and_the_card_lists_each(tmp_path, fake_d
     assert saved["resume_commands"] == [f"vganzoo train toy-gan --resume --steps {s}" for s in (2, 3)]
     card = (out / "model" / "README.md").read_text()
     assert f"{first}\n# resumed with:\nvganzoo train toy-gan --resume --steps 2\n" in card
+
+
+def test_cli_train_device_auto(tmp_path, fake_data):
+    """--device auto (which the option accepts) picks CUDA when there is one, else the CPU."""
+    from vganzoo.cli import main
+
+    out = tmp_path / "run"
+    args = ["train", "toy-gan", "--data", "moving-digits", "--resolution", "8", "--frames", "3"]
+    assert main([*args, "--device", "auto", "--steps", "1", "--out", str(out), "--no-progress"]) == 0
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    recorded = json.loads((out / "config.json").read_text())["train"]["device"]
+    assert recorded in (expected, f"{expected}:0", None)

@@ -223,7 +223,7 @@ def run(args: argparse.Namespace) -> int:
         recipe=args.recipe,
         resume=args.resume,
         init_from=args.init_from,
-        device=args.device,
+        device=None if args.device == "auto" else args.device,  # None: CUDA when available
         amp=args.amp,
         compile=args.compile,
         cuda_graphs=args.cuda_graphs,

@@ -32,6 +32,7 @@ import torch
 from torch import nn
 
 from ..errors import InvalidConfigError, short_repr
+from ..nn.graphs import host_reads_allowed
 
 __all__ = [
     "DiscriminatorOutput",
@@ -92,14 +93,22 @@ def check_labels(
     labels = _as_label_tensor(labels, n, where, device)
     if labels.shape != (n,):
         raise ValueError(f"{where}labels must have shape ({n},) for n={n}, got {tuple(labels.shape)}")
-    # The range check reads the values: not possible while torch.compile / torch.export trace (the
-    # traced graph then leaves out-of-range labels to the embedding's own index error).
-    if n and not torch.compiler.is_compiling() and (labels.min() < 0 or labels.max() >= num_classes):
+    # The range check reads the values: not possible while torch.compile / torch.export trace or a
+    # CUDA graph records (out-of-range labels are then left to the embedding's own index error).
+    if n and host_reads_allowed() and (labels.min() < 0 or labels.max() >= num_classes):
         raise ValueError(
             f"{where}labels must be in [0, {num_classes - 1}], got values from {int(labels.min())} to "
             f"{int(labels.max())}"
         )
     return labels
+
+
+def one_hot(labels: torch.Tensor, num_classes: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """(N,) class indices -> (N, num_classes) one-hot rows in ``dtype``, reading no values on the host
+    (F.one_hot checks the range with a host read on the CPU, which a CUDA graph cannot record; the
+    range is :func:`check_labels`' job)."""
+    classes = torch.arange(num_classes, device=labels.device)
+    return (labels.unsqueeze(-1) == classes).to(dtype)
 
 
 def draw_labels(n: int, num_classes: int, labels: Any, generator: torch.Generator) -> torch.Tensor | None:

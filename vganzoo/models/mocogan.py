@@ -46,13 +46,12 @@ import copy
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange, repeat
 from torch import nn
 
 from ..nn import InstanceNoise, STConv3d
 from ..registry import PretrainedSpec, register_component, register_model
-from .base import DiscriminatorOutput, VideoGAN, check_labels, draw_labels, require
+from .base import DiscriminatorOutput, VideoGAN, check_labels, draw_labels, one_hot, require
 from .common import (
     build_discriminators,
     check_latent,
@@ -242,7 +241,7 @@ class MoCoGANGenerator(nn.Module):
         if z_category is not None:
             return check_latent(z_category, "z_category", (n, self.num_classes))
         labels = check_labels(labels, n, self.num_classes)
-        return F.one_hot(labels, self.num_classes).to(device=device, dtype=torch.float32)
+        return one_hot(labels, self.num_classes).to(device)
 
     # -- forward ---------------------------------------------------------------------------------
     def forward(

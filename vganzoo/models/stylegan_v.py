@@ -70,7 +70,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 from torch import nn
 
@@ -107,6 +106,7 @@ from .base import (
     check_output_memory,
     draw_labels,
     make_generator,
+    one_hot,
     require,
 )
 from .common import (
@@ -252,7 +252,7 @@ def _class_codes(
 ) -> torch.Tensor | None:
     """One-hot class codes (n, num_classes) in ``like``'s dtype and device; None when unconditional."""
     labels = check_labels(labels, n, num_classes, owner=owner, required=True, device=like.device)
-    return None if labels is None else F.one_hot(labels, num_classes).to(like.dtype)
+    return None if labels is None else one_hot(labels, num_classes, like.dtype)
 
 
 # ------------------------------------------------------------------------------------------------

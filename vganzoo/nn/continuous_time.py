@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .graphs import host_reads_allowed
 from .stylegan2 import EqualizedConv1d, EqualizedLinear
 
 __all__ = [
@@ -179,8 +180,8 @@ class MotionEncoder(nn.Module):
 
     def check_codes(self, motion_z: torch.Tensor, times: torch.Tensor) -> None:
         """Raise a clear error unless ``motion_z`` has codes for every time in ``times`` (reads values:
-        skipped while torch.compile / torch.export trace)."""
-        if torch.compiler.is_compiling() or not times.numel():
+        skipped while torch.compile / torch.export trace or a CUDA graph records)."""
+        if not host_reads_allowed() or not times.numel():
             return
         last = float(times.max())
         if math.floor(last / self.distance) + 1 >= motion_z.shape[1] - self.extra_codes:
@@ -252,7 +253,7 @@ class TimeDifferenceEmbedding(nn.Module):
         diffs = (times[:, 1:] - times[:, :-1]).reshape(-1)
         index = diffs.float().round().long()
         if (
-            not torch.compiler.is_compiling()
+            host_reads_allowed()
             and index.numel()
             and not (int(index.min()) >= 0 and int(index.max()) < self.table.shape[0])
         ):

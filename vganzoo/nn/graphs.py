@@ -37,18 +37,35 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["GraphedInference", "require_cuda"]
+__all__ = ["GraphedInference", "host_reads_allowed", "require_cuda"]
 
 log = logging.getLogger(__name__)
 
 _SCALARS = (bool, int, float, str, type(None))
 
 
+def host_reads_allowed() -> bool:
+    """False while torch.compile traces or a CUDA graph records: input checks that read tensor values
+    on the host (``.item()``, ``bool(t)``) must be skipped then (the warm-up calls before a recording,
+    and every eager call, still make them)."""
+    if torch.compiler.is_compiling():
+        return False
+    return not (torch.cuda.is_initialized() and torch.cuda.is_current_stream_capturing())
+
+
 def require_cuda(device: torch.device | str, what: str = "cuda_graphs") -> torch.device:
     """``device`` as a torch.device when it is a CUDA device this process can use; otherwise a one-line
     ValueError naming ``what`` and the way out."""
-    device = torch.device(device)
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
+        raise TypeError(f"{what}: the device must be a name such as 'cuda:0', got {type(device).__name__}")
+    try:
+        device = torch.device(device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{what}: {str(device)[:80]!r} is not a device; use 'cuda' or 'cuda:N'") from None
     if device.type == "cuda" and torch.cuda.is_available():
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(f"{what}: {str(device)!r}, but there are {count} CUDA devices")
         return device
     if torch.version.cuda is None:
         why = f"this PyTorch ({torch.__version__}) is a CPU-only build; install a CUDA build of torch"
@@ -72,6 +89,8 @@ def _signature(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, .
             cuda = True
             key.append((slot, "tensor", tuple(value.shape), value.stride(), value.dtype, value.device))
         elif isinstance(value, _SCALARS):
+            if isinstance(value, float) and value != value:  # NaN: never equal to itself, no key
+                return None
             key.append((slot, "value", type(value).__name__, value))
         else:
             return None
@@ -106,9 +125,9 @@ class GraphedInference:
     def __init__(self, module: nn.Module, *, max_graphs: int = 4, warmup: int = 2) -> None:
         if not isinstance(module, nn.Module):
             raise TypeError(f"module must be an nn.Module, got {type(module).__name__}")
-        for name, value, low in (("max_graphs", max_graphs, 1), ("warmup", warmup, 1)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+        for name, value, low, high in (("max_graphs", max_graphs, 1, 64), ("warmup", warmup, 1, 100)):
+            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+                raise ValueError(f"{name} must be an int in [{low}, {high}], got {value!r}")
         self.module = module
         self.max_graphs = max_graphs
         self.warmup = warmup
@@ -125,6 +144,8 @@ class GraphedInference:
     @torch.no_grad()
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         key = _signature(args, kwargs)
+        if key is not None:  # train / eval mode changes what the forward records (dropout, batch norm)
+            key = (*key, ("training", self.module.training))
         with self._lock:
             if key is None or key in self._eager:
                 return self.module(*args, **kwargs)

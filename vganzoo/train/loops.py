@@ -110,8 +110,9 @@ def _d_category(t: Trainer, out_real: Any, real_labels: Any, out_fake: Any, fake
 
 
 def _d_regularizers(t: Trainer, role: str, iteration: int, real: Any, real_labels: Any, fake: Any) -> Any:
-    """The recipe's D-loss regularisers for ``role`` due at ``iteration`` (R1, gradient penalty)."""
-    disc = t.d_run[role]
+    """The recipe's D-loss regularisers for ``role`` due at ``iteration`` (R1, gradient penalty), through
+    the uncompiled discriminator (they differentiate it twice, which compiled modules cannot)."""
+    disc = t.d_eager[role]
     total: torch.Tensor | float = 0.0
     for reg in t.regularizers:
         if reg.stage == "d_loss" and reg.active(iteration) and reg.applies_to(role):

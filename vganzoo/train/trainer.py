@@ -203,18 +203,23 @@ class Trainer:
 
     def _wrap_modules(self) -> None:
         """The modules used for the forward passes: DDP and/or torch.compile around the raw ones."""
+        unused = self.config.find_unused_parameters
 
-        def wrap(module: nn.Module) -> nn.Module:
-            unused = self.config.find_unused_parameters
-            module = distributed.wrap(module, self.device, find_unused_parameters=unused)
+        def compiled(module: nn.Module) -> nn.Module:
             if self.config.cuda_graphs:  # cudagraph trees: forward and backward recorded, then replayed
                 if self.config.compile:
                     return torch.compile(module, mode="reduce-overhead")
                 return torch.compile(module, backend="cudagraphs")
             return torch.compile(module) if self.config.compile else module
 
-        self.g_run = wrap(self.model.generator)
-        self.d_run = {role: wrap(self.model.discriminators[role]) for role in self.roles}
+        def wrap(module: nn.Module) -> nn.Module:
+            return distributed.wrap(module, self.device, find_unused_parameters=unused)
+
+        self.g_run = compiled(wrap(self.model.generator))
+        # The uncompiled (DDP-wrapped) discriminators serve R1 and the gradient penalty: they
+        # differentiate the discriminator twice, which torch.compile (so --cuda-graphs) cannot.
+        self.d_eager = {role: wrap(self.model.discriminators[role]) for role in self.roles}
+        self.d_run = {role: compiled(module) for role, module in self.d_eager.items()}
 
     # ------------------------------------------------------------------------------------------
     # public helpers
