@@ -283,9 +283,10 @@ def main(argv: list[str] | None = None) -> int:
     from vganzoo import ops
 
     try:
-        cuda = torch.device(args.device).type == "cuda"
+        device_type = torch.device(args.device).type
     except (RuntimeError, ValueError):
         parser.error(f"--device {args.device!r}: not a device; use cpu, cuda or cuda:N")
+    cuda = device_type == "cuda"
     if args.cuda_graphs and not cuda:
         parser.error("--cuda-graphs: CUDA graphs need --device cuda")
     if args.amp and not cuda:
@@ -296,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     names = [n for n in vganzoo.list_models() if any(fnmatch.fnmatch(n, p) for p in patterns)]
     if not names:
         parser.error(f"--models {args.models!r}: matches none of {', '.join(vganzoo.list_models())}")
-    path = ops.resolve_impl(None, torch.device(args.device).type)
+    path = ops.resolve_impl(None, device_type)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {args.device}, batch "
         f"{args.batch}, {'bf16 autocast, ' if args.amp else ''}"

@@ -70,6 +70,25 @@ def _concat(parts: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
+def _run_device(generator: torch.nn.Module, device: torch.device | str | None) -> torch.device:
+    """``device``, or where the generator's parameters are (the CPU for one without any)."""
+    if device is not None:
+        return torch.device(device)
+    param = next(generator.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
+
+
+def _check_cuda_graphs(
+    cuda_graphs: Any, generator: torch.nn.Module, device: torch.device | str | None
+) -> bool:
+    """``cuda_graphs`` checked (a bool; True needs the run's device to be CUDA); returns it."""
+    if not isinstance(cuda_graphs, bool):
+        raise TypeError(f"cuda_graphs must be True or False, got {cuda_graphs!r}")
+    if cuda_graphs:
+        require_cuda(_run_device(generator, device), "cuda_graphs")
+    return cuda_graphs
+
+
 @torch.no_grad()
 def generate_from_latents(
     generator: torch.nn.Module,
@@ -85,12 +104,7 @@ def generate_from_latents(
     ``cuda_graphs``: replay each chunk's forward from a CUDA graph recorded at the first chunk of that
     size (:class:`vganzoo.nn.graphs.GraphedInference`; CUDA devices only): one launch per chunk instead
     of one per kernel, the same videos."""
-    param = next(generator.parameters(), None)
-    device = (
-        torch.device(device)
-        if device is not None
-        else (param.device if param is not None else torch.device("cpu"))
-    )
+    device = _run_device(generator, device)
     if not isinstance(chunk, int) or isinstance(chunk, bool) or chunk < 1:
         raise ValueError(f"chunk must be a positive int (videos per forward pass), got {chunk!r}")
     sizes = {v.shape[0] for v in latents.values() if isinstance(v, torch.Tensor) and v.ndim}
@@ -98,10 +112,7 @@ def generate_from_latents(
         raise ValueError(f"latents must share one batch size (dim 0), got sizes {sorted(sizes)}")
     (n,) = sizes
     run: Callable[..., torch.Tensor] = generator
-    if not isinstance(cuda_graphs, bool):
-        raise TypeError(f"cuda_graphs must be True or False, got {cuda_graphs!r}")
-    if cuda_graphs:
-        require_cuda(device, "cuda_graphs")
+    if _check_cuda_graphs(cuda_graphs, generator, device):
         run = GraphedInference(generator, max_graphs=2)  # the chunk size, and the last chunk's
     was_training = generator.training
     generator.eval()
@@ -240,11 +251,7 @@ def sample_videos(
     if not isinstance(n, int) or isinstance(n, bool) or n < 0:
         raise ValueError(f"n must be a non-negative int, got {n!r}")
     generator = sampling_generator(model, use_ema)
-    if not isinstance(cuda_graphs, bool):
-        raise TypeError(f"cuda_graphs must be True or False, got {cuda_graphs!r}")
-    if cuda_graphs:  # checked for every n, n = 0 included
-        param = next(generator.parameters(), None)
-        require_cuda(device if device is not None else (param.device if param is not None else "cpu"))
+    _check_cuda_graphs(cuda_graphs, generator, device)  # for every n, n = 0 included
     labels = check_labels(labels, n, int(getattr(generator, "num_classes", 0) or 0))
     length = {} if frames is None else {"frames": frames}
     latents = generator.sample_latents(n, generator=make_generator(seed), labels=labels, **length)

@@ -18,11 +18,10 @@ import torch
 from .. import hub, registry
 from ..errors import InvalidConfigError, VganzooError
 from ..files import read_json_file
-from ..nn.graphs import require_cuda
 from . import checkpoint as ckpt
 from . import distributed
 from .config import TrainConfig, apply_overrides
-from .trainer import Trainer, TrainResult
+from .trainer import Trainer, TrainResult, check_cuda_graphs
 
 __all__ = ["RunStoppedError", "default_run_dir", "train"]
 
@@ -194,7 +193,7 @@ def train(
     model_overrides = {k: v for k, v in dict(model_overrides or {}).items() if v is not None}
     group_existed = torch.distributed.is_available() and torch.distributed.is_initialized()
     if train_options.get("cuda_graphs") is True:  # refused before a process group waits for its peers
-        _check_cuda_graphs(train_options.get("device"))
+        check_cuda_graphs(train_options.get("device"))
     device = distributed.init_from_env(train_options.pop("device", None))
     try:
         saved = _saved_run(resume, out)
@@ -394,16 +393,6 @@ def _final_recipe(
                 stacklevel=3,
             )
     return recipe
-
-
-def _check_cuda_graphs(device: Any) -> None:
-    """``cuda_graphs``' refusals (CUDA only, one process), said before anything starts."""
-    if distributed.launched_by_torchrun():
-        raise ValueError(
-            "cuda_graphs: CUDA graphs are for one process for now (not measured under "
-            f"DistributedDataParallel); this run has WORLD_SIZE={os.environ.get('WORLD_SIZE')}"
-        )
-    require_cuda(device if device is not None else ("cuda" if torch.cuda.is_available() else "cpu"))
 
 
 def _run_info(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Mapping
@@ -99,6 +100,21 @@ def _as_float(x: torch.Tensor | float) -> float:
     return float(x.detach().float().item()) if isinstance(x, torch.Tensor) else float(x)
 
 
+def check_cuda_graphs(device: str | None) -> None:
+    """``cuda_graphs``' refusals, said before anything starts: CUDA only (``device`` None: CUDA when
+    available), one process (under torchrun, or in a process group already started)."""
+    processes = distributed.world_size() if distributed.is_distributed() else None
+    if processes is None and distributed.launched_by_torchrun():
+        processes = int(os.environ["WORLD_SIZE"])
+    if processes is not None and processes > 1:
+        raise ValueError(
+            "cuda_graphs: CUDA graphs are for one process for now (not measured under "
+            f"DistributedDataParallel); this run has WORLD_SIZE={processes}"
+        )
+    default = "cuda" if torch.cuda.is_available() else "cpu"
+    require_cuda(device if device is not None else default, "cuda_graphs")
+
+
 class Trainer:
     """Trains a :class:`~vganzoo.models.base.VideoGAN` on a dataset of ``{"video", "label"}`` items.
 
@@ -130,16 +146,11 @@ class Trainer:
         self.run_info = dict(run_info or {})
         self.callbacks = list(callbacks or [])
         length = _check_model_and_dataset(model, dataset)
+        if self.config.cuda_graphs:  # before a process group waits for its peers
+            check_cuda_graphs(self.config.device)
         self.device = distributed.init_from_env(self.config.device)
         self.rank, self.world_size = distributed.rank(), distributed.world_size()
         self.is_main = self.rank == 0
-        if self.config.cuda_graphs:
-            require_cuda(self.device, "cuda_graphs")
-            if self.world_size > 1:
-                raise ValueError(
-                    "cuda_graphs: CUDA graphs are for one process for now (not measured under "
-                    f"DistributedDataParallel); this run has {self.world_size}: leave --cuda-graphs out"
-                )
 
         self.roles = list(model.discriminators.keys())
         self._read_recipe()
