@@ -724,6 +724,29 @@ def test_resume_without_data_takes_the_runs_own(tmp_path, capsys):
     assert not (tmp_path / "new").exists() and not (tmp_path / "none").exists()
 
 
+def test_resume_without_steps_keeps_the_runs_total(tmp_path, capsys):
+    """`--resume` without `--steps` continues to the run's own total (it once fell back to 1000: a run
+    started for 100000 iterations said "already at step 5918 of 1000" and stopped)."""
+    from vganzoo.cli import main
+
+    out = tmp_path / "run"
+    base = ["train", "tgan", "--resolution", "32", "--width", "0.125", "--batch-size", "2", "--no-progress"]
+    assert main([*base, "--data", "moving-digits", "--steps", "2", "--out", str(out)]) == 0
+    capsys.readouterr()
+    assert main([*base, "--out", str(out), "--resume"]) == 0
+    assert "already at step 2 of 2; nothing to train" in capsys.readouterr().out
+    assert main([*base, "--steps", "3", "--out", str(out), "--resume"]) == 0
+    assert "trained 1 iteration (resumed at 2)" in capsys.readouterr().out
+    assert json.loads((out / "config.json").read_text())["train"]["steps"] == 3
+    assert main([*base, "--out", str(out), "--resume"]) == 0  # the total given last is kept
+    assert "already at step 3 of 3" in capsys.readouterr().out
+    from vganzoo.train.run import _total_steps
+
+    assert _total_steps(None, None) == 1000  # a new run
+    for damaged in ({"train": []}, {"train": {"steps": "5"}}, {"train": {"steps": True}}, {}):
+        assert _total_steps(None, damaged) == 1000
+
+
 # ------------------------------------------------------------------------------------------------
 # tampered checkpoints: every field is checked, errors name the file and the field
 # ------------------------------------------------------------------------------------------------

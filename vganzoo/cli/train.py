@@ -61,7 +61,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--out", type=out_dir, default=None, help="run folder (default: runs/MODEL-TIME)")
     p.add_argument(
-        "--steps", type=int_in(0, MAX_STEPS), default=1000, help="training iterations (default: 1000)"
+        "--steps",
+        type=int_in(0, MAX_STEPS),
+        default=None,
+        help="training iterations in all (default: 1000; --resume keeps the run's)",
     )
     p.add_argument(
         "--batch-size",
@@ -249,12 +252,12 @@ def run(args: argparse.Namespace) -> int:
     if result.status == "time_limit":
         if main_process:
             print(
-                f"--max-time reached at iteration {result.step} of {args.steps}; "
+                f"--max-time reached at iteration {result.step} of {result.steps}; "
                 f"continue with --resume --out {result.run_dir}"
             )
         return 0
     if main_process:
-        print(_completed(result, args.steps))
+        print(_completed(result, result.steps))
     return 0
 
 

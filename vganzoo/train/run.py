@@ -149,7 +149,7 @@ def train(
     data: str | None = None,
     dataset: Any = None,
     out: str | None = None,
-    steps: int = 1000,
+    steps: int | None = None,
     batch_size: int | None = None,
     model_overrides: Mapping[str, Any] | None = None,
     recipe_overrides: Iterable[str] = (),
@@ -167,7 +167,7 @@ def train(
         data: a dataset spec for ``vganzoo.data.build_dataset`` ("moving-digits",
             "moving-shapes" or a folder); or pass ``dataset`` directly.
         out: the run folder (default ``runs/<model>-<time>``).
-        steps: total iterations.
+        steps: total iterations (default: a resumed run's total, else 1000).
         batch_size: sets the recipe's ``batch_size`` for every discriminator (and drops the
             recipe's per-role ``discriminator_batch_size``).
         model_overrides: keywords for ``vganzoo.create`` (resolution, frames, width,
@@ -225,7 +225,7 @@ def train(
         if dataset is None:
             dataset = _build_dataset(gan, data, seed, dataset_kwargs)
         config = TrainConfig(
-            steps=steps,
+            steps=_total_steps(steps, saved),
             out_dir=str(out if out is not None else default_run_dir(gan.name, device)),
             resume=resume,
             device=str(device),
@@ -328,6 +328,17 @@ def _resumed_data(saved: Mapping[str, Any] | None, out: str | None) -> str:
             "data: the run being resumed was trained on a dataset object, not a dataset spec; pass it again"
         )
     return spec
+
+
+def _total_steps(steps: int | None, saved: Mapping[str, Any] | None) -> int:
+    """The iterations to reach: ``steps`` when given, else the resumed run's total, else 1000."""
+    if steps is not None:
+        return steps
+    train = (saved or {}).get("train")
+    saved_steps = train.get("steps") if isinstance(train, Mapping) else None
+    if isinstance(saved_steps, int) and not isinstance(saved_steps, bool) and saved_steps >= 0:
+        return saved_steps
+    return 1000
 
 
 def _inherit_options(train_options: dict[str, Any], saved: Mapping[str, Any] | None) -> None:

@@ -73,6 +73,7 @@ class TrainResult:
         metrics: the last logged metrics (averaged over ranks).
         start_step: the iteration the run started from (a resumed run's; 0 for a new one), so
             ``step - start_step`` iterations ran in this call.
+        steps: the iterations the run was to reach (its ``TrainConfig.steps``).
     """
 
     step: int
@@ -82,6 +83,7 @@ class TrainResult:
     export_dir: Path | None
     metrics: dict[str, float]
     start_step: int = 0
+    steps: int | None = None
 
 
 def _check_model_and_dataset(model: nn.Module, dataset: Any) -> int:
@@ -292,6 +294,7 @@ class Trainer:
             export_dir,
             dict(self.last_metrics),
             start_step,
+            self.config.steps,
         )
 
     def _start_run(self) -> None:
