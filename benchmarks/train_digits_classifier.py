@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from vganzoo.files import atomic_write_bytes, atomic_write_json, sha256_file
+from vganzoo.files import atomic_write_bytes, atomic_write_json, safetensors_bytes, sha256_file
 from vganzoo.metrics.digits import (
     CONFIG_FILE,
     FEATURE_DIM,
@@ -258,15 +258,13 @@ def train(
     test = {f"{res}px": _evaluate(model, res, test_clips, seed, negatives) for res in RESOLUTIONS}
     wall = time.time() - started
     os.makedirs(out, exist_ok=True)
-    from safetensors.torch import save
-
     state = {
         k: v.detach().contiguous()
         for k, v in model.state_dict().items()
         if not k.endswith("num_batches_tracked")
     }
     weights_path = os.path.join(out, WEIGHTS_FILE)
-    atomic_write_bytes(weights_path, save(state, metadata={"format": "vganzoo-digits-classifier/1"}))
+    atomic_write_bytes(weights_path, safetensors_bytes(state, {"format": "vganzoo-digits-classifier/1"}))
     digest = sha256_file(weights_path)
     from vganzoo import __version__
 

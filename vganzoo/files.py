@@ -256,11 +256,18 @@ def safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str] | 
     safetensors writes its header's ``__metadata__`` in hash-map order, so saving the same model
     twice could give different bytes (and sha256 pins that a re-export cannot reproduce). The header
     is written again here with sorted keys (readers do not depend on the order), padded with spaces
-    to 8 bytes as safetensors does.
+    to 8 bytes as safetensors does. Every safetensors file vganzoo writes goes through here.
+    ``tensors`` may hold torch tensors or numpy arrays.
     """
+    import numpy as np
+    import torch
     from safetensors.torch import save
 
-    data = save(dict(tensors), metadata=dict(metadata) if metadata is not None else None)
+    tensors = {
+        k: torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+        for k, v in tensors.items()
+    }
+    data = save(tensors, metadata=dict(metadata) if metadata is not None else None)
     size = int.from_bytes(data[:8], "little")
     header = json.loads(data[8 : 8 + size])
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()

@@ -24,7 +24,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..files import atomic_write_bytes, check_safetensors_file, loads_json, sha256_file
+from ..files import (
+    atomic_write_bytes,
+    check_safetensors_file,
+    loads_json,
+    safetensors_bytes,
+    sha256_file,
+)
 from .c3d import (
     C3D,
     C3D_CROP,
@@ -270,8 +276,6 @@ def save_extractor(
     extra_tensors: Mapping[str, torch.Tensor] | None = None,
 ) -> str:
     """Write an extractor's weights as a self-describing safetensors file; returns its sha256."""
-    from safetensors.torch import save
-
     network = extractor.network if isinstance(extractor, VideoExtractor) else extractor
     tensors = {
         k: v.detach().cpu().contiguous()
@@ -280,7 +284,7 @@ def save_extractor(
     }
     tensors.update({k: v.detach().cpu().contiguous() for k, v in (extra_tensors or {}).items()})
     metadata = {META_ARCHITECTURE: architecture, META_CONFIG: json.dumps(dict(config or {}), sort_keys=True)}
-    atomic_write_bytes(path, save(tensors, metadata=metadata))
+    atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
     return sha256_file(path)
 
 

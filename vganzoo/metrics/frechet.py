@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..files import atomic_write_bytes, check_safetensors_file, loads_json
+from ..files import atomic_write_bytes, check_safetensors_file, loads_json, safetensors_bytes
 
 __all__ = ["STATS_FORMAT", "FeatureStats", "frechet_distance", "trace_sqrt_product"]
 
@@ -148,8 +148,6 @@ class FeatureStats:
 
         The file is written atomically; ``protocol`` (default: ``self.protocol``) must be JSON-able.
         """
-        from safetensors.numpy import save
-
         self._require(1, "saving statistics")
         protocol = dict(self.protocol if protocol is None else protocol)
         metadata = {
@@ -159,7 +157,7 @@ class FeatureStats:
             "protocol": json.dumps(protocol, sort_keys=True),
         }
         tensors = {"shift": self._shift, "sum": self._sum, "outer_sum": self._outer}
-        atomic_write_bytes(path, save(tensors, metadata=metadata))
+        atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
         self.protocol = protocol
 
     @classmethod

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_write_bytes, check_safetensors_file, loads_json
+from ..files import atomic_write_bytes, check_safetensors_file, loads_json, safetensors_bytes
 
 __all__ = ["CACHE_FORMAT", "RealCache", "default_cache_dir"]
 
@@ -118,11 +118,9 @@ class RealCache:
         self.features[int(seed)] = np.ascontiguousarray(features, dtype=np.float32)
         if self.path is None:
             return
-        from safetensors.numpy import save
-
         tensors = {f"{FEATURES_PREFIX}{s}": f for s, f in sorted(self.features.items())}
         metadata = {"format": CACHE_FORMAT, "identity": json.dumps(self.identity, sort_keys=True)}
-        atomic_write_bytes(self.path, save(tensors, metadata=metadata))
+        atomic_write_bytes(self.path, safetensors_bytes(tensors, metadata))
 
     def describe(self) -> dict[str, Any]:
         return {

@@ -21,10 +21,9 @@ from typing import Any
 import torch
 from safetensors import SafetensorError
 from safetensors.torch import load as st_load
-from safetensors.torch import save as st_save
 
 from ..errors import VganzooError
-from ..files import atomic_write_bytes, loads_json, remove_stale_temp_files
+from ..files import atomic_write_bytes, loads_json, remove_stale_temp_files, safetensors_bytes
 
 __all__ = [
     "FORMAT",
@@ -82,7 +81,7 @@ def save_checkpoint(
 ) -> Path:
     """Write one checkpoint atomically: ``tensors`` as safetensors, ``state`` (JSON-able) in the header."""
     metadata = {"format": FORMAT, "format_version": str(FORMAT_VERSION), "state": json.dumps(state)}
-    data = st_save(_clean(tensors), metadata=metadata)
+    data = safetensors_bytes(_clean(tensors), metadata)
     atomic_write_bytes(path, data)
     return Path(path)
 
