@@ -1,4 +1,5 @@
-"""What this machine allows: the memory a piece of work may use, checked before it is allocated.
+"""What this machine has and allows: the devices work may run on (:func:`as_device`, the library's
+one device check) and the memory a piece of work may use, checked before it is allocated.
 
 Estimates passed here are lower bounds (what the work needs at least), so a refusal means the work
 cannot fit, never that it merely might not. ``VGANZOO_MEMORY_LIMIT`` (bytes, or with a K/M/G/T suffix)
@@ -10,10 +11,25 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from .errors import ResourceLimitError
+from .errors import ResourceLimitError, short_repr
 
-__all__ = ["MEMORY_LIMIT_ENV", "available_memory", "check_memory", "format_bytes", "parse_bytes"]
+if TYPE_CHECKING:
+    import torch
+
+__all__ = [
+    "DEVICE_TYPES",
+    "MEMORY_LIMIT_ENV",
+    "as_device",
+    "available_memory",
+    "check_memory",
+    "device_choices",
+    "format_bytes",
+    "parse_bytes",
+]
+
+DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 MEMORY_LIMIT_ENV = "VGANZOO_MEMORY_LIMIT"
 _UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
@@ -82,3 +98,86 @@ def check_memory(needed: int, what: str, *, advice: str) -> None:
             f"{what} needs at least {format_bytes(needed)} of memory but {format_bytes(available)} is "
             f"available; {advice}"
         )
+
+
+def as_device(device: Any, what: str = "device") -> torch.device | None:
+    """``device`` as a torch.device this machine has, or a one-line ValueError / TypeError starting
+    with ``what`` (no prefix when empty) that says why and what to use instead.
+
+    Takes a name (``"cpu"``, ``"cuda:1"``, ``"mps"``, ``"xpu"``; ``"auto"``: CUDA when available,
+    else the CPU), a ``torch.device`` or None (returned as None: the caller's default). ``cpu:0`` is
+    ``cpu``; ``meta`` (no data) and device types vganzoo does not run on are refused, and so is an
+    index past the last device or an accelerator this PyTorch cannot use (not torch's assertion
+    "Torch not compiled with CUDA enabled" at the first tensor moved).
+    """
+    import torch
+
+    prefix = f"{what}: " if what else ""
+    if device is None:
+        return None
+    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
+        raise TypeError(
+            f"{prefix}expected a device name such as 'cpu' or 'cuda:0', got {type(device).__name__}"
+        )
+    if isinstance(device, int):
+        raise ValueError(f"{prefix}give a device name such as 'cuda:{device}', not the number {device}")
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    shown = short_repr(str(device))
+    try:
+        parsed = torch.device(device.strip().lower() if isinstance(device, str) else device)
+    except (RuntimeError, ValueError):
+        raise ValueError(f"{prefix}{shown} is not a device; use {device_choices()}") from None
+    if parsed.type == "meta":
+        raise ValueError(
+            f"{prefix}'meta' tensors hold no data, so nothing can run there; use {device_choices()}"
+        )
+    if parsed.type not in DEVICE_TYPES:
+        raise ValueError(f"{prefix}{parsed.type!r} devices are not supported; use {device_choices()}")
+    if parsed.type == "cpu":
+        if parsed.index not in (None, 0):
+            raise ValueError(f"{prefix}there is one CPU device, 'cpu' (got {shown})")
+        return torch.device("cpu")
+    count = _accelerator_count(parsed.type, f"{prefix}{shown}")
+    if parsed.index is not None and parsed.index >= count:
+        raise ValueError(
+            f"{prefix}{shown}, but this machine has {count} {parsed.type} device(s), "
+            f"{parsed.type}:0 to {parsed.type}:{count - 1}"
+        )
+    return parsed
+
+
+def _accelerator_count(kind: str, named: str) -> int:
+    """How many ``kind`` devices this PyTorch can use; ValueError (starting with ``named``) for none."""
+    import torch
+
+    if kind == "cuda":
+        if not torch.cuda.is_available():
+            if torch.version.cuda is None:
+                why = f"this PyTorch ({torch.__version__}) is a CPU-only build"
+            else:
+                why = "no CUDA GPU is visible (see CUDA_VISIBLE_DEVICES and the driver)"
+            raise ValueError(f"{named}, but {why}; use {device_choices()}")
+        return torch.cuda.device_count()
+    if kind == "mps":
+        if not torch.backends.mps.is_available():
+            raise ValueError(f"{named}, but MPS (Apple GPUs) is not available here; use {device_choices()}")
+        return 1
+    xpu = getattr(torch, "xpu", None)
+    if xpu is None or not xpu.is_available():
+        raise ValueError(f"{named}, but no Intel XPU is available here; use {device_choices()}")
+    return xpu.device_count()
+
+
+def device_choices() -> str:
+    """The devices to suggest in messages: what this machine has."""
+    import torch
+
+    choices = ["'cpu'"]
+    if torch.cuda.is_available():
+        choices += ["'cuda'", "'cuda:N'"]
+    if torch.backends.mps.is_available():
+        choices.append("'mps'")
+    if getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
+        choices.append("'xpu'")
+    return " or ".join([", ".join(choices[:-1]), choices[-1]]) if len(choices) > 1 else choices[0]

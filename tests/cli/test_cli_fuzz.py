@@ -206,6 +206,6 @@ def test_a_real_process_prints_one_line(tmp_path):
     )
     assert proc.returncode == 2 and proc.stdout == ""
     assert proc.stderr.strip().splitlines() == [
-        "vganzoo train: error: argument --device: not a device: 'potato'; use cpu"
+        "vganzoo train: error: argument --device: 'potato' is not a device; use 'cpu'"
     ]
     assert list(tmp_path.iterdir()) == []

@@ -52,10 +52,12 @@ def test_require_cuda_refuses_the_cpu():
 @pytest.mark.parametrize(
     ("device", "error", "match"),
     [
-        ("garbage", ValueError, r"^cuda_graphs: 'garbage' is not a device; use 'cuda' or 'cuda:N'$"),
+        ("garbage", ValueError, r"^cuda_graphs: 'garbage' is not a device; use 'cpu'"),
         ("", ValueError, "is not a device"),
-        (3, TypeError, "the device must be a name such as 'cuda:0', got int"),
-        (None, TypeError, "got NoneType"),
+        ("meta", ValueError, "^cuda_graphs: 'meta' tensors hold no data"),
+        (3, ValueError, "^cuda_graphs: give a device name such as 'cuda:3', not the number 3"),
+        (None, TypeError, "^cuda_graphs: expected a device name such as 'cuda:0', got NoneType"),
+        (1.5, TypeError, "got float"),
     ],
 )
 def test_require_cuda_names_bad_devices_in_one_line(device, error, match):

@@ -16,6 +16,8 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any, NoReturn
 
+from ..resources import as_device
+
 __all__ = [
     "MAX_SEED",
     "Parser",
@@ -38,7 +40,6 @@ __all__ = [
 # index in eval) and torch, Python and NumPy must all take them.
 MAX_SEED = 2**62
 # Devices vganzoo runs on (torch knows more, e.g. hpu or xla, that nothing here has been tried on).
-DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 
 class UsageError(Exception):
@@ -187,68 +188,9 @@ def device_arg(text: str) -> str:
 
 def resolve_device(text: str | None) -> Any:
     """The ``torch.device`` of a ``--device`` value (None or ``auto``: CUDA when available, else the
-    CPU); ValueError saying why it cannot be used here."""
-    import torch
-
-    if text is None or text == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(text)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"not a device: {_shown(text)}; use {_device_choices()}") from None
-    if device.type == "meta":
-        raise ValueError("'meta' tensors hold no data, so nothing can run there; use cpu or cuda")
-    if device.type not in DEVICE_TYPES:
-        raise ValueError(f"{device.type!r} devices are not supported; use {_device_choices()}")
-    if device.type == "cpu":
-        if device.index not in (None, 0):
-            raise ValueError(f"there is one CPU device, 'cpu' (got {_shown(text)})")
-        return torch.device("cpu")
-    _check_accelerator(device, text)
-    return device
-
-
-def _check_accelerator(device: Any, text: str) -> None:
-    import torch
-
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            if torch.version.cuda is None:
-                why = f"this PyTorch ({torch.__version__}) is a CPU-only build"
-            else:
-                why = "no CUDA GPU is visible (see CUDA_VISIBLE_DEVICES and the driver)"
-            raise ValueError(f"{_shown(text)}: {why}; use --device cpu")
-        count = torch.cuda.device_count()
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ValueError(
-                f"{_shown(text)}: MPS (Apple GPUs) is not available here; use {_device_choices()}"
-            )
-        count = 1
-    else:  # xpu
-        xpu = getattr(torch, "xpu", None)
-        if xpu is None or not xpu.is_available():
-            raise ValueError(f"{_shown(text)}: no Intel XPU is available here; use {_device_choices()}")
-        count = xpu.device_count()
-    if device.index is not None and device.index >= count:
-        raise ValueError(
-            f"{_shown(text)}: this machine has {count} {device.type} device(s), "
-            f"{device.type}:0 to {device.type}:{count - 1}"
-        )
-
-
-def _device_choices() -> str:
-    """The devices to suggest: what this machine has."""
-    import torch
-
-    choices = ["cpu"]
-    if torch.cuda.is_available():
-        choices += ["cuda", "cuda:N"]
-    if torch.backends.mps.is_available():
-        choices.append("mps")
-    if getattr(torch, "xpu", None) is not None and torch.xpu.is_available():
-        choices.append("xpu")
-    return ", ".join(choices)
+    CPU); ValueError saying why it cannot be used here (the library's one check,
+    :func:`vganzoo.resources.as_device`)."""
+    return as_device("auto" if text is None else text, "")
 
 
 def random_weights_arg(p: argparse.ArgumentParser, verb: str) -> None:

@@ -24,7 +24,8 @@ from .. import hub, registry
 from ..errors import VganzooError
 from ..files import read_json_file
 from ..hub.weightsets import file_in_weight_set
-from ..models.base import as_device, make_generator, sampling_generator
+from ..models.base import make_generator, sampling_generator
+from ..resources import as_device
 from ..sampling import latent_roles
 
 __all__ = ["Catalog", "DemoError", "Entry", "LoadedModel", "parse_card"]
@@ -178,10 +179,8 @@ class Catalog:
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:
-    if isinstance(device, str) and device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        return as_device(device)  # the library's one device check (index, CUDA/MPS availability)
+        return as_device(device)  # the library's one device check ("auto", index, CUDA/MPS availability)
     except (ValueError, TypeError) as exc:
         raise DemoError(str(exc)) from None
 

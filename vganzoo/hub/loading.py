@@ -223,7 +223,7 @@ def load(
     Returns:
         A :class:`~vganzoo.models.base.VideoGAN` in eval mode.
     """
-    from ..models.base import as_device
+    from ..resources import as_device
 
     if revision is not None and not isinstance(revision, str):
         raise TypeError(

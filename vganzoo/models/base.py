@@ -33,6 +33,7 @@ from torch import nn
 
 from ..errors import InvalidConfigError, short_repr
 from ..nn.graphs import host_reads_allowed
+from ..resources import as_device
 
 __all__ = [
     "DiscriminatorOutput",
@@ -134,36 +135,6 @@ def check_flags(**flags: Any) -> None:
     for name, value in flags.items():
         if not isinstance(value, bool):
             raise TypeError(f"{name} must be True or False, got {short_repr(value)}")
-
-
-def as_device(device: Any, what: str = "device") -> torch.device | None:
-    """``device`` (a name such as ``"cuda:0"``, a ``torch.device`` or None) as a torch.device this
-    machine has; one-line ValueError / TypeError naming ``what`` otherwise (not torch's assertion
-    "Torch not compiled with CUDA enabled" at the first tensor moved)."""
-    if device is None:
-        return None
-    if isinstance(device, bool) or not isinstance(device, (str, torch.device, int)):
-        raise TypeError(
-            f"{what} must be a device name such as 'cpu' or 'cuda:0', got {type(device).__name__}"
-        )
-    if isinstance(device, int):
-        raise ValueError(f"{what}: give a device name such as 'cuda:{device}', not the number {device}")
-    try:
-        device = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"{what}: {short_repr(device)} is not a device; use 'cpu' or 'cuda[:N]'") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError(
-                f"{what}: {str(device)!r}, but this PyTorch has no usable CUDA device; use 'cpu'"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ValueError(
-                f"{what}: {str(device)!r}, but there are {torch.cuda.device_count()} CUDA devices"
-            )
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise ValueError(f"{what}: 'mps', but this PyTorch has no usable MPS device; use 'cpu'")
-    return device
 
 
 def _as_label_tensor(labels: Any, n: int, where: str, device: torch.device | str | None) -> torch.Tensor:
@@ -292,11 +263,7 @@ class VideoGAN(nn.Module):
         param = next(gen_module.parameters(), None)
         if device is None:
             device = param.device if param is not None else torch.device("cpu")
-        device = as_device(device)
-        if device.type == "meta":
-            raise ValueError(
-                "device: 'meta' tensors hold no data, so nothing can be sampled there; use 'cpu' or 'cuda'"
-            )
+        device = as_device(device)  # refuses "meta" too
         if param is not None and param.device != device:
             raise ValueError(
                 f"device: the generator's weights are on {param.device}, not {device}; call "

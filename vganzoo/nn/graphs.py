@@ -37,6 +37,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import short_repr
+from ..resources import as_device
+
 __all__ = ["GraphedInference", "host_reads_allowed", "require_cuda"]
 
 log = logging.getLogger(__name__)
@@ -55,25 +58,25 @@ def host_reads_allowed() -> bool:
 
 def require_cuda(device: torch.device | str, what: str = "cuda_graphs") -> torch.device:
     """``device`` as a torch.device when it is a CUDA device this process can use; otherwise a one-line
-    ValueError naming ``what`` and the way out."""
-    if isinstance(device, bool) or not isinstance(device, (str, torch.device)):
-        raise TypeError(f"{what}: the device must be a name such as 'cuda:0', got {type(device).__name__}")
+    ValueError naming ``what`` and the way out (the device itself is checked by
+    :func:`vganzoo.resources.as_device`)."""
+    if device is None:  # as_device's "the caller's default" means nothing here
+        raise TypeError(f"{what}: expected a device name such as 'cuda:0', got NoneType")
     try:
-        device = torch.device(device)
-    except (RuntimeError, ValueError):
-        raise ValueError(f"{what}: {str(device)[:80]!r} is not a device; use 'cuda' or 'cuda:N'") from None
-    if device.type == "cuda" and torch.cuda.is_available():
-        count = torch.cuda.device_count()
-        if device.index is not None and device.index >= count:
-            raise ValueError(f"{what}: {str(device)!r}, but there are {count} CUDA devices")
-        return device
+        parsed = as_device(device, what)
+    except ValueError:
+        if torch.cuda.is_available() or not str(device).strip().lower().startswith("cuda"):
+            raise
+        parsed = None  # a CUDA device on a machine without one: said below, with what to install
+    if parsed is not None and parsed.type == "cuda":
+        return parsed
     if torch.version.cuda is None:
         why = f"this PyTorch ({torch.__version__}) is a CPU-only build; install a CUDA build of torch"
     elif not torch.cuda.is_available():
         why = "this PyTorch sees no CUDA device"
     else:
-        why = "choose a CUDA device (e.g. device 'cuda')"
-    raise ValueError(f"{what}: CUDA graphs need a CUDA device, got {str(device)!r}; {why}")
+        why = "choose 'cuda' or 'cuda:N'"
+    raise ValueError(f"{what}: CUDA graphs need a CUDA device, got {short_repr(str(device))}; {why}")
 
 
 def _signature(args: tuple[Any, ...], kwargs: Mapping[str, Any]) -> tuple[Any, ...] | None:

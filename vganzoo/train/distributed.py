@@ -17,7 +17,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from ..models.base import as_device
+from ..resources import as_device
 
 __all__ = [
     "all_reduce_any",
