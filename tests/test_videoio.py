@@ -225,3 +225,25 @@ def test_read_video_scales_while_decoding(tmp_path):
         assert vio.read_video(target, frames=2, size=(20, 40)).shape == (2, 20, 40, 3)
     with pytest.raises(ValueError, match="size"):
         vio.read_video(tmp_path / "v.mp4", size=(8,))
+
+
+def test_labelled_rows_make_rows_alike_and_write_each_label():
+    gray = torch.full((3, 1, 16, 32, 32), -1.0)  # black gray clips, 16 frames
+    rgb = torch.ones(2, 3, 12, 64, 64)  # white RGB clips, 12 frames
+    out = vio.labelled_rows([("first", gray), ("second", rgb)], padding=2)
+    assert out.dtype == torch.uint8 and out.shape[:2] == (3, 12)  # RGB, cut to the shortest clip
+    assert out.shape[2] == 2 * (64 + 2) + 2  # both rows scaled up to 64 px
+    column = out.shape[3] - (3 * (64 + 2) + 2)  # the widest row is 3 videos wide
+    assert column > 0
+    labels = out[0, 0, :, :column]
+    top, bottom = labels[: 64 + 2], labels[64 + 2 :]
+    assert (top < 128).any() and (bottom < 128).any()  # black text in each row's label cell
+    assert not torch.equal(top[2:66], bottom[:64])  # two different labels
+    body = out[:, :, :, column:]
+    assert (body[:, :, 2:66, 2:66] == 0).all() and (body[:, :, 68:132, 2:66] == 255).all()
+    with pytest.raises(ValueError, match="rows must be a non-empty list"):
+        vio.labelled_rows([])
+    with pytest.raises(ValueError, match=r"rows\[0\] must be a \(label, videos\) pair"):
+        vio.labelled_rows([(1, gray)])
+    with pytest.raises(ValueError, match="float videos must be in"):
+        vio.labelled_rows([("x", gray * 3)])

@@ -21,11 +21,13 @@ import math
 import numbers
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from einops import rearrange
 
 from .errors import VganzooError
@@ -39,6 +41,7 @@ __all__ = [
     "VideoInfo",
     "VideoReadError",
     "atomic_path",
+    "labelled_rows",
     "make_grid",
     "probe_video",
     "read_video",
@@ -55,6 +58,8 @@ RANGE_TOLERANCE = 1e-3
 GIF_TIME_UNIT_MS = 10  # GIF frame delays are stored in hundredths of a second
 MIN_FPS, MAX_FPS = 0.01, 1000.0  # a GIF delay holds at most 655.35 s; past 100 fps GIF delays stay 10 ms
 GIF_COLOURS = 256  # palette size per frame
+MAX_LABEL_CHARS = 60  # labelled_rows: a row label's length
+LABEL_MARGIN = 6  # labelled_rows: pixels around the labels
 # extension -> (FFmpeg container, encoders in order of preference, encoder options); PyAV's
 # bundled FFmpeg ships all of these encoders
 FFMPEG_FORMATS: dict[str, tuple[str, tuple[str, ...], dict[str, str]]] = {
@@ -197,6 +202,74 @@ def make_grid(
         top, left = padding + row * cell_h, padding + col * cell_w
         grid[:, :, top : top + h, left : left + w] = videos[i]
     return grid
+
+
+def labelled_rows(rows: Sequence[tuple[str, Any]], padding: int = 2) -> torch.Tensor:
+    """One video with a row per ``(label, videos)`` pair, the label written left of its row.
+
+    Each ``videos`` is (N, C, T, H, W), float in [-1, 1] or uint8, 1 or 3 channels. Rows are made
+    alike: gray rows become RGB when another row is RGB, smaller clips are scaled up (nearest) to the
+    largest height and width, and every row is cut to the shortest clip's length. Labels are written
+    black on the white padding with Pillow's built-in font (at most :data:`MAX_LABEL_CHARS` characters).
+
+    Returns:
+        (C, T, H, W) uint8, for :func:`save_video`.
+    """
+    if not isinstance(rows, Sequence) or isinstance(rows, (str, bytes)) or not rows:
+        raise ValueError("rows must be a non-empty list of (label, videos) pairs")
+    if not isinstance(padding, int) or isinstance(padding, bool) or padding < 0:
+        raise ValueError(f"padding must be a non-negative int, got {padding!r}")
+    labels, batches = [], []
+    for i, row in enumerate(rows):
+        if not isinstance(row, tuple) or len(row) != 2 or not isinstance(row[0], str):
+            raise ValueError(f"rows[{i}] must be a (label, videos) pair with a str label")
+        labels.append(row[0].replace("\n", " ")[:MAX_LABEL_CHARS])
+        batches.append(to_uint8(_as_batch(row[1], f"rows[{i}] videos")))
+    channels = max(b.shape[1] for b in batches)
+    frames = min(b.shape[2] for b in batches)
+    height, width = max(b.shape[3] for b in batches), max(b.shape[4] for b in batches)
+    grids = []
+    for b in batches:
+        b = b[:, :, :frames]
+        if b.shape[1] != channels:
+            b = b.expand(-1, channels, -1, -1, -1)
+        if b.shape[3:] != (height, width):
+            n, c = b.shape[:2]
+            scaled = F.interpolate(
+                b.reshape(n, c * frames, *b.shape[3:]), size=(height, width), mode="nearest"
+            )
+            b = scaled.reshape(n, c, frames, height, width)
+        grids.append(make_grid(b, nrow=b.shape[0], padding=padding))
+    grid_width = max(g.shape[-1] for g in grids)
+    body = torch.full(
+        (channels, frames, sum(g.shape[2] - padding for g in grids) + padding, grid_width), UINT8_MAX
+    )
+    top = 0
+    for g in grids:
+        body[:, :, top : top + g.shape[2], : g.shape[3]] = g
+        top += g.shape[2] - padding
+    column = _label_column(labels, [g.shape[2] - padding for g in grids], body.shape[2], padding)
+    column = column.to(torch.uint8)[None, None].expand(channels, frames, -1, -1)
+    return torch.cat([column, body.to(torch.uint8)], dim=-1)
+
+
+def _label_column(labels: list[str], heights: list[int], total: int, padding: int) -> torch.Tensor:
+    """(total, width) uint8: white, each label in black, centred on its row's height."""
+    image_mod = import_pil()
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    measure = ImageDraw.Draw(image_mod.new("L", (1, 1)))
+    boxes = [measure.textbbox((0, 0), label, font=font) for label in labels]
+    width = max(box[2] - box[0] for box in boxes) + 2 * LABEL_MARGIN
+    image = image_mod.new("L", (width, total), UINT8_MAX)
+    draw = ImageDraw.Draw(image)
+    top = padding
+    for label, box, height in zip(labels, boxes, heights):
+        y = top + (height - padding - (box[3] - box[1])) // 2 - box[1]
+        draw.text((LABEL_MARGIN - box[0], y), label, fill=0, font=font)
+        top += height
+    return torch.from_numpy(np.asarray(image).copy())
 
 
 # ----------------------------------------------------------------------------------------------

@@ -361,3 +361,26 @@ def test_pretrained_mocogan_samples_any_clip_length(tmp_path, capsys):
         capsys, "sample", "mocogan-rnn.digits", "--frames", "8", "--interpolate", "3", "--out", out
     )
     assert code == 2 and "--interpolate" in err
+
+
+def test_several_names_are_sampled_side_by_side_one_labelled_row_each(tmp_path, capsys):
+    from PIL import Image
+
+    out = tmp_path / "zoo.gif"
+    argv = ["sample", "mocogan-rnn.digits", "tgan", "--random-weights", "--resolution", "32", "--n", "3"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    text = capsys.readouterr().out
+    assert "2 models side by side, 3 samples each with seed 0" in text
+    assert "mocogan-rnn (random weights): videos (3, 1, 16, 32, 32)" in text
+    assert "tgan (random weights): videos (3, 3, 16, 32, 32)" in text
+    image = Image.open(out)
+    assert image.n_frames == 16 and image.height == 2 * (32 + 2) + 2 and image.width > 3 * (32 + 2) + 2
+    first = vganzoo.videoio.to_uint8(vganzoo.create("tgan", resolution=32).sample(3, seed=0))  # row 2
+    frame = torch.tensor(list(image.convert("RGB").getdata()), dtype=torch.uint8)
+    frame = frame.reshape(image.height, image.width, 3).permute(2, 0, 1)
+    column = image.width - (3 * (32 + 2) + 2)
+    assert (frame[:, 36:68, column + 2 : column + 34].float() - first[0, :, 0].float()).abs().max() <= 40
+    for flag in (["--interpolate", "3"], ["--nrow", "2"]):
+        assert main([*argv, *flag, "--out", str(tmp_path / "bad.gif")]) == 2
+        assert "give one NAME" in capsys.readouterr().err
+    assert not (tmp_path / "bad.gif").exists()

@@ -20,6 +20,8 @@ from .options import (
 )
 
 DEFAULT_N = 16
+DEFAULT_ROW_N = 8  # videos per row when several models are sampled side by side
+MAX_ROWS = 64  # models in one side-by-side file
 DEFAULT_FPS = 8.0
 MAX_N = 1_000_000  # a parse-time bound; what memory allows is checked once the model is known
 MAX_SIZE = 4096  # --resolution / --frames: no model here comes near; memory is checked as well
@@ -43,10 +45,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "weights (and says so).",
     )
     p.add_argument(
-        "name",
+        "names",
         metavar="NAME",
+        nargs="+",
         type=nonempty,
-        help="model name (e.g. mocogan-rnn or mocogan-rnn.digits) or a save_pretrained folder",
+        help="model name (e.g. mocogan-rnn or mocogan-rnn.digits) or a save_pretrained folder; several "
+        f"NAMEs: one labelled row of --n videos (default {DEFAULT_ROW_N}) per model, side by side",
     )
     p.add_argument(
         "--n",
@@ -218,19 +222,13 @@ def _load(name: str, resolution: int | None, frames: int | None, random_weights:
     return registry.create(config.pop("model"), **{**config, "frames": frames}), False
 
 
-def run(args: argparse.Namespace) -> int:
-    from .. import videoio as vio
+def _load_named(args: argparse.Namespace, name: str) -> tuple[Any, bool]:
+    """:func:`_load` for ``name`` with the command's options; errors name the options, not keywords."""
     from ..errors import InvalidConfigError, ResourceLimitError
-    from ..nn.graphs import require_cuda
-    from ..sampling import latent_walk, sample_videos
 
-    n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)
-    device = resolve_device(args.device)
-    if args.cuda_graphs:
-        require_cuda(device, "--cuda-graphs")
     overrides = {"resolution": args.resolution, "frames": args.frames}
     try:
-        model, pretrained = _load(args.name, args.resolution, args.frames, args.random_weights)
+        model, pretrained = _load(name, args.resolution, args.frames, args.random_weights)
     except (InvalidConfigError, ResourceLimitError) as exc:  # say which options, not which keywords
         given = [
             f"--{key} {value}" for key, value in overrides.items() if value is not None and key in str(exc)
@@ -238,11 +236,122 @@ def run(args: argparse.Namespace) -> int:
         if not given:
             raise
         raise type(exc)(fixed_by_weights_hint(f"{' '.join(given)}: {exc}")) from None
-    _check_label(model, args.label, args.name)
-    use_ema = not args.no_ema
+    _check_label(model, args.label, name)
+    return model, pretrained
+
+
+def _clip_settings(model: Any, args: argparse.Namespace) -> tuple[dict[str, Any], int | None]:
+    """``sample()`` options of a model that renders any length / frame rate, and the length a
+    generator that draws latents for any length (MoCoGAN's motion RNN) samples directly."""
     clip_options = _clip_options(model, args.frames, args.fps)
-    # a generator that draws latents for any length (MoCoGAN's motion RNN) samples --frames directly
     drawn_frames = args.frames if "frames" not in clip_options and _draws_any_length(model) else None
+    return clip_options, drawn_frames
+
+
+def _draw(model: Any, args: argparse.Namespace, n: int, device: Any, bar: Any) -> tuple[Any, dict[str, Any]]:
+    """``n`` videos of ``model`` with the command's seed, label, EMA and clip options (on the CPU)."""
+    from ..sampling import sample_videos
+
+    clip_options, drawn_frames = _clip_settings(model, args)
+    if clip_options:  # a model that renders any length / frame rate samples through its own sample()
+        if args.cuda_graphs:
+            print(
+                "note: --cuda-graphs is not used for clips rendered at a chosen --frames / --fps",
+                file=sys.stderr,
+            )
+        videos, latents = model.sample(
+            n,
+            seed=args.seed,
+            labels=args.label,
+            device=device,
+            use_ema=not args.no_ema,
+            return_latents=True,
+            **clip_options,
+        )
+        bar.update(n)
+        return videos.cpu(), latents
+    return sample_videos(
+        model,
+        n,
+        seed=args.seed,
+        labels=args.label,
+        device=device,
+        use_ema=not args.no_ema,
+        on_progress=bar.update,
+        frames=drawn_frames,
+        cuda_graphs=args.cuda_graphs,
+    )
+
+
+def _shown_name(model: Any, pretrained: bool) -> str:
+    """The name a user knows the model by (``mocogan-rnn.digits``), and whether its weights are random."""
+    shown = (getattr(model, "pretrained", None) or {}).get("name") or model.name
+    return shown if pretrained else f"{shown} (random weights)"
+
+
+def run(args: argparse.Namespace) -> int:
+    if len(args.names) > 1:
+        return _run_rows(args)
+    return _run_one(args, args.names[0])
+
+
+def _run_rows(args: argparse.Namespace) -> int:
+    """Several models side by side: one labelled row of ``--n`` videos each, same seed and options."""
+    from .. import videoio as vio
+    from ..nn.graphs import require_cuda
+
+    names = args.names
+    if len(names) > MAX_ROWS:
+        raise ValueError(f"NAME: at most {MAX_ROWS} models side by side, got {len(names)}")
+    for flag, value in (("--interpolate", args.interpolate), ("--nrow", args.nrow)):
+        if value is not None:
+            raise ValueError(
+                f"{flag}: with several models each row holds one model's --n videos; give one NAME"
+            )
+    n = args.n if args.n is not None else DEFAULT_ROW_N
+    device = resolve_device(args.device)
+    if args.cuda_graphs:
+        require_cuda(device, "--cuda-graphs")
+    ext = "." + args.out.rpartition(".")[2].lower()
+    rows, rates = [], set()
+    with _progress(n * len(names), not args.no_progress) as bar:
+        for name in names:
+            model, pretrained = _load_named(args, name)
+            clip_options, drawn_frames = _clip_settings(model, args)
+            _check_size(model, n, n, ext, f"--n {n}", "--n", clip_options.get("frames") or drawn_frames)
+            model = model.to(device).eval()
+            videos, _latents = _draw(model, args, n, device, bar)
+            rows.append((_shown_name(model, pretrained), videos))
+            rates.add(float(getattr(model.generator, "fps", DEFAULT_FPS)))
+            del model
+    grid = vio.labelled_rows(rows)
+    limit = MAX_GRID_SIDE.get(ext, MAX_VIDEO_SIDE)
+    if max(grid.shape[-2:]) > limit:
+        raise ValueError(
+            f"--n {n}: the rows would be {grid.shape[-1]} x {grid.shape[-2]} pixels, beyond the {limit} a "
+            f"{ext} file takes; lower --n or give fewer NAMEs"
+        )
+    fps = args.fps if args.fps is not None else (rates.pop() if len(rates) == 1 else DEFAULT_FPS)
+    path = vio.save_video(grid, args.out, fps=fps)
+    print(f"wrote {path}: {len(names)} models side by side, {n} samples each with seed {args.seed}")
+    for label, videos in rows:
+        print(f"  {label}: videos {tuple(videos.shape)} (N, C, T, H, W)")
+    print(f"  rows cut to {grid.shape[1]} frames, {grid.shape[0]} channels, device {device}")
+    return 0
+
+
+def _run_one(args: argparse.Namespace, name: str) -> int:
+    from .. import videoio as vio
+    from ..nn.graphs import require_cuda
+    from ..sampling import latent_walk
+
+    n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)
+    device = resolve_device(args.device)
+    if args.cuda_graphs:
+        require_cuda(device, "--cuda-graphs")
+    model, pretrained = _load_named(args, name)
+    use_ema = not args.no_ema
+    clip_options, drawn_frames = _clip_settings(model, args)
     if args.interpolate is not None and drawn_frames not in (None, model.generator.frames):
         raise ValueError(
             f"--frames {args.frames}: --interpolate walks clips of the model's own length "
@@ -289,43 +398,15 @@ def run(args: argparse.Namespace) -> int:
             labels: Any = [args.label] * n if args.label is not None else None
             if labels is None and model.num_classes:
                 labels = "drawn per pair (see rows)"
-        elif clip_options:  # a model that renders any length / frame rate samples through its own sample()
-            if args.cuda_graphs:
-                print(
-                    "note: --cuda-graphs is not used for clips rendered at a chosen --frames / --fps",
-                    file=sys.stderr,
-                )
-            videos, latents = model.sample(
-                n,
-                seed=args.seed,
-                labels=args.label,
-                device=device,
-                use_ema=use_ema,
-                return_latents=True,
-                **clip_options,
-            )
-            videos = videos.cpu()
-            bar.update(n)
         else:
-            videos, latents = sample_videos(
-                model,
-                n,
-                seed=args.seed,
-                labels=args.label,
-                device=device,
-                use_ema=use_ema,
-                on_progress=bar.update,
-                frames=drawn_frames,
-                cuda_graphs=args.cuda_graphs,
-            )
-        if args.interpolate is None:
+            videos, latents = _draw(model, args, n, device, bar)
             drawn = latents.get("labels")
             labels = drawn.tolist() if drawn is not None else None
             what = f"{n} samples with seed {args.seed}"
     fps = args.fps if args.fps is not None else float(getattr(model.generator, "fps", DEFAULT_FPS))
     path = vio.save_video(videos, args.out, fps=fps, nrow=nrow)
+    shown = _shown_name(model, True)  # e.g. mocogan-rnn.digits
     weights = "pretrained weights" if pretrained else "random weights"
-    shown = (getattr(model, "pretrained", None) or {}).get("name") or model.name  # e.g. mocogan-rnn.digits
     print(f"wrote {path}: {shown} ({weights}) {what}")
     print(
         f"  videos {tuple(videos.shape)} (N, C, T, H, W), labels {labels if labels is not None else 'none'}, "
