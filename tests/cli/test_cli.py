@@ -141,3 +141,20 @@ def test_info_of_a_weight_set_describes_those_weights(capsys):
     assert (
         "default config:" in out and "weights" not in out.split("default config:")[1].split("pretrained:")[0]
     )
+
+
+def test_eval_out_never_replaces_a_file_the_evaluation_reads(tmp_path, capsys):
+    folder = vganzoo.hub.save_pretrained(
+        vganzoo.create("tgan", resolution=32, width=0.125), str(tmp_path / "w")
+    )
+    config = folder / "config.json"
+    before = config.read_bytes()
+    detector = tmp_path / "det.safetensors"
+    detector.write_bytes(b"x" * 64)
+    for out, extra in ((config, []), (detector, ["--extractor", str(detector)]), (folder / "new.json", [])):
+        argv = ["eval", str(folder), "--data", "moving-digits", "--metric", "fvd-digits", "--n", "4"]
+        assert main([*argv, *extra, "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert "--out: " in err and "which the evaluation reads" in err and "Traceback" not in err
+    assert config.read_bytes() == before and detector.read_bytes() == b"x" * 64
+    assert not (folder / "new.json").exists()

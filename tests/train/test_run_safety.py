@@ -58,6 +58,23 @@ def test_a_damaged_resume_file_creates_no_run_folder(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_resume_with_only_damaged_checkpoints_refuses_and_keeps_them(tmp_path):
+    """Not "no checkpoint; starting from scratch" (which then rotated the damaged files away)."""
+    _fit(tmp_path / "run", 2, checkpoint_every=1)
+    folder = tmp_path / "run" / "checkpoints"
+    for path in folder.iterdir():
+        path.write_bytes(path.read_bytes()[:1000])
+    before = sorted((p.name, p.read_bytes()) for p in folder.iterdir())
+    with (
+        pytest.warns(UserWarning, match="skipping damaged"),
+        pytest.raises(
+            ckpt.CheckpointError, match=r"^resume: none of the 2 checkpoint\(s\) in .* can be read"
+        ),
+    ):
+        _fit(tmp_path / "run", 4, resume=True, checkpoint_every=1, keep_checkpoints=1)
+    assert sorted((p.name, p.read_bytes()) for p in folder.iterdir()) == before
+
+
 @pytest.mark.parametrize("key", ["out", "data"])
 def test_an_empty_out_or_data_is_refused(tmp_path, monkeypatch, key):
     """'' would be the current folder: as the run folder, or read as a dataset."""

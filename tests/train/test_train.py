@@ -706,7 +706,7 @@ def test_labels_are_used_or_dropped_for_the_whole_run(tmp_path):
 
 
 def test_resume_without_data_takes_the_runs_own(tmp_path, capsys):
-    """`--max-time` prints `continue with --resume --out RUN`: that command must work as printed."""
+    """`--max-time` prints `continue with: vganzoo train MODEL --resume --out RUN`: it works as printed."""
     from vganzoo.cli import main
 
     out = tmp_path / "run"
@@ -731,8 +731,17 @@ def test_resume_without_steps_keeps_the_runs_total(tmp_path, capsys):
 
     out = tmp_path / "run"
     base = ["train", "tgan", "--resolution", "32", "--width", "0.125", "--batch-size", "2", "--no-progress"]
-    assert main([*base, "--data", "moving-digits", "--steps", "2", "--out", str(out)]) == 0
-    capsys.readouterr()
+    assert (
+        main([*base, "--data", "moving-digits", "--steps", "2", "--out", str(out), "--max-time", "0.001"])
+        == 0
+    )
+    printed = capsys.readouterr().out  # stopped after the first iteration, with the command to go on
+    assert (
+        f"--max-time reached at iteration 1 of 2; continue with: vganzoo train tgan --resume --out {out}"
+        in printed
+    )
+    assert main([*base, "--out", str(out), "--resume"]) == 0  # as printed (and base's model settings)
+    assert "trained 1 iteration (resumed at 1)" in capsys.readouterr().out
     assert main([*base, "--out", str(out), "--resume"]) == 0
     assert "already at step 2 of 2; nothing to train" in capsys.readouterr().out
     assert main([*base, "--steps", "3", "--out", str(out), "--resume"]) == 0
@@ -740,11 +749,22 @@ def test_resume_without_steps_keeps_the_runs_total(tmp_path, capsys):
     assert json.loads((out / "config.json").read_text())["train"]["steps"] == 3
     assert main([*base, "--out", str(out), "--resume"]) == 0  # the total given last is kept
     assert "already at step 3 of 3" in capsys.readouterr().out
+    from vganzoo.errors import InvalidConfigError
     from vganzoo.train.run import _total_steps
 
-    assert _total_steps(None, None) == 1000  # a new run
-    for damaged in ({"train": []}, {"train": {"steps": "5"}}, {"train": {"steps": True}}, {}):
-        assert _total_steps(None, damaged) == 1000
+    assert _total_steps(None, None, "x") == 1000  # a new run
+    for bad in ([], {"steps": "5"}, {"steps": True}, {"steps": -5}, {"steps": 10**30}, {"steps": 5.0}, None):
+        with pytest.raises(
+            InvalidConfigError, match=r"^resume: '.*config.json' has train.steps .*; give --steps"
+        ):
+            _total_steps(None, {"train": bad}, "x")  # never silently 1000 (or endless)
+    from vganzoo.train.run import _saved_init_from
+
+    assert _saved_init_from({"init_from": {"name": "mocogan-rnn.digits"}}, "x") == "mocogan-rnn.digits"
+    assert _saved_init_from({}, "x") is None
+    for bad in ("abc", {"name": 5}, {"name": ""}, [1]):
+        with pytest.raises(InvalidConfigError, match=r"^resume: '.*config.json' has init_from"):
+            _saved_init_from({"init_from": bad}, "x")
 
 
 # ------------------------------------------------------------------------------------------------

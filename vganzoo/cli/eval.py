@@ -171,6 +171,20 @@ def _add_named_protocol_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=None, help="with --protocol: threads reading real frames")
 
 
+def _refuse_out_over_inputs(args: argparse.Namespace) -> None:
+    """--out must not replace a file the evaluation reads: the model folder's files, the detector, the
+    real statistics or data, the classifier."""
+    out = os.path.realpath(args.out)
+    for flag in ("model", "data", "extractor", "real_stats", "detector", "digits_classifier", "real_cache"):
+        value = getattr(args, flag, None)
+        if not isinstance(value, str) or not value:
+            continue
+        path = os.path.realpath(value)
+        if out == path or (os.path.isdir(path) and out.startswith(path.rstrip(os.sep) + os.sep)):
+            shown = "MODEL_OR_DIR" if flag == "model" else "--" + flag.replace("_", "-")
+            raise ValueError(f"--out: {args.out!r} is (inside) {shown} {value!r}, which the evaluation reads")
+
+
 def _check_option_families(args: argparse.Namespace) -> None:
     """--protocol fixes vganzoo's own options; the protocol options need --protocol."""
     flag = lambda name: "--" + name.replace("_", "-")
@@ -245,6 +259,7 @@ def run(args: argparse.Namespace) -> int:
             )
         if os.path.exists(parent) and not os.path.isdir(parent):
             raise NotADirectoryError(f"--out: {parent!r} is a file, not a folder")
+        _refuse_out_over_inputs(args)
     _check_option_families(args)
     model, _pretrained = load_or_create(
         args.model,

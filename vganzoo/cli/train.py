@@ -247,18 +247,23 @@ def run(args: argparse.Namespace) -> int:
     main_process = int(os.environ.get("RANK", "0")) == 0
     if result.status == "interrupted":
         if main_process:
-            print(f"interrupted at iteration {result.step}; continue with --resume --out {result.run_dir}")
+            print(f"interrupted at iteration {result.step}; continue with: {_resume_command(args, result)}")
         return 130
     if result.status == "time_limit":
         if main_process:
             print(
                 f"--max-time reached at iteration {result.step} of {result.steps}; "
-                f"continue with --resume --out {result.run_dir}"
+                f"continue with: {_resume_command(args, result)}"
             )
         return 0
     if main_process:
         print(_completed(result, result.steps))
     return 0
+
+
+def _resume_command(args: argparse.Namespace, result) -> str:
+    """The command that continues this run, as it can be pasted (the run keeps its data and total)."""
+    return shlex.join(["vganzoo", "train", args.model, "--resume", "--out", str(result.run_dir)])
 
 
 def _completed(result, steps: int) -> str:

@@ -178,14 +178,24 @@ def load_model_state(model: torch.nn.Module, tensors: Mapping[str, torch.Tensor]
 def latest_checkpoint(
     directory: str | os.PathLike[str],
 ) -> tuple[Path, dict[str, torch.Tensor], dict[str, Any]] | None:
-    """The newest checkpoint in ``directory`` that loads; damaged newer ones are skipped with a warning."""
-    for _step, path in reversed(list_checkpoints(directory)):
+    """The newest checkpoint in ``directory`` that loads; damaged newer ones are skipped with a warning.
+    None when there is no checkpoint; CheckpointError when there are some and none loads (a run is
+    never silently started over, which would also rotate the damaged files away)."""
+    found = list_checkpoints(directory)
+    first_error = None
+    for _step, path in reversed(found):
         try:
             tensors, state = load_checkpoint(path)
         except CheckpointError as exc:
             warnings.warn(f"skipping damaged checkpoint: {exc}", stacklevel=2)
+            first_error = first_error or exc
             continue
         return path, tensors, state
+    if found:
+        raise CheckpointError(
+            f"resume: none of the {len(found)} checkpoint(s) in {str(directory)!r} can be read (newest: "
+            f"{first_error}); nothing was changed: restore one, or move them away to start the run over"
+        )
     return None
 
 

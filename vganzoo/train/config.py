@@ -57,6 +57,10 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
+MAX_STEPS = 10**9  # iterations in a run (the CLI's --steps bound)
+MAX_GRAD_ACCUM = 4096  # micro-batches per step (the CLI's --grad-accum bound)
+
+
 @dataclasses.dataclass
 class TrainConfig:
     """How long and where to train; the recipe (what to optimise) lives on the model.
@@ -134,8 +138,10 @@ class TrainConfig:
         for name in ("steps", "checkpoint_every", "sample_every", "log_every", "num_workers", "num_samples"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
-        if self.grad_accum < 1:
-            raise ValueError(f"grad_accum must be >= 1, got {self.grad_accum}")
+        if self.steps > MAX_STEPS:
+            raise ValueError(f"steps must be at most {MAX_STEPS}, got {self.steps}")
+        if not 1 <= self.grad_accum <= MAX_GRAD_ACCUM:
+            raise ValueError(f"grad_accum must be from 1 to {MAX_GRAD_ACCUM}, got {self.grad_accum}")
         if self.keep_checkpoints < 1:
             raise ValueError(f"keep_checkpoints must be >= 1, got {self.keep_checkpoints}")
         if self.max_time is not None:

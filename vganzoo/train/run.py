@@ -16,11 +16,11 @@ from typing import Any
 import torch
 
 from .. import hub, registry
-from ..errors import InvalidConfigError, VganzooError
+from ..errors import InvalidConfigError, VganzooError, short_repr
 from ..files import read_json_file
 from . import checkpoint as ckpt
 from . import distributed
-from .config import TrainConfig, apply_overrides
+from .config import MAX_STEPS, TrainConfig, apply_overrides
 from .trainer import Trainer, TrainResult, check_cuda_graphs
 
 __all__ = ["RunStoppedError", "default_run_dir", "train"]
@@ -218,14 +218,14 @@ def train(
         _check_batch_memory(gan)
         if report is None and not _has_checkpoint(resume, out):
             # a resumed run that has no checkpoint yet starts where the run was to start
-            start = init_from if init_from is not None else (saved or {}).get("init_from", {}).get("name")
+            start = init_from if init_from is not None else _saved_init_from(saved, out)
             if start is not None:
                 report = _init_weights(gan, start)
         run_info = _run_info(gan, data, dataset, report, saved, command)
         if dataset is None:
             dataset = _build_dataset(gan, data, seed, dataset_kwargs)
         config = TrainConfig(
-            steps=_total_steps(steps, saved),
+            steps=_total_steps(steps, saved, out),
             out_dir=str(out if out is not None else default_run_dir(gan.name, device)),
             resume=resume,
             device=str(device),
@@ -330,15 +330,34 @@ def _resumed_data(saved: Mapping[str, Any] | None, out: str | None) -> str:
     return spec
 
 
-def _total_steps(steps: int | None, saved: Mapping[str, Any] | None) -> int:
+def _saved_init_from(saved: Mapping[str, Any] | None, out: str | None) -> str | None:
+    """The weight set a resumed run started from (config.json ``init_from.name``), checked."""
+    entry = (saved or {}).get("init_from")
+    if entry is None:
+        return None
+    name = entry.get("name") if isinstance(entry, Mapping) else None
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidConfigError(
+            f"resume: {str(Path(str(out)) / 'config.json')!r} has init_from {short_repr(entry)}, not "
+            "{'name': WEIGHT_SET, ...}"
+        )
+    return name
+
+
+def _total_steps(steps: int | None, saved: Mapping[str, Any] | None, out: str | None) -> int:
     """The iterations to reach: ``steps`` when given, else the resumed run's total, else 1000."""
     if steps is not None:
         return steps
-    train = (saved or {}).get("train")
+    if saved is None:
+        return 1000
+    train = saved.get("train")
     saved_steps = train.get("steps") if isinstance(train, Mapping) else None
-    if isinstance(saved_steps, int) and not isinstance(saved_steps, bool) and saved_steps >= 0:
-        return saved_steps
-    return 1000
+    if isinstance(saved_steps, bool) or not isinstance(saved_steps, int) or not 0 <= saved_steps <= MAX_STEPS:
+        raise InvalidConfigError(
+            f"resume: {str(Path(str(out)) / 'config.json')!r} has train.steps {short_repr(saved_steps)}, "
+            f"not an int from 0 to {MAX_STEPS}; give --steps (steps=)"
+        )
+    return saved_steps
 
 
 def _inherit_options(train_options: dict[str, Any], saved: Mapping[str, Any] | None) -> None:
