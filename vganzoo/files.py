@@ -40,6 +40,7 @@ __all__ = [
     "read_json_file",
     "remove_stale_temp_files",
     "safetensors_bytes",
+    "safetensors_errors",
     "sha256_file",
     "temp_folder",
     "write_synced",
@@ -273,6 +274,19 @@ def safetensors_bytes(tensors: Mapping[str, Any], metadata: Mapping[str, str] | 
     text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
     text += b" " * (-len(text) % 8)
     return len(text).to_bytes(8, "little") + text + data[8 + size :]
+
+
+@contextlib.contextmanager
+def safetensors_errors(path: str | os.PathLike[str], what: str) -> Iterator[None]:
+    """Inside: reading safetensors file ``path``; its format errors (overlapping offsets, a header
+    that does not parse) become one ValueError naming ``what`` and the file."""
+    from safetensors import SafetensorError
+
+    try:
+        yield
+    except SafetensorError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ValueError(f"{what}: {os.fspath(path)} is damaged ({first[:200]})") from None
 
 
 def check_safetensors_file(path: str | os.PathLike[str], *, what: str = "weights") -> None:

@@ -158,3 +158,13 @@ def test_eval_out_never_replaces_a_file_the_evaluation_reads(tmp_path, capsys):
         assert "--out: " in err and "which the evaluation reads" in err and "Traceback" not in err
     assert config.read_bytes() == before and detector.read_bytes() == b"x" * 64
     assert not (folder / "new.json").exists()
+
+
+def test_eval_on_moving_digits_defaults_to_the_offline_fvd_digits(tmp_path, capsys):
+    folder = vganzoo.hub.save_pretrained(
+        vganzoo.create("tgan", resolution=32, width=0.125), str(tmp_path / "w")
+    )
+    out = tmp_path / "scores.json"
+    argv = ["eval", str(folder), "--data", "moving-digits", "--n", "4", "--no-progress", "--out", str(out)]
+    assert main(argv) == 0
+    assert "fvd_digits" in json.loads(out.read_text())["scores"]

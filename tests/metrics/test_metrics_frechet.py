@@ -209,3 +209,40 @@ def test_invalid_gaussians_and_complex_features_rejected():
 def test_merge_takes_feature_stats_only():
     with pytest.raises(TypeError, match="other: expected FeatureStats, got ndarray"):
         FeatureStats().merge(np.ones((3, 2)))
+
+
+def _with_header(path, change):
+    """Rewrite a safetensors file's JSON header through ``change`` (same data bytes)."""
+    import json
+    import struct
+
+    data = path.read_bytes()
+    size = struct.unpack("<Q", data[:8])[0]
+    header = change(json.loads(data[8 : 8 + size]))
+    text = json.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data[8 + size :])
+
+
+@pytest.mark.parametrize(
+    ("change", "match"),
+    [
+        (lambda h: {**h, "sum": {**h["sum"], "data_offsets": h["shift"]["data_offsets"]}}, "is damaged"),
+        (lambda h: {**h, "__metadata__": {**h["__metadata__"], "n": str(10**400)}}, "'n' must be a positive"),
+        (lambda h: {**h, "__metadata__": {**h["__metadata__"], "dim": "abc"}}, "'dim' must be a positive"),
+        (
+            lambda h: {**h, "__metadata__": {k: v for k, v in h["__metadata__"].items() if k != "n"}},
+            "'n' must",
+        ),
+        (lambda h: {**h, "__metadata__": {**h["__metadata__"], "protocol": "[1]"}}, "not a JSON object"),
+    ],
+)
+def test_damaged_statistics_files_are_one_line_errors_naming_the_file(tmp_path, change, match):
+    from vganzoo.metrics.frechet import FeatureStats
+
+    path = tmp_path / "stats.safetensors"
+    FeatureStats(3).update(np.random.default_rng(0).normal(size=(4, 3))).save(path)
+    _with_header(path, change)
+    with pytest.raises(ValueError, match=match) as info:
+        FeatureStats.load(path)
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

@@ -71,7 +71,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="moving-digits, moving-shapes, a video folder, or a real-statistics .safetensors file (fvd)",
     )
     p.add_argument(
-        "--metric", default=None, help=f"one or more of {', '.join(METRICS)}, comma-separated (default: fvd)"
+        "--metric",
+        default=None,
+        help=f"one or more of {', '.join(METRICS)}, comma-separated (default: fvd; fvd-digits for "
+        "--data moving-digits without --extractor)",
     )
     _add_protocol_arguments(p)
     _add_named_protocol_arguments(p)
@@ -308,6 +311,8 @@ def _run_own(args: argparse.Namespace, model) -> dict:
     from ..metrics.evaluation import evaluate
 
     own = {k: OWN_DEFAULTS[k] if getattr(args, k) is None else getattr(args, k) for k in OWN_DEFAULTS}
+    if args.metric is None and args.data == "moving-digits" and not args.extractor:
+        own["metric"] = "fvd-digits"  # offline, with the bundled classifier (fvd needs an I3D file)
     return evaluate(
         model,
         args.data,

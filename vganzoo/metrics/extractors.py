@@ -29,6 +29,7 @@ from ..files import (
     check_safetensors_file,
     loads_json,
     safetensors_bytes,
+    safetensors_errors,
     sha256_file,
 )
 from .c3d import (
@@ -379,7 +380,7 @@ def load_extractor(
 
     path, source = resolve_extractor_file(spec)
     check_safetensors_file(path, what="extractor weights")
-    with safe_open(path, framework="pt") as f:
+    with safetensors_errors(path, "extractor weights"), safe_open(path, framework="pt") as f:
         metadata = f.metadata() or {}
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     architecture = metadata.get(META_ARCHITECTURE, default_architecture)

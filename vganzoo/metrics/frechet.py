@@ -24,7 +24,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..files import atomic_write_bytes, check_safetensors_file, loads_json, safetensors_bytes
+from ..errors import short_repr
+from ..files import (
+    atomic_write_bytes,
+    check_safetensors_file,
+    loads_json,
+    safetensors_bytes,
+    safetensors_errors,
+)
 
 __all__ = ["STATS_FORMAT", "FeatureStats", "frechet_distance", "trace_sqrt_product"]
 
@@ -166,7 +173,10 @@ class FeatureStats:
         from safetensors import safe_open
 
         check_safetensors_file(path, what="feature statistics")
-        with safe_open(os.fspath(path), framework="numpy") as f:
+        with (
+            safetensors_errors(path, "feature statistics"),
+            safe_open(os.fspath(path), framework="numpy") as f,
+        ):
             metadata = f.metadata() or {}
             if metadata.get("format") != STATS_FORMAT:
                 raise ValueError(
@@ -177,8 +187,11 @@ class FeatureStats:
             if missing:
                 raise ValueError(f"{path}: feature-statistics file lacks tensors {missing}")
             tensors = {k: f.get_tensor(k).astype(np.float64) for k in _TENSOR_NAMES}
-        stats = cls(protocol=loads_json(metadata.get("protocol", "{}"), f"{path}: protocol"))
-        stats.n, stats.dim = int(metadata["n"]), int(metadata["dim"])
+        protocol = loads_json(metadata.get("protocol", "{}"), f"{path}: protocol")
+        if not isinstance(protocol, dict):
+            raise ValueError(f"{path}: its protocol metadata is not a JSON object")
+        stats = cls(protocol=protocol)
+        stats.n, stats.dim = (_count_field(metadata, key, path) for key in ("n", "dim"))
         d = stats.dim
         if (
             tensors["shift"].shape != (d,)
@@ -191,6 +204,14 @@ class FeatureStats:
 
     def __repr__(self) -> str:
         return f"FeatureStats(n={self.n}, dim={self.dim})"
+
+
+def _count_field(metadata: Mapping[str, str], key: str, path: Any) -> int:
+    """A positive count from a statistics file's metadata, or a ValueError naming the file and key."""
+    text = metadata.get(key)
+    if not isinstance(text, str) or not text.isdigit() or len(text) > 12 or int(text) < 1:
+        raise ValueError(f"{path}: metadata {key!r} must be a positive integer, got {short_repr(text)}")
+    return int(text)
 
 
 def _check_gaussian(mu: Any, cov: Any, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,13 @@ from typing import Any
 
 import numpy as np
 
-from ..files import atomic_write_bytes, check_safetensors_file, loads_json, safetensors_bytes
+from ..files import (
+    atomic_write_bytes,
+    check_safetensors_file,
+    loads_json,
+    safetensors_bytes,
+    safetensors_errors,
+)
 
 __all__ = ["CACHE_FORMAT", "RealCache", "default_cache_dir"]
 
@@ -74,7 +80,10 @@ class RealCache:
         from safetensors.numpy import load_file
 
         check_safetensors_file(self.path, what="real features cache")
-        with safe_open(str(self.path), framework="numpy") as f:
+        with (
+            safetensors_errors(self.path, "real features cache"),
+            safe_open(str(self.path), framework="numpy") as f,
+        ):
             metadata = f.metadata() or {}
         stored = (
             loads_json(metadata.get("identity", "{}"), f"{self.path}: identity")
@@ -87,7 +96,8 @@ class RealCache:
             raise ValueError(
                 f"real cache {self.path} was made {self._difference(stored)}; delete it or name another"
             )
-        tensors = load_file(str(self.path))
+        with safetensors_errors(self.path, "real features cache"):
+            tensors = load_file(str(self.path))
         self.features = {
             int(k[len(FEATURES_PREFIX) :]): v.astype(np.float32)
             for k, v in tensors.items()
