@@ -328,3 +328,32 @@ def test_hub_extractor_follows_the_vganzoo_endpoint(monkeypatch, tmp_path):
     }
     assert {k: seen[k] for k in wanted} == wanted
     assert local == str(tmp_path / "i3d.safetensors")
+
+
+@pytest.mark.parametrize(
+    ("config", "match"),
+    [
+        ({"width": 100000}, "builds .* weights while the file holds"),  # 2 TB if it were allocated
+        ({"feature_dim": 10**9}, "builds .* weights while the file holds"),
+        ({"width": -4}, "does not build tiny-3dcnn"),
+        ([1], "must be a JSON object"),
+    ],
+)
+def test_a_shared_extractor_config_cannot_allocate_what_its_file_does_not_hold(tmp_path, config, match):
+    import json as json_module
+
+    from vganzoo.metrics.extractors import TinyVideoCNN, load_extractor, save_extractor
+
+    path = tmp_path / "tiny.safetensors"
+    save_extractor(TinyVideoCNN(), path, "tiny-3dcnn", {})
+    load_extractor(str(path))  # the honest file loads
+    data = path.read_bytes()
+    size = int.from_bytes(data[:8], "little")
+    header = json_module.loads(data[8 : 8 + size])
+    header["__metadata__"]["vganzoo.config"] = json_module.dumps(config)
+    text = json_module.dumps(header).encode()
+    text += b" " * (-len(text) % 8)
+    path.write_bytes(len(text).to_bytes(8, "little") + text + data[8 + size :])
+    with pytest.raises(ValueError, match=match) as info:
+        load_extractor(str(path))
+    assert str(path) in str(info.value) and "\n" not in str(info.value)

@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from ..errors import short_repr
 from ..files import (
     atomic_write_bytes,
     check_safetensors_file,
@@ -251,6 +252,9 @@ ARCHITECTURES: dict[str, Callable[..., tuple[nn.Module, Callable | None, dict, i
 }
 
 
+EXTRA_BUILT_ELEMENTS = 1 << 26  # weights (256 MB as float32) a config may build beyond twice its file
+
+
 def build_extractor(
     architecture: str,
     config: Mapping[str, Any] | None = None,
@@ -287,6 +291,32 @@ def save_extractor(
     metadata = {META_ARCHITECTURE: architecture, META_CONFIG: json.dumps(dict(config or {}), sort_keys=True)}
     atomic_write_bytes(path, safetensors_bytes(tensors, metadata))
     return sha256_file(path)
+
+
+def _check_builds_what_it_holds(
+    architecture: str, config: Any, tensors: Mapping[str, torch.Tensor], path: str
+) -> None:
+    """A shared file's config is untrusted: it must be a JSON object that builds (on the meta device,
+    allocating nothing) about as many weights as the file holds, never gigabytes more."""
+    if not isinstance(config, dict):
+        raise ValueError(
+            f"extractor weights: {path}: {META_CONFIG} must be a JSON object, got {short_repr(config)}"
+        )
+    held = sum(t.numel() for t in tensors.values())
+    try:
+        with torch.device("meta"):
+            probe = build_extractor(architecture, config, tensors)
+    except (RuntimeError, ValueError, TypeError, OverflowError) as exc:
+        first = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+        raise ValueError(
+            f"extractor weights: {path}: its {META_CONFIG} does not build {architecture} ({first})"
+        ) from None
+    built = sum(t.numel() for t in (*probe.network.parameters(), *probe.network.buffers()))
+    if built > 2 * held + EXTRA_BUILT_ELEMENTS:
+        raise ValueError(
+            f"extractor weights: {path}: its {META_CONFIG} builds {built:,} weights while the file holds "
+            f"{held:,}; the config does not belong to these weights"
+        )
 
 
 def resolve_extractor_file(
@@ -393,6 +423,7 @@ def load_extractor(
         head = tensors.get("logits.bias" if architecture == "i3d" else "fc8.bias")
         if head is not None:
             config["num_classes"] = int(head.shape[0])
+    _check_builds_what_it_holds(architecture, config, tensors, path)
     extractor = build_extractor(architecture, config, tensors)
     weights = {
         k: v for k, v in tensors.items() if k != C3D_MEAN_KEY or architecture not in ("c3d", "c3d-tgan2")
