@@ -126,7 +126,8 @@ def test_a_full_disk_names_the_file_the_last_checkpoint_and_the_resume_command(t
         "ckpt-00000001.safetensors",
         "ckpt-00000002.safetensors",
     ]
-    assert not [p for p in (out / "checkpoints").iterdir() if p.name.startswith(".")]
+    for sub in ("checkpoints", "samples"):
+        assert not [p for p in (out / sub).iterdir() if p.name.startswith(".")]
     ckpt.load_checkpoint(second)  # intact
 
 
@@ -146,6 +147,7 @@ def test_stale_export_folders_are_cleaned_like_checkpoint_temps(tmp_path):
         folder.mkdir()
         (folder / "generator.safetensors").write_bytes(b"half")
     (out / "checkpoints" / ".tmp-ckpt-00000009.safetensors.ab.safetensors").write_bytes(b"half")
+    (out / "samples" / ".tmp-step_00000020.gif.54e028b330ac.gif").write_bytes(b"half")  # a killed sample grid
     keep = out / ".hidden-notes"  # not a temporary of ours
     keep.mkdir()
     _fit(out, 2, resume=True)

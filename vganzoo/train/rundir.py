@@ -72,7 +72,7 @@ class RunFolder:
         def write() -> None:
             for sub in SUBFOLDERS:
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
-            for folder in (self.path, self.checkpoint_dir, self.path / "logs"):  # killed writes and exports
+            for folder in (self.path, *(self.path / sub for sub in SUBFOLDERS)):  # killed writes, exports
                 remove_stale_temp_files(folder)
             text = json.dumps(dict(info), indent=2, default=str) + "\n"
             atomic_write_bytes(self.path / "config.json", text.encode())
