@@ -338,5 +338,9 @@ def test_train_argument_checks(tmp_path):
     with pytest.raises(NotADirectoryError, match="out: .* is a file"):
         run_train(tmp_path, out="afile")
     run_train(tmp_path, steps=2)
-    with pytest.warns(UserWarning, match="already at iteration 2, past steps=1"):
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    with pytest.raises(
+        ValueError, match="^steps: .* is already at iteration 2, past steps=1; give --steps 2"
+    ):
         run_train(tmp_path, steps=1, resume=True)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before

@@ -494,11 +494,10 @@ class Trainer:
         path, tensors, meta = found
         self.load_state(tensors, meta, source=str(path))
         self.last_checkpoint = path
-        if self.step > self.config.steps and self.is_main:
-            warnings.warn(
-                f"resume: {path} is already at iteration {self.step}, past steps={self.config.steps}; "
-                "nothing is trained (give a larger --steps to continue)",
-                stacklevel=3,
+        if self.step > self.config.steps:  # before the run folder is touched
+            raise ValueError(
+                f"steps: {path} is already at iteration {self.step}, past steps={self.config.steps}; give "
+                f"--steps {self.step} or more to continue (or leave it out: the run keeps its total)"
             )
         if self.is_main:
             logger.info("resumed from %s at iteration %d of %d", path, self.step, self.config.steps)
