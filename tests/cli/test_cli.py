@@ -34,6 +34,10 @@ def test_list_prints_a_table(toy_model, capsys):
 def test_list_json(toy_model, capsys):
     assert main(["list", "zz-cli-*", "--json"]) == 0
     assert json.loads(capsys.readouterr().out) == ["zz-cli-gan"]
+    assert main(["list", "cli-g", "--json"]) == 0  # a word without wildcards: names containing it
+    assert json.loads(capsys.readouterr().out) == ["zz-cli-gan"]
+    assert main(["list", "cli-g?n", "--json"]) == 0  # a wildcard: the whole name
+    assert json.loads(capsys.readouterr().out) == []
 
 
 def test_list_pretrained_shows_each_weight_set_with_its_recorded_scores(capsys, monkeypatch):

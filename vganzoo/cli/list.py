@@ -15,7 +15,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="list registered models",
         description="List registered models (shell-style FILTER, e.g. '*gan*').",
     )
-    p.add_argument("filter", nargs="?", default="*", help="shell-style wildcard (default: all)")
+    p.add_argument(
+        "filter",
+        nargs="?",
+        default="*",
+        help="shell-style wildcard such as '*gan*'; a word without wildcards matches names containing it "
+        "(default: all)",
+    )
     p.add_argument(
         "--pretrained",
         action="store_true",
@@ -32,6 +38,8 @@ def _table(rows: list[list[str]], header: list[str]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if not any(ch in args.filter for ch in "*?["):  # `vganzoo list gan`: a part of the name
+        args.filter = f"*{args.filter}*"
     names = registry.list_models(args.filter, pretrained=args.pretrained)
     if args.json:
         print(json.dumps(names))
