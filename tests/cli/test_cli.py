@@ -172,3 +172,9 @@ def test_eval_on_moving_digits_defaults_to_the_offline_fvd_digits(tmp_path, caps
     argv = ["eval", str(folder), "--data", "moving-digits", "--n", "4", "--no-progress", "--out", str(out)]
     assert main(argv) == 0
     assert "fvd_digits" in json.loads(out.read_text())["scores"]
+
+
+def test_errors_give_command_line_advice_not_python_calls(capsys):
+    assert main(["download", "vgan"]) == 2
+    err = capsys.readouterr().err
+    assert "vgan has no pretrained weights; sample or evaluate it with --random-weights" in err and "vganzoo.create" not in err

@@ -13,6 +13,7 @@ import contextlib
 import importlib
 import logging
 import os
+import re
 import sys
 import warnings
 from collections.abc import Iterator, Sequence
@@ -123,7 +124,10 @@ def _for_the_command_line(message: str) -> str:
     """A library message's pointers to Python calls, as the command that does the same."""
     from ..registry.core import LIST_MODELS_HINT
 
-    return message.replace(LIST_MODELS_HINT, "(`vganzoo list` lists them all)")
+    message = message.replace(LIST_MODELS_HINT, "(`vganzoo list` lists them all)")
+    return re.sub(
+        r"build it with random weights with vganzoo\.create\('[^']*'\)", "add --random-weights", message
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -65,8 +65,8 @@ class RunFolder:
         checkpoints is refused unless the run resumes. Every rank calls this."""
         if not self.config.resume and ckpt.list_checkpoints(self.checkpoint_dir):
             raise ValueError(
-                f"out: {str(self.path)!r} already holds checkpoints; pass --resume to continue it or "
-                "choose another --out"
+                f"out: {str(self.path)!r} already holds checkpoints; continue it with --resume (resume=True) "
+                "or choose another --out"
             )
 
         def write() -> None:
