@@ -126,7 +126,9 @@ def _for_the_command_line(message: str) -> str:
 
     message = message.replace(LIST_MODELS_HINT, "(`vganzoo list` lists them all)")
     return re.sub(
-        r"build it with random weights with vganzoo\.create\('[^']*'\)", "add --random-weights", message
+        r"build it with random weights with vganzoo\.create\('[^']*'\)",
+        "sample or evaluate it with --random-weights",
+        message,
     )
 
 
