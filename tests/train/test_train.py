@@ -903,3 +903,41 @@ def test_cli_train_device_auto(tmp_path, fake_data):
     expected = "cuda" if torch.cuda.is_available() else "cpu"
     recorded = json.loads((out / "config.json").read_text())["train"]["device"]
     assert recorded in (expected, f"{expected}:0", None)
+
+
+def test_hostile_optimiser_state_is_refused_at_load_naming_the_tensor(saved_run, tmp_path):
+    """Not a RuntimeError (or a divergence) iterations later."""
+    import shutil
+
+    def first_state_tensor(tensors):
+        return next(k for k in sorted(tensors) if k.startswith("optim.") and tensors[k].ndim > 0)
+
+    cases = [
+        (
+            lambda t: t.update({first_state_tensor(t): torch.zeros(1)}),
+            None,
+            r"shape \(1,\), but the parameter",
+        ),
+        (
+            lambda t: t.update({first_state_tensor(t): t[first_state_tensor(t)] * float("nan")}),
+            None,
+            "NaN or inf",
+        ),
+        (
+            None,
+            lambda s: next(iter(s["optimizers"].values()))["plain"].update({"0": {"x": "5"}}),
+            "expected a number",
+        ),
+        (
+            None,
+            lambda s: next(iter(s["optimizers"].values()))["plain"].update({"999": {"x": 1}}),
+            "does not belong",
+        ),
+    ]
+    for i, (change_tensors, change_state, match) in enumerate(cases):
+        run = tmp_path / f"run{i}"
+        shutil.copytree(saved_run, run)
+        path = ckpt.latest_checkpoint(run / "checkpoints")[0]
+        _tamper(path, change_state, change_tensors)
+        with pytest.raises(ckpt.CheckpointError, match=match):
+            fit("toy-gan", run, 3, resume=True)

@@ -121,7 +121,9 @@ def restore_optimizers(
             raise ckpt.CheckpointError(f"{source} has no optimizer state for {name!r}")
         current = [{k: v for k, v in g.items() if k != "params"} for g in opt.param_groups]
         try:
-            opt.load_state_dict(ckpt.unflatten_optimizer_state(f"{OPTIM_PREFIX}.{name}", tensors, meta[name]))
+            saved = ckpt.unflatten_optimizer_state(f"{OPTIM_PREFIX}.{name}", tensors, meta[name])
+            _check_optimizer_state(opt, saved["state"], f"{source}: optimizers.{name}")
+            opt.load_state_dict(saved)
         except ckpt.CheckpointError:
             raise
         except (KeyError, TypeError, ValueError, AttributeError, IndexError, RuntimeError) as exc:
@@ -221,3 +223,24 @@ def check_model_config(saved: Mapping[str, Any], current: Mapping[str, Any], *, 
         raise ckpt.CheckpointError(
             f"{source} was written for model config {saved}, but this model has {current}"
         )
+
+
+def _check_optimizer_state(opt: torch.optim.Optimizer, state: Mapping[int, Any], where: str) -> None:
+    """A checkpoint is untrusted: every per-parameter tensor must have its parameter's shape (or be a
+    scalar, like Adam's step) and be finite, and every other value a finite number; otherwise the run
+    would fail (or diverge) iterations later, far from the file that caused it."""
+    params = [p for group in opt.param_groups for p in group["params"]]
+    for index, entries in state.items():
+        if not 0 <= index < len(params) or not isinstance(entries, Mapping):
+            raise ckpt.CheckpointError(f"{where}: state {index} does not belong to this optimiser")
+        for key, value in entries.items():
+            if isinstance(value, torch.Tensor):
+                if value.ndim and value.shape != params[index].shape:
+                    raise ckpt.CheckpointError(
+                        f"{where}.{index}.{key}: shape {tuple(value.shape)}, but the parameter is "
+                        f"{tuple(params[index].shape)}"
+                    )
+                if value.is_floating_point() and not torch.isfinite(value).all():
+                    raise ckpt.CheckpointError(f"{where}.{index}.{key} holds NaN or inf values")
+            elif isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+                raise ckpt.CheckpointError(f"{where}.{index}.{key}: expected a number or a tensor")
