@@ -179,3 +179,9 @@ def test_errors_give_command_line_advice_not_python_calls(capsys):
     err = capsys.readouterr().err
     assert "vgan has no pretrained weights; sample or evaluate it with --random-weights" in err
     assert "vganzoo.create" not in err
+
+
+@pytest.mark.parametrize("flag", ["--n", "--n-real"])
+def test_eval_counts_are_bounded_at_parse_time(flag, capsys):
+    assert main(["eval", "tgan", "--random-weights", "--data", "moving-digits", flag, "100000000"]) == 2
+    assert f"argument {flag}: expected an integer from 1 to 1000000" in capsys.readouterr().err

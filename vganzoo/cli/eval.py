@@ -10,10 +10,11 @@ import os
 import sys
 
 from ..files import json_or_text
-from .options import device_arg, random_weights_arg, resolve_device
+from .options import device_arg, int_in, random_weights_arg, resolve_device
 
 # Kept literal so that building the parser does not import torch; tests check they match
 # vganzoo.metrics.evaluation.METRICS / DEFAULT_N / DEFAULT_FRAMES and vganzoo.metrics.protocols.PROTOCOLS.
+MAX_EVAL_N = 1_000_000  # clips per side, far above the literature's counts (2,048-50,000)
 METRICS = ("fvd", "is", "fvd-digits", "consistency", "label-accuracy")
 DEFAULT_N = 2048
 DEFAULT_FRAMES = 16
@@ -96,12 +97,15 @@ def _add_protocol_arguments(p: argparse.ArgumentParser) -> None:
     """The options that define the numbers (all recorded in the result's protocol)."""
     p.add_argument(
         "--n",
-        type=int,
+        type=int_in(1, MAX_EVAL_N),
         default=None,
         help=f"generated clips (default {DEFAULT_N}, the FVD convention; with --protocol: its count)",
     )
     p.add_argument(
-        "--n-real", type=int, default=None, help="real clips (default: --n; with --protocol: its count)"
+        "--n-real",
+        type=int_in(1, MAX_EVAL_N),
+        default=None,
+        help="real clips (default: --n; with --protocol: its count)",
     )
     p.add_argument("--frames", type=int, default=None, help=f"frames per clip (default {DEFAULT_FRAMES})")
     p.add_argument("--stride", type=int, default=None, help="take every k-th frame (default 1)")
