@@ -741,7 +741,8 @@ def test_cli_download_without_weights_is_a_user_error(capsys):
     from vganzoo.cli import main
 
     assert main(["download", MODEL]) == 2
-    assert "vganzoo.create" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "has no pretrained weights; sample or evaluate it with --random-weights" in err  # CLI advice
 
 
 def test_cli_offline_error_is_one_line(published, monkeypatch, capsys):
