@@ -29,6 +29,7 @@ __all__ = [
     "parse_bytes",
 ]
 
+# Devices vganzoo runs on (torch knows more, e.g. hpu or xla, that nothing here has been tried on).
 DEVICE_TYPES = ("cpu", "cuda", "mps", "xpu")
 
 MEMORY_LIMIT_ENV = "VGANZOO_MEMORY_LIMIT"

@@ -650,6 +650,18 @@ def test_max_time_is_checked(bad, error):
         TrainConfig(max_time=bad)
 
 
+def test_cli_bounds_match_the_train_config():
+    """The CLI keeps its bounds literal (no torch import to build the parser); TrainConfig enforces them."""
+    from vganzoo.cli import train as cli_train
+    from vganzoo.train import config
+
+    assert (cli_train.MAX_STEPS, cli_train.MAX_GRAD_ACCUM) == (config.MAX_STEPS, config.MAX_GRAD_ACCUM)
+    with pytest.raises(ValueError, match="steps must be at most"):
+        TrainConfig(steps=config.MAX_STEPS + 1)
+    with pytest.raises(ValueError, match="grad_accum must be from 1 to 4096"):
+        TrainConfig(grad_accum=config.MAX_GRAD_ACCUM + 1)
+
+
 def test_cli_max_time_durations():
     import argparse
 

@@ -39,7 +39,6 @@ __all__ = [
 # The largest --seed: commands derive further seeds from it (seed + 1 for a latent walk, seed + batch
 # index in eval) and torch, Python and NumPy must all take them.
 MAX_SEED = 2**62
-# Devices vganzoo runs on (torch knows more, e.g. hpu or xla, that nothing here has been tried on).
 
 
 class UsageError(Exception):

@@ -290,15 +290,20 @@ def _shown_name(model: Any, pretrained: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..nn.graphs import require_cuda
+
+    device = resolve_device(args.device)
+    if args.cuda_graphs:
+        require_cuda(device, "--cuda-graphs")
+    ext = "." + args.out.rpartition(".")[2].lower()
     if len(args.names) > 1:
-        return _run_rows(args)
-    return _run_one(args, args.names[0])
+        return _run_rows(args, device, ext)
+    return _run_one(args, args.names[0], device, ext)
 
 
-def _run_rows(args: argparse.Namespace) -> int:
+def _run_rows(args: argparse.Namespace, device: Any, ext: str) -> int:
     """Several models side by side: one labelled row of ``--n`` videos each, same seed and options."""
     from .. import videoio as vio
-    from ..nn.graphs import require_cuda
 
     names = args.names
     if len(names) > MAX_ROWS:
@@ -309,10 +314,6 @@ def _run_rows(args: argparse.Namespace) -> int:
                 f"{flag}: with several models each row holds one model's --n videos; give one NAME"
             )
     n = args.n if args.n is not None else DEFAULT_ROW_N
-    device = resolve_device(args.device)
-    if args.cuda_graphs:
-        require_cuda(device, "--cuda-graphs")
-    ext = "." + args.out.rpartition(".")[2].lower()
     rows, rates = [], set()
     with _progress(n * len(names), not args.no_progress) as bar:
         for name in names:
@@ -340,15 +341,11 @@ def _run_rows(args: argparse.Namespace) -> int:
     return 0
 
 
-def _run_one(args: argparse.Namespace, name: str) -> int:
+def _run_one(args: argparse.Namespace, name: str, device: Any, ext: str) -> int:
     from .. import videoio as vio
-    from ..nn.graphs import require_cuda
     from ..sampling import latent_walk
 
     n = args.n if args.n is not None else (1 if args.interpolate is not None else DEFAULT_N)
-    device = resolve_device(args.device)
-    if args.cuda_graphs:
-        require_cuda(device, "--cuda-graphs")
     model, pretrained = _load_named(args, name)
     use_ema = not args.no_ema
     clip_options, drawn_frames = _clip_settings(model, args)
@@ -357,7 +354,6 @@ def _run_one(args: argparse.Namespace, name: str) -> int:
             f"--frames {args.frames}: --interpolate walks clips of the model's own length "
             f"({model.generator.frames} frames); leave --frames out"
         )
-    ext = "." + args.out.rpartition(".")[2].lower()
     if args.interpolate is not None:
         count = n * _walks(model, use_ema) * args.interpolate
         nrow = args.nrow or args.interpolate

@@ -23,7 +23,10 @@ from .options import (
     seed_arg,
 )
 
+# Kept literal so that building the parser does not import torch; a test checks they match
+# vganzoo.train.config.MAX_STEPS / MAX_GRAD_ACCUM.
 MAX_STEPS = 10**9
+MAX_GRAD_ACCUM = 4096
 MAX_BATCH = 1_000_000  # a parse-time bound; what memory allows is checked once the model is built
 MAX_SIZE = 4096  # --resolution / --frames
 MAX_WIDTH = 64.0  # channel multiplier
@@ -116,7 +119,7 @@ def _add_run_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--grad-accum",
-        type=int_in(1, 4096),
+        type=int_in(1, MAX_GRAD_ACCUM),
         default=None,
         help="micro-batches per optimiser step (default: 1, or the resumed run's)",
     )

@@ -294,14 +294,10 @@ def save_extractor(
 
 
 def _check_builds_what_it_holds(
-    architecture: str, config: Any, tensors: Mapping[str, torch.Tensor], path: str
+    architecture: str, config: Mapping[str, Any], tensors: Mapping[str, torch.Tensor], path: str
 ) -> None:
-    """A shared file's config is untrusted: it must be a JSON object that builds (on the meta device,
-    allocating nothing) about as many weights as the file holds, never gigabytes more."""
-    if not isinstance(config, dict):
-        raise ValueError(
-            f"extractor weights: {path}: {META_CONFIG} must be a JSON object, got {short_repr(config)}"
-        )
+    """A shared file's config is untrusted: it must build (on the meta device, allocating nothing)
+    about as many weights as the file holds, never gigabytes more."""
     held = sum(t.numel() for t in tensors.values())
     try:
         with torch.device("meta"):
@@ -415,6 +411,10 @@ def load_extractor(
         tensors = {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118 (a safetensors handle, not a dict)
     architecture = metadata.get(META_ARCHITECTURE, default_architecture)
     config = loads_json(metadata.get(META_CONFIG, "{}"), f"{path}: {META_CONFIG}")
+    if not isinstance(config, dict):  # an untrusted file: checked before anything reads it
+        raise ValueError(
+            f"extractor weights: {path}: {META_CONFIG} must be a JSON object, got {short_repr(config)}"
+        )
     if architecture == "i3d" and is_pytorch_i3d_naming(list(tensors)):
         tensors = map_pytorch_i3d_state_dict(tensors)
     elif architecture in ("c3d", "c3d-tgan2"):

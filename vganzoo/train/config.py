@@ -57,8 +57,8 @@ DEFAULT_RECIPE: dict[str, Any] = {
 }
 
 
-MAX_STEPS = 10**9  # iterations in a run (the CLI's --steps bound)
-MAX_GRAD_ACCUM = 4096  # micro-batches per step (the CLI's --grad-accum bound)
+MAX_STEPS = 10**9  # iterations in a run (vganzoo.cli.train keeps the same bound for --steps)
+MAX_GRAD_ACCUM = 4096  # micro-batches per step (and for --grad-accum)
 
 
 @dataclasses.dataclass
